@@ -1,0 +1,74 @@
+package ringnet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+)
+
+// Conn is one path's datagram socket, bound to this node's primary address on
+// that path's subnet.
+//
+// ReadFrom blocks until a datagram arrives and copies it into b; a datagram
+// longer than b is truncated and reported with n == len(b). After Close,
+// ReadFrom and WriteTo return an error wrapping net.ErrClosed. ReadFrom and
+// WriteTo may be called concurrently with each other.
+type Conn interface {
+	ReadFrom(b []byte) (n int, from netip.AddrPort, err error)
+	WriteTo(b []byte, to netip.AddrPort) (int, error)
+	Close() error
+}
+
+// ListenFunc opens the Conn for one local address. ListenUDP is the default;
+// tests inject ringnettest.Network.Listen.
+type ListenFunc func(local netip.AddrPort) (Conn, error)
+
+// rcvBuf is the socket receive buffer asked for: a few hundred full datagrams,
+// enough to ride out a scheduling hiccup of the owner goroutine.
+const rcvBuf = 1 << 20
+
+// ListenUDP binds a UDP socket to exactly local (never a wildcard address).
+// When the address is not configured on this host it returns an
+// *AddrNotLocalError.
+func ListenUDP(local netip.AddrPort) (Conn, error) {
+	if !local.IsValid() || local.Addr().IsUnspecified() {
+		return nil, fmt.Errorf("ring: refusing to bind %v: bind to a node's primary address only", local)
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return nil, &AddrNotLocalError{Addr: local.Addr(), Err: err}
+		}
+		return nil, fmt.Errorf("ring: bind %v: %w", local, err)
+	}
+	_ = c.SetReadBuffer(rcvBuf) // best effort: the kernel caps it at rmem_max
+	return udpConn{c}, nil
+}
+
+type udpConn struct{ c *net.UDPConn }
+
+func (u udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) { return u.c.ReadFromUDPAddrPort(b) }
+func (u udpConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	return u.c.WriteToUDPAddrPort(b, to)
+}
+func (u udpConn) Close() error { return u.c.Close() }
+
+// AddrNotLocalError reports that a configured primary address of this node is
+// not an address of any interface of this host.
+type AddrNotLocalError struct {
+	Addr netip.Addr
+	Node string // the node's id in the config, e.g. "n1"; may be empty
+	Err  error
+}
+
+func (e *AddrNotLocalError) Error() string {
+	node := e.Node
+	if node == "" {
+		node = "<this node>"
+	}
+	return fmt.Sprintf("address %v is not configured on any interface of this host: check nodes[%s].addresses", e.Addr, node)
+}
+
+func (e *AddrNotLocalError) Unwrap() error { return e.Err }
