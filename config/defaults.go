@@ -1,0 +1,224 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Ring timer defaults: THE one place they are set. They are tuned so that a
+// crash is repaired in about 100 ms at 3 nodes on a LAN (automatic
+// token_loss = 2 × 3 × 5 ms + 10 ms × (2^3 − 1) = 100 ms). The ring package
+// may retune them here; docs/config.md quotes them.
+const (
+	DefaultTick        = 2 * time.Millisecond   // ring clock
+	DefaultHopInterval = 5 * time.Millisecond   // token held this long per hop
+	DefaultAckTimeout  = 10 * time.Millisecond  // first resend; resends double
+	DefaultAckRetries  = 2                      // resends before a hop fails
+	DefaultTokenLoss   = 0                      // 0 = automatic (Ring.TokenLossFor)
+	DefaultJoinTimeout = 200 * time.Millisecond // start-up wait before going alone
+)
+
+// MaxAckRetries bounds ring.ack_retries: the resend timeout doubles each
+// time, so 10 retries at the default 10 ms ack_timeout already take 20 s.
+const MaxAckRetries = 10
+
+// DefaultConfig returns a Config with every default set. The node map,
+// subnets and node.id have no default: a file must provide them.
+func DefaultConfig() Config {
+	return Config{
+		Cluster: Cluster{
+			Name:    "ringway",                  // shown by status and the console
+			KeyFile: "/etc/ringway/cluster.key", // 64 hex chars
+		},
+		Quorum: QuorumAvailability, // every partition serves (patent: alone mode)
+		Ring: Ring{
+			Tick:        DefaultTick,
+			HopInterval: DefaultHopInterval,
+			AckTimeout:  DefaultAckTimeout,
+			AckRetries:  DefaultAckRetries,
+			TokenLoss:   DefaultTokenLoss,
+			JoinTimeout: DefaultJoinTimeout,
+		},
+		Monitors: Monitors{
+			NIC: NICMonitor{
+				Enabled:  true,                   // link down = node unhealthy
+				Interval: 100 * time.Millisecond, // link state poll
+			},
+			Application: ApplicationMonitor{
+				Enabled:  false,       // no application check unless asked
+				Interval: time.Second, // between checks
+				Command:  "",          // "" = built-in dummy-packet check
+			},
+			Ping: PingMonitor{
+				Enabled:  false,                  // patent: disableMonitor() is the default
+				Interval: time.Second,            // between rounds of pings
+				Timeout:  500 * time.Millisecond, // per echo request
+				Targets:  nil,                    // hosts/routers to ping
+			},
+		},
+		Balancing: Balancing{
+			Enabled:   true,             // patent: on by default
+			Threshold: 0.25,             // fraction of the mean node load
+			MinRate:   125_000,          // bytes/s (1 Mbit/s): below, nothing moves
+			Cooldown:  30 * time.Second, // a balanced VIP stays put this long
+		},
+		Router: Router{
+			GARP: GARP{
+				Count:    3,                // announcements on acquiring a VIP
+				Interval: time.Second,      // between them
+				Refresh:  30 * time.Second, // periodic re-announcement (0 = off)
+				Rate:     1000,             // GARPs per second, at most, in a burst
+			},
+			ARPCache: ARPCache{
+				TTL:   60 * time.Second, // resolved next hop lifetime
+				Queue: 3,                // packets queued per unresolved next hop
+			},
+			DisableOffloads: true, // GRO/LRO/tx-csum off on subnet NICs
+		},
+		Management: Management{
+			Listen:    "127.0.0.1:9440",           // host:port; "" = off
+			TokenFile: "/etc/ringway/admin.token", // bearer token for the API
+			TLSCert:   "",                         // "" = plain HTTP
+			TLSKey:    "",
+		},
+	}
+}
+
+// TestConfig returns a valid three-node, two-subnet config shaped like the
+// reference lab, with short timers, for tests in other packages.
+func TestConfig() Config {
+	c, err := Parse("testconfig.yaml", []byte(testConfigYAML))
+	if err != nil {
+		panic("config: TestConfig does not validate: " + err.Error())
+	}
+	c.File = ""
+	c.src = nil
+	return *c
+}
+
+const testConfigYAML = `
+cluster: {name: test, key_file: cluster.key}
+node: {id: n1}
+nodes:
+  - {id: n1, addresses: [203.0.113.1, 198.51.100.1]}
+  - {id: n2, addresses: [203.0.113.2, 198.51.100.2]}
+  - {id: n3, addresses: [203.0.113.3, 198.51.100.3]}
+subnets:
+  - {name: ext, interface: ext0, prefix: 203.0.113.0/24, vips: [203.0.113.91-203.0.113.94]}
+  - {name: int, interface: int0, prefix: 198.51.100.0/24, vips: [198.51.100.91-198.51.100.94]}
+ring: {tick: 1ms, hop_interval: 1ms, ack_timeout: 2ms, join_timeout: 20ms}
+management: {listen: ""}
+`
+
+// RotationFor is one full rotation of the token around n nodes:
+// n × HopInterval.
+func (r Ring) RotationFor(n int) time.Duration {
+	return time.Duration(n) * r.HopInterval
+}
+
+// AckBudget is the time from the first send of a packet to the moment its
+// destination is declared dead: AckTimeout × (2^(AckRetries+1) − 1), since
+// the timeout doubles after every resend.
+func (r Ring) AckBudget() time.Duration {
+	return r.AckTimeout * time.Duration((int64(1)<<(r.AckRetries+1))-1)
+}
+
+// MinTokenLoss is the smallest explicit token_loss accepted for n nodes:
+// one full rotation plus the ack budget. Anything shorter would send a 911
+// while a healthy token is merely being resent.
+func (r Ring) MinTokenLoss(n int) time.Duration {
+	return r.RotationFor(n) + r.AckBudget()
+}
+
+// TokenLossFor is the effective token-loss timeout for n nodes: TokenLoss
+// when set, otherwise 2 × rotation + the ack budget.
+func (r Ring) TokenLossFor(n int) time.Duration {
+	if r.TokenLoss > 0 {
+		return r.TokenLoss
+	}
+	return 2*r.RotationFor(n) + r.AckBudget()
+}
+
+// Persistence is a VIP's stickiness; the values are the patent's flags.
+type Persistence uint8
+
+const (
+	// PersistNone lets load balancing move the VIP (patent flag 0).
+	PersistNone Persistence = 0
+	// PersistCurrent keeps the VIP on its current host; after a fail-over
+	// it sticks to the new host (patent flag 1).
+	PersistCurrent Persistence = 1
+	// PersistPreferred keeps the VIP on its preferred host whenever that
+	// host is alive (patent flag 3).
+	PersistPreferred Persistence = 3
+)
+
+// String returns the config spelling: none, current or preferred.
+func (p Persistence) String() string {
+	switch p {
+	case PersistNone:
+		return "none"
+	case PersistCurrent:
+		return "current"
+	case PersistPreferred:
+		return "preferred"
+	}
+	return fmt.Sprintf("Persistence(%d)", uint8(p))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Persistence) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText accepts none, current or preferred.
+func (p *Persistence) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "none":
+		*p = PersistNone
+	case "current":
+		*p = PersistCurrent
+	case "preferred":
+		*p = PersistPreferred
+	default:
+		return fmt.Errorf("persistence %q is not known; write none, current or preferred", b)
+	}
+	return nil
+}
+
+// Quorum decides what a partition does with its VIPs.
+type Quorum uint8
+
+const (
+	// QuorumAvailability: every partition serves all VIPs (the patent's
+	// alone mode); after a heal the rings merge.
+	QuorumAvailability Quorum = iota
+	// QuorumMajority: a ring with fewer than a majority of the node map
+	// releases its VIPs.
+	QuorumMajority
+)
+
+// String returns the config spelling.
+func (q Quorum) String() string {
+	switch q {
+	case QuorumAvailability:
+		return "availability"
+	case QuorumMajority:
+		return "majority"
+	}
+	return fmt.Sprintf("Quorum(%d)", uint8(q))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (q Quorum) MarshalText() ([]byte, error) { return []byte(q.String()), nil }
+
+// UnmarshalText accepts availability or majority.
+func (q *Quorum) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "availability":
+		*q = QuorumAvailability
+	case "majority":
+		*q = QuorumMajority
+	default:
+		return fmt.Errorf("quorum %q is not known; write availability or majority", b)
+	}
+	return nil
+}
