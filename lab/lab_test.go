@@ -1,0 +1,364 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+)
+
+// needRoot skips tests that build network namespaces.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("lab tests build network namespaces: run as root (CI does)")
+	}
+}
+
+// testLab builds a lab with a unique prefix and a private state directory,
+// torn down by t.Cleanup even when the test fails.
+func testLab(t *testing.T, spec Spec) *Lab {
+	t.Helper()
+	needRoot(t)
+	if spec.Prefix == "" {
+		spec.Prefix = "labt" + randHex(t)
+	}
+	if spec.StateDir == "" {
+		spec.StateDir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return l
+}
+
+func randHex(t *testing.T) string {
+	var s Spec
+	if err := s.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	return s.Prefix[2:]
+}
+
+func TestSpecValidate(t *testing.T) {
+	tests := []struct {
+		spec Spec
+		ok   bool
+	}{
+		{Spec{}, true},
+		{Spec{Prefix: "a", Nodes: MaxNodes}, true},
+		{Spec{Prefix: "bad/name"}, false},
+		{Spec{Prefix: "waytoolongprefixforanamespace"}, false},
+		{Spec{Nodes: MaxNodes + 1}, false},
+		{Spec{Nodes: -1}, false},
+	}
+	for _, tt := range tests {
+		err := tt.spec.setDefaults()
+		if (err == nil) != tt.ok {
+			t.Errorf("%+v: err = %v, want ok=%v", tt.spec, err, tt.ok)
+		}
+	}
+	var s Spec
+	if err := s.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Nodes != 3 || len(s.Prefix) != 6 || s.StateDir != DefaultStateDir {
+		t.Errorf("defaults = %+v, want 3 nodes, prefix rwXXXX, %s", s, DefaultStateDir)
+	}
+}
+
+func TestNames(t *testing.T) {
+	l := &Lab{spec: Spec{Prefix: "p", Nodes: 2}}
+	want := []string{"p-sw", "p-client", "p-server", "p-n1", "p-n2"}
+	if d := cmp.Diff(want, l.Namespaces()); d != "" {
+		t.Errorf("Namespaces (-want +got):\n%s", d)
+	}
+	if got := matchLab("p", []string{"p-sw", "p-n12", "p-x", "pp-sw", "p-sw-2", "q-client", "p-client"}); !cmp.Equal(got, []string{"p-sw", "p-n12", "p-client"}) {
+		t.Errorf("prefix match = %v", got)
+	}
+	if d := cmp.Diff([]netip.Addr{netip.MustParseAddr("198.51.100.91"), netip.MustParseAddr("198.51.100.92"), netip.MustParseAddr("198.51.100.93"), netip.MustParseAddr("198.51.100.94")}, VIPs(IntPrefix), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+		t.Errorf("VIPs (-want +got):\n%s", d)
+	}
+}
+
+func TestTopology(t *testing.T) {
+	l := testLab(t, Spec{Nodes: 3})
+	for _, ns := range l.Namespaces() {
+		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err != nil {
+			t.Errorf("namespace %s: %v", ns, err)
+		}
+	}
+	// Addresses.
+	pfx := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	checks := []struct {
+		ns, dev string
+		want    []netip.Prefix
+	}{
+		{l.Client(), HostIf, []netip.Prefix{pfx("203.0.113.10/24")}},
+		{l.Server(), HostIf, []netip.Prefix{pfx("198.51.100.10/24")}},
+		{l.Node(1), ExtIf, []netip.Prefix{pfx("203.0.113.1/24")}},
+		{l.Node(1), IntIf, []netip.Prefix{pfx("198.51.100.1/24")}},
+		{l.Node(3), ExtIf, []netip.Prefix{pfx("203.0.113.3/24")}},
+		{l.Node(3), IntIf, []netip.Prefix{pfx("198.51.100.3/24")}},
+	}
+	for _, c := range checks {
+		got, err := l.Addrs(c.ns, c.dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(c.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
+			t.Errorf("%s %s addresses (-want +got):\n%s", c.ns, c.dev, d)
+		}
+	}
+	// Default routes of client and server.
+	for _, c := range []struct {
+		ns string
+		gw netip.Addr
+	}{{l.Client(), ExtGateway}, {l.Server(), IntGateway}} {
+		h, err := l.Netlink(c.ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+		h.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range routes {
+			if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw.Equal(c.gw.AsSlice()) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no default route via %s in %v", c.ns, c.gw, routes)
+		}
+	}
+	// Bridges and their ports.
+	h, err := l.Netlink(l.Switch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ports := map[string][]string{}
+	links, err := h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byIndex := map[int]string{}
+	for _, k := range links {
+		byIndex[k.Attrs().Index] = k.Attrs().Name
+	}
+	for _, k := range links {
+		if m := k.Attrs().MasterIndex; m != 0 {
+			ports[byIndex[m]] = append(ports[byIndex[m]], k.Attrs().Name)
+		}
+	}
+	wantPorts := map[string][]string{
+		BridgeExt: {"client", "n1-ext", "n2-ext", "n3-ext"},
+		BridgeInt: {"server", "n1-int", "n2-int", "n3-int"},
+	}
+	if d := cmp.Diff(wantPorts, ports, sortSlices); d != "" {
+		t.Errorf("bridge ports (-want +got):\n%s", d)
+	}
+	// Sysctls: a ringway node does not forward, IPv6 is off.
+	for _, kv := range [][3]string{
+		{l.Node(1), "net.ipv4.ip_forward", "0"},
+		{l.Node(1), "net.ipv6.conf.ext0.disable_ipv6", "1"},
+		{l.Client(), "net.ipv6.conf.eth0.disable_ipv6", "1"},
+	} {
+		if got, err := l.Sysctl(kv[0], kv[1]); err != nil || got != kv[2] {
+			t.Errorf("%s %s = %q, %v; want %q", kv[0], kv[1], got, err, kv[2])
+		}
+	}
+
+	// The client reaches node 1's primary address; Cut stops it, Heal restores.
+	if err := udpExchange(l, l.Client(), NodeExt(1)); err != nil {
+		t.Fatalf("client -> 203.0.113.1 before cut: %v", err)
+	}
+	if err := l.Cut(1); err != nil {
+		t.Fatal(err)
+	}
+	if !l.IsCut(1) {
+		t.Error("IsCut(1) = false after Cut")
+	}
+	if err := udpExchange(l, l.Client(), NodeExt(1)); err == nil {
+		t.Fatal("client reached 203.0.113.1 while node 1 is cut")
+	}
+	// The node does not notice: its NIC keeps its carrier.
+	nh, err := l.Netlink(l.Node(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := nh.LinkByName(ExtIf)
+	nh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext.Attrs().OperState != netlink.OperUp {
+		t.Errorf("node 1 ext0 operstate = %v during a cut, want up (the node must not notice)", ext.Attrs().OperState)
+	}
+	// Node 2 is not affected by node 1's cut.
+	if err := udpExchange(l, l.Client(), NodeExt(2)); err != nil {
+		t.Errorf("client -> 203.0.113.2 while node 1 is cut: %v", err)
+	}
+	// Open sees the cut (as `ringway lab heal` in another process would).
+	o, err := Open(l.Prefix(), filepath.Dir(l.Dir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.IsCut(1) || o.IsCut(2) {
+		t.Errorf("Open: IsCut(1)=%v IsCut(2)=%v, want true false", o.IsCut(1), o.IsCut(2))
+	}
+	if err := o.Heal(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := udpExchange(l, l.Client(), NodeExt(1)); err != nil {
+		t.Fatalf("client -> 203.0.113.1 after heal: %v", err)
+	}
+}
+
+var sortSlices = cmp.Transformer("sort", func(in []string) []string {
+	out := append([]string(nil), in...)
+	sortStrings(out)
+	return out
+})
+
+// udpExchange runs a UDP echo server on addr's node... it sends a datagram
+// from ns to a UDP echo socket bound to addr in the node that owns it and
+// waits for the echo.
+func udpExchange(l *Lab, from string, to netip.Addr) error {
+	node := int(to.As4()[3])
+	var srv *net.UDPConn
+	if err := l.Do(l.Node(node), func() error {
+		var err error
+		srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: to.AsSlice(), Port: 7})
+		return err
+	}); err != nil {
+		return err
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, a, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(buf[:n], a)
+		}
+	}()
+	var c *net.UDPConn
+	if err := l.Do(from, func() error {
+		var err error
+		c, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: to.AsSlice(), Port: 7})
+		return err
+	}); err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	// A few tries: the first may wait for ARP.
+	for try := 0; try < 5; try++ {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err == nil && string(buf[:n]) == "ping" {
+			return nil
+		}
+	}
+	return errors.New("no echo within 1 s")
+}
+
+func TestCloseLeavesNothing(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	prefix := "labc" + randHex(t)
+	l, err := Build(context.Background(), Spec{Prefix: prefix, Nodes: 2, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Cleanup(prefix, dir) })
+	sleep := exec.Command("sleep", "60")
+	if err := l.Start(l.Node(1), sleep); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sleep.Wait(); err == nil {
+		t.Error("the process started in node 1 exited cleanly, want killed by Close")
+	}
+	assertGone(t, prefix, dir)
+}
+
+func TestCleanupAfterCrash(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	prefix := "labx" + randHex(t)
+	l, err := Build(context.Background(), Spec{Prefix: prefix, Nodes: 1, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	// A process left running by the "crashed" run, in the server namespace,
+	// started by hand (not tracked by the Lab) as a child of a shell.
+	sh := exec.Command("sh", "-c", "sleep 60 & wait")
+	if err := l.Do(l.Server(), sh.Start); err != nil {
+		t.Fatal(err)
+	}
+	// Drop l without Close (a crash), then clean up by prefix as `lab down` would.
+	if err := Cleanup(prefix, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Wait(); err == nil {
+		t.Error("process in the crashed lab survived Cleanup")
+	}
+	assertGone(t, prefix, dir)
+	if err := Cleanup(prefix, dir); err != nil {
+		t.Errorf("second Cleanup: %v, want nil (nothing left)", err)
+	}
+}
+
+// assertGone checks /run/netns, the host's links and the state directory.
+func assertGone(t *testing.T, prefix, dir string) {
+	t.Helper()
+	if left := labNamespaces(prefix); len(left) > 0 {
+		t.Errorf("namespaces left in /run/netns: %v", left)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range links {
+		if name := k.Attrs().Name; len(name) >= len(prefix) && name[:len(prefix)] == prefix {
+			t.Errorf("host link %s left behind", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, prefix)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state directory %s left behind (stat: %v)", filepath.Join(dir, prefix), err)
+	}
+	for _, p := range List(dir) {
+		if p == prefix {
+			t.Errorf("List still shows %s", prefix)
+		}
+	}
+}
