@@ -201,15 +201,15 @@ func TestDriverBadInput(t *testing.T) {
 			to   netip.AddrPort
 			b    []byte
 		}{
-			{from, to, real},                   // replay
-			{from, to, forged},                 // forgery
-			{from, to, staleForged},            // forgery of a seen counter
-			{from, to, resealed},               // header tampered
-			{from, to, real[:10]},              // short
-			{from, to, make([]byte, 3000)},     // oversize (truncated to MaxDatagram+1 by the read)
-			{fc.nodes[2][0], to, real},         // right datagram, wrong source
-			{from, fc.nodes[1][1], real},       // arrived on path 1
-			{from, fc.nodes[2][0], real},       // for node 2, delivered to node 3
+			{from, to, real},               // replay
+			{from, to, forged},             // forgery
+			{from, to, staleForged},        // forgery of a seen counter
+			{from, to, resealed},           // header tampered
+			{from, to, real[:10]},          // short
+			{from, to, make([]byte, 3000)}, // oversize (truncated to MaxDatagram+1 by the read)
+			{fc.nodes[2][0], to, real},     // right datagram, wrong source
+			{from, fc.nodes[1][1], real},   // arrived on path 1
+			{from, fc.nodes[2][0], real},   // for node 2, delivered to node 3
 			{netip.MustParseAddrPort("192.0.2.7:9"), to, bytes.Repeat([]byte{1}, 100)}, // junk
 		}
 		for _, in := range inject {
