@@ -1,0 +1,118 @@
+// Package ringnet is the driver of the ring protocol core (package ring): it
+// runs one core over UDP on every subnet the nodes share, ticks it, and
+// authenticates every datagram with the cluster key.
+//
+// # Data flow
+//
+//	  path 0 socket        path 1 socket          (one per subnet, bound to this
+//	 (203.0.113.1:P)     (198.51.100.1:P)          node's primary address only)
+//	        │                   │
+//	  receive goroutine   receive goroutine        size check, header check, source
+//	        │                   │                  check, replay window, AES-GCM open
+//	        └────────┬──────────┘
+//	                 ▼
+//	    bounded queue (Config.QueueLen)            full → DropQueueFull
+//	                 │
+//	  owner goroutine (Run): the only caller of the core
+//	    select: datagram → core.Step | ticker → core.Tick | Do(fn) → fn(core)
+//	    then core.Ready(): Packets → seal → socket of Packet.Path → peer's
+//	                       address on that path
+//	                       State   → States() (latest wins, never blocks)
+//	                       Events  → Events() (bounded, excess counted)
+//	                       Left    → Left() closed, Run returns
+//
+// Path i is subnet i: this node binds Config.Nodes[Self-1][i] and sends a
+// path-i datagram to Config.Nodes[To-1][i]. The core decides which paths a
+// packet goes on (it sends every hop on all of them); a hop succeeds if any
+// path delivers.
+//
+// New checks the config and binds the sockets (so an address missing from
+// the host fails at start with an error naming the config entry) but starts
+// no goroutine. Run(ctx) runs until ctx ends, Close is called or the core has
+// left, and returns only after every goroutine it started has stopped.
+// Close stops Run and waits. Other goroutines (the node daemon's admin
+// requests, monitors) reach the core through Do, which runs a function on
+// the owner goroutine.
+//
+// # Datagram format
+//
+// Every datagram is one core payload (at most ring.MaxPacket = 1200 bytes)
+// sealed with AES-256-GCM. Integers are big-endian.
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+---------------+---------------+-------------------------------+ ─┐
+//	|  version = 1  |  path index   |        sender NodeID          |  │
+//	+---------------+---------------+-------------------------------+  │ header:
+//	|       receiver NodeID         |       reserved (zero)         |  │ 24 bytes,
+//	+-------------------------------+-------------------------------+  │ cleartext,
+//	|                     boot id (64 bits)                         |  │ authenticated
+//	|                                                               |  │ (GCM additional
+//	+---------------------------------------------------------------+  │ data)
+//	|                  packet counter (64 bits, ≥ 1)                |  │
+//	|                                                               |  │
+//	+---------------------------------------------------------------+ ─┘
+//	|                                                               |
+//	:            core payload, encrypted (0..1200 bytes)            :
+//	|                                                               |
+//	+---------------------------------------------------------------+
+//	|                 GCM tag (128 bits)                            |
+//	+---------------------------------------------------------------+
+//
+// Overhead is 40 bytes (plus 28 of IPv4 and UDP), so the largest datagram
+// is 1240 bytes and an IP packet 1268 bytes, under the IPv6 minimum MTU.
+//
+// Keys and nonces: the sender derives a key per boot,
+// K = HKDF-SHA256(cluster key, info = "ringway ring datagram v1" ‖ sender ‖
+// boot id), and uses the 96-bit nonce 0x00000000 ‖ counter. The counter
+// starts at 1 on every boot and grows by one per datagram (all peers and
+// paths share it), so a nonce is never reused under a key: a new boot is a
+// new key, and two senders never share a key because the sender id is in
+// the derivation. The boot id is the boot time in milliseconds since the
+// Unix epoch shifted left 16 bits, or-ed with 16 random bits, so later boots
+// have larger ids.
+//
+// # Receive checks, in order (each failure is a counted DropReason)
+//
+//  1. length: shorter than 40 bytes → short; longer than 1240 → oversize.
+//     The read buffer is 1241 bytes, so nothing larger is ever parsed.
+//  2. header: version, reserved bytes zero, counter ≠ 0, path byte = the
+//     socket it came in on, receiver = this node, sender in the node map,
+//     not this node, and the UDP source = the sender's address on that path.
+//  3. boot: the sender's current boot → replay window (1024 counters,
+//     RFC 6479 style); a larger boot id → a restart: decrypt with the new
+//     boot's key and, if authentic, adopt it with a fresh window; a smaller
+//     boot id → stale_boot, unless the sender has been silent for
+//     Config.StaleBoot (its clock went back across a restart).
+//  4. AES-GCM open, in place → auth on failure. Only now does the window
+//     move or the boot change: a forgery changes no state.
+//
+// # Security properties
+//
+// An attacker on the wire without the cluster key
+//   - cannot make a node accept a datagram it did not get from a node with
+//     the key (forgeries, bit flips, truncations and header edits fail the
+//     tag: GCM authenticates header and payload);
+//   - cannot replay a datagram: within a boot the window drops counters
+//     seen or older than the window; datagrams of an earlier boot are
+//     dropped once the receiver has seen the newer boot; a receiver that
+//     restarted and so forgot the boots accepts one old boot until the real
+//     one shows up, and the core's ring id and sequence numbers then refuse
+//     an old token;
+//   - cannot redirect a datagram to another node, another path or
+//     impersonate another sender: receiver, path and sender are
+//     authenticated, and the per-boot key is bound to the sender id;
+//   - cannot read the token (VIP table, loads): the payload is encrypted;
+//   - cannot exhaust memory: buffers, the queue to the core and the event
+//     queue are fixed-size; per-peer state is one entry per node-map node.
+//
+// It can: drop, delay or reorder datagrams (the core's acks, resends over
+// every path and 911 recovery handle that; enough loss looks like a crash);
+// flood the sockets so the queue drops real datagrams (counted as
+// queue_full); see the header (who talks to whom, the boot times, the
+// traffic rate and sizes). Every node that has the cluster key is trusted
+// completely: a compromised node can say anything the protocol lets a
+// member say.
+//
+// Counters for all of this are in Stats, for the node's /metrics.
+package ringnet
