@@ -55,6 +55,9 @@ func (u udpConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 }
 func (u udpConn) Close() error { return u.c.Close() }
 
+// LocalPort returns the bound port (useful after binding port 0).
+func (u udpConn) LocalPort() uint16 { return u.c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
+
 // AddrNotLocalError reports that a configured primary address of this node is
 // not an address of any interface of this host.
 type AddrNotLocalError struct {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -147,6 +146,9 @@ func (d *Driver) States() <-chan State { return d.states }
 // Events delivers the core's events. When EventQueue events are waiting,
 // newer ones are dropped (Stats.EventsDropped).
 func (d *Driver) Events() <-chan Event { return d.events }
+
+// Done is closed when Run has returned (its goroutines have stopped).
+func (d *Driver) Done() <-chan struct{} { return d.stopped }
 
 // Left is closed once the core has completed a graceful leave.
 func (d *Driver) Left() <-chan struct{} { return d.left }
@@ -403,6 +405,3 @@ func (d *Driver) receive(ctx context.Context, path int, c Conn) {
 		}
 	}
 }
-
-// peerAddr returns node id's address on path p (for tests and tools).
-func (d *Driver) peerAddr(id NodeID, p int) netip.AddrPort { return d.cfg.Nodes[id-1][p] }
