@@ -4,22 +4,22 @@
 //
 // # Data flow
 //
-//	  path 0 socket        path 1 socket          (one per subnet, bound to this
-//	 (203.0.113.1:P)     (198.51.100.1:P)          node's primary address only)
-//	        │                   │
-//	  receive goroutine   receive goroutine        size check, header check, source
-//	        │                   │                  check, replay window, AES-GCM open
-//	        └────────┬──────────┘
-//	                 ▼
-//	    bounded queue (Config.QueueLen)            full → DropQueueFull
-//	                 │
-//	  owner goroutine (Run): the only caller of the core
-//	    select: datagram → core.Step | ticker → core.Tick | Do(fn) → fn(core)
-//	    then core.Ready(): Packets → seal → socket of Packet.Path → peer's
-//	                       address on that path
-//	                       State   → States() (latest wins, never blocks)
-//	                       Events  → Events() (bounded, excess counted)
-//	                       Left    → Left() closed, Run returns
+//	 path 0 socket        path 1 socket          (one per subnet, bound to this
+//	(203.0.113.1:P)     (198.51.100.1:P)          node's primary address only)
+//	       │                   │
+//	 receive goroutine   receive goroutine        size check, header check, source
+//	       │                   │                  check, replay window, AES-GCM open
+//	       └────────┬──────────┘
+//	                ▼
+//	   bounded queue (Config.QueueLen)            full → DropQueueFull
+//	                │
+//	 owner goroutine (Run): the only caller of the core
+//	   select: datagram → core.Step | ticker → core.Tick | Do(fn) → fn(core)
+//	   then core.Ready(): Packets → seal → socket of Packet.Path → peer's
+//	                      address on that path
+//	                      State   → States() (latest wins, never blocks)
+//	                      Events  → Events() (bounded, excess counted)
+//	                      Left    → Left() closed, Run returns
 //
 // Path i is subnet i: this node binds Config.Nodes[Self-1][i] and sends a
 // path-i datagram to Config.Nodes[To-1][i]. The core decides which paths a
