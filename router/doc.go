@@ -1,0 +1,47 @@
+// Package router is ringway's data plane: it answers ARP for the VIPs this
+// node owns, announces them with gratuitous ARP, routes IPv4 between the
+// node's subnets in user space, answers ICMP echo for owned VIPs and hands
+// every other packet addressed to an owned VIP to the local OS through a TUN
+// device (the patent's Figure 15: every VIP is configured on every node, only
+// the owner answers ARP).
+//
+// # Data flow
+//
+//	NIC ext0 ──AF_PACKET (ETH_P_ALL, BPF: ARP + IPv4 to our MAC, vnet header)──┐
+//	                                                                            │ one receive goroutine per NIC:
+//	                                                                            │ recvmmsg batch → decide → act
+//	   ARP request for owned VIP ── decideARP ── reply in place, same NIC       │
+//	   IPv4 ── decideIPv4 ── forward: lookup route, resolve next hop in the     │
+//	                          userspace ARP cache (neigh), rewrite MACs, TTL−1, │
+//	                          RFC 1624 checksum, sendmmsg batch on the out NIC  │
+//	                      └─ echo to owned VIP: reply in place                  │
+//	                      └─ other traffic to owned VIP: write to TUN           │
+//	                      └─ TTL expiry / no route: ICMP error to the sender    │
+//	TUN (all VIPs) ── one goroutine reads replies of local services and routes them as above
+//	ticker ── GARP schedule (garp.go), ARP cache probes and expiry
+//
+// # Cores and drivers
+//
+// The decisions are pure functions over byte slices and immutable tables
+// (frame.go, checksum.go, arp.go, route.go, decide.go, icmp.go, garp.go,
+// neigh.go take time as an argument). The Linux driver (router_linux.go,
+// link_linux.go, tun_linux.go, kernel_linux.go) owns sockets and goroutines
+// and stays thin.
+//
+// # Offloads
+//
+// veth and virtio NICs hand AF_PACKET frames with partial checksums and GSO
+// super-frames. The sockets are opened with PACKET_VNET_HDR, so every frame
+// carries its virtio-net header; the router passes the header through on
+// forwarding (the output NIC or the kernel finishes the checksum and
+// segments), and through to the TUN device (opened with IFF_VNET_HDR by
+// wireguard's tun package) on local delivery. No NIC setting is changed.
+//
+// # Kernel
+//
+// SetupKernel (kernel_linux.go) keeps the node's kernel out of the way:
+// ip_forward=0, arp_ignore=1/arp_announce=2 and IPv6 off on capture NICs, and
+// an nftables netdev ingress rule dropping IPv4 not addressed to a primary
+// address, so the kernel never answers or duplicates VIP traffic. It records
+// every value it changes and Restore puts them back.
+package router

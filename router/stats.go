@@ -1,0 +1,113 @@
+package router
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// counter is a single-writer counter: each goroutine owns its shard, so an
+// increment is a plain load and store (no locked instruction on the hot
+// path) while Stats reads it atomically from another goroutine.
+type counter struct{ v atomic.Uint64 }
+
+func (c *counter) add(n uint64) { c.v.Store(c.v.Load() + n) }
+func (c *counter) load() uint64 { return c.v.Load() }
+
+// linkCounters are one goroutine's counts for one link.
+type linkCounters struct {
+	rxFrames, rxBytes   counter
+	arpRequests         counter // requests for owned VIPs received
+	arpReplies          counter // replies for owned VIPs sent
+	garps               counter // announcements sent (request + reply form = 1)
+	arpResolves         counter // requests we sent to resolve next hops
+	txFrames, txBytes   counter // frames sent out of this link (forwarded, replies, local output)
+	forwarded, fwdBytes counter // forwarded packets received here (routed onwards)
+	local, localBytes   counter // received here, delivered to the TUN device
+	echoReplies         counter
+	icmpErrors          counter
+	drops               [numDropReasons]counter
+	_                   [64]byte // keep shards on separate cache lines
+}
+
+// shard is one goroutine's counters for every link.
+type shard struct {
+	links []linkCounters
+}
+
+func newShard(nlinks int) *shard { return &shard{links: make([]linkCounters, nlinks)} }
+
+// LinkStats are the counters of one capture NIC, summed over goroutines.
+type LinkStats struct {
+	Name           string
+	RxFrames       uint64 // frames the AF_PACKET socket delivered
+	RxBytes        uint64
+	ARPRequests    uint64 // requests for owned VIPs received
+	ARPReplies     uint64 // replies for owned VIPs sent
+	GARPs          uint64 // gratuitous announcements sent (request and reply form count 1)
+	ARPResolves    uint64 // requests sent to resolve next hops
+	TxFrames       uint64 // frames sent on this NIC
+	TxBytes        uint64
+	Forwarded      uint64 // packets received on this NIC and routed onwards
+	ForwardedBytes uint64
+	Local          uint64 // packets received on this NIC for owned VIPs, given to the TUN device
+	LocalBytes     uint64
+	EchoReplies    uint64 // ICMP echo replies sent for owned VIPs
+	ICMPErrors     uint64 // time exceeded, unreachable, fragmentation needed sent
+	Drops          map[DropReason]uint64
+	Neighbors      []NeighborEntry // the ARP cache
+}
+
+// VIPStats are the counters of one VIP (kept after the VIP is released).
+type VIPStats struct {
+	VIP         netip.Addr
+	Owned       bool
+	ARPRequests uint64 // requests received for it while owned
+	ARPReplies  uint64
+	GARPs       uint64
+	Packets     uint64 // packets delivered to it, or forwarded for hosts that use it as gateway
+	Bytes       uint64
+}
+
+// TUNStats count the local delivery device.
+type TUNStats struct {
+	Name      string
+	Written   uint64 // packets given to the local OS
+	Read      uint64 // packets the local OS sent, routed out
+	ReadBytes uint64
+	Drops     map[DropReason]uint64
+}
+
+// Stats is a snapshot of every counter.
+type Stats struct {
+	Links []LinkStats
+	VIPs  []VIPStats
+	TUN   TUNStats
+}
+
+func sumLinks(shards []*shard, i int, ls *LinkStats) {
+	for _, s := range shards {
+		c := &s.links[i]
+		ls.RxFrames += c.rxFrames.load()
+		ls.RxBytes += c.rxBytes.load()
+		ls.ARPRequests += c.arpRequests.load()
+		ls.ARPReplies += c.arpReplies.load()
+		ls.GARPs += c.garps.load()
+		ls.ARPResolves += c.arpResolves.load()
+		ls.TxFrames += c.txFrames.load()
+		ls.TxBytes += c.txBytes.load()
+		ls.Forwarded += c.forwarded.load()
+		ls.ForwardedBytes += c.fwdBytes.load()
+		ls.Local += c.local.load()
+		ls.LocalBytes += c.localBytes.load()
+		ls.EchoReplies += c.echoReplies.load()
+		ls.ICMPErrors += c.icmpErrors.load()
+		for r := range c.drops {
+			if v := c.drops[r].load(); v != 0 {
+				if ls.Drops == nil {
+					ls.Drops = map[DropReason]uint64{}
+				}
+				ls.Drops[DropReason(r)] += v
+			}
+		}
+	}
+}
