@@ -179,4 +179,3 @@ func TestNewRejects(t *testing.T) {
 		})
 	}
 }
-
