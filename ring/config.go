@@ -1,0 +1,160 @@
+package ring
+
+import (
+	"errors"
+	"fmt"
+)
+
+// TickMillis is the tick the default timers assume, in milliseconds. The
+// driver may tick at another rate; the timers are counted in ticks.
+const TickMillis = 2
+
+// Limits on what the core accepts, so that no input makes it allocate
+// without bound.
+const (
+	// MaxNodes is the largest node map.
+	MaxNodes = 1024
+	// MaxPaths is the largest number of redundant paths.
+	MaxPaths = 8
+	// MaxCarriages is the most carriages a token may carry.
+	MaxCarriages = 256
+	// DefaultMaxMessage is the default cap on one reassembled message, in bytes.
+	DefaultMaxMessage = 1 << 20
+)
+
+// Config configures a Node. Timers are in ticks.
+type Config struct {
+	ID     NodeID   // this node; must appear in Nodes
+	Nodes  []NodeID // the node map in ring order, ID included
+	Paths  int      // redundant paths (subnets) to every node, ≥ 1
+	Holder Holder   // reads and changes the carriages; pure
+	Rand   func() uint64
+	Quorum Quorum
+
+	HopInterval int // ticks the holder keeps the token before passing it on
+	AckTimeout  int // ticks before the first resend of an unacked packet; doubles per resend
+	AckRetries  int // resends before a message (a hop) fails
+	TokenLoss   int // ticks without a token before a 911; 0 = automatic, see TokenLossTicks
+	JoinTimeout int // ticks a starting node waits for a ring before going alone
+	// ProbeInterval is how often, in ticks, the holder sends a hello to
+	// node-map nodes outside its ring, to find rings to merge with.
+	ProbeInterval int
+	MaxMessage    int  // largest reassembled message, bytes
+	TraceTokens   bool // also emit an Event for every token accepted (transcripts)
+}
+
+// DefaultConfig returns the production timers (2 ms ticks); ID, Nodes,
+// Holder and Rand must still be set. docs/ring.md explains each number
+// from the measurements of `make bench-ring`.
+func DefaultConfig() Config {
+	return Config{
+		Paths:         1,
+		Quorum:        Availability, // every partition serves (patent alone mode)
+		HopInterval:   2,            // 4 ms per hop: a 3-node rotation is ~12 ms
+		AckTimeout:    2,            // 4 ms first resend (LAN RTT is < 1 ms)
+		AckRetries:    2,            // 4+8+16 = 28 ms from first send to a failed hop
+		TokenLoss:     0,            // automatic: rotation + ack budget + slack
+		JoinTimeout:   100,          // 200 ms start-up wait before alone mode
+		ProbeInterval: 25,           // 50 ms between merge probes of outside nodes
+		MaxMessage:    DefaultMaxMessage,
+	}
+}
+
+// TestConfig returns DefaultConfig with a node map of three nodes, ID 1,
+// and a toy randomness source; tests override what they need.
+func TestConfig() Config {
+	c := DefaultConfig()
+	c.ID = 1
+	c.Nodes = []NodeID{1, 2, 3}
+	var x uint64 = 0x9e3779b97f4a7c15
+	c.Rand = func() uint64 { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x }
+	c.Holder = HolderFunc(func(t TokenView) []Carriage { return t.Carriages })
+	return c
+}
+
+// AckBudget is the ticks from the first send of a message to its failure:
+// AckTimeout × (2^(AckRetries+1) − 1).
+func (c *Config) AckBudget() int {
+	return c.AckTimeout * ((1 << (c.AckRetries + 1)) - 1)
+}
+
+// Rotation is the ticks one rotation of the token takes around the whole
+// node map when nothing fails: one HopInterval plus about one tick of
+// transit per node.
+func (c *Config) Rotation() int { return len(c.Nodes) * (c.HopInterval + 1) }
+
+// TokenLossTicks is the effective token-loss timeout: TokenLoss when set,
+// otherwise one rotation plus one failed hop (a hop being resent somewhere
+// in the ring delays the token by at most the ack budget) plus a rotation's
+// worth of slack, at least 2 × the ack budget.
+func (c *Config) TokenLossTicks() int {
+	if c.TokenLoss > 0 {
+		return c.TokenLoss
+	}
+	t := c.Rotation() + c.AckBudget() + c.Rotation()/2 + 2
+	if m := 2 * c.AckBudget(); t < m {
+		t = m
+	}
+	return t
+}
+
+func (c *Config) validate() error {
+	if c.ID == 0 {
+		return errors.New("ring: Config.ID is 0; set it to this node's 1-based position in the node map")
+	}
+	if len(c.Nodes) == 0 || len(c.Nodes) > MaxNodes {
+		return fmt.Errorf("ring: node map has %d nodes; it needs 1 to %d", len(c.Nodes), MaxNodes)
+	}
+	seen := make(map[NodeID]bool, len(c.Nodes))
+	for _, n := range c.Nodes {
+		if n == 0 {
+			return errors.New("ring: node map contains node 0; node ids are 1-based")
+		}
+		if seen[n] {
+			return fmt.Errorf("ring: node %d appears twice in the node map", n)
+		}
+		seen[n] = true
+	}
+	if !seen[c.ID] {
+		return fmt.Errorf("ring: this node (%d) is not in the node map %v", c.ID, c.Nodes)
+	}
+	if c.Paths < 1 || c.Paths > MaxPaths {
+		return fmt.Errorf("ring: Paths is %d; it must be 1 to %d (one per shared subnet)", c.Paths, MaxPaths)
+	}
+	if c.Holder == nil {
+		return errors.New("ring: Config.Holder is nil; the node package provides one (ringstate)")
+	}
+	if c.Rand == nil {
+		return errors.New("ring: Config.Rand is nil; inject a random source")
+	}
+	if c.Quorum != Availability && c.Quorum != Majority {
+		return fmt.Errorf("ring: unknown quorum mode %d", c.Quorum)
+	}
+	for _, t := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"HopInterval", c.HopInterval, 0},
+		{"AckTimeout", c.AckTimeout, 1},
+		{"AckRetries", c.AckRetries, 0},
+		{"TokenLoss", c.TokenLoss, 0},
+		{"JoinTimeout", c.JoinTimeout, 1},
+		{"ProbeInterval", c.ProbeInterval, 1},
+	} {
+		if t.v < t.min || t.v > 1<<20 {
+			return fmt.Errorf("ring: %s is %d ticks; it must be %d to %d", t.name, t.v, t.min, 1<<20)
+		}
+	}
+	if c.AckRetries > 10 {
+		return fmt.Errorf("ring: AckRetries is %d; at most 10 (the timeout doubles each resend)", c.AckRetries)
+	}
+	if c.TokenLoss > 0 && c.TokenLoss < c.AckBudget()+c.HopInterval {
+		return fmt.Errorf("ring: TokenLoss %d ticks is shorter than one failed hop (%d); raise it or set 0 for automatic",
+			c.TokenLoss, c.AckBudget()+c.HopInterval)
+	}
+	if c.MaxMessage < MaxPacket || c.MaxMessage > 64<<20 {
+		return fmt.Errorf("ring: MaxMessage is %d bytes; it must be %d to %d", c.MaxMessage, MaxPacket, 64<<20)
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+package ring
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Mode is where a node stands.
+type Mode uint8
+
+// Modes.
+const (
+	// ModeStarting: looking for a ring (Figure 8, box 804); serving nothing.
+	ModeStarting Mode = iota + 1
+	// ModeMember: in a ring; serving what the committed carriages give it.
+	ModeMember
+	// ModeLimbo: between rings. The node learnt that its ring moved on
+	// without it (a newer token exists) and serves nothing until it joins
+	// a ring or regenerates one.
+	ModeLimbo
+	// ModeLeft: Leave finished.
+	ModeLeft
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeStarting:
+		return "starting"
+	case ModeMember:
+		return "member"
+	case ModeLimbo:
+		return "limbo"
+	case ModeLeft:
+		return "left"
+	}
+	return "mode(?)"
+}
+
+// seqJump is added to the sequence number whenever a token line starts that
+// must dominate an older one: after a failed hop (the destination may hold
+// the previous token after all), on regeneration and on a merge. Any token
+// of the older line then arrives stale everywhere the new line has been.
+const seqJump = 1 << 20
+
+// Counters are cumulative.
+type Counters struct {
+	PacketsSent, MessagesSent, MessagesReceived, BytesSent uint64
+	Resends, SendFailures, LateAcks, Duplicates          uint64
+	BadInput                                             uint64 // datagrams rejected by Step
+	TokensAccepted, TokensStale                          uint64
+	Drops, Joins, Regenerations, Queries, Denied         uint64
+	Merges                                               uint64 // times this node absorbed another ring's members
+}
+
+// Status is a snapshot for operators, tests and the simulator.
+type Status struct {
+	ID      NodeID
+	Mode    Mode
+	RingID  uint64
+	Seq     uint64 // seq of this node's copy of the token
+	MaxSeq  uint64 // highest seq accepted or sent: never goes back
+	Rank    uint64 // last seq this node sent or regenerated (the 911 permission rank)
+	Members []NodeID
+	Holding bool   // holds the token now
+	Passing bool   // sent the token, waiting for the hop's ack
+	PassTo  NodeID // destination of the token in flight
+	PassSeq uint64
+	// SinceToken is the ticks since this node last accepted, sent or
+	// regenerated the token; Rotation the ticks between its last two accepts.
+	SinceToken, Rotation int64
+	Tick                 int64
+	Counters             Counters
+}
+
+type joinReq struct {
+	node   NodeID
+	maxSeq uint64
+}
+
+type query struct {
+	id       uint64
+	waiting  []NodeID
+	answers  []answer
+	deadline int64
+}
+
+type answer struct {
+	from NodeID
+	m    Message
+}
+
+// Node is one member of the ring as a pure state machine. It is not safe
+// for concurrent use: the driver serialises Step, Tick, Leave and Ready.
+type Node struct {
+	cfg      Config
+	tokLoss  int64
+	now      int64
+	rl       reliable
+	ready    Ready
+	scratch  []byte
+	counters Counters
+
+	mode     Mode
+	tok      Message // this node's copy of the token (the one it would regenerate)
+	maxSeq   uint64
+	rank     uint64
+	bumpTo   uint64 // the next pass must exceed this seq by seqJump
+	holding  bool
+	holdEnd  int64
+	passing  bool
+	passID   uint64
+	passTo   NodeID
+	passSeq  uint64
+	lastSeen int64
+	accepts  [2]int64
+
+	pending []joinReq
+	query   *query
+	lastQry int64
+
+	started      bool
+	startEnd     int64
+	startExt     bool
+	heardRing    bool
+	heardLower   bool
+	lastHello    int64
+	lastProbe    int64
+	leaving      bool
+	leavingEvent bool
+}
+
+// NewNode returns a starting node. It sends nothing until the first Tick.
+func NewNode(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Nodes = slices.Clone(cfg.Nodes)
+	n := &Node{cfg: cfg, mode: ModeStarting, tokLoss: int64(cfg.TokenLossTicks())}
+	n.rl.recent = make(map[NodeID]*recentIDs)
+	// Message ids start at a random point so that a restarted node's ids
+	// do not collide with its previous life's in the peers' windows.
+	n.rl.nextID = cfg.Rand()
+	return n, nil
+}
+
+// Step hands the node one authenticated datagram payload received from
+// node from on path path. Bad input returns an error (and is counted);
+// it never panics.
+func (n *Node) Step(from NodeID, path int, data []byte) error {
+	if n.mode == ModeLeft {
+		return nil
+	}
+	if path < 0 || path >= n.cfg.Paths {
+		n.counters.BadInput++
+		return fmt.Errorf("ring: datagram on path %d, but there are %d paths", path, n.cfg.Paths)
+	}
+	if from == n.cfg.ID || !slices.Contains(n.cfg.Nodes, from) {
+		n.counters.BadInput++
+		return fmt.Errorf("ring: datagram from node %d, which is not a peer in the node map", from)
+	}
+	if err := n.stepFrame(from, path, data); err != nil {
+		n.counters.BadInput++
+		return fmt.Errorf("ring: from node %d: %w", from, err)
+	}
+	return nil
+}
+
+// Tick advances the node's clock by one tick.
+func (n *Node) Tick() {
+	if n.mode == ModeLeft {
+		return
+	}
+	n.now++
+	n.tickReliable()
+	switch n.mode {
+	case ModeStarting:
+		n.tickStart()
+	case ModeMember:
+		if n.holding && n.now >= n.holdEnd {
+			n.pass()
+		} else if !n.holding && !n.passing && n.query == nil && n.now-n.lastSeen > n.tokLoss {
+			n.startQuery()
+		}
+	case ModeLimbo:
+		if n.query == nil && n.now-n.lastQry > n.tokLoss {
+			n.startQuery()
+		}
+	}
+	if n.query != nil && n.now >= n.query.deadline {
+		n.decide()
+	}
+}
+
+// HasReady reports whether Ready has anything to return.
+func (n *Node) HasReady() bool {
+	return len(n.ready.Packets) > 0 || n.ready.State != nil || len(n.ready.Events) > 0 || n.ready.Left
+}
+
+// Ready returns and clears the pending output.
+func (n *Node) Ready() Ready {
+	r := n.ready
+	n.ready = Ready{}
+	return r
+}
+
+// Leave begins a graceful leave: the next time this node holds the token it
+// removes itself, lets the Holder hand its state (VIPs) over to the others,
+// and passes the token on; when that hop is acknowledged Ready().Left is
+// true. A node that is not in a ring leaves at once.
+func (n *Node) Leave() {
+	if n.mode == ModeLeft || n.leaving {
+		return
+	}
+	n.leaving = true
+	n.event(EventLeaving, 0)
+	if n.mode != ModeMember {
+		n.finishLeave()
+		return
+	}
+	if n.holding {
+		n.pass()
+	}
+}
+
+// Status returns a snapshot of the node.
+func (n *Node) Status() Status {
+	s := Status{
+		ID: n.cfg.ID, Mode: n.mode, RingID: n.tok.RingID, Seq: n.tok.Seq, MaxSeq: n.maxSeq, Rank: n.rank,
+		Members: slices.Clone(n.tok.Members), Holding: n.holding, Passing: n.passing,
+		SinceToken: n.now - n.lastSeen, Rotation: n.accepts[1] - n.accepts[0], Tick: n.now, Counters: n.counters,
+	}
+	if n.passing {
+		s.PassTo, s.PassSeq = n.passTo, n.passSeq
+	}
+	if n.mode != ModeMember {
+		s.Members = nil
+	}
+	return s
+}
+
+// live reports whether this node is in a ring whose token it has seen
+// within the token-loss timeout.
+func (n *Node) live() bool {
+	return n.mode == ModeMember && (n.holding || n.passing || n.now-n.lastSeen <= n.tokLoss)
+}
+
+func (n *Node) flags() uint8 {
+	var f uint8
+	if n.live() {
+		f |= FlagLive
+	}
+	if n.holding || n.passing {
+		f |= FlagHolding
+	}
+	if n.mode == ModeMember {
+		f |= FlagMember
+	}
+	return f
+}
+
+func (n *Node) noQuorum(members []NodeID) bool {
+	return n.cfg.Quorum == Majority && 2*len(members) <= len(n.cfg.Nodes)
+}
+
+// runHolder calls the Holder on the token copy and commits the result.
+func (n *Node) runHolder(members, dropped, joined, leaving []NodeID) {
+	v := TokenView{
+		Self: n.cfg.ID, Members: slices.Clone(members), Dropped: dropped, Joined: joined,
+		Carriages: n.tok.Carriages, Leaving: leaving, NoQuorum: n.noQuorum(members),
+	}
+	v.Alone = len(members) == 1 && members[0] == n.cfg.ID
+	n.tok.Carriages = n.cfg.Holder.OnToken(v)
+	n.commit()
+}
+
+// commit publishes the node's copy of the token as the committed state.
+func (n *Node) commit() {
+	s := &State{RingID: n.tok.RingID, Seq: n.tok.Seq, Carriages: n.tok.Carriages}
+	if n.mode == ModeMember {
+		s.Members = slices.Clone(n.tok.Members)
+		s.Holder = n.cfg.ID
+		s.Alone = len(s.Members) == 1 && s.Members[0] == n.cfg.ID
+		s.NoQuorum = n.noQuorum(s.Members)
+	}
+	n.ready.State = s
+}
+
+func (n *Node) finishLeave() {
+	n.mode = ModeLeft
+	n.holding, n.passing, n.query = false, false, nil
+	n.rl.out = nil
+	n.commit()
+	n.ready.Left = true
+	n.event(EventLeft, 0)
+}
+
+// nextAfter returns the member that follows id in node-map order, skipping
+// self; 0 when there is none.
+func (n *Node) nextAfter(id NodeID, members []NodeID) NodeID {
+	i := slices.Index(n.cfg.Nodes, id)
+	for k := 1; k <= len(n.cfg.Nodes); k++ {
+		c := n.cfg.Nodes[(i+k)%len(n.cfg.Nodes)]
+		if c != n.cfg.ID && slices.Contains(members, c) {
+			return c
+		}
+	}
+	return 0
+}
+
+// sortMembers puts members in node-map order and removes duplicates.
+func (n *Node) sortMembers(ms []NodeID) []NodeID {
+	out := make([]NodeID, 0, len(ms))
+	for _, id := range n.cfg.Nodes {
+		if slices.Contains(ms, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func minus(a, b []NodeID) []NodeID {
+	var out []NodeID
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}

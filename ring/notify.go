@@ -1,0 +1,274 @@
+package ring
+
+import "slices"
+
+// Start-up (Figure 8), the 911 (Figure 9, boxes 901-908), joins and merges.
+//
+// Every node-to-node question is a hello; every hello gets an answer. Both
+// carry the sender's situation (flags, ring id, rank, highest seq seen,
+// members), and both sides run observe on what they hear:
+//
+//   - a live ring that hears a node outside it that is not in a live ring
+//     (starting, between rings, or its token lost) records a join request;
+//     the next time a member that recorded it holds the token it adds the
+//     node (patent: "the 911 message will be regarded as an add request");
+//   - a live ring that hears a node of another live ring compares the two:
+//     the larger ring (then the one with the lower lowest node id) absorbs
+//     the other by adding all its members; the absorbed nodes accept the
+//     larger ring's token because it jumps past their sequence numbers, and
+//     their old token dies as stale wherever it arrives after that.
+//
+// The 911 differs from the patent in one respect: instead of travelling
+// node by node around the ring it is sent to every node of the node map at
+// once. A dead node then costs one ack budget in parallel rather than one
+// per dead node in series, and the answers carry what the patent's
+// permission flag computes: permission is denied if anyone answers with a
+// higher rank (a newer token sent, ties to the lower node id), holds the
+// token, or is in a live ring (which will add us).
+
+// tickStart runs the start-up: hellos to the node map, then alone mode
+// when nobody answers within JoinTimeout.
+func (n *Node) tickStart() {
+	if !n.started {
+		n.started = true
+		n.startEnd = n.now + int64(n.cfg.JoinTimeout)
+	}
+	if n.lastHello == 0 || n.now-n.lastHello >= int64(max(n.cfg.JoinTimeout/3, 1)) {
+		n.lastHello = n.now
+		n.helloAll(PurposeStart, 0, n.cfg.Nodes)
+	}
+	if n.now < n.startEnd {
+		return
+	}
+	if (n.heardRing || n.heardLower) && !n.startExt {
+		// A ring exists (it will add us) or a lower-numbered node is
+		// starting too (it will form the ring and add us): wait once more.
+		n.startExt = true
+		n.startEnd = n.now + int64(n.cfg.JoinTimeout)
+		return
+	}
+	n.form(nil)
+}
+
+// form starts a ring from nothing (alone mode, Figure 8 box 806) with the
+// starting nodes that asked to join; or, with carriages, regenerates one.
+func (n *Node) form(answers []answer) {
+	regen := n.mode != ModeStarting
+	prev := n.tok.Members
+	if !regen {
+		prev = nil
+		n.tok = Message{Kind: MsgToken}
+	}
+	hi := n.maxSeq
+	members := []NodeID{n.cfg.ID}
+	for _, a := range answers {
+		members = append(members, a.from)
+		hi = max(hi, a.m.MaxSeq)
+	}
+	n.mode = ModeMember
+	n.tok.RingID = n.newRingID()
+	n.tok.Members = n.sortMembers(members)
+	n.tok.Sender, n.tok.Dest = n.cfg.ID, n.cfg.ID
+	n.tok.Seq = hi + seqJump
+	n.maxSeq, n.rank = n.tok.Seq, n.tok.Seq
+	n.lastSeen = n.now
+	n.accepts = [2]int64{n.now, n.now}
+	n.holding, n.passing = true, false
+	n.holdEnd = n.now + int64(n.cfg.HopInterval)
+	n.query = nil
+	if regen {
+		n.counters.Regenerations++
+		n.event(EventRegenerated, 0)
+	} else {
+		n.event(EventFormed, 0)
+	}
+	joined := n.addPending()
+	var dropped []NodeID
+	if prev != nil {
+		dropped = minus(prev, n.tok.Members)
+		joined = append(minus(n.tok.Members, prev), joined...)
+	} else {
+		joined = append(minus(n.tok.Members, []NodeID{n.cfg.ID}), joined...)
+	}
+	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
+	if n.leaving {
+		n.pass()
+	}
+}
+
+func (n *Node) info(kind MsgKind, p Purpose, qid uint64) *Message {
+	m := &Message{Kind: kind, Purpose: p, QueryID: qid, Flags: n.flags(),
+		RingID: n.tok.RingID, Seq: n.rank, MaxSeq: n.maxSeq}
+	if n.mode == ModeMember {
+		m.Members = n.tok.Members
+	}
+	return m
+}
+
+func (n *Node) helloAll(p Purpose, qid uint64, to []NodeID) {
+	m := n.info(MsgHello, p, qid)
+	for _, id := range to {
+		if id != n.cfg.ID {
+			n.send(id, m, sendTag{kind: MsgHello, queryID: qid})
+		}
+	}
+}
+
+// maybeProbe: the holder looks, every ProbeInterval, for node-map nodes
+// outside its ring, so that rings split by a partition find each other.
+func (n *Node) maybeProbe() {
+	if n.now-n.lastProbe < int64(n.cfg.ProbeInterval) {
+		return
+	}
+	n.lastProbe = n.now
+	var out []NodeID
+	for _, id := range n.cfg.Nodes {
+		if !slices.Contains(n.tok.Members, id) {
+			out = append(out, id)
+		}
+	}
+	if len(out) > 0 {
+		n.helloAll(PurposeProbe, 0, out)
+	}
+}
+
+func (n *Node) stepHello(from NodeID, m *Message) {
+	n.send(from, n.info(MsgAnswer, m.Purpose, m.QueryID), sendTag{kind: MsgAnswer})
+	n.observe(from, m)
+	// A 911 from a node whose copy is older than ours, while our own
+	// token is lost too: we are the one to regenerate, so start our 911
+	// now instead of waiting for our own timeout.
+	if m.Purpose == PurposeQuery && m.Flags&FlagLive == 0 && !n.live() && n.query == nil &&
+		(n.mode == ModeMember || n.mode == ModeLimbo) && n.outranks(from, m.Seq) {
+		n.startQuery()
+	}
+}
+
+// outranks: does our rank beat (peer, rank) for the right to regenerate?
+func (n *Node) outranks(peer NodeID, rank uint64) bool {
+	return n.rank > rank || (n.rank == rank && n.cfg.ID < peer)
+}
+
+func (n *Node) stepAnswer(from NodeID, m *Message) {
+	n.observe(from, m)
+	q := n.query
+	if q == nil || m.Purpose != PurposeQuery || m.QueryID != q.id || !slices.Contains(q.waiting, from) {
+		return
+	}
+	q.answers = append(q.answers, answer{from: from, m: *m})
+	if m.Flags&FlagLive != 0 || m.Flags&FlagHolding != 0 || !n.outranks(from, m.Seq) {
+		n.deny()
+		return
+	}
+	n.queryDone(from)
+}
+
+// observe records join requests and merges from what a hello or answer says.
+func (n *Node) observe(from NodeID, m *Message) {
+	remoteLive := m.Flags&FlagLive != 0
+	switch {
+	case n.mode == ModeStarting:
+		if remoteLive {
+			n.heardRing = true
+		} else if m.Flags&FlagMember == 0 {
+			// Another starting node: whoever forms the ring adds it.
+			n.addRequest(from, m.MaxSeq)
+			if from < n.cfg.ID {
+				n.heardLower = true
+			}
+		}
+	case n.live():
+		if !remoteLive {
+			n.addRequest(from, m.MaxSeq)
+			return
+		}
+		if m.RingID == n.tok.RingID || slices.Contains(n.tok.Members, from) || len(m.Members) == 0 {
+			return
+		}
+		if wins(n.tok.Members, m.Members) {
+			n.event(EventMergeSeen, from)
+			n.counters.Merges++
+			for _, id := range m.Members {
+				if slices.Contains(n.cfg.Nodes, id) {
+					n.addRequest(id, m.MaxSeq)
+				}
+			}
+		}
+	}
+}
+
+// wins decides which of two live rings absorbs the other: the larger, then
+// the one with the lower lowest node id (rings are disjoint, so no ties).
+func wins(a, b []NodeID) bool {
+	if len(a) != len(b) {
+		return len(a) > len(b)
+	}
+	return slices.Min(a) < slices.Min(b)
+}
+
+func (n *Node) addRequest(id NodeID, maxSeq uint64) {
+	for i := range n.pending {
+		if n.pending[i].node == id {
+			n.pending[i].maxSeq = max(n.pending[i].maxSeq, maxSeq)
+			return
+		}
+	}
+	if len(n.pending) < len(n.cfg.Nodes) {
+		n.pending = append(n.pending, joinReq{node: id, maxSeq: maxSeq})
+	}
+}
+
+// startQuery sends a 911 to every other node of the node map.
+func (n *Node) startQuery() {
+	q := &query{id: n.cfg.Rand(), deadline: n.now + int64(2*n.cfg.AckBudget()+2)}
+	for _, id := range n.cfg.Nodes {
+		if id != n.cfg.ID {
+			q.waiting = append(q.waiting, id)
+		}
+	}
+	n.query = q
+	n.lastQry = n.now
+	n.counters.Queries++
+	n.event(EventQuery, 0)
+	n.helloAll(PurposeQuery, q.id, q.waiting)
+	if len(q.waiting) == 0 {
+		n.decide()
+	}
+}
+
+// queryDone: node id answered (without denying) or cannot be reached.
+func (n *Node) queryDone(id NodeID) {
+	q := n.query
+	if i := slices.Index(q.waiting, id); i >= 0 {
+		q.waiting = slices.Delete(q.waiting, i, i+1)
+	}
+	if len(q.waiting) == 0 {
+		n.decide()
+	}
+}
+
+func (n *Node) deny() {
+	n.query = nil
+	n.counters.Denied++
+	n.event(EventDenied, 0)
+	// Wait a full token-loss timeout for the newer token (or for the live
+	// ring to add us) before asking again.
+	n.lastSeen = n.now
+	n.lastQry = n.now
+}
+
+// decide is reached when every node answered without denying, could not
+// be reached, or the deadline passed: permission is TRUE, and this node,
+// holding the newest copy among those it can reach, regenerates the token
+// with itself and every answering node that is not in a live ring.
+func (n *Node) decide() {
+	q := n.query
+	n.query = nil
+	for _, a := range q.answers {
+		if a.m.Flags&(FlagLive|FlagHolding) != 0 || !n.outranks(a.from, a.m.Seq) {
+			n.deny()
+			return
+		}
+	}
+	n.form(q.answers)
+}

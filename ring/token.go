@@ -1,0 +1,257 @@
+package ring
+
+import (
+	"fmt"
+	"slices"
+)
+
+// stepMessage dispatches one reassembled message.
+func (n *Node) stepMessage(from NodeID, m *Message) error {
+	switch m.Kind {
+	case MsgToken:
+		return n.stepToken(from, m)
+	case MsgHello:
+		n.stepHello(from, m)
+	case MsgAnswer:
+		n.stepAnswer(from, m)
+	case MsgStale:
+		n.stepStale(from, m)
+	}
+	return nil
+}
+
+// stepToken is Figure 9, box 909: a token for this node.
+func (n *Node) stepToken(from NodeID, m *Message) error {
+	if m.Dest != n.cfg.ID || m.Sender != from {
+		return fmt.Errorf("ring: token from %d for %d (sender field %d) is not ours", from, m.Dest, m.Sender)
+	}
+	if !slices.Contains(m.Members, n.cfg.ID) {
+		return fmt.Errorf("ring: token for us does not list us as a member")
+	}
+	if m.Seq <= n.maxSeq {
+		// Older than a token we have seen: another, newer line exists.
+		// The hop is acknowledged (so the sender does not drop us) and the
+		// sender is told, so it steps out of the dead line.
+		n.counters.TokensStale++
+		n.event(EventStale, from)
+		n.send(from, &Message{Kind: MsgStale, RingID: m.RingID, Seq: m.Seq}, sendTag{kind: MsgStale})
+		return nil
+	}
+	for _, x := range m.Members {
+		if !slices.Contains(n.cfg.Nodes, x) {
+			return fmt.Errorf("ring: token lists node %d, which is not in the node map", x)
+		}
+	}
+	if n.passing {
+		// A newer token reached us while ours was in flight (we were
+		// absorbed by another ring): ours is abandoned.
+		n.cancel(n.passID)
+		n.passing = false
+	}
+	prev := n.tok.Members
+	if n.mode != ModeMember {
+		prev = nil
+	}
+	n.tok = *m
+	n.tok.Members = n.sortMembers(m.Members)
+	n.maxSeq = m.Seq
+	n.mode = ModeMember
+	n.query = nil
+	n.startEnd = 0
+	n.lastSeen = n.now
+	n.accepts[0], n.accepts[1] = n.accepts[1], n.now
+	n.holding = true
+	n.holdEnd = n.now + int64(n.cfg.HopInterval)
+	n.counters.TokensAccepted++
+	if n.cfg.TraceTokens {
+		n.event(EventAccepted, from)
+	}
+	joined := n.addPending()
+	if prev != nil {
+		joined = append(minus(n.tok.Members, prev), joined...)
+	}
+	var dropped []NodeID
+	if prev != nil {
+		dropped = minus(prev, n.tok.Members)
+	}
+	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
+	if n.leaving {
+		n.pass()
+	}
+	return nil
+}
+
+// addPending adds the nodes that asked to join (or the members of a ring
+// this ring absorbs) to the token; it returns them.
+func (n *Node) addPending() []NodeID {
+	var joined []NodeID
+	for _, j := range n.pending {
+		if slices.Contains(n.tok.Members, j.node) {
+			continue
+		}
+		joined = append(joined, j.node)
+		if j.maxSeq > n.bumpTo {
+			n.bumpTo = j.maxSeq
+		}
+		if n.bumpTo < n.maxSeq {
+			n.bumpTo = n.maxSeq
+		}
+	}
+	n.pending = n.pending[:0]
+	if len(joined) > 0 {
+		n.tok.Members = n.sortMembers(append(slices.Clone(n.tok.Members), joined...))
+		n.counters.Joins += uint64(len(joined))
+		for _, j := range joined {
+			n.event(EventJoined, j)
+		}
+	}
+	return joined
+}
+
+// pass sends the token to the next member (Figure 9: the token moves on in
+// node-map order). With nobody else in the ring it stays here, and the
+// Holder runs again for what may have changed (joiners).
+func (n *Node) pass() {
+	if n.leaving && slices.Contains(n.tok.Members, n.cfg.ID) {
+		// Graceful leave: drop ourselves and let the Holder hand our
+		// state to the others before the token leaves.
+		n.tok.Members = minus(n.tok.Members, []NodeID{n.cfg.ID})
+		if len(n.tok.Members) == 0 {
+			n.finishLeave()
+			return
+		}
+		v := TokenView{
+			Self: n.cfg.ID, Members: slices.Clone(n.tok.Members), Carriages: n.tok.Carriages,
+			Leaving: []NodeID{n.cfg.ID}, NoQuorum: n.noQuorum(n.tok.Members),
+		}
+		n.tok.Carriages = n.cfg.Holder.OnToken(v)
+		n.commitLeaving()
+	}
+	next := n.nextAfter(n.cfg.ID, n.tok.Members)
+	seq := n.tok.Seq + 1
+	if n.bumpTo != 0 {
+		if s := n.bumpTo + seqJump; s > seq {
+			seq = s
+		}
+		n.bumpTo = 0
+	}
+	if seq <= n.maxSeq {
+		seq = n.maxSeq + 1
+	}
+	n.maybeProbe()
+	if next == 0 {
+		if n.leaving {
+			n.finishLeave()
+			return
+		}
+		// Alone: keep the token, as a hop to ourselves.
+		n.tok.Seq, n.maxSeq, n.rank = seq, seq, seq
+		n.tok.Sender, n.tok.Dest = n.cfg.ID, n.cfg.ID
+		n.lastSeen = n.now
+		n.holdEnd = n.now + int64(max(n.cfg.HopInterval, 1))
+		joined := n.addPending()
+		n.runHolder(n.tok.Members, nil, joined, nil)
+		return
+	}
+	n.tok.Seq, n.maxSeq, n.rank = seq, seq, seq
+	n.tok.Sender, n.tok.Dest = n.cfg.ID, next
+	n.holding = false
+	n.passing = true
+	n.passTo, n.passSeq = next, seq
+	n.lastSeen = n.now
+	n.passID = n.send(next, &n.tok, sendTag{kind: MsgToken, seq: seq})
+}
+
+// commitLeaving publishes the state after our own leave: we are no longer
+// a member, so we serve nothing from here on.
+func (n *Node) commitLeaving() {
+	n.ready.State = &State{RingID: n.tok.RingID, Seq: n.tok.Seq, Carriages: n.tok.Carriages}
+}
+
+// onSendDone is the reliable layer's success callback.
+func (n *Node) onSendDone(o *outMsg) {
+	switch o.tag.kind {
+	case MsgToken:
+		if n.passing && o.id == n.passID {
+			n.passing = false
+			n.lastSeen = n.now
+			if n.leaving {
+				n.finishLeave()
+			}
+		}
+	}
+}
+
+// onSendFailed is the reliable layer's failure callback (the patent's
+// callback after the last resend on every path).
+func (n *Node) onSendFailed(o *outMsg) {
+	switch o.tag.kind {
+	case MsgToken:
+		if !n.passing || o.id != n.passID {
+			return
+		}
+		// Figure 9: the destination is presumed down. Remove it, let our
+		// Holder fail its state over, and send to the next member. The
+		// destination may in fact have the token (its acks were lost), so
+		// our line takes a new ring id and jumps the sequence: its copy is
+		// stale wherever ours has been.
+		n.passing = false
+		n.holding = true
+		n.tok.Members = minus(n.tok.Members, []NodeID{o.to})
+		n.tok.RingID = n.newRingID()
+		n.bumpTo = n.maxSeq
+		n.counters.Drops++
+		n.event(EventDropped, o.to)
+		if n.leaving {
+			if len(n.tok.Members) == 0 {
+				n.finishLeave()
+				return
+			}
+			v := TokenView{Self: n.cfg.ID, Members: slices.Clone(n.tok.Members), Dropped: []NodeID{o.to},
+				Carriages: n.tok.Carriages, Leaving: []NodeID{n.cfg.ID}, NoQuorum: n.noQuorum(n.tok.Members)}
+			n.tok.Carriages = n.cfg.Holder.OnToken(v)
+			n.commitLeaving()
+		} else {
+			n.runHolder(n.tok.Members, []NodeID{o.to}, nil, nil)
+		}
+		n.pass()
+	case MsgHello:
+		if q := n.query; q != nil && o.tag.queryID == q.id {
+			n.queryDone(o.to)
+		}
+	}
+}
+
+func (n *Node) newRingID() uint64 {
+	for {
+		if id := n.cfg.Rand(); id != 0 && id != n.tok.RingID {
+			return id
+		}
+	}
+}
+
+// stepStale: a node told us the token we sent it is older than one it has.
+// If that token is still our latest, our line is dead and we are not in
+// the newer one: step out (serve nothing) and ask to join.
+func (n *Node) stepStale(from NodeID, m *Message) {
+	if n.mode != ModeMember || m.RingID != n.tok.RingID || m.Seq != n.rank || n.holding {
+		return
+	}
+	if n.passing {
+		n.cancel(n.passID)
+		n.passing = false
+	}
+	n.enterLimbo()
+}
+
+func (n *Node) enterLimbo() {
+	n.mode = ModeLimbo
+	n.holding = false
+	n.event(EventLimbo, 0)
+	n.commit()
+	if n.leaving {
+		n.finishLeave()
+		return
+	}
+	n.startQuery()
+}
