@@ -130,9 +130,13 @@ func (c *Config) resolvePaths() {
 }
 
 type decoder struct {
-	src  *source
-	errs Errors
+	src   *source
+	errs  Errors
+	nodes int // values visited, to stop alias bombs
 }
+
+// maxNodes bounds the values one file may expand to through YAML aliases.
+const maxNodes = 1 << 20
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.errs = append(d.errs, Error{File: d.src.file, Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(format, args...)})
@@ -249,6 +253,12 @@ func display(path string) string {
 func (d *decoder) value(path string, n *yaml.Node, key *yaml.Node, v reflect.Value, opts string) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+	}
+	if d.nodes++; d.nodes > maxNodes {
+		if d.nodes == maxNodes+1 {
+			d.fail(path, n, "the file expands to more than %d values through YAML aliases; write it out plainly", maxNodes)
+		}
+		return
 	}
 	d.record(path, key, n)
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
@@ -483,6 +493,11 @@ func (d *decoder) vipList(path string, n *yaml.Node, v reflect.Value) {
 			d.fail(ipath, item, "%s entry %d: %v", display(path), i+1, err)
 			d.src.bad[path] = true
 			continue
+		}
+		if d.nodes += int(addrDiff(first, last)) + 1; d.nodes > maxNodes {
+			d.fail(ipath, item, "%s: the VIP lists of this file hold more than %d addresses; list fewer", display(path), maxNodes)
+			d.src.bad[path] = true
+			break
 		}
 		s := span{text: item.Value, first: first, last: last, start: len(out), pos: Pos{Line: item.Line, Column: item.Column}}
 		for a := first; ; a = a.Next() {

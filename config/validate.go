@@ -18,8 +18,9 @@ func (c *Config) Validate() error {
 }
 
 type validator struct {
-	c    *Config
-	errs Errors
+	c       *Config
+	errs    Errors
+	overlap bool // two subnets overlap: matching addresses to subnets is moot
 }
 
 // at is the position of path, or of its nearest parent the file has.
@@ -234,6 +235,7 @@ func (v *validator) subnets() {
 		}
 		for j := 0; j < i; j++ {
 			if o := c.Subnets[j].Prefix; o.IsValid() && o.Overlaps(s.Prefix) {
+				v.overlap = true
 				v.errorf(p+".prefix", "prefix %s overlaps %s of subnet %s (line %d); subnets must be disjoint", s.Prefix, o, subnetName(c, j), v.line(fmt.Sprintf("subnets[%d].prefix", j)))
 			}
 		}
@@ -286,6 +288,9 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // prefixesOK reports whether every subnet prefix decoded, so address
 // matching is meaningful.
 func (v *validator) prefixesOK() bool {
+	if v.overlap {
+		return false
+	}
 	for i, s := range v.c.Subnets {
 		if !s.Prefix.IsValid() || v.broken(fmt.Sprintf("subnets[%d].prefix", i)) {
 			return false
