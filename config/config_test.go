@@ -228,7 +228,7 @@ func TestBadConfigs(t *testing.T) {
 		{"tls cert without key", base + "management: #!a\n  tls_cert: cert.pem\n",
 			[]want{{"a", "management needs both tls_cert and tls_key, or neither"}}},
 		{"YAML syntax error", base + "ring:\n\ttick: 1ms #!a\n",
-			[]want{{"a", "YAML syntax: found a tab character that violates indentation"}}},
+			[]want{{"a", "YAML syntax: found character that cannot start any token"}}},
 		{"empty file", "", []want{{"", "the file is empty"}}},
 		{"two documents", base + "--- #!a\ncluster: {name: x}\n",
 			[]want{{"a", "a second YAML document"}}},
