@@ -108,8 +108,8 @@ func (t *Table) edit(vip netip.Addr, op string, f func(*Row) error) (Table, erro
 		return Table{}, fmt.Errorf("%s %s: %w: list the table's VIPs with `ringway vip list`", op, vip, ErrUnknownVIP)
 	}
 	u := t.derive()
-	var one [1]int32
-	for _, m := range u.members(i, &one) {
+	var buf unitBuf
+	for _, m := range u.members(i, &buf) {
 		if err := f(&u.rows[m]); err != nil {
 			return Table{}, err
 		}

@@ -69,13 +69,13 @@ func (s *stepper) balance() {
 	}
 
 	best, bestLoad := -1, uint64(0)
-	var one [1]int32
+	var buf unitBuf
 	for i, r := range s.u.rows {
-		if r.Current != self || r.Persistence != PersistNone || !s.firstOfUnit(i) {
+		if r.Current != self || r.Persistence != PersistNone || !s.u.firstOfUnit(i) {
 			continue
 		}
 		var l uint64
-		for _, m := range s.u.members(i, &one) {
+		for _, m := range s.u.members(i, &buf) {
 			l += s.in.VIPLoad[s.u.rows[m].VIP]
 		}
 		if l > 0 && l <= gap/2 && l > bestLoad {

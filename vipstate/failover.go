@@ -26,7 +26,7 @@ func (s *stepper) place() {
 		// Nobody is live: nothing is owned. (A lone node calls Step with
 		// Live = [itself] and then owns every open VIP.)
 		for i := range s.u.rows {
-			if r := s.u.rows[i]; r.Current != None && s.firstOfUnit(i) {
+			if r := s.u.rows[i]; r.Current != None && s.u.firstOfUnit(i) {
 				s.moveUnit(i, None, ReasonFailover)
 			}
 		}
@@ -41,10 +41,10 @@ func (s *stepper) place() {
 		}
 	}
 	order := s.liveOrder()
-	var one [1]int32
+	var buf unitBuf
 	for i := range s.u.rows {
 		r := s.u.rows[i]
-		if r.Closed || s.live.has(r.Current) || !s.firstOfUnit(i) {
+		if r.Closed || s.live.has(r.Current) || !s.u.firstOfUnit(i) {
 			continue
 		}
 		to := r.Preferred
@@ -60,7 +60,7 @@ func (s *stepper) place() {
 		if r.Current == None {
 			why = ReasonAssign
 		}
-		count[to] += len(s.u.members(i, &one))
+		count[to] += len(s.u.members(i, &buf))
 		s.moveUnit(i, to, why)
 	}
 }

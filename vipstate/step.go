@@ -167,9 +167,9 @@ func (s *stepper) rows() []Row {
 
 // moveUnit moves every member of the unit of row i to node to.
 func (s *stepper) moveUnit(i int, to Node, why Reason) {
-	var one [1]int32
+	var buf unitBuf
 	rows := s.rows()
-	for _, m := range s.u.members(i, &one) {
+	for _, m := range s.u.members(i, &buf) {
 		r := &rows[m]
 		s.moves = append(s.moves, Move{VIP: r.VIP, From: r.Current, To: to, Reason: why})
 		r.Current = to
@@ -193,16 +193,9 @@ func (s *stepper) returnPreferred() {
 		if r.Current != self || r.Persistence != PersistPreferred || r.Preferred == self || !s.live.has(r.Preferred) {
 			continue
 		}
-		if !s.firstOfUnit(i) {
+		if !s.u.firstOfUnit(i) {
 			continue
 		}
 		s.moveUnit(i, r.Preferred, ReasonPreference)
 	}
-}
-
-// firstOfUnit reports whether row i is the first row of its unit, so a group
-// is handled once.
-func (s *stepper) firstOfUnit(i int) bool {
-	g := s.u.rows[i].Group
-	return g == 0 || s.u.groups[g][0] == int32(i)
 }

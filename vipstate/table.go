@@ -94,10 +94,14 @@ type Row struct {
 type Table struct {
 	nodes int   // size of the node map; every Node in rows is ≤ nodes
 	rows  []Row // sorted by VIP, never mutated once the Table is built
-	// groups maps a group number to the indexes of its rows. Group
-	// membership never changes after New, so it is shared by every table
-	// derived from the first.
-	groups map[uint16][]int32
+	// The group index: head[g] is the first row (lowest VIP) of group g and
+	// next[i] the row after row i in its group, wrapping around to the head;
+	// nil without groups. Group membership never changes after New, so the
+	// index is shared by every table derived from the first. Two slices
+	// rather than a map: decoding a 4096-VIP table on every hop then costs
+	// three allocations instead of thousands.
+	head []int32
+	next []int32
 
 	// rotation counts token rotations: Step adds one whenever the holder is
 	// the first live member in ring order. Balancing cooldowns are measured
@@ -131,7 +135,8 @@ func New(nodes int, rows []Row) (Table, error) {
 
 // init validates t.rows (already sorted) and builds the group index.
 func (t *Table) init() error {
-	t.groups = nil
+	t.head, t.next = nil, nil
+	var maxGroup uint16
 	for i, r := range t.rows {
 		if err := t.checkRow(r); err != nil {
 			return err
@@ -139,26 +144,46 @@ func (t *Table) init() error {
 		if i > 0 && t.rows[i-1].VIP == r.VIP {
 			return fmt.Errorf("vipstate: VIP %s appears twice: list each VIP once", r.VIP)
 		}
+		maxGroup = max(maxGroup, r.Group)
+	}
+	if maxGroup == 0 {
+		return nil
+	}
+	t.head = make([]int32, int(maxGroup)+1)
+	t.next = make([]int32, len(t.rows))
+	for g := range t.head {
+		t.head[g] = -1
+	}
+	// Push rows to the front of their group's list from the last to the
+	// first, so each list is in VIP order; then close each list into a ring.
+	for i := len(t.rows) - 1; i >= 0; i-- {
+		g := t.rows[i].Group
+		t.next[i] = -1
+		if g != 0 {
+			t.next[i] = t.head[g]
+			t.head[g] = int32(i)
+		}
+	}
+	for i, r := range t.rows {
 		if r.Group == 0 {
 			continue
 		}
-		if t.groups == nil {
-			t.groups = make(map[uint16][]int32)
+		if t.next[i] == -1 {
+			t.next[i] = t.head[r.Group]
 		}
-		members := t.groups[r.Group]
-		if len(members) > 0 {
-			first := t.rows[members[0]]
-			if err := sameGroupPolicy(first, r); err != nil {
-				return err
-			}
-			for _, m := range members {
-				if t.rows[m].Subnet == r.Subnet {
-					return fmt.Errorf("vipstate: group %d: %s and %s are both on subnet %d: a group holds at most one VIP per subnet",
-						r.Group, t.rows[m].VIP, r.VIP, r.Subnet)
-				}
+		h := int(t.head[r.Group])
+		if h == i {
+			continue
+		}
+		if err := sameGroupPolicy(t.rows[h], r); err != nil {
+			return err
+		}
+		for j := h; j != i; j = int(t.next[j]) {
+			if t.rows[j].Subnet == r.Subnet {
+				return fmt.Errorf("vipstate: group %d: %s and %s are both on subnet %d: a group holds at most one VIP per subnet",
+					r.Group, t.rows[j].VIP, r.VIP, r.Subnet)
 			}
 		}
-		t.groups[r.Group] = append(members, int32(i))
 	}
 	return nil
 }
@@ -265,14 +290,33 @@ func (t Table) AppendOwnedBy(dst []netip.Addr, n Node) []netip.Addr {
 	return dst
 }
 
-// members returns the row indexes of the unit (group, or the lone VIP) that
-// row i belongs to. The result must not be modified.
-func (t *Table) members(i int, one *[1]int32) []int32 {
-	if g := t.rows[i].Group; g != 0 {
-		return t.groups[g]
+// unitBuf holds the row indexes of one unit; groups of up to 8 VIPs (8
+// subnets) need no allocation.
+type unitBuf [8]int32
+
+// members returns the row indexes, in VIP order, of the unit (the group, or
+// the lone VIP) that row i belongs to, using buf for storage.
+func (t *Table) members(i int, buf *unitBuf) []int32 {
+	g := t.rows[i].Group
+	if g == 0 {
+		buf[0] = int32(i)
+		return buf[:1]
 	}
-	one[0] = int32(i)
-	return one[:]
+	m := buf[:0]
+	h := t.head[g]
+	for j := h; ; {
+		m = append(m, j)
+		if j = t.next[j]; j == h {
+			return m
+		}
+	}
+}
+
+// firstOfUnit reports whether row i is the first row of its unit, so a unit
+// is handled once.
+func (t *Table) firstOfUnit(i int) bool {
+	g := t.rows[i].Group
+	return g == 0 || t.head[g] == int32(i)
 }
 
 // derive returns a copy of t whose rows can be changed.
