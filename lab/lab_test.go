@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -360,5 +362,53 @@ func assertGone(t *testing.T, prefix, dir string) {
 		if p == prefix {
 			t.Errorf("List still shows %s", prefix)
 		}
+	}
+}
+
+func TestStartSignal(t *testing.T) {
+	l := testLab(t, Spec{Nodes: 1})
+	cmd := exec.Command("sh", "-c", "echo started; exec sleep 60")
+	if err := l.Start(l.Node(1), cmd); err != nil {
+		t.Fatal(err)
+	}
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- cmd.Wait() }()
+	// The output goes to the lab's log.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(l.LogPath(l.Node(1), "sh"))
+		if err == nil && string(b) == "started\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log %s = %q, %v; want \"started\\n\"", l.LogPath(l.Node(1), "sh"), b, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pids, err := l.Pids(l.Node(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 || pids[0] != cmd.Process.Pid {
+		t.Errorf("Pids(n1) = %v, want [%d]", pids, cmd.Process.Pid)
+	}
+	if other, _ := l.Pids(l.Client()); len(other) != 0 {
+		t.Errorf("Pids(client) = %v, want none", other)
+	}
+	n, err := l.Signal(l.Node(1), syscall.SIGKILL)
+	if err != nil || n != 1 {
+		t.Fatalf("Signal = %d, %v; want 1 process", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.WaitGone(ctx, l.Node(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waitDone; err == nil {
+		t.Error("process exited cleanly after SIGKILL")
+	}
+	pidsFile, err := os.ReadFile(filepath.Join(l.Dir(), "pids"))
+	if err != nil || !strings.Contains(string(pidsFile), l.Node(1)) {
+		t.Errorf("pids file = %q, %v; want a line for %s", pidsFile, err, l.Node(1))
 	}
 }

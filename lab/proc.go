@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -244,4 +245,60 @@ func List(stateDir string) []string {
 	}
 	sortStrings(out)
 	return out
+}
+
+// Pids returns the processes running inside namespace ns (found through
+// /proc, so it includes processes the lab did not start).
+func (l *Lab) Pids(ns string) ([]int, error) {
+	ino, err := nsInode(l.NetnsPath(ns))
+	if err != nil {
+		return nil, fmt.Errorf("netns %s: %w", ns, err)
+	}
+	return pidsIn(map[uint64]bool{ino: true}), nil
+}
+
+// Signal sends sig to every process inside namespace ns and returns how many
+// it signalled: SIGKILL simulates a crash of a node's software, SIGSTOP a
+// hang (SIGCONT resumes it).
+func (l *Lab) Signal(ns string, sig syscall.Signal) (int, error) {
+	pids, err := l.Pids(ns)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil {
+			if !errors.Is(err, syscall.ESRCH) {
+				errs = append(errs, fmt.Errorf("signal %v to pid %d in %s: %w", sig, pid, ns, err))
+			}
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// WaitGone waits until no process runs inside namespace ns, or ctx ends.
+func (l *Lab) WaitGone(ctx context.Context, ns string) error {
+	for {
+		pids, err := l.Pids(ns)
+		if err != nil {
+			return err
+		}
+		live := 0
+		for _, p := range pids {
+			if alive(p) {
+				live++
+			}
+		}
+		if live == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d processes still running in %s: %w", live, ns, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
