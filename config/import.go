@@ -414,6 +414,7 @@ func parseVIPCfg(name string, r io.Reader, prefixLen int) ([]vipBlock, Errors) {
 				errf(n, "`{` inside a block; close the block of line %d with `}` first", cur.line)
 			case strings.HasPrefix(tok, "VIRTUAL_IP"):
 				errf(n, "VIRTUAL_IP inside the block of line %d; close it with `}` first", cur.line)
+				return // the rest of the line belongs to the stray block
 			default:
 				addItem(n, tok)
 			}
