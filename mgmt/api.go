@@ -1,0 +1,89 @@
+package mgmt
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Status is what GET /api/v1/status returns: this node's view of the cluster.
+// Every member carries the same VIP table (it rides on the token), so any node
+// can answer for the whole cluster.
+type Status struct {
+	Cluster string `json:"cluster"`
+	Node    string `json:"node"`    // the node answering
+	Version string `json:"version"` // its ringway version
+	// Mode is the node's ring mode: starting, member, alone, leaving, or left.
+	Mode     string   `json:"mode"`
+	RingID   uint64   `json:"ring_id"`
+	Seq      uint64   `json:"seq"`
+	Members  []string `json:"members"`     // live members in ring order
+	Holder   string   `json:"holder"`      // the node that last passed this node the token ("" between rings)
+	Holding  bool     `json:"holding"`     // this node holds the token right now
+	Rotation float64  `json:"rotation_ms"` // last measured token rotation time
+	Alone    bool     `json:"alone"`       // the patent's alone mode: the only member
+	NoQuorum bool     `json:"no_quorum"`   // quorum majority and below it: serving nothing
+	UptimeS  float64  `json:"uptime_s"`
+	VIPs     []VIP    `json:"vips"`
+	// Counters are cumulative counts for operators (ring, router, tunnel).
+	Counters map[string]uint64 `json:"counters,omitempty"`
+}
+
+// VIP is one row of the VIP table as operators see it.
+type VIP struct {
+	VIP         netip.Addr `json:"vip"`
+	Subnet      string     `json:"subnet"`
+	Owner       string     `json:"owner"`     // "" when closed or unowned
+	Preferred   string     `json:"preferred"` // "" when none
+	Persistence string     `json:"persistence"`
+	Group       string     `json:"group,omitempty"`
+	Closed      bool       `json:"closed,omitempty"`
+}
+
+// VIPOps are the operations POST /api/v1/vips/{vip}/{op} accepts.
+var VIPOps = []string{"move", "prefer", "unprefer", "stick", "unstick", "close", "open"}
+
+// VIPOp is an operator's request to change one VIP.
+type VIPOp struct {
+	Op   string     // one of VIPOps
+	VIP  netip.Addr // the VIP
+	Node string     // target node id, for move only
+}
+
+// Validate says what is wrong with op, if anything.
+func (op VIPOp) Validate() error {
+	known := false
+	for _, o := range VIPOps {
+		known = known || o == op.Op
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("unknown VIP operation %q: want one of %v", op.Op, VIPOps)
+	case !op.VIP.Is4():
+		return fmt.Errorf("%q is not an IPv4 VIP address", op.VIP)
+	case op.Op == "move" && op.Node == "":
+		return errors.New("move needs a target node")
+	case op.Op != "move" && op.Node != "":
+		return fmt.Errorf("%s takes no node", op.Op)
+	}
+	return nil
+}
+
+// ErrNotFound is what a Backend returns (wrapped) for an unknown VIP or node;
+// the API answers 404.
+var ErrNotFound = errors.New("not found")
+
+// Backend is the node as the API sees it.
+type Backend interface {
+	// Status returns a snapshot; it must be cheap and safe to call from any
+	// goroutine.
+	Status() Status
+	// VIP queues op for the next time this node holds the token. It returns
+	// an error wrapping ErrNotFound for an unknown VIP or node, another error
+	// for a request that can never succeed, nil once queued.
+	VIP(op VIPOp) error
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}

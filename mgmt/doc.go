@@ -1,0 +1,17 @@
+// Package mgmt is ringway's management API: HTTP+JSON on management.listen,
+// guarded by a bearer token, optionally over TLS.
+//
+// The server knows the node only through Backend, so the API can be served by
+// the daemon and by a fake in tests. Every request but GET /healthz needs
+// "Authorization: Bearer <token>"; tokens are compared in constant time.
+//
+//	GET  /healthz                    liveness, no token
+//	GET  /api/v1/status              Status: membership, token, VIP table
+//	POST /api/v1/vips/{vip}/{op}     op = move (body {"node":"n2"}), prefer,
+//	                                 unprefer, stick, unstick, close, open
+//
+// A VIP operation is accepted by the node that serves the request and applied
+// by the ring the next time that node holds the token (only the holder changes
+// the table), so the reply means "queued", and Client.WaitVIP polls the status
+// until the table shows the change.
+package mgmt

@@ -1,0 +1,175 @@
+package mgmt
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config configures the management server.
+type Config struct {
+	Listen  string // host:port; ":0" picks a free port (see Server.Addr)
+	Token   string // bearer token every API request must present; never empty
+	TLSCert string // PEM files; both or neither
+	TLSKey  string
+	Logger  *slog.Logger
+}
+
+func (c Config) validate() error {
+	if c.Listen == "" {
+		return errors.New("mgmt: no listen address")
+	}
+	if len(c.Token) < 16 {
+		return errors.New("mgmt: the admin token must be at least 16 characters (`ringway key generate` writes a good one)")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("mgmt: set both tls_cert and tls_key, or neither")
+	}
+	return nil
+}
+
+// Server serves the management API for one Backend.
+type Server struct {
+	cfg     Config
+	backend Backend
+	log     *slog.Logger
+	ln      net.Listener
+	srv     *http.Server
+}
+
+// NewServer checks cfg and binds the listener, so a bad address fails at
+// start-up rather than later; it serves nothing until Run.
+func NewServer(cfg Config, b Backend) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("mgmt: listen on %s: %w (check management.listen)", cfg.Listen, err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = nopLogger()
+	}
+	s := &Server{cfg: cfg, backend: b, log: log, ln: ln}
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx is done, then shuts down gracefully. It returns nil
+// after a shutdown caused by ctx.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		if s.cfg.TLSCert != "" {
+			errc <- s.srv.ServeTLS(s.ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			errc <- s.srv.Serve(s.ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("mgmt: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(sctx)
+	<-errc
+	return nil
+}
+
+// Handler returns the API's routes (tests use it without a listener).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /api/v1/status", s.auth(http.HandlerFunc(s.status)))
+	mux.Handle("POST /api/v1/vips/{vip}/{op}", s.auth(http.HandlerFunc(s.vip)))
+	return mux
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ringway"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong admin token (see management.token_file)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.backend.Status())
+}
+
+func (s *Server) vip(w http.ResponseWriter, r *http.Request) {
+	vip, err := netip.ParseAddr(r.PathValue("vip"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad VIP %q: %v", r.PathValue("vip"), err))
+		return
+	}
+	op := VIPOp{Op: r.PathValue("op"), VIP: vip}
+	if op.Op == "move" {
+		var body struct {
+			Node string `json:"node"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, `move needs a JSON body {"node":"<node id>"}: `+err.Error())
+			return
+		}
+		op.Node = strings.TrimSpace(body.Node)
+	}
+	if err := op.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.backend.VIP(op); err != nil {
+		code := http.StatusConflict
+		if errors.Is(err, ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	s.log.Info("vip operation queued", "op", op.Op, "vip", op.VIP, "node", op.Node, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}
+
+func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
