@@ -45,11 +45,11 @@ const seqJump = 1 << 20
 // Counters are cumulative.
 type Counters struct {
 	PacketsSent, MessagesSent, MessagesReceived, BytesSent uint64
-	Resends, SendFailures, LateAcks, Duplicates          uint64
-	BadInput                                             uint64 // datagrams rejected by Step
-	TokensAccepted, TokensStale                          uint64
-	Drops, Joins, Regenerations, Queries, Denied         uint64
-	Merges                                               uint64 // times this node absorbed another ring's members
+	Resends, SendFailures, LateAcks, Duplicates            uint64
+	BadInput                                               uint64 // datagrams rejected by Step
+	TokensAccepted, TokensStale                            uint64
+	Drops, Joins, Regenerations, Queries, Denied           uint64
+	Merges                                                 uint64 // times this node absorbed another ring's members
 }
 
 // Status is a snapshot for operators, tests and the simulator.

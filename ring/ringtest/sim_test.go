@@ -1,0 +1,45 @@
+package ringtest
+
+import (
+	"flag"
+	"os"
+	"strconv"
+	"testing"
+)
+
+var (
+	flagSeed  = flag.Uint64("seed", 0, "run only this seed of TestSim (replay)")
+	flagSeeds = flag.Int("seeds", 0, "number of random seeds for TestSim (default 50, or $RING_SIM_SEEDS)")
+	flagFrom  = flag.Uint64("seed-from", 1, "first seed of TestSim")
+)
+
+// TestSim runs random seeds of mixed faults (make sim SEEDS=N runs many).
+func TestSim(t *testing.T) {
+	seeds := 50
+	if v, err := strconv.Atoi(os.Getenv("RING_SIM_SEEDS")); err == nil && v > 0 {
+		seeds = v
+	}
+	if *flagSeeds > 0 {
+		seeds = *flagSeeds
+	}
+	first := *flagFrom
+	if *flagSeed != 0 {
+		first, seeds = *flagSeed, 1
+	}
+	failed := 0
+	for i := 0; i < seeds; i++ {
+		seed := first + uint64(i)
+		s, err := RandomScenario(seed, "go test ./ring/ringtest -run 'TestSim$' -seed=%d -v")
+		if err != nil {
+			failed++
+			if *flagSeed != 0 || testing.Verbose() && failed == 1 {
+				t.Log(FormatTranscript(s, 80))
+			}
+			t.Error(err)
+			if failed >= 5 {
+				t.Fatalf("stopping after %d failed seeds", failed)
+			}
+		}
+	}
+	t.Logf("%d seeds from %d, %d failed", seeds, first, failed)
+}

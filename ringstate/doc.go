@@ -1,0 +1,16 @@
+// Package ringstate is the production ring.Holder: what a node does with
+// the token's carriages while it holds the token. It decodes the VIP table
+// (carriage kind 1, vipstate.Table) and the per-VIP load (carriage kind 2),
+// records this node's own load measurements, calls vipstate's Step with the
+// ring's live members (fail-over, preference return, balancing), and
+// re-encodes both. Other carriages ride along untouched, in order.
+//
+// It is pure, as ring.Holder requires: everything it reads comes from the
+// TokenView and from Config (LocalLoad must be a deterministic function in
+// the simulator). Both the node package and the ring simulator use it, so
+// the simulator checks the VIP invariants on the real policy code.
+//
+// Owned applies the serving rule every node follows on each committed
+// state: answer the VIPs the table gives you, but only while you are a
+// member of the state's ring and the ring has quorum.
+package ringstate

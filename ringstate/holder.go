@@ -1,0 +1,190 @@
+package ringstate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/vipstate"
+)
+
+// Carriage kinds (docs/internals.md).
+const (
+	KindVIPTable uint16 = 1 // vipstate.Table.MarshalBinary
+	KindLoad     uint16 = 2 // per-VIP load, see Load
+)
+
+// Config configures a Holder.
+type Config struct {
+	// Initial is the table from the configuration, used when a ring starts
+	// cold (no carriages yet).
+	Initial vipstate.Table
+	// Balance configures load balancing (vipstate.DefaultBalanceConfig).
+	Balance vipstate.BalanceConfig
+	// LocalLoad, if set, returns this node's current traffic per VIP it
+	// owns, in bytes/s; the holder writes it onto the token. It must not
+	// block. nil: no measurements (balancing then sees only others').
+	LocalLoad func() map[netip.Addr]uint64
+}
+
+// Holder implements ring.Holder with vipstate.
+type Holder struct {
+	cfg Config
+}
+
+var _ ring.Holder = (*Holder)(nil)
+
+// New returns a Holder.
+func New(cfg Config) *Holder { return &Holder{cfg: cfg} }
+
+// OnToken decodes the table and loads, applies vipstate.Step for the ring's
+// live members (a leaving Self is not among them, so its VIPs move to the
+// others), and returns the re-encoded carriages. A table that does not
+// decode is left as it is: the holder cannot repair what it cannot read,
+// and changing nothing never makes two nodes answer one VIP.
+func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
+	table := h.cfg.Initial
+	var loads Load
+	var rest []ring.Carriage
+	haveTable := false
+	for _, c := range t.Carriages {
+		switch c.Kind {
+		case KindVIPTable:
+			var tb vipstate.Table
+			if err := tb.UnmarshalBinary(c.Data); err != nil {
+				return t.Carriages
+			}
+			table, haveTable = tb, true
+		case KindLoad:
+			if err := loads.UnmarshalBinary(c.Data); err != nil {
+				loads = Load{}
+			}
+		default:
+			rest = append(rest, c)
+		}
+	}
+	_ = haveTable
+	if loads == nil {
+		loads = Load{}
+	}
+	if h.cfg.LocalLoad != nil && slices.Contains(t.Members, t.Self) {
+		for vip, rate := range h.cfg.LocalLoad() {
+			if table.Owner(vip) == vipstate.Node(t.Self) {
+				loads[vip] = rate
+			}
+		}
+	}
+	live := make([]vipstate.Node, len(t.Members))
+	for i, m := range t.Members {
+		live[i] = vipstate.Node(m)
+	}
+	in := vipstate.Input{Self: vipstate.Node(t.Self), Live: live, Balance: h.cfg.Balance}
+	if len(loads) > 0 {
+		in.VIPLoad = loads
+	}
+	table, _ = table.Step(in)
+	// Loads of VIPs whose owner changed are stale; the new owner reports.
+	for vip := range loads {
+		if _, ok := table.Lookup(vip); !ok {
+			delete(loads, vip)
+		}
+	}
+	tb, err := table.MarshalBinary()
+	if err != nil {
+		return t.Carriages
+	}
+	out := make([]ring.Carriage, 0, 2+len(rest))
+	out = append(out, ring.Carriage{Kind: KindVIPTable, Data: tb})
+	if len(loads) > 0 {
+		lb, _ := loads.MarshalBinary()
+		out = append(out, ring.Carriage{Kind: KindLoad, Data: lb})
+	}
+	return append(out, rest...)
+}
+
+// Table decodes the VIP table carried in cs; ok is false when there is none.
+func Table(cs []ring.Carriage) (t vipstate.Table, ok bool, err error) {
+	for _, c := range cs {
+		if c.Kind == KindVIPTable {
+			err = t.UnmarshalBinary(c.Data)
+			return t, err == nil, err
+		}
+	}
+	return t, false, nil
+}
+
+// Owned returns the VIPs node self must answer under committed state s:
+// those the table gives it, if self is a member of s's ring and the ring
+// has quorum; none otherwise (starting, between rings, leaving, minority).
+func Owned(s *ring.State, self ring.NodeID) ([]netip.Addr, error) {
+	if s == nil || s.NoQuorum || !slices.Contains(s.Members, self) {
+		return nil, nil
+	}
+	t, ok, err := Table(s.Carriages)
+	if !ok {
+		return nil, err
+	}
+	return t.OwnedBy(vipstate.Node(self)), nil
+}
+
+// Load is carriage kind 2: the traffic of each VIP in bytes/s, as measured
+// by its owner.
+//
+//	version u8 (1) | count u32 | (vip [4]byte | rate u64) × count, sorted by VIP
+type Load map[netip.Addr]uint64
+
+// MaxLoadEntries caps a decoded Load.
+const MaxLoadEntries = 1 << 16
+
+// MarshalBinary encodes l in VIP order (deterministic bytes).
+func (l Load) MarshalBinary() ([]byte, error) {
+	vips := make([]netip.Addr, 0, len(l))
+	for v := range l {
+		if !v.Is4() {
+			return nil, fmt.Errorf("ringstate: load for %v: only IPv4 VIPs", v)
+		}
+		vips = append(vips, v)
+	}
+	slices.SortFunc(vips, netip.Addr.Compare)
+	b := make([]byte, 0, 5+12*len(vips))
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(vips)))
+	for _, v := range vips {
+		a := v.As4()
+		b = append(b, a[:]...)
+		b = binary.BigEndian.AppendUint64(b, l[v])
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a Load, replacing *l.
+func (l *Load) UnmarshalBinary(b []byte) error {
+	if len(b) < 5 {
+		return io.ErrUnexpectedEOF
+	}
+	if b[0] != 1 {
+		return errors.New("ringstate: unknown load carriage version")
+	}
+	n := binary.BigEndian.Uint32(b[1:])
+	if n > MaxLoadEntries {
+		return fmt.Errorf("ringstate: load carriage has %d entries, more than %d", n, MaxLoadEntries)
+	}
+	b = b[5:]
+	if uint64(len(b)) < 12*uint64(n) {
+		return io.ErrUnexpectedEOF
+	}
+	if uint64(len(b)) != 12*uint64(n) {
+		return fmt.Errorf("ringstate: %d trailing bytes in load carriage", len(b)-12*int(n))
+	}
+	m := make(Load, n)
+	for i := 0; i < int(n); i++ {
+		e := b[12*i:]
+		m[netip.AddrFrom4([4]byte(e[:4]))] = binary.BigEndian.Uint64(e[4:12])
+	}
+	*l = m
+	return nil
+}
