@@ -94,9 +94,10 @@ type Move struct {
 }
 
 // Step applies the table's policies once, as the token holder in.Self, and
-// returns the new table and the moves it made (in VIP order within each
-// policy; empty when nothing changed, and then the new table shares the
-// receiver's rows). The receiver is not changed. Step is pure: the same
+// returns the new table and the moves it made: one Move per VIP that changed
+// host, units in the order they were handled (by lowest VIP within each
+// policy), a group's VIPs together. With no moves the new table shares the
+// receiver's rows. The receiver is not changed. Step is pure: the same
 // table and input always give the same result.
 //
 // In order:
@@ -123,7 +124,9 @@ func (t Table) Step(in Input) (Table, []Move) {
 // liveSet is a bitset of live nodes, small enough for the stack.
 type liveSet [MaxNodes/64 + 1]uint64
 
-func (l *liveSet) has(n Node) bool { return n != None && l[n/64]&(1<<(n%64)) != 0 }
+func (l *liveSet) has(n Node) bool {
+	return n != None && int(n/64) < len(l) && l[n/64]&(1<<(n%64)) != 0
+}
 func (l *liveSet) add(n Node)      { l[n/64] |= 1 << (n % 64) }
 
 // stepper holds one Step's working state.

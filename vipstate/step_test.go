@@ -235,3 +235,53 @@ func TestRotationCount(t *testing.T) {
 		t.Errorf("Rotation() = %d after node 1 held the token 3 times, want 3", got)
 	}
 }
+
+// FuzzStep decodes a table from arbitrary bytes and runs Step with an
+// arbitrary holder and membership: it must not panic, and the result must be
+// a valid table in which every open VIP has a live owner.
+func FuzzStep(f *testing.F) {
+	// Table 1 with node 1 as holder and members {1, 2} (mask bits 1 and 2).
+	b, _ := table1(f).MarshalBinary()
+	f.Add(b, uint16(1), uint64(0b110), true)
+	// The same with a holder far beyond the node map and nobody live.
+	f.Add(b, uint16(4000), uint64(0), false)
+	b, _ = lab(f, 3, 8).MarshalBinary()
+	f.Add(b, uint16(3), uint64(0b1010), true)
+	f.Fuzz(func(t *testing.T, data []byte, self uint16, mask uint64, balance bool) {
+		var tab Table
+		if tab.UnmarshalBinary(data) != nil {
+			return
+		}
+		var live []Node
+		for n := range 64 {
+			if mask&(1<<n) != 0 {
+				live = append(live, Node(n))
+			}
+		}
+		load := map[netip.Addr]uint64{}
+		for i, r := range tab.Rows() {
+			load[r.VIP] = uint64(i*7919) % 1000
+		}
+		in := Input{Self: Node(self), Live: live, VIPLoad: load, Balance: BalanceConfig{Enabled: balance, Threshold: 10}}
+		got, moves := tab.Step(in)
+		if _, err := New(got.Nodes(), got.Rows()); err != nil {
+			t.Fatalf("Step made an invalid table: %v", err)
+		}
+		valid := map[Node]bool{}
+		for _, n := range live {
+			if n != None && int(n) <= tab.Nodes() {
+				valid[n] = true
+			}
+		}
+		for _, r := range got.Rows() {
+			if !r.Closed && len(valid) > 0 && !valid[r.Current] {
+				t.Fatalf("open %s on %d, not live (live %v, moves %v)", r.VIP, r.Current, live, moves)
+			}
+		}
+	})
+}
+
+func TestSelfOutsideTheMap(t *testing.T) {
+	tab := table1(t)
+	step(t, tab, Input{Self: 4000, Live: []Node{1, 2, 4000, 0, 1}}, nil)
+}
