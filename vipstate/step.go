@@ -127,7 +127,7 @@ type liveSet [MaxNodes/64 + 1]uint64
 func (l *liveSet) has(n Node) bool {
 	return n != None && int(n/64) < len(l) && l[n/64]&(1<<(n%64)) != 0
 }
-func (l *liveSet) add(n Node)      { l[n/64] |= 1 << (n % 64) }
+func (l *liveSet) add(n Node) { l[n/64] |= 1 << (n % 64) }
 
 // stepper holds one Step's working state.
 type stepper struct {
