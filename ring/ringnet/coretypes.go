@@ -1,47 +1,20 @@
 package ringnet
 
-// Placeholder mirrors of the ring core's types, used until package ring lands;
-// they are replaced by aliases of ring's types then.
+import "github.com/ringway/ringway/ring"
 
-// NodeID is a node's 1-based position in the node map; 0 means none.
-type NodeID = uint16
+// The core's types, under short names for this package's API.
+type (
+	// NodeID is a node's 1-based position in the node map; 0 means none.
+	NodeID = ring.NodeID
+	// Packet is one datagram payload the core wants sent.
+	Packet = ring.Packet
+	// Ready is the core's pending output.
+	Ready = ring.Ready
+	// State is a committed ring state.
+	State = ring.State
+	// Event is something the core reports.
+	Event = ring.Event
+)
 
-// MaxPacket is the largest plaintext payload the core hands the driver.
-const MaxPacket = 1200
-
-// Packet is one datagram payload the core wants sent.
-type Packet struct {
-	To   NodeID
-	Path int
-	Data []byte
-}
-
-// State is a committed ring state.
-type State struct {
-	RingID    uint64
-	Seq       uint64
-	Members   []NodeID
-	Holder    NodeID
-	Carriages []Carriage
-	Alone     bool
-}
-
-// Carriage is a typed payload on the token.
-type Carriage struct {
-	Kind uint16
-	Data []byte
-}
-
-// Event is something the core reports.
-type Event struct{}
-
-// Status is the core's status.
-type Status struct{}
-
-// Ready is the core's pending output.
-type Ready struct {
-	Packets []Packet
-	State   *State
-	Events  []Event
-	Left    bool
-}
+// MaxPacket is the largest payload the core hands the driver.
+const MaxPacket = ring.MaxPacket

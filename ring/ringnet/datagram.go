@@ -74,8 +74,8 @@ func (h *Header) put(b []byte) {
 	_ = b[HeaderLen-1]
 	b[0] = h.Version
 	b[1] = h.Path
-	binary.BigEndian.PutUint16(b[2:], h.From)
-	binary.BigEndian.PutUint16(b[4:], h.To)
+	binary.BigEndian.PutUint16(b[2:], uint16(h.From))
+	binary.BigEndian.PutUint16(b[4:], uint16(h.To))
 	b[6], b[7] = 0, 0 // reserved
 	binary.BigEndian.PutUint64(b[8:], h.Boot)
 	binary.BigEndian.PutUint64(b[16:], h.Counter)
@@ -89,8 +89,8 @@ func parseHeader(b []byte, h *Header) DropReason {
 	}
 	h.Version = b[0]
 	h.Path = b[1]
-	h.From = binary.BigEndian.Uint16(b[2:])
-	h.To = binary.BigEndian.Uint16(b[4:])
+	h.From = NodeID(binary.BigEndian.Uint16(b[2:]))
+	h.To = NodeID(binary.BigEndian.Uint16(b[4:]))
 	h.Boot = binary.BigEndian.Uint64(b[8:])
 	h.Counter = binary.BigEndian.Uint64(b[16:])
 	if h.Version != Version {
@@ -112,7 +112,7 @@ func deriveAEAD(clusterKey []byte, from NodeID, boot uint64) (cipher.AEAD, error
 	}
 	var info [len(kdfInfo) + 10]byte
 	copy(info[:], kdfInfo)
-	binary.BigEndian.PutUint16(info[len(kdfInfo):], from)
+	binary.BigEndian.PutUint16(info[len(kdfInfo):], uint16(from))
 	binary.BigEndian.PutUint64(info[len(kdfInfo)+2:], boot)
 	k, err := hkdf.Key(sha256.New, clusterKey, nil, string(info[:]), KeyLen)
 	if err != nil {
