@@ -35,7 +35,8 @@ const (
 	// PersistCurrent (patent flag 1): sticky to its current host. Load
 	// balancing never moves it. If the host fails it moves to a live node and
 	// becomes sticky there; it stays when the old host recovers. Preferred is
-	// kept equal to Current (as in Table 1, second row).
+	// set to Current whenever the VIP is placed or stuck (as in Table 1,
+	// second row), so the row names the host it is sticky to.
 	PersistCurrent Persistence = 1
 	// PersistPreferred (patent flag 3): lives on its Preferred host whenever
 	// that host is live; fails over when it dies; returns when it recovers.
