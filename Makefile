@@ -40,3 +40,12 @@ fuzz:
 
 clean:
 	rm -rf bin bench/out
+
+# bench-failover-keepalived: the keepalived (VRRP) comparison for bench-failover:
+# longest outage of the 1 kHz stream when the VIP owner is cut off, TRIALS times,
+# with keepalived's defaults and with VRRPv3 100 ms adverts (installs keepalived
+# with apt-get if missing). Needs root. Rows merge into bench/out/failover.json.
+TRIALS ?= 20
+.PHONY: bench-failover-keepalived
+bench-failover-keepalived:
+	$(GO) run ./lab/cmd/failover-bench -trials $(TRIALS) -out bench/out/failover.json
