@@ -111,7 +111,8 @@ type Node struct {
 	passID   uint64
 	passTo   NodeID
 	passSeq  uint64
-	lastSeen int64
+	lastSeen int64 // the token was last accepted, sent or regenerated
+	waitFrom int64 // the 911 timer runs from here (token seen, or last 911 denied)
 	accepts  [2]int64
 
 	pending []joinReq
@@ -178,7 +179,7 @@ func (n *Node) Tick() {
 	case ModeMember:
 		if n.holding && n.now >= n.holdEnd {
 			n.pass()
-		} else if !n.holding && !n.passing && n.query == nil && n.now-n.lastSeen > n.tokLoss {
+		} else if !n.holding && !n.passing && n.query == nil && n.now-max(n.lastSeen, n.waitFrom) > n.tokLoss {
 			n.startQuery()
 		}
 	case ModeLimbo:

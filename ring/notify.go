@@ -253,7 +253,7 @@ func (n *Node) deny() {
 	n.event(EventDenied, 0)
 	// Wait a full token-loss timeout for the newer token (or for the live
 	// ring to add us) before asking again.
-	n.lastSeen = n.now
+	n.waitFrom = n.now
 	n.lastQry = n.now
 }
 

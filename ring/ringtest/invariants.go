@@ -70,7 +70,14 @@ func (s *Sim) checkTokens() {
 			d := s.node(st.PassTo)
 			// In flight: valid unless the destination already has it (or
 			// something newer), in which case the destination counts.
-			valid = !(d.up && d.n.Status().MaxSeq >= st.PassSeq)
+			// A destination that accepted it and then crashed or left
+			// counts as having it: the sender's line will take a new
+			// ring id when the hop fails.
+			seen := d.maxSeq
+			if d.up {
+				seen = d.n.Status().MaxSeq
+			}
+			valid = seen < st.PassSeq
 		}
 		if !valid {
 			continue
