@@ -164,9 +164,9 @@ func TestGARPSchedule(t *testing.T) {
 		want []netip.Addr
 	}
 	steps := []step{
-		{0, []netip.Addr{a, b}},                  // burst of 2 at once, c held back by the rate limit
+		{0, []netip.Addr{a, b}},                   // burst of 2 at once, c held back by the rate limit
 		{500 * time.Millisecond, []netip.Addr{c}}, // one token back after 0.5 s at 2/s
-		{time.Second, []netip.Addr{a}},           // second round: a, then b, as tokens return
+		{time.Second, []netip.Addr{a}},            // second round: a, then b, as tokens return
 		{1500 * time.Millisecond, []netip.Addr{b}},
 		{2 * time.Second, []netip.Addr{c}},
 		{3 * time.Second, []netip.Addr{a, b}},

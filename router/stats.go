@@ -2,6 +2,7 @@ package router
 
 import (
 	"net/netip"
+	"slices"
 	"sync/atomic"
 )
 
@@ -29,9 +30,16 @@ type linkCounters struct {
 	_                   [64]byte // keep shards on separate cache lines
 }
 
+// tunCounters count the TUN reader.
+type tunCounters struct {
+	read, readBytes counter
+	drops           [numDropReasons]counter
+}
+
 // shard is one goroutine's counters for every link.
 type shard struct {
 	links []linkCounters
+	tun   tunCounters
 }
 
 func newShard(nlinks int) *shard { return &shard{links: make([]linkCounters, nlinks)} }
@@ -110,4 +118,8 @@ func sumLinks(shards []*shard, i int, ls *LinkStats) {
 			}
 		}
 	}
+}
+
+func sortVIPStats(v []VIPStats) {
+	slices.SortFunc(v, func(a, b VIPStats) int { return a.VIP.Compare(b.VIP) })
 }

@@ -1,0 +1,250 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// slotSize is one receive buffer: the virtio-net header, then a frame of up
+// to 64 KiB (a GSO super-frame handed over by veth/virtio offloads).
+const slotSize = vnetHdrLen + ethHdrLen + 65535 + 1
+
+// link is one capture NIC: an AF_PACKET socket bound to ETH_P_ALL.
+type link struct {
+	info linkInfo
+	conn *packet.Conn
+	rc   syscall.RawConn
+}
+
+// captureFilter accepts ARP to our MAC or broadcast, and IPv4 to our MAC;
+// everything else stays in the kernel (it is the kernel's, or noise).
+func captureFilter(mac MAC) ([]bpf.RawInstruction, error) {
+	hi := uint32(mac[0])<<24 | uint32(mac[1])<<16 | uint32(mac[2])<<8 | uint32(mac[3])
+	lo := uint32(mac[4])<<8 | uint32(mac[5])
+	return bpf.Assemble([]bpf.Instruction{
+		/* 0 */ bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethTypeARP, SkipFalse: 4}, // → 6
+		/* 2 */ bpf.LoadAbsolute{Off: 0, Size: 4}, // ARP: broadcast destination?
+		/* 3 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0xffffffff, SkipFalse: 3}, // → 7
+		/* 4 */ bpf.LoadAbsolute{Off: 4, Size: 2},
+		/* 5 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0xffff, SkipTrue: 5, SkipFalse: 1}, // → 11 or 7
+		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethTypeIPv4, SkipFalse: 5}, // → 12
+		/* 7 */ bpf.LoadAbsolute{Off: 0, Size: 4}, // destination is our MAC?
+		/* 8 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: hi, SkipFalse: 3}, // → 12
+		/* 9 */ bpf.LoadAbsolute{Off: 4, Size: 2},
+		/* 10 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: lo, SkipFalse: 1}, // → 12
+		/* 11 */ bpf.RetConstant{Val: 0x40000},
+		/* 12 */ bpf.RetConstant{Val: 0},
+	})
+}
+
+// openLink opens the capture socket of one NIC in the calling thread's
+// network namespace.
+func openLink(index int, name string, cfg *Config) (*link, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w (is the interface up in this namespace?)", name, err)
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("open %s: not an Ethernet interface (hardware address %v)", name, ifi.HardwareAddr)
+	}
+	mac := MAC(ifi.HardwareAddr)
+	filter, err := captureFilter(mac)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: assemble BPF: %w", name, err)
+	}
+	// ETH_P_ALL: a socket bound to ETH_P_IP saw nothing once the nftables
+	// ingress drop was in place; ETH_P_ALL taps run before it (DESIGN.md).
+	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: filter})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: AF_PACKET socket: %w (ringway needs root or CAP_NET_RAW)", name, err)
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	opts := []struct {
+		level, opt, val int
+		what            string
+	}{
+		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1, "PACKET_VNET_HDR"},
+		{unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING"},
+		{unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RcvBuf, "SO_RCVBUFFORCE"},
+		{unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4 << 20, "SO_SNDBUFFORCE"},
+	}
+	if cfg.QdiscBypass {
+		opts = append(opts, struct {
+			level, opt, val int
+			what            string
+		}{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS"})
+	}
+	for _, o := range opts {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), o.level, o.opt, o.val) }); err != nil {
+			serr = err
+		}
+		if serr != nil {
+			conn.Close()
+			return nil, fmt.Errorf("open %s: set %s: %w", name, o.what, serr)
+		}
+	}
+	mtu := ifi.MTU
+	if mtu <= 0 {
+		mtu = 1500
+	}
+	return &link{
+		info: linkInfo{index: index, name: name, mac: mac, mtu: mtu},
+		conn: conn,
+		rc:   rc,
+	}, nil
+}
+
+// rxBatch is a set of receive slots for recvmmsg, reused for every call; the
+// slots stay valid until the next call.
+type rxBatch struct {
+	bufs [][]byte
+	iovs []unix.Iovec
+	msgs []unix.Mmsghdr
+	n    int
+	err  syscall.Errno
+	fn   func(fd uintptr) bool
+}
+
+func newRxBatch(n int) *rxBatch {
+	b := &rxBatch{bufs: make([][]byte, n), iovs: make([]unix.Iovec, n), msgs: make([]unix.Mmsghdr, n)}
+	mem := make([]byte, n*slotSize)
+	for i := range b.bufs {
+		b.bufs[i] = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(slotSize)
+		b.msgs[i].Hdr.Iov = &b.iovs[i]
+		b.msgs[i].Hdr.SetIovlen(1)
+	}
+	// Built once: a closure per call would allocate on the hot path.
+	b.fn = func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false // wait for readability in the netpoller
+		}
+		b.n, b.err = int(r), e
+		return true
+	}
+	return b
+}
+
+// recv fills the batch, blocking until at least one frame arrives. It
+// returns os.ErrDeadlineExceeded after a read deadline (how Run stops) and
+// net.ErrClosed after Close.
+func (l *link) recv(b *rxBatch) (int, error) {
+	b.n, b.err = 0, 0
+	if err := l.rc.Read(b.fn); err != nil {
+		return 0, err
+	}
+	if b.err != 0 {
+		return 0, fmt.Errorf("recvmmsg on %s: %w", l.info.name, b.err)
+	}
+	return b.n, nil
+}
+
+// frame returns slot i of the last recv: the virtio-net header and the frame.
+func (b *rxBatch) frame(i int) (buf []byte, truncated bool) {
+	m := &b.msgs[i]
+	return b.bufs[i][:m.Len], m.Hdr.Flags&unix.MSG_TRUNC != 0
+}
+
+// txQueue batches frames for one output link from one goroutine; sendmmsg
+// sends them at flush. Frames must stay unchanged until flush.
+type txQueue struct {
+	l     *link
+	iovs  []unix.Iovec
+	msgs  []unix.Mmsghdr
+	n     int
+	off   int // first message not yet sent
+	sent  int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
+	// counters of the flushing goroutine for this link
+	c *linkCounters
+}
+
+func newTxQueue(l *link, n int, c *linkCounters) *txQueue {
+	q := &txQueue{l: l, iovs: make([]unix.Iovec, n), msgs: make([]unix.Mmsghdr, n), c: c}
+	for i := range q.msgs {
+		q.msgs[i].Hdr.Iov = &q.iovs[i]
+		q.msgs[i].Hdr.SetIovlen(1)
+	}
+	q.fn = func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.msgs[q.off])), uintptr(q.n-q.off), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false
+		}
+		q.sent, q.errno = int(r), e
+		return true
+	}
+	return q
+}
+
+// add queues the frame b (virtio-net header included), flushing first when
+// the queue is full.
+func (q *txQueue) add(b []byte) {
+	if q.n == len(q.msgs) {
+		q.flush()
+	}
+	q.iovs[q.n].Base = &b[0]
+	q.iovs[q.n].SetLen(len(b))
+	q.n++
+}
+
+// flush sends every queued frame. A frame the kernel refuses is counted
+// (DropTx) and skipped.
+func (q *txQueue) flush() {
+	q.off = 0
+	for q.off < q.n {
+		q.sent, q.errno = 0, 0
+		if err := q.l.rc.Write(q.fn); err != nil {
+			// Closed or deadline: the rest cannot go out.
+			q.c.drops[DropTx].add(uint64(q.n - q.off))
+			break
+		}
+		if q.errno != 0 {
+			q.c.drops[DropTx].add(1)
+			q.off++
+			continue
+		}
+		for i := q.off; i < q.off+q.sent; i++ {
+			q.c.txFrames.add(1)
+			q.c.txBytes.add(uint64(q.iovs[i].Len) - vnetHdrLen)
+		}
+		q.off += q.sent
+	}
+	q.n = 0
+}
+
+// writeOne sends a single frame (virtio-net header included) at once; for
+// ARP and other rare frames off the batch path.
+func (l *link) writeOne(b []byte) error {
+	var werr error
+	err := l.rc.Write(func(fd uintptr) bool {
+		_, werr = unix.Write(int(fd), b)
+		return werr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// isStop reports errors that mean "stop reading": a deadline set by Run's
+// shutdown or a closed socket.
+func isStop(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed)
+}

@@ -1,0 +1,404 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Router is the data plane of one node. New opens everything and starts
+// nothing; Run runs it; Close stops it and undoes what New did.
+type Router struct {
+	cfg    Config
+	log    *slog.Logger
+	plane  *plane
+	links  []*link
+	neigh  []*neighTable
+	attrib []atomic.Pointer[map[MAC]*vipCounters] // per link: sender MAC → the VIP it uses as gateway
+	tun    *tunDev
+	kernel *KernelState
+	start  time.Time
+
+	owned   atomic.Pointer[ownedSet]
+	setMu   sync.Mutex // serializes SetOwned and attribution updates
+	vipMu   sync.Mutex
+	vipCtrs map[netip.Addr]*vipCounters // every VIP ever configured or owned
+	garpMu  sync.Mutex
+	garp    *garpSched
+	kick    chan struct{}
+
+	shards []*shard // one per link receive goroutine, then TUN reader, then timer
+
+	runMu     sync.Mutex
+	running   bool
+	closed    bool
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens one AF_PACKET socket per link and the TUN device inside
+// cfg.Netns, applies SetupKernel when cfg.ManageKernel is set, and returns a
+// Router that owns no VIP yet (see SetOwned). It starts no goroutine.
+func New(cfg Config) (*Router, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("router config: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger, start: time.Now(), vipCtrs: map[netip.Addr]*vipCounters{},
+		kick: make(chan struct{}, 1), garp: newGARPSched(cfg.garpConfig())}
+	ok := false
+	defer func() {
+		if !ok {
+			r.release()
+		}
+	}()
+	err := inNetns(cfg.Netns, func() error {
+		for i, l := range cfg.Links {
+			lk, err := openLink(i, l.Name, &r.cfg)
+			if err != nil {
+				return err
+			}
+			lk.info.primary = l.Primary.Addr()
+			lk.info.prefix = l.Primary.Masked()
+			r.links = append(r.links, lk)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var infos []linkInfo
+	var connected []netip.Prefix
+	maxMTU := 0
+	for _, l := range r.links {
+		infos = append(infos, l.info)
+		connected = append(connected, l.info.prefix)
+		maxMTU = max(maxMTU, l.info.mtu)
+		r.neigh = append(r.neigh, newNeighTable(cfg.neighConfig()))
+	}
+	rt, err := newRouteTable(connected, cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	r.plane = &plane{links: infos, routes: rt}
+	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], len(r.links))
+	for i := 0; i < len(r.links)+2; i++ {
+		r.shards = append(r.shards, newShard(len(r.links)))
+	}
+	for _, v := range cfg.VIPs {
+		r.vipCtrs[v] = &vipCounters{}
+	}
+	r.owned.Store(&ownedSet{vips: map[[4]byte]ownedVIP{}})
+	if cfg.ManageKernel {
+		k, err := SetupKernel(KernelConfig{Netns: cfg.Netns, Links: cfg.Links, VIPs: cfg.VIPs, Logger: r.log})
+		if err != nil {
+			return nil, fmt.Errorf("kernel setup: %w", err)
+		}
+		r.kernel = k
+	}
+	t, err := openTUN(&r.cfg, maxMTU)
+	if err != nil {
+		return nil, err
+	}
+	r.tun = t
+	ok = true
+	for _, l := range r.links {
+		r.log.Info("router: capturing", "nic", l.info.name, "mac", l.info.mac.String(), "primary", l.info.primary, "mtu", l.info.mtu)
+	}
+	r.log.Info("router: local delivery", "tun", t.name, "vips", len(cfg.VIPs))
+	return r, nil
+}
+
+func (r *Router) now() int64 { return int64(time.Since(r.start)) }
+
+// linkFor returns the link whose subnet holds a, or -1.
+func (r *Router) linkFor(a netip.Addr) int {
+	best, bits := -1, -1
+	for i := range r.plane.links {
+		if p := r.plane.links[i].prefix; p.Contains(a) && p.Bits() > bits {
+			best, bits = i, p.Bits()
+		}
+	}
+	return best
+}
+
+func (r *Router) vipCounter(v netip.Addr) *vipCounters {
+	r.vipMu.Lock()
+	defer r.vipMu.Unlock()
+	c := r.vipCtrs[v]
+	if c == nil {
+		c = &vipCounters{}
+		r.vipCtrs[v] = c
+	}
+	return c
+}
+
+// SetOwned replaces the set of VIPs this node answers for (the node calls it
+// with each committed VIP table). The new set takes effect at once for every
+// following frame: released VIPs are no longer answered; acquired VIPs are
+// announced with gratuitous ARP right away and on the GARP schedule. VIPs on
+// no link's subnet are ignored with a warning. It returns the VIPs acquired
+// and released by this call, sorted. vips is not retained.
+func (r *Router) SetOwned(vips []netip.Addr) (acquired, released []netip.Addr) {
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
+	next := &ownedSet{vips: make(map[[4]byte]ownedVIP, len(vips))}
+	for _, v := range vips {
+		li := -1
+		if v.Is4() {
+			li = r.linkFor(v)
+		}
+		if li < 0 {
+			r.log.Warn("router: VIP is on no capture NIC's subnet; not answering for it", "vip", v)
+			continue
+		}
+		next.vips[v.As4()] = ownedVIP{link: li, c: r.vipCounter(v)}
+	}
+	prev := r.owned.Swap(next)
+	acquired, released = diffOwned(prev, next)
+	now := time.Duration(r.now())
+	r.garpMu.Lock()
+	for _, v := range released {
+		r.garp.release(v)
+	}
+	for _, v := range acquired {
+		r.garp.acquire(v, now)
+	}
+	r.garpMu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	if len(acquired)+len(released) > 0 {
+		r.log.Info("router: ownership changed", "acquired", acquired, "released", released, "owned", len(next.vips))
+	}
+	return acquired, released
+}
+
+// Owned returns the VIPs currently answered for, sorted.
+func (r *Router) Owned() []netip.Addr { return r.owned.Load().addrs() }
+
+// setAttribution records that hosts sending from mac on link li use the VIP
+// counted by c as their gateway, so forwarded traffic is counted per VIP.
+func (r *Router) setAttribution(li int, mac MAC, c *vipCounters) {
+	if m := r.attrib[li].Load(); m != nil && (*m)[mac] == c {
+		return
+	}
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
+	old := r.attrib[li].Load()
+	n := map[MAC]*vipCounters{}
+	if old != nil {
+		for k, v := range *old {
+			n[k] = v
+		}
+	}
+	n[mac] = c
+	r.attrib[li].Store(&n)
+}
+
+// Run runs the data plane until ctx is done or Close is called; it returns
+// nil then, or the error that stopped a receive loop. Run may be called once.
+func (r *Router) Run(ctx context.Context) error {
+	r.runMu.Lock()
+	if r.closed {
+		r.runMu.Unlock()
+		return net.ErrClosed
+	}
+	if r.running {
+		r.runMu.Unlock()
+		return errors.New("router: Run called twice")
+	}
+	r.running = true
+	ctx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
+	r.done = make(chan struct{})
+	r.runMu.Unlock()
+	defer close(r.done)
+	defer cancel()
+
+	errc := make(chan error, len(r.links)+2)
+	var wg sync.WaitGroup
+	for i := range r.links {
+		w := r.newWorker(i, r.shards[i])
+		wg.Go(func() { errc <- w.run() })
+	}
+	tw := r.newWorker(-1, r.shards[len(r.links)])
+	wg.Go(func() { errc <- tw.runTUN() })
+	wg.Go(func() { r.runTimer(ctx, r.shards[len(r.links)+1]) })
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		if first != nil {
+			r.log.Error("router: stopping", "err", first)
+		}
+	}
+	cancel()
+	past := time.Unix(1, 0)
+	for _, l := range r.links {
+		_ = l.conn.SetReadDeadline(past)
+	}
+	_ = r.tun.file.SetReadDeadline(past)
+	wg.Wait()
+	return first
+}
+
+// Close stops Run, closes the sockets and the TUN device (its VIPs, routes
+// and rules go with it) and restores the kernel settings. Safe to call more
+// than once.
+func (r *Router) Close() error {
+	r.closeOnce.Do(func() {
+		r.runMu.Lock()
+		r.closed = true
+		cancel, done := r.cancel, r.done
+		r.runMu.Unlock()
+		if cancel != nil {
+			cancel()
+			<-done
+		}
+		r.closeErr = r.release()
+	})
+	return r.closeErr
+}
+
+func (r *Router) release() error {
+	var errs []error
+	for _, l := range r.links {
+		if err := l.conn.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.tun != nil {
+		errs = append(errs, r.tun.close())
+	}
+	if r.kernel != nil {
+		errs = append(errs, r.kernel.Restore())
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns a snapshot of every counter and the ARP caches.
+func (r *Router) Stats() Stats {
+	now := r.now()
+	var s Stats
+	for i, l := range r.links {
+		ls := LinkStats{Name: l.info.name}
+		sumLinks(r.shards, i, &ls)
+		ls.Neighbors = r.neigh[i].snapshot(now)
+		s.Links = append(s.Links, ls)
+		s.TUN.Written += ls.Local
+	}
+	s.TUN.Name = r.cfg.TUNName
+	for _, sh := range r.shards {
+		s.TUN.Read += sh.tun.read.load()
+		s.TUN.ReadBytes += sh.tun.readBytes.load()
+		for d := range sh.tun.drops {
+			if v := sh.tun.drops[d].load(); v != 0 {
+				if s.TUN.Drops == nil {
+					s.TUN.Drops = map[DropReason]uint64{}
+				}
+				s.TUN.Drops[DropReason(d)] += v
+			}
+		}
+	}
+	owned := r.owned.Load()
+	r.vipMu.Lock()
+	for v, c := range r.vipCtrs {
+		_, own := owned.lookup(v)
+		s.VIPs = append(s.VIPs, VIPStats{VIP: v, Owned: own, ARPRequests: c.arpRequests.Load(), ARPReplies: c.arpReplies.Load(),
+			GARPs: c.garps.Load(), Packets: c.packets.Load(), Bytes: c.bytes.Load()})
+	}
+	r.vipMu.Unlock()
+	sortVIPStats(s.VIPs)
+	return s
+}
+
+// LinkMAC returns the MAC address of the named capture NIC.
+func (r *Router) LinkMAC(name string) (net.HardwareAddr, bool) {
+	for _, l := range r.links {
+		if l.info.name == name {
+			return net.HardwareAddr(l.info.mac[:]), true
+		}
+	}
+	return nil, false
+}
+
+// runTimer sends due gratuitous ARP and runs the ARP caches' timers.
+func (r *Router) runTimer(ctx context.Context, sh *shard) {
+	t := time.NewTicker(r.cfg.Tick)
+	defer t.Stop()
+	buf := make([]byte, vnetHdrLen+minFrame)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.kick:
+		}
+		now := r.now()
+		r.garpMu.Lock()
+		due := r.garp.due(time.Duration(now))
+		r.garpMu.Unlock()
+		owned := r.owned.Load()
+		for _, v := range due {
+			ov, ok := owned.lookup(v)
+			if !ok {
+				continue
+			}
+			l := r.links[ov.link]
+			c := &sh.links[ov.link]
+			var failed bool
+			for _, reply := range []bool{false, true} {
+				clear(buf[:vnetHdrLen])
+				n := putGARP(buf[vnetHdrLen:], &l.info, v, reply)
+				if err := l.writeOne(buf[:vnetHdrLen+n]); err != nil {
+					c.drops[DropTx].add(1)
+					failed = true
+				} else {
+					c.txFrames.add(1)
+					c.txBytes.add(uint64(n))
+				}
+			}
+			if !failed {
+				c.garps.add(1)
+				ov.c.garps.Add(1)
+			}
+		}
+		for i, nt := range r.neigh {
+			reqs, failed := nt.tick(now)
+			for _, ip := range reqs {
+				r.arpRequest(i, ip, sh)
+			}
+			if len(failed) > 0 {
+				sh.links[i].drops[DropNeighUnresolved].add(uint64(len(failed)))
+			}
+		}
+	}
+}
+
+// arpRequest asks for target on link li (resolution or re-probe).
+func (r *Router) arpRequest(li int, target netip.Addr, sh *shard) {
+	var buf [vnetHdrLen + minFrame]byte
+	l := r.links[li]
+	n := putARPRequest(buf[vnetHdrLen:], &l.info, target)
+	c := &sh.links[li]
+	if err := l.writeOne(buf[:vnetHdrLen+n]); err != nil {
+		c.drops[DropTx].add(1)
+		return
+	}
+	c.arpResolves.add(1)
+	c.txFrames.add(1)
+	c.txBytes.add(uint64(n))
+}
