@@ -19,6 +19,7 @@ build:
 # CI runs as root.
 test: build
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) sim
 
 # unit: the quick loop while editing (no race detector, no root tests forced).
 unit:
@@ -49,3 +50,18 @@ TRIALS ?= 20
 .PHONY: bench-failover-keepalived
 bench-failover-keepalived:
 	$(GO) run ./lab/cmd/failover-bench -trials $(TRIALS) -out bench/out/failover.json
+
+# sim: SEEDS random seeds of mixed faults (crash, restart, pause, partition,
+# one-way cut, loss, duplication, reordering, leave) through the deterministic
+# ring simulator, every invariant checked after every event. No race detector:
+# the simulator is single-threaded. A failing seed prints its replay command.
+.PHONY: sim bench-ring
+sim:
+	RING_SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 30m -run 'TestSim$$' ./ring/ringtest
+
+# bench-ring: the ring measurements (docs/ring.md): the real-UDP rows from
+# ringnetbench (bench/out/ring-udp.json), then the simulator rows; prints a
+# table and writes both into bench/out/ring.json.
+bench-ring:
+	$(GO) run ./ring/ringnet/cmd/ringnetbench -out bench/out/ring-udp.json
+	$(GO) run ./ring/ringtest/cmd/benchring -udp bench/out/ring-udp.json -out bench/out/ring.json

@@ -222,7 +222,7 @@ func (s *Sim) Start(id ring.NodeID) {
 		panic(err)
 	}
 	ns.n, ns.up, ns.paused, ns.left, ns.state, ns.owned, ns.maxSeq, ns.held = n, true, false, false, nil, nil, 0, nil
-	
+
 	s.logf("--- start n%d", id)
 	phase := s.rng.Int64N(TickUS)
 	s.push(&event{at: s.now + phase + 1, tick: id, inc: ns.inc})
