@@ -1,0 +1,349 @@
+//go:build linux
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+
+	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/lab/workload"
+	"github.com/ringway/ringway/router"
+)
+
+// routerLab is the reference lab with one gateway node running the router
+// in its namespace and owning every VIP (static ownership).
+type routerLab struct {
+	lab *lab.Lab
+	r   *router.Router
+	ns  netns.NsHandle
+}
+
+func startRouterLab(t *testing.T) *routerLab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("router integration tests build network namespaces and open AF_PACKET sockets: run as root (CI does)")
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := lab.Build(ctx, lab.Spec{Prefix: "rtr" + hex.EncodeToString(b), Nodes: 1, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("build lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ns, err := netns.GetFromPath(l.NetnsPath(l.Node(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	vips := append(lab.VIPs(lab.ExtPrefix), lab.VIPs(lab.IntPrefix)...)
+	cfg := router.TestConfig()
+	cfg.Netns = ns
+	cfg.Links = []router.Link{
+		{Name: "ext0", Primary: netip.PrefixFrom(lab.NodeExt(1), 24)},
+		{Name: "int0", Primary: netip.PrefixFrom(lab.NodeInt(1), 24)},
+	}
+	cfg.VIPs = vips
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r, err := router.New(cfg)
+	if err != nil {
+		t.Fatalf("router.New: %v", err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	r.SetOwned(vips)
+	return &routerLab{lab: l, r: r, ns: ns}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// TestRouterLab runs every behaviour of the data plane against real kernel
+// hosts in one lab (building a lab costs seconds; the checks are fast).
+func TestRouterLab(t *testing.T) {
+	rl := startRouterLab(t)
+	l := rl.lab
+	extVIP, intVIP := lab.ExtGateway, lab.IntGateway
+
+	t.Run("client pings the VIP", func(t *testing.T) {
+		if err := pingFrom(l, l.Client(), extVIP, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// The internal VIP answers too, reached through the router.
+		if err := pingFrom(l, l.Client(), intVIP, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("client ARP cache holds the node's MAC for the VIP", func(t *testing.T) {
+		want, _ := rl.r.LinkMAC("ext0")
+		h, err := l.Netlink(l.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		neighs, err := h.NeighList(0, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got net.HardwareAddr
+		for _, n := range neighs {
+			if n.IP.Equal(extVIP.AsSlice()) {
+				got = n.HardwareAddr
+			}
+		}
+		if got.String() != want.String() {
+			t.Fatalf("client's ARP entry for %v is %v, want the node's ext0 MAC %v", extVIP, got, want)
+		}
+	})
+
+	t.Run("no VIP on ext0 or int0", func(t *testing.T) {
+		for _, dev := range []string{"ext0", "int0"} {
+			addrs, err := l.Addrs(l.Node(1), dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range addrs {
+				if slices.Contains(append(lab.VIPs(lab.ExtPrefix), lab.VIPs(lab.IntPrefix)...), a.Addr()) {
+					t.Errorf("VIP %v is on %s", a, dev)
+				}
+			}
+		}
+	})
+
+	t.Run("UDP client to server and back", func(t *testing.T) {
+		srv, err := workload.ListenEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 7007))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		var c *net.UDPConn
+		if err := l.Do(l.Client(), func() error {
+			var err error
+			c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(lab.ServerAddr, 7007)))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		buf := make([]byte, 2048)
+		got := 0
+		for i := 0; i < 50 && got < 10; i++ {
+			msg := fmt.Appendf(nil, "ringway %d", i)
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			n, err := c.Read(buf)
+			if err != nil {
+				continue
+			}
+			if string(buf[:n]) == string(msg) {
+				got++
+			}
+		}
+		if got < 10 {
+			t.Fatalf("%d of 10 UDP echoes came back through the router", got)
+		}
+	})
+
+	t.Run("TCP 100 MB client to server with matching SHA-256", func(t *testing.T) {
+		srv, err := workload.ListenTransfer(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, workload.TransferPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+		tr, err := workload.StartTransfer(ctx, l, l.Client(), workload.TransferConfig{Server: srv.Addr(), Bytes: 100 << 20, Seed: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := tr.Wait()
+		if err != nil {
+			t.Fatalf("transfer: %v", err)
+		}
+		t.Logf("100 MB in %v (%.0f Mbit/s), sha256 %x matched at the server", rep.Duration, float64(rep.Bytes)*8/rep.Duration.Seconds()/1e6, rep.SHA256[:8])
+	})
+
+	t.Run("TCP service on a VIP in the node namespace answers", func(t *testing.T) {
+		var ln net.Listener
+		if err := l.Do(l.Node(1), func() error {
+			var err error
+			ln, err = net.Listen("tcp4", netip.AddrPortFrom(extVIP, 8080).String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					line, _ := bufio.NewReader(c).ReadString('\n')
+					fmt.Fprintf(c, "node says %s", line)
+				}()
+			}
+		}()
+		var reply string
+		err := l.Do(l.Client(), func() error {
+			d := net.Dialer{Timeout: 5 * time.Second}
+			c, err := d.Dial("tcp4", netip.AddrPortFrom(extVIP, 8080).String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "hello\n")
+			reply, err = bufio.NewReader(c).ReadString('\n')
+			return err
+		})
+		if err != nil || reply != "node says hello\n" {
+			t.Fatalf("service on %v:8080: reply %q, err %v", extVIP, reply, err)
+		}
+	})
+
+	t.Run("TTL 1 yields ICMP time exceeded", func(t *testing.T) {
+		from, err := ttlOneProbe(l, l.Client(), lab.ServerAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from != lab.NodeExt(1) {
+			t.Fatalf("time exceeded from %v, want the node's primary %v", from, lab.NodeExt(1))
+		}
+	})
+
+	st := rl.r.Stats()
+	ext := st.Links[0]
+	t.Logf("ext0: %+v", ext)
+	t.Logf("int0: %+v", st.Links[1])
+	if ext.ARPReplies == 0 || ext.GARPs == 0 || ext.Forwarded == 0 || ext.EchoReplies == 0 || ext.ICMPErrors == 0 || ext.Local == 0 {
+		t.Errorf("ext0 counters missing activity: %+v", ext)
+	}
+	var vipARP uint64
+	for _, v := range st.VIPs {
+		if v.VIP == extVIP {
+			vipARP = v.ARPReplies
+			if v.Packets == 0 {
+				t.Errorf("VIP %v counted no packets: %+v", extVIP, v)
+			}
+		}
+	}
+	if vipARP == 0 {
+		t.Errorf("VIP %v counted no ARP replies", extVIP)
+	}
+}
+
+// pingFrom sends ICMP echo requests from namespace ns to dst until one is
+// answered or the timeout passes.
+func pingFrom(l *lab.Lab, ns string, dst netip.Addr, timeout time.Duration) error {
+	var c *icmp.PacketConn
+	if err := l.Do(ns, func() error {
+		var err error
+		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		return err
+	}); err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 1500)
+	for seq := 1; time.Now().Before(deadline); seq++ {
+		m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: 0x7277, Seq: seq, Data: []byte("ringway ping")}}
+		b, _ := m.Marshal(nil)
+		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			rm, err := icmp.ParseMessage(1, buf[:n])
+			if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
+				continue
+			}
+			if e, ok := rm.Body.(*icmp.Echo); ok && e.ID == 0x7277 && e.Seq == seq && from.String() == dst.String() {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no echo reply from %v within %v", dst, timeout)
+}
+
+// ttlOneProbe sends UDP with TTL 1 from ns to dst and returns the source of
+// the ICMP time exceeded that comes back.
+func ttlOneProbe(l *lab.Lab, ns string, dst netip.Addr) (netip.Addr, error) {
+	var ic *icmp.PacketConn
+	var uc net.PacketConn
+	if err := l.Do(ns, func() error {
+		var err error
+		if ic, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0"); err != nil {
+			return err
+		}
+		uc, err = net.ListenPacket("udp4", ":0")
+		return err
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	defer ic.Close()
+	defer uc.Close()
+	pc := ipv4.NewPacketConn(uc)
+	if err := pc.SetTTL(1); err != nil {
+		return netip.Addr{}, err
+	}
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := uc.WriteTo([]byte("ttl one"), &net.UDPAddr{IP: dst.AsSlice(), Port: 33434}); err != nil {
+			return netip.Addr{}, err
+		}
+		ic.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		for {
+			n, from, err := ic.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			m, err := icmp.ParseMessage(1, buf[:n])
+			if err == nil && m.Type == ipv4.ICMPTypeTimeExceeded {
+				a, _ := netip.ParseAddr(from.String())
+				return a, nil
+			}
+		}
+	}
+	return netip.Addr{}, errors.New("no ICMP time exceeded within 5 s")
+}
