@@ -57,6 +57,9 @@ type cluster struct {
 	holder Node
 	load   map[netip.Addr]uint64
 	cfg    BalanceConfig
+	// reasons counts moves by reason across all runs, to show in the log
+	// that every policy was exercised.
+	reasons map[Reason]int
 }
 
 func (c *cluster) live() []Node {
@@ -99,6 +102,9 @@ func (c *cluster) step(t *rapid.T) {
 	}
 	checkMoves(t, pre, got, in, moves)
 	checkOwners(t, got, live)
+	for _, mv := range moves {
+		c.reasons[mv.Reason]++
+	}
 	c.tab, c.m, c.holder = got, wantM, in.Self
 }
 
@@ -202,6 +208,8 @@ func checkTable(t *rapid.T, tab Table) {
 // actions, load changes and token passes, checking the table against the
 // model and the invariants after each.
 func TestPropertyEvents(t *testing.T) {
+	reasons := map[Reason]int{}
+	defer func() { t.Logf("moves checked, by reason: %v", reasons) }()
 	rapid.Check(t, func(t *rapid.T) {
 		nodes := rapid.IntRange(1, 5).Draw(t, "nodes")
 		rows := genRows(t, nodes)
@@ -210,11 +218,12 @@ func TestPropertyEvents(t *testing.T) {
 			t.Fatalf("generator made an invalid table: %v", err)
 		}
 		c := &cluster{
-			tab:   tab,
-			m:     newModel(nodes, rows),
-			nodes: nodes,
-			up:    make([]bool, nodes+1),
-			load:  map[netip.Addr]uint64{},
+			tab:     tab,
+			m:       newModel(nodes, rows),
+			nodes:   nodes,
+			up:      make([]bool, nodes+1),
+			load:    map[netip.Addr]uint64{},
+			reasons: reasons,
 			cfg: BalanceConfig{
 				Enabled:   rapid.Bool().Draw(t, "balance"),
 				Threshold: uint32(rapid.IntRange(0, 60).Draw(t, "threshold")),
