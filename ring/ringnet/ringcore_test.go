@@ -9,10 +9,12 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
+	"github.com/ringway/ringway/ring/ringnet/ringnettest"
 )
 
 // These tests run the real ring core over real UDP on loopback, two paths
@@ -212,4 +214,38 @@ func TestRingOverUDPLeave(t *testing.T) {
 	}
 	uc.crash(3) // Run has returned; this collects it
 	uc.agree(10*time.Second, 1, 2)
+}
+
+// TestRingVirtualTime runs three real cores through their drivers on the
+// in-memory network, in virtual time: the driver's ticker drives the core's
+// timers, so a crash must be repaired within the design bound (≤ 100 ms at
+// three nodes) exactly as the timers say, whatever the load on the machine.
+func TestRingVirtualTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := ringnettest.New()
+		cores := make([]*ring.Node, 3)
+		uc := newCluster(t, 3, realCores(3, cores), func(c *ringnet.Config) { c.Logger = quiet }, net.Listen)
+		start := time.Now()
+		uc.agree(2*time.Second, 1, 2, 3)
+		t.Logf("formed in %v (virtual)", time.Since(start))
+		for _, victim := range []ringnet.NodeID{2, 1, 3} {
+			var survivors []ringnet.NodeID
+			for id := ringnet.NodeID(1); id <= 3; id++ {
+				if id != victim {
+					survivors = append(survivors, id)
+				}
+			}
+			time.Sleep(7 * time.Millisecond) // another phase of the rotation
+			start = time.Now()
+			uc.crash(victim)
+			uc.agree(time.Second, survivors...)
+			took := time.Since(start)
+			t.Logf("crash of node %d repaired in %v (virtual)", victim, took)
+			if took > 100*time.Millisecond {
+				t.Errorf("crash of node %d repaired in %v, want ≤ 100 ms", victim, took)
+			}
+			uc.start(victim)
+			uc.agree(2*time.Second, 1, 2, 3)
+		}
+	})
 }

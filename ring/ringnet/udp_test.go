@@ -91,13 +91,26 @@ func (u *udpNode) latest() (ringnet.State, int) {
 type udpCluster struct {
 	t     *testing.T
 	nodes [][]netip.AddrPort
-	mk    func(id ringnet.NodeID) ringnet.Core
-	tweak func(*ringnet.Config)
-	n     []*udpNode
+	mk     func(id ringnet.NodeID) ringnet.Core
+	tweak  func(*ringnet.Config)
+	listen ringnet.ListenFunc
+	n      []*udpNode
 }
 
 func newUDPCluster(t *testing.T, n int, mk func(id ringnet.NodeID) ringnet.Core, tweak func(*ringnet.Config)) *udpCluster {
-	uc := &udpCluster{t: t, nodes: addrs(n, freePort(t)), mk: mk, tweak: tweak, n: make([]*udpNode, n)}
+	return newCluster(t, n, mk, tweak, nil)
+}
+
+// newCluster starts n nodes. listen nil means real UDP sockets on a free
+// port; otherwise listen (an in-memory network) with port 7000.
+func newCluster(t *testing.T, n int, mk func(id ringnet.NodeID) ringnet.Core, tweak func(*ringnet.Config), listen ringnet.ListenFunc) *udpCluster {
+	var nodes [][]netip.AddrPort
+	if listen == nil {
+		listen, nodes = ringnet.ListenUDP, addrs(n, freePort(t))
+	} else {
+		nodes = addrs(n, 7000)
+	}
+	uc := &udpCluster{t: t, nodes: nodes, mk: mk, tweak: tweak, listen: listen, n: make([]*udpNode, n)}
 	t.Cleanup(func() {
 		for i := range uc.n {
 			uc.crash(ringnet.NodeID(i + 1))
@@ -115,7 +128,7 @@ func (uc *udpCluster) start(id ringnet.NodeID) *udpNode {
 	cfg := ringnet.TestConfig()
 	cfg.Self, cfg.Nodes, cfg.Key, cfg.Logger = id, uc.nodes, key, quiet
 	cfg.Listen = func(a netip.AddrPort) (ringnet.Conn, error) {
-		c, err := ringnet.ListenUDP(a)
+		c, err := uc.listen(a)
 		if err != nil {
 			return nil, err
 		}
