@@ -72,7 +72,7 @@ func startRouterLab(t *testing.T) *routerLab {
 	go func() { done <- r.Run(runCtx) }()
 	t.Cleanup(func() {
 		stop()
-		if err := <-done; err != nil {
+		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Run: %v", err)
 		}
 		if err := r.Close(); err != nil {
@@ -246,6 +246,21 @@ func TestRouterLab(t *testing.T) {
 		}
 	})
 
+	t.Run("a released VIP is no longer answered", func(t *testing.T) {
+		released := netip.MustParseAddr("203.0.113.92")
+		keep := slices.DeleteFunc(append(lab.VIPs(lab.ExtPrefix), lab.VIPs(lab.IntPrefix)...), func(a netip.Addr) bool { return a == released })
+		acq, rel := rl.r.SetOwned(keep)
+		if len(acq) != 0 || len(rel) != 1 || rel[0] != released {
+			t.Fatalf("SetOwned: acquired %v released %v, want only %v released", acq, rel, released)
+		}
+		if err := pingFrom(l, l.Client(), released, time.Second); err == nil {
+			t.Fatalf("%v answered after release", released)
+		}
+		if err := pingFrom(l, l.Client(), extVIP, 2*time.Second); err != nil {
+			t.Fatalf("%v stopped answering when another VIP was released: %v", extVIP, err)
+		}
+	})
+
 	st := rl.r.Stats()
 	ext := st.Links[0]
 	t.Logf("ext0: %+v", ext)
@@ -264,6 +279,54 @@ func TestRouterLab(t *testing.T) {
 	}
 	if vipARP == 0 {
 		t.Errorf("VIP %v counted no ARP replies", extVIP)
+	}
+}
+
+// TestRouterCloseRestoresKernel checks that Close undoes the kernel setup
+// and removes the TUN device with its VIPs and policy rules.
+func TestRouterCloseRestoresKernel(t *testing.T) {
+	rl := startRouterLab(t)
+	l, node := rl.lab, rl.lab.Node(1)
+	if v, _ := l.Sysctl(node, "net.ipv4.conf.ext0.arp_ignore"); v != "1" {
+		t.Fatalf("arp_ignore on ext0 is %q while running, want 1", v)
+	}
+	h, err := l.Netlink(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.LinkByName("ringway0"); err != nil {
+		t.Fatalf("TUN device missing while running: %v", err)
+	}
+	// Let Run start (the first GARPs go out) so Close stops a running router.
+	for deadline := time.Now().Add(5 * time.Second); rl.r.Stats().Links[0].GARPs == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no GARP sent within 5 s of Run")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := rl.r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if v, _ := l.Sysctl(node, "net.ipv4.conf.ext0.arp_ignore"); v != "0" {
+		t.Errorf("arp_ignore on ext0 is %q after Close, want the original 0", v)
+	}
+	if _, err := h.LinkByName("ringway0"); err == nil {
+		t.Error("TUN device still present after Close")
+	}
+	rules, err := h.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.Table == router.TestConfig().TUNTable {
+			t.Errorf("policy rule %v left after Close", r)
+		}
+	}
+	// With the router gone and its nftables drop removed, the kernel (ip_forward=0)
+	// answers nothing for the VIP: the client's ping fails.
+	if err := pingFrom(l, l.Client(), lab.ExtGateway, 500*time.Millisecond); err == nil {
+		t.Error("the VIP still answers after Close")
 	}
 }
 

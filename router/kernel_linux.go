@@ -265,4 +265,3 @@ func (k *KernelState) Restore() error {
 	errs = append(errs, err)
 	return errors.Join(errs...)
 }
-
