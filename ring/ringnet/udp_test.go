@@ -89,8 +89,8 @@ func (u *udpNode) latest() (ringnet.State, int) {
 
 // udpCluster runs drivers with cores from mk on loopback.
 type udpCluster struct {
-	t     *testing.T
-	nodes [][]netip.AddrPort
+	t      *testing.T
+	nodes  [][]netip.AddrPort
 	mk     func(id ringnet.NodeID) ringnet.Core
 	tweak  func(*ringnet.Config)
 	listen ringnet.ListenFunc
