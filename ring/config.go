@@ -74,20 +74,20 @@ func TestConfig() Config {
 
 // AckBudget is the ticks from the first send of a message to its failure:
 // AckTimeout × (2^(AckRetries+1) − 1).
-func (c *Config) AckBudget() int {
+func (c Config) AckBudget() int {
 	return c.AckTimeout * ((1 << (c.AckRetries + 1)) - 1)
 }
 
 // Rotation is the ticks one rotation of the token takes around the whole
 // node map when nothing fails: one HopInterval plus about one tick of
 // transit per node.
-func (c *Config) Rotation() int { return len(c.Nodes) * (c.HopInterval + 1) }
+func (c Config) Rotation() int { return len(c.Nodes) * (c.HopInterval + 1) }
 
 // TokenLossTicks is the effective token-loss timeout: TokenLoss when set,
 // otherwise one rotation plus one failed hop (a hop being resent somewhere
 // in the ring delays the token by at most the ack budget) plus a rotation's
 // worth of slack, at least 2 × the ack budget.
-func (c *Config) TokenLossTicks() int {
+func (c Config) TokenLossTicks() int {
 	if c.TokenLoss > 0 {
 		return c.TokenLoss
 	}

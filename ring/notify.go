@@ -31,7 +31,7 @@ import "slices"
 func (n *Node) tickStart() {
 	if !n.started {
 		n.started = true
-		n.startEnd = n.now + int64(n.cfg.JoinTimeout)
+		n.startEnd = n.now - 1 + int64(n.cfg.JoinTimeout)
 	}
 	if n.lastHello == 0 || n.now-n.lastHello >= int64(max(n.cfg.JoinTimeout/3, 1)) {
 		n.lastHello = n.now
