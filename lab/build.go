@@ -134,6 +134,15 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 
+	if l.spec.WireChecksums {
+		for _, ns := range []string{l.Client(), l.Server()} {
+			for _, o := range []Offload{OffloadTxChecksum, OffloadSG, OffloadTSO, OffloadGSO} {
+				if err := l.SetOffload(ns, HostIf, o, false); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if err := l.defaultRoute(l.Client(), ExtGateway); err != nil {
 		return err
 	}

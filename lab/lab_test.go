@@ -412,3 +412,31 @@ func TestStartSignal(t *testing.T) {
 		t.Errorf("pids file = %q, %v; want a line for %s", pidsFile, err, l.Node(1))
 	}
 }
+
+func TestWireChecksums(t *testing.T) {
+	l := testLab(t, Spec{Nodes: 1, WireChecksums: true})
+	for _, o := range []Offload{OffloadTxChecksum, OffloadTSO} {
+		for _, ns := range []string{l.Client(), l.Server()} {
+			on, err := l.OffloadOn(ns, HostIf, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if on {
+				t.Errorf("%s on %s eth0 is on, want off with WireChecksums", o, ns)
+			}
+		}
+	}
+	// Nodes keep the veth defaults: the router decides for its own NICs.
+	if on, err := l.OffloadOn(l.Node(1), ExtIf, OffloadTxChecksum); err != nil || !on {
+		t.Errorf("node ext0 tx-checksumming = %v, %v; want the veth default (on)", on, err)
+	}
+	if err := l.SetOffload(l.Node(1), ExtIf, OffloadGRO, false); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := l.OffloadOn(l.Node(1), ExtIf, OffloadGRO); err != nil || on {
+		t.Errorf("GRO after SetOffload(off) = %v, %v", on, err)
+	}
+	if err := l.SetOffload(l.Node(1), ExtIf, "warp-drive", true); err == nil {
+		t.Error("unknown offload accepted")
+	}
+}

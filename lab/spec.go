@@ -68,6 +68,13 @@ type Spec struct {
 	// StateDir is the parent of the lab's state directory (<StateDir>/<Prefix>).
 	// Default: DefaultStateDir.
 	StateDir string
+	// WireChecksums turns off checksum and segmentation offloads
+	// (tx-checksumming, scatter-gather, TSO, GSO) on the client's and the
+	// server's eth0, so every frame they send carries a complete checksum and
+	// fits the MTU, as on a real wire. With veth defaults the nodes receive
+	// CHECKSUM_PARTIAL frames and 64 KB TSO super-frames, which a userspace
+	// router must then handle (DESIGN.md "Pitfalls").
+	WireChecksums bool
 	// StopGrace is how long Close waits after SIGTERM before SIGKILL for the
 	// processes started with Start. Default: 2 s.
 	StopGrace time.Duration
