@@ -75,6 +75,7 @@ type Status struct {
 type joinReq struct {
 	node   NodeID
 	maxSeq uint64
+	at     int64 // tick the request was last heard; requests expire after the token-loss timeout
 }
 
 type query struct {

@@ -76,13 +76,13 @@ func (n *Node) form(answers []answer) {
 	n.holding, n.passing = true, false
 	n.holdEnd = n.now + int64(n.cfg.HopInterval)
 	n.query = nil
+	joined := n.addPending()
 	if regen {
 		n.counters.Regenerations++
 		n.event(EventRegenerated, 0)
 	} else {
 		n.event(EventFormed, 0)
 	}
-	joined := n.addPending()
 	var dropped []NodeID
 	if prev != nil {
 		dropped = minus(prev, n.tok.Members)
@@ -138,8 +138,12 @@ func (n *Node) stepHello(from NodeID, m *Message) {
 	// A 911 from a node whose copy is older than ours, while our own
 	// token is lost too: we are the one to regenerate, so start our 911
 	// now instead of waiting for our own timeout.
-	if m.Purpose == PurposeQuery && m.Flags&FlagLive == 0 && !n.live() && n.query == nil &&
-		(n.mode == ModeMember || n.mode == ModeLimbo) && n.outranks(from, m.Seq) {
+	// A 911 from a member of our own ring means the token has not reached
+	// it for the token-loss timeout; if we sent a newer token than it did
+	// and do not hold the token ourselves, ask too, at once.
+	if m.Purpose == PurposeQuery && m.Flags&FlagLive == 0 && n.query == nil && !n.holding && !n.passing &&
+		(n.mode == ModeMember || n.mode == ModeLimbo) && n.outranks(from, m.Seq) &&
+		(!n.live() || m.RingID == n.tok.RingID) {
 		n.startQuery()
 	}
 }
@@ -179,7 +183,11 @@ func (n *Node) observe(from NodeID, m *Message) {
 		}
 	case n.live():
 		if !remoteLive {
-			n.addRequest(from, m.MaxSeq)
+			// A member in trouble gets the token in due course (or is
+			// dropped and asks again); others ask to join.
+			if !slices.Contains(n.tok.Members, from) {
+				n.addRequest(from, m.MaxSeq)
+			}
 			return
 		}
 		if m.RingID == n.tok.RingID || slices.Contains(n.tok.Members, from) || len(m.Members) == 0 {
@@ -210,11 +218,12 @@ func (n *Node) addRequest(id NodeID, maxSeq uint64) {
 	for i := range n.pending {
 		if n.pending[i].node == id {
 			n.pending[i].maxSeq = max(n.pending[i].maxSeq, maxSeq)
+			n.pending[i].at = n.now
 			return
 		}
 	}
 	if len(n.pending) < len(n.cfg.Nodes) {
-		n.pending = append(n.pending, joinReq{node: id, maxSeq: maxSeq})
+		n.pending = append(n.pending, joinReq{node: id, maxSeq: maxSeq, at: n.now})
 	}
 }
 

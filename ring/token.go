@@ -86,7 +86,10 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 func (n *Node) addPending() []NodeID {
 	var joined []NodeID
 	for _, j := range n.pending {
-		if slices.Contains(n.tok.Members, j.node) {
+		// A requester asks again at least every token-loss timeout (or
+		// JoinTimeout/3 while starting) while it waits, so a much older
+		// request is from a node that has since joined elsewhere, or died.
+		if slices.Contains(n.tok.Members, j.node) || n.now-j.at > 2*max(n.tokLoss, int64(n.cfg.JoinTimeout)) {
 			continue
 		}
 		joined = append(joined, j.node)

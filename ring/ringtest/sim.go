@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/ringway/ringway/ring"
@@ -502,4 +501,41 @@ func (s *Sim) Owners() map[netip.Addr][]ring.NodeID {
 	return m
 }
 
-var _ = slices.Contains[[]int]
+// RunUntil runs in quarter ticks until cond holds or limit µs passed.
+func (s *Sim) RunUntil(cond func() bool, limit int64) bool {
+	start := s.now
+	for s.now-start <= limit {
+		if cond() {
+			return true
+		}
+		s.Run(TickUS / 4)
+	}
+	return cond()
+}
+
+// Holding returns the running node that holds the token (not in flight), or 0.
+func (s *Sim) Holding() ring.NodeID {
+	for _, ns := range s.nodes {
+		if ns.up && !ns.paused && ns.n.Status().Holding {
+			return ns.id
+		}
+	}
+	return 0
+}
+
+// LogOwners writes who answers each VIP into the transcript.
+func (s *Sim) LogOwners() {
+	own := s.Owners()
+	var parts []string
+	for _, v := range s.vips {
+		parts = append(parts, fmt.Sprintf("%d:%v", v.As4()[3], own[v]))
+	}
+	s.logf("=== owners (VIP:[nodes]) %s", strings.Join(parts, " "))
+	for _, ns := range s.nodes {
+		if !ns.up {
+			continue
+		}
+		st := ns.n.Status()
+		s.logf("=== n%d %v ring=%04x members=%v", ns.id, st.Mode, st.RingID&0xffff, st.Members)
+	}
+}
