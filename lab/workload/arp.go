@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -195,7 +196,7 @@ func (o *ARPObserver) read() {
 	for {
 		n, _, err := o.conn.ReadFrom(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || errors.Is(err, unix.EBADF) {
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, unix.EBADF) {
 				return
 			}
 			select {
@@ -286,8 +287,8 @@ func (o *ARPObserver) Close() error {
 		close(o.stop)
 		err = o.conn.Close()
 		o.wg.Wait()
-		if errors.Is(err, net.ErrClosed) {
-			err = nil
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
+			err = nil // already closed when ctx ended
 		}
 	})
 	return err

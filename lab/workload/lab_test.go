@@ -221,3 +221,26 @@ func sameMACs(got []net.HardwareAddr, want ...net.HardwareAddr) bool {
 	}
 	return true
 }
+
+// TestARPObserverContext: cancelling the context stops the observer (no
+// busy loop on a closed socket) and Close afterwards is clean.
+func TestARPObserverContext(t *testing.T) {
+	l := kernelLab(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	o, err := workload.StartARP(ctx, l, l.Client(), workload.ARPConfig{Probe: []netip.Addr{lab.ExtGateway}, ProbeInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(o.Events()) > 0 })
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- o.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Close after cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung after the context was cancelled")
+	}
+}
