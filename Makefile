@@ -65,3 +65,11 @@ sim:
 bench-ring:
 	$(GO) run ./ring/ringnet/cmd/ringnetbench -out bench/out/ring-udp.json
 	$(GO) run ./ring/ringtest/cmd/benchring -udp bench/out/ring-udp.json -out bench/out/ring.json
+
+# bench-router: 64-byte UDP pps and TCP (iperf3) through one node, ringway vs Linux
+# kernel forwarding, interleaved in one run on the reference lab (root; installs
+# iperf3 if missing). Prints a table, writes bench/out/router.json.
+.PHONY: bench-router
+bench-router:
+	@command -v iperf3 >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3; }
+	$(GO) run ./router/cmd/benchrouter -rounds $(or $(ROUNDS),3) -duration $(or $(DURATION),3s) -out bench/out/router.json

@@ -35,6 +35,9 @@ type Router struct {
 
 	shards []*shard // one per link receive goroutine, then TUN reader, then timer
 
+	sockMu    sync.Mutex
+	sockDrops []uint64 // PACKET_STATISTICS resets on read: accumulated here
+
 	runMu     sync.Mutex
 	running   bool
 	closed    bool
@@ -92,6 +95,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.plane = &plane{links: infos, routes: rt}
 	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], len(r.links))
+	r.sockDrops = make([]uint64, len(r.links))
 	for i := 0; i < len(r.links)+2; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
@@ -296,6 +300,12 @@ func (r *Router) Stats() Stats {
 	for i, l := range r.links {
 		ls := LinkStats{Name: l.info.name}
 		sumLinks(r.shards, i, &ls)
+		r.sockMu.Lock()
+		if ps, err := l.conn.Stats(); err == nil {
+			r.sockDrops[i] += uint64(ps.Drops)
+		}
+		ls.SocketDrops = r.sockDrops[i]
+		r.sockMu.Unlock()
 		ls.Neighbors = r.neigh[i].snapshot(now)
 		s.Links = append(s.Links, ls)
 		s.TUN.Written += ls.Local

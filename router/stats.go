@@ -49,6 +49,7 @@ type LinkStats struct {
 	Name           string
 	RxFrames       uint64 // frames the AF_PACKET socket delivered
 	RxBytes        uint64
+	SocketDrops    uint64 // frames the kernel dropped because the receive buffer was full (PACKET_STATISTICS)
 	ARPRequests    uint64 // requests for owned VIPs received
 	ARPReplies     uint64 // replies for owned VIPs sent
 	GARPs          uint64 // gratuitous announcements sent (request and reply form count 1)
