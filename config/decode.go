@@ -421,7 +421,7 @@ func (d *decoder) mapping(path string, n *yaml.Node, v reflect.Value) {
 func unknownKey(path, key string, fs []field) string {
 	where := "at the top level"
 	if path != "" {
-		where = "in " + path
+		where = "in " + display(path)
 	}
 	best, bestD := "", 1<<30
 	keys := make([]string, len(fs))
