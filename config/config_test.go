@@ -249,7 +249,7 @@ func TestBadConfigs(t *testing.T) {
 				t.Fatalf("error is %T, want Errors: %v", err, err)
 			}
 			lines := marks(tc.yaml)
-			lines["v"] = 21 // the vips line of subnet int in base
+			lines["v"] = 21   // the vips line of subnet int in base
 			lines["grp"] = 33 // the group line of the second vips entry in base
 			if len(errs) != len(tc.want) {
 				t.Errorf("got %d errors, want %d:\n%v", len(errs), len(tc.want), err)
