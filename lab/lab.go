@@ -276,6 +276,28 @@ func (l *Lab) Heal(i int) error {
 	return nil
 }
 
+// SetLink sets node i's switch port on side ("ext" or "int") up or down.
+// Unlike Cut, the node sees it: its NIC loses carrier (a cable pulled, the
+// case for NIC link monitors).
+func (l *Lab) SetLink(i int, side string, up bool) error {
+	if err := l.checkNode(i); err != nil {
+		return err
+	}
+	if side != "ext" && side != "int" {
+		return fmt.Errorf("node %d: side %q: want \"ext\" or \"int\"", i, side)
+	}
+	return l.withLink(l.Switch(), SwitchPort(i, side), func(h *netlink.Handle, link netlink.Link) error {
+		set := h.LinkSetDown
+		if up {
+			set = h.LinkSetUp
+		}
+		if err := set(link); err != nil {
+			return fmt.Errorf("set switch port %s %s: %w", SwitchPort(i, side), onOff(up), err)
+		}
+		return nil
+	})
+}
+
 // IsCut reports whether node i is cut off (as left by Cut/Heal).
 func (l *Lab) IsCut(i int) bool {
 	l.mu.Lock()

@@ -220,6 +220,20 @@ func TestTopology(t *testing.T) {
 	if err := udpExchange(l, l.Client(), NodeExt(2)); err != nil {
 		t.Errorf("client -> 203.0.113.2 while node 1 is cut: %v", err)
 	}
+	// A pulled cable, unlike a cut, is visible to the node.
+	if err := l.SetLink(2, "ext", false); err != nil {
+		t.Fatal(err)
+	}
+	if st := operState(t, l, l.Node(2), ExtIf); st == netlink.OperUp {
+		t.Errorf("node 2 ext0 operstate = %v with its switch port down, want not up", st)
+	}
+	if err := l.SetLink(2, "ext", true); err != nil {
+		t.Fatal(err)
+	}
+	waitOper(t, l, l.Node(2), ExtIf, netlink.OperUp)
+	if err := udpExchange(l, l.Client(), NodeExt(2)); err != nil {
+		t.Errorf("client -> 203.0.113.2 after its port came back up: %v", err)
+	}
 	// Open sees the cut (as `ringway lab heal` in another process would).
 	o, err := Open(l.Prefix(), filepath.Dir(l.Dir()))
 	if err != nil {
@@ -438,5 +452,30 @@ func TestWireChecksums(t *testing.T) {
 	}
 	if err := l.SetOffload(l.Node(1), ExtIf, "warp-drive", true); err == nil {
 		t.Error("unknown offload accepted")
+	}
+}
+
+func operState(t *testing.T, l *Lab, ns, dev string) netlink.LinkOperState {
+	t.Helper()
+	h, err := l.Netlink(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link.Attrs().OperState
+}
+
+func waitOper(t *testing.T, l *Lab, ns, dev string, want netlink.LinkOperState) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for operState(t, l, ns, dev) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s operstate = %v, want %v", ns, dev, operState(t, l, ns, dev), want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
