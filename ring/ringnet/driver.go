@@ -27,6 +27,18 @@ type Core interface {
 	Leave()
 }
 
+// Idler is implemented by a core that can tell how many of its coming Ticks
+// would only advance its clock. IdleTicks returns n ≥ 0: if no Step, Leave
+// or other call comes first, the next n Ticks change nothing but the clock
+// (no output, no timer fires). The driver then sleeps through them and
+// delivers them in a batch just before the next input, or together with the
+// (n+1)-th tick when that is due: the core's clock keeps wall time while the
+// process wakes only when something can happen. A core without it is ticked
+// every Config.Tick.
+type Idler interface {
+	IdleTicks() int
+}
+
 // ErrClosed is returned by Run, Do and Leave once the driver has stopped.
 var ErrClosed = errors.New("ringnet: driver closed")
 
@@ -200,8 +212,8 @@ func (d *Driver) Run(ctx context.Context) error {
 	}()
 
 	d.cfg.Logger.Info("ring driver started", "node", d.cfg.name(d.cfg.Self), "paths", len(d.conns), "boot", d.sealer.boot, "tick", d.cfg.Tick)
-	t := time.NewTicker(d.cfg.Tick)
-	defer t.Stop()
+	clk := newTickClock(d.cfg.Tick, time.Now(), d.core)
+	defer clk.timer.Stop()
 	if d.flush() {
 		return nil
 	}
@@ -211,14 +223,22 @@ func (d *Driver) Run(ctx context.Context) error {
 			d.cfg.Logger.Info("ring driver stopped", "node", d.cfg.name(d.cfg.Self))
 			return nil
 		case b := <-d.rx:
+			if d.advance(clk) {
+				return nil
+			}
 			if err := d.core.Step(b.from, b.path, b.payload); err != nil {
 				d.stats.drops[DropCoreReject].Add(1)
 				d.cfg.Logger.Debug("ring: core rejected datagram", "from", b.from, "path", b.path, "err", err)
 			}
 			d.free <- b
-		case <-t.C:
-			d.core.Tick()
+		case <-clk.timer.C:
+			if d.advance(clk) {
+				return nil
+			}
 		case req := <-d.do:
+			if d.advance(clk) {
+				return nil
+			}
 			req.fn(d.core)
 			close(req.done)
 		}
@@ -226,7 +246,14 @@ func (d *Driver) Run(ctx context.Context) error {
 			d.cfg.Logger.Info("ring driver: left the ring", "node", d.cfg.name(d.cfg.Self))
 			return nil
 		}
+		clk.arm()
 	}
+}
+
+// advance delivers the ticks that are due (see tickClock) and sends what they
+// produce. It reports whether the core has left.
+func (d *Driver) advance(c *tickClock) bool {
+	return c.advance(time.Now(), d.flush)
 }
 
 // Close stops Run (if it runs), closes the sockets and waits until every

@@ -450,3 +450,5 @@ func TestNewErrors(t *testing.T) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+func newNet() *ringnettest.Network { return ringnettest.New() }
