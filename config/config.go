@@ -84,8 +84,8 @@ type VIPPolicy struct {
 
 // Ring holds the token-ring timers (see ring defaults in defaults.go).
 type Ring struct {
-	// Tick is the clock of the ring state machine; every other ring timer
-	// is rounded up to a whole number of ticks.
+	// Tick is the clock of the ring state machine, which counts the other
+	// ring timers in ticks.
 	Tick time.Duration `yaml:"tick"`
 	// HopInterval is how long the holder keeps the token before passing it.
 	HopInterval time.Duration `yaml:"hop_interval"`
