@@ -138,12 +138,10 @@ func (n *Node) stepHello(from NodeID, m *Message) {
 	// A 911 from a node whose copy is older than ours, while our own
 	// token is lost too: we are the one to regenerate, so start our 911
 	// now instead of waiting for our own timeout.
-	// A 911 from a member of our own ring means the token has not reached
-	// it for the token-loss timeout; if we sent a newer token than it did
-	// and do not hold the token ourselves, ask too, at once.
-	if m.Purpose == PurposeQuery && m.Flags&FlagLive == 0 && n.query == nil && !n.holding && !n.passing &&
-		(n.mode == ModeMember || n.mode == ModeLimbo) && n.outranks(from, m.Seq) &&
-		(!n.live() || m.RingID == n.tok.RingID) {
+	// A nudge: a 911 we outranked was denied because of us, so we hold
+	// the newest copy the asker knows of; if our token is lost too, ask now.
+	if m.Purpose == PurposeNudge && n.query == nil && !n.holding && !n.passing &&
+		(n.mode == ModeMember || n.mode == ModeLimbo) && m.RingID == n.tok.RingID {
 		n.startQuery()
 	}
 }
@@ -160,11 +158,44 @@ func (n *Node) stepAnswer(from NodeID, m *Message) {
 		return
 	}
 	q.answers = append(q.answers, answer{from: from, m: *m})
-	if m.Flags&FlagLive != 0 || m.Flags&FlagHolding != 0 || !n.outranks(from, m.Seq) {
+	switch denial(n, from, m) {
+	case denyNone:
+		n.queryDone(from)
+	case denyRank:
+		// It sent a newer token than we did: it should regenerate, not
+		// us. Tell it now rather than let it wait for its own timer.
 		n.deny()
-		return
+		if m.RingID == n.tok.RingID {
+			n.send(from, n.info(MsgHello, PurposeNudge, 0), sendTag{kind: MsgHello})
+		}
+	default:
+		n.deny()
 	}
-	n.queryDone(from)
+}
+
+type denyReason uint8
+
+const (
+	denyNone    denyReason = iota
+	denyHolding            // the answerer holds the token: it is not lost
+	denyLive               // the answerer is in another live ring, which will add us
+	denyRank               // the answerer sent a newer token than we did
+)
+
+// denial is the permission flag of the patent's 911, per answer. Liveness
+// of our own ring's members does not deny: they may have seen the token
+// more recently than we did, but if nobody holds it and nobody sent a newer
+// one than ours, it is lost.
+func denial(n *Node, from NodeID, m *Message) denyReason {
+	switch {
+	case m.Flags&FlagHolding != 0:
+		return denyHolding
+	case m.Flags&FlagLive != 0 && (n.mode != ModeMember || m.RingID != n.tok.RingID):
+		return denyLive
+	case !n.outranks(from, m.Seq):
+		return denyRank
+	}
+	return denyNone
 }
 
 // observe records join requests and merges from what a hello or answer says.
@@ -273,11 +304,13 @@ func (n *Node) deny() {
 func (n *Node) decide() {
 	q := n.query
 	n.query = nil
+	var members []answer
 	for _, a := range q.answers {
-		if a.m.Flags&(FlagLive|FlagHolding) != 0 || !n.outranks(a.from, a.m.Seq) {
+		if denial(n, a.from, &a.m) != denyNone {
 			n.deny()
 			return
 		}
+		members = append(members, a)
 	}
-	n.form(q.answers)
+	n.form(members)
 }

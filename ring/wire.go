@@ -156,6 +156,7 @@ const (
 	PurposeStart Purpose = 1 // a starting node looks for a ring (Figure 8, box 804)
 	PurposeProbe Purpose = 2 // a ring's holder looks for other rings to merge with
 	PurposeQuery Purpose = 3 // a 911: "who has a newer token?" (Figure 9, box 901)
+	PurposeNudge Purpose = 4 // "your copy outranks mine and the token is lost: ask now"
 )
 
 // Hello and answer flags: the sender's situation.
