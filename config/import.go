@@ -90,11 +90,7 @@ func Import(nodemap, vip, localmonitor io.Reader, opts ImportOptions) ([]byte, e
 	c.Cluster.KeyFile = opts.KeyFile
 	c.Node.ID = opts.NodeID
 	for i, n := range nodes {
-		e := NodeEntry{ID: opts.NodeIDs[i]}
-		for _, a := range n.addrs {
-			e.Addresses = append(e.Addresses, a)
-		}
-		c.Nodes = append(c.Nodes, e)
+		c.Nodes = append(c.Nodes, NodeEntry{ID: opts.NodeIDs[i], Addresses: n.addrs})
 	}
 	for i, b := range blocks {
 		s := Subnet{Name: opts.Interfaces[i], Interface: opts.Interfaces[i], Prefix: b.prefix}

@@ -53,7 +53,7 @@ func checkConfig(path string, stdout, stderr io.Writer) error {
 	}
 	key := cfg.Cluster.KeyFile
 	if _, err := os.Stat(key); errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stderr, "warning: cluster key %s does not exist; `ringway run` needs it: create it with `ringway key generate %s`\n", key, key)
+		fmt.Fprintf(stderr, "warning: cluster key %s does not exist; nodes need it to run: create it with `ringway key generate %s`\n", key, key)
 	} else {
 		if _, err := config.ReadKey(key); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)
