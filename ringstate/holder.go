@@ -50,7 +50,6 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	table := h.cfg.Initial
 	var loads Load
 	var rest []ring.Carriage
-	haveTable := false
 	for _, c := range t.Carriages {
 		switch c.Kind {
 		case KindVIPTable:
@@ -58,7 +57,7 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 			if err := tb.UnmarshalBinary(c.Data); err != nil {
 				return t.Carriages
 			}
-			table, haveTable = tb, true
+			table = tb
 		case KindLoad:
 			if err := loads.UnmarshalBinary(c.Data); err != nil {
 				loads = Load{}
@@ -67,7 +66,6 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 			rest = append(rest, c)
 		}
 	}
-	_ = haveTable
 	if loads == nil {
 		loads = Load{}
 	}
@@ -87,7 +85,7 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 		in.VIPLoad = loads
 	}
 	table, _ = table.Step(in)
-	// Loads of VIPs whose owner changed are stale; the new owner reports.
+	// Forget loads of VIPs the table does not have (a config change).
 	for vip := range loads {
 		if _, ok := table.Lookup(vip); !ok {
 			delete(loads, vip)

@@ -1,0 +1,137 @@
+package ringstate
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/vipstate"
+)
+
+func vip(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(90 + i)}) }
+
+func initial(t *testing.T) vipstate.Table {
+	t.Helper()
+	tb, err := vipstate.New(3, []vipstate.Row{{VIP: vip(1)}, {VIP: vip(2)}, {VIP: vip(3)},
+		{VIP: vip(4), Preferred: 3, Persistence: vipstate.PersistPreferred}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func owners(t *testing.T, cs []ring.Carriage) []vipstate.Node {
+	t.Helper()
+	tb, ok, err := Table(cs)
+	if !ok {
+		t.Fatalf("no table in carriages: %v", err)
+	}
+	var out []vipstate.Node
+	for _, r := range tb.Rows() {
+		out = append(out, r.Current)
+	}
+	return out
+}
+
+func TestOnToken(t *testing.T) {
+	h := New(Config{Initial: initial(t), Balance: vipstate.DefaultBalanceConfig()})
+	// Cold start alone: node 1 owns every VIP.
+	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
+	if diff := cmp.Diff([]vipstate.Node{1, 1, 1, 1}, owners(t, cs)); diff != "" {
+		t.Fatalf("alone (-want +got):\n%s", diff)
+	}
+	// Node 3 joins and holds the token: its preferred VIP returns only
+	// when its current owner (node 1) holds the token.
+	cs = h.OnToken(ring.TokenView{Self: 3, Members: []ring.NodeID{1, 3}, Joined: []ring.NodeID{3}, Carriages: cs})
+	if diff := cmp.Diff([]vipstate.Node{1, 1, 1, 1}, owners(t, cs)); diff != "" {
+		t.Fatalf("joiner holding (-want +got):\n%s", diff)
+	}
+	cs = h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 3}, Carriages: cs})
+	if diff := cmp.Diff([]vipstate.Node{1, 1, 1, 3}, owners(t, cs)); diff != "" {
+		t.Fatalf("preference return (-want +got):\n%s", diff)
+	}
+	// Node 1 leaves: everything it had moves to node 3.
+	cs = h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{3}, Leaving: []ring.NodeID{1}, Carriages: cs})
+	if diff := cmp.Diff([]vipstate.Node{3, 3, 3, 3}, owners(t, cs)); diff != "" {
+		t.Fatalf("leave (-want +got):\n%s", diff)
+	}
+	// Other carriages ride along in order.
+	cs = append(cs, ring.Carriage{Kind: 3, Data: []byte{7}})
+	out := h.OnToken(ring.TokenView{Self: 3, Members: []ring.NodeID{3}, Carriages: cs})
+	if k := out[len(out)-1]; k.Kind != 3 || string(k.Data) != "\x07" {
+		t.Errorf("config epoch carriage lost: %+v", out)
+	}
+	// An undecodable table is left alone.
+	bad := []ring.Carriage{{Kind: KindVIPTable, Data: []byte{0xff}}}
+	if got := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Carriages: bad}); !cmp.Equal(bad, got) {
+		t.Errorf("bad table changed to %+v", got)
+	}
+}
+
+func TestOwned(t *testing.T) {
+	h := New(Config{Initial: initial(t)})
+	cs := h.OnToken(ring.TokenView{Self: 2, Members: []ring.NodeID{2}, Alone: true})
+	all := []netip.Addr{vip(1), vip(2), vip(3), vip(4)}
+	for _, tc := range []struct {
+		name string
+		s    *ring.State
+		want []netip.Addr
+	}{
+		{"member", &ring.State{Members: []ring.NodeID{2}, Carriages: cs}, all},
+		{"not a member", &ring.State{Members: []ring.NodeID{1}, Carriages: cs}, nil},
+		{"between rings", &ring.State{Carriages: cs}, nil},
+		{"no quorum", &ring.State{Members: []ring.NodeID{2}, Carriages: cs, NoQuorum: true}, nil},
+		{"nil", nil, nil},
+	} {
+		got, err := Owned(tc.s, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
+func TestLoadRoundTrip(t *testing.T) {
+	l := Load{vip(2): 5, vip(1): 1 << 40}
+	b, err := l.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Load
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(l, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	for i := 0; i < len(b); i++ {
+		if err := got.UnmarshalBinary(b[:i]); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("truncated to %d: %v, want io.ErrUnexpectedEOF", i, err)
+		}
+	}
+}
+
+// FuzzLoad: no panic, no allocation beyond the input's size; what decodes
+// re-encodes identically (entries sorted, no duplicates).
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte{1, 0, 0, 0, 1, 203, 0, 113, 91, 0, 0, 0, 0, 0, 0, 0, 9}) // one entry: 203.0.113.91 → 9 B/s
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff})                             // 4 billion entries claimed, none present
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var l Load
+		if err := l.UnmarshalBinary(b); err != nil {
+			return
+		}
+		out, err := l.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) > len(b) {
+			t.Fatalf("re-encoding grew: %d > %d", len(out), len(b))
+		}
+	})
+}
