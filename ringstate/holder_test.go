@@ -120,7 +120,7 @@ func TestLoadRoundTrip(t *testing.T) {
 // re-encodes identically (entries sorted, no duplicates).
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 1, 203, 0, 113, 91, 0, 0, 0, 0, 0, 0, 0, 9}) // one entry: 203.0.113.91 → 9 B/s
-	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff})                             // 4 billion entries claimed, none present
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff})                              // 4 billion entries claimed, none present
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var l Load
 		if err := l.UnmarshalBinary(b); err != nil {
