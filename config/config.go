@@ -84,6 +84,9 @@ type VIPPolicy struct {
 
 // Ring holds the token-ring timers (see ring defaults in defaults.go).
 type Ring struct {
+	// Port is the UDP port of the ring on every primary address, the same
+	// on every node.
+	Port int `yaml:"port"`
 	// Tick is the clock of the ring state machine, which counts the other
 	// ring timers in ticks.
 	Tick time.Duration `yaml:"tick"`

@@ -18,6 +18,9 @@ const (
 	DefaultJoinTimeout = 200 * time.Millisecond // start-up wait before going alone
 )
 
+// DefaultRingPort is the ring's UDP port on every primary address.
+const DefaultRingPort = 7946
+
 // MaxAckRetries bounds ring.ack_retries: the resend timeout doubles each
 // time, so 10 retries at the default 10 ms ack_timeout already take 20 s.
 const MaxAckRetries = 10
@@ -32,6 +35,7 @@ func DefaultConfig() Config {
 		},
 		Quorum: QuorumAvailability, // every partition serves (patent: alone mode)
 		Ring: Ring{
+			Port:        DefaultRingPort,
 			Tick:        DefaultTick,
 			HopInterval: DefaultHopInterval,
 			AckTimeout:  DefaultAckTimeout,

@@ -515,10 +515,13 @@ func (v *validator) policies() {
 	type member struct {
 		vip  netip.Addr
 		line int
+		pol  VIPPolicy
+		bad  bool // the policy had its own errors
 	}
 	groups := map[string]map[int]member{} // group → subnet → first member
 	for i, pol := range c.VIPs {
 		p := fmt.Sprintf("vips[%d]", i)
+		errsBefore := len(v.errs)
 		if pol.Preferred != "" && !ids[pol.Preferred] && v.idsOK() {
 			v.errorf(p+".preferred", "preferred node %q is not in the node map; write one of %s", pol.Preferred, strings.Join(nodeIDs(c), ", "))
 		}
@@ -558,7 +561,18 @@ func (v *validator) policies() {
 			v.errorf(p+".group", "group %q already has VIP %s of subnet %s (line %d); a group holds at most one VIP per subnet, so use another group for %s", pol.Group, m.vip, subnetName(c, k), m.line, pol.VIP)
 			continue
 		}
-		g[k] = member{vip: pol.VIP, line: v.line(p + ".vip")}
+		// A group moves as one, so its members must agree on where they
+		// live: the VIP table refuses a group with mixed policies. A policy
+		// already reported as wrong is not compared again.
+		ok = len(v.errs) == errsBefore && !v.broken(p)
+		for _, m := range g {
+			if ok && !m.bad && (m.pol.Preferred != pol.Preferred || m.pol.Persistence != pol.Persistence) {
+				v.errorf(p+".group", "group %q: VIP %s has preferred %q and persistence %s, but %s (line %d) has preferred %q and persistence %s; give every VIP of a group the same preferred and persistence",
+					pol.Group, pol.VIP, pol.Preferred, pol.Persistence, m.vip, m.line, m.pol.Preferred, m.pol.Persistence)
+			}
+			break
+		}
+		g[k] = member{vip: pol.VIP, line: v.line(p + ".vip"), pol: pol, bad: !ok}
 	}
 }
 
@@ -589,6 +603,9 @@ func (v *validator) ring() {
 		if v.positive(t.key, t.d) && t.d < r.Tick {
 			v.errorf(t.key, "%s is %v, shorter than ring.tick (%v); make it at least one tick", t.key, t.d, r.Tick)
 		}
+	}
+	if r.Port < 1 || r.Port > 65535 {
+		v.errorf("ring.port", "ring.port is %d; use a UDP port from 1 to 65535 (default %d), the same on every node", r.Port, DefaultRingPort)
 	}
 	if r.AckRetries < 0 || r.AckRetries > MaxAckRetries {
 		v.errorf("ring.ack_retries", "ring.ack_retries is %d; use 0 to %d", r.AckRetries, MaxAckRetries)
