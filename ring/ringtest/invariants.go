@@ -150,7 +150,7 @@ func (s *Sim) CheckRemoved(id ring.NodeID, since int64) {
 
 // Converged reports whether every running node is in one ring whose
 // members are exactly the running nodes, and every VIP has exactly one
-// owner among them.
+// owner among them (none, if the ring lacks quorum in mode majority).
 func (s *Sim) Converged() error {
 	up := s.Up()
 	if len(up) == 0 {
@@ -176,6 +176,16 @@ func (s *Sim) Converged() error {
 		}
 	}
 	own := s.Owners()
+	if s.node(up[0]).state.NoQuorum {
+		// Quorum mode majority and the running nodes are no majority:
+		// nobody may serve.
+		for _, v := range s.vips {
+			if len(own[v]) != 0 {
+				return fmt.Errorf("VIP %v is answered by %v in a ring without quorum", v, own[v])
+			}
+		}
+		return nil
+	}
 	for _, v := range s.vips {
 		if len(own[v]) != 1 {
 			return fmt.Errorf("VIP %v is answered by %v", v, own[v])

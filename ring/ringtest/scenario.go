@@ -37,7 +37,12 @@ func RandomScenario(seed uint64, replay string) (*Sim, error) {
 	r0 := New(Options{Seed: seed}).Rand()
 	n := 3 + r0.IntN(5)
 	paths := 1 + r0.IntN(2)
-	s := New(Options{Seed: seed, N: n, Paths: paths, Link: LAN, Replay: replay, Trace: true})
+	q := ring.Availability
+	if r0.IntN(4) == 0 {
+		q = ring.Majority
+	}
+	s := New(Options{Seed: seed, N: n, Paths: paths, Link: LAN, Replay: replay, Trace: true, Quorum: q})
+	s.logf("--- %d nodes, %d paths, quorum %v", n, paths, q)
 	r := s.Rand()
 	s.StartAll()
 	s.Run(int64(s.cfg.JoinTimeout)*2*TickUS + 200_000)

@@ -44,6 +44,8 @@ type Options struct {
 	TraceTokens bool
 	// NoChecks turns the per-event invariant checks off (benchmarks).
 	NoChecks bool
+	// Quorum is every node's quorum mode.
+	Quorum ring.Quorum
 }
 
 type nodeState struct {
@@ -171,6 +173,7 @@ func (s *Sim) config(id ring.NodeID, inc int) ring.Config {
 	c.Rand = r.Uint64
 	c.Holder = ringstate.New(ringstate.Config{Initial: s.initial, Balance: vipstate.DefaultBalanceConfig()})
 	c.TraceTokens = s.opt.TraceTokens
+	c.Quorum = s.opt.Quorum
 	if s.opt.Ring != nil {
 		s.opt.Ring(&c)
 	}
