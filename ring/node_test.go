@@ -74,7 +74,8 @@ func (w *net) tick(dead ...NodeID) {
 	}
 	for len(w.q) > 0 {
 		if w.shuffle != nil {
-			w.shuffle.Shuffle(len(w.q), func(i, j int) { w.q[i], w.q[j] = w.q[j], w.q[i] })
+			i := w.shuffle.IntN(len(w.q))
+			w.q[0], w.q[i] = w.q[i], w.q[0]
 			if w.shuffle.IntN(4) == 0 {
 				w.q = append(w.q, w.q[0])
 			}
