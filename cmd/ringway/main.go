@@ -25,6 +25,9 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		configCommand(),
 		keyCommand(),
+		runCommand(),
+		statusCommand(),
+		vipCommand(),
 		versionCommand(),
 	}
 }

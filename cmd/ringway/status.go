@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/mgmt"
+	"github.com/urfave/cli/v2"
+)
+
+// apiFlags are how every API client command finds a node: the config file's
+// management section, or --node and --token-file.
+func apiFlags() []cli.Flag {
+	return []cli.Flag{
+		configFlag(),
+		&cli.StringFlag{Name: "node", Usage: "management `ADDR` (host:port or URL) of the node to ask; default: management.listen from the config"},
+		&cli.StringFlag{Name: "token-file", Usage: "admin token `FILE`; default: management.token_file from the config"},
+		&cli.BoolFlag{Name: "insecure", Usage: "do not verify the node's TLS certificate (self-signed lab certificates)"},
+	}
+}
+
+// apiClient builds a management client from the flags.
+func apiClient(c *cli.Context) (*mgmt.Client, error) {
+	addr, tokenFile := c.String("node"), c.String("token-file")
+	if addr == "" || tokenFile == "" {
+		cfg, err := config.Load(c.String("config"))
+		if err != nil {
+			return nil, fmt.Errorf("need the node's address and token: give --node and --token-file, or a readable config (-c): %w", err)
+		}
+		if addr == "" {
+			addr = cfg.Management.Listen
+			if cfg.Management.TLSCert != "" {
+				addr = "https://" + addr
+			}
+		}
+		if tokenFile == "" {
+			tokenFile = cfg.Management.TokenFile
+		}
+	}
+	if addr == "" {
+		return nil, errors.New("the management API is disabled in this config (management.listen is empty); give --node")
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	return mgmt.NewClient(addr, strings.TrimSpace(string(b)), c.Bool("insecure")), nil
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the cluster as one node sees it: members, token, VIP table",
+		Flags: append(apiFlags(), &cli.BoolFlag{Name: "json", Usage: "print the raw JSON status"}),
+		Action: func(c *cli.Context) error {
+			cl, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+			defer cancel()
+			st, err := cl.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(c.App.Writer, st)
+			return nil
+		},
+	}
+}
+
+// printStatus renders a status for people.
+func printStatus(w io.Writer, st mgmt.Status) {
+	fmt.Fprintf(w, "cluster %s, seen from %s (%s)\n", st.Cluster, st.Node, st.Mode)
+	switch {
+	case len(st.Members) == 0:
+		fmt.Fprintln(w, "ring:    none yet (starting or between rings)")
+	default:
+		extra := ""
+		if st.Alone {
+			extra = ", alone"
+		}
+		if st.NoQuorum {
+			extra += ", NO QUORUM: serving nothing"
+		}
+		fmt.Fprintf(w, "ring:    %d, seq %d, members %s%s\n", st.RingID, st.Seq, strings.Join(st.Members, " "), extra)
+		fmt.Fprintf(w, "token:   last from %s, rotation %.1f ms\n", orDash(st.Holder), st.Rotation)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nVIP\tSUBNET\tOWNER\tPREFERRED\tPERSISTENCE\tGROUP\t")
+	for _, v := range st.VIPs {
+		owner := orDash(v.Owner)
+		if v.Closed {
+			owner = "CLOSED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", v.VIP, v.Subnet, owner, orDash(v.Preferred), v.Persistence, orDash(v.Group))
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func vipCommand() *cli.Command {
+	op := func(name, usage, args string) *cli.Command {
+		return &cli.Command{
+			Name: name, Usage: usage, ArgsUsage: args, Flags: apiFlags(),
+			Action: func(c *cli.Context) error {
+				want := 1
+				if name == "move" {
+					want = 2
+				}
+				if c.NArg() != want {
+					return usagef("vip %s needs %s", name, args)
+				}
+				vip, err := netip.ParseAddr(c.Args().Get(0))
+				if err != nil {
+					return usagef("vip %s: %v", name, err)
+				}
+				cl, err := apiClient(c)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+				defer cancel()
+				if err := cl.VIP(ctx, mgmt.VIPOp{Op: name, VIP: vip, Node: c.Args().Get(1)}); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "queued: %s %s %s (applied when the node next holds the token; check with `ringway status`)\n",
+					name, vip, c.Args().Get(1))
+				return nil
+			},
+		}
+	}
+	return &cli.Command{
+		Name:  "vip",
+		Usage: "change a VIP: move it, set or clear its preference or stickiness, close or open it",
+		Subcommands: []*cli.Command{
+			op("move", "move a VIP (and its group) to a node; sets the preference (patent: drag and drop)", "VIP NODE"),
+			op("prefer", "make the VIP's current node its preferred node", "VIP"),
+			op("unprefer", "clear the VIP's preference (persistence none)", "VIP"),
+			op("stick", "make the VIP sticky to its current node (persistence current)", "VIP"),
+			op("unstick", "clear the VIP's stickiness (persistence none)", "VIP"),
+			op("close", "stop answering the VIP on every node until opened", "VIP"),
+			op("open", "answer a closed VIP again", "VIP"),
+		},
+	}
+}

@@ -1,0 +1,204 @@
+//go:build linux
+
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/mgmt"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// ringwayBin builds the ringway binary once per test run.
+func ringwayBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ringway-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ringway")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/ringway").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// cluster is the reference lab with n ringway nodes running as processes.
+type cluster struct {
+	t   *testing.T
+	lab *lab.Lab
+	bin string
+}
+
+// newCluster builds the lab and writes the node configs; it starts nothing.
+func newCluster(t *testing.T, n int, edit func(i int, c *config.Config)) *cluster {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("cluster tests build network namespaces and run ringway nodes with raw sockets: run as root (CI does)")
+	}
+	bin := ringwayBin(t)
+	b := make([]byte, 3)
+	rand.Read(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := lab.Build(ctx, lab.Spec{Prefix: "rwc" + hex.EncodeToString(b), Nodes: n, StateDir: t.TempDir(), WireChecksums: true})
+	if err != nil {
+		t.Fatalf("build lab: %v", err)
+	}
+	c := &cluster{t: t, lab: l, bin: bin}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+		}
+		l.Close()
+	})
+	if _, err := l.WriteCluster(edit); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *cluster) start(i int) {
+	c.t.Helper()
+	if err := c.lab.StartNode(c.bin, i, "--log-level", "debug"); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) startAll() {
+	for i := 1; i <= c.lab.Nodes(); i++ {
+		c.start(i)
+	}
+}
+
+func (c *cluster) dumpLogs() {
+	for i := 1; i <= c.lab.Nodes(); i++ {
+		b, err := os.ReadFile(c.lab.LogPath(c.lab.Node(i), "ringway"))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		c.t.Logf("--- n%d log (last %d lines)\n%s", i, len(lines), strings.Join(lines, "\n"))
+	}
+}
+
+func (c *cluster) status(i int) (mgmt.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.lab.NodeStatus(ctx, i)
+}
+
+// waitConverged waits until every node in nodes reports the same ring with
+// exactly those members, and a VIP table in which every open VIP has an
+// owner among them. It returns the last status of the first node.
+func (c *cluster) waitConverged(nodes []int, within time.Duration) mgmt.Status {
+	c.t.Helper()
+	want := make([]string, len(nodes))
+	for k, i := range nodes {
+		want[k] = fmt.Sprintf("n%d", i)
+	}
+	deadline := time.Now().Add(within)
+	var last string
+	for time.Now().Before(deadline) {
+		sts, problem := c.statuses(nodes)
+		if problem == "" {
+			problem = checkAgreement(sts, want)
+		}
+		if problem == "" {
+			return sts[0]
+		}
+		last = problem
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("cluster did not converge on members %v within %v: %s", want, within, last)
+	return mgmt.Status{}
+}
+
+func (c *cluster) statuses(nodes []int) ([]mgmt.Status, string) {
+	var sts []mgmt.Status
+	for _, i := range nodes {
+		st, err := c.status(i)
+		if err != nil {
+			return nil, fmt.Sprintf("n%d: %v", i, err)
+		}
+		sts = append(sts, st)
+	}
+	return sts, ""
+}
+
+// checkAgreement says what is wrong with a set of statuses, "" if nothing:
+// all in one ring with members want, and one live owner for every open VIP.
+func checkAgreement(sts []mgmt.Status, want []string) string {
+	for _, st := range sts {
+		if !slices.Equal(st.Members, want) {
+			return fmt.Sprintf("%s sees members %v", st.Node, st.Members)
+		}
+		if st.RingID != sts[0].RingID {
+			return fmt.Sprintf("%s is in ring %d, %s in ring %d", st.Node, st.RingID, sts[0].Node, sts[0].RingID)
+		}
+		if len(st.VIPs) == 0 {
+			return fmt.Sprintf("%s has no VIP table", st.Node)
+		}
+		for _, v := range st.VIPs {
+			if !v.Closed && !slices.Contains(want, v.Owner) {
+				return fmt.Sprintf("%s: VIP %s owned by %q", st.Node, v.VIP, v.Owner)
+			}
+		}
+	}
+	// Every member holds the same table once converged.
+	for _, st := range sts[1:] {
+		for k, v := range st.VIPs {
+			if k >= len(sts[0].VIPs) || sts[0].VIPs[k].Owner != v.Owner {
+				return fmt.Sprintf("%s and %s disagree on the owner of %s", sts[0].Node, st.Node, v.VIP)
+			}
+		}
+	}
+	return ""
+}
+
+func owner(st mgmt.Status, vip string) string {
+	for _, v := range st.VIPs {
+		if v.VIP.String() == vip {
+			return v.Owner
+		}
+	}
+	return ""
+}
+
+func TestClusterColdStartTogether(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	st := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	if got := owner(st, "203.0.113.91"); got != "n1" {
+		t.Errorf("203.0.113.91 (preferred n1) is owned by %q", got)
+	}
+	t.Logf("ring %d, members %v, rotation %.1f ms", st.RingID, st.Members, st.Rotation)
+}

@@ -1,0 +1,361 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/mgmt"
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ring/ringnet"
+	"github.com/ringway/ringway/ringstate"
+	"github.com/ringway/ringway/router"
+	"github.com/ringway/ringway/vipstate"
+)
+
+// Config configures a Node.
+type Config struct {
+	// File is the loaded, validated config file.
+	File *config.Config
+	// Version is reported in the status.
+	Version string
+	// Drain is how long a leaving node keeps forwarding after it has handed
+	// its VIPs over, so packets that hosts still send to its MAC (until the
+	// new owner's gratuitous ARP reaches them) are not lost. Default 1 s.
+	Drain time.Duration
+	// LeaveTimeout bounds the graceful leave; past it the node stops anyway
+	// (the others then detect it as failed). Default 3 s.
+	LeaveTimeout time.Duration
+	// Logger receives the node's log. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is one running ringway gateway node.
+type Node struct {
+	cfg    Config
+	file   *config.Config
+	log    *slog.Logger
+	self   ring.NodeID
+	names  []string          // node ids by node-map position − 1
+	groups map[uint16]string // VIP group numbers to names
+
+	holder *holder
+	core   *ring.Node
+	driver *ringnet.Driver
+	router *router.Router
+	api    *mgmt.Server
+
+	started time.Time
+	state   atomic.Pointer[ring.State]
+	load    atomic.Pointer[map[netip.Addr]uint64]
+
+	closeOnce sync.Once
+}
+
+// New checks everything that can be checked before the node touches the
+// network (key and token files, interfaces, addresses) and builds the parts.
+// It starts nothing; Close releases what New opened if Run never runs.
+func New(cfg Config) (*Node, error) {
+	f := cfg.File
+	if f == nil {
+		return nil, errors.New("node: no config")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Drain == 0 {
+		cfg.Drain = time.Second
+	}
+	if cfg.LeaveTimeout == 0 {
+		cfg.LeaveTimeout = 3 * time.Second
+	}
+	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f)}
+	for i := range f.Nodes {
+		n.names = append(n.names, f.Nodes[i].ID)
+	}
+	key, err := config.ReadKey(f.Cluster.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.key_file: %w", err)
+	}
+	for _, w := range config.KeyWarnings(f.Cluster.KeyFile) {
+		n.log.Warn(w)
+	}
+	for _, s := range f.Subnets {
+		if _, err := net.InterfaceByName(s.Interface); err != nil {
+			return nil, fmt.Errorf("subnet %s: interface %s: %w (check subnets[].interface; `ip link` lists this host's interfaces)", s.Name, s.Interface, err)
+		}
+	}
+	table, err := initialTable(f)
+	if err != nil {
+		return nil, err
+	}
+
+	n.holder = &holder{inner: ringstate.New(ringstate.Config{
+		Initial:   table,
+		Balance:   balanceConfig(f),
+		LocalLoad: n.localLoad,
+	})}
+	rc := ringConfig(f)
+	rc.Holder = n.holder
+	rc.Rand = cryptoRand
+	if n.core, err = ring.NewNode(rc); err != nil {
+		return nil, fmt.Errorf("ring: %w", err)
+	}
+
+	dc := ringnet.DefaultConfig()
+	dc.Self = n.self
+	dc.Nodes = ringAddrs(f, uint16(f.Ring.Port))
+	dc.Names = n.names
+	dc.Key = key[:]
+	dc.Tick = f.Ring.Tick
+	dc.Logger = n.log.With("part", "ring")
+	if n.driver, err = ringnet.New(dc, n.core); err != nil {
+		return nil, fmt.Errorf("ring: %w", err)
+	}
+
+	if n.router, err = router.New(routerConfig(f, n.log.With("part", "router"))); err != nil {
+		n.driver.Close()
+		return nil, fmt.Errorf("router: %w", err)
+	}
+
+	if f.Management.Listen != "" {
+		token, err := readToken(f.Management.TokenFile)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.api, err = mgmt.NewServer(mgmt.Config{
+			Listen: f.Management.Listen, Token: token,
+			TLSCert: f.Management.TLSCert, TLSKey: f.Management.TLSKey,
+			Logger: n.log.With("part", "mgmt"),
+		}, n)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// routerConfig maps the config file onto the router's.
+func routerConfig(f *config.Config, log *slog.Logger) router.Config {
+	rc := router.DefaultConfig()
+	for i, s := range f.Subnets {
+		a := f.LocalAddresses()[i]
+		rc.Links = append(rc.Links, router.Link{Name: s.Interface, Primary: netip.PrefixFrom(a, s.Prefix.Bits())})
+	}
+	for _, r := range f.Routes {
+		rc.Routes = append(rc.Routes, router.Route{To: r.To, Via: r.Via})
+	}
+	for _, v := range f.AllVIPs() {
+		rc.VIPs = append(rc.VIPs, v.Addr)
+	}
+	g := f.Router.GARP
+	rc.GARPCount, rc.GARPInterval, rc.GARPRefresh = g.Count, g.Interval, g.Refresh
+	if g.Rate > 0 {
+		rc.GARPRate = float64(g.Rate)
+	}
+	if f.Router.ARPCache.TTL > 0 {
+		rc.NeighReachable = f.Router.ARPCache.TTL
+	}
+	if f.Router.ARPCache.Queue > 0 {
+		rc.NeighQueue = f.Router.ARPCache.Queue
+	}
+	rc.Logger = log
+	return rc
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("management.token_file: %w (write one with `ringway key generate %s`)", err, path)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("management.token_file %s: the token is %d characters; use at least 16", path, len(tok))
+	}
+	return tok, nil
+}
+
+func cryptoRand() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// Run runs the node until ctx is cancelled, then leaves the ring gracefully
+// and stops. It returns after everything it started has stopped.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.Close()
+	n.started = time.Now()
+	n.log.Info("starting", "cluster", n.file.Cluster.Name, "node", n.name(n.self),
+		"position", int(n.self), "of", len(n.names), "subnets", len(n.file.Subnets), "vips", len(n.file.AllVIPs()))
+
+	// The router and the API outlive the ring by the drain period, so they
+	// get their own context.
+	dataCtx, stopData := context.WithCancel(context.Background())
+	defer stopData()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	run := func(name string, f func(context.Context) error, ctx context.Context) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	run("router", n.router.Run, dataCtx)
+	if n.api != nil {
+		run("mgmt", n.api.Run, dataCtx)
+		n.log.Info("management API listening", "addr", n.api.Addr().String())
+	}
+	ringCtx, stopRing := context.WithCancel(context.Background())
+	defer stopRing()
+	run("ring", n.driver.Run, ringCtx)
+	run("load", n.measureLoad, dataCtx)
+
+	var runErr error
+	leaving := ctx.Done()
+	var leaveDone <-chan struct{}
+	for {
+		select {
+		case st := <-n.driver.States():
+			n.apply(&st)
+		case ev := <-n.driver.Events():
+			n.logEvent(ev)
+		case err := <-errc:
+			runErr = err
+			n.log.Error("stopping after a failure", "err", err)
+			stopRing()
+			leaving, leaveDone = nil, n.driver.Done()
+		case <-leaving:
+			leaving = nil
+			n.log.Info("leaving the ring: handing VIPs over")
+			lctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				defer cancel()
+				if err := n.driver.Leave(lctx); err != nil {
+					n.log.Warn("graceful leave did not finish; the others will detect this node as failed", "err", err)
+				}
+			}()
+			leaveDone = done
+		case <-leaveDone:
+			// Drain any last state (it releases our VIPs), stop answering
+			// ARP, keep forwarding while hosts learn the new owners.
+			select {
+			case st := <-n.driver.States():
+				n.apply(&st)
+			default:
+			}
+			n.router.SetOwned(nil)
+			stopRing()
+			if runErr == nil {
+				n.log.Info("left the ring; draining", "for", n.cfg.Drain)
+				time.Sleep(n.cfg.Drain)
+			}
+			stopData()
+			wg.Wait()
+			n.log.Info("stopped")
+			return runErr
+		}
+	}
+}
+
+// apply makes a committed ring state this node's behaviour: the VIPs the
+// table gives this node are answered from now on, the others no longer.
+func (n *Node) apply(st *ring.State) {
+	prev := n.state.Swap(st)
+	owned, err := ringstate.Owned(st, n.self)
+	if err != nil {
+		n.log.Error("committed state has an unreadable VIP table; keeping the previous ownership", "err", err)
+		return
+	}
+	n.router.SetOwned(owned)
+	if prev == nil || !slices.Equal(prev.Members, st.Members) {
+		n.log.Info("membership", "members", n.nameList(st.Members), "ring", st.RingID, "alone", st.Alone, "no_quorum", st.NoQuorum, "owned", len(owned))
+	}
+}
+
+func (n *Node) logEvent(ev ring.Event) {
+	n.log.Debug("ring event", "event", ev.String())
+}
+
+// Close stops everything New and Run opened. Safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.driver != nil {
+			n.driver.Close()
+		}
+		if n.router != nil {
+			n.router.Close()
+		}
+	})
+	return nil
+}
+
+func (n *Node) name(id ring.NodeID) string {
+	if id == 0 || int(id) > len(n.names) {
+		return ""
+	}
+	return n.names[id-1]
+}
+
+func (n *Node) nameList(ids []ring.NodeID) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, n.name(id))
+	}
+	return out
+}
+
+// VIP queues an operator's VIP operation for this node's next turn with the
+// token (mgmt.Backend).
+func (n *Node) VIP(op mgmt.VIPOp) error {
+	st := n.state.Load()
+	table, ok, _ := ringstateTable(st)
+	if !ok {
+		return errNoTable
+	}
+	if _, found := table.Lookup(op.VIP); !found {
+		return fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
+	}
+	var to vipstate.Node
+	if op.Op == "move" {
+		idx := n.file.IndexOf(op.Node)
+		if idx == 0 {
+			return fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
+		}
+		to = vipstate.Node(idx)
+	}
+	n.holder.enqueue(adminOp{op: op.Op, vip: op.VIP, to: to, done: func(err error) {
+		if err != nil {
+			n.log.Warn("VIP operation failed", "op", op.Op, "vip", op.VIP, "err", err)
+		} else {
+			n.log.Info("VIP operation applied", "op", op.Op, "vip", op.VIP, "node", op.Node)
+		}
+	}})
+	return nil
+}
+
+func ringstateTable(st *ring.State) (vipstate.Table, bool, error) {
+	if st == nil {
+		return vipstate.Table{}, false, nil
+	}
+	return ringstate.Table(st.Carriages)
+}

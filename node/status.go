@@ -1,0 +1,94 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/ringway/ringway/mgmt"
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ring/ringnet"
+	"github.com/ringway/ringway/vipstate"
+)
+
+// Status reports this node's view of the cluster (mgmt.Backend). The ring's
+// own status is read on the ring's goroutine; the VIP table comes from the
+// last committed state, which every member shares.
+func (n *Node) Status() mgmt.Status {
+	s := mgmt.Status{
+		Cluster: n.file.Cluster.Name,
+		Node:    n.name(n.self),
+		Version: n.cfg.Version,
+		UptimeS: time.Since(n.started).Seconds(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var rs ring.Status
+	haveRing := n.driver.Do(ctx, func(c ringnet.Core) { rs = c.(*ring.Node).Status() }) == nil
+	s.Mode = "stopped"
+	if haveRing {
+		s.Mode = rs.Mode.String()
+		s.RingID, s.Seq, s.Holding = rs.RingID, rs.Seq, rs.Holding
+		s.Rotation = float64(rs.Rotation) * float64(n.file.Ring.Tick) / float64(time.Millisecond)
+	}
+	if st := n.state.Load(); st != nil {
+		s.Members = n.nameList(st.Members)
+		s.Holder = n.name(st.Holder)
+		s.Alone, s.NoQuorum = st.Alone, st.NoQuorum
+		if t, ok, _ := ringstateTable(st); ok {
+			s.VIPs = n.vipRows(t)
+		}
+	}
+	s.Counters = n.counters(rs)
+	return s
+}
+
+func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
+	out := make([]mgmt.VIP, 0, t.Len())
+	for i := range t.Len() {
+		r := t.Row(i)
+		v := mgmt.VIP{
+			VIP:         r.VIP,
+			Owner:       n.name(ring.NodeID(r.Current)),
+			Preferred:   n.name(ring.NodeID(r.Preferred)),
+			Persistence: persistenceName(r.Persistence),
+			Group:       n.groups[r.Group],
+			Closed:      r.Closed,
+		}
+		if int(r.Subnet) < len(n.file.Subnets) {
+			v.Subnet = n.file.Subnets[r.Subnet].Name
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func persistenceName(p vipstate.Persistence) string {
+	switch p {
+	case vipstate.PersistCurrent:
+		return "current"
+	case vipstate.PersistPreferred:
+		return "preferred"
+	}
+	return "none"
+}
+
+// counters flattens the parts' counters for operators.
+func (n *Node) counters(rs ring.Status) map[string]uint64 {
+	c := map[string]uint64{}
+	ds := n.driver.Stats()
+	c["ring_rx_datagrams"] = ds.RxDatagrams
+	c["ring_tx_datagrams"] = ds.TxDatagrams
+	c["ring_rx_dropped"] = ds.Dropped()
+	rt := n.router.Stats()
+	for _, l := range rt.Links {
+		c["router_"+l.Name+"_forwarded"] = l.Forwarded
+		c["router_"+l.Name+"_arp_replies"] = l.ARPReplies
+		c["router_"+l.Name+"_garps"] = l.GARPs
+		var drops uint64
+		for _, d := range l.Drops {
+			drops += d
+		}
+		c["router_"+l.Name+"_drops"] = drops
+	}
+	return c
+}
