@@ -211,8 +211,8 @@ func TestBadConfigs(t *testing.T) {
 			[]want{{"a", "ring.hop_interval is -5ms; it must be positive"}}},
 		{"hop shorter than tick", base + "ring:\n  tick: 10ms\n  hop_interval: 5ms #!a\n",
 			[]want{{"a", "ring.hop_interval is 5ms, shorter than ring.tick (10ms); make it at least one tick"}}},
-		{"token_loss too short", base + "ring:\n  token_loss: 85ms #!a\n",
-			[]want{{"a", "ring.token_loss 85ms is too short: with 3 nodes one rotation (3 × hop_interval 5ms) plus the ack budget (ack_timeout 10ms × (2^(ack_retries+1) − 1)) is 85ms; write more than 85ms, or 0 for automatic (100ms)"}}},
+		{"token_loss too short", base + "ring:\n  token_loss: 40ms #!a\n",
+			[]want{{"a", "ring.token_loss 40ms is too short: with 3 nodes one rotation (3 × hop_interval 4ms) plus the ack budget (ack_timeout 4ms × (2^(ack_retries+1) − 1)) is 40ms; write more than 40ms, or 0 for automatic (52ms)"}}},
 		{"ack_retries out of range", base + "ring:\n  ack_retries: 11 #!a\n",
 			[]want{{"a", "ring.ack_retries is 11; use 0 to 10"}}},
 		{"ack_retries not a number", base + "ring:\n  ack_retries: two #!a\n",
@@ -313,18 +313,18 @@ func TestAllErrorsCollected(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	d := DefaultConfig()
 	r := d.Ring
-	if r.Tick != 2*time.Millisecond || r.HopInterval != 5*time.Millisecond || r.AckTimeout != 10*time.Millisecond ||
+	if r.Tick != 2*time.Millisecond || r.HopInterval != 4*time.Millisecond || r.AckTimeout != 4*time.Millisecond ||
 		r.AckRetries != 2 || r.TokenLoss != 0 || r.JoinTimeout != 200*time.Millisecond {
 		t.Errorf("ring defaults changed without updating docs/config.md: %+v", r)
 	}
-	if got := r.AckBudget(); got != 70*time.Millisecond {
-		t.Errorf("AckBudget() = %v, want 70ms (10ms+20ms+40ms)", got)
+	if got := r.AckBudget(); got != 28*time.Millisecond {
+		t.Errorf("AckBudget() = %v, want 28ms (4ms+8ms+16ms)", got)
 	}
-	if got := r.MinTokenLoss(3); got != 85*time.Millisecond {
-		t.Errorf("MinTokenLoss(3) = %v, want 85ms", got)
+	if got := r.MinTokenLoss(3); got != 40*time.Millisecond {
+		t.Errorf("MinTokenLoss(3) = %v, want 40ms", got)
 	}
-	if got := r.TokenLossFor(3); got != 100*time.Millisecond {
-		t.Errorf("TokenLossFor(3) = %v, want 100ms", got)
+	if got := r.TokenLossFor(3); got != 52*time.Millisecond {
+		t.Errorf("TokenLossFor(3) = %v, want 52ms", got)
 	}
 	r.TokenLoss = time.Second
 	if got := r.TokenLossFor(3); got != time.Second {

@@ -6,13 +6,14 @@ import (
 )
 
 // Ring timer defaults: THE one place they are set. They are tuned so that a
-// crash is repaired in about 100 ms at 3 nodes on a LAN (automatic
-// token_loss = 2 × 3 × 5 ms + 10 ms × (2^3 − 1) = 100 ms). The ring package
-// may retune them here; docs/config.md quotes them.
+// crash is repaired in under 100 ms at 3 nodes on a LAN (automatic
+// token_loss = 2 × 3 × 4 ms + 4 ms × (2^3 − 1) = 52 ms); the ring package
+// measured them in its simulator (docs/ring.md, "Timers"). docs/config.md
+// quotes them.
 const (
 	DefaultTick        = 2 * time.Millisecond   // ring clock
-	DefaultHopInterval = 5 * time.Millisecond   // token held this long per hop
-	DefaultAckTimeout  = 10 * time.Millisecond  // first resend; resends double
+	DefaultHopInterval = 4 * time.Millisecond   // token held this long per hop
+	DefaultAckTimeout  = 4 * time.Millisecond   // first resend; resends double
 	DefaultAckRetries  = 2                      // resends before a hop fails
 	DefaultTokenLoss   = 0                      // 0 = automatic (Ring.TokenLossFor)
 	DefaultJoinTimeout = 200 * time.Millisecond // start-up wait before going alone

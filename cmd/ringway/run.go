@@ -55,4 +55,3 @@ func runCommand() *cli.Command {
 		},
 	}
 }
-

@@ -34,6 +34,19 @@
 // requests, monitors) reach the core through Do, which runs a function on
 // the owner goroutine.
 //
+// # Ticks
+//
+// The core's timers count ticks of Config.Tick (2 ms). Ticks are due on a
+// fixed grid from the start. A core that implements Idler says how many
+// coming ticks would only advance its clock; the driver sleeps through them
+// and delivers them in a batch before the next input (so Step always sees
+// a clock in step with wall time) or together with the next tick that may
+// act. A core without Idler gets a wakeup per tick. Either way a wakeup
+// delivers at most one tick that may act: after a stall (GC, a descheduled
+// VM) the missed acting ticks are dropped, as time.Ticker drops them, so
+// the core's timeouts stretch rather than fire in a burst before the
+// datagrams that arrived meanwhile (often the awaited acks) are read.
+//
 // # Datagram format
 //
 // Every datagram is one core payload (at most ring.MaxPacket = 1200 bytes)

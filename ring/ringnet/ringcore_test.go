@@ -74,6 +74,12 @@ func TestRingOverUDP(t *testing.T) {
 	uc := newUDPCluster(t, 3, realCores(3, cores), nil)
 	uc.agree(10*time.Second, 1, 2, 3)
 
+	// What node 2 sent in its first life, for a replay after its restart.
+	var oldBoot [][][]byte
+	for _, c := range uc.n[1].conns {
+		oldBoot = append(oldBoot, c.captured())
+	}
+
 	// Crash node 2: no leave, its sockets just close.
 	uc.crash(2)
 	start := time.Now()
@@ -92,6 +98,73 @@ func TestRingOverUDP(t *testing.T) {
 			t.Errorf("node %d dropped %d datagrams on a clean network: %v", id, d, uc.n[id-1].d.Stats().Drops)
 		}
 	}
+
+	// An attacker replays node 2's first life, from node 2's addresses: the
+	// peers know its newer boot and drop it all as stale.
+	before1, before3 := status(uc, cores, 1), status(uc, cores, 3)
+	sent := 0
+	for p, dgs := range oldBoot {
+		for _, b := range dgs {
+			var h ringnet.Header
+			h.UnmarshalBinary(b)
+			uc.n[1].conns[p].Conn.WriteTo(b, uc.nodes[h.To-1][p])
+			sent++
+		}
+	}
+	waitFor(t, 10*time.Second, "old boot's datagrams dropped as stale", func() (bool, string) {
+		n := uc.n[0].d.Stats().Drops[ringnet.DropStaleBoot] + uc.n[2].d.Stats().Drops[ringnet.DropStaleBoot]
+		return n == uint64(sent), fmt.Sprintf("%d of %d", n, sent)
+	})
+	uc.agree(time.Second, 1, 2, 3)
+	for i, b := range []ring.Status{before1, before3} {
+		id := []ringnet.NodeID{1, 3}[i]
+		if s := status(uc, cores, id); s.Counters.BadInput != b.Counters.BadInput || s.MaxSeq < b.MaxSeq {
+			t.Errorf("node %d changed under the replay: before %+v after %+v", id, b, s)
+		}
+	}
+}
+
+// TestRingOverUDPReplayToRestartedNode: a node that restarted knows no
+// peer's boot, so its driver accepts a replay of a peer's old datagrams;
+// the core's ring ids and sequence numbers must keep them from moving
+// anything back, and the ring must end whole.
+func TestRingOverUDPReplayToRestartedNode(t *testing.T) {
+	cores := make([]*ring.Node, 3)
+	uc := newUDPCluster(t, 3, realCores(3, cores), nil)
+	uc.agree(10*time.Second, 1, 2, 3)
+	// Let the ring move on well past what will be replayed.
+	old := [][]byte{}
+	for _, b := range uc.n[1].conns[0].captured() {
+		var h ringnet.Header
+		h.UnmarshalBinary(b)
+		if h.To == 1 {
+			old = append(old, b)
+		}
+	}
+	seq := status(uc, cores, 2).MaxSeq
+	waitFor(t, 10*time.Second, "ring moves on", func() (bool, string) {
+		s := status(uc, cores, 2).MaxSeq
+		return s > seq+20, fmt.Sprint(s)
+	})
+	before2, before3 := status(uc, cores, 2), status(uc, cores, 3)
+
+	uc.crash(1)
+	uc.agree(10*time.Second, 2, 3)
+	u := uc.start(1)
+	// Straight after the restart: the replay reaches node 1 among the first
+	// datagrams it reads.
+	for _, b := range old {
+		uc.n[1].conns[0].Conn.WriteTo(b, uc.nodes[0][0])
+	}
+	uc.agree(10*time.Second, 1, 2, 3)
+	for i, b := range []ring.Status{before2, before3} {
+		id := ringnet.NodeID(i + 2)
+		if s := status(uc, cores, id); s.MaxSeq < b.MaxSeq {
+			t.Errorf("node %d went back: max seq %d, was %d", id, s.MaxSeq, b.MaxSeq)
+		}
+	}
+	t.Logf("restarted node 1: %d old datagrams replayed; driver accepted %d datagrams, dropped %v; core %+v",
+		len(old), u.d.Stats().RxDatagrams, u.d.Stats().Drops, status(uc, cores, 1).Counters)
 }
 
 // TestRingOverUDPOnePath keeps the ring up when path 0 loses everything.

@@ -83,6 +83,7 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "length of each pps and TCP measurement")
 	out := flag.String("out", "bench/out/router.json", "JSON report path")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ringway pps measurements to this file")
+	flag.IntVar(&batchSize, "batch", router.DefaultConfig().Batch, "router frames per recvmmsg/sendmmsg")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "benchrouter builds network namespaces: run it as root (make bench-router)")
@@ -214,6 +215,8 @@ func bench(rounds int, dur time.Duration, cpuprofile string) (*report, error) {
 	return rep, nil
 }
 
+var batchSize = 32
+
 func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator, mode string, dur time.Duration, round int, prof *os.File) (run, error) {
 	res := run{Round: round, Mode: mode}
 	node := l.Node(1)
@@ -223,6 +226,8 @@ func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator
 	case "ringway":
 		cfg := router.DefaultConfig()
 		cfg.Netns = nsh
+		cfg.BlockingRx = os.Getenv("BLOCKING_RX") == "1"
+		cfg.Batch = batchSize
 		cfg.Links = []router.Link{
 			{Name: "ext0", Primary: netip.PrefixFrom(lab.NodeExt(1), 24)},
 			{Name: "int0", Primary: netip.PrefixFrom(lab.NodeInt(1), 24)},
