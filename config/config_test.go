@@ -209,8 +209,8 @@ func TestBadConfigs(t *testing.T) {
 			[]want{{"a", `monitors.application.interval: "1 second" is not a duration; write a number with a unit`}}},
 		{"negative duration", base + "ring:\n  hop_interval: -5ms #!a\n",
 			[]want{{"a", "ring.hop_interval is -5ms; it must be positive"}}},
-		{"hop shorter than tick", base + "ring:\n  tick: 10ms\n  hop_interval: 5ms #!a\n",
-			[]want{{"a", "ring.hop_interval is 5ms, shorter than ring.tick (10ms); make it at least one tick"}}},
+		{"hop shorter than tick", base + "ring:\n  tick: 3ms\n  hop_interval: 2ms #!a\n",
+			[]want{{"a", "ring.hop_interval is 2ms, shorter than ring.tick (3ms); make it at least one tick"}}},
 		{"token_loss too short", base + "ring:\n  token_loss: 40ms #!a\n",
 			[]want{{"a", "ring.token_loss 40ms is too short: with 3 nodes one rotation (3 × hop_interval 4ms) plus the ack budget (ack_timeout 4ms × (2^(ack_retries+1) − 1)) is 40ms; write more than 40ms, or 0 for automatic (52ms)"}}},
 		{"ack_retries out of range", base + "ring:\n  ack_retries: 11 #!a\n",
@@ -398,7 +398,7 @@ func TestHelpers(t *testing.T) {
 	if diff := cmp.Diff(wantVIPs, c.AllVIPs(), cmpNet); diff != "" {
 		t.Errorf("AllVIPs (-want +got):\n%s", diff)
 	}
-	if got := c.TokenLoss(); got != 100*time.Millisecond {
+	if got := c.TokenLoss(); got != 52*time.Millisecond {
 		t.Errorf("TokenLoss() = %v", got)
 	}
 }
