@@ -62,6 +62,7 @@ func main() {
 		trials  = flag.String("trials", "1000,500,200,100", "crashes per cluster size")
 		hops    = flag.Int("hops", 1_000_000, "token hops for false_removals")
 		heals   = flag.Int("heals", 200, "partition heals for heal_to_one_ring")
+		holders = flag.Int("holder-crashes", 200, "crashes of the token holder per N (3, 8, 32) for regenerations_per_holder_crash")
 		udp     = flag.String("udp", "", "real-UDP rows from ringnetbench to merge (optional)")
 		out     = flag.String("out", "bench/out/ring.json", "JSON rows file (\"\" to skip)")
 		timerFl = flag.String("timers", "", "override timers in ticks: hop,ackTimeout,ackRetries,tokenLoss,joinTimeout (tuning)")
@@ -87,6 +88,9 @@ func main() {
 	for i, n := range sizes {
 		k := tr[min(i, len(tr)-1)]
 		rows = append(rows, crashes(n, k, tune)...)
+	}
+	for _, n := range []int{3, 8, 32} {
+		rows = append(rows, holderCrashes(n, *holders, tune)...)
 	}
 	rows = append(rows, tokenBytes(8, tune), tokenBytes(1024, tune))
 	rows = append(rows, falseRemovals(*hops, false, tune), falseRemovals(*hops/10, true, tune))
@@ -202,13 +206,80 @@ func crashes(n, trials int, tune func(*ring.Config)) []Row {
 		}
 		r.Pass = ptr(fails == 0 && r.P99 <= lim)
 	}
-	rg := Row{Metric: "regenerations_per_holder_crash", N: n, Unit: "count", Value: 1, Samples: holderCrashes,
+	rg := Row{Metric: "regenerations_random_crash", N: n, Unit: "count", Value: 1, Samples: holderCrashes,
 		Fail: badHolder, Target: "exactly 1", Pass: ptr(badHolder == 0 && otherRegen == 0),
 		Note: fmt.Sprintf("%d holder crashes with a regeneration count other than 1; %d other crashes with any regeneration", badHolder, otherRegen)}
 	if badHolder > 0 {
 		rg.Value = 0
 	}
 	return []Row{r, rg}
+}
+
+// holderCrashes crashes the node holding the token, every time: the 911
+// path. It reports the time to the new membership at all survivors and
+// how many regenerations followed (exactly one each time).
+func holderCrashes(n, trials int, tune func(*ring.Config)) []Row {
+	var ms []float64
+	fails, bad := 0, 0
+	var counts []int
+	for t := 0; t < trials; t++ {
+		s := ringtest.New(ringtest.Options{Seed: uint64(9000*n + t), N: n, Paths: 2, Link: ringtest.LAN, NoChecks: n > 8, Ring: tune})
+		s.StartAll()
+		if _, ok := s.RunUntilConverged(10_000_000); !ok {
+			fails++
+			continue
+		}
+		s.Run(s.Rand().Int64N(int64(s.Config().Rotation())*ringtest.TickUS) + 1)
+		var victim ring.NodeID
+		s.RunUntil(func() bool { victim = s.Holding(); return victim != 0 }, 1_000_000)
+		if victim == 0 {
+			fails++
+			continue
+		}
+		var survivors []ring.NodeID
+		for _, id := range s.Up() {
+			if id != victim {
+				survivors = append(survivors, id)
+			}
+		}
+		regen0 := s.Stats().Regenerations
+		start, done := s.Now(), int64(-1)
+		s.OnState = func(at int64, _ ring.NodeID, _ *ring.State) {
+			if done >= 0 {
+				return
+			}
+			for _, id := range survivors {
+				if st := s.State(id); st == nil || !slices.Equal(st.Members, survivors) {
+					return
+				}
+			}
+			done = at
+		}
+		s.Crash(victim)
+		s.RunUntil(func() bool { return done >= 0 }, 10_000_000)
+		s.Run(int64(3*s.Config().TokenLossTicks()) * ringtest.TickUS)
+		if done < 0 || s.Err() != nil {
+			fails++
+			continue
+		}
+		regen := int(s.Stats().Regenerations - regen0)
+		counts = append(counts, regen)
+		if regen != 1 {
+			bad++
+		}
+		ms = append(ms, float64(done-start)/1000)
+	}
+	r := summary("crash_holder_to_membership", n, "ms", ms, fails, "")
+	r.Note = "the token holder crashes: 911 and regeneration"
+	slices.Sort(counts)
+	g := Row{Metric: "regenerations_per_holder_crash", N: n, Unit: "count", Samples: len(counts), Fail: bad + fails,
+		Target: "exactly 1 each", Pass: ptr(bad == 0 && fails == 0)}
+	if len(counts) > 0 {
+		g.Value = float64(counts[0])
+		g.Max = float64(counts[len(counts)-1])
+		g.Note = fmt.Sprintf("min %d, max %d regenerations per holder crash", counts[0], counts[len(counts)-1])
+	}
+	return []Row{r, g}
 }
 
 func tokenBytes(vips int, tune func(*ring.Config)) Row {
