@@ -59,10 +59,6 @@ type Config struct {
 	// Default true.
 	QdiscBypass bool
 
-	// BlockingRx makes each NIC's receive goroutine wait in poll(2) on its
-	// own thread instead of the Go netpoller. Default false.
-	BlockingRx bool
-
 	// GARPCount is the number of gratuitous ARP announcements (request and
 	// reply form each) after acquiring a VIP, the first at once. Default 3.
 	GARPCount int

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/mdlayher/packet"
@@ -24,7 +22,6 @@ type link struct {
 	info linkInfo
 	conn *packet.Conn
 	rc   syscall.RawConn
-	fd   uintptr // for recvBlocking; valid until conn is closed, which happens after the workers stop
 }
 
 // captureFilter accepts ARP to our MAC or broadcast, and IPv4 to our MAC;
@@ -104,13 +101,11 @@ func openLink(index int, name string, cfg *Config) (*link, error) {
 	if mtu <= 0 {
 		mtu = 1500
 	}
-	l := &link{
+	return &link{
 		info: linkInfo{index: index, name: name, mac: mac, mtu: mtu},
 		conn: conn,
 		rc:   rc,
-	}
-	rc.Control(func(fd uintptr) { l.fd = fd })
-	return l, nil
+	}, nil
 }
 
 // rxBatch is a set of receive slots for recvmmsg, reused for every call; the
@@ -122,17 +117,10 @@ type rxBatch struct {
 	n    int
 	err  syscall.Errno
 	fn   func(fd uintptr) bool
-
-	pfd     [1]unix.PollFd // recvBlocking
-	timeout unix.Timespec
 }
 
-// pollTimeout bounds how long recvBlocking takes to notice a stop.
-const pollTimeout = 100 * time.Millisecond
-
 func newRxBatch(n int) *rxBatch {
-	b := &rxBatch{bufs: make([][]byte, n), iovs: make([]unix.Iovec, n), msgs: make([]unix.Mmsghdr, n),
-		timeout: unix.NsecToTimespec(int64(pollTimeout))}
+	b := &rxBatch{bufs: make([][]byte, n), iovs: make([]unix.Iovec, n), msgs: make([]unix.Mmsghdr, n)}
 	mem := make([]byte, n*slotSize)
 	for i := range b.bufs {
 		b.bufs[i] = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
@@ -165,29 +153,6 @@ func (l *link) recv(b *rxBatch) (int, error) {
 		return 0, fmt.Errorf("recvmmsg on %s: %w", l.info.name, b.err)
 	}
 	return b.n, nil
-}
-
-// recvBlocking fills the batch like recv, but waits in poll(2) on the
-// calling thread instead of parking in the Go netpoller: a frame arriving
-// wakes this thread directly, without the netpoller and scheduler hand-off.
-// It returns os.ErrDeadlineExceeded within pollTimeout after stop is set.
-func (l *link) recvBlocking(b *rxBatch, stop *atomic.Bool) (int, error) {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, l.fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			return int(r), nil
-		case unix.EAGAIN, unix.EINTR:
-		default:
-			return 0, fmt.Errorf("recvmmsg on %s: %w", l.info.name, e)
-		}
-		if stop.Load() {
-			return 0, os.ErrDeadlineExceeded
-		}
-		b.pfd[0] = unix.PollFd{Fd: int32(l.fd), Events: unix.POLLIN}
-		// A blocking syscall: the runtime hands this goroutine's P to others.
-		unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&b.pfd[0])), 1, uintptr(unsafe.Pointer(&b.timeout)), 0, 0, 0)
-	}
 }
 
 // frame returns slot i of the last recv: the virtio-net header and the frame.

@@ -38,7 +38,6 @@ type Router struct {
 	sockMu    sync.Mutex
 	sockDrops []uint64 // PACKET_STATISTICS resets on read: accumulated here
 
-	stopping  atomic.Bool // tells receive loops in recvBlocking to return
 	runMu     sync.Mutex
 	running   bool
 	closed    bool
@@ -251,7 +250,6 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 	}
 	cancel()
-	r.stopping.Store(true)
 	past := time.Unix(1, 0)
 	for _, l := range r.links {
 		_ = l.conn.SetReadDeadline(past)

@@ -44,13 +44,7 @@ func (w *worker) run() error {
 	b := newRxBatch(r.cfg.Batch)
 	c := &w.sh.links[w.in]
 	for {
-		var n int
-		var err error
-		if r.cfg.BlockingRx {
-			n, err = l.recvBlocking(b, &r.stopping)
-		} else {
-			n, err = l.recv(b)
-		}
+		n, err := l.recv(b)
 		if err != nil {
 			if isStop(err) {
 				return nil

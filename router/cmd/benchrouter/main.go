@@ -226,7 +226,6 @@ func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator
 	case "ringway":
 		cfg := router.DefaultConfig()
 		cfg.Netns = nsh
-		cfg.BlockingRx = os.Getenv("BLOCKING_RX") == "1"
 		cfg.Batch = batchSize
 		cfg.Links = []router.Link{
 			{Name: "ext0", Primary: netip.PrefixFrom(lab.NodeExt(1), 24)},
