@@ -1,0 +1,256 @@
+//go:build linux
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/lab/workload"
+	"github.com/ringway/ringway/mgmt"
+)
+
+func TestClusterColdStartOneAtATime(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.start(1)
+	st := c.waitConverged([]int{1}, 10*time.Second)
+	if !st.Alone {
+		t.Errorf("a single node should be in alone mode: %+v", st)
+	}
+	c.start(2)
+	c.waitConverged([]int{1, 2}, 10*time.Second)
+	c.start(3)
+	st = c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	if got := owner(st, "203.0.113.91"); got != "n1" {
+		t.Errorf("203.0.113.91 (preferred n1) is owned by %q", got)
+	}
+}
+
+// macOf maps each node's ext0 MAC to its id.
+func macOf(t *testing.T, c *cluster) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for i := 1; i <= c.lab.Nodes(); i++ {
+		hw, err := c.lab.HardwareAddr(c.lab.Node(i), lab.ExtIf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[hw.String()] = fmt.Sprintf("n%d", i)
+	}
+	return m
+}
+
+// checkOneAnswer asserts that in [from, to) every external VIP was claimed by
+// exactly one MAC, the ext0 MAC of its owner in st.
+func checkOneAnswer(t *testing.T, obs *workload.ARPObserver, macs map[string]string, st mgmt.Status, from, to time.Time) {
+	t.Helper()
+	for _, vip := range lab.VIPs(lab.ExtPrefix) {
+		got := obs.Answerers(vip, from, to)
+		want := owner(st, vip.String())
+		if len(got) != 1 || macs[got[0].String()] != want {
+			var names []string
+			for _, hw := range got {
+				names = append(names, macs[hw.String()]+"("+hw.String()+")")
+			}
+			t.Errorf("VIP %s answered by %v in [%s, %s), want exactly its owner %s",
+				vip, names, from.Format("15:04:05.000"), to.Format("15:04:05.000"), want)
+		}
+	}
+}
+
+func TestARPOneOwnerAtATime(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	before := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	macs := macOf(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	obs, err := workload.StartARP(ctx, c.lab, c.lab.Client(), workload.ARPConfig{
+		Probe: lab.VIPs(lab.ExtPrefix), ProbeInterval: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	t0 := time.Now()
+	time.Sleep(time.Second)
+	cut := time.Now()
+	checkOneAnswer(t, obs, macs, before, t0, cut)
+
+	if err := c.lab.Cut(1); err != nil {
+		t.Fatal(err)
+	}
+	after := c.waitConverged([]int{2, 3}, 5*time.Second)
+	settled := time.Now().Add(200 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
+	checkOneAnswer(t, obs, macs, after, settled, time.Now())
+
+	// The fail-over itself is announced: the new owner of the gateway VIP
+	// sent gratuitous ARP.
+	newOwner := owner(after, lab.ExtGateway.String())
+	garp := false
+	for _, e := range obs.Events() {
+		garp = garp || (e.Gratuitous && e.IP == lab.ExtGateway && macs[e.MAC.String()] == newOwner && e.Time.After(cut))
+	}
+	if !garp {
+		t.Errorf("no gratuitous ARP for %s from its new owner %s after the cut", lab.ExtGateway, newOwner)
+	}
+}
+
+func TestGracefulStopLosesNothing(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	tr := startTraffic(t, c)
+	time.Sleep(300 * time.Millisecond)
+	if err := c.lab.StopNode(1, syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatalf("n1 did not stop on SIGTERM: %v", err)
+	}
+	st := c.waitConverged([]int{2, 3}, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	rep := tr.stream.Stop()
+	t.Logf("graceful stop: VIP now on %s; sent %d received %d lost %d, longest gap %v",
+		owner(st, "203.0.113.91"), rep.Sent, rep.Received, rep.Lost, rep.LongestGap)
+	if rep.Lost != 0 {
+		t.Errorf("a planned stop lost %d of %d packets; want none", rep.Lost, rep.Sent)
+	}
+}
+
+func TestTCPTransferSurvivesCrash(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	srv, err := workload.ListenTransfer(c.lab, c.lab.Server(), netip.AddrPortFrom(lab.ServerAddr, workload.TransferPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const size = 16 << 20
+	tr, err := workload.StartTransfer(ctx, c.lab, c.lab.Client(), workload.TransferConfig{
+		Server: netip.AddrPortFrom(lab.ServerAddr, workload.TransferPort), Bytes: size, Rate: 8 << 20, Seed: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if tr.Sent() == 0 {
+		t.Fatal("the transfer has not started")
+	}
+	sentAtCrash := tr.Sent()
+	if err := c.lab.Cut(1); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tr.Wait()
+	if err != nil {
+		t.Fatalf("transfer started before the crash failed: %v", err)
+	}
+	t.Logf("transfer: %d bytes, %d sent before the crash; %+v", size, sentAtCrash, rep)
+}
+
+func TestRejoinPolicies(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	// .92 goes to n1 and becomes sticky to it (persistence current); .93
+	// goes to n1 with no preference left (persistence none).
+	ops := []mgmt.VIPOp{
+		{Op: "move", VIP: netip.MustParseAddr("203.0.113.92"), Node: "n1"},
+		{Op: "move", VIP: netip.MustParseAddr("203.0.113.93"), Node: "n1"},
+	}
+	c.vipOps(2, ops...)
+	c.waitFor(func(st mgmt.Status) bool {
+		return owner(st, "203.0.113.92") == "n1" && owner(st, "203.0.113.93") == "n1"
+	}, 5*time.Second, "VIPs .92 and .93 to move to n1")
+	c.vipOps(3, mgmt.VIPOp{Op: "stick", VIP: netip.MustParseAddr("203.0.113.92")},
+		mgmt.VIPOp{Op: "unprefer", VIP: netip.MustParseAddr("203.0.113.93")})
+	c.waitFor(func(st mgmt.Status) bool {
+		return persistence(st, "203.0.113.92") == "current" && persistence(st, "203.0.113.93") == "none"
+	}, 5*time.Second, "persistence of .92 current and .93 none")
+
+	if err := c.lab.Cut(1); err != nil {
+		t.Fatal(err)
+	}
+	during := c.waitConverged([]int{2, 3}, 5*time.Second)
+	for _, v := range []string{"203.0.113.91", "203.0.113.92", "203.0.113.93"} {
+		if o := owner(during, v); o == "n1" || o == "" {
+			t.Fatalf("%s still on %q while n1 is cut off", v, o)
+		}
+	}
+	if err := c.lab.Heal(1); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	// Preference return happens at the current owner's turn: allow a few
+	// rotations after the merge.
+	after := c.waitFor(func(st mgmt.Status) bool { return owner(st, "203.0.113.91") == "n1" }, 5*time.Second,
+		"203.0.113.91 (persistence preferred, n1) to return to n1")
+	if got, want := owner(after, "198.51.100.91"), "n1"; got != want {
+		t.Errorf("198.51.100.91, in group gw1 with 203.0.113.91, is on %s, want %s", got, want)
+	}
+	time.Sleep(500 * time.Millisecond)
+	after, _ = c.status(2)
+	for _, v := range []string{"203.0.113.92", "203.0.113.93"} {
+		if got, want := owner(after, v), owner(during, v); got != want {
+			t.Errorf("%s (persistence %s) moved from %s to %s when n1 came back; it should stay", v, persistence(after, v), want, got)
+		}
+	}
+	if got := persistence(after, "203.0.113.92"); got != "current" {
+		t.Errorf("203.0.113.92 persistence %s after fail-over, want current (sticky to its new host)", got)
+	}
+}
+
+func persistence(st mgmt.Status, vip string) string {
+	for _, v := range st.VIPs {
+		if v.VIP.String() == vip {
+			return v.Persistence
+		}
+	}
+	return ""
+}
+
+// vipOps sends operations to node i's management API.
+func (c *cluster) vipOps(i int, ops ...mgmt.VIPOp) {
+	c.t.Helper()
+	err := c.lab.NodeAPI(i, func(cl *mgmt.Client) error {
+		for _, op := range ops {
+			if err := cl.VIP(context.Background(), op); err != nil {
+				return fmt.Errorf("%s %s: %w", op.Op, op.VIP, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// waitFor polls node statuses (any running node) until ok holds.
+func (c *cluster) waitFor(ok func(mgmt.Status) bool, within time.Duration, what string) mgmt.Status {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	var last mgmt.Status
+	for time.Now().Before(deadline) {
+		for i := c.lab.Nodes(); i >= 1; i-- {
+			st, err := c.status(i)
+			if err != nil || len(st.Members) == 0 || !slices.Contains(st.Members, st.Node) {
+				continue
+			}
+			last = st
+			if ok(st) {
+				return st
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("waited %v for %s; last status from %s: members %v, VIPs %+v", within, what, last.Node, last.Members, last.VIPs)
+	return last
+}
