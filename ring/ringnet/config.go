@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// DefaultPort is the ring's UDP port on every primary address when the
+// configuration names none (the management API listens on 9440).
+const DefaultPort = 9441
+
 // Config configures a Driver. Nodes, Self and Key are required; the rest has
 // defaults (DefaultConfig).
 type Config struct {
