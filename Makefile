@@ -31,9 +31,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-# demo: for now, build and validate the shipped reference-lab config.
+# demo: build, validate the shipped example config, then bring up the reference
+# lab (3 nodes in network namespaces), show a live cluster and a fail-over, and
+# clean up. Needs root.
 demo: build
 	./$(BIN) config check examples/lab/ringway.yaml
+	./$(BIN) lab demo
 
 # fuzz: every Fuzz target in the module for FUZZTIME each.
 fuzz:

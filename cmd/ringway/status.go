@@ -100,14 +100,15 @@ func printStatus(w io.Writer, st mgmt.Status) {
 		fmt.Fprintf(w, "ring:    %d, seq %d, members %s%s\n", st.RingID, st.Seq, strings.Join(st.Members, " "), extra)
 		fmt.Fprintf(w, "token:   last from %s, rotation %.1f ms\n", orDash(st.Holder), st.Rotation)
 	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nVIP\tSUBNET\tOWNER\tPREFERRED\tPERSISTENCE\tGROUP\t")
+	fmt.Fprintln(tw, "VIP\tSUBNET\tOWNER\tPREFERRED\tPERSISTENCE\tGROUP")
 	for _, v := range st.VIPs {
 		owner := orDash(v.Owner)
 		if v.Closed {
 			owner = "CLOSED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", v.VIP, v.Subnet, owner, orDash(v.Preferred), v.Persistence, orDash(v.Group))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.VIP, v.Subnet, owner, orDash(v.Preferred), v.Persistence, orDash(v.Group))
 	}
 	tw.Flush()
 }

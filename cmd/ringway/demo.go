@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/lab/workload"
+	"github.com/ringway/ringway/mgmt"
+)
+
+// demo tells the story of DESIGN.md in a few seconds: a live cluster, a
+// node cut off while a 1 kHz stream crosses it, the VIPs moving, and the
+// node's return.
+func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) (err error) {
+	step := func(format string, args ...any) { fmt.Fprintf(w, "\n== "+format+"\n", args...) }
+	say := func(format string, args ...any) { fmt.Fprintf(w, "   "+format+"\n", args...) }
+
+	_ = lab.Cleanup(prefix, stateDir) // a previous demo that crashed
+	step("Building the reference lab in network namespaces %s-* (nothing touches this host's network)", prefix)
+	say("client %s (default gateway VIP %s) ── switch ── n1 n2 n3 ── server %s (default gateway VIP %s)",
+		lab.ClientAddr, lab.ExtGateway, lab.ServerAddr, lab.IntGateway)
+	say("each node: ext0 203.0.113.i, int0 198.51.100.i; VIPs .91-.94 on both subnets, held by no NIC")
+	start := time.Now()
+	l, err := labUp(ctx, prefix, stateDir, 3, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if keep {
+			step("Leaving the lab running: `ringway lab status --prefix %s`, `ringway lab down --prefix %s`", prefix, prefix)
+			return
+		}
+		step("Cleaning up")
+		if cerr := l.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		say("namespaces and processes removed")
+	}()
+
+	step("Starting 3 ringway nodes: they find each other, form a token ring and place the VIPs")
+	st, err := demoWait(ctx, l, 1, 15*time.Second, func(st mgmt.Status) bool {
+		return len(st.Members) == 3 && owner(st, lab.ExtGateway) == "n1"
+	})
+	if err != nil {
+		return err
+	}
+	say("ring formed %.1f s after the lab was built; every node carries this table:", time.Since(start).Seconds())
+	printIndented(w, st)
+
+	step("Sending a 1 kHz UDP echo stream client → server through the gateway VIPs")
+	echo := netip.AddrPortFrom(lab.ServerAddr, 7)
+	sctx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
+	stream, err := workload.StartStream(sctx, l, l.Client(), workload.DefaultStreamConfig(echo))
+	if err != nil {
+		return err
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	err = stream.WaitFlowing(wctx, 300*time.Millisecond)
+	wcancel()
+	if err != nil {
+		return fmt.Errorf("no traffic through the cluster: %w (node logs: %s/logs)", err, l.Dir())
+	}
+	time.Sleep(time.Second)
+	snap := stream.Snapshot()
+	say("%d sent, %d answered so far; the client's packets cross n1, which owns %s", snap.Sent, snap.Received, lab.ExtGateway)
+
+	before := st
+	step("Cutting n1 off the switch (it is not told: its NICs stay up, it just stops hearing anyone)")
+	cutAt := time.Now()
+	if err := l.Cut(1); err != nil {
+		return err
+	}
+	after, err := demoWait(ctx, l, 2, 10*time.Second, func(st mgmt.Status) bool {
+		return slices.Equal(st.Members, []string{"n2", "n3"}) && owner(st, lab.ExtGateway) != "n1"
+	})
+	if err != nil {
+		return err
+	}
+	say("n2 and n3 dropped n1 from the ring %.0f ms after the cut (seen through the management API)", float64(time.Since(cutAt).Microseconds())/1000)
+	time.Sleep(time.Second)
+	rep := stream.Snapshot()
+	say("longest outage the client saw: %s   (keepalived with default timers: about 3.2 s on this lab)", round(rep.LongestGap))
+	say("VIPs that moved (gratuitous ARP told the client and the server at once):")
+	for _, v := range before.VIPs {
+		if o := owner(after, v.VIP); o != v.Owner {
+			say("  %-15s %s → %s", v.VIP, v.Owner, o)
+		}
+	}
+
+	step("Reconnecting n1: it hears the ring again and the two rings merge")
+	if err := l.Heal(1); err != nil {
+		return err
+	}
+	healed, err := demoWait(ctx, l, 2, 15*time.Second, func(st mgmt.Status) bool {
+		return len(st.Members) == 3 && owner(st, lab.ExtGateway) == "n1" && owner(st, lab.IntGateway) == "n1"
+	})
+	if err != nil {
+		return err
+	}
+	say("one ring again; %s and %s (group gw1, persistence preferred, n1) went back to n1,", lab.ExtGateway, lab.IntGateway)
+	say("VIPs without a preference stayed where fail-over put them:")
+	printIndented(w, healed)
+	time.Sleep(500 * time.Millisecond)
+	rep = stream.Stop()
+	say("stream in total: %d sent, %d answered, %d lost; longest outage %s", rep.Sent, rep.Received, rep.Lost, round(rep.LongestGap))
+	return nil
+}
+
+// demoWait polls node i's status until ok holds.
+func demoWait(ctx context.Context, l *lab.Lab, i int, within time.Duration, ok func(mgmt.Status) bool) (mgmt.Status, error) {
+	deadline := time.Now().Add(within)
+	var last mgmt.Status
+	var lastErr error
+	for time.Now().Before(deadline) {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := l.NodeStatus(sctx, i)
+		cancel()
+		if err == nil {
+			last = st
+			if ok(st) {
+				return st, nil
+			}
+		}
+		lastErr = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	if lastErr != nil {
+		return last, fmt.Errorf("n%d did not reach the expected state within %v: %w (node logs: %s/logs)", i, within, lastErr, l.Dir())
+	}
+	return last, fmt.Errorf("n%d did not reach the expected state within %v; it sees members %v (node logs: %s/logs)", i, within, last.Members, l.Dir())
+}
+
+func owner(st mgmt.Status, vip netip.Addr) string {
+	for _, v := range st.VIPs {
+		if v.VIP == vip {
+			return v.Owner
+		}
+	}
+	return ""
+}
+
+func printIndented(w io.Writer, st mgmt.Status) {
+	var b strings.Builder
+	printStatus(&b, st)
+	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight("     "+line, " "))
+	}
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(100 * time.Microsecond)
+}
