@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -228,7 +229,9 @@ func (d *Driver) Run(ctx context.Context) error {
 			}
 			if err := d.core.Step(b.from, b.path, b.payload); err != nil {
 				d.stats.drops[DropCoreReject].Add(1)
-				d.cfg.Logger.Debug("ring: core rejected datagram", "from", b.from, "path", b.path, "err", err)
+				if d.debugOn() {
+					d.cfg.Logger.Debug("ring: core rejected datagram", "from", b.from, "path", b.path, "err", err)
+				}
 			}
 			d.free <- b
 		case <-clk.timer.C:
@@ -367,23 +370,36 @@ func (d *Driver) publish(s State) {
 func (d *Driver) send(p Packet) {
 	if p.To == 0 || int(p.To) > len(d.cfg.Nodes) || p.To == d.cfg.Self || p.Path < 0 || p.Path >= len(d.conns) {
 		d.stats.txErrors.Add(1)
-		d.cfg.Logger.Debug("ring: core addressed an unknown node or path", "to", p.To, "path", p.Path)
+		if d.debugOn() {
+			d.cfg.Logger.Debug("ring: core addressed an unknown node or path", "to", p.To, "path", p.Path)
+		}
 		return
 	}
 	b, err := d.sealer.seal(d.txBuf, p.To, p.Path, p.Data)
 	if err != nil {
 		d.stats.txErrors.Add(1)
-		d.cfg.Logger.Debug("ring: seal", "to", p.To, "path", p.Path, "err", err)
+		if d.debugOn() {
+			d.cfg.Logger.Debug("ring: seal", "to", p.To, "path", p.Path, "err", err)
+		}
 		return
 	}
 	d.txBuf = b
 	if _, err := d.conns[p.Path].WriteTo(b, d.cfg.Nodes[p.To-1][p.Path]); err != nil {
 		d.stats.txErrors.Add(1)
-		d.cfg.Logger.Debug("ring: send", "to", p.To, "path", p.Path, "err", err)
+		if d.debugOn() {
+			d.cfg.Logger.Debug("ring: send", "to", p.To, "path", p.Path, "err", err)
+		}
 		return
 	}
 	d.stats.txDatagrams.Add(1)
 	d.stats.txBytes.Add(uint64(len(b)))
+}
+
+// debugOn reports whether debug logging is on. Callers on per-datagram
+// paths check it first so the log arguments are not boxed (allocated) per
+// datagram when it is off, as it is unless an operator asks.
+func (d *Driver) debugOn() bool {
+	return d.cfg.Logger.Enabled(context.Background(), slog.LevelDebug)
 }
 
 // receive reads path p's socket until it is closed, authenticates each
@@ -402,7 +418,9 @@ func (d *Driver) receive(ctx context.Context, path int, c Conn) {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
 			}
-			d.cfg.Logger.Debug("ring: read", "path", path, "err", err)
+			if d.debugOn() {
+				d.cfg.Logger.Debug("ring: read", "path", path, "err", err)
+			}
 			// A persistent error must not spin a core; transient ones are rare.
 			select {
 			case <-time.After(time.Millisecond):
@@ -414,7 +432,9 @@ func (d *Driver) receive(ctx context.Context, path int, c Conn) {
 		h, pt, restarted, r := d.opener.open(b.buf[:n], path, src)
 		if r != DropNone {
 			d.stats.drops[r].Add(1)
-			d.cfg.Logger.Debug("ring: drop datagram", "path", path, "src", src, "reason", r)
+			if d.debugOn() {
+				d.cfg.Logger.Debug("ring: drop datagram", "path", path, "src", src, "reason", r)
+			}
 			continue
 		}
 		if restarted {

@@ -452,3 +452,21 @@ func TestNewErrors(t *testing.T) {
 var quiet = slog.New(slog.DiscardHandler)
 
 func newNet() *ringnettest.Network { return ringnettest.New() }
+
+func TestDriverEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeCluster(t, 1, func(c *ringnet.Config) { c.EventQueue = 3 })
+		fc.do(1, func(c *fakeCore) { c.events = make([]ringnet.Event, 5) })
+		for range 3 {
+			<-fc.d[0].Events()
+		}
+		select {
+		case <-fc.d[0].Events():
+			t.Error("a 4th event was queued beyond EventQueue = 3")
+		default:
+		}
+		if got := fc.d[0].Stats().EventsDropped; got != 2 {
+			t.Errorf("events dropped = %d, want 2", got)
+		}
+	})
+}
