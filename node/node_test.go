@@ -1,0 +1,135 @@
+package node
+
+import (
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ringstate"
+	"github.com/ringway/ringway/vipstate"
+)
+
+func testFile(t *testing.T) *config.Config {
+	t.Helper()
+	c := config.TestConfig()
+	dir := t.TempDir()
+	c.Cluster.KeyFile = filepath.Join(dir, "cluster.key")
+	if err := config.WriteKey(c.Cluster.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	c.Management.Listen = ""
+	return &c
+}
+
+func TestNewRefusesBadSetup(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(c *config.Config)
+		want string
+	}{
+		{"missing key", func(c *config.Config) { c.Cluster.KeyFile += ".nope" }, "cluster.key_file"},
+		{"missing interface", func(c *config.Config) { c.Subnets[0].Interface = "nosuch0" }, "interface nosuch0"},
+		{"primary address not on this host", func(c *config.Config) {
+			c.Subnets[0].Interface, c.Subnets[1].Interface = "lo", "lo"
+		}, "is not configured on any interface of this host: check nodes[n1].addresses"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testFile(t)
+			tt.edit(c)
+			n, err := New(Config{File: c})
+			if err == nil {
+				n.Close()
+				t.Fatal("New accepted a node that cannot run")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTicks(t *testing.T) {
+	for _, tt := range []struct {
+		d, tick time.Duration
+		want    int
+	}{
+		{0, 2 * time.Millisecond, 0},
+		{time.Millisecond, 2 * time.Millisecond, 1},
+		{5 * time.Millisecond, 2 * time.Millisecond, 3},
+		{200 * time.Millisecond, 2 * time.Millisecond, 100},
+	} {
+		if got := ticks(tt.d, tt.tick); got != tt.want {
+			t.Errorf("ticks(%v, %v) = %d, want %d", tt.d, tt.tick, got, tt.want)
+		}
+	}
+}
+
+func TestInitialTableFromConfig(t *testing.T) {
+	c := testFile(t)
+	c.VIPs = []config.VIPPolicy{
+		{VIP: c.Subnets[0].VIPs[0], Preferred: c.Nodes[1].ID, Persistence: config.PersistPreferred, Group: "gw"},
+		{VIP: c.Subnets[1].VIPs[0], Preferred: c.Nodes[1].ID, Persistence: config.PersistPreferred, Group: "gw"},
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := initialTable(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Len() != len(c.AllVIPs()) {
+		t.Fatalf("table has %d rows, config %d VIPs", tb.Len(), len(c.AllVIPs()))
+	}
+	for _, vip := range []netip.Addr{c.Subnets[0].VIPs[0], c.Subnets[1].VIPs[0]} {
+		r, _ := tb.Lookup(vip)
+		if r.Preferred != 2 || r.Persistence != vipstate.PersistPreferred || r.Group == 0 || r.Current != vipstate.None {
+			t.Errorf("%s: row %+v, want preferred node 2, persistence preferred, a group, no owner yet", vip, r)
+		}
+	}
+	if names := groupNames(c); names[1] != "gw" {
+		t.Errorf("group names %v, want 1 → gw", names)
+	}
+}
+
+// TestAdminOpsAppliedByHolder checks the path of `ringway vip move`: the op
+// waits in the queue and changes the table when the node holds the token.
+func TestAdminOpsAppliedByHolder(t *testing.T) {
+	c := testFile(t)
+	tb, err := initialTable(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &holder{inner: ringstate.New(ringstate.Config{Initial: tb, Balance: balanceConfig(c)})}
+	view := ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}}
+	cs := h.OnToken(view) // cold start: the holder places every VIP
+	vip := c.Subnets[0].VIPs[1]
+	var results []error
+	h.enqueue(adminOp{op: "move", vip: vip, to: 3, done: func(err error) { results = append(results, err) }})
+	h.enqueue(adminOp{op: "close", vip: netip.MustParseAddr("192.0.2.1"), done: func(err error) { results = append(results, err) }})
+	view.Carriages = cs
+	cs = h.OnToken(view)
+	if len(results) != 2 || results[0] != nil || results[1] == nil {
+		t.Fatalf("op results %v, want the move to succeed and the unknown VIP to fail", results)
+	}
+	got, ok, err := ringstate.Table(cs)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	r, _ := got.Lookup(vip)
+	want := vipstate.Row{VIP: vip, Subnet: r.Subnet, Current: r.Current, Preferred: 3, Persistence: vipstate.PersistPreferred, Group: r.Group}
+	if diff := cmp.Diff(want, r, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("row after move (-want +got):\n%s", diff)
+	}
+	// The queue is empty: the next turn changes nothing more.
+	view.Carriages = cs
+	h.OnToken(view)
+	if len(results) != 2 {
+		t.Errorf("ops ran again: %v", results)
+	}
+}
