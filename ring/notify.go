@@ -259,8 +259,18 @@ func (n *Node) addRequest(id NodeID, maxSeq uint64) {
 }
 
 // startQuery sends a 911 to every other node of the node map.
+//
+// The answers are awaited for 2 × AckTimeout + 1 ticks, not for a whole ack
+// budget: a live, reachable node answers within a tick, and the first resend
+// of the hello (or of the answer) falls inside that window, so only a node
+// that lost two copies on every path is missed. A node that is not heard by
+// then is dead, paused or cut off; the token cannot be moving through it
+// (it has been missing for the token-loss timeout), and should it hold an
+// old copy, that copy's line is stale wherever the regenerated one (new
+// ring id, jumped seq) has been. This keeps the crash of the token holder
+// from costing a second ack budget (docs/ring.md, "Timers").
 func (n *Node) startQuery() {
-	q := &query{id: n.cfg.Rand(), deadline: n.now + int64(2*n.cfg.AckBudget()+2)}
+	q := &query{id: n.cfg.Rand(), deadline: n.now + int64(2*n.cfg.AckTimeout+1)}
 	for _, id := range n.cfg.Nodes {
 		if id != n.cfg.ID {
 			q.waiting = append(q.waiting, id)
