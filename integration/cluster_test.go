@@ -202,3 +202,43 @@ func TestClusterColdStartTogether(t *testing.T) {
 	}
 	t.Logf("ring %d, members %v, rotation %.1f ms", st.RingID, st.Members, st.Rotation)
 }
+
+// ringway runs the ringway CLI inside node i's namespace and returns its
+// combined output.
+func (c *cluster) ringway(i int, args ...string) (string, error) {
+	var out []byte
+	err := c.lab.Do(c.lab.Node(i), func() error {
+		var err error
+		out, err = exec.Command(c.bin, args...).CombinedOutput()
+		return err
+	})
+	return string(out), err
+}
+
+func TestCLIStatusAndVIPMove(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	out, err := c.ringway(2, "status", "-c", c.lab.ConfigPath(2))
+	if err != nil {
+		t.Fatalf("ringway status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"cluster lab, seen from n2 (member)", "members n1 n2 n3", "203.0.113.91   ext     n1     n1         preferred    gw1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ringway status output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = c.ringway(3, "vip", "move", "-c", c.lab.ConfigPath(3), "203.0.113.94", "n3")
+	if err != nil {
+		t.Fatalf("ringway vip move: %v\n%s", err, out)
+	}
+	c.waitFor(func(st mgmt.Status) bool { return owner(st, "203.0.113.94") == "n3" }, 5*time.Second, "203.0.113.94 to move to n3")
+	out, err = c.ringway(1, "status", "--json", "--node", lab.MgmtAddr, "--token-file", filepath.Join(c.lab.Dir(), "admin.token"))
+	if err != nil || !strings.Contains(out, `"preferred": "n3"`) {
+		t.Errorf("ringway status --json --node: %v\n%s", err, out)
+	}
+	out, err = c.ringway(1, "vip", "move", "-c", c.lab.ConfigPath(1), "203.0.113.94", "n9")
+	if err == nil || !strings.Contains(out, `node "n9" is not in the node map`) {
+		t.Errorf("moving to an unknown node: %v\n%s", err, out)
+	}
+}
