@@ -17,6 +17,7 @@ func (c *counter) load() uint64 { return c.v.Load() }
 // linkCounters are one goroutine's counts for one link.
 type linkCounters struct {
 	rxFrames, rxBytes   counter
+	rxBatches           counter // recvmmsg calls that returned frames
 	arpRequests         counter // requests for owned VIPs received
 	arpReplies          counter // replies for owned VIPs sent
 	garps               counter // announcements sent (request + reply form = 1)
@@ -49,6 +50,7 @@ type LinkStats struct {
 	Name           string
 	RxFrames       uint64 // frames the AF_PACKET socket delivered
 	RxBytes        uint64
+	RxBatches      uint64 // recvmmsg calls that returned frames (RxFrames/RxBatches = batch fill)
 	SocketDrops    uint64 // frames the kernel dropped because the receive buffer was full (PACKET_STATISTICS)
 	ARPRequests    uint64 // requests for owned VIPs received
 	ARPReplies     uint64 // replies for owned VIPs sent
@@ -98,6 +100,7 @@ func sumLinks(shards []*shard, i int, ls *LinkStats) {
 		c := &s.links[i]
 		ls.RxFrames += c.rxFrames.load()
 		ls.RxBytes += c.rxBytes.load()
+		ls.RxBatches += c.rxBatches.load()
 		ls.ARPRequests += c.arpRequests.load()
 		ls.ARPReplies += c.arpReplies.load()
 		ls.GARPs += c.garps.load()

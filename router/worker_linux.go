@@ -56,6 +56,7 @@ func (w *worker) run() error {
 		}
 		now := r.now()
 		owned := r.owned.Load()
+		c.rxBatches.add(1)
 		for i := 0; i < n; i++ {
 			buf, trunc := b.frame(i)
 			if trunc {

@@ -51,6 +51,7 @@ type run struct {
 	TCPRetransmits int     `json:"tcp_retransmits"`     // iperf3 sender retransmits
 	RouterDrops    uint64  `json:"router_drops"`        // ringway: frames dropped with a reason during the round
 	SocketDrops    uint64  `json:"socket_drops"`        // ringway: frames the AF_PACKET receive queues overflowed
+	BatchFill      float64 `json:"rx_batch_fill"`       // ringway: ext0 frames per recvmmsg during the pps window
 }
 
 type summary struct {
@@ -187,8 +188,8 @@ func bench(rounds int, dur time.Duration, cpuprofile string) (*report, error) {
 			if err != nil {
 				return nil, fmt.Errorf("round %d %s: %w", r, m, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-7s  %9.0f pps (offered %9.0f, socket drops %d)  %6.0f ns host CPU/pkt  %6.2f Gbit/s TCP (%d retr)\n",
-				r, m, res.PPS, res.OfferedPPS, res.SocketDrops, res.HostCPUNsPerPk, res.TCPGbps, res.TCPRetransmits)
+			fmt.Fprintf(os.Stderr, "round %d %-7s  %9.0f pps (offered %9.0f, socket drops %d, batch fill %.1f)  %6.0f ns host CPU/pkt  %6.2f Gbit/s TCP (%d retr)\n",
+				r, m, res.PPS, res.OfferedPPS, res.SocketDrops, res.BatchFill, res.HostCPUNsPerPk, res.TCPGbps, res.TCPRetransmits)
 			rep.Runs = append(rep.Runs, res)
 		}
 	}
@@ -268,8 +269,10 @@ func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator
 	}
 	res.TCPGbps, res.TCPRetransmits = gbps, retr
 	var drops0, sock0 uint64
+	var st0 router.Stats
 	if rt != nil {
-		drops0, sock0 = totalDrops(rt.Stats())
+		st0 = rt.Stats()
+		drops0, sock0 = totalDrops(st0)
 	}
 	if prof != nil && mode == "ringway" {
 		if round == 1 {
@@ -305,8 +308,12 @@ func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator
 		res.ProcCPUNsPerPk = float64(rusageNs(ru1)-rusageNs(ru0)) / got
 	}
 	if rt != nil {
-		d, s := totalDrops(rt.Stats())
+		st1 := rt.Stats()
+		d, s := totalDrops(st1)
 		res.RouterDrops, res.SocketDrops = d-drops0, s-sock0
+		if b := st1.Links[0].RxBatches - st0.Links[0].RxBatches; b > 0 {
+			res.BatchFill = float64(st1.Links[0].RxFrames-st0.Links[0].RxFrames) / float64(b)
+		}
 	}
 	return res, nil
 }
