@@ -210,21 +210,21 @@ func TestOpenSequence(t *testing.T) {
 		_, _, _, r := o.open(append([]byte(nil), b...), 0, src)
 		return r
 	}
-	openRestart := func(b []byte) bool {
+	openEv := func(b []byte) bootEvent {
 		t.Helper()
-		_, _, restarted, r := o.open(append([]byte(nil), b...), 0, src)
+		_, _, ev, r := o.open(append([]byte(nil), b...), 0, src)
 		if r != DropNone {
 			t.Fatalf("open: %v", r)
 		}
-		return restarted
+		return ev
 	}
 	boot1 := mustSealer(t, testKey, 1, 1000<<16|5)
 	a := mustSeal(t, boot1, 2, 0, []byte("a"))
 	b := mustSeal(t, boot1, 2, 0, []byte("b"))
 	c := mustSeal(t, boot1, 2, 0, []byte("c"))
 
-	if openRestart(b) {
-		t.Error("first boot seen reported as a restart")
+	if ev := openEv(b); ev != bootSame {
+		t.Errorf("first boot seen: boot event %d, want none", ev)
 	}
 	if r := open(b); r != DropReplay {
 		t.Errorf("replayed b: %v, want replay", r)
@@ -238,8 +238,8 @@ func TestOpenSequence(t *testing.T) {
 	// The node restarts: newer boot id, counters from 1 again.
 	boot2 := mustSealer(t, testKey, 1, 1001<<16|1)
 	x := mustSeal(t, boot2, 2, 0, []byte("x"))
-	if !openRestart(x) {
-		t.Error("newer boot not reported as a restart")
+	if ev := openEv(x); ev != bootNewer {
+		t.Errorf("newer boot: boot event %d, want a restart", ev)
 	}
 	// Old boot's packets, never seen (c) or seen (a): stale.
 	if r := open(c); r != DropStaleBoot {
@@ -260,8 +260,8 @@ func TestOpenSequence(t *testing.T) {
 	// Silent for longer than StaleBoot: an older boot (clock went back across
 	// a restart) is believed.
 	clk.t = clk.t.Add(6 * time.Second)
-	if !openRestart(c) {
-		t.Error("older boot after StaleBoot of silence: not taken as a restart")
+	if ev := openEv(c); ev != bootRollback {
+		t.Errorf("older boot after StaleBoot of silence: boot event %d, want a rollback", ev)
 	}
 }
 

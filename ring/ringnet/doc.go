@@ -119,6 +119,17 @@
 //   - cannot exhaust memory: buffers, the queue to the core and the event
 //     queue are fixed-size; per-peer state is one entry per node-map node.
 //
+// One trade-off is deliberate: boot ids come from the wall clock, so a node
+// whose clock went back across a restart (no RTC battery, an NTP step)
+// would be locked out by its peers for good. A peer therefore believes an
+// older boot id once the sender's current boot has been silent for
+// Config.StaleBoot (5 s; a reboot takes longer), counted as
+// Stats.PeerRollbacks and logged as a warning. While a node is down, an
+// attacker holding datagrams captured from one of its earlier boots can use
+// that to replay them once each: the core refuses their old tokens (ring id
+// and sequence numbers), but old hellos can make the ring try to add the
+// dead node, which fails at the next hop (one ack budget, tens of ms).
+//
 // It can: drop, delay or reorder datagrams (the core's acks, resends over
 // every path and 911 recovery handle that; enough loss looks like a crash);
 // flood the sockets so the queue drops real datagrams (counted as

@@ -429,7 +429,7 @@ func (d *Driver) receive(ctx context.Context, path int, c Conn) {
 			}
 			continue
 		}
-		h, pt, restarted, r := d.opener.open(b.buf[:n], path, src)
+		h, pt, ev, r := d.opener.open(b.buf[:n], path, src)
 		if r != DropNone {
 			d.stats.drops[r].Add(1)
 			if d.debugOn() {
@@ -437,9 +437,14 @@ func (d *Driver) receive(ctx context.Context, path int, c Conn) {
 			}
 			continue
 		}
-		if restarted {
+		switch ev {
+		case bootNewer:
 			d.stats.peerRestarts.Add(1)
 			d.cfg.Logger.Info("ring: peer restarted", "peer", d.cfg.name(h.From), "boot", h.Boot)
+		case bootRollback:
+			d.stats.peerRollbacks.Add(1)
+			d.cfg.Logger.Warn("ring: peer came back with an older boot id than before: its clock went back across a restart, or someone replays its past datagrams",
+				"peer", d.cfg.name(h.From), "boot", h.Boot)
 		}
 		b.from, b.path, b.payload = h.From, path, pt
 		select {

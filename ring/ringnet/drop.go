@@ -46,6 +46,7 @@ type Stats struct {
 	TxErrors      uint64                 // writes that failed (or packets the core addressed to an unknown node or path)
 	Drops         [NumDropReasons]uint64 // received datagrams dropped, by reason
 	PeerRestarts  uint64                 // a known peer was seen with a newer boot id
+	PeerRollbacks uint64                 // a peer silent for StaleBoot came back with an older boot id (Config.StaleBoot)
 	EventsDropped uint64                 // core events dropped because nobody read Events()
 }
 
@@ -64,6 +65,7 @@ type counters struct {
 	txErrors             atomic.Uint64
 	drops                [NumDropReasons]atomic.Uint64
 	peerRestarts         atomic.Uint64
+	peerRollbacks        atomic.Uint64
 	eventsDropped        atomic.Uint64
 }
 
@@ -75,6 +77,7 @@ func (c *counters) snapshot() Stats {
 		TxBytes:       c.txBytes.Load(),
 		TxErrors:      c.txErrors.Load(),
 		PeerRestarts:  c.peerRestarts.Load(),
+		PeerRollbacks: c.peerRollbacks.Load(),
 		EventsDropped: c.eventsDropped.Load(),
 	}
 	for i := range s.Drops {

@@ -35,30 +35,38 @@ func newOpener(key []byte, self NodeID, addrs [][]netip.AddrPort, staleBoot time
 	return &opener{key: key, self: self, addrs: addrs, peers: make([]peerState, len(addrs)), staleBoot: staleBoot, now: now}
 }
 
+// bootEvent says what an accepted datagram told about its sender's boot.
+type bootEvent uint8
+
+const (
+	bootSame     bootEvent = iota // the boot already known (or the first one seen)
+	bootNewer                     // a restart: a newer boot id
+	bootRollback                  // an older boot id, believed after StaleBoot of silence
+)
+
 // open checks datagram b that arrived on path from src and, if it is
 // authentic, fresh and for this node, decrypts it in place and returns the
-// plaintext (a subslice of b). restarted reports that the sender was seen
-// with a newer boot than before.
-func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload []byte, restarted bool, r DropReason) {
+// plaintext (a subslice of b) and what it said about the sender's boot.
+func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload []byte, ev bootEvent, r DropReason) {
 	// Size checks first: nothing is decrypted or parsed past the buffer.
 	if len(b) < Overhead {
-		return h, nil, false, DropShort
+		return h, nil, bootSame, DropShort
 	}
 	if len(b) > MaxDatagram {
-		return h, nil, false, DropOversize
+		return h, nil, bootSame, DropOversize
 	}
 	if r = parseHeader(b, &h); r != DropNone {
-		return h, nil, false, r
+		return h, nil, bootSame, r
 	}
 	if int(h.Path) != path {
-		return h, nil, false, DropWrongPath
+		return h, nil, bootSame, DropWrongPath
 	}
 	if h.To != o.self {
-		return h, nil, false, DropNotForUs
+		return h, nil, bootSame, DropNotForUs
 	}
 	if h.From == 0 || int(h.From) > len(o.addrs) || h.From == o.self ||
 		path >= len(o.addrs[h.From-1]) || unmap(src) != o.addrs[h.From-1][path] {
-		return h, nil, false, DropUnknownSender
+		return h, nil, bootSame, DropUnknownSender
 	}
 	p := &o.peers[h.From-1]
 	p.mu.Lock()
@@ -69,7 +77,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	switch {
 	case aead != nil && h.Boot == p.boot:
 		if !p.win.check(h.Counter) {
-			return h, nil, false, DropReplay
+			return h, nil, bootSame, DropReplay
 		}
 	case aead == nil || h.Boot > p.boot || now.Sub(p.last) > o.staleBoot:
 		// A first datagram, a restart (boot ids grow with the boot time), or a
@@ -78,24 +86,30 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		// that are caught by the core's sequence numbers.
 		var err error
 		if aead, err = deriveAEAD(o.key, h.From, h.Boot); err != nil {
-			return h, nil, false, DropAuth
+			return h, nil, bootSame, DropAuth
 		}
 		newBoot = true
 	default:
-		return h, nil, false, DropStaleBoot
+		return h, nil, bootSame, DropStaleBoot
 	}
 	nonceFor(&p.nonce, h.Counter)
 	pt, err := aead.Open(b[HeaderLen:HeaderLen], p.nonce[:], b[HeaderLen:], b[:HeaderLen])
 	if err != nil {
-		return h, nil, false, DropAuth
+		return h, nil, bootSame, DropAuth
 	}
 	if newBoot {
-		restarted = p.aead != nil
+		switch {
+		case p.aead == nil:
+		case h.Boot > p.boot:
+			ev = bootNewer
+		default:
+			ev = bootRollback
+		}
 		p.boot, p.aead, p.win = h.Boot, aead, window{}
 	}
 	p.win.mark(h.Counter)
 	p.last = now
-	return h, pt, restarted, DropNone
+	return h, pt, ev, DropNone
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort {
