@@ -46,6 +46,8 @@ type Options struct {
 	NoChecks bool
 	// Quorum is every node's quorum mode.
 	Quorum ring.Quorum
+	// Holder, if set, replaces the production Holder (checker tests).
+	Holder func(id ring.NodeID, real ring.Holder) ring.Holder
 }
 
 type nodeState struct {
@@ -172,6 +174,9 @@ func (s *Sim) config(id ring.NodeID, inc int) ring.Config {
 	r := rand.New(rand.NewPCG(s.opt.Seed, uint64(id)<<32|uint64(inc)))
 	c.Rand = r.Uint64
 	c.Holder = ringstate.New(ringstate.Config{Initial: s.initial, Balance: vipstate.DefaultBalanceConfig()})
+	if s.opt.Holder != nil {
+		c.Holder = s.opt.Holder(id, c.Holder)
+	}
 	c.TraceTokens = s.opt.TraceTokens
 	c.Quorum = s.opt.Quorum
 	if s.opt.Ring != nil {
@@ -541,4 +546,10 @@ func (s *Sim) LogOwners() {
 		st := ns.n.Status()
 		s.logf("=== n%d %v ring=%04x members=%v", ns.id, st.Mode, st.RingID&0xffff, st.Members)
 	}
+}
+
+// Inject delivers data to node to as if node from had sent it on path 0
+// (a forgery that got past authentication; checker tests).
+func (s *Sim) Inject(from, to ring.NodeID, data []byte) {
+	s.deliver(delivery{from: from, to: to, data: data, inc: s.node(to).inc})
 }
