@@ -61,6 +61,9 @@ type Status struct {
 	MaxSeq  uint64 // highest seq accepted or sent: never goes back
 	Rank    uint64 // last seq this node sent or regenerated (the 911 permission rank)
 	Members []NodeID
+	// Holder is this node when it holds the token; otherwise the node it
+	// last sent the token to (the holder as far as this node knows), or 0.
+	Holder  NodeID
 	Holding bool   // holds the token now
 	Passing bool   // sent the token, waiting for the hop's ack
 	PassTo  NodeID // destination of the token in flight
@@ -233,6 +236,12 @@ func (n *Node) Status() Status {
 	}
 	if n.passing {
 		s.PassTo, s.PassSeq = n.passTo, n.passSeq
+	}
+	switch {
+	case n.holding:
+		s.Holder = n.cfg.ID
+	case n.mode == ModeMember && n.tok.Sender == n.cfg.ID:
+		s.Holder = n.tok.Dest
 	}
 	if n.mode != ModeMember {
 		s.Members = nil
