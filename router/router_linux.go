@@ -280,7 +280,7 @@ func (r *Router) Close() error {
 func (r *Router) release() error {
 	var errs []error
 	for _, l := range r.links {
-		if err := l.conn.Close(); err != nil {
+		if err := l.close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -32,7 +32,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -404,8 +403,7 @@ func iperf(ctx context.Context, l *lab.Lab, dur time.Duration) (gbps float64, re
 // socket in the client namespace: a kernel UDP socket could not offer more
 // than the forwarder takes on this machine.
 type generator struct {
-	conn *packet.Conn
-	rc   syscall.RawConn
+	fd   int // blocking, outside the netpoller (see router/link_linux.go txfd)
 	msgs []unix.Mmsghdr
 	iovs []unix.Iovec
 	bufs [][]byte
@@ -418,21 +416,18 @@ func newGenerator(l *lab.Lab, gw, src net.HardwareAddr) (*generator, error) {
 		if err != nil {
 			return err
 		}
-		g.conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
-		if err != nil {
+		// Protocol 0: the socket only sends and receives nothing.
+		if g.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
 			return err
 		}
-		g.rc, err = g.conn.SyscallConn()
-		return err
+		if err := unix.SetsockoptInt(g.fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return err
+		}
+		return unix.Bind(g.fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
 	})
 	if err != nil {
 		return nil, err
 	}
-	g.rc.Control(func(fd uintptr) {
-		unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
-		// This socket only sends; a zero receive buffer keeps it from queueing.
-		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 0)
-	})
 	const n = 64
 	g.msgs, g.iovs, g.bufs = make([]unix.Mmsghdr, n), make([]unix.Iovec, n), make([][]byte, n)
 	for i := range g.bufs {
@@ -475,21 +470,15 @@ func (g *generator) blast(ctx context.Context, d time.Duration) uint64 {
 	var sent uint64
 	end := time.Now().Add(d)
 	for time.Now().Before(end) && ctx.Err() == nil {
-		g.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&g.msgs[0])), uintptr(len(g.msgs)), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN {
-				return false
-			}
-			if e == 0 {
-				sent += uint64(r)
-			}
-			return true
-		})
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(g.fd), uintptr(unsafe.Pointer(&g.msgs[0])), uintptr(len(g.msgs)), 0, 0, 0)
+		if e == 0 {
+			sent += uint64(r)
+		}
 	}
 	return sent
 }
 
-func (g *generator) close() { g.conn.Close() }
+func (g *generator) close() { unix.Close(g.fd) }
 
 func median(v []float64) float64 {
 	if len(v) == 0 {
