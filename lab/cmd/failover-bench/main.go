@@ -1,20 +1,27 @@
 // Command failover-bench measures the client's longest outage when the owner
-// of its gateway VIP is cut off, on the reference lab, for keepalived with
-// its default timers and with VRRPv3 100 ms adverts; it prints a table and
-// merges the rows into bench/out/failover.json (docs/lab.md). It needs root
-// and installs keepalived with apt-get when it is missing.
+// of its gateway VIP is cut off, on the reference lab, for ringway with its
+// default config and for keepalived with its default timers and with VRRPv3
+// 100 ms adverts, in one run; it prints a table (p50, p99, max and each
+// row's ratio to ringway) and merges the rows into bench/out/failover.json
+// (docs/lab.md). It needs root and installs keepalived with apt-get when it
+// is missing. ringway is built from ./cmd/ringway unless -ringway names a
+// binary.
 //
 //	go run ./lab/cmd/failover-bench -trials 20
+//	go run ./lab/cmd/failover-bench -systems keepalived-default,keepalived-v3
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -24,7 +31,9 @@ import (
 
 func main() {
 	trials := flag.Int("trials", 20, "cut-offs per configuration")
-	systems := flag.String("systems", "keepalived-default,keepalived-v3", "comma-separated: keepalived-default, keepalived-v3")
+	systems := flag.String("systems", "ringway,keepalived-default,keepalived-v3", "comma-separated: ringway, keepalived-default, keepalived-v3")
+	ringway := flag.String("ringway", "", "ringway binary (default: go build ./cmd/ringway into a temporary directory)")
+	logs := flag.String("logs", "bench/out/failover-logs", "copy the ringway nodes' logs into this directory (\"\" to skip)")
 	out := flag.String("out", "bench/out/failover.json", "JSON file to merge the rows into (\"\" to skip)")
 	nodes := flag.Int("nodes", 3, "nodes in the lab")
 	prefix := flag.String("prefix", "", "lab namespace prefix (default random)")
@@ -40,32 +49,72 @@ func main() {
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*trials, *systems, *out, *nodes, *prefix, *install, *keep, log); err != nil {
+	cfg := runConfig{trials: *trials, systems: *systems, out: *out, nodes: *nodes, prefix: *prefix,
+		install: *install, keep: *keep, ringway: *ringway, logs: *logs}
+	if err := run(cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, "failover-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(trials int, systems, out string, nodes int, prefix string, install, keep bool, log *slog.Logger) error {
+type runConfig struct {
+	trials        int
+	systems, out  string
+	nodes         int
+	prefix        string
+	install, keep bool
+	ringway, logs string
+}
+
+func run(c runConfig, log *slog.Logger) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root to build network namespaces")
 	}
-	if trials < 1 {
-		return fmt.Errorf("-trials %d: need at least 1", trials)
+	if c.trials < 1 {
+		return fmt.Errorf("-trials %d: need at least 1", c.trials)
+	}
+	var names []string
+	for _, s := range strings.Split(c.systems, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "ringway", "keepalived-default", "keepalived-v3":
+			names = append(names, s)
+		case "":
+		default:
+			return fmt.Errorf("-systems: unknown %q (want ringway, keepalived-default, keepalived-v3)", s)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("-systems: nothing to measure")
 	}
 	var syss []failover.System
-	for _, s := range strings.Split(systems, ",") {
-		switch strings.TrimSpace(s) {
+	for _, s := range names {
+		switch s {
+		case "ringway":
+			bin := c.ringway
+			if bin == "" {
+				dir, err := os.MkdirTemp("", "failover-bench-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				bin = filepath.Join(dir, "ringway")
+				log.Info("building ringway", "out", bin)
+				b := exec.Command("go", "build", "-o", bin, "./cmd/ringway")
+				b.Stdout, b.Stderr = os.Stderr, os.Stderr
+				if err := b.Run(); err != nil {
+					return fmt.Errorf("go build ./cmd/ringway: %w (run from the repository root, or pass -ringway BINARY)", err)
+				}
+			}
+			r := failover.RingwayDefaults(bin)
+			r.LogDir = c.logs
+			syss = append(syss, r)
 		case "keepalived-default":
 			syss = append(syss, failover.KeepalivedDefaults())
 		case "keepalived-v3":
 			syss = append(syss, failover.KeepalivedV3Fast())
-		case "":
-		default:
-			return fmt.Errorf("-systems: unknown %q (want keepalived-default, keepalived-v3)", s)
 		}
 	}
-	if install {
+	if c.install && slices.ContainsFunc(names, func(s string) bool { return strings.HasPrefix(s, "keepalived") }) {
 		if err := ensureKeepalived(log); err != nil {
 			return err
 		}
@@ -74,22 +123,57 @@ func run(trials int, systems, out string, nodes int, prefix string, install, kee
 	defer stop()
 	var rows []failover.Row
 	for _, sys := range syss {
-		log.Info("measuring", "system", sys.Name(), "config", sys.Config(), "trials", trials)
-		row, err := failover.Measure(ctx, sys, failover.Options{Trials: trials, Nodes: nodes, Prefix: prefix, Log: log, Keep: keep})
+		log.Info("measuring", "system", sys.Name(), "config", sys.Config(), "trials", c.trials)
+		row, err := failover.Measure(ctx, sys, failover.Options{Trials: c.trials, Nodes: c.nodes, Prefix: c.prefix, Log: log, Keep: c.keep})
 		if err != nil {
 			return err
 		}
 		rows = append(rows, row)
 	}
 	fmt.Println()
-	failover.PrintTable(os.Stdout, rows)
-	if out != "" {
-		if err := failover.Merge(out, rows); err != nil {
-			return fmt.Errorf("write %s: %w", out, err)
+	printTable(os.Stdout, rows)
+	if c.out != "" {
+		if err := failover.Merge(c.out, rows); err != nil {
+			return fmt.Errorf("write %s: %w", c.out, err)
 		}
-		fmt.Printf("\nrows merged into %s\n", out)
+		fmt.Printf("\nrows merged into %s\n", c.out)
+	}
+	if c.logs != "" && slices.Contains(names, "ringway") {
+		fmt.Printf("ringway node logs in %s\n", c.logs)
 	}
 	return nil
+}
+
+// printTable is failover.PrintTable with, when a ringway row was measured,
+// each row's p50 and p99 as multiples of ringway's.
+func printTable(w io.Writer, rows []failover.Row) {
+	base := slices.IndexFunc(rows, func(r failover.Row) bool { return r.System == "ringway" })
+	if base < 0 {
+		failover.PrintTable(w, rows)
+		return
+	}
+	var buf strings.Builder
+	failover.PrintTable(&buf, rows)
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	for k, line := range lines {
+		switch {
+		case k == 0:
+			line += fmt.Sprintf(" %12s %12s", "p50/ringway", "p99/ringway")
+		case k == 1:
+			line += strings.Repeat("-", 26)
+		default:
+			r := rows[k-2]
+			line += fmt.Sprintf(" %12s %12s", ratio(r.P50Ms, rows[base].P50Ms), ratio(r.P99Ms, rows[base].P99Ms))
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func ratio(v, base float64) string {
+	if base <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fx", v/base)
 }
 
 func ensureKeepalived(log *slog.Logger) error {
