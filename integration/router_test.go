@@ -297,6 +297,17 @@ func TestRouterLab(t *testing.T) {
 		}
 	})
 
+	t.Run("no route yields ICMP destination unreachable", func(t *testing.T) {
+		// The router has only its connected subnets: 192.0.2.0/24 is unroutable.
+		from, typ, err := udpProbe(l, l.Client(), netip.MustParseAddr("192.0.2.1"), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ != ipv4.ICMPTypeDestinationUnreachable || from != lab.NodeExt(1) {
+			t.Fatalf("got %v from %v, want destination unreachable from %v", typ, from, lab.NodeExt(1))
+		}
+	})
+
 	t.Run("TTL 1 yields ICMP time exceeded", func(t *testing.T) {
 		from, err := ttlOneProbe(l, l.Client(), lab.ServerAddr)
 		if err != nil {
@@ -432,6 +443,16 @@ func pingFrom(l *lab.Lab, ns string, dst netip.Addr, timeout time.Duration) erro
 // ttlOneProbe sends UDP with TTL 1 from ns to dst and returns the source of
 // the ICMP time exceeded that comes back.
 func ttlOneProbe(l *lab.Lab, ns string, dst netip.Addr) (netip.Addr, error) {
+	from, typ, err := udpProbe(l, ns, dst, 1)
+	if err == nil && typ != ipv4.ICMPTypeTimeExceeded {
+		err = fmt.Errorf("got ICMP %v from %v, want time exceeded", typ, from)
+	}
+	return from, err
+}
+
+// udpProbe sends UDP with the given TTL from ns to dst until an ICMP error
+// comes back, and returns its source and type.
+func udpProbe(l *lab.Lab, ns string, dst netip.Addr, ttl int) (netip.Addr, ipv4.ICMPType, error) {
 	var ic *icmp.PacketConn
 	var uc net.PacketConn
 	if err := l.Do(ns, func() error {
@@ -442,19 +463,19 @@ func ttlOneProbe(l *lab.Lab, ns string, dst netip.Addr) (netip.Addr, error) {
 		uc, err = net.ListenPacket("udp4", ":0")
 		return err
 	}); err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, 0, err
 	}
 	defer ic.Close()
 	defer uc.Close()
 	pc := ipv4.NewPacketConn(uc)
-	if err := pc.SetTTL(1); err != nil {
-		return netip.Addr{}, err
+	if err := pc.SetTTL(ttl); err != nil {
+		return netip.Addr{}, 0, err
 	}
 	buf := make([]byte, 1500)
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := uc.WriteTo([]byte("ttl one"), &net.UDPAddr{IP: dst.AsSlice(), Port: 33434}); err != nil {
-			return netip.Addr{}, err
+		if _, err := uc.WriteTo([]byte("probe"), &net.UDPAddr{IP: dst.AsSlice(), Port: 33434}); err != nil {
+			return netip.Addr{}, 0, err
 		}
 		ic.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		for {
@@ -463,11 +484,11 @@ func ttlOneProbe(l *lab.Lab, ns string, dst netip.Addr) (netip.Addr, error) {
 				break
 			}
 			m, err := icmp.ParseMessage(1, buf[:n])
-			if err == nil && m.Type == ipv4.ICMPTypeTimeExceeded {
+			if err == nil && (m.Type == ipv4.ICMPTypeTimeExceeded || m.Type == ipv4.ICMPTypeDestinationUnreachable) {
 				a, _ := netip.ParseAddr(from.String())
-				return a, nil
+				return a, m.Type.(ipv4.ICMPType), nil
 			}
 		}
 	}
-	return netip.Addr{}, errors.New("no ICMP time exceeded within 5 s")
+	return netip.Addr{}, 0, errors.New("no ICMP error within 5 s")
 }
