@@ -352,3 +352,26 @@ func FuzzStep(f *testing.F) {
 		}
 	})
 }
+
+// With one of two paths dead the ring runs on the other: a hop succeeds if
+// any path delivers.
+func TestOnePathDead(t *testing.T) {
+	w := newNet(t, []NodeID{1, 2, 3}, func(c *Config) { c.Paths = 2 })
+	w.drop = func(_ NodeID, p Packet) bool { return p.Path == 0 }
+	for i := 0; i < 2000; i++ {
+		w.tick()
+	}
+	var accepted, drops, queries uint64
+	for _, id := range []NodeID{1, 2, 3} {
+		st := w.nodes[id].Status()
+		accepted += st.Counters.TokensAccepted
+		drops += st.Counters.Drops
+		queries += st.Counters.Queries
+		if !slices.Equal(st.Members, []NodeID{1, 2, 3}) {
+			t.Errorf("node %d members %v, want [1 2 3]", id, st.Members)
+		}
+	}
+	if drops != 0 || queries != 0 || accepted < 500 {
+		t.Errorf("drops %d, 911s %d, tokens accepted %d; want 0, 0 and hundreds", drops, queries, accepted)
+	}
+}
