@@ -64,6 +64,7 @@ func startRouterLab(t *testing.T) *routerLab {
 		{Name: "int0", Primary: netip.PrefixFrom(lab.NodeInt(1), 24)},
 	}
 	cfg.VIPs = vips
+	cfg.RxQueues = 2 // exercise the PACKET_FANOUT path
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r, err := router.New(cfg)
 	if err != nil {

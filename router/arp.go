@@ -43,6 +43,9 @@ func decideARP(f []byte, l *linkInfo, owned *ownedSet) (arpPacket, arpDecision) 
 	if d := ethDst(f); d != l.mac && d != broadcastMAC {
 		return a, arpDecision{reason: DropNotOurMAC}
 	}
+	if ethSrc(f) == l.mac {
+		return a, arpDecision{reason: DropOwnFrame} // never answer our own GARP
+	}
 	if err := a.UnmarshalBinary(f[ethHdrLen:]); err != nil {
 		return a, arpDecision{reason: DropBadARP}
 	}

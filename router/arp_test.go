@@ -36,6 +36,7 @@ func TestDecideARP(t *testing.T) {
 		{"reply to us is learned", arpFrame(extMAC, clientMAC, arpPacket{Op: arpReply, SenderMAC: clientMAC, SenderIP: clientIP, TargetMAC: extMAC, TargetIP: ext.primary}), want{Learn: learnCreate}},
 		{"gratuitous reply only updates", arpFrame(broadcastMAC, otherMAC, arpPacket{Op: arpReply, SenderMAC: otherMAC, SenderIP: netip.MustParseAddr("203.0.113.92"), TargetMAC: otherMAC, TargetIP: netip.MustParseAddr("203.0.113.92")}), want{Learn: learnUpdate}},
 		{"someone else claiming our VIP is a conflict", arpFrame(broadcastMAC, otherMAC, arpPacket{Op: arpReply, SenderMAC: otherMAC, SenderIP: vipExt, TargetMAC: otherMAC, TargetIP: vipExt}), want{Reason: DropARPConflict}},
+		{"our own GARP seen again is not answered", arpFrame(broadcastMAC, extMAC, arpPacket{Op: arpRequest, SenderMAC: extMAC, SenderIP: vipExt, TargetIP: vipExt}), want{Reason: DropOwnFrame}},
 		{"unicast to another MAC", arpFrame(otherMAC, clientMAC, req(vipExt)), want{Reason: DropNotOurMAC}},
 		{"truncated", arpFrame(broadcastMAC, clientMAC, req(vipExt))[:30], want{Reason: DropTruncated}},
 		{"unknown opcode", arpFrame(broadcastMAC, clientMAC, arpPacket{Op: 9, SenderMAC: clientMAC, SenderIP: clientIP, TargetIP: vipExt}), want{Learn: learnNone, Reason: DropBadARP}},

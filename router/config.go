@@ -47,6 +47,11 @@ type Config struct {
 	// Default true.
 	ManageKernel bool
 
+	// RxQueues is the number of receive sockets and goroutines per NIC,
+	// spread by flow hash (PACKET_FANOUT_HASH keeps each flow in order).
+	// Default 1.
+	RxQueues int
+
 	// Batch is frames per recvmmsg/sendmmsg call. Default 32.
 	Batch int
 	// RcvBuf is the receive buffer of each AF_PACKET socket, bytes, set with
@@ -108,6 +113,7 @@ func DefaultConfig() Config {
 		TUNTable:         4207,
 		TUNRulePriority:  4207,
 		ManageKernel:     true,
+		RxQueues:         1,
 		Batch:            32,
 		RcvBuf:           32 << 20,
 		QdiscBypass:      true,
@@ -157,6 +163,9 @@ func (c *Config) validate() error {
 	}
 	if c.TUNName == "" || len(c.TUNName) > 15 {
 		errs = append(errs, fmt.Errorf("tun name %q: must be 1-15 characters", c.TUNName))
+	}
+	if c.RxQueues < 1 || c.RxQueues > 64 {
+		errs = append(errs, fmt.Errorf("rx queues %d: must be 1..64", c.RxQueues))
 	}
 	if c.Batch < 1 || c.Batch > 1024 {
 		errs = append(errs, fmt.Errorf("batch %d: must be 1..1024", c.Batch))

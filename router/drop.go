@@ -34,6 +34,7 @@ const (
 	DropTx                         // the output socket refused the frame
 	DropTUN                        // the TUN device refused the packet
 	DropICMPRateLimit              // an ICMP error was due but the rate limit held it back
+	DropOwnFrame                   // a frame we sent ourselves, seen again
 	numDropReasons
 )
 
@@ -59,6 +60,7 @@ var dropNames = [numDropReasons]string{
 	DropTx:              "tx_error",
 	DropTUN:             "tun_error",
 	DropICMPRateLimit:   "icmp_rate_limit",
+	DropOwnFrame:        "own_frame",
 }
 
 func (r DropReason) String() string {

@@ -20,11 +20,10 @@ const slotSize = vnetHdrLen + ethHdrLen + 65535 + 1
 // link is one capture NIC: an AF_PACKET socket bound to ETH_P_ALL.
 type link struct {
 	info linkInfo
-	conn *packet.Conn    // receive: registered with the Go netpoller
-	rc   syscall.RawConn // of conn
+	rx   []rxSock // receive sockets, one per receive goroutine (PACKET_FANOUT_HASH when several)
 	// txfd is a second AF_PACKET socket, bound to the NIC with protocol 0
 	// (it receives nothing), blocking and kept out of the netpoller. Sending
-	// on conn woke the netpoller for every transmitted frame: the skb
+	// on an rx socket woke the netpoller for every transmitted frame: the skb
 	// destructor calls sk_write_space, which wakes epoll waiters on the
 	// socket (perf: sock_def_write_space, ~4 % of all CPU in a TCP run).
 	txfd int
@@ -67,16 +66,51 @@ func openLink(index int, name string, cfg *Config) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: assemble BPF: %w", name, err)
 	}
-	// ETH_P_ALL: a socket bound to ETH_P_IP saw nothing once the nftables
-	// ingress drop was in place; ETH_P_ALL taps run before it (DESIGN.md).
+	l := &link{info: linkInfo{index: index, name: name, mac: mac, mtu: ifi.MTU}, txfd: -1}
+	if l.info.mtu <= 0 {
+		l.info.mtu = 1500
+	}
+	// One fanout group per link and process; ids are per network namespace.
+	group := uint16(os.Getpid()*31+ifi.Index*7919) | 1
+	for q := 0; q < cfg.RxQueues; q++ {
+		rx, err := openRx(ifi, filter, cfg, group)
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("open %s: %w", name, err)
+		}
+		l.rx = append(l.rx, rx)
+	}
+	txfd, err := openTxSocket(ifi.Index, cfg)
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("open %s: transmit socket: %w", name, err)
+	}
+	l.txfd = txfd
+	return l, nil
+}
+
+// rxSock is one receive socket of a link, waiting in the Go netpoller.
+type rxSock struct {
+	conn *packet.Conn
+	rc   syscall.RawConn
+}
+
+// openRx opens one receive socket: ETH_P_ALL (a socket bound to ETH_P_IP
+// saw nothing once the nftables ingress drop was in place; ETH_P_ALL taps
+// run before it, DESIGN.md), the BPF filter, virtio-net headers, no copies of
+// our own transmissions, a large receive buffer, and with several receive
+// goroutines a PACKET_FANOUT_HASH group so each flow stays on one goroutine
+// (in order). A fanout group ignores outgoing frames only by its own flag:
+// PACKET_IGNORE_OUTGOING on a member socket does not apply to the group.
+func openRx(ifi *net.Interface, filter []bpf.RawInstruction, cfg *Config, group uint16) (rxSock, error) {
 	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: filter})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: AF_PACKET socket: %w (ringway needs root or CAP_NET_RAW)", name, err)
+		return rxSock{}, fmt.Errorf("AF_PACKET socket: %w (ringway needs root or CAP_NET_RAW)", err)
 	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return rxSock{}, err
 	}
 	opts := []struct {
 		level, opt, val int
@@ -85,13 +119,12 @@ func openLink(index int, name string, cfg *Config) (*link, error) {
 		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1, "PACKET_VNET_HDR"},
 		{unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING"},
 		{unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RcvBuf, "SO_RCVBUFFORCE"},
-		{unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4 << 20, "SO_SNDBUFFORCE"},
 	}
-	if cfg.QdiscBypass {
+	if cfg.RxQueues > 1 {
 		opts = append(opts, struct {
 			level, opt, val int
 			what            string
-		}{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS"})
+		}{unix.SOL_PACKET, unix.PACKET_FANOUT, int(group) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING)<<16, "PACKET_FANOUT"})
 	}
 	for _, o := range opts {
 		var serr error
@@ -100,24 +133,10 @@ func openLink(index int, name string, cfg *Config) (*link, error) {
 		}
 		if serr != nil {
 			conn.Close()
-			return nil, fmt.Errorf("open %s: set %s: %w", name, o.what, serr)
+			return rxSock{}, fmt.Errorf("set %s: %w", o.what, serr)
 		}
 	}
-	txfd, err := openTxSocket(ifi.Index, cfg)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("open %s: transmit socket: %w", name, err)
-	}
-	mtu := ifi.MTU
-	if mtu <= 0 {
-		mtu = 1500
-	}
-	return &link{
-		info: linkInfo{index: index, name: name, mac: mac, mtu: mtu},
-		conn: conn,
-		rc:   rc,
-		txfd: txfd,
-	}, nil
+	return rxSock{conn: conn, rc: rc}, nil
 }
 
 // openTxSocket opens the blocking transmit socket of a NIC: virtio-net
@@ -149,7 +168,13 @@ func openTxSocket(ifindex int, cfg *Config) (int, error) {
 }
 
 func (l *link) close() error {
-	err := l.conn.Close()
+	var err error
+	for _, rx := range l.rx {
+		if e := rx.conn.Close(); err == nil {
+			err = e
+		}
+	}
+	l.rx = nil
 	if l.txfd >= 0 {
 		if e := unix.Close(l.txfd); err == nil {
 			err = e
@@ -195,9 +220,9 @@ func newRxBatch(n int) *rxBatch {
 // recv fills the batch, blocking until at least one frame arrives. It
 // returns os.ErrDeadlineExceeded after a read deadline (how Run stops) and
 // net.ErrClosed after Close.
-func (l *link) recv(b *rxBatch) (int, error) {
+func (l *link) recv(q int, b *rxBatch) (int, error) {
 	b.n, b.err = 0, 0
-	if err := l.rc.Read(b.fn); err != nil {
+	if err := l.rx[q].rc.Read(b.fn); err != nil {
 		return 0, err
 	}
 	if b.err != 0 {

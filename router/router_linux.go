@@ -33,7 +33,7 @@ type Router struct {
 	garp    *garpSched
 	kick    chan struct{}
 
-	shards []*shard // one per link receive goroutine, then TUN reader, then timer
+	shards []*shard // one per receive goroutine (link-major), then TUN reader, then timer
 
 	sockMu    sync.Mutex
 	sockDrops []uint64 // PACKET_STATISTICS resets on read: accumulated here
@@ -96,7 +96,7 @@ func New(cfg Config) (*Router, error) {
 	r.plane = &plane{links: infos, routes: rt}
 	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], len(r.links))
 	r.sockDrops = make([]uint64, len(r.links))
-	for i := 0; i < len(r.links)+2; i++ {
+	for i := 0; i < len(r.links)*cfg.RxQueues+2; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
 	for _, v := range cfg.VIPs {
@@ -231,15 +231,18 @@ func (r *Router) Run(ctx context.Context) error {
 	defer close(r.done)
 	defer cancel()
 
-	errc := make(chan error, len(r.links)+2)
+	nrx := len(r.links) * r.cfg.RxQueues
+	errc := make(chan error, nrx+2)
 	var wg sync.WaitGroup
 	for i := range r.links {
-		w := r.newWorker(i, r.shards[i])
-		wg.Go(func() { errc <- w.run() })
+		for q := 0; q < r.cfg.RxQueues; q++ {
+			w := r.newWorker(i, q, r.shards[i*r.cfg.RxQueues+q])
+			wg.Go(func() { errc <- w.run() })
+		}
 	}
-	tw := r.newWorker(-1, r.shards[len(r.links)])
+	tw := r.newWorker(-1, 0, r.shards[nrx])
 	wg.Go(func() { errc <- tw.runTUN() })
-	wg.Go(func() { r.runTimer(ctx, r.shards[len(r.links)+1]) })
+	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
 
 	var first error
 	select {
@@ -252,7 +255,9 @@ func (r *Router) Run(ctx context.Context) error {
 	cancel()
 	past := time.Unix(1, 0)
 	for _, l := range r.links {
-		_ = l.conn.SetReadDeadline(past)
+		for _, rx := range l.rx {
+			_ = rx.conn.SetReadDeadline(past)
+		}
 	}
 	_ = r.tun.file.SetReadDeadline(past)
 	wg.Wait()
@@ -301,8 +306,10 @@ func (r *Router) Stats() Stats {
 		ls := LinkStats{Name: l.info.name}
 		sumLinks(r.shards, i, &ls)
 		r.sockMu.Lock()
-		if ps, err := l.conn.Stats(); err == nil {
-			r.sockDrops[i] += uint64(ps.Drops)
+		for _, rx := range l.rx {
+			if ps, err := rx.conn.Stats(); err == nil {
+				r.sockDrops[i] += uint64(ps.Drops)
+			}
 		}
 		ls.SocketDrops = r.sockDrops[i]
 		r.sockMu.Unlock()

@@ -13,6 +13,7 @@ import (
 type worker struct {
 	r       *Router
 	in      int
+	q       int // receive socket of link in
 	sh      *shard
 	tx      []*txQueue
 	scratch [][]byte // ICMP error frames built during one batch
@@ -22,8 +23,8 @@ type worker struct {
 	icmpLast   int64
 }
 
-func (r *Router) newWorker(in int, sh *shard) *worker {
-	w := &worker{r: r, in: in, sh: sh, icmpTokens: float64(r.cfg.ICMPBurst)}
+func (r *Router) newWorker(in, q int, sh *shard) *worker {
+	w := &worker{r: r, in: in, q: q, sh: sh, icmpTokens: float64(r.cfg.ICMPBurst)}
 	for i, l := range r.links {
 		w.tx = append(w.tx, newTxQueue(l, r.cfg.Batch, &sh.links[i]))
 	}
@@ -44,7 +45,7 @@ func (w *worker) run() error {
 	b := newRxBatch(r.cfg.Batch)
 	c := &w.sh.links[w.in]
 	for {
-		n, err := l.recv(b)
+		n, err := l.recv(w.q, b)
 		if err != nil {
 			if isStop(err) {
 				return nil

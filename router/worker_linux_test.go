@@ -31,7 +31,7 @@ func testRouter(t testing.TB) (*Router, *ownedSet) {
 // send queue) at zero allocations.
 func TestHandleForwardDoesNotAllocate(t *testing.T) {
 	r, owned := testRouter(t)
-	w := r.newWorker(0, r.shards[0])
+	w := r.newWorker(0, 0, r.shards[0])
 	frame := ipFrame(extMAC, clientMAC, clientIP, serverIP, 64, protoUDP, make([]byte, 18))
 	buf := make([]byte, vnetHdrLen+len(frame))
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -60,7 +60,7 @@ func TestHandleForwardDoesNotAllocate(t *testing.T) {
 
 func BenchmarkHandleForward(b *testing.B) {
 	r, owned := testRouter(b)
-	w := r.newWorker(0, r.shards[0])
+	w := r.newWorker(0, 0, r.shards[0])
 	frame := ipFrame(extMAC, clientMAC, clientIP, serverIP, 64, protoUDP, make([]byte, 18))
 	buf := make([]byte, vnetHdrLen+len(frame))
 	now := r.now()

@@ -83,6 +83,7 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "length of each pps and TCP measurement")
 	out := flag.String("out", "bench/out/router.json", "JSON report path")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ringway pps measurements to this file")
+	flag.IntVar(&rxQueues, "rxqueues", router.DefaultConfig().RxQueues, "router receive goroutines per NIC")
 	flag.IntVar(&batchSize, "batch", router.DefaultConfig().Batch, "router frames per recvmmsg/sendmmsg")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -215,7 +216,10 @@ func bench(rounds int, dur time.Duration, cpuprofile string) (*report, error) {
 	return rep, nil
 }
 
-var batchSize = 32
+var (
+	batchSize = 32
+	rxQueues  = 1
+)
 
 func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator, mode string, dur time.Duration, round int, prof *os.File) (run, error) {
 	res := run{Round: round, Mode: mode}
@@ -227,6 +231,7 @@ func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator
 		cfg := router.DefaultConfig()
 		cfg.Netns = nsh
 		cfg.Batch = batchSize
+		cfg.RxQueues = rxQueues
 		cfg.Links = []router.Link{
 			{Name: "ext0", Primary: netip.PrefixFrom(lab.NodeExt(1), 24)},
 			{Name: "int0", Primary: netip.PrefixFrom(lab.NodeInt(1), 24)},
