@@ -338,3 +338,52 @@ func minus(a, b []NodeID) []NodeID {
 	}
 	return out
 }
+
+// maxIdleTicks caps IdleTicks.
+const maxIdleTicks = 1 << 16
+
+// IdleTicks returns how many of the coming Ticks would change nothing but
+// the clock (no output, no timer fires) if no Step or Leave comes first.
+// A driver may sleep through them and deliver them in a batch before the
+// next Step or Leave, or before the first Tick that may act
+// (ringnet.Idler). It is exact: every timer of the node is accounted for.
+func (n *Node) IdleTicks() int {
+	if n.mode == ModeLeft {
+		return maxIdleTicks
+	}
+	next := n.now + maxIdleTicks + 1 // the first tick (value of now after it) that may act
+	at := func(t int64) {
+		if t < next {
+			next = t
+		}
+	}
+	for _, o := range n.rl.out {
+		at(o.nextAt)
+	}
+	stale := int64(4*n.cfg.AckBudget() + 4)
+	for _, m := range n.rl.in {
+		at(m.lastAt + stale + 1)
+	}
+	switch n.mode {
+	case ModeStarting:
+		if !n.started {
+			return 0
+		}
+		at(n.lastHello + helloEvery(&n.cfg))
+		at(n.startEnd)
+	case ModeMember:
+		if n.holding {
+			at(n.holdEnd)
+		} else if !n.passing && n.query == nil {
+			at(max(n.lastSeen, n.waitFrom) + n.tokLoss + 1)
+		}
+	case ModeLimbo:
+		if n.query == nil {
+			at(n.lastQry + n.tokLoss + 1)
+		}
+	}
+	if n.query != nil {
+		at(n.query.deadline)
+	}
+	return int(min(max(next-n.now-1, 0), maxIdleTicks))
+}

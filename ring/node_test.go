@@ -375,3 +375,34 @@ func TestOnePathDead(t *testing.T) {
 		t.Errorf("drops %d, 911s %d, tokens accepted %d; want 0, 0 and hundreds", drops, queries, accepted)
 	}
 }
+
+// IdleTicks is not trivially 0: a member waiting for the token may sleep
+// until its next timer (the simulator checks every promise in TestSim).
+func TestIdleTicks(t *testing.T) {
+	w := newNet(t, []NodeID{1, 2, 3}, nil)
+	if got := w.nodes[1].IdleTicks(); got != 0 {
+		t.Errorf("before the first tick IdleTicks = %d, want 0", got)
+	}
+	for i := 0; i < 300; i++ {
+		w.tick()
+	}
+	max := 0
+	for _, id := range []NodeID{1, 2, 3} {
+		n := w.nodes[id]
+		k := n.IdleTicks()
+		if st := n.Status(); st.Holding && k >= TestConfig().HopInterval {
+			t.Errorf("holder %d idle for %d ticks, longer than the hop interval", id, k)
+		}
+		max = maxInt(max, k)
+	}
+	if max < 2 {
+		t.Errorf("no node can sleep more than %d ticks in a healthy ring", max)
+	}
+}
+
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}

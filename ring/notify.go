@@ -33,7 +33,7 @@ func (n *Node) tickStart() {
 		n.started = true
 		n.startEnd = n.now - 1 + int64(n.cfg.JoinTimeout)
 	}
-	if n.lastHello == 0 || n.now-n.lastHello >= int64(max(n.cfg.JoinTimeout/3, 1)) {
+	if n.lastHello == 0 || n.now-n.lastHello >= helloEvery(&n.cfg) {
 		n.lastHello = n.now
 		n.helloAll(PurposeStart, 0, n.cfg.Nodes)
 	}
@@ -49,6 +49,9 @@ func (n *Node) tickStart() {
 	}
 	n.form(nil)
 }
+
+// helloEvery is the ticks between a starting node's hellos.
+func helloEvery(c *Config) int64 { return int64(max(c.JoinTimeout/3, 1)) }
 
 // form starts a ring from nothing (alone mode, Figure 8 box 806) with the
 // starting nodes that asked to join; or, with carriages, regenerates one.

@@ -62,6 +62,7 @@ type nodeState struct {
 	held    []delivery
 	crashAt int64
 	left    bool
+	quiet   int // ticks the node promised idle (IdleTicks) since its last output
 }
 
 type delivery struct {
@@ -230,6 +231,7 @@ func (s *Sim) Start(id ring.NodeID) {
 	}
 	ns.n, ns.up, ns.paused, ns.left, ns.state, ns.owned, ns.maxSeq, ns.held = n, true, false, false, nil, nil, 0, nil
 
+	ns.quiet = 0
 	s.logf("--- start n%d", id)
 	phase := s.rng.Int64N(TickUS)
 	s.push(&event{at: s.now + phase + 1, tick: id, inc: ns.inc})
@@ -357,6 +359,14 @@ func (s *Sim) Run(d int64) {
 				continue
 			}
 			ns.n.Tick()
+			if ns.quiet > 0 {
+				ns.quiet--
+				if ns.n.HasReady() {
+					st := ns.n.Status()
+					r := ns.n.Ready()
+					s.fail("n%d produced output on a tick it promised idle (IdleTicks): %d packets, state %v, events %v; status %+v", ns.id, len(r.Packets), r.State != nil, r.Events, st)
+				}
+			}
 			s.drain(ns)
 		}
 	}
@@ -383,6 +393,11 @@ func (s *Sim) deliver(d delivery) {
 }
 
 func (s *Sim) drain(ns *nodeState) {
+	defer func() {
+		if ns.up {
+			ns.quiet = ns.n.IdleTicks()
+		}
+	}()
 	if !ns.n.HasReady() {
 		if !s.opt.NoChecks {
 			s.check(ns)
