@@ -26,7 +26,7 @@ const (
 )
 
 var eventNames = [...]string{
-	EventFormed: "formed", EventAccepted: "accepted", EventDropped: "dropped", EventJoined: "joined",
+	EventFormed: "formed", EventAccepted: "token-from", EventDropped: "dropped", EventJoined: "joined",
 	EventQuery: "911", EventDenied: "911-denied", EventRegenerated: "regenerated", EventStale: "stale",
 	EventLimbo: "limbo", EventLeaving: "leaving", EventLeft: "left", EventMergeSeen: "merge-seen",
 }

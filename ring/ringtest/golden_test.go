@@ -15,7 +15,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in tes
 // golden runs a scenario and compares its transcript with testdata/name.txt.
 func golden(t *testing.T, name string, n int, body func(t *testing.T, s *Sim)) {
 	t.Helper()
-	s := New(Options{Seed: 42, N: n, Paths: 2, VIPs: 6, Link: LAN, Trace: true,
+	s := New(Options{Seed: 42, N: n, Paths: 2, VIPs: 6, Link: LAN, Trace: true, TraceTokens: name == "cold-start",
 		Replay: "go test ./ring/ringtest -run TestGolden/" + name + " -v # seed %d"})
 	body(t, s)
 	if err := s.Err(); err != nil {
@@ -51,6 +51,7 @@ func TestGolden(t *testing.T) {
 		golden(t, "cold-start", 3, func(t *testing.T, s *Sim) {
 			s.StartAll()
 			converge(t, s)
+			s.RunTicks(12) // two more rotations, token hops traced
 		})
 	})
 	t.Run("crash-non-holder", func(t *testing.T) {
