@@ -7,8 +7,14 @@
 //
 // It is pure, as ring.Holder requires: everything it reads comes from the
 // TokenView and from Config (LocalLoad must be a deterministic function in
-// the simulator). Both the node package and the ring simulator use it, so
-// the simulator checks the VIP invariants on the real policy code.
+// the simulator), plus the operator actions queued with Enqueue (the
+// console's moves; the simulator queues none). Both the node package and
+// the ring simulator use it, so the simulator checks the VIP invariants on
+// the real policy code.
+//
+// Carriage kind 2 carries the load per VIP (bytes/s, measured by the VIP's
+// owner); a node's load is the sum over the VIPs it owns, which is what
+// vipstate's balancing reads.
 //
 // Owned applies the serving rule every node follows on each committed
 // state: answer the VIPs the table gives you, but only while you are a

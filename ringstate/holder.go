@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/vipstate"
@@ -34,6 +35,39 @@ type Config struct {
 // Holder implements ring.Holder with vipstate.
 type Holder struct {
 	cfg Config
+
+	mu      sync.Mutex
+	pending []Op // operator actions waiting for this node to hold the token
+}
+
+// Op is an operator action on the table (vipstate's Move, Prefer, Stick,
+// Close, ...), e.g. func(t vipstate.Table) (vipstate.Table, error) { return
+// t.Move(vip, 2) }. Ops only record intent; the VIP moves at its owner's
+// turn (vipstate's rule), so applying them at any holder is safe.
+type Op struct {
+	Apply func(vipstate.Table) (vipstate.Table, error)
+	// Done, if set, is called with Apply's error from within OnToken (on
+	// the ring driver's goroutine); it must not block.
+	Done func(error)
+}
+
+// Enqueue queues an operator action; the next OnToken at which this node
+// is a member of a ring with quorum applies it to the token's table before
+// vipstate's Step. It is safe to call from any goroutine. This is the one
+// input of the Holder that is not in the TokenView; the simulator does not
+// use it, so replays stay pure.
+func (h *Holder) Enqueue(op Op) {
+	h.mu.Lock()
+	h.pending = append(h.pending, op)
+	h.mu.Unlock()
+}
+
+func (h *Holder) takeOps() []Op {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ops := h.pending
+	h.pending = nil
+	return ops
 }
 
 var _ ring.Holder = (*Holder)(nil)
@@ -73,6 +107,17 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 		for vip, rate := range h.cfg.LocalLoad() {
 			if table.Owner(vip) == vipstate.Node(t.Self) {
 				loads[vip] = rate
+			}
+		}
+	}
+	if !t.NoQuorum && slices.Contains(t.Members, t.Self) {
+		for _, op := range h.takeOps() {
+			nt, err := op.Apply(table)
+			if err == nil {
+				table = nt
+			}
+			if op.Done != nil {
+				op.Done(err)
 			}
 		}
 	}

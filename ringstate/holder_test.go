@@ -135,3 +135,27 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// An operator's move waits for a token at a member, records intent, and
+// the VIP moves at its owner's turn.
+func TestEnqueue(t *testing.T) {
+	h := New(Config{Initial: initial(t)})
+	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
+	var done []error
+	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(vip(1), 2) },
+		Done: func(err error) { done = append(done, err) }})
+	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(vip(9), 2) },
+		Done: func(err error) { done = append(done, err) }})
+	// Not applied while this node is between rings.
+	h.OnToken(ring.TokenView{Self: 1, Carriages: cs})
+	if len(done) != 0 {
+		t.Fatalf("ops applied outside a ring: %v", done)
+	}
+	cs = h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2}, Carriages: cs})
+	if len(done) != 2 || done[0] != nil || !errors.Is(done[1], vipstate.ErrUnknownVIP) {
+		t.Fatalf("done = %v, want [nil, ErrUnknownVIP]", done)
+	}
+	if got := owners(t, cs)[0]; got != 2 {
+		t.Errorf("VIP 1 on node %d after its owner applied the move, want 2", got)
+	}
+}
