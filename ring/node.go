@@ -123,15 +123,14 @@ type Node struct {
 	query   *query
 	lastQry int64
 
-	started      bool
-	startEnd     int64
-	startExt     bool
-	heardRing    bool
-	heardLower   bool
-	lastHello    int64
-	lastProbe    int64
-	leaving      bool
-	leavingEvent bool
+	started    bool
+	startEnd   int64
+	startExt   bool
+	heardRing  bool
+	heardLower bool
+	lastHello  int64
+	lastProbe  int64
+	leaving    bool
 }
 
 // NewNode returns a starting node. It sends nothing until the first Tick.
