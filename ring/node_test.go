@@ -350,6 +350,13 @@ func FuzzStep(f *testing.F) {
 		if len(n.rl.in) > maxPartials {
 			t.Fatalf("%d partial messages buffered", len(n.rl.in))
 		}
+		sum := 0
+		for _, m := range n.rl.in {
+			sum += m.bytes
+		}
+		if sum != n.rl.inBytes || sum > 4*n.cfg.MaxMessage {
+			t.Fatalf("reassembly holds %d bytes, accounted %d, cap %d", sum, n.rl.inBytes, 4*n.cfg.MaxMessage)
+		}
 	})
 }
 

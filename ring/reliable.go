@@ -69,10 +69,11 @@ func (r *recentIDs) add(id uint64) {
 }
 
 type reliable struct {
-	out    []*outMsg
-	in     []*inMsg
-	recent map[NodeID]*recentIDs
-	nextID uint64
+	out     []*outMsg
+	in      []*inMsg
+	inBytes int // payload bytes buffered in in
+	recent  map[NodeID]*recentIDs
+	nextID  uint64
 }
 
 var errBadFrame = errors.New("ring: bad frame")
@@ -169,7 +170,7 @@ func (n *Node) tickReliable() {
 	stale := int64(4*n.cfg.AckBudget() + 4)
 	for i := 0; i < len(n.rl.in); i++ {
 		if n.now-n.rl.in[i].lastAt > stale {
-			n.rl.in = append(n.rl.in[:i], n.rl.in[i+1:]...)
+			n.dropPartial(n.rl.in[i])
 			i--
 		}
 	}
@@ -236,10 +237,10 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 	}
 	if m == nil {
 		if perSrc >= maxPartialPerSrc {
-			n.rl.in = append(n.rl.in[:oldest], n.rl.in[oldest+1:]...)
+			n.dropPartial(n.rl.in[oldest])
 		}
 		if len(n.rl.in) >= maxPartials {
-			n.rl.in = n.rl.in[1:]
+			n.dropPartial(n.rl.in[0])
 		}
 		m = &inMsg{from: from, id: f.MsgID, parts: make([][]byte, f.Count)}
 		n.rl.in = append(n.rl.in, m)
@@ -256,9 +257,21 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 		n.dropPartial(m)
 		return fmt.Errorf("%w: message %d exceeds MaxMessage %d", errBadFrame, f.MsgID, n.cfg.MaxMessage)
 	}
+	// All reassembly buffers together stay under 4 × MaxMessage: the
+	// oldest other partial messages give way.
+	for n.rl.inBytes+len(f.Payload) > 4*n.cfg.MaxMessage && len(n.rl.in) > 1 {
+		oldest := 0
+		for i, x := range n.rl.in {
+			if x != m && (n.rl.in[oldest] == m || x.lastAt < n.rl.in[oldest].lastAt) {
+				oldest = i
+			}
+		}
+		n.dropPartial(n.rl.in[oldest])
+	}
 	m.parts[f.Index] = append([]byte(nil), f.Payload...)
 	m.have++
 	m.bytes += len(f.Payload)
+	n.rl.inBytes += len(f.Payload)
 	if m.have < len(m.parts) {
 		return nil
 	}
@@ -279,6 +292,7 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 func (n *Node) dropPartial(m *inMsg) {
 	for i, x := range n.rl.in {
 		if x == m {
+			n.rl.inBytes -= m.bytes
 			n.rl.in = append(n.rl.in[:i], n.rl.in[i+1:]...)
 			return
 		}
