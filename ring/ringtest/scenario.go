@@ -34,6 +34,12 @@ func MergeBound(c ring.Config) int64 {
 // the cluster must be one conflict-free ring within MergeBound. It returns
 // the Sim (for its transcript) and the first failure.
 func RandomScenario(seed uint64, replay string) (*Sim, error) {
+	return RandomScenarioWith(seed, replay, nil)
+}
+
+// RandomScenarioWith is RandomScenario with every node's ring config
+// adjusted by mod (other timers).
+func RandomScenarioWith(seed uint64, replay string, mod func(*ring.Config)) (*Sim, error) {
 	r0 := New(Options{Seed: seed}).Rand()
 	n := 3 + r0.IntN(5)
 	paths := 1 + r0.IntN(2)
@@ -41,7 +47,7 @@ func RandomScenario(seed uint64, replay string) (*Sim, error) {
 	if r0.IntN(4) == 0 {
 		q = ring.Majority
 	}
-	s := New(Options{Seed: seed, N: n, Paths: paths, Link: LAN, Replay: replay, Trace: true, Quorum: q})
+	s := New(Options{Seed: seed, N: n, Paths: paths, Link: LAN, Replay: replay, Trace: true, Quorum: q, Ring: mod})
 	s.logf("--- %d nodes, %d paths, quorum %v", n, paths, q)
 	r := s.Rand()
 	s.StartAll()

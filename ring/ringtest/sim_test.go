@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/ringway/ringway/ring"
 )
 
 var (
@@ -42,4 +44,28 @@ func TestSim(t *testing.T) {
 		}
 	}
 	t.Logf("%d seeds from %d, %d failed", seeds, first, failed)
+}
+
+// TestSimTimers runs random seeds with other timer settings an operator
+// may choose: the invariants do not depend on the defaults.
+func TestSimTimers(t *testing.T) {
+	for _, tc := range []struct {
+		name                         string
+		hop, ack, retries, tokenLoss int
+	}{
+		{"fast", 1, 1, 3, 0},
+		{"slow", 5, 3, 1, 0},
+		{"long-token-loss", 2, 2, 2, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mod := func(c *ring.Config) {
+				c.HopInterval, c.AckTimeout, c.AckRetries, c.TokenLoss = tc.hop, tc.ack, tc.retries, tc.tokenLoss
+			}
+			for seed := uint64(1); seed <= 20; seed++ {
+				if _, err := RandomScenarioWith(seed, "go test ./ring/ringtest -run TestSimTimers/"+tc.name+" -v # seed %d", mod); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
 }
