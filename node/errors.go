@@ -2,7 +2,4 @@ package node
 
 import "errors"
 
-var (
-	errNoTable   = errors.New("the ring has no VIP table yet; try again once the node is a member")
-	errUnknownOp = errors.New("unknown VIP operation")
-)
+var errNoTable = errors.New("the ring has no VIP table yet; try again once the node is a member")

@@ -51,7 +51,7 @@ type Node struct {
 	names  []string          // node ids by node-map position − 1
 	groups map[uint16]string // VIP group numbers to names
 
-	holder *holder
+	holder *ringstate.Holder
 	core   *ring.Node
 	driver *ringnet.Driver
 	router *router.Router
@@ -102,11 +102,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	n.holder = &holder{inner: ringstate.New(ringstate.Config{
+	n.holder = ringstate.New(ringstate.Config{
 		Initial:   table,
 		Balance:   balanceConfig(f),
 		LocalLoad: n.localLoad,
-	})}
+	})
 	rc := ringConfig(f)
 	rc.Holder = n.holder
 	rc.Rand = cryptoRand
@@ -335,15 +335,11 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 	if _, found := table.Lookup(op.VIP); !found {
 		return fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
 	}
-	var to vipstate.Node
-	if op.Op == "move" {
-		idx := n.file.IndexOf(op.Node)
-		if idx == 0 {
-			return fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
-		}
-		to = vipstate.Node(idx)
+	apply, err := adminApply(op, n.file.IndexOf(op.Node))
+	if err != nil {
+		return err
 	}
-	n.holder.enqueue(adminOp{op: op.Op, vip: op.VIP, to: to, done: func(err error) {
+	n.holder.Enqueue(ringstate.Op{Apply: apply, Done: func(err error) {
 		if err != nil {
 			n.log.Warn("VIP operation failed", "op", op.Op, "vip", op.VIP, "err", err)
 		} else {
@@ -351,6 +347,32 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 		}
 	}})
 	return nil
+}
+
+// adminApply turns an operator's VIP operation into a table change; to is
+// the node-map position of op.Node (0 when unknown).
+func adminApply(op mgmt.VIPOp, to int) (func(vipstate.Table) (vipstate.Table, error), error) {
+	vip := op.VIP
+	switch op.Op {
+	case "move":
+		if to == 0 {
+			return nil, fmt.Errorf("node %q is not in the node map: %w", op.Node, mgmt.ErrNotFound)
+		}
+		return func(t vipstate.Table) (vipstate.Table, error) { return t.Move(vip, vipstate.Node(to)) }, nil
+	case "prefer":
+		return func(t vipstate.Table) (vipstate.Table, error) { return t.Prefer(vip) }, nil
+	case "unprefer":
+		return func(t vipstate.Table) (vipstate.Table, error) { return t.Unprefer(vip) }, nil
+	case "stick":
+		return func(t vipstate.Table) (vipstate.Table, error) { return t.Stick(vip) }, nil
+	case "unstick":
+		return func(t vipstate.Table) (vipstate.Table, error) { return t.Unstick(vip) }, nil
+	case "close":
+		return func(t vipstate.Table) (vipstate.Table, error) { return t.Close(vip) }, nil
+	case "open":
+		return func(t vipstate.Table) (vipstate.Table, error) { return t.Open(vip) }, nil
+	}
+	return nil, fmt.Errorf("unknown VIP operation %q", op.Op)
 }
 
 func ringstateTable(st *ring.State) (vipstate.Table, bool, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ringstate"
 	"github.com/ringway/ringway/vipstate"
@@ -98,20 +99,33 @@ func TestInitialTableFromConfig(t *testing.T) {
 }
 
 // TestAdminOpsAppliedByHolder checks the path of `ringway vip move`: the op
-// waits in the queue and changes the table when the node holds the token.
+// waits in the holder's queue and changes the table when the node holds the
+// token.
 func TestAdminOpsAppliedByHolder(t *testing.T) {
 	c := testFile(t)
 	tb, err := initialTable(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &holder{inner: ringstate.New(ringstate.Config{Initial: tb, Balance: balanceConfig(c)})}
+	h := ringstate.New(ringstate.Config{Initial: tb, Balance: balanceConfig(c)})
 	view := ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}}
 	cs := h.OnToken(view) // cold start: the holder places every VIP
 	vip := c.Subnets[0].VIPs[1]
 	var results []error
-	h.enqueue(adminOp{op: "move", vip: vip, to: 3, done: func(err error) { results = append(results, err) }})
-	h.enqueue(adminOp{op: "close", vip: netip.MustParseAddr("192.0.2.1"), done: func(err error) { results = append(results, err) }})
+	done := func(err error) { results = append(results, err) }
+	move, err := adminApply(mgmt.VIPOp{Op: "move", VIP: vip, Node: "n3"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeUnknown, err := adminApply(mgmt.VIPOp{Op: "close", VIP: netip.MustParseAddr("192.0.2.1")}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adminApply(mgmt.VIPOp{Op: "move", VIP: vip, Node: "n9"}, 0); err == nil {
+		t.Error("a move to a node outside the node map was accepted")
+	}
+	h.Enqueue(ringstate.Op{Apply: move, Done: done})
+	h.Enqueue(ringstate.Op{Apply: closeUnknown, Done: done})
 	view.Carriages = cs
 	cs = h.OnToken(view)
 	if len(results) != 2 || results[0] != nil || results[1] == nil {
