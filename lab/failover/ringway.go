@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -47,6 +48,9 @@ type Ringway struct {
 	// LogDir, if set, receives a copy of every node's log when Stop runs
 	// (the lab directory, and the logs in it, go away with the lab).
 	LogDir string
+	// Log, if set, records when each owner is about to be cut (to line up
+	// with the node logs) and what a slow recovery waited for.
+	Log *slog.Logger
 }
 
 // RingwayDefaults is ringway with its default config, built from bin.
@@ -125,6 +129,9 @@ func (r *Ringway) Owner(ctx context.Context, l *lab.Lab) (int, error) {
 	if problem := resolvesTo(l, i); problem != "" {
 		return 0, errors.New(problem)
 	}
+	if r.Log != nil {
+		r.Log.Info("ringway: owner found, cut follows", "owner", owner, "ring", sts[0].RingID)
+	}
 	return i, nil
 }
 
@@ -176,12 +183,21 @@ func (r *Ringway) copyLogs(l *lab.Lab) error {
 // Converge time passes; the error then says what was still wrong and where
 // the node logs are.
 func (r *Ringway) waitHome(ctx context.Context, l *lab.Lab) error {
-	deadline := time.Now().Add(r.converge())
+	start := time.Now()
+	deadline := start.Add(r.converge())
+	var first, last string // what was wrong at first and at the end
 	for {
 		problem := home(ctx, l)
 		if problem == "" {
+			if d := time.Since(start); r.Log != nil && d > time.Second {
+				r.Log.Info("ringway: slow return to the initial state", "took", d.Round(time.Millisecond), "first", first, "last", last)
+			}
 			return nil
 		}
+		if first == "" {
+			first = problem
+		}
+		last = problem
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the ring did not re-form with every node and the gateway VIPs on n1 within %v: %s (node logs: %s)",
 				r.converge(), problem, filepath.Join(l.Dir(), "logs"))

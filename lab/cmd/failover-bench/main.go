@@ -107,6 +107,7 @@ func run(c runConfig, log *slog.Logger) error {
 			}
 			r := failover.RingwayDefaults(bin)
 			r.LogDir = c.logs
+			r.Log = log
 			syss = append(syss, r)
 		case "keepalived-default":
 			syss = append(syss, failover.KeepalivedDefaults())
