@@ -288,6 +288,12 @@ func (n *Node) apply(st *ring.State) {
 	}
 	n.router.SetOwned(owned)
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
+		// Membership changed: announce again what this node owns, even
+		// what it owned before. After a partition heals, hosts may still
+		// hold the MAC of the node that took a VIP over while this one was
+		// cut off; without a fresh gratuitous ARP they would keep using it
+		// until their ARP entry expires.
+		n.router.Announce(owned)
 		n.log.Info("membership", "members", n.nameList(st.Members), "ring", st.RingID, "alone", st.Alone, "no_quorum", st.NoQuorum, "owned", len(owned))
 	}
 }

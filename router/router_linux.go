@@ -189,6 +189,31 @@ func (r *Router) SetOwned(vips []netip.Addr) (acquired, released []netip.Addr) {
 	return acquired, released
 }
 
+// Announce restarts the gratuitous ARP schedule (GARPCount announcements,
+// the first at once) of each VIP in vips that this node owns; others are
+// ignored. The node calls it when ring membership changes: after a partition
+// heals, a node that kept a VIP all along must tell hosts that learned
+// another owner's MAC meanwhile, though its own ownership never changed.
+func (r *Router) Announce(vips []netip.Addr) {
+	owned := r.owned.Load()
+	now := time.Duration(r.now())
+	n := 0
+	r.garpMu.Lock()
+	for _, v := range vips {
+		if _, ok := owned.lookup(v); ok {
+			r.garp.acquire(v, now)
+			n++
+		}
+	}
+	r.garpMu.Unlock()
+	if n > 0 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Owned returns the VIPs currently answered for, sorted.
 func (r *Router) Owned() []netip.Addr { return r.owned.Load().addrs() }
 

@@ -20,6 +20,9 @@ func New(Config) (*Router, error) { return nil, errNotLinux }
 // SetOwned does nothing on this platform.
 func (*Router) SetOwned([]netip.Addr) (acquired, released []netip.Addr) { return nil, nil }
 
+// Announce does nothing on this platform.
+func (*Router) Announce([]netip.Addr) {}
+
 // Owned returns nothing on this platform.
 func (*Router) Owned() []netip.Addr { return nil }
 
