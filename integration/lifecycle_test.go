@@ -184,6 +184,15 @@ func TestRejoinPolicies(t *testing.T) {
 			t.Fatalf("%s still on %q while n1 is cut off", v, o)
 		}
 	}
+	macs := macOf(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	obs, err := workload.StartARP(ctx, c.lab, c.lab.Client(), workload.ARPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	healed := time.Now()
 	if err := c.lab.Heal(1); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +201,16 @@ func TestRejoinPolicies(t *testing.T) {
 	// rotations after the merge.
 	after := c.waitFor(func(st mgmt.Status) bool { return owner(st, "203.0.113.91") == "n1" }, 5*time.Second,
 		"203.0.113.91 (persistence preferred, n1) to return to n1")
+	// Whether n1 kept the gateway VIP through the partition (alone, on its
+	// side) or got it back, the client must hear it from n1 again: it learnt
+	// the takeover node's MAC meanwhile.
+	deadline := time.Now().Add(2 * time.Second)
+	for !garpFrom(obs, lab.ExtGateway, macs, "n1", healed) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !garpFrom(obs, lab.ExtGateway, macs, "n1", healed) {
+		t.Errorf("no gratuitous ARP for %s from n1 after the heal", lab.ExtGateway)
+	}
 	if got, want := owner(after, "198.51.100.91"), "n1"; got != want {
 		t.Errorf("198.51.100.91, in group gw1 with 203.0.113.91, is on %s, want %s", got, want)
 	}
@@ -253,4 +272,15 @@ func (c *cluster) waitFor(ok func(mgmt.Status) bool, within time.Duration, what 
 	}
 	c.t.Fatalf("waited %v for %s; last status from %s: members %v, VIPs %+v", within, what, last.Node, last.Members, last.VIPs)
 	return last
+}
+
+// garpFrom reports whether the observer saw a gratuitous ARP for vip from
+// node's MAC after since.
+func garpFrom(obs *workload.ARPObserver, vip netip.Addr, macs map[string]string, node string, since time.Time) bool {
+	for _, e := range obs.Events() {
+		if e.Gratuitous && e.IP == vip && macs[e.MAC.String()] == node && e.Time.After(since) {
+			return true
+		}
+	}
+	return false
 }
