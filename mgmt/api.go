@@ -13,7 +13,9 @@ type Status struct {
 	Cluster string `json:"cluster"`
 	Node    string `json:"node"`    // the node answering
 	Version string `json:"version"` // its ringway version
-	// Mode is the node's ring mode: starting, member, alone, leaving, or left.
+	// Mode is the node's ring mode: starting, member, limbo (between rings,
+	// serving nothing), left, or stopped (the ring driver has stopped). A
+	// lone member is "member" with Alone set.
 	Mode     string   `json:"mode"`
 	RingID   uint64   `json:"ring_id"`
 	Seq      uint64   `json:"seq"`

@@ -12,6 +12,6 @@
 //
 // A VIP operation is accepted by the node that serves the request and applied
 // by the ring the next time that node holds the token (only the holder changes
-// the table), so the reply means "queued", and Client.WaitVIP polls the status
-// until the table shows the change.
+// the table), so the reply means "queued"; poll GET /api/v1/status (or
+// `ringway status`) until the table shows the change.
 package mgmt
