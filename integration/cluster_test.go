@@ -201,6 +201,25 @@ func TestClusterColdStartTogether(t *testing.T) {
 		t.Errorf("203.0.113.91 (preferred n1) is owned by %q", got)
 	}
 	t.Logf("ring %d, members %v, rotation %.1f ms", st.RingID, st.Members, st.Rotation)
+
+	// Status.Holder follows the token: n1 names itself while it holds it,
+	// else n2, to which it passes it. Each holds for a few ms of a rotation,
+	// so a few dozen samples see both.
+	seen := map[string]bool{}
+	for range 40 {
+		st, err := c.status(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Holder != "n1" && st.Holder != "n2" {
+			t.Fatalf("n1 says the token is at %q; it can only be at n1 or passed on to n2", st.Holder)
+		}
+		seen[st.Holder] = true
+		time.Sleep(3 * time.Millisecond)
+	}
+	if !seen["n2"] {
+		t.Errorf("in 40 samples n1 never reported the token passed on to n2: holders %v", seen)
+	}
 }
 
 // ringway runs the ringway CLI inside node i's namespace and returns its

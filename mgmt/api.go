@@ -16,17 +16,19 @@ type Status struct {
 	// Mode is the node's ring mode: starting, member, limbo (between rings,
 	// serving nothing), left, or stopped (the ring driver has stopped). A
 	// lone member is "member" with Alone set.
-	Mode     string   `json:"mode"`
-	RingID   uint64   `json:"ring_id"`
-	Seq      uint64   `json:"seq"`
-	Members  []string `json:"members"`     // live members in ring order
-	Holder   string   `json:"holder"`      // the node that last passed this node the token ("" between rings)
-	Holding  bool     `json:"holding"`     // this node holds the token right now
-	Rotation float64  `json:"rotation_ms"` // last measured token rotation time
-	Alone    bool     `json:"alone"`       // the patent's alone mode: the only member
-	NoQuorum bool     `json:"no_quorum"`   // quorum majority and below it: serving nothing
-	UptimeS  float64  `json:"uptime_s"`
-	VIPs     []VIP    `json:"vips"`
+	Mode    string   `json:"mode"`
+	RingID  uint64   `json:"ring_id"`
+	Seq     uint64   `json:"seq"`
+	Members []string `json:"members"` // live members in ring order
+	// Holder is the token's holder as far as this node knows: itself while
+	// it holds it, else the member it last passed it to ("" between rings).
+	Holder   string  `json:"holder"`
+	Holding  bool    `json:"holding"`     // this node holds the token right now
+	Rotation float64 `json:"rotation_ms"` // last measured token rotation time
+	Alone    bool    `json:"alone"`       // the patent's alone mode: the only member
+	NoQuorum bool    `json:"no_quorum"`   // quorum majority and below it: serving nothing
+	UptimeS  float64 `json:"uptime_s"`
+	VIPs     []VIP   `json:"vips"`
 	// Counters are cumulative counts for operators (ring, router, tunnel).
 	Counters map[string]uint64 `json:"counters,omitempty"`
 }

@@ -28,11 +28,13 @@ func (n *Node) Status() mgmt.Status {
 	if haveRing {
 		s.Mode = rs.Mode.String()
 		s.RingID, s.Seq, s.Holding = rs.RingID, rs.Seq, rs.Holding
+		// ring.State.Holder is always this node (the one that committed
+		// the state); the ring's status knows where the token went.
+		s.Holder = n.name(rs.Holder)
 		s.Rotation = float64(rs.Rotation) * float64(n.file.Ring.Tick) / float64(time.Millisecond)
 	}
 	if st := n.state.Load(); st != nil {
 		s.Members = n.nameList(st.Members)
-		s.Holder = n.name(st.Holder)
 		s.Alone, s.NoQuorum = st.Alone, st.NoQuorum
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)

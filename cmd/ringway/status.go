@@ -98,7 +98,7 @@ func printStatus(w io.Writer, st mgmt.Status) {
 			extra += ", NO QUORUM: serving nothing"
 		}
 		fmt.Fprintf(w, "ring:    %d, seq %d, members %s%s\n", st.RingID, st.Seq, strings.Join(st.Members, " "), extra)
-		fmt.Fprintf(w, "token:   last from %s, rotation %.1f ms\n", orDash(st.Holder), st.Rotation)
+		fmt.Fprintf(w, "token:   at %s (as far as %s knows), rotation %.1f ms\n", orDash(st.Holder), st.Node, st.Rotation)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ringway/ringway/mgmt"
+)
+
+func TestPrintStatus(t *testing.T) {
+	st := mgmt.Status{
+		Cluster: "lab", Node: "n2", Mode: "member", RingID: 7, Seq: 42,
+		Members: []string{"n1", "n2", "n3"}, Holder: "n3", Rotation: 12,
+		VIPs: []mgmt.VIP{
+			{VIP: netip.MustParseAddr("203.0.113.91"), Subnet: "ext", Owner: "n1", Preferred: "n1", Persistence: "preferred", Group: "gw1"},
+			{VIP: netip.MustParseAddr("203.0.113.92"), Subnet: "ext", Persistence: "none", Closed: true},
+		},
+	}
+	var b strings.Builder
+	printStatus(&b, st)
+	want := `cluster lab, seen from n2 (member)
+ring:    7, seq 42, members n1 n2 n3
+token:   at n3 (as far as n2 knows), rotation 12.0 ms
+
+VIP           SUBNET  OWNER   PREFERRED  PERSISTENCE  GROUP
+203.0.113.91  ext     n1      n1         preferred    gw1
+203.0.113.92  ext     CLOSED  -          none         -
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("status output (-want +got):\n%s", diff)
+	}
+
+	b.Reset()
+	printStatus(&b, mgmt.Status{Cluster: "lab", Node: "n1", Mode: "member", Members: []string{"n1"}, Alone: true, NoQuorum: true})
+	if got := b.String(); !strings.Contains(got, "members n1, alone, NO QUORUM: serving nothing") {
+		t.Errorf("a lone node without quorum:\n%s", got)
+	}
+	b.Reset()
+	printStatus(&b, mgmt.Status{Cluster: "lab", Node: "n1", Mode: "starting"})
+	if got := b.String(); !strings.Contains(got, "ring:    none yet") || strings.Contains(got, "token:") {
+		t.Errorf("a node between rings:\n%s", got)
+	}
+}
