@@ -3,6 +3,7 @@ package mgmt
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,11 +47,20 @@ type Server struct {
 	srv     *http.Server
 }
 
-// NewServer checks cfg and binds the listener, so a bad address fails at
-// start-up rather than later; it serves nothing until Run.
+// NewServer checks cfg, loads the TLS key pair and binds the listener, so a
+// bad address or certificate fails at start-up rather than later; it serves
+// nothing until Run. Close releases the listener if Run never runs.
 func NewServer(cfg Config, b Backend) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("mgmt: TLS key pair %s, %s: %w (check management.tls_cert and management.tls_key: PEM files of a matching certificate and key, readable by ringway)", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -67,26 +77,40 @@ func NewServer(cfg Config, b Backend) (*Server, error) {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		TLSConfig:         tlsConfig,
 	}
 	return s, nil
+}
+
+// Close stops serving at once (open connections are closed) and releases
+// the listener, also when Run never ran. Run then returns nil.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Run serves until ctx is done, then shuts down gracefully. It returns nil
-// after a shutdown caused by ctx.
+// after a shutdown caused by ctx or by Close.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
-		if s.cfg.TLSCert != "" {
-			errc <- s.srv.ServeTLS(s.ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		if s.srv.TLSConfig != nil {
+			errc <- s.srv.ServeTLS(s.ln, "", "") // the key pair is in TLSConfig
 		} else {
 			errc <- s.srv.Serve(s.ln)
 		}
 	}()
 	select {
 	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil // Close
+		}
 		return fmt.Errorf("mgmt: %w", err)
 	case <-ctx.Done():
 	}

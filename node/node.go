@@ -311,6 +311,9 @@ func (n *Node) Close() error {
 		if n.router != nil {
 			n.router.Close()
 		}
+		if n.api != nil {
+			n.api.Close() // the listener, when Run never ran
+		}
 	})
 	return nil
 }
