@@ -6,11 +6,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/lab"
 	"github.com/ringway/ringway/lab/workload"
 	"github.com/ringway/ringway/mgmt"
@@ -103,15 +106,30 @@ func TestARPOneOwnerAtATime(t *testing.T) {
 	}
 }
 
+// drain is node.Config.Drain's default: how long a leaving node keeps
+// forwarding, no longer answering ARP, before it exits.
+const drain = time.Second
+
 func TestGracefulStopLosesNothing(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
 	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	macs := macOf(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	obs, err := workload.StartARP(ctx, c.lab, c.lab.Client(), workload.ARPConfig{
+		Probe: lab.VIPs(lab.ExtPrefix), ProbeInterval: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
 	tr := startTraffic(t, c)
 	time.Sleep(300 * time.Millisecond)
 	if err := c.lab.StopNode(1, syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Fatalf("n1 did not stop on SIGTERM: %v", err)
 	}
+	exited := time.Now()
 	st := c.waitConverged([]int{2, 3}, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	rep := tr.stream.Stop()
@@ -120,6 +138,12 @@ func TestGracefulStopLosesNothing(t *testing.T) {
 	if rep.Lost != 0 {
 		t.Errorf("a planned stop lost %d of %d packets; want none", rep.Lost, rep.Sent)
 	}
+	// While it drains, the leaving node forwards but no longer claims any
+	// VIP: the new owners alone answer ARP (a claim from n1 then would
+	// steer hosts to a node about to exit). The last drain period before
+	// the exit lies inside the drain; 100 ms spare for the exit itself.
+	from := exited.Add(-drain + 100*time.Millisecond)
+	checkOneAnswer(t, obs, macs, st, from, exited)
 }
 
 func TestTCPTransferSurvivesCrash(t *testing.T) {
@@ -283,4 +307,49 @@ func garpFrom(obs *workload.ARPObserver, vip netip.Addr, macs map[string]string,
 		}
 	}
 	return false
+}
+
+// TestStopWithoutRing: SIGTERM stops a node that has nobody to hand its
+// VIPs to, still starting (it has heard nobody yet) or alone, without
+// waiting out the graceful-leave timeout.
+func TestStopWithoutRing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		join time.Duration // ring.join_timeout: long keeps n1 starting
+		mode string
+	}{
+		{"starting", time.Minute, "starting"},
+		{"alone", 0, "member"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 3, func(i int, cfg *config.Config) {
+				if tc.join > 0 {
+					cfg.Ring.JoinTimeout = tc.join
+				}
+			})
+			c.start(1) // n2 and n3 never run
+			deadline := time.Now().Add(10 * time.Second)
+			var st mgmt.Status
+			var err error
+			for st, err = c.status(1); (err != nil || st.Mode != tc.mode) && time.Now().Before(deadline); st, err = c.status(1) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err != nil || st.Mode != tc.mode {
+				t.Fatalf("n1 did not reach mode %s: %+v, %v", tc.mode, st, err)
+			}
+			start := time.Now()
+			if err := c.lab.StopNode(1, syscall.SIGTERM, 10*time.Second); err != nil {
+				t.Fatalf("n1 did not stop on SIGTERM: %v", err)
+			}
+			t.Logf("n1 (%s) exited %v after SIGTERM", tc.mode, time.Since(start).Round(time.Millisecond))
+			b, err := os.ReadFile(c.lab.LogPath(c.lab.Node(1), "ringway"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := string(b)
+			if strings.Contains(log, "graceful leave did not finish") || !strings.Contains(log, "left the ring") || !strings.Contains(log, "msg=stopped") {
+				t.Errorf("n1's log should show a leave that finished and a clean stop:\n%s", log)
+			}
+		})
+	}
 }
