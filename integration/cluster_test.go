@@ -23,9 +23,19 @@ import (
 
 var (
 	binOnce sync.Once
+	binDir  string
 	binPath string
 	binErr  error
 )
+
+// TestMain removes the ringway binary the tests built (18 MB a run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // ringwayBin builds the ringway binary once per test run.
 func ringwayBin(t *testing.T) string {
@@ -36,6 +46,7 @@ func ringwayBin(t *testing.T) string {
 			binErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "ringway")
 		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/ringway").CombinedOutput()
 		if err != nil {
