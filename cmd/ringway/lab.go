@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -156,11 +157,16 @@ func openLab(c *cli.Context) (*lab.Lab, error) {
 	if err := needRoot(); err != nil {
 		return nil, err
 	}
-	l, err := lab.Open(c.String("prefix"), c.String("state-dir"))
-	if err != nil {
-		return nil, fmt.Errorf("%w (is the lab up? `ringway lab up --prefix %s`)", err, c.String("prefix"))
+	prefix, dir := c.String("prefix"), c.String("state-dir")
+	l, err := lab.Open(prefix, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		others := "none"
+		if labs := lab.List(dir); len(labs) > 0 {
+			others = strings.Join(labs, ", ")
+		}
+		return nil, fmt.Errorf("no lab %q in %s (labs there: %s): give --prefix, or start one with `ringway lab up --prefix %s`", prefix, dir, others, prefix)
 	}
-	return l, nil
+	return l, err
 }
 
 func labNode(c *cli.Context) (*lab.Lab, int, error) {

@@ -43,6 +43,8 @@ func TestUsage(t *testing.T) {
 		{"check two files", []string{"config", "check", "a", "b"}, exitUsage, "", "got 2 arguments"},
 		{"import without files", []string{"config", "import"}, exitUsage, "", "config import needs --nodemap FILE and --vip FILE"},
 		{"key generate without file", []string{"key", "generate"}, exitUsage, "", "key generate needs exactly one FILE"},
+		{"vip move flags after the arguments", []string{"vip", "move", "203.0.113.91", "n2", "-c", "x.yaml"}, exitUsage, "", "vip move needs VIP NODE after any flags (`ringway vip move [-c FILE] VIP NODE`); got 4 arguments"},
+		{"vip close without VIP", []string{"vip", "close"}, exitUsage, "", "vip close needs VIP after any flags"},
 		{"version", []string{"version"}, exitOK, "ringway ", ""},
 		{"version with argument", []string{"version", "x"}, exitUsage, "", "version takes no arguments"},
 		{"check help", []string{"config", "check", "--help"}, exitOK, "validate a config file", ""},

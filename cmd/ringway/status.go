@@ -130,7 +130,7 @@ func vipCommand() *cli.Command {
 					want = 2
 				}
 				if c.NArg() != want {
-					return usagef("vip %s needs %s", name, args)
+					return usagef("vip %s needs %s after any flags (`ringway vip %s [-c FILE] %s`); got %d arguments", name, args, name, args, c.NArg())
 				}
 				vip, err := netip.ParseAddr(c.Args().Get(0))
 				if err != nil {
