@@ -51,7 +51,8 @@ func labCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "lab %s is up: `ringway lab status`, `ringway lab fail n1`, `ringway lab down`; logs in %s/logs\n", l.Prefix(), l.Dir())
+					f := labFlagsUsed(c)
+					fmt.Fprintf(c.App.Writer, "lab %s is up: `ringway lab status%s`, `ringway lab fail%s n1`, `ringway lab down%s`; logs in %s/logs\n", l.Prefix(), f, f, f, l.Dir())
 					return nil
 				},
 			},
@@ -101,7 +102,7 @@ func labCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "n%d failed (%s); `ringway lab heal n%d` brings it back\n", i, c.String("mode"), i)
+					fmt.Fprintf(c.App.Writer, "n%d failed (%s); `ringway lab heal%s n%d` brings it back\n", i, c.String("mode"), labFlagsUsed(c), i)
 					return nil
 				},
 			},
@@ -164,9 +165,22 @@ func openLab(c *cli.Context) (*lab.Lab, error) {
 		if labs := lab.List(dir); len(labs) > 0 {
 			others = strings.Join(labs, ", ")
 		}
-		return nil, fmt.Errorf("no lab %q in %s (labs there: %s): give --prefix, or start one with `ringway lab up --prefix %s`", prefix, dir, others, prefix)
+		return nil, fmt.Errorf("no lab %q in %s (labs there: %s): give --prefix, or start one with `ringway lab up%s`", prefix, dir, others, labFlagsUsed(c))
 	}
 	return l, err
+}
+
+// labFlagsUsed repeats the --prefix and --state-dir this command got, for
+// the commands it suggests next ("" when both are the defaults).
+func labFlagsUsed(c *cli.Context) string {
+	var s string
+	if p := c.String("prefix"); p != defaultLabPrefix {
+		s += " --prefix " + p
+	}
+	if d := c.String("state-dir"); d != lab.DefaultStateDir {
+		s += " --state-dir " + d
+	}
+	return s
 }
 
 func labNode(c *cli.Context) (*lab.Lab, int, error) {
@@ -194,7 +208,7 @@ func labUp(ctx context.Context, prefix, stateDir string, nodes int, w io.Writer)
 	defer cancel()
 	l, err := lab.Build(bctx, lab.Spec{Prefix: prefix, Nodes: nodes, StateDir: stateDir, WireChecksums: true})
 	if err != nil {
-		return nil, fmt.Errorf("%w (a lab %q may exist already: `ringway lab down --prefix %s`)", err, prefix, prefix)
+		return nil, err // Build names a prefix in use and how to free it
 	}
 	fail := func(err error) (*lab.Lab, error) {
 		l.Close()
@@ -237,7 +251,11 @@ func labStatus(ctx context.Context, l *lab.Lab, w io.Writer) error {
 			fmt.Fprintf(w, "n%d: %s; no answer from its management API\n", i, state)
 			continue
 		}
-		fmt.Fprintf(w, "n%d: %s, %s, sees members %s\n", i, state, st.Mode, strings.Join(st.Members, " "))
+		ring := "in no ring yet"
+		if len(st.Members) > 0 {
+			ring = "sees members " + strings.Join(st.Members, " ")
+		}
+		fmt.Fprintf(w, "n%d: %s, %s, %s\n", i, state, st.Mode, ring)
 		if view == nil && !l.IsCut(i) {
 			view = &st
 		}

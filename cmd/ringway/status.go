@@ -101,6 +101,10 @@ func printStatus(w io.Writer, st mgmt.Status) {
 		fmt.Fprintf(w, "token:   at %s (as far as %s knows), rotation %.1f ms\n", orDash(st.Holder), st.Node, st.Rotation)
 	}
 	fmt.Fprintln(w)
+	if len(st.VIPs) == 0 {
+		fmt.Fprintln(w, "VIPs:    no table yet (it arrives with the first ring)")
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VIP\tSUBNET\tOWNER\tPREFERRED\tPERSISTENCE\tGROUP")
 	for _, v := range st.VIPs {
