@@ -67,7 +67,9 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 	if err != nil {
 		return fmt.Errorf("no traffic through the cluster: %w (node logs: %s/logs)", err, l.Dir())
 	}
-	time.Sleep(time.Second)
+	if err := pause(ctx, time.Second); err != nil {
+		return err
+	}
 	snap := stream.Snapshot()
 	say("%d sent, %d answered so far; the client's packets cross n1, which owns %s", snap.Sent, snap.Received, lab.ExtGateway)
 
@@ -84,7 +86,9 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 		return err
 	}
 	say("n2 and n3 dropped n1 from the ring %.0f ms after the cut (seen through the management API)", float64(time.Since(cutAt).Microseconds())/1000)
-	time.Sleep(time.Second)
+	if err := pause(ctx, time.Second); err != nil {
+		return err
+	}
 	rep := stream.Snapshot()
 	say("longest outage the client saw: %s   (keepalived with default timers: about 3.2 s on this lab)", round(rep.LongestGap))
 	say("VIPs that moved (gratuitous ARP told the client and the server at once):")
@@ -107,7 +111,9 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 	say("one ring again; %s and %s (group gw1, persistence preferred, n1) went back to n1,", lab.ExtGateway, lab.IntGateway)
 	say("VIPs without a preference stayed where fail-over put them:")
 	printIndented(w, healed)
-	time.Sleep(500 * time.Millisecond)
+	if err := pause(ctx, 500 * time.Millisecond); err != nil {
+		return err
+	}
 	rep = stream.Stop()
 	say("stream in total: %d sent, %d answered, %d lost; longest outage %s", rep.Sent, rep.Received, rep.Lost, round(rep.LongestGap))
 	return nil
@@ -129,12 +135,26 @@ func demoWait(ctx context.Context, l *lab.Lab, i int, within time.Duration, ok f
 			}
 		}
 		lastErr = err
-		time.Sleep(20 * time.Millisecond)
+		if err := pause(ctx, 20*time.Millisecond); err != nil {
+			return last, err
+		}
 	}
 	if lastErr != nil {
 		return last, fmt.Errorf("n%d did not reach the expected state within %v: %w (node logs: %s/logs)", i, within, lastErr, l.Dir())
 	}
 	return last, fmt.Errorf("n%d did not reach the expected state within %v; it sees members %v (node logs: %s/logs)", i, within, last.Members, l.Dir())
+}
+
+// pause waits d, or less if ctx ends (Ctrl-C: the demo then cleans up).
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("demo interrupted: %w", context.Cause(ctx))
+	}
 }
 
 func owner(st mgmt.Status, vip netip.Addr) string {

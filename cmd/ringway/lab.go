@@ -134,7 +134,12 @@ func labCommand() *cli.Command {
 					if err := needRoot(); err != nil {
 						return err
 					}
-					return demo(c.Context, c.String("prefix"), c.String("state-dir"), c.Bool("keep"), c.App.Writer)
+					// Ctrl-C ends the demo early, but through its clean-up:
+					// killed outright it would leave the lab's namespaces
+					// and nodes running.
+					ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+					defer stop()
+					return demo(ctx, c.String("prefix"), c.String("state-dir"), c.Bool("keep"), c.App.Writer)
 				},
 			},
 			{
