@@ -341,6 +341,9 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 	if !ok {
 		return errNoTable
 	}
+	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return errNotServing
+	}
 	if _, found := table.Lookup(op.VIP); !found {
 		return fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
 	}

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"errors"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -145,5 +147,49 @@ func TestAdminOpsAppliedByHolder(t *testing.T) {
 	h.OnToken(view)
 	if len(results) != 2 {
 		t.Errorf("ops ran again: %v", results)
+	}
+}
+
+// TestVIPOnlyWhileServing: the API takes a VIP operation only from a node
+// that can apply it soon, i.e. a member of a ring with quorum; anything else
+// would sit in the queue until some later ring, if ever.
+func TestVIPOnlyWhileServing(t *testing.T) {
+	c := testFile(t)
+	tb, err := initialTable(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := ringstate.New(ringstate.Config{Initial: tb, Balance: balanceConfig(c)})
+	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}})
+	n := &Node{file: c, self: 1, names: []string{"n1", "n2", "n3"}, holder: h, log: slog.New(slog.DiscardHandler)}
+	vip := c.Subnets[0].VIPs[0]
+	closeVIP := mgmt.VIPOp{Op: "close", VIP: vip}
+	tests := []struct {
+		name  string
+		state *ring.State
+		op    mgmt.VIPOp
+		want  error
+	}{
+		{"no ring yet", nil, closeVIP, errNoTable},
+		{"member", &ring.State{Members: []ring.NodeID{1, 2, 3}, Carriages: cs}, closeVIP, nil},
+		{"unknown VIP", &ring.State{Members: []ring.NodeID{1, 2, 3}, Carriages: cs}, mgmt.VIPOp{Op: "close", VIP: netip.MustParseAddr("192.0.2.1")}, mgmt.ErrNotFound},
+		{"unknown node", &ring.State{Members: []ring.NodeID{1, 2, 3}, Carriages: cs}, mgmt.VIPOp{Op: "move", VIP: vip, Node: "n9"}, mgmt.ErrNotFound},
+		{"left or leaving (not among the members)", &ring.State{Members: []ring.NodeID{2, 3}, Carriages: cs}, closeVIP, errNotServing},
+		{"between rings", &ring.State{Carriages: cs}, closeVIP, errNotServing},
+		{"no quorum", &ring.State{Members: []ring.NodeID{1}, NoQuorum: true, Carriages: cs}, closeVIP, errNotServing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n.state.Store(tt.state)
+			err := n.VIP(tt.op)
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Errorf("VIP(%+v) = %v, want %v", tt.op, err, tt.want)
+			}
+		})
+	}
+	// Exactly the accepted operation reached the queue.
+	got, _, _ := ringstate.Table(h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}, Carriages: cs}))
+	if r, _ := got.Lookup(vip); !r.Closed {
+		t.Errorf("the accepted close of %s was not applied: %+v", vip, r)
 	}
 }
