@@ -239,7 +239,10 @@ func TestRejoinPolicies(t *testing.T) {
 		t.Errorf("198.51.100.91, in group gw1 with 203.0.113.91, is on %s, want %s", got, want)
 	}
 	time.Sleep(500 * time.Millisecond)
-	after, _ = c.status(2)
+	after, err = c.status(2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, v := range []string{"203.0.113.92", "203.0.113.93"} {
 		if got, want := owner(after, v), owner(during, v); got != want {
 			t.Errorf("%s (persistence %s) moved from %s to %s when n1 came back; it should stay", v, persistence(after, v), want, got)
