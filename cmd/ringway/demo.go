@@ -111,7 +111,7 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 	say("one ring again; %s and %s (group gw1, persistence preferred, n1) went back to n1,", lab.ExtGateway, lab.IntGateway)
 	say("VIPs without a preference stayed where fail-over put them:")
 	printIndented(w, healed)
-	if err := pause(ctx, 500 * time.Millisecond); err != nil {
+	if err := pause(ctx, 500*time.Millisecond); err != nil {
 		return err
 	}
 	rep = stream.Stop()
