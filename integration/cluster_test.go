@@ -214,22 +214,22 @@ func TestClusterColdStartTogether(t *testing.T) {
 	t.Logf("ring %d, members %v, rotation %.1f ms", st.RingID, st.Members, st.Rotation)
 
 	// Status.Holder follows the token: n1 names itself while it holds it,
-	// else n2, to which it passes it. Each holds for a few ms of a rotation,
-	// so a few dozen samples see both.
+	// else the member it passed it to (n2). Each holds for a few ms of a
+	// rotation, so a few dozen samples see both.
 	seen := map[string]bool{}
 	for range 40 {
 		st, err := c.status(1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Holder != "n1" && st.Holder != "n2" {
-			t.Fatalf("n1 says the token is at %q; it can only be at n1 or passed on to n2", st.Holder)
+		if !slices.Contains(st.Members, st.Holder) {
+			t.Fatalf("n1 says the token is at %q, not one of the members %v", st.Holder, st.Members)
 		}
 		seen[st.Holder] = true
 		time.Sleep(3 * time.Millisecond)
 	}
-	if !seen["n2"] {
-		t.Errorf("in 40 samples n1 never reported the token passed on to n2: holders %v", seen)
+	if len(seen) < 2 {
+		t.Errorf("in 40 samples n1 always reported the token at %v; it should follow the token around the ring", seen)
 	}
 }
 
