@@ -98,7 +98,11 @@ func printStatus(w io.Writer, st mgmt.Status) {
 			extra += ", NO QUORUM: serving nothing"
 		}
 		fmt.Fprintf(w, "ring:    %d, seq %d, members %s%s\n", st.RingID, st.Seq, strings.Join(st.Members, " "), extra)
-		fmt.Fprintf(w, "token:   at %s (as far as %s knows), rotation %.1f ms\n", orDash(st.Holder), st.Node, st.Rotation)
+		rot := fmt.Sprintf("rotation %.1f ms", st.Rotation)
+		if st.Rotation == 0 {
+			rot = "rotation not measured yet" // two visits of the token
+		}
+		fmt.Fprintf(w, "token:   at %s (as far as %s knows), %s\n", orDash(st.Holder), st.Node, rot)
 	}
 	fmt.Fprintln(w)
 	if len(st.VIPs) == 0 {
