@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,14 +196,7 @@ func checkAgreement(sts []mgmt.Status, want []string) string {
 	return ""
 }
 
-func owner(st mgmt.Status, vip string) string {
-	for _, v := range st.VIPs {
-		if v.VIP.String() == vip {
-			return v.Owner
-		}
-	}
-	return ""
-}
+func owner(st mgmt.Status, vip string) string { return st.Owner(netip.MustParseAddr(vip)) }
 
 func TestClusterColdStartTogether(t *testing.T) {
 	c := newCluster(t, 3, nil)

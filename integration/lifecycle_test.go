@@ -254,12 +254,8 @@ func TestRejoinPolicies(t *testing.T) {
 }
 
 func persistence(st mgmt.Status, vip string) string {
-	for _, v := range st.VIPs {
-		if v.VIP.String() == vip {
-			return v.Persistence
-		}
-	}
-	return ""
+	v, _ := st.Lookup(netip.MustParseAddr(vip))
+	return v.Persistence
 }
 
 // vipOps sends operations to node i's management API.

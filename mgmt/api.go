@@ -44,6 +44,22 @@ type VIP struct {
 	Closed      bool       `json:"closed,omitempty"`
 }
 
+// Lookup returns the row of vip in the status's VIP table.
+func (s Status) Lookup(vip netip.Addr) (VIP, bool) {
+	for _, v := range s.VIPs {
+		if v.VIP == vip {
+			return v, true
+		}
+	}
+	return VIP{}, false
+}
+
+// Owner is the node answering for vip, "" when nobody does or it is unknown.
+func (s Status) Owner(vip netip.Addr) string {
+	v, _ := s.Lookup(vip)
+	return v.Owner
+}
+
 // VIPOps are the operations POST /api/v1/vips/{vip}/{op} accepts.
 var VIPOps = []string{"move", "prefer", "unprefer", "stick", "unstick", "close", "open"}
 

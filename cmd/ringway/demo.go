@@ -45,7 +45,7 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 
 	step("Starting 3 ringway nodes: they find each other, form a token ring and place the VIPs")
 	st, err := demoWait(ctx, l, 1, 15*time.Second, func(st mgmt.Status) bool {
-		return len(st.Members) == 3 && owner(st, lab.ExtGateway) == "n1"
+		return len(st.Members) == 3 && st.Owner(lab.ExtGateway) == "n1"
 	})
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 		return err
 	}
 	after, err := demoWait(ctx, l, 2, 10*time.Second, func(st mgmt.Status) bool {
-		return slices.Equal(st.Members, []string{"n2", "n3"}) && owner(st, lab.ExtGateway) != "n1"
+		return slices.Equal(st.Members, []string{"n2", "n3"}) && st.Owner(lab.ExtGateway) != "n1"
 	})
 	if err != nil {
 		return err
@@ -93,7 +93,7 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 	say("longest outage the client saw: %s   (keepalived with default timers: about 3.2 s on this lab)", round(rep.LongestGap))
 	say("VIPs that moved (gratuitous ARP told the client and the server at once):")
 	for _, v := range before.VIPs {
-		if o := owner(after, v.VIP); o != v.Owner {
+		if o := after.Owner(v.VIP); o != v.Owner {
 			say("  %-15s %s → %s", v.VIP, v.Owner, o)
 		}
 	}
@@ -103,7 +103,7 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 		return err
 	}
 	healed, err := demoWait(ctx, l, 2, 15*time.Second, func(st mgmt.Status) bool {
-		return len(st.Members) == 3 && owner(st, lab.ExtGateway) == "n1" && owner(st, lab.IntGateway) == "n1"
+		return len(st.Members) == 3 && st.Owner(lab.ExtGateway) == "n1" && st.Owner(lab.IntGateway) == "n1"
 	})
 	if err != nil {
 		return err
@@ -155,15 +155,6 @@ func pause(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return fmt.Errorf("demo interrupted: %w", context.Cause(ctx))
 	}
-}
-
-func owner(st mgmt.Status, vip netip.Addr) string {
-	for _, v := range st.VIPs {
-		if v.VIP == vip {
-			return v.Owner
-		}
-	}
-	return ""
 }
 
 func printIndented(w io.Writer, st mgmt.Status) {

@@ -113,7 +113,7 @@ func (r *Ringway) Owner(ctx context.Context, l *lab.Lab) (int, error) {
 	}
 	var owner string
 	for _, st := range sts {
-		o := vipOwner(st, lab.ExtGateway)
+		o := st.Owner(lab.ExtGateway)
 		if o == "" {
 			return 0, fmt.Errorf("%w (%s sees none)", ErrNoOwner, st.Node)
 		}
@@ -227,7 +227,7 @@ func home(ctx context.Context, l *lab.Lab) string {
 		return p
 	}
 	for _, gw := range []netip.Addr{lab.ExtGateway, lab.IntGateway} {
-		if o := vipOwner(sts[0], gw); o != "n1" {
+		if o := sts[0].Owner(gw); o != "n1" {
 			return fmt.Sprintf("%s is owned by %q, not its preferred n1", gw, o)
 		}
 	}
@@ -279,15 +279,6 @@ func statuses(ctx context.Context, l *lab.Lab) ([]mgmt.Status, error) {
 		sts = append(sts, st)
 	}
 	return sts, nil
-}
-
-func vipOwner(st mgmt.Status, vip netip.Addr) string {
-	for _, v := range st.VIPs {
-		if v.VIP == vip {
-			return v.Owner
-		}
-	}
-	return ""
 }
 
 // nodeIndex turns a lab node id ("n2") into its index.
