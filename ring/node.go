@@ -141,6 +141,7 @@ func NewNode(cfg Config) (*Node, error) {
 	cfg.Nodes = slices.Clone(cfg.Nodes)
 	n := &Node{cfg: cfg, mode: ModeStarting, tokLoss: int64(cfg.TokenLossTicks())}
 	n.rl.recent = make(map[NodeID]*recentIDs)
+	n.rl.ackPath = make(map[NodeID]int)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()

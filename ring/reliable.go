@@ -8,7 +8,11 @@ import (
 // The reliable message layer (patent "Consistent State Sharing"): a message
 // of any size is split into frames, every frame is acknowledged by the
 // receiver on the path it arrived on, and unacknowledged frames are resent
-// on every path with a timeout that doubles each time. After AckRetries
+// on every path with a timeout that doubles each time. The first try goes on
+// one path only (the path the last ack from that node came back on: one
+// that works), which halves the datagrams, and the wakeups, of a hop whose
+// first try succeeds; a first try lost on a bad path costs one AckTimeout,
+// never the hop, because every resend goes on every path. After AckRetries
 // resends without an ack for some frame the message fails and the protocol
 // layer is told (the patent's callback). The receiver buffers fragments
 // until the message is whole, then hands it up once: a window of recently
@@ -74,6 +78,9 @@ type reliable struct {
 	inBytes int // payload bytes buffered in in
 	recent  map[NodeID]*recentIDs
 	nextID  uint64
+	// ackPath is, per peer, the path the last ack from it arrived on: the
+	// path of the next first try to it.
+	ackPath map[NodeID]int
 }
 
 var errBadFrame = errors.New("ring: bad frame")
@@ -118,10 +125,19 @@ func (n *Node) send(to NodeID, m *Message, tag sendTag) uint64 {
 	return o.id
 }
 
-// transmit sends every unacked frame of o on every path and arms the timer.
+// transmit sends every unacked frame of o, the first time on one path
+// (firstPath), then on every path, and arms the timer.
 func (n *Node) transmit(o *outMsg) {
+	one := -1
+	if o.tries == 0 && n.cfg.Paths > 1 {
+		one = n.firstPath(o)
+	}
 	for i, f := range o.frames {
 		if o.acked[i] {
+			continue
+		}
+		if one >= 0 {
+			n.emit(o.to, one, f)
 			continue
 		}
 		for p := 0; p < n.cfg.Paths; p++ {
@@ -130,6 +146,16 @@ func (n *Node) transmit(o *outMsg) {
 	}
 	o.tries++
 	o.nextAt = n.now + int64(o.timeout)
+}
+
+// firstPath is the path of a message's first try: the path the last ack
+// from its destination came back on, so a dead or lossy path is left after
+// its first loss; before any ack from it, paths take turns by message id.
+func (n *Node) firstPath(o *outMsg) int {
+	if p, ok := n.rl.ackPath[o.to]; ok {
+		return p
+	}
+	return int(o.id % uint64(n.cfg.Paths))
 }
 
 func (n *Node) emit(to NodeID, path int, data []byte) {
@@ -191,6 +217,7 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 			if int(f.Index) >= len(o.frames) {
 				return fmt.Errorf("%w: ack for fragment %d of a %d-fragment message", errBadFrame, f.Index, len(o.frames))
 			}
+			n.rl.ackPath[from] = path
 			if !o.acked[f.Index] {
 				o.acked[f.Index] = true
 				o.left--
