@@ -36,10 +36,6 @@ type Config struct {
 	// nodes) needs ack timeouts of a few tens of ms, i.e. a resolution of a
 	// few ms.
 	Tick time.Duration
-	// QueueLen bounds the datagrams waiting between the receive goroutines
-	// and the core (beyond it they are dropped as DropQueueFull). Default
-	// 256 datagrams: about 300 KB, many times a token rotation.
-	QueueLen int
 	// EventQueue bounds the core events waiting for Events() readers; newer
 	// events are dropped and counted beyond it. Default 1024 events.
 	EventQueue int
@@ -66,7 +62,6 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Tick:       2 * time.Millisecond, // see Config.Tick
-		QueueLen:   256,                  // datagrams
 		EventQueue: 1024,                 // events
 		StaleBoot:  5 * time.Second,
 		Listen:     ListenUDP,
@@ -88,9 +83,6 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.Tick == 0 {
 		c.Tick = d.Tick
-	}
-	if c.QueueLen == 0 {
-		c.QueueLen = d.QueueLen
 	}
 	if c.EventQueue == 0 {
 		c.EventQueue = d.EventQueue
@@ -153,8 +145,8 @@ func (c *Config) validate() error {
 			seen[a] = id
 		}
 	}
-	if c.Tick <= 0 || c.QueueLen <= 0 || c.EventQueue <= 0 || c.StaleBoot <= 0 {
-		return errors.New("ring: Tick, QueueLen, EventQueue and StaleBoot must be positive")
+	if c.Tick <= 0 || c.EventQueue <= 0 || c.StaleBoot <= 0 {
+		return errors.New("ring: Tick, EventQueue and StaleBoot must be positive")
 	}
 	return nil
 }

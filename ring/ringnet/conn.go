@@ -44,19 +44,40 @@ func ListenUDP(local netip.AddrPort) (Conn, error) {
 		return nil, fmt.Errorf("ring: bind %v: %w", local, err)
 	}
 	_ = c.SetReadBuffer(rcvBuf) // best effort: the kernel caps it at rmem_max
-	return udpConn{c}, nil
+	u := &udpConn{c: c}
+	if haveRawUDP4 && local.Addr().Is4() {
+		// IPv4 sockets read and write through rawUDP4 (no scheduler
+		// bookkeeping per datagram); IPv6 ones through the net package.
+		if rc, err := c.SyscallConn(); err == nil {
+			u.raw = newRawUDP4(rc)
+		}
+	}
+	return u, nil
 }
 
-type udpConn struct{ c *net.UDPConn }
+type udpConn struct {
+	c   *net.UDPConn
+	raw *rawUDP4 // IPv4 on Linux; nil: the net package
+}
 
-func (u udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) { return u.c.ReadFromUDPAddrPort(b) }
-func (u udpConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+func (u *udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
+	if u.raw != nil {
+		return u.raw.ReadFrom(b)
+	}
+	return u.c.ReadFromUDPAddrPort(b)
+}
+
+func (u *udpConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	if u.raw != nil && to.Addr().Is4() {
+		return u.raw.WriteTo(b, to)
+	}
 	return u.c.WriteToUDPAddrPort(b, to)
 }
-func (u udpConn) Close() error { return u.c.Close() }
+
+func (u *udpConn) Close() error { return u.c.Close() }
 
 // LocalPort returns the bound port (useful after binding port 0).
-func (u udpConn) LocalPort() uint16 { return u.c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
+func (u *udpConn) LocalPort() uint16 { return u.c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
 
 // AddrNotLocalError reports that a configured primary address of this node is
 // not an address of any interface of this host.

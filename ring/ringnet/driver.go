@@ -1,6 +1,7 @@
 package ringnet
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,13 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
 
 // Core is what the driver needs from the ring protocol core (*ring.Node
 // implements it). The core is not safe for concurrent use: the driver calls
-// it from one goroutine only, the one running Run.
+// it under one lock, from whichever of its goroutines has the input (a
+// receive goroutine with a datagram, Run with a tick, Do's caller), so that
+// an input costs no handoff between goroutines.
 //
 // Step gets the plaintext of one authentic datagram; it must not keep data
 // after it returns (the driver reuses the buffer). Ready drains the pending
@@ -44,7 +48,7 @@ type Idler interface {
 var ErrClosed = errors.New("ringnet: driver closed")
 
 // Driver runs one ring core over UDP: one socket per path on this node's
-// primary addresses, a ticker, and authentication of every datagram. See the
+// primary addresses, a timer, and authentication of every datagram. See the
 // package documentation.
 type Driver struct {
 	cfg    Config
@@ -54,35 +58,41 @@ type Driver struct {
 	opener *opener
 	stats  counters
 
-	rx     chan *rxBuf // authentic datagrams, receive goroutines → owner
-	free   chan *rxBuf // the fixed pool of receive buffers
-	do     chan doReq
-	states chan State // latest committed state, capacity 1
+	states chan State // latest changed committed state, capacity 1
 	events chan Event
 	left   chan struct{} // closed when the core reports Left
-	// stopped is closed when the owner loop has returned.
-	stopped chan struct{}
+	// started is closed when Run has started the core's clock; stopped
+	// when Run has returned.
+	started, stopped chan struct{}
 
-	mu      sync.Mutex
+	mu      sync.Mutex // ran, closed, cancel
 	ran     bool
 	closed  bool
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // Run
 	connsMu sync.Once
 
-	txBuf []byte // owner only
+	// coreMu guards the core and everything below: every call into the
+	// core holds it. A channel of capacity 1 rather than a sync.Mutex, so
+	// that a goroutine waiting for it counts as durably blocked inside a
+	// testing/synctest bubble.
+	coreMu lock
+	clk    *tickClock
+	ended  bool // Run is returning (or the core has left): the core is not called again
+	txBuf  []byte
+	last   *State // the last state offered on states
 }
 
+// lock is a mutex made of a channel of capacity 1 (newLock).
+type lock chan struct{}
+
+func newLock() lock    { return make(lock, 1) }
+func (l lock) Lock()   { l <- struct{}{} }
+func (l lock) Unlock() { <-l }
+
+// rxBuf is one receive goroutine's buffer.
 type rxBuf struct {
-	buf     [MaxDatagram + 1]byte // one spare byte reveals oversized datagrams
-	from    NodeID
-	path    int
-	payload []byte
-}
-
-type doReq struct {
-	fn   func(Core)
-	done chan struct{}
+	buf [MaxDatagram + 1]byte // one spare byte reveals oversized datagrams
 }
 
 // New checks cfg, binds one socket per path to this node's primary addresses
@@ -113,23 +123,15 @@ func New(cfg Config, core Core) (*Driver, error) {
 		core:    core,
 		sealer:  s,
 		opener:  newOpener(cfg.Key, cfg.Self, cfg.Nodes, cfg.StaleBoot, cfg.Now),
-		rx:      make(chan *rxBuf, cfg.QueueLen),
-		do:      make(chan doReq),
 		states:  make(chan State, 1),
 		events:  make(chan Event, cfg.EventQueue),
 		left:    make(chan struct{}),
+		started: make(chan struct{}),
+		coreMu:  newLock(),
 		stopped: make(chan struct{}),
 		txBuf:   make([]byte, 0, MaxDatagram),
 	}
-	mine := cfg.Nodes[cfg.Self-1]
-	// Each receive goroutine holds at most one buffer, the queue at most
-	// QueueLen and the owner one: the pool never runs dry.
-	npool := cfg.QueueLen + len(mine) + 1
-	d.free = make(chan *rxBuf, npool)
-	for range npool {
-		d.free <- new(rxBuf)
-	}
-	for p, a := range mine {
+	for p, a := range cfg.Nodes[cfg.Self-1] {
 		c, err := cfg.Listen(a)
 		if err != nil {
 			for _, c := range d.conns {
@@ -167,10 +169,11 @@ func (d *Driver) Done() <-chan struct{} { return d.stopped }
 func (d *Driver) Left() <-chan struct{} { return d.left }
 
 // Run runs the driver until ctx is done, Close is called or the core has
-// left: it starts one receive goroutine per path, ticks the core every
-// cfg.Tick, and sends what the core asks for. It returns nil on any of these
-// ends, after every goroutine it started has stopped and the sockets are
-// closed; a Driver runs once.
+// left: it starts one receive goroutine per path (each steps the core with
+// the datagrams it reads), ticks the core when its next timer is due, and
+// sends what the core asks for. It returns nil on any of these ends, after
+// every goroutine it started has stopped and the sockets are closed; a
+// Driver runs once.
 func (d *Driver) Run(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed {
@@ -190,73 +193,78 @@ func (d *Driver) Run(ctx context.Context) error {
 	defer close(d.stopped)
 	defer cancel()
 
+	d.cfg.Logger.Info("ring driver started", "node", d.cfg.name(d.cfg.Self), "paths", len(d.conns), "boot", d.sealer.boot, "tick", d.cfg.Tick)
+	d.coreMu.Lock()
+	d.clk = newTickClock(d.cfg.Tick, time.Now(), d.core)
+	d.afterInput(d.flush(), cancel)
+	d.coreMu.Unlock()
+	close(d.started)
+	defer d.clk.timer.Stop()
+
 	var rwg sync.WaitGroup
 	for p, c := range d.conns {
 		rwg.Add(1)
 		go func() {
 			defer rwg.Done()
-			d.receive(ctx, p, c)
+			d.receive(ctx, cancel, p, c)
 		}()
 	}
 	defer func() {
+		d.coreMu.Lock()
+		d.ended = true
+		d.coreMu.Unlock()
 		d.closeConns()
 		rwg.Wait()
-		// Return queued buffers so a second look at the pool is consistent.
-		for {
-			select {
-			case b := <-d.rx:
-				d.free <- b
-			default:
-				return
-			}
-		}
 	}()
 
-	d.cfg.Logger.Info("ring driver started", "node", d.cfg.name(d.cfg.Self), "paths", len(d.conns), "boot", d.sealer.boot, "tick", d.cfg.Tick)
-	clk := newTickClock(d.cfg.Tick, time.Now(), d.core)
-	defer clk.timer.Stop()
-	if d.flush() {
-		return nil
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			d.cfg.Logger.Info("ring driver stopped", "node", d.cfg.name(d.cfg.Self))
+			select {
+			case <-d.left:
+				d.cfg.Logger.Info("ring driver: left the ring", "node", d.cfg.name(d.cfg.Self))
+			default:
+				d.cfg.Logger.Info("ring driver stopped", "node", d.cfg.name(d.cfg.Self))
+			}
 			return nil
-		case b := <-d.rx:
-			if d.advance(clk) {
-				return nil
+		case <-d.clk.timer.C:
+			d.coreMu.Lock()
+			d.clk.fired()
+			if !d.ended {
+				d.afterInput(d.clk.advance(time.Now(), d.flush), cancel)
 			}
-			if err := d.core.Step(b.from, b.path, b.payload); err != nil {
-				d.stats.drops[DropCoreReject].Add(1)
-				if d.debugOn() {
-					d.cfg.Logger.Debug("ring: core rejected datagram", "from", b.from, "path", b.path, "err", err)
-				}
-			}
-			d.free <- b
-		case <-clk.timer.C:
-			if d.advance(clk) {
-				return nil
-			}
-		case req := <-d.do:
-			if d.advance(clk) {
-				return nil
-			}
-			req.fn(d.core)
-			close(req.done)
+			d.coreMu.Unlock()
 		}
-		if d.flush() {
-			d.cfg.Logger.Info("ring driver: left the ring", "node", d.cfg.name(d.cfg.Self))
-			return nil
-		}
-		clk.arm()
 	}
 }
 
-// advance delivers the ticks that are due (see tickClock) and sends what they
-// produce. It reports whether the core has left.
-func (d *Driver) advance(c *tickClock) bool {
-	return c.advance(time.Now(), d.flush)
+// afterInput ends the driver if the core has left, else sets the timer for
+// the core's next tick that may act. The caller holds d.coreMu.
+func (d *Driver) afterInput(left bool, cancel context.CancelFunc) {
+	if left {
+		d.ended = true
+		cancel()
+		return
+	}
+	d.clk.arm()
+}
+
+// input runs fn on the core under the core lock, after bringing the core's
+// clock up to now, and sends what it produces. It reports false, without
+// running fn, when the core is not to be called any more.
+func (d *Driver) input(cancel context.CancelFunc, fn func()) bool {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	if d.ended {
+		return false
+	}
+	left := d.clk.advance(time.Now(), d.flush)
+	if !left {
+		fn()
+		left = d.flush()
+	}
+	d.afterInput(left, cancel)
+	return true
 }
 
 // Close stops Run (if it runs), closes the sockets and waits until every
@@ -282,21 +290,29 @@ func (d *Driver) closeConns() {
 	})
 }
 
-// Do runs fn on the goroutine that owns the core, between two inputs, and
+// Do runs fn on the core, serialised with every other input (under the
+// driver's core lock, on the caller's goroutine), once Run has started, and
 // waits for it; output fn causes is sent right after. Use it to read the
 // core's status or to act on it from other goroutines. fn must not call Do.
-// Do returns ErrClosed once Run has returned, and ctx.Err() if ctx ends
-// before fn could start.
+// Do returns ErrClosed once Run has returned (or is returning), and
+// ctx.Err() if ctx ends before fn could start.
 func (d *Driver) Do(ctx context.Context, fn func(Core)) error {
-	req := doReq{fn: fn, done: make(chan struct{})}
 	select {
-	case d.do <- req:
+	case <-d.started:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-d.stopped:
 		return ErrClosed
 	}
-	<-req.done
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	cancel := d.cancel
+	d.mu.Unlock()
+	if !d.input(cancel, func() { fn(d.core) }) {
+		return ErrClosed
+	}
 	return nil
 }
 
@@ -349,9 +365,16 @@ func (d *Driver) flush() (left bool) {
 	return left
 }
 
-// publish replaces any undelivered state with s. Only the owner goroutine
-// sends on d.states, so after draining it the send cannot block.
+// publish offers s on States(), replacing any undelivered state, unless it
+// is the state last offered with only a newer Seq: every token hop commits
+// a state, and waking the reader for each would cost it (and the host) a
+// wakeup per hop to learn nothing. Only the core's lock holder sends on
+// d.states, so after draining it the send cannot block.
 func (d *Driver) publish(s State) {
+	if d.last != nil && sameState(d.last, &s) {
+		return
+	}
+	d.last = &s
 	select {
 	case d.states <- s:
 		return
@@ -365,6 +388,20 @@ func (d *Driver) publish(s State) {
 	case d.states <- s:
 	default:
 	}
+}
+
+// sameState reports whether a and b differ at most in Seq.
+func sameState(a, b *State) bool {
+	if a.RingID != b.RingID || a.Holder != b.Holder || a.Alone != b.Alone || a.NoQuorum != b.NoQuorum ||
+		!slices.Equal(a.Members, b.Members) || (a.Members == nil) != (b.Members == nil) || len(a.Carriages) != len(b.Carriages) {
+		return false
+	}
+	for i := range a.Carriages {
+		if a.Carriages[i].Kind != b.Carriages[i].Kind || !bytes.Equal(a.Carriages[i].Data, b.Carriages[i].Data) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *Driver) send(p Packet) {
@@ -403,15 +440,9 @@ func (d *Driver) debugOn() bool {
 }
 
 // receive reads path p's socket until it is closed, authenticates each
-// datagram and queues the authentic ones for the owner goroutine.
-func (d *Driver) receive(ctx context.Context, path int, c Conn) {
-	var b *rxBuf
-	select {
-	case b = <-d.free:
-	case <-ctx.Done():
-		return
-	}
-	defer func() { d.free <- b }()
+// datagram and steps the core with the authentic ones, on this goroutine.
+func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path int, c Conn) {
+	b := new(rxBuf)
 	for {
 		n, src, err := c.ReadFrom(b.buf[:])
 		if err != nil {
@@ -446,14 +477,18 @@ func (d *Driver) receive(ctx context.Context, path int, c Conn) {
 			d.cfg.Logger.Warn("ring: peer came back with an older boot id than before: its clock went back across a restart, or someone replays its past datagrams",
 				"peer", d.cfg.name(h.From), "boot", h.Boot)
 		}
-		b.from, b.path, b.payload = h.From, path, pt
-		select {
-		case d.rx <- b:
+		stepped := d.input(cancel, func() {
 			d.stats.rxDatagrams.Add(1)
 			d.stats.rxBytes.Add(uint64(n))
-			b = <-d.free // never blocks: see the pool size in New
-		default:
-			d.stats.drops[DropQueueFull].Add(1)
+			if err := d.core.Step(h.From, path, pt); err != nil {
+				d.stats.drops[DropCoreReject].Add(1)
+				if d.debugOn() {
+					d.cfg.Logger.Debug("ring: core rejected datagram", "from", h.From, "path", path, "err", err)
+				}
+			}
+		})
+		if !stepped {
+			return
 		}
 	}
 }

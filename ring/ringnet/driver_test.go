@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ring/ringnet/ringnettest"
 )
@@ -287,45 +289,95 @@ func TestDriverRestart(t *testing.T) {
 func TestDriverStatesLatestWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fc := newFakeCluster(t, 1, nil)
-		for seq := uint64(1); seq <= 5; seq++ {
-			fc.do(1, func(c *fakeCore) { c.states = []ringnet.State{{Seq: seq}} })
+		for id := uint64(1); id <= 5; id++ {
+			fc.do(1, func(c *fakeCore) { c.states = []ringnet.State{{RingID: id, Seq: id}} })
 		}
 		got := <-fc.d[0].States()
-		if got.Seq != 5 {
-			t.Errorf("first state read = seq %d, want 5 (latest)", got.Seq)
+		if got.RingID != 5 {
+			t.Errorf("first state read = ring %d, want 5 (latest)", got.RingID)
 		}
 		select {
 		case s := <-fc.d[0].States():
-			t.Errorf("second state %d, want none", s.Seq)
+			t.Errorf("second state %d, want none", s.RingID)
 		default:
 		}
-		fc.do(1, func(c *fakeCore) { c.states = []ringnet.State{{Seq: 6}} })
-		if got := <-fc.d[0].States(); got.Seq != 6 {
-			t.Errorf("next state = %d, want 6", got.Seq)
+		fc.do(1, func(c *fakeCore) { c.states = []ringnet.State{{RingID: 6, Seq: 6}} })
+		if got := <-fc.d[0].States(); got.RingID != 6 {
+			t.Errorf("next state = ring %d, want 6", got.RingID)
 		}
 	})
 }
 
-func TestDriverQueueFull(t *testing.T) {
+// TestDriverStatesOnlyChanges: a state that differs from the last one
+// offered only in Seq (every token hop commits one) is not offered again;
+// any other difference is.
+func TestDriverStatesOnlyChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fc := newFakeCluster(t, 2, func(c *ringnet.Config) { c.QueueLen = 4 })
+		fc := newFakeCluster(t, 1, nil)
+		base := ringnet.State{RingID: 7, Seq: 1, Members: []ringnet.NodeID{1, 2}, Holder: 1,
+			Carriages: []ring.Carriage{{Kind: 1, Data: []byte("table")}}}
+		with := func(f func(s *ringnet.State)) ringnet.State {
+			s := base
+			s.Members = slices.Clone(base.Members)
+			s.Carriages = []ring.Carriage{{Kind: 1, Data: []byte("table")}}
+			f(&s)
+			return s
+		}
+		for _, tc := range []struct {
+			name  string
+			state ringnet.State
+			want  bool
+		}{
+			{"first", base, true},
+			{"only seq", with(func(s *ringnet.State) { s.Seq = 2 }), false},
+			{"only seq again", with(func(s *ringnet.State) { s.Seq = 3 }), false},
+			{"members", with(func(s *ringnet.State) { s.Seq, s.Members = 4, []ringnet.NodeID{1} }), true},
+			{"members back", with(func(s *ringnet.State) { s.Seq = 5 }), true},
+			{"carriage", with(func(s *ringnet.State) { s.Seq, s.Carriages[0].Data = 6, []byte("tablf") }), true},
+			{"ring id", with(func(s *ringnet.State) { s.Seq, s.Carriages[0].Data, s.RingID = 7, []byte("tablf"), 8 }), true},
+			{"no quorum", with(func(s *ringnet.State) { s.Seq, s.Carriages[0].Data, s.RingID, s.NoQuorum = 8, []byte("tablf"), 8, true }), true},
+		} {
+			fc.do(1, func(c *fakeCore) { c.states = []ringnet.State{tc.state} })
+			var got *ringnet.State
+			select {
+			case s := <-fc.d[0].States():
+				got = &s
+			default:
+			}
+			if (got != nil) != tc.want {
+				t.Errorf("%s: delivered = %v, want %v", tc.name, got != nil, tc.want)
+			}
+			if got != nil && got.Seq != tc.state.Seq {
+				t.Errorf("%s: delivered seq %d, want %d", tc.name, got.Seq, tc.state.Seq)
+			}
+		}
+	})
+}
+
+// TestDriverCoreBusy: while the core is busy (a Do that blocks), datagrams
+// wait in the socket's buffer and are all stepped, in order, afterwards.
+func TestDriverCoreBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeCluster(t, 2, nil)
 		release := make(chan struct{})
 		blocked := make(chan struct{})
 		go fc.d[1].Do(context.Background(), func(ringnet.Core) { close(blocked); <-release })
 		<-blocked
+		var want []step
 		fc.do(1, func(c *fakeCore) {
-			for range 10 {
-				c.out = append(c.out, ringnet.Packet{To: 2, Data: []byte("x")})
+			for i := range 10 {
+				c.out = append(c.out, ringnet.Packet{To: 2, Data: []byte{'a' + byte(i)}})
+				want = append(want, step{1, 0, string([]byte{'a' + byte(i)})})
 			}
 		})
 		synctest.Wait()
+		if n := fc.d[1].Stats().RxDatagrams; n != 0 {
+			t.Errorf("core stepped %d datagrams while busy, want 0", n)
+		}
 		close(release)
 		synctest.Wait()
-		if n := len(fc.steps(2)); n != 4 {
-			t.Errorf("core stepped %d datagrams, want 4 (the queue)", n)
-		}
-		if got := fc.d[1].Stats().Drops[ringnet.DropQueueFull]; got != 6 {
-			t.Errorf("queue_full drops = %d, want 6", got)
+		if diff := cmp.Diff(want, fc.steps(2)); diff != "" {
+			t.Errorf("node 2 steps (-want +got):\n%s", diff)
 		}
 	})
 }

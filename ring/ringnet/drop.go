@@ -19,14 +19,13 @@ const (
 	DropStaleBoot                       // sender boot id older than the one already accepted
 	DropReplay                          // counter already seen or older than the replay window
 	DropAuth                            // authentication failed: forged, corrupted or another key
-	DropQueueFull                       // receive queue to the core full (core too slow)
 	DropCoreReject                      // authentic, but the core's Step returned an error
 	NumDropReasons                      // number of reasons, for arrays
 )
 
 var dropNames = [NumDropReasons]string{
 	"none", "short", "oversize", "version", "malformed", "wrong_path", "not_for_us",
-	"unknown_sender", "stale_boot", "replay", "auth", "queue_full", "core_reject",
+	"unknown_sender", "stale_boot", "replay", "auth", "core_reject",
 }
 
 // String returns the reason's metric label, e.g. "replay".

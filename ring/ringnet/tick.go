@@ -20,12 +20,18 @@ type tickClock struct {
 	core  Core
 	idler Idler // nil: tick every period
 	timer *time.Timer
+	// armedAt is when the timer is set to fire, while armed: arm leaves a
+	// timer that is already right alone (a Reset to an earlier time wakes
+	// the runtime's poller).
+	armedAt time.Time
+	armed   bool
 }
 
 func newTickClock(tick time.Duration, now time.Time, core Core) *tickClock {
 	c := &tickClock{tick: tick, next: now.Add(tick), core: core}
 	c.idler, _ = core.(Idler)
 	c.timer = time.NewTimer(tick)
+	c.armed, c.armedAt = true, now.Add(tick)
 	c.ask()
 	c.arm()
 	return c
@@ -43,8 +49,16 @@ func (c *tickClock) ask() {
 // arm sets the timer for the next tick that may act.
 func (c *tickClock) arm() {
 	c.ask()
-	c.timer.Reset(time.Until(c.next.Add(time.Duration(c.idle) * c.tick)))
+	at := c.next.Add(time.Duration(c.idle) * c.tick)
+	if c.armed && at.Equal(c.armedAt) {
+		return
+	}
+	c.armed, c.armedAt = true, at
+	c.timer.Reset(time.Until(at))
 }
+
+// fired records that the timer has fired (its value was received).
+func (c *tickClock) fired() { c.armed = false }
 
 // advance delivers the ticks due at now and calls flush after a tick that
 // may act. It reports whether flush did (the core left).
