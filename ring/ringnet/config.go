@@ -36,6 +36,11 @@ type Config struct {
 	// nodes) needs ack timeouts of a few tens of ms, i.e. a resolution of a
 	// few ms.
 	Tick time.Duration
+	// Timer selects how the driver wakes for the core's timers: the zero
+	// value is TimerOS where the system has it (Linux), TimerGo elsewhere.
+	// TestConfig selects TimerGo, which testing/synctest's virtual clock
+	// drives.
+	Timer TimerKind
 	// EventQueue bounds the core events waiting for Events() readers; newer
 	// events are dropped and counted beyond it. Default 1024 events.
 	EventQueue int
@@ -75,6 +80,7 @@ func DefaultConfig() Config {
 func TestConfig() Config {
 	c := DefaultConfig()
 	c.StaleBoot = 200 * time.Millisecond
+	c.Timer = TimerGo
 	return c
 }
 
@@ -144,6 +150,9 @@ func (c *Config) validate() error {
 			}
 			seen[a] = id
 		}
+	}
+	if c.Timer > TimerGo {
+		return fmt.Errorf("ring: unknown Timer %d; use TimerDefault, TimerOS or TimerGo", c.Timer)
 	}
 	if c.Tick <= 0 || c.EventQueue <= 0 || c.StaleBoot <= 0 {
 		return errors.New("ring: Tick, EventQueue and StaleBoot must be positive")

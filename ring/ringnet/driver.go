@@ -195,11 +195,12 @@ func (d *Driver) Run(ctx context.Context) error {
 
 	d.cfg.Logger.Info("ring driver started", "node", d.cfg.name(d.cfg.Self), "paths", len(d.conns), "boot", d.sealer.boot, "tick", d.cfg.Tick)
 	d.coreMu.Lock()
-	d.clk = newTickClock(d.cfg.Tick, time.Now(), d.core)
+	d.clk = newTickClock(d.cfg.Tick, time.Now(), d.core, d.cfg.Timer)
 	d.afterInput(d.flush(), cancel)
 	d.coreMu.Unlock()
 	close(d.started)
-	defer d.clk.timer.Stop()
+	defer d.clk.timer.stop()
+	defer context.AfterFunc(ctx, d.clk.timer.stop)()
 
 	var rwg sync.WaitGroup
 	for p, c := range d.conns {
@@ -217,25 +218,21 @@ func (d *Driver) Run(ctx context.Context) error {
 		rwg.Wait()
 	}()
 
-	for {
-		select {
-		case <-ctx.Done():
-			select {
-			case <-d.left:
-				d.cfg.Logger.Info("ring driver: left the ring", "node", d.cfg.name(d.cfg.Self))
-			default:
-				d.cfg.Logger.Info("ring driver stopped", "node", d.cfg.name(d.cfg.Self))
-			}
-			return nil
-		case <-d.clk.timer.C:
-			d.coreMu.Lock()
-			d.clk.fired()
-			if !d.ended {
-				d.afterInput(d.clk.advance(time.Now(), d.flush), cancel)
-			}
-			d.coreMu.Unlock()
+	for d.clk.timer.wait(ctx) {
+		d.coreMu.Lock()
+		d.clk.fired()
+		if !d.ended {
+			d.afterInput(d.clk.advance(time.Now(), d.flush), cancel)
 		}
+		d.coreMu.Unlock()
 	}
+	select {
+	case <-d.left:
+		d.cfg.Logger.Info("ring driver: left the ring", "node", d.cfg.name(d.cfg.Self))
+	default:
+		d.cfg.Logger.Info("ring driver stopped", "node", d.cfg.name(d.cfg.Self))
+	}
+	return nil
 }
 
 // afterInput ends the driver if the core has left, else sets the timer for

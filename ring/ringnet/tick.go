@@ -19,7 +19,7 @@ type tickClock struct {
 	idle  int       // ticks from next on that the core promised idle
 	core  Core
 	idler Idler // nil: tick every period
-	timer *time.Timer
+	timer wakeTimer
 	// armedAt is when the timer is set to fire, while armed: arm leaves a
 	// timer that is already right alone (a Reset to an earlier time wakes
 	// the runtime's poller).
@@ -27,11 +27,11 @@ type tickClock struct {
 	armed   bool
 }
 
-func newTickClock(tick time.Duration, now time.Time, core Core) *tickClock {
+func newTickClock(tick time.Duration, now time.Time, core Core, kind TimerKind) *tickClock {
 	c := &tickClock{tick: tick, next: now.Add(tick), core: core}
 	c.idler, _ = core.(Idler)
-	c.timer = time.NewTimer(tick)
-	c.armed, c.armedAt = true, now.Add(tick)
+	c.timer = newWakeTimer(kind, c.next)
+	c.armed, c.armedAt = true, c.next
 	c.ask()
 	c.arm()
 	return c
@@ -54,7 +54,7 @@ func (c *tickClock) arm() {
 		return
 	}
 	c.armed, c.armedAt = true, at
-	c.timer.Reset(time.Until(at))
+	c.timer.set(at)
 }
 
 // fired records that the timer has fired (its value was received).

@@ -105,10 +105,22 @@ func newUDPCluster(t *testing.T, n int, mk func(id ringnet.NodeID) ringnet.Core,
 // port; otherwise listen (an in-memory network) with port 7000.
 func newCluster(t *testing.T, n int, mk func(id ringnet.NodeID) ringnet.Core, tweak func(*ringnet.Config), listen ringnet.ListenFunc) *udpCluster {
 	var nodes [][]netip.AddrPort
-	if listen == nil {
+	onUDP := listen == nil
+	if onUDP {
 		listen, nodes = ringnet.ListenUDP, addrs(n, freePort(t))
 	} else {
 		nodes = addrs(n, 7000)
+	}
+	if onUDP {
+		// Real sockets run in real time: use the production timer (a
+		// timerfd), which TestConfig replaces for synctest.
+		user := tweak
+		tweak = func(c *ringnet.Config) {
+			c.Timer = ringnet.TimerDefault
+			if user != nil {
+				user(c)
+			}
+		}
 	}
 	uc := &udpCluster{t: t, nodes: nodes, mk: mk, tweak: tweak, listen: listen, n: make([]*udpNode, n)}
 	t.Cleanup(func() {
