@@ -20,6 +20,7 @@ type osTimer struct {
 	buf    [8]byte // expiration count
 	ok     bool
 	readFn func(uintptr) bool
+	setFn  func(uintptr)
 	spec   unix.ItimerSpec
 }
 
@@ -35,7 +36,7 @@ func newOSTimer() (*osTimer, error) {
 		return nil, err
 	}
 	t := &osTimer{f: f, rc: rc}
-	t.readFn = t.read
+	t.readFn, t.setFn = t.read, t.settime
 	return t, nil
 }
 
@@ -44,9 +45,11 @@ func newOSTimer() (*osTimer, error) {
 func (t *osTimer) set(at time.Time) {
 	d := max(time.Until(at), 1)
 	t.spec.Value = unix.NsecToTimespec(int64(d))
-	t.rc.Control(func(fd uintptr) {
-		unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&t.spec)), 0, 0, 0)
-	})
+	t.rc.Control(t.setFn) // fails only once stopped, when nothing waits
+}
+
+func (t *osTimer) settime(fd uintptr) {
+	unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&t.spec)), 0, 0, 0)
 }
 
 func (t *osTimer) read(fd uintptr) bool {
