@@ -11,28 +11,51 @@
 //	       │                   │                  check, replay window, AES-GCM open
 //	       └────────┬──────────┘
 //	                ▼
-//	   bounded queue (Config.QueueLen)            full → DropQueueFull
-//	                │
-//	 owner goroutine (Run): the only caller of the core
-//	   select: datagram → core.Step | ticker → core.Tick | Do(fn) → fn(core)
+//	   core lock: one input at a time, on the goroutine that has it
+//	     datagram (receive goroutine) → core.Step
+//	     timer    (Run goroutine)     → core.Tick
+//	     Do(fn)   (caller goroutine)  → fn(core)
 //	   then core.Ready(): Packets → seal → socket of Packet.Path → peer's
 //	                      address on that path
-//	                      State   → States() (latest wins, never blocks)
+//	                      State   → States() (changes only, latest wins,
+//	                                never blocks)
 //	                      Events  → Events() (bounded, excess counted)
 //	                      Left    → Left() closed, Run returns
+//	   then the timer is set for the core's next tick that may act
 //
 // Path i is subnet i: this node binds Config.Nodes[Self-1][i] and sends a
 // path-i datagram to Config.Nodes[To-1][i]. The core decides which paths a
-// packet goes on (it sends every hop on all of them); a hop succeeds if any
-// path delivers.
+// packet goes on (a message's first try on one path, its resends on all of
+// them); a hop succeeds if any path delivers.
 //
 // New checks the config and binds the sockets (so an address missing from
 // the host fails at start with an error naming the config entry) but starts
 // no goroutine. Run(ctx) runs until ctx ends, Close is called or the core has
 // left, and returns only after every goroutine it started has stopped.
 // Close stops Run and waits. Other goroutines (the node daemon's admin
-// requests, monitors) reach the core through Do, which runs a function on
-// the owner goroutine.
+// requests, monitors) reach the core through Do.
+//
+// # Wakeups
+//
+// The driver is built to wake the process as little as the protocol allows,
+// because on a virtual machine each wakeup of a thread costs tens of
+// microseconds, far more than the protocol's own work (docs/ring.md, "CPU
+// per node"). A token hop costs each node three wakeups: the token arriving,
+// the end of its hold, and the ack of its pass. To keep it at that:
+//   - the goroutine the poller wakes for a datagram steps the core itself,
+//     under the core lock (a channel of capacity 1), instead of handing the
+//     datagram to another goroutine, which would wake a second thread;
+//   - IPv4 sockets are read and written with non-blocking raw system calls
+//     (rawUDP4): a counted syscall.Syscall wakes the runtime's monitor
+//     thread (sysmon) whenever it sleeps;
+//   - the core's timers wake the Run goroutine through a timerfd that the
+//     runtime's poller watches (Config.Timer, TimerOS): re-arming a
+//     time.Timer from a running goroutine makes the runtime wake an idle
+//     thread, and its firing hands off once more;
+//   - a committed state that differs from the last one only in its sequence
+//     number (every hop commits one) is not offered on States(), so the
+//     reader does not wake for nothing;
+//   - the driver sleeps through ticks the core promises idle (Idler).
 //
 // # Ticks
 //
@@ -116,8 +139,9 @@
 //     impersonate another sender: receiver, path and sender are
 //     authenticated, and the per-boot key is bound to the sender id;
 //   - cannot read the token (VIP table, loads): the payload is encrypted;
-//   - cannot exhaust memory: buffers, the queue to the core and the event
-//     queue are fixed-size; per-peer state is one entry per node-map node.
+//   - cannot exhaust memory: buffers (one per receive goroutine) and the
+//     event queue are fixed-size; per-peer state is one entry per node-map
+//     node.
 //
 // One trade-off is deliberate: boot ids come from the wall clock, so a node
 // whose clock went back across a restart (no RTC battery, an NTP step)
@@ -132,8 +156,9 @@
 //
 // It can: drop, delay or reorder datagrams (the core's acks, resends over
 // every path and 911 recovery handle that; enough loss looks like a crash);
-// flood the sockets so the queue drops real datagrams (counted as
-// queue_full); see the header (who talks to whom, the boot times, the
+// flood the sockets so the kernel drops real datagrams when a socket's
+// receive buffer is full (the receive goroutines read as fast as the core
+// steps); see the header (who talks to whom, the boot times, the
 // traffic rate and sizes). Every node that has the cluster key is trusted
 // completely: a compromised node can say anything the protocol lets a
 // member say.
