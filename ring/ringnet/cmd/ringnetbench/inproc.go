@@ -109,5 +109,6 @@ func (c *inproc) sample() (sample, error) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	s.cpu = []time.Duration{time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	s.cs = uint64(ru.Nvcsw + ru.Nivcsw)
 	return s, nil
 }

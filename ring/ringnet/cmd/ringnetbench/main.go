@@ -185,6 +185,7 @@ type sample struct {
 	at           time.Time
 	cpu          []time.Duration
 	tx, dg, hops uint64
+	cs           uint64 // thread context switches (voluntary + involuntary), all processes
 }
 
 func freePort(n int) (uint16, error) {
@@ -286,6 +287,7 @@ func benchN(mode string, n, trials int, window time.Duration, carriage, hop int,
 	}
 	bph := float64(s1.tx-s0.tx) / hops
 	dph := float64(s1.dg-s0.dg) / hops
+	cph := float64(s1.cs-s0.cs) / hops
 	rot := float64(el.Microseconds()) / 1000 / (hops / float64(n))
 
 	base, err := baselineTicker(window)
@@ -348,6 +350,8 @@ func benchN(mode string, n, trials int, window time.Duration, carriage, hop int,
 			Note: fmt.Sprintf("UDP payload bytes sent per token hop: ringnet header+tag, both paths, token frames and acks; %.2f datagrams per hop; synthetic carriage of %d bytes", dph, carriage)},
 		{Metric: "token_bytes_per_hop_ip", Unit: "bytes", Value: round2(bph + 28*dph), Samples: int(hops),
 			Note: "token_bytes_per_hop plus 28 bytes of IPv4 and UDP header per datagram"},
+		{Metric: "context_switches_per_hop", Unit: "count", Value: round2(cph), Samples: int(hops),
+			Note: "getrusage ru_nvcsw+ru_nivcsw (every thread) summed over the nodes / token hops: the wakeups a hop costs the cluster (proc mode adds the harness's sample requests, negligible)"},
 		{Metric: "rotation", Unit: "ms", Value: round2(rot), Samples: int(hops), Note: "window / (token hops / N)"},
 		{Metric: "formation", Unit: "ms", Value: round2(ms(formed)), Samples: 1, Note: "all N started at once until all committed members == all"},
 	}

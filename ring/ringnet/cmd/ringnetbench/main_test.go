@@ -37,13 +37,16 @@ func smoke(t *testing.T, mode string) {
 	for _, r := range rows {
 		got[r.Metric] = r
 	}
-	for _, m := range []string{"crash_to_membership", "restart_to_rejoin", "cpu_per_node", "token_bytes_per_hop", "rotation", "formation", "baseline_ticker_cpu"} {
+	for _, m := range []string{"crash_to_membership", "restart_to_rejoin", "cpu_per_node", "token_bytes_per_hop", "rotation", "formation", "baseline_ticker_cpu", "context_switches_per_hop"} {
 		if _, ok := got[m]; !ok {
 			t.Errorf("no %s row", m)
 		}
 	}
 	if r := got["crash_to_membership"]; r.Samples+r.Fail != 2 || r.P50 <= 0 {
 		t.Errorf("crash row %+v: want 2 trials with a positive p50", r)
+	}
+	if r := got["context_switches_per_hop"]; r.Value <= 0 {
+		t.Errorf("context switches per hop %v: a hop must wake some thread", r.Value)
 	}
 	if r := got["token_bytes_per_hop"]; r.Value < 2*40 {
 		t.Errorf("token bytes per hop %v: less than two datagram overheads", r.Value)

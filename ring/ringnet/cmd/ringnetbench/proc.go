@@ -72,7 +72,7 @@ func (p *proc) start(id ring.NodeID, goal []ring.NodeID) error {
 					}
 				}
 				k.observe(m, time.Unix(0, ns))
-			case len(f) == 5 && f[0] == "s":
+			case len(f) == 6 && f[0] == "s":
 				var v []uint64
 				for _, x := range f[1:] {
 					u, _ := strconv.ParseUint(x, 10, 64)
@@ -143,6 +143,7 @@ func (p *proc) sample() (sample, error) {
 			s.tx += v[1]
 			s.dg += v[2]
 			s.hops += v[3]
+			s.cs += v[4]
 		case <-time.After(5 * time.Second):
 			return s, fmt.Errorf("node %d did not answer a sample request", k.id)
 		}
@@ -152,7 +153,7 @@ func (p *proc) sample() (sample, error) {
 
 // child runs one node until its stdin closes: it prints "m <unix ns>
 // <members>" for every change of committed membership and answers "s" with
-// "s <cpu ns> <tx bytes> <tx datagrams> <tokens accepted>".
+// "s <cpu ns> <tx bytes> <tx datagrams> <tokens accepted> <context switches>".
 func child(id ring.NodeID, sp spec) error {
 	core, d, err := sp.newNode(id)
 	if err != nil {
@@ -196,7 +197,7 @@ func child(id ring.NodeID, sp spec) error {
 			var ru syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 			st := d.Stats()
-			emit(fmt.Sprintf("s %d %d %d %d\n", ru.Utime.Nano()+ru.Stime.Nano(), st.TxBytes, st.TxDatagrams, hops))
+			emit(fmt.Sprintf("s %d %d %d %d %d\n", ru.Utime.Nano()+ru.Stime.Nano(), st.TxBytes, st.TxDatagrams, hops, ru.Nvcsw+ru.Nivcsw))
 		}
 		d.Close()
 	}()
