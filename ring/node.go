@@ -359,6 +359,9 @@ func (n *Node) IdleTicks() int {
 	}
 	for _, o := range n.rl.out {
 		at(o.nextAt)
+		if o.hedgeAt != 0 {
+			at(o.hedgeAt)
+		}
 	}
 	stale := int64(4*n.cfg.AckBudget() + 4)
 	for _, m := range n.rl.in {

@@ -34,6 +34,8 @@ type outMsg struct {
 	left    int   // frames not yet acked
 	tries   int   // sends so far
 	nextAt  int64 // tick of the next resend
+	hedgeAt int64 // tick of the first try's send on the other paths; 0 = none pending
+	first   int   // path of the first try
 	timeout int   // current resend timeout, ticks
 	tag     sendTag
 }
@@ -126,11 +128,17 @@ func (n *Node) send(to NodeID, m *Message, tag sendTag) uint64 {
 }
 
 // transmit sends every unacked frame of o, the first time on one path
-// (firstPath), then on every path, and arms the timer.
+// (firstPath) with the hedge to the others armed, then on every path, and
+// arms the timer.
 func (n *Node) transmit(o *outMsg) {
 	one := -1
+	o.hedgeAt = 0
 	if o.tries == 0 && n.cfg.Paths > 1 {
 		one = n.firstPath(o)
+		o.first = one
+		if h := n.cfg.AckTimeout / 2; h >= 1 {
+			o.hedgeAt = n.now + int64(h)
+		}
 	}
 	for i, f := range o.frames {
 		if o.acked[i] {
@@ -146,6 +154,21 @@ func (n *Node) transmit(o *outMsg) {
 	}
 	o.tries++
 	o.nextAt = n.now + int64(o.timeout)
+}
+
+// hedge sends o's unacked frames on every path but the first try's.
+func (n *Node) hedge(o *outMsg) {
+	o.hedgeAt = 0
+	for i, f := range o.frames {
+		if o.acked[i] {
+			continue
+		}
+		for p := 0; p < n.cfg.Paths; p++ {
+			if p != o.first {
+				n.emit(o.to, p, f)
+			}
+		}
+	}
 }
 
 // firstPath is the path of a message's first try: the path the last ack
@@ -177,6 +200,10 @@ func (n *Node) cancel(id uint64) {
 func (n *Node) tickReliable() {
 	for i := 0; i < len(n.rl.out); i++ {
 		o := n.rl.out[i]
+		if o.hedgeAt != 0 && n.now >= o.hedgeAt && n.now < o.nextAt {
+			n.counters.Resends++
+			n.hedge(o)
+		}
 		if n.now < o.nextAt {
 			continue
 		}
