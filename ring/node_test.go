@@ -413,3 +413,64 @@ func maxInt(a, b int) int {
 	}
 	return b
 }
+
+// TestFirstTryPaths: a message's first try goes on one path, the hedge on
+// the other after AckTimeout/2 ticks, the resends on both; the path an ack
+// came back on carries the next first try, and a first try acked in time
+// is neither hedged nor resent.
+func TestFirstTryPaths(t *testing.T) {
+	c := TestConfig()
+	c.Paths = 2 // AckTimeout 2: hedge after 1 tick, first resend after 2
+	n, err := NewNode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// paths returns the paths of the frames of message id that went out.
+	paths := func(id uint64) []int {
+		ps := []int{}
+		for _, p := range n.Ready().Packets {
+			var f Frame
+			if f.UnmarshalBinary(p.Data) == nil && f.Type == FrameData && f.MsgID == id && p.To == 2 {
+				ps = append(ps, p.Path)
+			}
+		}
+		return ps
+	}
+	hello := func() uint64 {
+		return n.send(2, &Message{Kind: MsgHello, Purpose: PurposeProbe}, sendTag{kind: MsgHello})
+	}
+	ack := func(id uint64, path int) {
+		b, _ := Frame{Type: FrameAck, MsgID: id}.AppendBinary(nil)
+		if err := n.Step(2, path, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	id := hello()
+	first := paths(id)
+	if len(first) != 1 {
+		t.Fatalf("first try on paths %v, want one path", first)
+	}
+	n.Tick()
+	if diff := cmp.Diff([]int{1 - first[0]}, paths(id)); diff != "" {
+		t.Errorf("hedge after AckTimeout/2 (-want +got):\n%s", diff)
+	}
+	n.Tick()
+	if diff := cmp.Diff([]int{0, 1}, paths(id)); diff != "" {
+		t.Errorf("first resend (-want +got):\n%s", diff)
+	}
+	ack(id, 1)
+
+	for range 3 { // the ack's path carries every later first try
+		id = hello()
+		if diff := cmp.Diff([]int{1}, paths(id)); diff != "" {
+			t.Errorf("first try after an ack on path 1 (-want +got):\n%s", diff)
+		}
+		ack(id, 1)
+		n.Tick()
+		n.Tick()
+		if got := paths(id); len(got) != 0 {
+			t.Errorf("message acked at once sent again on paths %v", got)
+		}
+	}
+}
