@@ -17,8 +17,10 @@
 //
 //   - the reliable message layer (reliable.go, patent "Consistent State
 //     Sharing"): a message of any size is split into packets of at most
-//     MaxPacket bytes, every packet is acknowledged, unacknowledged packets
-//     are resent on every path with a doubling timeout, and after the last
+//     MaxPacket bytes, every packet is acknowledged, the first try goes on
+//     one path (hedged on the others if not acked within half an ack
+//     timeout), unacknowledged packets are resent on every path with a
+//     doubling timeout, and after the last
 //     try the protocol layer is told the message failed. Duplicates and
 //     reordering are absorbed by reassembly and a per-sender window of
 //     recently completed message ids.

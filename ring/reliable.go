@@ -11,10 +11,12 @@ import (
 // on every path with a timeout that doubles each time. The first try goes on
 // one path only (the path the last ack from that node came back on: one
 // that works), which halves the datagrams, and the wakeups, of a hop whose
-// first try succeeds; a first try lost on a bad path costs one AckTimeout,
-// never the hop, because every resend goes on every path. After AckRetries
-// resends without an ack for some frame the message fails and the protocol
-// layer is told (the patent's callback). The receiver buffers fragments
+// first try succeeds. If it is not acked within AckTimeout/2 ticks its
+// frames go once on the other paths (the hedge, which completes the first
+// try), so a message still fails only if a copy on every path was lost at
+// every try; the hedge costs nothing while acks come back in time. After
+// AckRetries resends without an ack for some frame the message fails and
+// the protocol layer is told (the patent's callback). The receiver buffers fragments
 // until the message is whole, then hands it up once: a window of recently
 // completed message ids per sender absorbs duplicates, and reassembly by
 // index absorbs reordering.
