@@ -52,7 +52,7 @@ func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
 			VIP:         r.VIP,
 			Owner:       n.name(ring.NodeID(r.Current)),
 			Preferred:   n.name(ring.NodeID(r.Preferred)),
-			Persistence: persistenceName(r.Persistence),
+			Persistence: r.Persistence.String(),
 			Group:       n.groups[r.Group],
 			Closed:      r.Closed,
 		}
@@ -62,16 +62,6 @@ func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
 		out = append(out, v)
 	}
 	return out
-}
-
-func persistenceName(p vipstate.Persistence) string {
-	switch p {
-	case vipstate.PersistCurrent:
-		return "current"
-	case vipstate.PersistPreferred:
-		return "preferred"
-	}
-	return "none"
 }
 
 // counters flattens the parts' counters for operators.
