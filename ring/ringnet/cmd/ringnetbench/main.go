@@ -36,6 +36,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/ringway/ringway/ring/internal/benchrow"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -119,27 +120,7 @@ func fatalf(f string, a ...any) {
 }
 
 // Row is one JSON result row (docs/ring.md, "Benchmark rows").
-type Row struct {
-	Source  string  `json:"source"` // "udp"
-	Metric  string  `json:"metric"`
-	N       int     `json:"n"`
-	Unit    string  `json:"unit"`
-	P50     float64 `json:"p50,omitempty"`
-	P99     float64 `json:"p99,omitempty"`
-	Max     float64 `json:"max,omitempty"`
-	Value   float64 `json:"value,omitempty"`
-	Samples int     `json:"samples,omitempty"`
-	Fail    int     `json:"failures"`
-	Target  string  `json:"target,omitempty"`
-	Pass    *bool   `json:"pass,omitempty"`
-	Note    string  `json:"note,omitempty"`
-	// LoadAvg is the host's 1-minute load average when the measurement of
-	// this N began: timing figures on a shared machine depend on it.
-	LoadAvg float64 `json:"loadavg_1m"`
-	Cores   int     `json:"host_cores"`
-	Timers  string  `json:"timers"`
-	Mode    string  `json:"mode"` // proc or inproc
-}
+type Row = benchrow.Row
 
 func writeRows(path string, rows []Row) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -246,7 +227,7 @@ func benchN(mode string, n, trials int, window time.Duration, carriage, hop int,
 	}
 	formed := time.Since(t0)
 	fmt.Fprintf(os.Stderr, "N=%d (%s): ring formed in %v; steady state for %v\n", n, mode, formed.Round(time.Millisecond), window)
-	load := loadAvg()
+	load := benchrow.LoadAvg()
 
 	// Steady state: CPU and bytes per hop.
 	if profile != "" && mode == "inproc" {
@@ -374,20 +355,6 @@ func timers(hop int) string {
 		rc.HopInterval = hop
 	}
 	return fmt.Sprintf("tick %v, hop %d, ack timeout %d x %d retries (budget %d ticks), token loss auto", ringnet.DefaultConfig().Tick, rc.HopInterval, rc.AckTimeout, rc.AckRetries, rc.AckBudget())
-}
-
-// loadAvg returns the 1-minute load average (0 when unknown).
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
 }
 
 type distribution struct{ p50, p99, max float64 }

@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/ringway/ringway/ring/internal/benchrow"
 	"math"
 	"os"
 	"path/filepath"
@@ -37,24 +38,8 @@ import (
 	"github.com/ringway/ringway/ring/ringtest"
 )
 
-// Row is one JSON result row; the same shape as ringnetbench's.
-type Row struct {
-	Source  string  `json:"source"`
-	Metric  string  `json:"metric"`
-	N       int     `json:"n"`
-	Unit    string  `json:"unit"`
-	P50     float64 `json:"p50,omitempty"`
-	P99     float64 `json:"p99,omitempty"`
-	Max     float64 `json:"max,omitempty"`
-	Value   float64 `json:"value,omitempty"`
-	Samples int     `json:"samples,omitempty"`
-	Fail    int     `json:"failures"`
-	Target  string  `json:"target,omitempty"`
-	Pass    *bool   `json:"pass,omitempty"`
-	Note    string  `json:"note,omitempty"`
-	LoadAvg float64 `json:"loadavg_1m"`
-	Cores   int     `json:"host_cores"`
-}
+// Row is one JSON result row (docs/ring.md, "Benchmark rows").
+type Row = benchrow.Row
 
 func main() {
 	var (
@@ -95,7 +80,7 @@ func main() {
 	rows = append(rows, tokenBytes(8, tune), tokenBytes(1024, tune))
 	rows = append(rows, falseRemovals(*hops, false, tune), falseRemovals(*hops/10, true, tune))
 	rows = append(rows, healRow(8, *heals, tune))
-	la := loadavg()
+	la := benchrow.LoadAvg()
 	for i := range rows {
 		rows[i].Source, rows[i].LoadAvg, rows[i].Cores = "sim", la, runtime.NumCPU()
 	}
@@ -428,15 +413,6 @@ func ints(s string) []int {
 		out = append(out, v)
 	}
 	return out
-}
-
-func loadavg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
-	return v
 }
 
 func ptr(b bool) *bool { return &b }
