@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/ringway/ringway/vipstate"
 )
 
 // Ring timer defaults: THE one place they are set. They are tuned so that a
@@ -144,50 +146,16 @@ func (r Ring) TokenLossFor(n int) time.Duration {
 	return 2*r.RotationFor(n) + r.AckBudget()
 }
 
-// Persistence is a VIP's stickiness; the values are the patent's flags.
-type Persistence uint8
+// Persistence is a VIP's stickiness, the patent's flags (none 0, current 1,
+// preferred 3): the VIP table's own type, spelt none, current or preferred.
+type Persistence = vipstate.Persistence
 
+// The persistence values, as in vipstate.
 const (
-	// PersistNone lets load balancing move the VIP (patent flag 0).
-	PersistNone Persistence = 0
-	// PersistCurrent keeps the VIP on its current host; after a fail-over
-	// it sticks to the new host (patent flag 1).
-	PersistCurrent Persistence = 1
-	// PersistPreferred keeps the VIP on its preferred host whenever that
-	// host is alive (patent flag 3).
-	PersistPreferred Persistence = 3
+	PersistNone      = vipstate.PersistNone
+	PersistCurrent   = vipstate.PersistCurrent
+	PersistPreferred = vipstate.PersistPreferred
 )
-
-// String returns the config spelling: none, current or preferred.
-func (p Persistence) String() string {
-	switch p {
-	case PersistNone:
-		return "none"
-	case PersistCurrent:
-		return "current"
-	case PersistPreferred:
-		return "preferred"
-	}
-	return fmt.Sprintf("Persistence(%d)", uint8(p))
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (p Persistence) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
-// UnmarshalText accepts none, current or preferred.
-func (p *Persistence) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "none":
-		*p = PersistNone
-	case "current":
-		*p = PersistCurrent
-	case "preferred":
-		*p = PersistPreferred
-	default:
-		return fmt.Errorf("persistence %q is not known; write none, current or preferred", b)
-	}
-	return nil
-}
 
 // Quorum decides what a partition does with its VIPs.
 type Quorum uint8

@@ -55,7 +55,7 @@ func initialTable(c *config.Config) (vipstate.Table, error) {
 			VIP:         v.Addr,
 			Subnet:      uint8(v.Subnet),
 			Preferred:   vipstate.Node(v.Preferred),
-			Persistence: vipstate.Persistence(v.Persistence),
+			Persistence: v.Persistence,
 		}
 		if v.Group != "" {
 			g, ok := groups[v.Group]

@@ -67,7 +67,20 @@ func ParsePersistence(s string) (Persistence, error) {
 	case "preferred":
 		return PersistPreferred, nil
 	}
-	return 0, fmt.Errorf("persistence %q: write none, current or preferred", s)
+	return 0, fmt.Errorf("persistence %q is not known; write none, current or preferred", s)
+}
+
+// MarshalText implements encoding.TextMarshaler (the config spelling).
+func (p Persistence) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText accepts none, current or preferred.
+func (p *Persistence) UnmarshalText(b []byte) error {
+	v, err := ParsePersistence(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
 }
 
 func (p Persistence) valid() bool {
