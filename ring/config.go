@@ -31,7 +31,12 @@ type Config struct {
 	Rand   func() uint64
 	Quorum Quorum
 
-	HopInterval int // ticks the holder keeps the token before passing it on
+	HopInterval int // least ticks the holder keeps the token before passing it on
+	// MinRotation is the least ticks one rotation of the token takes: with
+	// few members each holds the token longer than HopInterval (see Hold).
+	// Every hop costs every node a few thread wakeups, so this bounds the
+	// CPU a small ring spends; 0 turns it off.
+	MinRotation int
 	AckTimeout  int // ticks before the first resend of an unacked packet; doubles per resend
 	AckRetries  int // resends before a message (a hop) fails
 	TokenLoss   int // ticks without a token before a 911; 0 = automatic, see TokenLossTicks
@@ -50,10 +55,11 @@ func DefaultConfig() Config {
 	return Config{
 		Paths:         1,
 		Quorum:        Availability, // every partition serves (patent alone mode)
-		HopInterval:   2,            // 4 ms per hop: a 3-node rotation is ~12 ms
+		HopInterval:   2,            // at least 4 ms per hop (large rings)
+		MinRotation:   20,           // at least 40 ms per rotation (small rings): < 1 % CPU at N=3
 		AckTimeout:    2,            // 4 ms first resend (LAN RTT is < 1 ms)
 		AckRetries:    2,            // 4+8+16 = 28 ms from first send to a failed hop
-		TokenLoss:     0,            // automatic: rotation + ack budget + slack
+		TokenLoss:     0,            // automatic: longest gap between visits + ack budget + slack
 		JoinTimeout:   100,          // 200 ms start-up wait before alone mode
 		ProbeInterval: 25,           // 50 ms between merge probes of outside nodes
 		MaxMessage:    DefaultMaxMessage,
@@ -78,24 +84,47 @@ func (c Config) AckBudget() int {
 	return c.AckTimeout * ((1 << (c.AckRetries + 1)) - 1)
 }
 
+// Hold is the ticks a holder keeps the token in a ring of members
+// members: HopInterval, or longer when the ring is small, so that a
+// rotation takes about MinRotation (MinRotation / members, rounded).
+// A node alone holds it for MinRotation (at least one tick) between runs
+// of its Holder.
+func (c Config) Hold(members int) int {
+	h := c.HopInterval
+	if members >= 1 && c.MinRotation > 0 {
+		h = max(h, (c.MinRotation+members/2)/members)
+	}
+	return max(h, 1)
+}
+
 // Rotation is the ticks one rotation of the token takes around the whole
-// node map when nothing fails: one HopInterval plus about one tick of
-// transit per node.
-func (c Config) Rotation() int { return len(c.Nodes) * (c.HopInterval + 1) }
+// node map when nothing fails: one hold plus about one tick of transit
+// per node.
+func (c Config) Rotation() int {
+	n := len(c.Nodes)
+	return n * (c.Hold(n) + 1)
+}
+
+// gapTicks is the longest a member waits, in a healthy ring of m members,
+// between handing the token on and receiving it again: m − 1 holds and
+// transits.
+func (c Config) gapTicks(m int) int { return (m - 1) * (c.Hold(m) + 1) }
 
 // TokenLossTicks is the effective token-loss timeout: TokenLoss when set,
-// otherwise one rotation plus one failed hop (a hop being resent somewhere
-// in the ring delays the token by at most the ack budget) plus a rotation's
-// worth of slack, at least 2 × the ack budget.
+// otherwise the longest a member waits for the token in a healthy ring of
+// any size up to the node map's, plus one failed hop (a hop being resent
+// somewhere in the ring delays the token by at most the ack budget), plus
+// 2 ticks of slack. A 911 sent early is harmless (the holder answers
+// "holding" and the asker waits), so this does not add more.
 func (c Config) TokenLossTicks() int {
 	if c.TokenLoss > 0 {
 		return c.TokenLoss
 	}
-	t := c.Rotation() + c.AckBudget() + c.Rotation()/2 + 2
-	if m := 2 * c.AckBudget(); t < m {
-		t = m
+	gap := 0
+	for m := 2; m <= len(c.Nodes); m++ {
+		gap = max(gap, c.gapTicks(m))
 	}
-	return t
+	return gap + c.AckBudget() + 2
 }
 
 func (c *Config) validate() error {
@@ -136,6 +165,7 @@ func (c *Config) validate() error {
 		min  int
 	}{
 		{"HopInterval", c.HopInterval, 0},
+		{"MinRotation", c.MinRotation, 0},
 		{"AckTimeout", c.AckTimeout, 1},
 		{"AckRetries", c.AckRetries, 0},
 		{"TokenLoss", c.TokenLoss, 0},

@@ -305,6 +305,9 @@ func (n *Node) finishLeave() {
 	n.event(EventLeft, 0)
 }
 
+// hold is the ticks this node keeps the token in its current ring.
+func (n *Node) hold() int64 { return int64(n.cfg.Hold(len(n.tok.Members))) }
+
 // nextAfter returns the member that follows id in node-map order, skipping
 // self; 0 when there is none.
 func (n *Node) nextAfter(id NodeID, members []NodeID) NodeID {

@@ -77,7 +77,7 @@ func (n *Node) form(answers []answer) {
 	n.lastSeen = n.now
 	n.accepts = [2]int64{n.now, n.now}
 	n.holding, n.passing = true, false
-	n.holdEnd = n.now + int64(n.cfg.HopInterval)
+	n.holdEnd = n.now + n.hold()
 	n.query = nil
 	joined := n.addPending()
 	if regen {
@@ -94,7 +94,9 @@ func (n *Node) form(answers []answer) {
 		joined = append(minus(n.tok.Members, []NodeID{n.cfg.ID}), joined...)
 	}
 	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
-	if n.leaving {
+	// A new ring (or a regenerated one) goes round at once, without a
+	// hold: the other members learn the new membership a hold sooner.
+	if n.leaving || len(n.tok.Members) > 1 {
 		n.pass()
 	}
 }

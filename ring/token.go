@@ -61,7 +61,7 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	n.lastSeen = n.now
 	n.accepts[0], n.accepts[1] = n.accepts[1], n.now
 	n.holding = true
-	n.holdEnd = n.now + int64(n.cfg.HopInterval)
+	n.holdEnd = n.now + n.hold()
 	n.counters.TokensAccepted++
 	if n.cfg.TraceTokens {
 		n.event(EventAccepted, from)
@@ -75,7 +75,10 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 		dropped = minus(prev, n.tok.Members)
 	}
 	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
-	if n.leaving {
+	// A new membership goes round at once, without holds, so that every
+	// member serves by it a rotation sooner; holds resume when each
+	// member has seen it.
+	if n.leaving || len(dropped) > 0 || len(joined) > 0 {
 		n.pass()
 	}
 	return nil
@@ -151,7 +154,7 @@ func (n *Node) pass() {
 		n.tok.Seq, n.maxSeq, n.rank = seq, seq, seq
 		n.tok.Sender, n.tok.Dest = n.cfg.ID, n.cfg.ID
 		n.lastSeen = n.now
-		n.holdEnd = n.now + int64(max(n.cfg.HopInterval, 1))
+		n.holdEnd = n.now + n.hold()
 		joined := n.addPending()
 		n.runHolder(n.tok.Members, nil, joined, nil)
 		return
@@ -164,6 +167,10 @@ func (n *Node) pass() {
 	n.lastSeen = n.now
 	n.passID = n.send(next, &n.tok, sendTag{kind: MsgToken, seq: seq})
 }
+
+// inToken reports whether this node is a member of its copy of the token
+// (false once a leave removed it).
+func (n *Node) inToken() bool { return slices.Contains(n.tok.Members, n.cfg.ID) }
 
 // commitLeaving publishes the state after our own leave: we are no longer
 // a member, so we serve nothing from here on.
@@ -178,7 +185,9 @@ func (n *Node) onSendDone(o *outMsg) {
 		if n.passing && o.id == n.passID {
 			n.passing = false
 			n.lastSeen = n.now
-			if n.leaving {
+			if n.leaving && !n.inToken() {
+				// The hop that handed our state over: we are out.
+				// (A Leave during an ordinary pass waits for the next hold.)
 				n.finishLeave()
 			}
 		}
@@ -205,7 +214,7 @@ func (n *Node) onSendFailed(o *outMsg) {
 		n.bumpTo = n.maxSeq
 		n.counters.Drops++
 		n.event(EventDropped, o.to)
-		if n.leaving {
+		if n.leaving && !n.inToken() {
 			if len(n.tok.Members) == 0 {
 				n.finishLeave()
 				return

@@ -83,10 +83,11 @@ func TestGolden(t *testing.T) {
 		golden(t, "slow-node", 3, func(t *testing.T, s *Sim) {
 			s.StartAll()
 			converge(t, s)
-			// n3 stalls (a long GC pause) past the ack budget: n2 drops it.
+			// n3 stalls (a long GC pause) for a rotation and the ack budget: n2
+			// drops it when the token next tries to reach it.
 			s.RunUntil(func() bool { return s.Holding() == 1 }, 100_000)
 			s.Pause(3)
-			s.RunTicks(s.Config().AckBudget() + 12)
+			s.RunTicks(s.Config().Rotation() + s.Config().AckBudget() + 12)
 			s.LogOwners()
 			s.Resume(3)
 			converge(t, s)

@@ -10,7 +10,7 @@ import (
 // rejoins) drops nobody, regenerates no token, and always has every VIP
 // answered once the ring has settled.
 func TestRollingRestart(t *testing.T) {
-	s := New(Options{Seed: 9, N: 4, Paths: 2, Link: LAN})
+	s := New(Options{Seed: 9, N: 4, Paths: 2, Link: LAN, Trace: true, TraceTokens: true})
 	drops, limbo := 0, 0
 	s.OnEvent = func(_ int64, e ring.Event) {
 		switch e.Kind {
@@ -38,6 +38,9 @@ func TestRollingRestart(t *testing.T) {
 		}
 	}
 	if drops != 0 || limbo != 0 {
+		for _, l := range s.Transcript() {
+			t.Log(l)
+		}
 		t.Errorf("%d drops and %d nodes in limbo during a rolling restart, want none", drops, limbo)
 	}
 	if r := s.Stats().Regenerations; r != 0 {
