@@ -90,8 +90,14 @@ type Ring struct {
 	// Tick is the clock of the ring state machine, which counts the other
 	// ring timers in ticks.
 	Tick time.Duration `yaml:"tick"`
-	// HopInterval is how long the holder keeps the token before passing it.
+	// HopInterval is the least time the holder keeps the token before
+	// passing it.
 	HopInterval time.Duration `yaml:"hop_interval"`
+	// MinRotation is the least time one rotation of the token takes: in a
+	// small ring each holder keeps the token min_rotation / members (when
+	// that is longer than hop_interval), which bounds the ring's CPU. 0
+	// turns it off.
+	MinRotation time.Duration `yaml:"min_rotation"`
 	// AckTimeout is the first resend of an unacknowledged packet; each
 	// further resend waits twice as long as the one before.
 	AckTimeout time.Duration `yaml:"ack_timeout"`

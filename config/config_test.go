@@ -212,7 +212,9 @@ func TestBadConfigs(t *testing.T) {
 		{"hop shorter than tick", base + "ring:\n  tick: 3ms\n  hop_interval: 2ms #!a\n",
 			[]want{{"a", "ring.hop_interval is 2ms, shorter than ring.tick (3ms); make it at least one tick"}}},
 		{"token_loss too short", base + "ring:\n  token_loss: 40ms #!a\n",
-			[]want{{"a", "ring.token_loss 40ms is too short: with 3 nodes one rotation (3 × hop_interval 4ms) plus the ack budget (ack_timeout 4ms × (2^(ack_retries+1) − 1)) is 40ms; write more than 40ms, or 0 for automatic (52ms)"}}},
+			[]want{{"a", "ring.token_loss 40ms is too short: with 3 nodes a healthy token is away from a node for up to 32ms, and a failed hop adds the ack budget 28ms (ack_timeout × (2^(ack_retries+1) − 1)); write at least 60ms, or 0 for automatic (64ms)"}}},
+		{"negative min_rotation", base + "ring:\n  min_rotation: -1ms #!a\n",
+			[]want{{"a", "ring.min_rotation is -1ms; write 0 to turn it off or a positive duration (default 40ms)"}}},
 		{"ack_retries out of range", base + "ring:\n  ack_retries: 11 #!a\n",
 			[]want{{"a", "ring.ack_retries is 11; use 0 to 10"}}},
 		{"ack_retries not a number", base + "ring:\n  ack_retries: two #!a\n",
@@ -313,18 +315,42 @@ func TestAllErrorsCollected(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	d := DefaultConfig()
 	r := d.Ring
-	if r.Tick != 2*time.Millisecond || r.HopInterval != 4*time.Millisecond || r.AckTimeout != 4*time.Millisecond ||
-		r.AckRetries != 2 || r.TokenLoss != 0 || r.JoinTimeout != 200*time.Millisecond {
+	if r.Tick != 2*time.Millisecond || r.HopInterval != 4*time.Millisecond || r.MinRotation != 40*time.Millisecond ||
+		r.AckTimeout != 4*time.Millisecond || r.AckRetries != 2 || r.TokenLoss != 0 || r.JoinTimeout != 200*time.Millisecond {
 		t.Errorf("ring defaults changed without updating docs/config.md: %+v", r)
 	}
 	if got := r.AckBudget(); got != 28*time.Millisecond {
 		t.Errorf("AckBudget() = %v, want 28ms (4ms+8ms+16ms)", got)
 	}
-	if got := r.MinTokenLoss(3); got != 40*time.Millisecond {
-		t.Errorf("MinTokenLoss(3) = %v, want 40ms", got)
+	// The derived timers (docs/config.md quotes them): small rings hold the
+	// token min_rotation / n, large ones hop_interval.
+	for _, tt := range []struct {
+		n                                  int
+		hold, rotation, minLoss, tokenLoss time.Duration
+	}{
+		{2, 20 * ms, 44 * ms, 50 * ms, 54 * ms},    // 2 × (20+2); 1 × 22 + 28; +4
+		{3, 14 * ms, 48 * ms, 60 * ms, 64 * ms},    // 3 × (14+2); max(22, 2 × 16) + 28
+		{8, 6 * ms, 64 * ms, 84 * ms, 88 * ms},     // 40ms / 8 = 5ms, rounded to 3 ticks; 7 × 8 + 28
+		{32, 4 * ms, 192 * ms, 214 * ms, 218 * ms}, // hop_interval; 31 × 6 + 28
+	} {
+		if got := r.HoldFor(tt.n); got != tt.hold {
+			t.Errorf("HoldFor(%d) = %v, want %v", tt.n, got, tt.hold)
+		}
+		if got := r.RotationFor(tt.n); got != tt.rotation {
+			t.Errorf("RotationFor(%d) = %v, want %v", tt.n, got, tt.rotation)
+		}
+		if got := r.MinTokenLoss(tt.n); got != tt.minLoss {
+			t.Errorf("MinTokenLoss(%d) = %v, want %v", tt.n, got, tt.minLoss)
+		}
+		if got := r.TokenLossFor(tt.n); got != tt.tokenLoss {
+			t.Errorf("TokenLossFor(%d) = %v, want %v", tt.n, got, tt.tokenLoss)
+		}
 	}
-	if got := r.TokenLossFor(3); got != 52*time.Millisecond {
-		t.Errorf("TokenLossFor(3) = %v, want 52ms", got)
+	// Durations become whole ticks, rounded up, at least one.
+	odd := r
+	odd.HopInterval, odd.MinRotation, odd.AckTimeout, odd.JoinTimeout = 5*ms, 0, ms, 200*ms
+	if c := odd.Core(3); c.HopInterval != 3 || c.MinRotation != 0 || c.AckTimeout != 1 || c.JoinTimeout != 100 || c.TokenLoss != 0 || len(c.Nodes) != 3 {
+		t.Errorf("Core(3) of %+v = %+v", odd, c)
 	}
 	r.TokenLoss = time.Second
 	if got := r.TokenLossFor(3); got != time.Second {
@@ -398,7 +424,7 @@ func TestHelpers(t *testing.T) {
 	if diff := cmp.Diff(wantVIPs, c.AllVIPs(), cmpNet); diff != "" {
 		t.Errorf("AllVIPs (-want +got):\n%s", diff)
 	}
-	if got := c.TokenLoss(); got != 52*time.Millisecond {
+	if got := c.TokenLoss(); got != 64*time.Millisecond {
 		t.Errorf("TokenLoss() = %v", got)
 	}
 }
@@ -449,3 +475,5 @@ func TestLabExample(t *testing.T) {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 }
+
+const ms = time.Millisecond

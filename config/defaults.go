@@ -2,19 +2,22 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"time"
 
+	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/vipstate"
 )
 
-// Ring timer defaults: THE one place they are set. They are tuned so that a
-// crash is repaired in under 100 ms at 3 nodes on a LAN (automatic
-// token_loss = 2 × 3 × 4 ms + 4 ms × (2^3 − 1) = 52 ms); the ring package
-// measured them in its simulator (docs/ring.md, "Timers"). docs/config.md
+// Ring timer defaults: THE one place they are set. With them a crash is
+// repaired in about 60 ms at 3 nodes on a LAN (p99, real UDP) and a node
+// spends under 1 % of a core on the ring; docs/ring.md ("Timers") derives
+// each from the measurements of `make bench-ring`, and docs/config.md
 // quotes them.
 const (
 	DefaultTick        = 2 * time.Millisecond   // ring clock
-	DefaultHopInterval = 4 * time.Millisecond   // token held this long per hop
+	DefaultHopInterval = 4 * time.Millisecond   // token held at least this long per hop
+	DefaultMinRotation = 40 * time.Millisecond  // small rings hold longer: a rotation takes at least this
 	DefaultAckTimeout  = 4 * time.Millisecond   // first resend; resends double
 	DefaultAckRetries  = 2                      // resends before a hop fails
 	DefaultTokenLoss   = 0                      // 0 = automatic (Ring.TokenLossFor)
@@ -41,6 +44,7 @@ func DefaultConfig() Config {
 			Port:        DefaultRingPort,
 			Tick:        DefaultTick,
 			HopInterval: DefaultHopInterval,
+			MinRotation: DefaultMinRotation,
 			AckTimeout:  DefaultAckTimeout,
 			AckRetries:  DefaultAckRetries,
 			TokenLoss:   DefaultTokenLoss,
@@ -117,33 +121,74 @@ ring: {tick: 1ms, hop_interval: 1ms, ack_timeout: 2ms, join_timeout: 20ms}
 management: {listen: ""}
 `
 
-// RotationFor is one full rotation of the token around n nodes:
-// n × HopInterval.
+// Core maps the ring section onto the ring core's configuration for a
+// node map of n nodes (IDs 1..n): every duration in whole ticks, rounded up,
+// at least one. The caller sets ID, Paths, Quorum, Holder and Rand. The
+// derived timers below are the core's, so config check and the running
+// node agree.
+func (r Ring) Core(n int) ring.Config {
+	c := ring.DefaultConfig()
+	c.Nodes = make([]ring.NodeID, max(n, 0))
+	for i := range c.Nodes {
+		c.Nodes[i] = ring.NodeID(i + 1)
+	}
+	t := r.Tick
+	c.HopInterval = ticks(r.HopInterval, t)
+	c.MinRotation = ticks(r.MinRotation, t) // 0 stays off
+	c.AckTimeout = ticks(r.AckTimeout, t)
+	c.AckRetries = r.AckRetries
+	c.TokenLoss = ticks(r.TokenLoss, t) // 0 stays automatic
+	c.JoinTimeout = ticks(r.JoinTimeout, t)
+	return c
+}
+
+// ticks converts a duration to whole ticks, rounding up, at least 1; 0 for
+// zero or negative durations (and for a tick that is not positive).
+func ticks(d, tick time.Duration) int {
+	if d <= 0 || tick <= 0 {
+		return 0
+	}
+	n := (d + tick - 1) / tick
+	if n > math.MaxInt32 {
+		n = math.MaxInt32
+	}
+	return max(int(n), 1)
+}
+
+// HoldFor is how long each holder keeps the token in a healthy ring of n
+// members: hop_interval, or min_rotation / n when that is longer.
+func (r Ring) HoldFor(n int) time.Duration {
+	return time.Duration(r.Core(n).Hold(n)) * r.Tick
+}
+
+// RotationFor is one full rotation of the token around n nodes when
+// nothing fails: n × (hold + about one tick of transit).
 func (r Ring) RotationFor(n int) time.Duration {
-	return time.Duration(n) * r.HopInterval
+	return time.Duration(r.Core(n).Rotation()) * r.Tick
 }
 
 // AckBudget is the time from the first send of a packet to the moment its
 // destination is declared dead: AckTimeout × (2^(AckRetries+1) − 1), since
 // the timeout doubles after every resend.
 func (r Ring) AckBudget() time.Duration {
-	return r.AckTimeout * time.Duration((int64(1)<<(r.AckRetries+1))-1)
+	return time.Duration(r.Core(0).AckBudget()) * r.Tick
 }
 
-// MinTokenLoss is the smallest explicit token_loss accepted for n nodes:
-// one full rotation plus the ack budget. Anything shorter would send a 911
-// while a healthy token is merely being resent.
+// MinTokenLoss is the shortest token_loss accepted for n nodes: the longest
+// the token is away from a member in a healthy ring (n − 1 holds and
+// transits) plus the ack budget. Anything shorter would send a 911 while a
+// healthy token is merely held or resent.
 func (r Ring) MinTokenLoss(n int) time.Duration {
-	return r.RotationFor(n) + r.AckBudget()
+	return time.Duration(r.Core(n).MinTokenLossTicks()) * r.Tick
 }
 
 // TokenLossFor is the effective token-loss timeout for n nodes: TokenLoss
-// when set, otherwise 2 × rotation + the ack budget.
+// when set, otherwise MinTokenLoss plus 2 ticks.
 func (r Ring) TokenLossFor(n int) time.Duration {
 	if r.TokenLoss > 0 {
 		return r.TokenLoss
 	}
-	return 2*r.RotationFor(n) + r.AckBudget()
+	return time.Duration(r.Core(n).TokenLossTicks()) * r.Tick
 }
 
 // Persistence is a VIP's stickiness, the patent's flags (none 0, current 1,

@@ -604,6 +604,9 @@ func (v *validator) ring() {
 			v.errorf(t.key, "%s is %v, shorter than ring.tick (%v); make it at least one tick", t.key, t.d, r.Tick)
 		}
 	}
+	if r.MinRotation < 0 {
+		v.errorf("ring.min_rotation", "ring.min_rotation is %v; write 0 to turn it off or a positive duration (default %v)", r.MinRotation, DefaultMinRotation)
+	}
 	if r.Port < 1 || r.Port > 65535 {
 		v.errorf("ring.port", "ring.port is %d; use a UDP port from 1 to 65535 (default %d), the same on every node", r.Port, DefaultRingPort)
 	}
@@ -614,11 +617,13 @@ func (v *validator) ring() {
 	switch {
 	case r.TokenLoss < 0:
 		v.errorf("ring.token_loss", "ring.token_loss is %v; write 0 for automatic or a positive duration", r.TokenLoss)
-	case r.TokenLoss > 0 && len(v.c.Nodes) > 0 && r.HopInterval > 0 && r.AckTimeout > 0:
+	case r.TokenLoss > 0 && len(v.c.Nodes) > 0 && r.HopInterval > 0 && r.AckTimeout > 0 && r.MinRotation >= 0:
 		n := len(v.c.Nodes)
-		if least := r.MinTokenLoss(n); r.TokenLoss <= least {
-			v.errorf("ring.token_loss", "ring.token_loss %v is too short: with %d nodes one rotation (%d × hop_interval %v) plus the ack budget (ack_timeout %v × (2^(ack_retries+1) − 1)) is %v; write more than %v, or 0 for automatic (%v)",
-				r.TokenLoss, n, n, r.HopInterval, r.AckTimeout, least, least, 2*r.RotationFor(n)+r.AckBudget())
+		auto := r
+		auto.TokenLoss = 0
+		if least := r.MinTokenLoss(n); r.TokenLoss < least {
+			v.errorf("ring.token_loss", "ring.token_loss %v is too short: with %d nodes a healthy token is away from a node for up to %v, and a failed hop adds the ack budget %v (ack_timeout × (2^(ack_retries+1) − 1)); write at least %v, or 0 for automatic (%v)",
+				r.TokenLoss, n, least-r.AckBudget(), r.AckBudget(), least, auto.TokenLossFor(n))
 		}
 	}
 }

@@ -4,44 +4,21 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"time"
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/vipstate"
 )
 
-// ticks converts a duration to whole ticks, rounding up, at least 1.
-func ticks(d, tick time.Duration) int {
-	if d <= 0 {
-		return 0
-	}
-	n := (d + tick - 1) / tick
-	if n > math.MaxInt32 {
-		n = math.MaxInt32
-	}
-	return max(int(n), 1)
-}
-
 // ringConfig maps the config file onto the ring core's configuration. The
 // holder and randomness are set by the caller.
 func ringConfig(c *config.Config) ring.Config {
-	rc := ring.DefaultConfig()
+	rc := c.Ring.Core(len(c.Nodes))
 	rc.ID = ring.NodeID(c.LocalIndex())
-	rc.Nodes = make([]ring.NodeID, len(c.Nodes))
-	for i := range c.Nodes {
-		rc.Nodes[i] = ring.NodeID(i + 1)
-	}
 	rc.Paths = len(c.Subnets)
 	if c.Quorum == config.QuorumMajority {
 		rc.Quorum = ring.Majority
 	}
-	t := c.Ring.Tick
-	rc.HopInterval = ticks(c.Ring.HopInterval, t)
-	rc.AckTimeout = ticks(c.Ring.AckTimeout, t)
-	rc.AckRetries = c.Ring.AckRetries
-	rc.TokenLoss = ticks(c.Ring.TokenLoss, t) // 0 stays automatic
-	rc.JoinTimeout = ticks(c.Ring.JoinTimeout, t)
 	return rc
 }
 

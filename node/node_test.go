@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ringway/ringway/config"
@@ -54,22 +53,6 @@ func TestNewRefusesBadSetup(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tt.want)
 			}
 		})
-	}
-}
-
-func TestTicks(t *testing.T) {
-	for _, tt := range []struct {
-		d, tick time.Duration
-		want    int
-	}{
-		{0, 2 * time.Millisecond, 0},
-		{time.Millisecond, 2 * time.Millisecond, 1},
-		{5 * time.Millisecond, 2 * time.Millisecond, 3},
-		{200 * time.Millisecond, 2 * time.Millisecond, 100},
-	} {
-		if got := ticks(tt.d, tt.tick); got != tt.want {
-			t.Errorf("ticks(%v, %v) = %d, want %d", tt.d, tt.tick, got, tt.want)
-		}
 	}
 }
 

@@ -110,21 +110,27 @@ func (c Config) Rotation() int {
 // transits.
 func (c Config) gapTicks(m int) int { return (m - 1) * (c.Hold(m) + 1) }
 
-// TokenLossTicks is the effective token-loss timeout: TokenLoss when set,
-// otherwise the longest a member waits for the token in a healthy ring of
-// any size up to the node map's, plus one failed hop (a hop being resent
-// somewhere in the ring delays the token by at most the ack budget), plus
-// 2 ticks of slack. A 911 sent early is harmless (the holder answers
-// "holding" and the asker waits), so this does not add more.
-func (c Config) TokenLossTicks() int {
-	if c.TokenLoss > 0 {
-		return c.TokenLoss
-	}
+// MinTokenLossTicks is the shortest token-loss timeout that does not send
+// a 911 in a healthy ring: the longest a member waits for the token in a
+// ring of any size up to the node map's, plus one failed hop (a hop being
+// resent somewhere in the ring delays the token by up to the ack budget).
+func (c Config) MinTokenLossTicks() int {
 	gap := 0
 	for m := 2; m <= len(c.Nodes); m++ {
 		gap = max(gap, c.gapTicks(m))
 	}
-	return gap + c.AckBudget() + 2
+	return gap + c.AckBudget()
+}
+
+// TokenLossTicks is the effective token-loss timeout: TokenLoss when set,
+// otherwise MinTokenLossTicks plus 2 ticks of slack. A 911 sent early is
+// harmless (the holder answers "holding" and the asker waits), so it adds
+// no more.
+func (c Config) TokenLossTicks() int {
+	if c.TokenLoss > 0 {
+		return c.TokenLoss
+	}
+	return c.MinTokenLossTicks() + 2
 }
 
 func (c *Config) validate() error {
@@ -179,9 +185,9 @@ func (c *Config) validate() error {
 	if c.AckRetries > 10 {
 		return fmt.Errorf("ring: AckRetries is %d; at most 10 (the timeout doubles each resend)", c.AckRetries)
 	}
-	if c.TokenLoss > 0 && c.TokenLoss < c.AckBudget()+c.HopInterval {
-		return fmt.Errorf("ring: TokenLoss %d ticks is shorter than one failed hop (%d); raise it or set 0 for automatic",
-			c.TokenLoss, c.AckBudget()+c.HopInterval)
+	if least := c.MinTokenLossTicks(); c.TokenLoss > 0 && c.TokenLoss < least {
+		return fmt.Errorf("ring: TokenLoss %d ticks is shorter than the token's longest healthy absence plus one failed hop (%d); raise it or set 0 for automatic",
+			c.TokenLoss, least)
 	}
 	if c.MaxMessage < MaxPacket || c.MaxMessage > 64<<20 {
 		return fmt.Errorf("ring: MaxMessage is %d bytes; it must be %d to %d", c.MaxMessage, MaxPacket, 64<<20)

@@ -115,7 +115,8 @@ func TestConfigValidate(t *testing.T) {
 		{"holder", func(c *Config) { c.Holder = nil }, "Holder is nil"},
 		{"rand", func(c *Config) { c.Rand = nil }, "Rand is nil"},
 		{"ack", func(c *Config) { c.AckTimeout = 0 }, "AckTimeout is 0"},
-		{"token loss", func(c *Config) { c.TokenLoss = 3 }, "shorter than one failed hop"},
+		{"token loss", func(c *Config) { c.TokenLoss = 3 }, "shorter than the token's longest healthy absence"},
+		{"min rotation", func(c *Config) { c.MinRotation = -1 }, "MinRotation is -1"},
 	} {
 		c := TestConfig()
 		tc.mod(&c)
