@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"unsafe"
@@ -29,31 +30,50 @@ type link struct {
 	txfd int
 }
 
-// captureFilter accepts ARP to our MAC or broadcast, and IPv4 to our MAC;
-// everything else stays in the kernel (it is the kernel's, or noise).
-func captureFilter(mac MAC) ([]bpf.RawInstruction, error) {
+// captureFilter accepts ARP to our MAC or broadcast, and IPv4 to our MAC
+// unless it is addressed to one of the node's primary addresses; everything
+// else stays in the kernel (it is the kernel's, or noise). Traffic to a
+// primary address is the kernel's too (the ring's datagrams, management,
+// ssh): filtering it here spares the router a wakeup per ring datagram.
+func captureFilter(mac MAC, primaries []netip.Addr) ([]bpf.RawInstruction, error) {
+	if len(primaries) > 64 {
+		return nil, fmt.Errorf("%d primary addresses; the capture filter takes at most 64", len(primaries))
+	}
 	hi := uint32(mac[0])<<24 | uint32(mac[1])<<16 | uint32(mac[2])<<8 | uint32(mac[3])
 	lo := uint32(mac[4])<<8 | uint32(mac[5])
-	return bpf.Assemble([]bpf.Instruction{
+	const primaryAt = 14 // the first primary-address test
+	accept := primaryAt + len(primaries)
+	drop := accept + 1
+	// skip returns the jump offset from instruction at to instruction target.
+	skip := func(at, target int) uint8 { return uint8(target - at - 1) }
+	prog := []bpf.Instruction{
 		/* 0 */ bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
-		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethTypeARP, SkipFalse: 4}, // → 6
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethTypeARP, SkipFalse: skip(1, 6)},
 		/* 2 */ bpf.LoadAbsolute{Off: 0, Size: 4}, // ARP: broadcast destination?
-		/* 3 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0xffffffff, SkipFalse: 3}, // → 7
+		/* 3 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0xffffffff, SkipFalse: skip(3, 7)},
 		/* 4 */ bpf.LoadAbsolute{Off: 4, Size: 2},
-		/* 5 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0xffff, SkipTrue: 5, SkipFalse: 1}, // → 11 or 7
-		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethTypeIPv4, SkipFalse: 5}, // → 12
+		/* 5 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0xffff, SkipTrue: skip(5, accept), SkipFalse: skip(5, 7)},
+		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethTypeIPv4, SkipFalse: skip(6, drop)},
 		/* 7 */ bpf.LoadAbsolute{Off: 0, Size: 4}, // destination is our MAC?
-		/* 8 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: hi, SkipFalse: 3}, // → 12
+		/* 8 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: hi, SkipFalse: skip(8, drop)},
 		/* 9 */ bpf.LoadAbsolute{Off: 4, Size: 2},
-		/* 10 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: lo, SkipFalse: 1}, // → 12
-		/* 11 */ bpf.RetConstant{Val: 0x40000},
-		/* 12 */ bpf.RetConstant{Val: 0},
-	})
+		/* 10 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: lo, SkipFalse: skip(10, drop)},
+		/* 11 */ bpf.LoadAbsolute{Off: 12, Size: 2}, // ARP to our MAC: accept
+		/* 12 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethTypeARP, SkipTrue: skip(12, accept)},
+		/* 13 */ bpf.LoadAbsolute{Off: ethHdrLen + 16, Size: 4}, // IPv4 destination address
+	}
+	for i, a := range primaries {
+		b := a.As4()
+		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: skip(primaryAt+i, drop)})
+	}
+	prog = append(prog, bpf.RetConstant{Val: 0x40000}, bpf.RetConstant{Val: 0}) // accept, drop
+	return bpf.Assemble(prog)
 }
 
 // openLink opens the capture socket of one NIC in the calling thread's
 // network namespace.
-func openLink(index int, name string, cfg *Config) (*link, error) {
+func openLink(index int, name string, cfg *Config, primaries []netip.Addr) (*link, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is the interface up in this namespace?)", name, err)
@@ -62,7 +82,7 @@ func openLink(index int, name string, cfg *Config) (*link, error) {
 		return nil, fmt.Errorf("open %s: not an Ethernet interface (hardware address %v)", name, ifi.HardwareAddr)
 	}
 	mac := MAC(ifi.HardwareAddr)
-	filter, err := captureFilter(mac)
+	filter, err := captureFilter(mac, primaries)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: assemble BPF: %w", name, err)
 	}
@@ -206,8 +226,11 @@ func newRxBatch(n int) *rxBatch {
 		b.msgs[i].Hdr.SetIovlen(1)
 	}
 	// Built once: a closure per call would allocate on the hot path.
+	// RawSyscall: MSG_DONTWAIT never blocks, and a counted Syscall would
+	// wake the runtime's sysmon thread from its idle sleep on every read
+	// (a fifth of an idle node's CPU, docs/ring.md).
 	b.fn = func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EINTR {
 			return false // wait for readability in the netpoller
 		}

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"net/netip"
 	"testing"
 
 	"golang.org/x/net/bpf"
@@ -9,7 +10,8 @@ import (
 // TestCaptureFilter runs the BPF program in the x/net/bpf VM over the frames
 // the router must and must not see.
 func TestCaptureFilter(t *testing.T) {
-	raw, err := captureFilter(extMAC)
+	extPrimary, intPrimary := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("198.51.100.1")
+	raw, err := captureFilter(extMAC, []netip.Addr{extPrimary, intPrimary})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +33,10 @@ func TestCaptureFilter(t *testing.T) {
 		{"ARP to our MAC", arpFrame(extMAC, clientMAC, req), true},
 		{"ARP to another MAC", arpFrame(otherMAC, clientMAC, req), false},
 		{"IPv4 to our MAC", ipFrame(extMAC, clientMAC, clientIP, serverIP, 64, protoUDP, make([]byte, 8)), true},
+		{"IPv4 to a VIP", ipFrame(extMAC, clientMAC, clientIP, netip.MustParseAddr("203.0.113.91"), 64, protoUDP, make([]byte, 8)), true},
+		{"IPv4 to our primary (a ring datagram)", ipFrame(extMAC, clientMAC, clientIP, extPrimary, 64, protoUDP, make([]byte, 8)), false},
+		{"IPv4 to our other subnet's primary", ipFrame(extMAC, clientMAC, clientIP, intPrimary, 64, protoUDP, make([]byte, 8)), false},
+		{"ARP for our primary (the router learns from it)", arpFrame(broadcastMAC, clientMAC, arpPacket{Op: arpRequest, SenderMAC: clientMAC, SenderIP: clientIP, TargetIP: extPrimary}), true},
 		{"IPv4 to another MAC", ipFrame(otherMAC, clientMAC, clientIP, serverIP, 64, protoUDP, make([]byte, 8)), false},
 		{"IPv4 broadcast", ipFrame(broadcastMAC, clientMAC, clientIP, serverIP, 64, protoUDP, make([]byte, 8)), false},
 		{"IPv6 to our MAC", func() []byte {

@@ -66,8 +66,12 @@ func New(cfg Config) (*Router, error) {
 		}
 	}()
 	err := inNetns(cfg.Netns, func() error {
+		primaries := make([]netip.Addr, len(cfg.Links))
 		for i, l := range cfg.Links {
-			lk, err := openLink(i, l.Name, &r.cfg)
+			primaries[i] = l.Primary.Addr()
+		}
+		for i, l := range cfg.Links {
+			lk, err := openLink(i, l.Name, &r.cfg, primaries)
 			if err != nil {
 				return err
 			}
