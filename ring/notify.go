@@ -261,6 +261,11 @@ func (n *Node) addRequest(id NodeID, maxSeq uint64) {
 	if len(n.pending) < len(n.cfg.Nodes) {
 		n.pending = append(n.pending, joinReq{node: id, maxSeq: maxSeq, at: n.now})
 	}
+	// The holder adds it at its next tick rather than at the end of its
+	// hold: a node alone holds for a whole MinRotation.
+	if n.holding {
+		n.holdEnd = min(n.holdEnd, n.now+1)
+	}
 }
 
 // startQuery sends a 911 to every other node of the node map.

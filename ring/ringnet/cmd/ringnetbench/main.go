@@ -66,6 +66,7 @@ func main() {
 		timeout  = flag.Duration("timeout", 5*time.Second, "give up on one crash or rejoin after this long")
 		cpuprof  = flag.String("cpuprofile", "", "inproc: write a CPU profile of the steady-state window to this file")
 		hop      = flag.Int("hop", -1, "override ring HopInterval, ticks (-1: ring.DefaultConfig)")
+		minRot   = flag.Int("minrot", -1, "override ring MinRotation, ticks (-1: ring.DefaultConfig, 0: off)")
 		// Internal: a child node of -mode proc.
 		childID = flag.Int("child", 0, "internal: run node ID of a -mode proc cluster")
 		childN  = flag.Int("nodes", 0, "internal: cluster size, with -child")
@@ -83,7 +84,7 @@ func main() {
 		if err != nil {
 			fatalf("-key: %v", err)
 		}
-		sp := spec{n: *childN, addrs: loopbackAddrs(*childN, uint16(*port)), key: key, carriage: *carriage, hop: *hop}
+		sp := spec{n: *childN, addrs: loopbackAddrs(*childN, uint16(*port)), key: key, carriage: *carriage, hop: *hop, minRot: *minRot}
 		if err := child(ring.NodeID(*childID), sp); err != nil {
 			fatalf("node %d: %v", *childID, err)
 		}
@@ -99,7 +100,7 @@ func main() {
 		if err != nil || n < 2 || n > 250 {
 			fatalf("bad -n entry %q: want 2..250", f)
 		}
-		r, err := benchN(*mode, n, *trials, *window, *carriage, *hop, *timeout)
+		r, err := benchN(*mode, n, *trials, *window, *carriage, *hop, *minRot, *timeout)
 		if err != nil {
 			fatalf("N=%d: %v", n, err)
 		}
@@ -195,14 +196,14 @@ func freePort(n int) (uint16, error) {
 	return 0, fmt.Errorf("no UDP port free on all of 127.77.{1,2}.1-%d", n)
 }
 
-func benchN(mode string, n, trials int, window time.Duration, carriage, hop int, timeout time.Duration) ([]Row, error) {
+func benchN(mode string, n, trials int, window time.Duration, carriage, hop, minRot int, timeout time.Duration) ([]Row, error) {
 	port, err := freePort(n)
 	if err != nil {
 		return nil, err
 	}
 	key := make([]byte, ringnet.KeyLen)
 	crand.Read(key)
-	sp := spec{n: n, addrs: loopbackAddrs(n, port), key: key, carriage: carriage, hop: hop}
+	sp := spec{n: n, addrs: loopbackAddrs(n, port), key: key, carriage: carriage, hop: hop, minRot: minRot}
 	var f fleet
 	if mode == "proc" {
 		exe, err := os.Executable()
@@ -338,7 +339,7 @@ func benchN(mode string, n, trials int, window time.Duration, carriage, hop int,
 	}
 	for i := range rows {
 		rows[i].Source, rows[i].N, rows[i].Mode = "udp", n, mode
-		rows[i].LoadAvg, rows[i].Cores, rows[i].Timers = load, runtime.NumCPU(), timers(hop)
+		rows[i].LoadAvg, rows[i].Cores, rows[i].Timers = load, runtime.NumCPU(), timers(sp.ringConfig(1))
 	}
 	return rows, nil
 }
@@ -349,12 +350,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 var profile string
 
 // timers describes the timers in use, for the rows.
-func timers(hop int) string {
-	rc := ring.DefaultConfig()
-	if hop >= 0 {
-		rc.HopInterval = hop
-	}
-	return fmt.Sprintf("tick %v, hop %d, ack timeout %d x %d retries (budget %d ticks), token loss auto", ringnet.DefaultConfig().Tick, rc.HopInterval, rc.AckTimeout, rc.AckRetries, rc.AckBudget())
+func timers(rc ring.Config) string {
+	return fmt.Sprintf("tick %v, hop %d, min rotation %d (hold %d at N=%d), ack timeout %d x %d retries (budget %d ticks), token loss auto (%d)",
+		ringnet.DefaultConfig().Tick, rc.HopInterval, rc.MinRotation, rc.Hold(len(rc.Nodes)), len(rc.Nodes), rc.AckTimeout, rc.AckRetries, rc.AckBudget(), rc.TokenLossTicks())
 }
 
 type distribution struct{ p50, p99, max float64 }

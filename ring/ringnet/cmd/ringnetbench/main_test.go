@@ -29,7 +29,7 @@ func TestBenchSmoke(t *testing.T) {
 }
 
 func smoke(t *testing.T, mode string) {
-	rows, err := benchN(mode, 3, 2, 300*time.Millisecond, 0, -1, 5*time.Second)
+	rows, err := benchN(mode, 3, 2, 300*time.Millisecond, 0, -1, -1, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

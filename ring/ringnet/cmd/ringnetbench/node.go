@@ -19,6 +19,7 @@ type spec struct {
 	key      []byte
 	carriage int // bytes of synthetic carriage (0: none)
 	hop      int // HopInterval override, -1: default
+	minRot   int // MinRotation override, -1: default
 }
 
 func (s spec) nodeIDs() []ring.NodeID {
@@ -46,6 +47,9 @@ func (s spec) ringConfig(id ring.NodeID) ring.Config {
 	rc.ID, rc.Nodes, rc.Paths = id, s.nodeIDs(), 2
 	if s.hop >= 0 {
 		rc.HopInterval = s.hop
+	}
+	if s.minRot >= 0 {
+		rc.MinRotation = s.minRot
 	}
 	rc.Rand = rand.Uint64
 	size := s.carriage

@@ -40,7 +40,7 @@ type kid struct {
 func (p *proc) start(id ring.NodeID, goal []ring.NodeID) error {
 	cmd := exec.Command(p.exe, "-child", strconv.Itoa(int(id)), "-nodes", strconv.Itoa(p.n),
 		"-port", strconv.Itoa(int(p.addrs[0][0].Port())), "-key", hex.EncodeToString(p.key),
-		"-hop", strconv.Itoa(p.hop), "-carriage", strconv.Itoa(p.carriage))
+		"-hop", strconv.Itoa(p.hop), "-minrot", strconv.Itoa(p.minRot), "-carriage", strconv.Itoa(p.carriage))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -50,23 +50,23 @@ func main() {
 		holders = flag.Int("holder-crashes", 200, "crashes of the token holder per N (3, 8, 32) for regenerations_per_holder_crash")
 		udp     = flag.String("udp", "", "real-UDP rows from ringnetbench to merge (optional)")
 		out     = flag.String("out", "bench/out/ring.json", "JSON rows file (\"\" to skip)")
-		timerFl = flag.String("timers", "", "override timers in ticks: hop,ackTimeout,ackRetries,tokenLoss,joinTimeout (tuning)")
+		timerFl = flag.String("timers", "", "override timers in ticks: hop,minRotation,ackTimeout,ackRetries,tokenLoss,joinTimeout (tuning)")
 	)
 	flag.Parse()
 	tune := func(c *ring.Config) {}
 	if *timerFl != "" {
 		v := ints(*timerFl)
-		if len(v) != 5 {
-			fatalf("-timers wants 5 numbers")
+		if len(v) != 6 {
+			fatalf("-timers wants 6 numbers: hop,minRotation,ackTimeout,ackRetries,tokenLoss,joinTimeout")
 		}
 		tune = func(c *ring.Config) {
-			c.HopInterval, c.AckTimeout, c.AckRetries, c.TokenLoss, c.JoinTimeout = v[0], v[1], v[2], v[3], v[4]
+			c.HopInterval, c.MinRotation, c.AckTimeout, c.AckRetries, c.TokenLoss, c.JoinTimeout = v[0], v[1], v[2], v[3], v[4], v[5]
 		}
 	}
 	c := ring.DefaultConfig()
 	tune(&c)
-	fmt.Printf("timers (ticks of %d ms): hop %d, ack timeout %d, ack retries %d (budget %d), token loss %s, join %d, probe %d\n",
-		ring.TickMillis, c.HopInterval, c.AckTimeout, c.AckRetries, c.AckBudget(), tokenLoss(c), c.JoinTimeout, c.ProbeInterval)
+	fmt.Printf("timers (ticks of %d ms): hop %d, min rotation %d (hold %d at N=3, %d at N=32), ack timeout %d, ack retries %d (budget %d), token loss %s, join %d, probe %d\n",
+		ring.TickMillis, c.HopInterval, c.MinRotation, c.Hold(3), c.Hold(32), c.AckTimeout, c.AckRetries, c.AckBudget(), tokenLoss(c), c.JoinTimeout, c.ProbeInterval)
 
 	var rows []Row
 	sizes, tr := ints(*ns), ints(*trials)
