@@ -83,6 +83,13 @@ bench-ring:
 	$(GO) run ./ring/ringnet/cmd/ringnetbench -out bench/out/ring-udp.json
 	$(GO) run ./ring/ringtest/cmd/benchring -udp bench/out/ring-udp.json -out bench/out/ring.json
 
+# bench-node-cpu: CPU of idle whole nodes (ring, router, management API) in a
+# 3-node lab at the default config (root). RING="hop_interval=4ms ..." sets
+# ring: keys for comparison runs.
+.PHONY: bench-node-cpu
+bench-node-cpu: build
+	scripts/node-cpu.sh 20 $(RING)
+
 # bench-router: 64-byte UDP pps and TCP (iperf3) through one node, ringway vs Linux
 # kernel forwarding, interleaved in one run on the reference lab (root; installs
 # iperf3 if missing). Prints a table, writes bench/out/router.json.

@@ -120,6 +120,9 @@ func New(cfg Config) (*Node, error) {
 	dc.Names = n.names
 	dc.Key = key[:]
 	dc.Tick = f.Ring.Tick
+	// Wake the node for a committed state only when what it serves by
+	// changed, not on every rotation's new table counter.
+	dc.SameState = ringstate.SameService
 	dc.Logger = n.log.With("part", "ring")
 	if n.driver, err = ringnet.New(dc, n.core); err != nil {
 		return nil, fmt.Errorf("ring: %w", err)

@@ -1,6 +1,7 @@
 package ringstate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -172,6 +173,33 @@ func Owned(s *ring.State, self ring.NodeID) ([]netip.Addr, error) {
 		return nil, err
 	}
 	return t.OwnedBy(vipstate.Node(self)), nil
+}
+
+// SameService reports whether a node serving by committed state a needs
+// nothing new from b: the same ring, members, alone and quorum flags and
+// carriages, where the VIP tables may differ only in their rotation
+// counters (vipstate.SameRows), which change on every rotation. The ring
+// driver then need not wake the node for b (ringnet.Config.SameState).
+func SameService(a, b *ring.State) bool {
+	if a.RingID != b.RingID || a.Alone != b.Alone || a.NoQuorum != b.NoQuorum ||
+		!slices.Equal(a.Members, b.Members) || (a.Members == nil) != (b.Members == nil) ||
+		len(a.Carriages) != len(b.Carriages) {
+		return false
+	}
+	for i, ca := range a.Carriages {
+		cb := b.Carriages[i]
+		switch {
+		case ca.Kind != cb.Kind:
+			return false
+		case ca.Kind == KindVIPTable:
+			if !vipstate.SameRows(ca.Data, cb.Data) {
+				return false
+			}
+		case !bytes.Equal(ca.Data, cb.Data):
+			return false
+		}
+	}
+	return true
 }
 
 // Load is carriage kind 2: the traffic of each VIP in bytes/s, as measured

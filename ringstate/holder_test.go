@@ -159,3 +159,39 @@ func TestEnqueue(t *testing.T) {
 		t.Errorf("VIP 1 on node %d after its owner applied the move, want 2", got)
 	}
 }
+
+// Successive tokens of a steady ring differ only in the table's rotation
+// counter: SameService lets the driver skip them. A change of owner,
+// membership or load is news.
+func TestSameService(t *testing.T) {
+	h := New(Config{Initial: initial(t)})
+	members := []ring.NodeID{1, 2}
+	state := func(cs []ring.Carriage) *ring.State {
+		return &ring.State{RingID: 7, Members: members, Carriages: cs}
+	}
+	cs1 := h.OnToken(ring.TokenView{Self: 1, Members: members})
+	cs2 := h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs1})
+	t1, _, _ := Table(cs1)
+	t2, _, _ := Table(cs2)
+	if t1.Rotation() == t2.Rotation() {
+		t.Fatalf("rotation did not advance (%d): the test needs it to", t1.Rotation())
+	}
+	if !SameService(state(cs1), state(cs2)) {
+		t.Error("two tokens that differ only in the rotation counter are not the same service")
+	}
+	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(vip(1), 2) }})
+	moved := h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs2})
+	if SameService(state(cs2), state(moved)) {
+		t.Error("a moved VIP is the same service")
+	}
+	other := state(cs2)
+	other.Members = []ring.NodeID{1}
+	if SameService(state(cs2), other) {
+		t.Error("a membership change is the same service")
+	}
+	load, _ := Load{vip(1): 100}.MarshalBinary()
+	withLoad := state(append(append([]ring.Carriage(nil), cs2...), ring.Carriage{Kind: KindLoad, Data: load}))
+	if SameService(state(cs2), withLoad) {
+		t.Error("a new load carriage is the same service")
+	}
+}

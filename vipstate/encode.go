@@ -44,6 +44,38 @@ const (
 // errMalformed is wrapped by every decoding error other than io.ErrUnexpectedEOF.
 var errMalformed = errors.New("vipstate: malformed table encoding")
 
+// SameRows reports whether two encoded tables have the same node map size
+// and the same rows, whatever their rotation counters (which change on every
+// rotation of the token). Malformed input is never the same as anything.
+// It does not allocate.
+func SameRows(a, b []byte) bool {
+	ha, ra, okA := splitCounters(a)
+	hb, rb, okB := splitCounters(b)
+	return okA && okB && string(ha) == string(hb) && string(ra) == string(rb)
+}
+
+// splitCounters cuts an encoded table around its rotation and balanceAt
+// fields: head is version and nodes, rows is count and rows.
+func splitCounters(b []byte) (head, rows []byte, ok bool) {
+	if len(b) < 1 || b[0] != encodingVersion {
+		return nil, nil, false
+	}
+	_, n := binary.Uvarint(b[1:]) // nodes
+	if n <= 0 {
+		return nil, nil, false
+	}
+	i := 1 + n
+	head = b[:i]
+	for range 2 { // rotation, balanceAt
+		_, k := binary.Uvarint(b[i:])
+		if k <= 0 {
+			return nil, nil, false
+		}
+		i += k
+	}
+	return head, b[i:], true
+}
+
 // MarshalBinary encodes the table (format described in encode.go).
 func (t Table) MarshalBinary() ([]byte, error) {
 	return t.AppendBinary(make([]byte, 0, t.encodedSizeHint()))

@@ -165,6 +165,45 @@ func patch(b []byte, i int, v byte) []byte {
 // FuzzTableDecode checks that any input either fails to decode or decodes to
 // a valid table that encodes back to exactly the same bytes (the encoding is
 // canonical), and never panics.
+// SameRows ignores the rotation counters and nothing else.
+func TestSameRows(t *testing.T) {
+	enc := func(tab Table) []byte {
+		b, err := tab.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	base := table1(t)
+	later := base
+	later.rotation, later.balanceAt = 1000, 1010 // multi-byte varints
+	moved, err := base.Move(ip("1.1.1.1"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wider, err := New(3, base.Rows())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		a, b []byte
+		want bool
+	}{
+		{"identical", enc(base), enc(base), true},
+		{"only the rotation counters differ", enc(base), enc(later), true},
+		{"an owner differs", enc(base), enc(moved), false},
+		{"the node map size differs", enc(base), enc(wider), false},
+		{"malformed", enc(base)[:3], enc(base)[:3], false},
+		{"empty", nil, nil, false},
+		{"unknown version", append([]byte{9}, enc(base)[1:]...), append([]byte{9}, enc(base)[1:]...), false},
+	} {
+		if got := SameRows(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: SameRows = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func FuzzTableDecode(f *testing.F) {
 	// The empty table: version 1, 0 nodes, rotation 0, balanceAt 0, 0 rows.
 	f.Add([]byte{1, 0, 0, 0, 0})
@@ -180,9 +219,13 @@ func FuzzTableDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		same := SameRows(b, b) // never panics, on any input
 		var tab Table
 		if err := tab.UnmarshalBinary(b); err != nil {
 			return
+		}
+		if !same {
+			t.Fatal("SameRows(b, b) is false for a valid table")
 		}
 		if _, err := New(tab.Nodes(), tab.Rows()); err != nil {
 			t.Fatalf("decoded table fails New: %v", err)

@@ -52,6 +52,12 @@ type Config struct {
 	// rejoins on its own.
 	StaleBoot time.Duration
 
+	// SameState reports whether committed state b, which follows a, can go
+	// undelivered on States() (the reader learns nothing it acts on).
+	// Default (nil): when the two differ at most in Seq. Every delivery
+	// wakes the reader, and the ring commits a state on every hop.
+	SameState func(a, b *State) bool
+
 	// Listen opens one path's socket. Default ListenUDP.
 	Listen ListenFunc
 	// Rand supplies the 16 random bits of the boot id. Default crypto/rand.

@@ -368,7 +368,11 @@ func (d *Driver) flush() (left bool) {
 // wakeup per hop to learn nothing. Only the core's lock holder sends on
 // d.states, so after draining it the send cannot block.
 func (d *Driver) publish(s State) {
-	if d.last != nil && sameState(d.last, &s) {
+	same := sameState
+	if d.cfg.SameState != nil {
+		same = d.cfg.SameState
+	}
+	if d.last != nil && same(d.last, &s) {
 		return
 	}
 	d.last = &s

@@ -354,6 +354,37 @@ func TestDriverStatesOnlyChanges(t *testing.T) {
 	})
 }
 
+// TestDriverSameStateHook: Config.SameState replaces the default rule; a
+// state is compared with the last one delivered, not the last committed.
+func TestDriverSameStateHook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeCluster(t, 1, func(c *ringnet.Config) {
+			c.SameState = func(a, b *ringnet.State) bool { return a.RingID == b.RingID }
+		})
+		for _, tc := range []struct {
+			name  string
+			state ringnet.State
+			want  bool
+		}{
+			{"first", ringnet.State{RingID: 7, Seq: 1}, true},
+			{"same ring, other members", ringnet.State{RingID: 7, Seq: 2, Members: []ringnet.NodeID{1}}, false},
+			{"other ring", ringnet.State{RingID: 8, Seq: 3}, true},
+			{"same as delivered", ringnet.State{RingID: 8, Seq: 4, Members: []ringnet.NodeID{1, 2}}, false},
+		} {
+			fc.do(1, func(c *fakeCore) { c.states = []ringnet.State{tc.state} })
+			delivered := false
+			select {
+			case <-fc.d[0].States():
+				delivered = true
+			default:
+			}
+			if delivered != tc.want {
+				t.Errorf("%s: delivered = %v, want %v", tc.name, delivered, tc.want)
+			}
+		}
+	})
+}
+
 // TestDriverCoreBusy: while the core is busy (a Do that blocks), datagrams
 // wait in the socket's buffer and are all stepped, in order, afterwards.
 func TestDriverCoreBusy(t *testing.T) {
