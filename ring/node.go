@@ -118,6 +118,8 @@ type Node struct {
 	lastSeen int64 // the token was last accepted, sent or regenerated
 	waitFrom int64 // the 911 timer runs from here (token seen, or last 911 denied)
 	accepts  [2]int64
+	left     [leftRings]uint64 // ring ids this node's line moved on from (leaveRing)
+	leftNext int
 
 	pending []joinReq
 	query   *query

@@ -271,6 +271,48 @@ func TestStaleTokenRejected(t *testing.T) {
 	}
 }
 
+// Two token lines over the same nodes whose seqs are close (two rings
+// formed at the same start-up seq) would overtake each other forever under
+// the seq rule alone. A node that went over to a newer line refuses the
+// line it left, whatever its seq.
+func TestLeftRingStaysLeft(t *testing.T) {
+	n, err := NewNode(func() Config { c := TestConfig(); c.ID, c.Nodes = 2, []NodeID{1, 2, 3}; return c }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgID := uint64(1000)
+	deliver := func(ring, seq uint64) {
+		t.Helper()
+		msgID++
+		tok := Message{Kind: MsgToken, RingID: ring, Seq: seq, Sender: 1, Dest: 2, Members: []NodeID{1, 2, 3}}
+		body, _ := tok.MarshalBinary()
+		fr, _ := Frame{Type: FrameData, MsgID: msgID, Count: 1, Payload: body}.MarshalBinary()
+		if err := n.Step(1, 0, fr); err != nil {
+			t.Fatal(err)
+		}
+		n.Ready()
+	}
+	const lineA, lineB = 0xaaaa, 0xbbbb
+	deliver(lineA, 10)
+	if st := n.Status(); st.RingID != lineA || st.Counters.TokensAccepted != 1 {
+		t.Fatalf("first token not accepted: %+v", st)
+	}
+	deliver(lineB, 12) // newer: the node goes over to line B
+	if st := n.Status(); st.RingID != lineB || st.Counters.TokensAccepted != 2 {
+		t.Fatalf("newer line not accepted: %+v", st)
+	}
+	deliver(lineA, 40) // line A came round again, its seq now above B's
+	st := n.Status()
+	if st.RingID != lineB || st.Counters.TokensAccepted != 2 || st.Counters.TokensStale != 1 {
+		t.Errorf("the line the node left was accepted again: ring %x, accepted %d, stale %d",
+			st.RingID, st.Counters.TokensAccepted, st.Counters.TokensStale)
+	}
+	deliver(lineB, 41) // its own line goes on
+	if st := n.Status(); st.RingID != lineB || st.Counters.TokensAccepted != 3 {
+		t.Errorf("line B refused after line A's stale token: %+v", st)
+	}
+}
+
 // Graceful leave hands the state over: the leaver's Holder runs with
 // Leaving=[self] and members without it, then Ready().Left.
 func TestLeave(t *testing.T) {

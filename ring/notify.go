@@ -40,10 +40,14 @@ func (n *Node) tickStart() {
 	if n.now < n.startEnd {
 		return
 	}
-	if (n.heardRing || n.heardLower) && !n.startExt {
-		// A ring exists (it will add us) or a lower-numbered node is
-		// starting too (it will form the ring and add us): wait once more.
+	if n.heardRing || (n.heardLower && !n.startExt) {
+		// A ring exists: it will add us (or its token, which lists us,
+		// is on its way), so wait as long as it keeps answering. Or a
+		// lower-numbered node is starting too: it will form the ring and
+		// add us, so wait once more. Forming a ring of our own meanwhile
+		// would start a second token line over the same nodes.
 		n.startExt = true
+		n.heardRing = false
 		n.startEnd = n.now + int64(n.cfg.JoinTimeout)
 		return
 	}

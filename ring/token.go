@@ -28,7 +28,7 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	if !slices.Contains(m.Members, n.cfg.ID) {
 		return fmt.Errorf("ring: token for us does not list us as a member")
 	}
-	if m.Seq <= n.maxSeq {
+	if m.Seq <= n.maxSeq || n.leftRing(m.RingID) {
 		// Older than a token we have seen: another, newer line exists.
 		// The hop is acknowledged (so the sender does not drop us) and the
 		// sender is told, so it steps out of the dead line.
@@ -51,6 +51,9 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	prev := n.tok.Members
 	if n.mode != ModeMember {
 		prev = nil
+	}
+	if n.tok.RingID != 0 && m.RingID != n.tok.RingID {
+		n.leaveRing(n.tok.RingID)
 	}
 	n.tok = *m
 	n.tok.Members = n.sortMembers(m.Members)
@@ -77,12 +80,31 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
 	// A new membership goes round at once, without holds, so that every
 	// member serves by it a rotation sooner; holds resume when each
-	// member has seen it.
-	if n.leaving || len(dropped) > 0 || len(joined) > 0 {
+	// member has seen it. For a node that was not a member (starting,
+	// between rings) the membership is new too.
+	if n.leaving || prev == nil || len(dropped) > 0 || len(joined) > 0 {
 		n.pass()
 	}
 	return nil
 }
+
+// leftRings is how many ring ids a node remembers having left.
+const leftRings = 8
+
+// leaveRing records that this node's line moved on from ring id: a token
+// of that ring is stale here from now on, whatever its seq. Two token lines
+// over the same nodes whose seqs are less than a rotation apart (two nodes
+// that formed rings at the same start-up seq) would otherwise both be
+// accepted everywhere, overtaking each other forever; with this rule each
+// dies where a node already went over to the other, and its holder, told
+// it is stale, asks to join. In every other case a line change comes with
+// a seq jump that the seq rule alone enforces.
+func (n *Node) leaveRing(id uint64) {
+	n.left[n.leftNext] = id
+	n.leftNext = (n.leftNext + 1) % leftRings
+}
+
+func (n *Node) leftRing(id uint64) bool { return id != 0 && slices.Contains(n.left[:], id) }
 
 // addPending adds the nodes that asked to join (or the members of a ring
 // this ring absorbs) to the token; it returns them.
