@@ -18,7 +18,9 @@
 //	                      └─ other traffic to owned VIP: write to TUN           │
 //	                      └─ TTL expiry / no route: ICMP error to the sender    │
 //	TUN (all VIPs) ── one goroutine reads replies of local services and routes them as above
-//	ticker ── GARP schedule (garp.go), ARP cache probes and expiry
+//	timer ── GARP schedule (garp.go), ARP cache retries and expiry (neigh.go);
+//	         sleeps until the earliest deadline (nextAt) or a kick from SetOwned,
+//	         Announce or the ARP cache (new pending host or entry)
 //
 // # Cores and drivers
 //

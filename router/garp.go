@@ -2,6 +2,7 @@ package router
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -89,4 +90,27 @@ func (g *garpSched) due(now time.Duration) []netip.Addr {
 	}
 	g.tokens -= float64(n)
 	return out
+}
+
+// nextAt returns when due may next return a VIP, never before now: the
+// earliest deadline of any VIP, or later when the rate limit holds it back,
+// the moment the bucket holds a whole token again. ok is false when no VIP is
+// scheduled (nothing is due until acquire).
+func (g *garpSched) nextAt(now time.Duration) (at time.Duration, ok bool) {
+	if len(g.vips) == 0 {
+		return 0, false
+	}
+	at = time.Duration(math.MaxInt64)
+	for _, s := range g.vips {
+		at = min(at, s.next)
+	}
+	at = max(at, now)
+	if g.primed && g.tokens < 1 {
+		// due refills tokens + elapsed×rate from last. Rounded up to the
+		// nanosecond; should float error leave the bucket a hair short
+		// then, due sends nothing and the next nextAt is a nanosecond on.
+		need := time.Duration(math.Ceil((1 - g.tokens) / g.cfg.rate * float64(time.Second)))
+		at = max(at, g.last+need)
+	}
+	return at, true
 }

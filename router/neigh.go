@@ -1,6 +1,7 @@
 package router
 
 import (
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,11 @@ type neighTable struct {
 
 	mu      sync.Mutex
 	pending map[[4]byte]*neighPending
+
+	// wake, when set, gets a non-blocking send whenever the table creates
+	// work for tick (a new pending resolution, a new or changed entry), so a
+	// timer sleeping until nextAt learns of the earlier deadline.
+	wake chan<- struct{}
 }
 
 type neighEntry struct {
@@ -86,6 +92,7 @@ func (t *neighTable) enqueue(ip netip.Addr, pkt []byte, now int64) (request, ok 
 		p = &neighPending{lastReq: now, tries: 1}
 		t.pending[k] = p
 		request = true
+		t.notify()
 	}
 	if len(p.queue) >= t.cfg.queueLen {
 		return request, false
@@ -124,12 +131,21 @@ func (t *neighTable) learn(ip netip.Addr, mac MAC, mode learnMode, now int64) []
 		ne.probed.Store(now)
 		n[k] = ne
 		t.resolved.Store(&n)
+		t.notify()
 	}
 	if p == nil {
 		return nil
 	}
 	delete(t.pending, k)
 	return p.queue
+}
+
+// notify tells the timer that tick has new work (see wake).
+func (t *neighTable) notify() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (t *neighTable) hasPending(k [4]byte) bool {
@@ -175,6 +191,28 @@ func (t *neighTable) tick(now int64) (requests []netip.Addr, failed [][]byte) {
 		t.resolved.Store(&n)
 	}
 	return requests, failed
+}
+
+// nextAt returns when tick next has work, never before now: the next retry
+// or failure of a pending resolution, or the expiry of a resolved entry. The
+// data path refreshes confirmations without telling the timer, so the moment
+// may come early (tick then finds nothing and the caller asks again); it is
+// never late. ok is false when the table is empty.
+func (t *neighTable) nextAt(now int64) (at int64, ok bool) {
+	at = math.MaxInt64
+	t.mu.Lock()
+	for _, p := range t.pending {
+		at, ok = min(at, p.lastReq+int64(t.cfg.retry)), true
+	}
+	t.mu.Unlock()
+	life := int64(t.cfg.reachable + t.cfg.probeWindow)
+	for _, e := range *t.resolved.Load() {
+		at, ok = min(at, e.confirmed.Load()+life), true
+	}
+	if !ok {
+		return 0, false
+	}
+	return max(at, now), true
 }
 
 // NeighborEntry is one resolved host in a link's ARP cache (Stats).

@@ -58,7 +58,7 @@ func New(cfg Config) (*Router, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, start: time.Now(), vipCtrs: map[netip.Addr]*vipCounters{},
-		kick: make(chan struct{}, 1), garp: newGARPSched(cfg.garpConfig())}
+		garp: newGARPSched(cfg.garpConfig())}
 	ok := false
 	defer func() {
 		if !ok {
@@ -93,6 +93,7 @@ func New(cfg Config) (*Router, error) {
 		maxMTU = max(maxMTU, l.info.mtu)
 		r.neigh = append(r.neigh, newNeighTable(cfg.neighConfig()))
 	}
+	r.wireTimer()
 	rt, err := newRouteTable(connected, cfg.Routes)
 	if err != nil {
 		return nil, err
@@ -381,9 +382,17 @@ func (r *Router) LinkMAC(name string) (net.HardwareAddr, bool) {
 	return nil, false
 }
 
-// runTimer sends due gratuitous ARP and runs the ARP caches' timers.
+// runTimer sends due gratuitous ARP and runs the ARP caches' timers. It is
+// deadline-driven: after each pass it sleeps until the earliest moment
+// garpSched.nextAt or neighTable.nextAt name, or until kicked. Every event
+// that creates earlier work kicks it (r.kick): SetOwned and Announce for
+// GARP, a neighTable creating a pending resolution or a new entry (its wake
+// channel is r.kick). A wakeup with nothing due is harmless: the pass finds
+// nothing and the deadline is recomputed. cfg.Tick caps the sleep only as a
+// safety net (default 1 s), so an idle router wakes about once a second
+// instead of every 50 ms.
 func (r *Router) runTimer(ctx context.Context, sh *shard) {
-	t := time.NewTicker(r.cfg.Tick)
+	t := time.NewTimer(0) // a first pass at once: VIPs owned before Run
 	defer t.Stop()
 	buf := make([]byte, vnetHdrLen+minFrame)
 	for {
@@ -393,45 +402,66 @@ func (r *Router) runTimer(ctx context.Context, sh *shard) {
 		case <-t.C:
 		case <-r.kick:
 		}
-		now := r.now()
-		r.garpMu.Lock()
-		due := r.garp.due(time.Duration(now))
-		r.garpMu.Unlock()
-		owned := r.owned.Load()
-		for _, v := range due {
-			ov, ok := owned.lookup(v)
-			if !ok {
-				continue
-			}
-			l := r.links[ov.link]
-			c := &sh.links[ov.link]
-			var failed bool
-			for _, reply := range []bool{false, true} {
-				clear(buf[:vnetHdrLen])
-				n := putGARP(buf[vnetHdrLen:], &l.info, v, reply)
-				if err := l.writeOne(buf[:vnetHdrLen+n]); err != nil {
-					c.drops[DropTx].add(1)
-					failed = true
-				} else {
-					c.txFrames.add(1)
-					c.txBytes.add(uint64(n))
-				}
-			}
-			if !failed {
-				c.garps.add(1)
-				ov.c.garps.Add(1)
+		at, ok := r.timerPass(r.now(), sh, buf)
+		// Go 1.23+ timers: Reset drops a value the timer may have sent
+		// while a kick woke us, so no stale wakeup follows.
+		t.Reset(timerSleep(r.now(), at, ok, r.cfg.Tick))
+	}
+}
+
+// wireTimer makes the channel that wakes runTimer early and hands it to the
+// ARP caches (SetOwned and Announce send on it themselves).
+func (r *Router) wireTimer() {
+	r.kick = make(chan struct{}, 1)
+	for _, nt := range r.neigh {
+		nt.wake = r.kick
+	}
+}
+
+// timerPass does the timer work due at now and returns when the next is due.
+func (r *Router) timerPass(now int64, sh *shard, buf []byte) (at int64, ok bool) {
+	r.garpMu.Lock()
+	due := r.garp.due(time.Duration(now))
+	gat, gok := r.garp.nextAt(time.Duration(now))
+	r.garpMu.Unlock()
+	at, ok = int64(gat), gok
+	owned := r.owned.Load()
+	for _, v := range due {
+		ov, found := owned.lookup(v)
+		if !found {
+			continue
+		}
+		l := r.links[ov.link]
+		c := &sh.links[ov.link]
+		var failed bool
+		for _, reply := range []bool{false, true} {
+			clear(buf[:vnetHdrLen])
+			n := putGARP(buf[vnetHdrLen:], &l.info, v, reply)
+			if err := l.writeOne(buf[:vnetHdrLen+n]); err != nil {
+				c.drops[DropTx].add(1)
+				failed = true
+			} else {
+				c.txFrames.add(1)
+				c.txBytes.add(uint64(n))
 			}
 		}
-		for i, nt := range r.neigh {
-			reqs, failed := nt.tick(now)
-			for _, ip := range reqs {
-				r.arpRequest(i, ip, sh)
-			}
-			if len(failed) > 0 {
-				sh.links[i].drops[DropNeighUnresolved].add(uint64(len(failed)))
-			}
+		if !failed {
+			c.garps.add(1)
+			ov.c.garps.Add(1)
 		}
 	}
+	for i, nt := range r.neigh {
+		reqs, failed := nt.tick(now)
+		for _, ip := range reqs {
+			r.arpRequest(i, ip, sh)
+		}
+		if len(failed) > 0 {
+			sh.links[i].drops[DropNeighUnresolved].add(uint64(len(failed)))
+		}
+		nat, nok := nt.nextAt(now)
+		at, ok = earliest(at, ok, nat, nok)
+	}
+	return at, ok
 }
 
 // arpRequest asks for target on link li (resolution or re-probe).
