@@ -62,6 +62,8 @@ type Node struct {
 	load    atomic.Pointer[map[netip.Addr]uint64]
 
 	closeOnce sync.Once
+	hurry     chan struct{} // closed by Hurry
+	hurryOnce sync.Once
 }
 
 // New checks everything that can be checked before the node touches the
@@ -81,7 +83,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.LeaveTimeout == 0 {
 		cfg.LeaveTimeout = 3 * time.Second
 	}
-	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f)}
+	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
 	for i := range f.Nodes {
 		n.names = append(n.names, f.Nodes[i].ID)
 	}
@@ -234,6 +236,26 @@ func (n *Node) Run(ctx context.Context) error {
 	var runErr error
 	leaving := ctx.Done()
 	var leaveDone <-chan struct{}
+	cancelLeave := func() {}
+	// stop ends Run: no more answering, ring stopped, the router and the
+	// API kept for the drain (unless hurried), then everything closed.
+	stop := func(drain bool) error {
+		cancelLeave()
+		n.router.SetOwned(nil)
+		stopRing()
+		if drain && runErr == nil {
+			n.log.Info("left the ring; draining", "for", n.cfg.Drain)
+			select {
+			case <-time.After(n.cfg.Drain):
+			case <-n.hurry:
+				n.log.Warn("drain cut short")
+			}
+		}
+		stopData()
+		wg.Wait()
+		n.log.Info("stopped")
+		return runErr
+	}
 	for {
 		select {
 		case st := <-n.driver.States():
@@ -249,6 +271,7 @@ func (n *Node) Run(ctx context.Context) error {
 			leaving = nil
 			n.log.Info("leaving the ring: handing VIPs over")
 			lctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
+			cancelLeave = cancel
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -266,19 +289,20 @@ func (n *Node) Run(ctx context.Context) error {
 				n.apply(&st)
 			default:
 			}
-			n.router.SetOwned(nil)
-			stopRing()
-			if runErr == nil {
-				n.log.Info("left the ring; draining", "for", n.cfg.Drain)
-				time.Sleep(n.cfg.Drain)
-			}
-			stopData()
-			wg.Wait()
-			n.log.Info("stopped")
-			return runErr
+			return stop(true)
+		case <-n.hurry:
+			n.log.Warn("stopping at once: this node's VIPs are not handed over; the others will detect it as failed")
+			return stop(false)
 		}
 	}
 }
+
+// Hurry makes Run stop at once, whether or not it is leaving: it gives up
+// the hand-over of its VIPs and the drain, stops answering and forwarding,
+// and undoes its kernel setup before Run returns. The other nodes detect
+// the node as failed. `ringway run` calls it on a second SIGTERM or SIGINT.
+// Safe to call at any time and more than once.
+func (n *Node) Hurry() { n.hurryOnce.Do(func() { close(n.hurry) }) }
 
 // apply makes a committed ring state this node's behaviour: the VIPs the
 // table gives this node are answered from now on, the others no longer.

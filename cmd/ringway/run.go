@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +26,8 @@ func runCommand() *cli.Command {
 		Usage: "run this node of the gateway in the foreground",
 		Description: "Reads the config, joins the ring (or forms one alone), answers ARP for the VIPs\n" +
 			"the ring gives this node and routes between the subnets. SIGTERM or SIGINT makes\n" +
-			"the node hand its VIPs over to the others before it exits.",
+			"the node hand its VIPs over to the others before it exits; a second one makes it\n" +
+			"stop at once (the others then detect it as failed).",
 		Flags: []cli.Flag{
 			configFlag(),
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -49,8 +51,32 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfg.File, err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			// The first SIGTERM or SIGINT leaves gracefully; a second one
+			// stops at once (still undoing the kernel setup).
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			done := make(chan struct{})
+			defer close(done)
+			go func() {
+				for first := true; ; first = false {
+					select {
+					case <-done:
+						return
+					case sig := <-sigs:
+						if first {
+							log.Info("signal: leaving the ring gracefully; send it again to stop at once", "signal", sig.String())
+							cancel()
+							continue
+						}
+						log.Warn("second signal: stopping at once", "signal", sig.String())
+						n.Hurry()
+						return
+					}
+				}
+			}()
 			return n.Run(ctx)
 		},
 	}
