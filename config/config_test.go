@@ -477,3 +477,32 @@ func TestLabExample(t *testing.T) {
 }
 
 const ms = time.Millisecond
+
+func TestWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		listen, cert string
+		warn         bool
+	}{
+		{"127.0.0.1:9440", "", false},
+		{"[::1]:9440", "", false},
+		{"localhost:9440", "", false},
+		{"", "", false}, // API off
+		{":9440", "", true},
+		{"0.0.0.0:9440", "", true},
+		{"203.0.113.1:9440", "", true},
+		{"203.0.113.1:9440", "cert.pem", false},
+	} {
+		c := DefaultConfig()
+		c.Management.Listen, c.Management.TLSCert = tc.listen, tc.cert
+		if tc.cert != "" {
+			c.Management.TLSKey = "key.pem"
+		}
+		w := c.Warnings()
+		if (len(w) > 0) != tc.warn {
+			t.Errorf("listen %q cert %q: warnings %q, want a warning: %v", tc.listen, tc.cert, w, tc.warn)
+		}
+		if len(w) > 0 && !strings.Contains(w[0], "without TLS") {
+			t.Errorf("warning %q does not say what is wrong", w[0])
+		}
+	}
+}

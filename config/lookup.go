@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -100,6 +101,25 @@ func (c *Config) AllVIPs() []VIP {
 // TokenLoss is the effective token-loss timeout for this node map (see
 // Ring.TokenLossFor).
 func (c *Config) TokenLoss() time.Duration { return c.Ring.TokenLossFor(len(c.Nodes)) }
+
+// Warnings lists what `config check` and a starting node point out without
+// refusing the file: a management API that listens beyond loopback without
+// TLS (its bearer token would cross the network in clear).
+func (c *Config) Warnings() []string {
+	var out []string
+	if m := c.Management; m.Listen != "" && m.TLSCert == "" {
+		host, _, err := net.SplitHostPort(m.Listen)
+		a, perr := netip.ParseAddr(host)
+		if err == nil && host != "localhost" && (perr != nil || !a.IsLoopback()) {
+			where := host
+			if host == "" {
+				where = "every address"
+			}
+			out = append(out, fmt.Sprintf("management.listen %s serves the API on %s without TLS: the admin token crosses the network in clear; set management.tls_cert and management.tls_key, or listen on 127.0.0.1", m.Listen, where))
+		}
+	}
+	return out
+}
 
 // Summary is a one-line description, e.g. "cluster lab, node n1 (1 of 3),
 // 2 subnets, 8 VIPs, 1 route".

@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Config configures the management server.
@@ -23,7 +25,15 @@ type Config struct {
 	TLSCert string // PEM files; both or neither
 	TLSKey  string
 	Logger  *slog.Logger
+	// MaxConns caps the connections served at once; more wait in the
+	// listen backlog. 0 means DefaultMaxConns. An operator's tools need a
+	// handful; the cap keeps a flood of clients from taking the node's
+	// memory and file descriptors.
+	MaxConns int
 }
+
+// DefaultMaxConns is the default Config.MaxConns.
+const DefaultMaxConns = 64
 
 func (c Config) validate() error {
 	if c.Listen == "" {
@@ -34,6 +44,9 @@ func (c Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("mgmt: set both tls_cert and tls_key, or neither")
+	}
+	if c.MaxConns < 0 {
+		return fmt.Errorf("mgmt: MaxConns is %d; use 0 for the default (%d) or a positive number", c.MaxConns, DefaultMaxConns)
 	}
 	return nil
 }
@@ -70,12 +83,17 @@ func NewServer(cfg Config, b Backend) (*Server, error) {
 	if log == nil {
 		log = nopLogger()
 	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	ln = netutil.LimitListener(ln, cfg.MaxConns)
 	s := &Server{cfg: cfg, backend: b, log: log, ln: ln}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       30 * time.Second, // idle keep-alives give their slot back
 		MaxHeaderBytes:    16 << 10,
 		TLSConfig:         tlsConfig,
 	}

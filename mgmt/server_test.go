@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -152,6 +154,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Token: testToken}, errors.New("no listen address")},
 		{Config{Listen: "127.0.0.1:0", Token: "short"}, errors.New("at least 16")},
 		{Config{Listen: "127.0.0.1:0", Token: testToken, TLSCert: "c.pem"}, errors.New("both")},
+		{Config{Listen: "127.0.0.1:0", Token: testToken, MaxConns: -1}, errors.New("MaxConns is -1")},
 	} {
 		err := tc.cfg.validate()
 		if (err == nil) != (tc.want == nil) || (err != nil && !strings.Contains(err.Error(), tc.want.Error())) {
@@ -180,5 +183,39 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	if _, err := c.Status(context.Background()); err == nil {
 		t.Fatal("server still answers after Run returned")
+	}
+}
+
+// TestMaxConns: connections beyond MaxConns wait until one closes; idle
+// clients cannot take the node's file descriptors without bound.
+func TestMaxConns(t *testing.T) {
+	b := &fakeBackend{st: Status{Node: "n1"}}
+	s, err := NewServer(Config{Listen: "127.0.0.1:0", Token: testToken, MaxConns: 2}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	var idle []net.Conn
+	for range 2 {
+		conn, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		idle = append(idle, conn)
+	}
+	c := NewClient(s.Addr().String(), testToken, false)
+	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelShort()
+	if _, err := c.Status(short); err == nil {
+		t.Fatal("a third connection was served while two held both slots")
+	}
+	idle[0].Close()
+	long, cancelLong := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelLong()
+	if st, err := c.Status(long); err != nil || st.Node != "n1" {
+		t.Fatalf("after a slot came free: status %+v, %v", st, err)
 	}
 }

@@ -207,6 +207,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.started = time.Now()
 	n.log.Info("starting", "cluster", n.file.Cluster.Name, "node", n.name(n.self),
 		"position", int(n.self), "of", len(n.names), "subnets", len(n.file.Subnets), "vips", len(n.file.AllVIPs()))
+	for _, w := range n.file.Warnings() {
+		n.log.Warn(w)
+	}
 
 	// The router and the API outlive the ring by the drain period, so they
 	// get their own context.
