@@ -65,7 +65,7 @@ func (r *Ringway) Config() string {
 		return r.Label
 	}
 	d := config.DefaultConfig().Ring
-	return fmt.Sprintf("defaults (hop %v, ack %v x%d)", d.HopInterval, d.AckTimeout, d.AckRetries)
+	return fmt.Sprintf("defaults (hop %v, rotation %v, ack %v x%d)", d.HopInterval, d.MinRotation, d.AckTimeout, d.AckRetries)
 }
 
 // Node implements System: a ringway node (primary addresses, ip_forward=0).
