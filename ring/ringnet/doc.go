@@ -52,9 +52,11 @@
 //     runtime's poller watches (Config.Timer, TimerOS): re-arming a
 //     time.Timer from a running goroutine makes the runtime wake an idle
 //     thread, and its firing hands off once more;
-//   - a committed state that differs from the last one only in its sequence
-//     number (every hop commits one) is not offered on States(), so the
-//     reader does not wake for nothing;
+//   - a committed state that differs from the last one offered only in its
+//     sequence number (every hop commits one) is not offered on States(),
+//     so the reader does not wake for nothing; Config.SameState widens that
+//     (the node passes ringstate.SameService, which also ignores the VIP
+//     table's rotation counter);
 //   - the driver sleeps through ticks the core promises idle (Idler).
 //
 // # Ticks
