@@ -40,8 +40,20 @@ func RandomScenario(seed uint64, replay string) (*Sim, error) {
 // RandomScenarioWith is RandomScenario with every node's ring config
 // adjusted by mod (other timers).
 func RandomScenarioWith(seed uint64, replay string, mod func(*ring.Config)) (*Sim, error) {
+	return randomScenario(seed, 0, replay, mod)
+}
+
+// RandomScenarioSized is RandomScenario with n nodes (the random scenarios
+// draw 3 to 7).
+func RandomScenarioSized(seed uint64, n int, replay string) (*Sim, error) {
+	return randomScenario(seed, n, replay, nil)
+}
+
+func randomScenario(seed uint64, n int, replay string, mod func(*ring.Config)) (*Sim, error) {
 	r0 := New(Options{Seed: seed}).Rand()
-	n := 3 + r0.IntN(5)
+	if drawn := 3 + r0.IntN(5); n == 0 {
+		n = drawn
+	}
 	paths := 1 + r0.IntN(2)
 	q := ring.Availability
 	if r0.IntN(4) == 0 {

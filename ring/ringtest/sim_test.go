@@ -2,6 +2,7 @@ package ringtest
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -50,16 +51,18 @@ func TestSim(t *testing.T) {
 // may choose: the invariants do not depend on the defaults.
 func TestSimTimers(t *testing.T) {
 	for _, tc := range []struct {
-		name                         string
-		hop, ack, retries, tokenLoss int
+		name                                 string
+		hop, minRot, ack, retries, tokenLoss int
 	}{
-		{"fast", 1, 1, 3, 0},
-		{"slow", 5, 3, 1, 0},
-		{"long-token-loss", 2, 2, 2, 200},
+		{"fast", 1, 20, 1, 3, 0},
+		{"slow", 5, 20, 3, 1, 0},
+		{"long-token-loss", 2, 20, 2, 2, 200},
+		{"no-min-rotation", 2, 0, 2, 2, 0},
+		{"long-rotation", 2, 60, 2, 2, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mod := func(c *ring.Config) {
-				c.HopInterval, c.AckTimeout, c.AckRetries, c.TokenLoss = tc.hop, tc.ack, tc.retries, tc.tokenLoss
+				c.HopInterval, c.MinRotation, c.AckTimeout, c.AckRetries, c.TokenLoss = tc.hop, tc.minRot, tc.ack, tc.retries, tc.tokenLoss
 			}
 			for seed := uint64(1); seed <= 20; seed++ {
 				if _, err := RandomScenarioWith(seed, "go test ./ring/ringtest -run TestSimTimers/"+tc.name+" -v # seed %d", mod); err != nil {
@@ -67,5 +70,18 @@ func TestSimTimers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSimLarge runs random seeds of mixed faults on larger rings, where a
+// rotation is longer than MinRotation and many nodes start, fail and merge
+// at once.
+func TestSimLarge(t *testing.T) {
+	for _, n := range []int{16, 32} {
+		for seed := uint64(1); seed <= 4; seed++ {
+			if _, err := RandomScenarioSized(seed, n, fmt.Sprintf("go test ./ring/ringtest -run TestSimLarge -v # N=%d, seed %%d", n)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
