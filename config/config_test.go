@@ -493,6 +493,7 @@ func TestWarnings(t *testing.T) {
 		{"203.0.113.1:9440", "cert.pem", false},
 	} {
 		c := DefaultConfig()
+		c.Monitors.NIC.Enabled = false // its warning is tested below
 		c.Management.Listen, c.Management.TLSCert = tc.listen, tc.cert
 		if tc.cert != "" {
 			c.Management.TLSKey = "key.pem"
@@ -504,5 +505,19 @@ func TestWarnings(t *testing.T) {
 		if len(w) > 0 && !strings.Contains(w[0], "without TLS") {
 			t.Errorf("warning %q does not say what is wrong", w[0])
 		}
+	}
+}
+
+// Enabled monitors are accepted but not run in this version: say so.
+func TestWarningsMonitors(t *testing.T) {
+	c := DefaultConfig() // nic on by default
+	c.Monitors.Ping.Enabled = true
+	w := c.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "monitors.nic, monitors.ping enabled") || !strings.Contains(w[0], "runs no monitors") {
+		t.Errorf("warnings %q, want one naming monitors.nic and monitors.ping", w)
+	}
+	c.Monitors.NIC.Enabled, c.Monitors.Ping.Enabled = false, false
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings %q with every monitor off, want none", w)
 	}
 }

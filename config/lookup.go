@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -104,7 +105,8 @@ func (c *Config) TokenLoss() time.Duration { return c.Ring.TokenLossFor(len(c.No
 
 // Warnings lists what `config check` and a starting node point out without
 // refusing the file: a management API that listens beyond loopback without
-// TLS (its bearer token would cross the network in clear).
+// TLS (its bearer token would cross the network in clear), and enabled
+// monitors, which this version accepts but does not run.
 func (c *Config) Warnings() []string {
 	var out []string
 	if m := c.Management; m.Listen != "" && m.TLSCert == "" {
@@ -117,6 +119,18 @@ func (c *Config) Warnings() []string {
 			}
 			out = append(out, fmt.Sprintf("management.listen %s serves the API on %s without TLS: the admin token crosses the network in clear; set management.tls_cert and management.tls_key, or listen on 127.0.0.1", m.Listen, where))
 		}
+	}
+	var on []string
+	for _, m := range []struct {
+		name    string
+		enabled bool
+	}{{"nic", c.Monitors.NIC.Enabled}, {"application", c.Monitors.Application.Enabled}, {"ping", c.Monitors.Ping.Enabled}} {
+		if m.enabled {
+			on = append(on, "monitors."+m.name)
+		}
+	}
+	if len(on) > 0 {
+		out = append(out, fmt.Sprintf("%s enabled, but this version runs no monitors yet: a node gives up its VIPs only when the ring loses it (crash, cut on every path, stop); see docs/config.md", strings.Join(on, ", ")))
 	}
 	return out
 }

@@ -87,6 +87,7 @@ func TestConfigCheckLabExample(t *testing.T) {
 }
 
 const goodConfig = `cluster: {name: t, key_file: cluster.key}
+monitors: {nic: {enabled: false}}
 node: {id: a}
 nodes:
   - {id: a, addresses: [192.0.2.1]}
