@@ -87,13 +87,13 @@ func TestConfigCheckLabExample(t *testing.T) {
 }
 
 const goodConfig = `cluster: {name: t, key_file: cluster.key}
-monitors: {nic: {enabled: false}}
 node: {id: a}
 nodes:
   - {id: a, addresses: [192.0.2.1]}
   - {id: b, addresses: [192.0.2.2]}
 subnets:
   - {interface: eth0, prefix: 192.0.2.0/24, vips: [192.0.2.100-192.0.2.101]}
+monitors: {nic: {enabled: false}}
 `
 
 func TestConfigCheckKeyFile(t *testing.T) {
