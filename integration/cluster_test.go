@@ -265,4 +265,12 @@ func TestCLIStatusAndVIPMove(t *testing.T) {
 	if err == nil || !strings.Contains(out, `node "n9" is not in the node map`) {
 		t.Errorf("moving to an unknown node: %v\n%s", err, out)
 	}
+	out, err = c.ringway(1, "vip", "list", "-c", c.lab.ConfigPath(1))
+	if err != nil || !strings.Contains(out, "203.0.113.94   ext     n3     n3") || strings.Contains(out, "members") {
+		t.Errorf("ringway vip list: %v\n%s", err, out)
+	}
+	out, err = c.ringway(1, "node", "list", "-c", c.lab.ConfigPath(1))
+	if err != nil || !strings.Contains(out, "n1    member") || !strings.Contains(out, "n3    member") {
+		t.Errorf("ringway node list: %v\n%s", err, out)
+	}
 }

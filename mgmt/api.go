@@ -20,6 +20,7 @@ type Status struct {
 	RingID  uint64   `json:"ring_id"`
 	Seq     uint64   `json:"seq"`
 	Members []string `json:"members"` // live members in ring order
+	Nodes   []string `json:"nodes"`   // the whole node map in ring order
 	// Holder is the token's holder as far as this node knows: itself while
 	// it holds it, else the member it last passed it to ("" between rings).
 	Holder   string  `json:"holder"`

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/ringway/ringway/mgmt"
@@ -19,6 +20,7 @@ func (n *Node) Status() mgmt.Status {
 		Node:    n.name(n.self),
 		Version: n.cfg.Version,
 		UptimeS: time.Since(n.started).Seconds(),
+		Nodes:   slices.Clone(n.names),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

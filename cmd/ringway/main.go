@@ -28,6 +28,7 @@ func commands() []*cli.Command {
 		runCommand(),
 		statusCommand(),
 		vipCommand(),
+		nodeCommand(),
 		labCommand(),
 		versionCommand(),
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,6 +106,11 @@ func printStatus(w io.Writer, st mgmt.Status) {
 		fmt.Fprintf(w, "token:   at %s (as far as %s knows), %s\n", orDash(st.Holder), st.Node, rot)
 	}
 	fmt.Fprintln(w)
+	printVIPs(w, st)
+}
+
+// printVIPs renders the VIP table.
+func printVIPs(w io.Writer, st mgmt.Status) {
 	if len(st.VIPs) == 0 {
 		fmt.Fprintln(w, "VIPs:    no table yet (it arrives with the first ring)")
 		return
@@ -119,6 +125,97 @@ func printStatus(w io.Writer, st mgmt.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.VIP, v.Subnet, owner, orDash(v.Preferred), v.Persistence, orDash(v.Group))
 	}
 	tw.Flush()
+}
+
+// nodeRow is one node of the node map as `ringway node list` shows it.
+type nodeRow struct {
+	Node      string `json:"node"`
+	State     string `json:"state"` // member, not in ring, or "unknown" when the answering node is between rings
+	Holder    bool   `json:"holder"`
+	Owns      int    `json:"owns"`      // VIPs it answers
+	Preferred int    `json:"preferred"` // VIPs that prefer it
+}
+
+// nodeRows derives the node list from a status.
+func nodeRows(st mgmt.Status) []nodeRow {
+	rows := make([]nodeRow, 0, len(st.Nodes))
+	for _, id := range st.Nodes {
+		r := nodeRow{Node: id, State: "not in ring", Holder: id == st.Holder && id != ""}
+		switch {
+		case len(st.Members) == 0:
+			r.State = "unknown"
+		case slices.Contains(st.Members, id):
+			r.State = "member"
+		}
+		for _, v := range st.VIPs {
+			if v.Owner == id && !v.Closed {
+				r.Owns++
+			}
+			if v.Preferred == id {
+				r.Preferred++
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// printNodes renders the node list.
+func printNodes(w io.Writer, st mgmt.Status) {
+	fmt.Fprintf(w, "cluster %s, seen from %s (%s)\n", st.Cluster, st.Node, st.Mode)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tTOKEN\tOWNS\tPREFERRED BY")
+	for _, r := range nodeRows(st) {
+		tok := "-"
+		if r.Holder {
+			tok = "holder"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d VIPs\t%d VIPs\n", r.Node, r.State, tok, r.Owns, r.Preferred)
+	}
+	tw.Flush()
+}
+
+// listCommand is `ringway vip list` and `ringway node list`: the status,
+// fetched once, rendered by print (or as JSON by asJSON).
+func listCommand(usage string, print func(io.Writer, mgmt.Status), asJSON func(mgmt.Status) any) *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: usage,
+		Flags: append(apiFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return usagef("list takes no arguments; got %d", c.NArg())
+			}
+			cl, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+			defer cancel()
+			st, err := cl.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(asJSON(st))
+			}
+			print(c.App.Writer, st)
+			return nil
+		},
+	}
+}
+
+func nodeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "node",
+		Usage: "look at the nodes of the node map",
+		Subcommands: []*cli.Command{
+			listCommand("every node of the node map: in the ring or not, token holder, VIPs it owns and VIPs that prefer it",
+				printNodes, func(st mgmt.Status) any { return nodeRows(st) }),
+		},
+	}
 }
 
 func orDash(s string) string {
@@ -161,8 +258,10 @@ func vipCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "vip",
-		Usage: "change a VIP: move it, set or clear its preference or stickiness, close or open it",
+		Usage: "list the VIPs, or change one: move it, set or clear its preference or stickiness, close or open it",
 		Subcommands: []*cli.Command{
+			listCommand("the VIP table: owner, preferred node, persistence, group", printVIPs,
+				func(st mgmt.Status) any { return st.VIPs }),
 			op("move", "move a VIP (and its group) to a node; sets the preference (patent: drag and drop)", "VIP NODE"),
 			op("prefer", "make the VIP's current node its preferred node", "VIP"),
 			op("unprefer", "clear the VIP's preference (persistence none)", "VIP"),

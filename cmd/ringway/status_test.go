@@ -43,3 +43,31 @@ VIP           SUBNET  OWNER   PREFERRED  PERSISTENCE  GROUP
 		t.Errorf("a node between rings:\n%s", got)
 	}
 }
+
+func TestPrintNodes(t *testing.T) {
+	st := mgmt.Status{
+		Cluster: "lab", Node: "n2", Mode: "member", Nodes: []string{"n1", "n2", "n3"},
+		Members: []string{"n1", "n2"}, Holder: "n1",
+		VIPs: []mgmt.VIP{
+			{VIP: netip.MustParseAddr("203.0.113.91"), Owner: "n1", Preferred: "n3"},
+			{VIP: netip.MustParseAddr("203.0.113.92"), Owner: "n2"},
+			{VIP: netip.MustParseAddr("203.0.113.93"), Owner: "n2"},
+			{VIP: netip.MustParseAddr("203.0.113.94"), Closed: true, Preferred: "n3"},
+		},
+	}
+	var b strings.Builder
+	printNodes(&b, st)
+	want := `cluster lab, seen from n2 (member)
+NODE  STATE        TOKEN   OWNS    PREFERRED BY
+n1    member       holder  1 VIPs  0 VIPs
+n2    member       -       2 VIPs  0 VIPs
+n3    not in ring  -       0 VIPs  2 VIPs
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("node list (-want +got):\n%s", diff)
+	}
+	st.Members = nil // the answering node is between rings
+	if rows := nodeRows(st); rows[0].State != "unknown" {
+		t.Errorf("between rings: %+v, want state unknown", rows[0])
+	}
+}
