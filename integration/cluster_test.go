@@ -239,6 +239,51 @@ func (c *cluster) ringway(i int, args ...string) (string, error) {
 	return string(out), err
 }
 
+// TestMetrics: a node's /metrics reflects the running cluster.
+func TestMetrics(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	st := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	var text string
+	start := time.Now()
+	err := c.lab.NodeAPI(1, func(cl *mgmt.Client) error {
+		var err error
+		text, err = cl.Metrics(context.Background())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("scrape took %v, %d bytes", time.Since(start).Round(time.Millisecond), len(text))
+	want := []string{
+		`ringway_ring_mode{mode="member"} 1`,
+		`ringway_ring_members 3`,
+		`ringway_membership_changes_total`,
+		`ringway_router_garps_total{nic="ext0"}`,
+		`ringway_ring_datagrams_dropped_total{reason=`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	}
+	// n1 owns 203.0.113.91 (preferred, group gw1) in the lab.
+	if owner(st, "203.0.113.91") == "n1" {
+		want = append(want, `ringway_vip_owned{vip="203.0.113.91"} 1`)
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("/metrics lacks %q", w)
+		}
+	}
+	// The token has gone round many times by now.
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, "ringway_ring_tokens_accepted_total "); ok && (v == "0" || v == "") {
+			t.Errorf("tokens accepted: %q", line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", text)
+	}
+}
+
 func TestCLIStatusAndVIPMove(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()

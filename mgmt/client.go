@@ -54,6 +54,15 @@ func (c *Client) VIP(ctx context.Context, op VIPOp) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/vips/"+op.VIP.String()+"/"+op.Op, body, nil)
 }
 
+// Metrics returns the node's Prometheus metrics (text exposition format).
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	var b []byte
+	err := c.do(ctx, http.MethodGet, "/metrics", nil, &b)
+	return string(b), err
+}
+
+// do sends a request; out receives the JSON reply, or the raw body when it
+// is a *[]byte.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var rd io.Reader
 	if in != nil {
@@ -90,6 +99,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return fmt.Errorf("%s: %s", resp.Status, e.Error)
 		}
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -25,6 +25,9 @@ type Config struct {
 	TLSCert string // PEM files; both or neither
 	TLSKey  string
 	Logger  *slog.Logger
+	// Metrics, if set, is served at GET /metrics (Prometheus text format),
+	// behind the same token as the API.
+	Metrics http.Handler
 	// MaxConns caps the connections served at once; more wait in the
 	// listen backlog. 0 means DefaultMaxConns. An operator's tools need a
 	// handful; the cap keeps a flood of clients from taking the node's
@@ -147,6 +150,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("GET /api/v1/status", s.auth(http.HandlerFunc(s.status)))
 	mux.Handle("POST /api/v1/vips/{vip}/{op}", s.auth(http.HandlerFunc(s.vip)))
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.auth(s.cfg.Metrics))
+	}
 	return mux
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -217,5 +218,38 @@ func TestMaxConns(t *testing.T) {
 	defer cancelLong()
 	if st, err := c.Status(long); err != nil || st.Node != "n1" {
 		t.Fatalf("after a slot came free: status %+v, %v", st, err)
+	}
+}
+
+// TestMetricsEndpoint: /metrics serves Config.Metrics behind the token, and
+// is absent without it.
+func TestMetricsEndpoint(t *testing.T) {
+	b := &fakeBackend{st: Status{Node: "n1"}}
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ringway_test 1\n") })
+	for _, tc := range []struct {
+		name    string
+		handler http.Handler
+		token   string
+		want    string // "" = an error
+	}{
+		{"served", metrics, testToken, "ringway_test 1\n"},
+		{"needs the token", metrics, "wrong-token-0123456789", ""},
+		{"absent when not configured", nil, testToken, ""},
+	} {
+		s, err := NewServer(Config{Listen: "127.0.0.1:0", Token: testToken, Metrics: tc.handler}, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go s.Run(ctx)
+		got, err := NewClient(s.Addr().String(), tc.token, false).Metrics(context.Background())
+		if tc.want == "" && err == nil {
+			t.Errorf("%s: got %q, want an error", tc.name, got)
+		}
+		if tc.want != "" && (err != nil || got != tc.want) {
+			t.Errorf("%s: got %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+		cancel()
+		s.Close()
 	}
 }

@@ -63,7 +63,9 @@ type Node struct {
 
 	closeOnce sync.Once
 	hurry     chan struct{} // closed by Hurry
-	hurryOnce sync.Once
+	// membershipChanges counts committed states with a new member list.
+	membershipChanges atomic.Uint64
+	hurryOnce         sync.Once
 }
 
 // New checks everything that can be checked before the node touches the
@@ -144,7 +146,8 @@ func New(cfg Config) (*Node, error) {
 		n.api, err = mgmt.NewServer(mgmt.Config{
 			Listen: f.Management.Listen, Token: token,
 			TLSCert: f.Management.TLSCert, TLSKey: f.Management.TLSKey,
-			Logger: n.log.With("part", "mgmt"),
+			Logger:  n.log.With("part", "mgmt"),
+			Metrics: n.metricsHandler(),
 		}, n)
 		if err != nil {
 			n.Close()
@@ -318,6 +321,7 @@ func (n *Node) apply(st *ring.State) {
 	}
 	n.router.SetOwned(owned)
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
+		n.membershipChanges.Add(1)
 		// Membership changed: announce again what this node owns, even
 		// what it owned before. After a partition heals, hosts may still
 		// hold the MAC of the node that took a VIP over while this one was

@@ -1,0 +1,155 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ring/ringnet"
+)
+
+// The Prometheus metrics of a node, served at /metrics on the management
+// listener (docs/operating.md lists them). They are read from the same
+// snapshots as the status (ring.Status, ringnet.Stats, router.Stats) when a
+// scrape comes, so nothing on the packet path counts twice.
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("ringway_"+name, help, labels, nil)
+}
+
+var (
+	mMode        = desc("ring_mode", "1 for this node's ring mode (starting, member, limbo, left, stopped).", "mode")
+	mMembers     = desc("ring_members", "Members of the ring as this node last committed it.")
+	mRotation    = desc("ring_rotation_seconds", "Last measured time between two visits of the token.")
+	mNoQuorum    = desc("ring_no_quorum", "1 while the ring is below a majority in quorum mode majority (serving nothing).")
+	mTokens      = desc("ring_tokens_accepted_total", "Tokens this node accepted.")
+	mDropped     = desc("ring_members_dropped_total", "Members this node removed after a hop to them failed.")
+	mJoined      = desc("ring_members_joined_total", "Nodes this node added to the ring.")
+	mRegen       = desc("ring_token_regenerations_total", "Tokens this node regenerated after a 911.")
+	mQueries     = desc("ring_911_sent_total", "911 queries this node sent (the token was missing).")
+	mMerges      = desc("ring_merges_total", "Times this node's ring absorbed another ring.")
+	mResends     = desc("ring_resends_total", "Ring frames sent again (hedges and resends).")
+	mSendFail    = desc("ring_send_failures_total", "Ring messages that failed after every resend.")
+	mDatagrams   = desc("ring_datagrams_total", "Authenticated ring datagrams.", "direction")
+	mRingBytes   = desc("ring_bytes_total", "Ring datagram bytes on the wire (header, payload, tag).", "direction")
+	mRingDrops   = desc("ring_datagrams_dropped_total", "Received ring datagrams dropped, by reason.", "reason")
+	mMembership  = desc("membership_changes_total", "Committed ring states whose member list differed from the previous one.")
+	mRxFrames    = desc("router_rx_frames_total", "Frames the capture socket delivered.", "nic")
+	mRxBytes     = desc("router_rx_bytes_total", "Bytes the capture socket delivered.", "nic")
+	mTxFrames    = desc("router_tx_frames_total", "Frames sent.", "nic")
+	mTxBytes     = desc("router_tx_bytes_total", "Bytes sent.", "nic")
+	mSockDrops   = desc("router_socket_drops_total", "Frames the kernel dropped because the capture socket's buffer was full.", "nic")
+	mForwarded   = desc("router_forwarded_packets_total", "Packets received on the NIC and routed onwards.", "nic")
+	mFwdBytes    = desc("router_forwarded_bytes_total", "Bytes received on the NIC and routed onwards.", "nic")
+	mLocal       = desc("router_local_packets_total", "Packets for owned VIPs given to the local OS (TUN).", "nic")
+	mARPReq      = desc("router_arp_requests_total", "ARP requests for owned VIPs received.", "nic")
+	mARPRep      = desc("router_arp_replies_total", "ARP replies for owned VIPs sent.", "nic")
+	mGARPs       = desc("router_garps_total", "Gratuitous ARP announcements sent.", "nic")
+	mRouterDrops = desc("router_drops_total", "Frames the router dropped, by reason.", "nic", "reason")
+	mVIPOwned    = desc("vip_owned", "1 while this node answers the VIP.", "vip")
+	mVIPPackets  = desc("vip_packets_total", "Packets delivered to the VIP or forwarded for hosts that use it as gateway, on this node.", "vip")
+	mVIPBytes    = desc("vip_bytes_total", "Bytes delivered to the VIP or forwarded for hosts that use it as gateway, on this node.", "vip")
+	mVIPGARPs    = desc("vip_garps_total", "Gratuitous ARP announcements of the VIP sent by this node.", "vip")
+	mVIPARPRep   = desc("vip_arp_replies_total", "ARP replies for the VIP sent by this node.", "vip")
+)
+
+// collector implements prometheus.Collector over a running node.
+type collector struct{ n *Node }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	count := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var rs ring.Status
+	mode := "stopped"
+	if n.driver.Do(ctx, func(core ringnet.Core) { rs = core.(*ring.Node).Status() }) == nil {
+		mode = rs.Mode.String()
+	}
+	for _, m := range []string{"starting", "member", "limbo", "left", "stopped"} {
+		gauge(mMode, b2f(m == mode), m)
+	}
+	if st := n.state.Load(); st != nil {
+		gauge(mMembers, float64(len(st.Members)))
+		gauge(mNoQuorum, b2f(st.NoQuorum))
+	}
+	gauge(mRotation, float64(rs.Rotation)*n.file.Ring.Tick.Seconds())
+	rc := rs.Counters
+	count(mTokens, rc.TokensAccepted)
+	count(mDropped, rc.Drops)
+	count(mJoined, rc.Joins)
+	count(mRegen, rc.Regenerations)
+	count(mQueries, rc.Queries)
+	count(mMerges, rc.Merges)
+	count(mResends, rc.Resends)
+	count(mSendFail, rc.SendFailures)
+	count(mMembership, n.membershipChanges.Load())
+
+	ds := n.driver.Stats()
+	count(mDatagrams, ds.RxDatagrams, "rx")
+	count(mDatagrams, ds.TxDatagrams, "tx")
+	count(mRingBytes, ds.RxBytes, "rx")
+	count(mRingBytes, ds.TxBytes, "tx")
+	for r := range ringnet.NumDropReasons {
+		count(mRingDrops, ds.Drops[r], ringnet.DropReason(r).String())
+	}
+
+	rt := n.router.Stats()
+	for _, l := range rt.Links {
+		count(mRxFrames, l.RxFrames, l.Name)
+		count(mRxBytes, l.RxBytes, l.Name)
+		count(mTxFrames, l.TxFrames, l.Name)
+		count(mTxBytes, l.TxBytes, l.Name)
+		count(mSockDrops, l.SocketDrops, l.Name)
+		count(mForwarded, l.Forwarded, l.Name)
+		count(mFwdBytes, l.ForwardedBytes, l.Name)
+		count(mLocal, l.Local, l.Name)
+		count(mARPReq, l.ARPRequests, l.Name)
+		count(mARPRep, l.ARPReplies, l.Name)
+		count(mGARPs, l.GARPs, l.Name)
+		for r, v := range l.Drops {
+			count(mRouterDrops, v, l.Name, r.String())
+		}
+	}
+	for _, v := range rt.VIPs {
+		vip := v.VIP.String()
+		gauge(mVIPOwned, b2f(v.Owned), vip)
+		count(mVIPPackets, v.Packets, vip)
+		count(mVIPBytes, v.Bytes, vip)
+		count(mVIPGARPs, v.GARPs, vip)
+		count(mVIPARPRep, v.ARPReplies, vip)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// metricsHandler serves the node's metrics and the Go runtime's and
+// process's own (go_*, process_*).
+func (n *Node) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{n}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{n}, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// slogPrinter lets promhttp log through the node's logger.
+type slogPrinter struct{ n *Node }
+
+func (p slogPrinter) Println(v ...any) { p.n.log.Warn("metrics", "error", v) }
