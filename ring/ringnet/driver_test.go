@@ -448,6 +448,7 @@ func TestDriverLeaveAndClose(t *testing.T) {
 		if err := fc.d[0].Do(context.Background(), func(ringnet.Core) {}); !errors.Is(err, ringnet.ErrClosed) {
 			t.Errorf("Do after stop = %v, want ErrClosed", err)
 		}
+		synctest.Wait() // node 2's Run has started (else it would return ErrClosed)
 		fc.d[1].Close()
 		if err := <-fc.done[1]; err != nil {
 			t.Errorf("Run after Close = %v", err)
