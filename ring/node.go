@@ -275,8 +275,9 @@ func (n *Node) noQuorum(members []NodeID) bool {
 	return n.cfg.Quorum == Majority && 2*len(members) <= len(n.cfg.Nodes)
 }
 
-// runHolder calls the Holder on the token copy and commits the result.
-func (n *Node) runHolder(members, dropped, joined, leaving []NodeID) {
+// runHolder calls the Holder on the token copy and commits the result. It
+// reports whether the Holder asked for the token to go on at once (Urgent).
+func (n *Node) runHolder(members, dropped, joined, leaving []NodeID) (urgent bool) {
 	v := TokenView{
 		Self: n.cfg.ID, Members: slices.Clone(members), Dropped: dropped, Joined: joined,
 		Carriages: n.tok.Carriages, Leaving: leaving, NoQuorum: n.noQuorum(members),
@@ -284,6 +285,8 @@ func (n *Node) runHolder(members, dropped, joined, leaving []NodeID) {
 	v.Alone = len(members) == 1 && members[0] == n.cfg.ID
 	n.tok.Carriages = n.cfg.Holder.OnToken(v)
 	n.commit()
+	u, ok := n.cfg.Holder.(Urgent)
+	return ok && u.Urgent()
 }
 
 // commit publishes the node's copy of the token as the committed state.

@@ -313,6 +313,88 @@ func TestLeftRingStaysLeft(t *testing.T) {
 	}
 }
 
+// A node alone holds the token for a whole MinRotation; a node that starts
+// next to it gets the token within a few ticks, not a MinRotation later.
+func TestAloneAddsJoinerAtOnce(t *testing.T) {
+	w := newNet(t, []NodeID{1, 2}, nil)
+	for i := 0; i < 300; i++ {
+		w.tick(2) // node 2 not running yet
+	}
+	if st := w.nodes[1].Status(); st.Mode != ModeMember || len(st.Members) != 1 {
+		t.Fatalf("node 1 is not alone: %+v", st)
+	}
+	for i := 1; i <= 10; i++ {
+		w.tick()
+		if w.nodes[2].Status().Mode == ModeMember {
+			if i > 3 {
+				t.Errorf("node 2 got the token %d ticks after it started, want at most 3", i)
+			}
+			return
+		}
+	}
+	t.Fatalf("node 2 not a member 10 ticks after it started (MinRotation is %d)", TestConfig().MinRotation)
+}
+
+// A starting node that hears a ring's probes but cannot reach it (a
+// one-way cut) does not wait for ever: only answers to its own hellos
+// keep it waiting.
+func TestStartingOneWayCut(t *testing.T) {
+	w := newNet(t, []NodeID{1, 2, 3}, nil)
+	for i := 0; i < 300; i++ {
+		w.tick(3)
+	}
+	w.drop = func(from NodeID, p Packet) bool { return from == 3 } // nothing from node 3 arrives
+	for i := 0; i < 10*TestConfig().JoinTimeout && w.nodes[3].Status().Mode == ModeStarting; i++ {
+		w.tick()
+	}
+	if st := w.nodes[3].Status(); st.Mode != ModeMember || len(st.Members) != 1 {
+		t.Errorf("node 3 after 10 join timeouts cut off one way: %v with members %v, want alone", st.Mode, st.Members)
+	}
+}
+
+// urgentOnce marks the state urgent once, after armed is set.
+type urgentOnce struct{ armed, urgent bool }
+
+func (h *urgentOnce) OnToken(v TokenView) []Carriage {
+	h.urgent, h.armed = h.armed, false
+	return v.Carriages
+}
+func (h *urgentOnce) Urgent() bool { return h.urgent }
+
+// A Holder that marks its state Urgent makes the token go on without a
+// hold (the harness delivers at once, so the next node has it in the same
+// tick).
+func TestUrgentHolderPassesAtOnce(t *testing.T) {
+	h2 := &urgentOnce{}
+	w := newNet(t, []NodeID{1, 2, 3}, func(c *Config) {
+		if c.ID == 2 {
+			c.Holder = h2
+		}
+	})
+	for i := 0; i < 300; i++ {
+		w.tick()
+	}
+	accepted := func(id NodeID) uint64 { return w.nodes[id].Status().Counters.TokensAccepted }
+	check := func(urgent bool) {
+		t.Helper()
+		h2.armed = urgent
+		a2, a3 := accepted(2), accepted(3)
+		for i := 0; i < 100 && accepted(2) == a2; i++ {
+			a3 = accepted(3) // at the start of the tick in which node 2 gets it
+			w.tick()
+		}
+		if accepted(2) == a2 {
+			t.Fatal("node 2 did not get the token in 100 ticks")
+		}
+		if passed := accepted(3) > a3; passed != urgent {
+			t.Errorf("urgent %v: node 3 had the token in the tick node 2 got it: %v", urgent, passed)
+		}
+	}
+	check(false)
+	check(true)
+	check(false)
+}
+
 // Graceful leave hands the state over: the leaver's Holder runs with
 // Leaving=[self] and members without it, then Ready().Left.
 func TestLeave(t *testing.T) {

@@ -212,7 +212,10 @@ func (n *Node) observe(from NodeID, m *Message) {
 	remoteLive := m.Flags&FlagLive != 0
 	switch {
 	case n.mode == ModeStarting:
-		if remoteLive {
+		if remoteLive && m.Kind == MsgAnswer {
+			// Only an answer to our own hello: a ring that can reach
+			// us but not hear us (a one-way cut) would keep us
+			// waiting for ever with its probes.
 			n.heardRing = true
 		} else if m.Flags&FlagMember == 0 {
 			// Another starting node: whoever forms the ring adds it.
@@ -265,8 +268,8 @@ func (n *Node) addRequest(id NodeID, maxSeq uint64) {
 	if len(n.pending) < len(n.cfg.Nodes) {
 		n.pending = append(n.pending, joinReq{node: id, maxSeq: maxSeq, at: n.now})
 	}
-	// The holder adds it at its next tick rather than at the end of its
-	// hold: a node alone holds for a whole MinRotation.
+	// The holder adds it and passes the token at its next tick rather than
+	// at the end of its hold (a node alone holds for a whole MinRotation).
 	if n.holding {
 		n.holdEnd = min(n.holdEnd, n.now+1)
 	}

@@ -77,12 +77,13 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	if prev != nil {
 		dropped = minus(prev, n.tok.Members)
 	}
-	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
+	urgent := n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
 	// A new membership goes round at once, without holds, so that every
 	// member serves by it a rotation sooner; holds resume when each
 	// member has seen it. For a node that was not a member (starting,
-	// between rings) the membership is new too.
-	if n.leaving || prev == nil || len(dropped) > 0 || len(joined) > 0 {
+	// between rings) the membership is new too. So does a state the
+	// Holder marks urgent (it gave away a VIP it served).
+	if n.leaving || prev == nil || len(dropped) > 0 || len(joined) > 0 || urgent {
 		n.pass()
 	}
 	return nil
@@ -154,6 +155,12 @@ func (n *Node) pass() {
 		}
 		n.tok.Carriages = n.cfg.Holder.OnToken(v)
 		n.commitLeaving()
+	} else if !n.leaving {
+		// Nodes that asked to join since this node accepted the token
+		// (addRequest shortened the hold for them) go with it now.
+		if joined := n.addPending(); len(joined) > 0 {
+			n.runHolder(n.tok.Members, nil, joined, nil)
+		}
 	}
 	next := n.nextAfter(n.cfg.ID, n.tok.Members)
 	seq := n.tok.Seq + 1
@@ -177,8 +184,7 @@ func (n *Node) pass() {
 		n.tok.Sender, n.tok.Dest = n.cfg.ID, n.cfg.ID
 		n.lastSeen = n.now
 		n.holdEnd = n.now + n.hold()
-		joined := n.addPending()
-		n.runHolder(n.tok.Members, nil, joined, nil)
+		n.runHolder(n.tok.Members, nil, nil, nil)
 		return
 	}
 	n.tok.Seq, n.maxSeq, n.rank = seq, seq, seq

@@ -39,6 +39,14 @@ type Holder interface {
 	OnToken(t TokenView) []Carriage
 }
 
+// Urgent may be implemented by a Holder. Right after OnToken the core asks
+// whether the carriages just returned must not wait for the hold: say, the
+// Holder gave away something this node served, which nobody serves until
+// the token reaches the new owner. The token then goes on at once.
+type Urgent interface {
+	Urgent() bool
+}
+
 // HolderFunc adapts a function to Holder.
 type HolderFunc func(t TokenView) []Carriage
 

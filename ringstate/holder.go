@@ -39,7 +39,16 @@ type Holder struct {
 
 	mu      sync.Mutex
 	pending []Op // operator actions waiting for this node to hold the token
+
+	// gaveAway: the last OnToken took a VIP from this node, a member, and
+	// gave it to another (ring.Urgent). Read by the core right after.
+	gaveAway bool
 }
+
+// Urgent reports whether the last OnToken gave a VIP this node served to
+// another node, which serves it only once the token reaches it: the ring
+// core then passes the token at once instead of holding it (ring.Urgent).
+func (h *Holder) Urgent() bool { return h.gaveAway }
 
 // Op is an operator action on the table (vipstate's Move, Prefer, Stick,
 // Close, ...), e.g. func(t vipstate.Table) (vipstate.Table, error) { return
@@ -104,6 +113,7 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	if loads == nil {
 		loads = Load{}
 	}
+	before := table.OwnedBy(vipstate.Node(t.Self)) // before operator actions and Step
 	if h.cfg.LocalLoad != nil && slices.Contains(t.Members, t.Self) {
 		for vip, rate := range h.cfg.LocalLoad() {
 			if table.Owner(vip) == vipstate.Node(t.Self) {
@@ -131,6 +141,15 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 		in.VIPLoad = loads
 	}
 	table, _ = table.Step(in)
+	h.gaveAway = false
+	if slices.Contains(t.Members, t.Self) {
+		for _, vip := range before {
+			if o := table.Owner(vip); o != vipstate.Node(t.Self) && o != vipstate.None {
+				h.gaveAway = true
+				break
+			}
+		}
+	}
 	// Forget loads of VIPs the table does not have (a config change).
 	for vip := range loads {
 		if _, ok := table.Lookup(vip); !ok {

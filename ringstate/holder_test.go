@@ -195,3 +195,40 @@ func TestSameService(t *testing.T) {
 		t.Error("a new load carriage is the same service")
 	}
 }
+
+// Urgent is set when this node gave a VIP it served to another node
+// (an operator's move here), and not on an ordinary token.
+func TestUrgent(t *testing.T) {
+	h := New(Config{Initial: initial(t)})
+	members := []ring.NodeID{1, 2}
+	cs := h.OnToken(ring.TokenView{Self: 1, Members: members})
+	cs = h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
+	if h.Urgent() {
+		t.Fatal("urgent on a steady token")
+	}
+	var mine netip.Addr
+	for i, o := range owners(t, cs) {
+		if o == 1 {
+			mine = vip(i + 1)
+			break
+		}
+	}
+	if !mine.IsValid() {
+		t.Fatalf("node 1 owns nothing: %v", owners(t, cs))
+	}
+	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(mine, 2) }})
+	cs = h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
+	if !h.Urgent() {
+		t.Errorf("not urgent after moving %s from node 1 to node 2", mine)
+	}
+	h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
+	if h.Urgent() {
+		t.Error("still urgent on the next, steady token")
+	}
+	// Node 2 holding the token: node 2 gave nothing away.
+	h2 := New(Config{Initial: initial(t)})
+	h2.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs})
+	if h2.Urgent() {
+		t.Error("urgent at a node that lost nothing")
+	}
+}
