@@ -147,46 +147,53 @@ func TestGracefulStopLosesNothing(t *testing.T) {
 }
 
 // TestSecondSignalStopsAtOnce: a second SIGTERM during the graceful leave
-// skips the rest of it and the drain, and the node still undoes its kernel
-// setup; the others detect it as failed.
+// or drain skips the rest of it, and the node still undoes its kernel
+// setup; the others detect it as failed. A second signal right after the
+// first (a relayed Ctrl-C) is not a second request.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
-	c := newCluster(t, 3, nil)
-	c.startAll()
-	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
-	ns := c.lab.Node(1)
-	if v, _ := c.lab.Sysctl(ns, "net.ipv4.conf.ext0.arp_ignore"); v != "1" {
-		t.Fatalf("arp_ignore on n1's ext0 is %q while it runs, want 1", v)
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // between the two signals
+		hurry bool
+	}{
+		{"hurried", 400 * time.Millisecond, true},
+		{"relayed", 10 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 3, nil)
+			c.startAll()
+			c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+			ns := c.lab.Node(1)
+			if v, _ := c.lab.Sysctl(ns, "net.ipv4.conf.ext0.arp_ignore"); v != "1" {
+				t.Fatalf("arp_ignore on n1's ext0 is %q while it runs, want 1", v)
+			}
+			start := time.Now()
+			if _, err := c.lab.Signal(ns, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(tc.after)
+			if err := c.lab.StopNode(1, syscall.SIGTERM, 10*time.Second); err != nil {
+				t.Fatalf("n1 did not stop: %v", err)
+			}
+			took := time.Since(start)
+			t.Logf("n1 exited %v after the first SIGTERM", took.Round(time.Millisecond))
+			if hurried := took < tc.after+drain-200*time.Millisecond; hurried != tc.hurry {
+				t.Errorf("n1 took %v to exit (second signal after %v, drain %v); hurried %v, want %v", took, tc.after, drain, hurried, tc.hurry)
+			}
+			b, err := os.ReadFile(c.lab.LogPath(ns, "ringway"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := string(b)
+			if got := strings.Contains(log, "second signal: stopping at once"); got != tc.hurry || !strings.Contains(log, "msg=stopped") {
+				t.Errorf("n1's log: hurried %v, want %v, and a clean stop:\n%s", got, tc.hurry, log)
+			}
+			if v, _ := c.lab.Sysctl(ns, "net.ipv4.conf.ext0.arp_ignore"); v != "0" {
+				t.Errorf("arp_ignore on n1's ext0 is %q after it stopped, want the original 0", v)
+			}
+			c.waitConverged([]int{2, 3}, 5*time.Second)
+		})
 	}
-	start := time.Now()
-	if _, err := c.lab.Signal(ns, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(20 * time.Millisecond)
-	if err := c.lab.StopNode(1, syscall.SIGTERM, 10*time.Second); err != nil {
-		t.Fatalf("n1 did not stop on the second SIGTERM: %v", err)
-	}
-	took := time.Since(start)
-	t.Logf("n1 exited %v after the first SIGTERM", took.Round(time.Millisecond))
-	if took >= drain {
-		t.Errorf("n1 took %v to exit after two SIGTERMs; the drain alone is %v", took, drain)
-	}
-	b, err := os.ReadFile(c.lab.LogPath(ns, "ringway"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := string(b)
-	for _, want := range []string{"send it again to stop at once", "second signal: stopping at once", "msg=stopped"} {
-		if !strings.Contains(log, want) {
-			t.Errorf("n1's log lacks %q:\n%s", want, log)
-		}
-	}
-	if strings.Contains(log, "draining\"") && !strings.Contains(log, "drain cut short") {
-		t.Errorf("n1 drained in full after the second signal:\n%s", log)
-	}
-	if v, _ := c.lab.Sysctl(ns, "net.ipv4.conf.ext0.arp_ignore"); v != "0" {
-		t.Errorf("arp_ignore on n1's ext0 is %q after it stopped, want the original 0", v)
-	}
-	c.waitConverged([]int{2, 3}, 5*time.Second)
 }
 
 func TestTCPTransferSurvivesCrash(t *testing.T) {

@@ -247,6 +247,12 @@ func (n *Node) Run(ctx context.Context) error {
 	// API kept for the drain (unless hurried), then everything closed.
 	stop := func(drain bool) error {
 		cancelLeave()
+		if leaveDone != nil {
+			select { // the leave goroutine ends once cancelled
+			case <-leaveDone:
+			case <-time.After(time.Second):
+			}
+		}
 		n.router.SetOwned(nil)
 		stopRing()
 		if drain && runErr == nil {
@@ -282,7 +288,10 @@ func (n *Node) Run(ctx context.Context) error {
 			go func() {
 				defer close(done)
 				defer cancel()
-				if err := n.driver.Leave(lctx); err != nil {
+				switch err := n.driver.Leave(lctx); {
+				case errors.Is(err, context.Canceled):
+					// Hurry: Run says so.
+				case err != nil:
 					n.log.Warn("graceful leave did not finish; the others will detect this node as failed", "err", err)
 				}
 			}()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/node"
@@ -52,7 +53,10 @@ func runCommand() *cli.Command {
 				return fmt.Errorf("%s: %w", cfg.File, err)
 			}
 			// The first SIGTERM or SIGINT leaves gracefully; a second one
-			// stops at once (still undoing the kernel setup).
+			// stops at once (still undoing the kernel setup). A second
+			// signal within relayWindow of the first is taken for the same
+			// one: a terminal's Ctrl-C reaches both sudo (which relays it)
+			// and ringway.
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 			defer signal.Stop(sigs)
@@ -61,19 +65,25 @@ func runCommand() *cli.Command {
 			done := make(chan struct{})
 			defer close(done)
 			go func() {
-				for first := true; ; first = false {
+				var first time.Time
+				for {
 					select {
 					case <-done:
 						return
 					case sig := <-sigs:
-						if first {
+						switch {
+						case first.IsZero():
+							first = time.Now()
 							log.Info("signal: leaving the ring gracefully; send it again to stop at once", "signal", sig.String())
 							cancel()
-							continue
+						case time.Since(first) < relayWindow:
+							// the same keypress, relayed
+						default:
+							log.Warn("second signal: stopping at once", "signal", sig.String())
+							signal.Stop(sigs) // a third one kills the process the usual way
+							n.Hurry()
+							return
 						}
-						log.Warn("second signal: stopping at once", "signal", sig.String())
-						n.Hurry()
-						return
 					}
 				}
 			}()
@@ -81,3 +91,8 @@ func runCommand() *cli.Command {
 		},
 	}
 }
+
+// relayWindow: a second SIGTERM or SIGINT this soon after the first is the
+// same keypress relayed (sudo passes on the Ctrl-C the terminal also sent
+// to ringway), not an operator asking to hurry.
+const relayWindow = 200 * time.Millisecond
