@@ -213,6 +213,8 @@ func TestBadConfigs(t *testing.T) {
 			[]want{{"a", "ring.hop_interval is 2ms, shorter than ring.tick (3ms); make it at least one tick"}}},
 		{"token_loss too short", base + "ring:\n  token_loss: 40ms #!a\n",
 			[]want{{"a", "ring.token_loss 40ms is too short: with 3 nodes a healthy token is away from a node for up to 32ms, and a failed hop adds the ack budget 28ms (ack_timeout × (2^(ack_retries+1) − 1)); write at least 60ms, or 0 for automatic (64ms)"}}},
+		{"ack budget of one tick", base + "ring:\n  ack_timeout: 2ms #!a\n  ack_retries: 0\n",
+			[]want{{"a", "ring.ack_timeout 2ms with ring.ack_retries 0 gives an ack budget of 1 tick (2ms): a hop would fail on an ordinary round trip that crosses a tick; raise ack_timeout or ack_retries"}}},
 		{"negative min_rotation", base + "ring:\n  min_rotation: -1ms #!a\n",
 			[]want{{"a", "ring.min_rotation is -1ms; write 0 to turn it off or a positive duration (default 40ms)"}}},
 		{"ack_retries out of range", base + "ring:\n  ack_retries: 11 #!a\n",

@@ -614,6 +614,11 @@ func (v *validator) ring() {
 		v.errorf("ring.ack_retries", "ring.ack_retries is %d; use 0 to %d", r.AckRetries, MaxAckRetries)
 		return
 	}
+	if r.AckTimeout > 0 && r.Tick > 0 {
+		if b := r.Core(0).AckBudget(); b < 2 {
+			v.errorf("ring.ack_timeout", "ring.ack_timeout %v with ring.ack_retries %d gives an ack budget of %d tick (%v): a hop would fail on an ordinary round trip that crosses a tick; raise ack_timeout or ack_retries", r.AckTimeout, r.AckRetries, b, r.AckBudget())
+		}
+	}
 	switch {
 	case r.TokenLoss < 0:
 		v.errorf("ring.token_loss", "ring.token_loss is %v; write 0 for automatic or a positive duration", r.TokenLoss)

@@ -185,6 +185,10 @@ func (c *Config) validate() error {
 	if c.AckRetries > 10 {
 		return fmt.Errorf("ring: AckRetries is %d; at most 10 (the timeout doubles each resend)", c.AckRetries)
 	}
+	if c.AckBudget() < 2 {
+		return fmt.Errorf("ring: the ack budget (AckTimeout %d × (2^(AckRetries+1) − 1)) is %d tick; a hop would fail on an ordinary round trip that crosses a tick; raise AckTimeout or AckRetries",
+			c.AckTimeout, c.AckBudget())
+	}
 	if least := c.MinTokenLossTicks(); c.TokenLoss > 0 && c.TokenLoss < least {
 		return fmt.Errorf("ring: TokenLoss %d ticks is shorter than the token's longest healthy absence plus one failed hop (%d); raise it or set 0 for automatic",
 			c.TokenLoss, least)

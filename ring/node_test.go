@@ -117,6 +117,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ack", func(c *Config) { c.AckTimeout = 0 }, "AckTimeout is 0"},
 		{"token loss", func(c *Config) { c.TokenLoss = 3 }, "shorter than the token's longest healthy absence"},
 		{"min rotation", func(c *Config) { c.MinRotation = -1 }, "MinRotation is -1"},
+		{"ack budget", func(c *Config) { c.AckTimeout, c.AckRetries = 1, 0 }, "ack budget"},
 	} {
 		c := TestConfig()
 		tc.mod(&c)
