@@ -56,9 +56,12 @@ func (s *stepper) balance() {
 		if load[n] > maxLoad {
 			return // someone else is busier: only it can give its VIPs away
 		}
-		if n != self && (to == None || load[n] < minLoad) {
+		if n != self && s.eligible(n) && (to == None || load[n] < minLoad) {
 			minLoad, to = load[n], n
 		}
+	}
+	if to == None {
+		return // every other live node is closed
 	}
 	gap := maxLoad - minLoad
 	// gap·100·nlive > Threshold·total, in 128 bits so no load overflows it.

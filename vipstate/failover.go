@@ -48,10 +48,10 @@ func (s *stepper) place() {
 			continue
 		}
 		to := r.Preferred
-		if !s.live.has(to) {
-			to = order[0]
-			for _, n := range order[1:] {
-				if count[n] < count[to] {
+		if !s.eligible(to) {
+			to = None
+			for _, n := range order {
+				if s.eligible(n) && (to == None || count[n] < count[to]) {
 					to = n
 				}
 			}

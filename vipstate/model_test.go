@@ -82,6 +82,14 @@ func (m model) step(in Input) (model, []Move) {
 	m = m.clone()
 	live := m.liveList(in)
 	isLive := func(n Node) bool { return slices.Contains(live, n) }
+	// Closed live nodes receive nothing, unless every live node is closed.
+	allClosed := len(live) > 0
+	for _, n := range live {
+		if !slices.Contains(in.Closed, n) {
+			allClosed = false
+		}
+	}
+	eligible := func(n Node) bool { return isLive(n) && (allClosed || !slices.Contains(in.Closed, n)) }
 	if len(live) > 0 && live[0] == in.Self {
 		m.rotation++
 	}
@@ -100,10 +108,10 @@ func (m model) step(in Input) (model, []Move) {
 			continue
 		}
 		to := r.Preferred
-		if !isLive(to) {
-			to = live[0]
+		if !eligible(to) {
+			to = None
 			for _, n := range live {
-				if m.countVIPs(n) < m.countVIPs(to) {
+				if eligible(n) && (to == None || m.countVIPs(n) < m.countVIPs(to)) {
 					to = n
 				}
 			}
@@ -120,7 +128,7 @@ func (m model) step(in Input) (model, []Move) {
 		for i := range m.rows {
 			r := m.rows[i]
 			if r.Current == in.Self && r.Persistence == PersistPreferred && r.Preferred != in.Self &&
-				isLive(r.Preferred) && m.firstOfUnit(i) {
+				eligible(r.Preferred) && m.firstOfUnit(i) {
 				m.moveUnit(i, r.Preferred, ReasonPreference, &moves)
 			}
 		}
@@ -154,9 +162,12 @@ func (m model) step(in Input) (model, []Move) {
 	}
 	to := None
 	for _, n := range live {
-		if n != in.Self && (to == None || load(n) < load(to)) {
+		if n != in.Self && eligible(n) && (to == None || load(n) < load(to)) {
 			to = n
 		}
+	}
+	if to == None {
+		return m, moves
 	}
 	gap := load(in.Self) - load(to)
 	lhs := new(big.Int).Mul(new(big.Int).SetUint64(gap), big.NewInt(int64(100*len(live))))

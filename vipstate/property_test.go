@@ -54,6 +54,7 @@ type cluster struct {
 	m      model
 	nodes  int
 	up     []bool // up[n] for n in 1..nodes; the ring order is node order
+	closed []bool // closed[n]: the node receives no VIPs (Input.Closed)
 	holder Node
 	load   map[netip.Addr]uint64
 	cfg    BalanceConfig
@@ -72,6 +73,29 @@ func (c *cluster) live() []Node {
 	return l
 }
 
+func (c *cluster) closedList() []Node {
+	var l []Node
+	for n := 1; n <= c.nodes; n++ {
+		if c.closed[n] {
+			l = append(l, Node(n))
+		}
+	}
+	return l
+}
+
+// eligible: n may receive VIPs, the rule of Input.Closed.
+func (c *cluster) eligible(n Node) bool {
+	if n == None || int(n) > c.nodes || !c.up[n] {
+		return false
+	}
+	for _, m := range c.live() {
+		if !c.closed[m] {
+			return !c.closed[n]
+		}
+	}
+	return true // every live node is closed
+}
+
 // next is the live member after the last holder in ring order.
 func (c *cluster) next() Node {
 	for k := 1; k <= c.nodes; k++ {
@@ -87,7 +111,14 @@ func (c *cluster) next() Node {
 // the invariants that hold after every Step.
 func (c *cluster) step(t *rapid.T) {
 	live := c.live()
-	in := Input{Self: c.next(), Live: live, VIPLoad: c.load, Balance: c.cfg}
+	self := c.next()
+	if self != None && c.closed[self] && !c.eligible(self) {
+		// A closed node leaves itself out at its own turn, so that its
+		// VIPs move now, unless every live node is closed (what
+		// ringstate does).
+		live = slices.DeleteFunc(slices.Clone(live), func(n Node) bool { return n == self })
+	}
+	in := Input{Self: self, Live: live, Closed: c.closedList(), VIPLoad: c.load, Balance: c.cfg}
 	pre := c.tab
 	got, moves := c.tab.Step(in)
 	wantM, wantMoves := c.m.step(in)
@@ -129,6 +160,13 @@ func checkMoves(t *rapid.T, pre, post Table, in Input, moves []Move) {
 		}
 		if mv.To == None && len(in.Live) > 0 || mv.To != None && !isLive(mv.To) {
 			t.Fatalf("move %+v: target not live (live %v)", mv, in.Live)
+		}
+		if mv.To != None && slices.Contains(in.Closed, mv.To) {
+			for _, n := range in.Live {
+				if !slices.Contains(in.Closed, n) {
+					t.Fatalf("move %+v to a closed node while %d is open (live %v, closed %v)", mv, n, in.Live, in.Closed)
+				}
+			}
 		}
 		if isLive(mv.From) && mv.From != in.Self {
 			t.Fatalf("move %+v between live nodes at holder %d: only the owner may hand a VIP over", mv, in.Self)
@@ -222,6 +260,7 @@ func TestPropertyEvents(t *testing.T) {
 			m:       newModel(nodes, rows),
 			nodes:   nodes,
 			up:      make([]bool, nodes+1),
+			closed:  make([]bool, nodes+1),
 			load:    map[netip.Addr]uint64{},
 			reasons: reasons,
 			cfg: BalanceConfig{
@@ -266,6 +305,10 @@ func TestPropertyEvents(t *testing.T) {
 				}
 				c.up[n] = true
 			},
+			"close or open a node": func(t *rapid.T) {
+				n := rapid.IntRange(1, nodes).Draw(t, "node")
+				c.closed[n] = !c.closed[n]
+			},
 			"admin": func(t *rapid.T) {
 				op := rapid.SampledFrom([]string{"move", "prefer", "unprefer", "stick", "unstick", "close", "open"}).Draw(t, "op")
 				vip := rapid.SampledFrom(append(slices.Clone(vips), netip.MustParseAddr("192.0.2.200"))).Draw(t, "vip")
@@ -298,8 +341,11 @@ func TestPropertyEvents(t *testing.T) {
 					c.step(t)
 				}
 				for _, r := range c.tab.Rows() {
-					if !r.Closed && r.Persistence == PersistPreferred && slices.Contains(live, r.Preferred) && r.Current != r.Preferred {
-						t.Fatalf("after a full rotation %s is on %d, not on its live preferred host %d", r.VIP, r.Current, r.Preferred)
+					if !r.Closed && r.Persistence == PersistPreferred && c.eligible(r.Preferred) && r.Current != r.Preferred {
+						t.Fatalf("after a full rotation %s is on %d, not on its live, open preferred host %d", r.VIP, r.Current, r.Preferred)
+					}
+					if !r.Closed && r.Current != None && !c.eligible(r.Current) {
+						t.Fatalf("after a full rotation %s is still on %d, which is closed (closed %v, live %v)", r.VIP, r.Current, c.closedList(), live)
 					}
 				}
 			},

@@ -14,6 +14,14 @@ type Input struct {
 	// beyond the node map, or repeated are ignored. When Self is not listed
 	// it is treated as not live: its VIPs fail over like any dead node's.
 	Live []Node
+	// Closed lists live nodes that receive no VIPs (closed by an operator,
+	// or unhealthy): fail-over, preference return and balancing pass them
+	// over. They keep what they own, because a node answers what it owns
+	// until it gives it away at its own turn; to hand its VIPs over, a
+	// closed node leaves itself out of Live when it is Self. When every
+	// live node is closed, closed nodes receive VIPs after all: serving
+	// beats not serving.
+	Closed []Node
 	// VIPLoad is each VIP's traffic in bytes/s, as measured by its owner and
 	// carried on the token. Missing VIPs count as 0; nil disables balancing.
 	VIPLoad map[netip.Addr]uint64
@@ -136,6 +144,9 @@ type stepper struct {
 	in    Input
 	live  liveSet
 	nlive int
+	// closed: live nodes that receive nothing (Input.Closed), empty when
+	// every live node is closed.
+	closed liveSet
 	first Node // the first live member in ring order
 	self  bool // Self is live
 	moves []Move
@@ -153,11 +164,24 @@ func (s *stepper) init(t Table, in Input) {
 		}
 		s.nlive++
 	}
+	nclosed := 0
+	for _, n := range in.Closed {
+		if s.live.has(n) && !s.closed.has(n) {
+			s.closed.add(n)
+			nclosed++
+		}
+	}
+	if nclosed == s.nlive {
+		s.closed = liveSet{}
+	}
 	s.self = s.live.has(in.Self)
 	if s.self && in.Self == s.first {
 		s.u.rotation++
 	}
 }
+
+// eligible reports whether node n may receive a VIP: live and not closed.
+func (s *stepper) eligible(n Node) bool { return s.live.has(n) && !s.closed.has(n) }
 
 // rows returns the result's rows, copying them on the first change.
 func (s *stepper) rows() []Row {
@@ -193,7 +217,7 @@ func (s *stepper) returnPreferred() {
 	self := s.in.Self
 	for i := range s.u.rows {
 		r := &s.u.rows[i]
-		if r.Current != self || r.Persistence != PersistPreferred || r.Preferred == self || !s.live.has(r.Preferred) {
+		if r.Current != self || r.Persistence != PersistPreferred || r.Preferred == self || !s.eligible(r.Preferred) {
 			continue
 		}
 		if !s.u.firstOfUnit(i) {
