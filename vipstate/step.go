@@ -147,9 +147,9 @@ type stepper struct {
 	// closed: live nodes that receive nothing (Input.Closed), empty when
 	// every live node is closed.
 	closed liveSet
-	first Node // the first live member in ring order
-	self  bool // Self is live
-	moves []Move
+	first  Node // the first live member in ring order
+	self   bool // Self is live
+	moves  []Move
 }
 
 func (s *stepper) init(t Table, in Input) {
