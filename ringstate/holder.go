@@ -18,6 +18,8 @@ import (
 const (
 	KindVIPTable uint16 = 1 // vipstate.Table.MarshalBinary
 	KindLoad     uint16 = 2 // per-VIP load, see Load
+	// Kind 3 is reserved for the config epoch (docs/internals.md).
+	KindClosedNodes uint16 = 4 // nodes closed by an operator, see ClosedNodes
 )
 
 // Config configures a Holder.
@@ -39,6 +41,7 @@ type Holder struct {
 
 	mu      sync.Mutex
 	pending []Op // operator actions waiting for this node to hold the token
+	nodeOps []NodeOp
 
 	// gaveAway: the last OnToken took a VIP from this node, a member, and
 	// gave it to another (ring.Urgent). Read by the core right after.
@@ -93,6 +96,7 @@ func New(cfg Config) *Holder { return &Holder{cfg: cfg} }
 func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	table := h.cfg.Initial
 	var loads Load
+	var closed ClosedNodes
 	var rest []ring.Carriage
 	for _, c := range t.Carriages {
 		switch c.Kind {
@@ -106,6 +110,9 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 			if err := loads.UnmarshalBinary(c.Data); err != nil {
 				loads = Load{}
 			}
+		case KindClosedNodes:
+			// Unreadable: nobody closed (answering beats not answering).
+			_ = closed.UnmarshalBinary(c.Data)
 		default:
 			rest = append(rest, c)
 		}
@@ -132,11 +139,21 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 			}
 		}
 	}
-	live := make([]vipstate.Node, len(t.Members))
-	for i, m := range t.Members {
-		live[i] = vipstate.Node(m)
+	if !t.NoQuorum && slices.Contains(t.Members, t.Self) {
+		closed = h.applyNodeOps(closed)
 	}
-	in := vipstate.Input{Self: vipstate.Node(t.Self), Live: live, Balance: h.cfg.Balance}
+	live := make([]vipstate.Node, 0, len(t.Members))
+	open := false // some member is not closed
+	for _, m := range t.Members {
+		live = append(live, vipstate.Node(m))
+		open = open || !slices.Contains(closed, vipstate.Node(m))
+	}
+	if self := vipstate.Node(t.Self); open && slices.Contains(closed, self) {
+		// A closed node hands its VIPs over at its own turn: it leaves
+		// itself out of the live set, so they move now (vipstate.Input).
+		live = slices.DeleteFunc(live, func(n vipstate.Node) bool { return n == self })
+	}
+	in := vipstate.Input{Self: vipstate.Node(t.Self), Live: live, Closed: closed, Balance: h.cfg.Balance}
 	if len(loads) > 0 {
 		in.VIPLoad = loads
 	}
@@ -160,11 +177,16 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	if err != nil {
 		return t.Carriages
 	}
-	out := make([]ring.Carriage, 0, 2+len(rest))
+	out := make([]ring.Carriage, 0, 3+len(rest))
 	out = append(out, ring.Carriage{Kind: KindVIPTable, Data: tb})
 	if len(loads) > 0 {
 		lb, _ := loads.MarshalBinary()
 		out = append(out, ring.Carriage{Kind: KindLoad, Data: lb})
+	}
+	if len(closed) > 0 {
+		if cb, err := closed.MarshalBinary(); err == nil {
+			out = append(out, ring.Carriage{Kind: KindClosedNodes, Data: cb})
+		}
 	}
 	return append(out, rest...)
 }

@@ -1,0 +1,128 @@
+package ringstate
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/vipstate"
+)
+
+// Closing a node: it hands its VIPs over at its own turn (not before: it
+// answers them until then), receives none while closed, and gets its
+// preferred VIP back once opened.
+func TestCloseAndOpenNode(t *testing.T) {
+	h1 := New(Config{Initial: initial(t)})
+	h2 := New(Config{Initial: initial(t)})
+	members := []ring.NodeID{1, 2, 3}
+	turn := func(h *Holder, self ring.NodeID, cs []ring.Carriage) []ring.Carriage {
+		return h.OnToken(ring.TokenView{Self: self, Members: members, Carriages: cs})
+	}
+	// One rotation places every VIP; VIP 4 prefers node 3, which is up.
+	cs := turn(h1, 1, nil)
+	cs = turn(h2, 2, cs)
+	cs = turn(New(Config{Initial: initial(t)}), 3, cs)
+	count := func(cs []ring.Carriage, n vipstate.Node) int {
+		k := 0
+		for _, o := range owners(t, cs) {
+			if o == n {
+				k++
+			}
+		}
+		return k
+	}
+	if count(cs, 1) == 0 {
+		t.Fatalf("node 1 owns nothing to begin with: %v", owners(t, cs))
+	}
+
+	// The operator closes node 1 through node 2's API: applied at node 2's
+	// turn, which must not take node 1's VIPs (node 1 still answers them).
+	applied := false
+	h2.EnqueueNode(NodeOp{Node: 1, Close: true, Done: func() { applied = true }})
+	before := owners(t, cs)
+	cs = turn(h2, 2, cs)
+	if !applied || !cmp.Equal(Closed(cs), ClosedNodes{1}) {
+		t.Fatalf("close not applied: done %v, closed %v", applied, Closed(cs))
+	}
+	if diff := cmp.Diff(before, owners(t, cs)); diff != "" {
+		t.Errorf("node 2 moved VIPs when node 1 was closed (-before +after):\n%s", diff)
+	}
+	// Node 1's turn: it gives everything away, and says so (Urgent).
+	cs = turn(h1, 1, cs)
+	if n := count(cs, 1); n != 0 || !h1.Urgent() {
+		t.Errorf("after its own turn closed node 1 owns %d VIPs (urgent %v), want 0 and urgent", n, h1.Urgent())
+	}
+	// Node 2 then node 3: nothing goes back to node 1.
+	cs = turn(h2, 2, cs)
+	cs = turn(New(Config{Initial: initial(t)}), 3, cs)
+	if n := count(cs, 1); n != 0 {
+		t.Errorf("closed node 1 received %d VIPs", n)
+	}
+
+	// Open it again: it stays open, and the table may give it VIPs again.
+	h2.EnqueueNode(NodeOp{Node: 1, Close: false})
+	cs = turn(h2, 2, cs)
+	if c := Closed(cs); len(c) != 0 {
+		t.Errorf("node 1 still closed after open: %v", c)
+	}
+	for _, c := range cs {
+		if c.Kind == KindClosedNodes {
+			t.Errorf("an empty closed-nodes carriage rides on the token: % x", c.Data)
+		}
+	}
+}
+
+// With every member closed, closed nodes keep serving: serving beats not
+// serving.
+func TestAllClosedStillServes(t *testing.T) {
+	h := New(Config{Initial: initial(t)})
+	h.EnqueueNode(NodeOp{Node: 1, Close: true})
+	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
+	for i, o := range owners(t, cs) {
+		if o != 1 {
+			t.Errorf("VIP %d on node %d with node 1 alone and closed, want node 1", i+1, o)
+		}
+	}
+}
+
+func TestClosedNodesEncoding(t *testing.T) {
+	b, err := ClosedNodes{3, 1, 3}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{1, 2, 1, 3}; !bytes.Equal(b, want) {
+		t.Errorf("encoding % x, want % x", b, want)
+	}
+	var c ClosedNodes
+	if err := c.UnmarshalBinary(b); err != nil || !cmp.Equal(c, ClosedNodes{1, 3}) {
+		t.Errorf("decode: %v, %v", c, err)
+	}
+	for _, bad := range [][]byte{nil, {2, 0}, {1}, {1, 1}, {1, 2, 3, 1}, {1, 1, 0}, {1, 1, 1, 9}} {
+		if err := c.UnmarshalBinary(bad); err == nil {
+			t.Errorf("% x decoded to %v, want an error", bad, c)
+		}
+	}
+	if _, err := (ClosedNodes{0}).MarshalBinary(); err == nil {
+		t.Error("node 0 encoded")
+	}
+}
+
+func FuzzClosedNodes(f *testing.F) {
+	f.Add([]byte{1, 2, 1, 3})
+	f.Add([]byte{1, 0})
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c ClosedNodes
+		if c.UnmarshalBinary(b) != nil {
+			return
+		}
+		again, err := c.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded %v does not encode: %v", c, err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs: % x vs % x", again, b)
+		}
+	})
+}
