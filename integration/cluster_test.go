@@ -239,6 +239,63 @@ func (c *cluster) ringway(i int, args ...string) (string, error) {
 	return string(out), err
 }
 
+// TestNodeCloseOpen: an operator closes the node that owns the gateway VIPs
+// for maintenance: they move away (the client's stream keeps flowing) and
+// stay away; opened again, the preferred ones come back.
+func TestNodeCloseOpen(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	st := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	if got := owner(st, "203.0.113.91"); got != "n1" {
+		t.Fatalf("203.0.113.91 (preferred n1) is on %q before the test", got)
+	}
+	tr := startTraffic(t, c)
+	out, err := c.ringway(2, "node", "close", "-c", c.lab.ConfigPath(2), "n1")
+	if err != nil {
+		t.Fatalf("ringway node close: %v\n%s", err, out)
+	}
+	owns := func(st mgmt.Status, node string) int {
+		k := 0
+		for _, v := range st.VIPs {
+			if v.Owner == node {
+				k++
+			}
+		}
+		return k
+	}
+	st = c.waitFor(func(st mgmt.Status) bool {
+		return slices.Equal(st.Closed, []string{"n1"}) && owns(st, "n1") == 0
+	}, 5*time.Second, "n1 closed and owning nothing")
+	if !slices.Equal(st.Members, []string{"n1", "n2", "n3"}) {
+		t.Errorf("members %v after closing n1, want all three (a closed node stays in the ring)", st.Members)
+	}
+	time.Sleep(300 * time.Millisecond) // a few rotations: nothing returns to n1
+	if st, err := c.status(3); err != nil || owns(st, "n1") != 0 {
+		t.Errorf("closed n1 got VIPs back: %v %+v", err, st.VIPs)
+	}
+	out, err = c.ringway(3, "node", "list", "-c", c.lab.ConfigPath(3))
+	if err != nil || !strings.Contains(out, "n1    member, closed") {
+		t.Errorf("ringway node list: %v\n%s", err, out)
+	}
+	out, err = c.ringway(3, "node", "open", "-c", c.lab.ConfigPath(3), "n1")
+	if err != nil {
+		t.Fatalf("ringway node open: %v\n%s", err, out)
+	}
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Closed) == 0 && owner(st, "203.0.113.91") == "n1" && owner(st, "198.51.100.91") == "n1"
+	}, 5*time.Second, "the gw1 pair back on n1 after it was opened")
+	time.Sleep(300 * time.Millisecond)
+	rep := tr.stream.Stop()
+	t.Logf("close and open of the gateway's node: sent %d received %d lost %d, longest gap %v", rep.Sent, rep.Received, rep.Lost, rep.LongestGap)
+	if rep.LongestGap > 500*time.Millisecond {
+		t.Errorf("the stream stopped for %v while its gateway VIP moved twice", rep.LongestGap)
+	}
+	out, err = c.ringway(1, "node", "close", "-c", c.lab.ConfigPath(1), "n9")
+	if err == nil || !strings.Contains(out, `node "n9" is not in the node map`) {
+		t.Errorf("closing an unknown node: %v\n%s", err, out)
+	}
+}
+
 // TestMetrics: a node's /metrics reflects the running cluster.
 func TestMetrics(t *testing.T) {
 	c := newCluster(t, 3, nil)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Status is what GET /api/v1/status returns: this node's view of the cluster.
@@ -21,6 +22,7 @@ type Status struct {
 	Seq     uint64   `json:"seq"`
 	Members []string `json:"members"` // live members in ring order
 	Nodes   []string `json:"nodes"`   // the whole node map in ring order
+	Closed  []string `json:"closed"`  // nodes an operator closed (they answer no VIP)
 	// Holder is the token's holder as far as this node knows: itself while
 	// it holds it, else the member it last passed it to ("" between rings).
 	Holder   string  `json:"holder"`
@@ -90,6 +92,27 @@ func (op VIPOp) Validate() error {
 	return nil
 }
 
+// NodeOps are the operations POST /api/v1/nodes/{node}/{op} accepts.
+var NodeOps = []string{"close", "open"}
+
+// NodeOp is an operator's request to close a node (it hands its VIPs over
+// and receives none, but stays in the ring) or open it again.
+type NodeOp struct {
+	Op   string // one of NodeOps
+	Node string // node id
+}
+
+// Validate says what is wrong with op, if anything.
+func (op NodeOp) Validate() error {
+	switch {
+	case !slices.Contains(NodeOps, op.Op):
+		return fmt.Errorf("unknown node operation %q: want one of %v", op.Op, NodeOps)
+	case op.Node == "":
+		return errors.New("no node given")
+	}
+	return nil
+}
+
 // ErrNotFound is what a Backend returns (wrapped) for an unknown VIP or node;
 // the API answers 404.
 var ErrNotFound = errors.New("not found")
@@ -103,6 +126,8 @@ type Backend interface {
 	// an error wrapping ErrNotFound for an unknown VIP or node, another error
 	// for a request that can never succeed, nil once queued.
 	VIP(op VIPOp) error
+	// Node queues op like VIP; an unknown node wraps ErrNotFound.
+	Node(op NodeOp) error
 }
 
 type apiError struct {

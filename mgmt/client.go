@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -52,6 +53,14 @@ func (c *Client) VIP(ctx context.Context, op VIPOp) error {
 		body = map[string]string{"node": op.Node}
 	}
 	return c.do(ctx, http.MethodPost, "/api/v1/vips/"+op.VIP.String()+"/"+op.Op, body, nil)
+}
+
+// Node sends op; nil means the node queued it.
+func (c *Client) Node(ctx context.Context, op NodeOp) error {
+	if err := op.Validate(); err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, "/api/v1/nodes/"+url.PathEscape(op.Node)+"/"+op.Op, nil, nil)
 }
 
 // Metrics returns the node's Prometheus metrics (text exposition format).

@@ -150,6 +150,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("GET /api/v1/status", s.auth(http.HandlerFunc(s.status)))
 	mux.Handle("POST /api/v1/vips/{vip}/{op}", s.auth(http.HandlerFunc(s.vip)))
+	mux.Handle("POST /api/v1/nodes/{node}/{op}", s.auth(http.HandlerFunc(s.node)))
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.auth(s.cfg.Metrics))
 	}
@@ -205,6 +206,24 @@ func (s *Server) vip(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("vip operation queued", "op", op.Op, "vip", op.VIP, "node", op.Node, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
+}
+
+func (s *Server) node(w http.ResponseWriter, r *http.Request) {
+	op := NodeOp{Op: r.PathValue("op"), Node: r.PathValue("node")}
+	if err := op.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.backend.Node(op); err != nil {
+		code := http.StatusConflict
+		if errors.Is(err, ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	s.log.Info("node operation queued", "op", op.Op, "node", op.Node, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
 }
 

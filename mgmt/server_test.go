@@ -23,9 +23,20 @@ const testToken = "0123456789abcdef0123"
 var addrEq = cmpopts.EquateComparable(netip.Addr{})
 
 type fakeBackend struct {
-	mu  sync.Mutex
-	st  Status
-	ops []VIPOp
+	mu      sync.Mutex
+	st      Status
+	ops     []VIPOp
+	nodeOps []NodeOp
+}
+
+func (f *fakeBackend) Node(op NodeOp) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if op.Node == "n9" {
+		return fmt.Errorf("node n9: %w", ErrNotFound)
+	}
+	f.nodeOps = append(f.nodeOps, op)
+	return nil
 }
 
 func (f *fakeBackend) Status() Status {
@@ -251,5 +262,25 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		cancel()
 		s.Close()
+	}
+}
+
+func TestNodeOps(t *testing.T) {
+	b, c := newTest(t)
+	ctx := context.Background()
+	if err := c.Node(ctx, NodeOp{Op: "close", Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node(ctx, NodeOp{Op: "open", Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]NodeOp{{"close", "n2"}, {"open", "n2"}}, b.nodeOps); diff != "" {
+		t.Errorf("ops (-want +got):\n%s", diff)
+	}
+	if err := c.Node(ctx, NodeOp{Op: "close", Node: "n9"}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("unknown node: %v, want a 404", err)
+	}
+	if err := c.Node(ctx, NodeOp{Op: "drain", Node: "n2"}); err == nil {
+		t.Error("unknown op accepted by the client")
 	}
 }

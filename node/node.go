@@ -404,6 +404,26 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 	return nil
 }
 
+// Node queues an operator's node operation (close or open) for this node's
+// next turn with the token (mgmt.Backend).
+func (n *Node) Node(op mgmt.NodeOp) error {
+	st := n.state.Load()
+	if _, ok, _ := ringstateTable(st); !ok {
+		return errNoTable
+	}
+	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return errNotServing
+	}
+	id := n.file.IndexOf(op.Node)
+	if id == 0 {
+		return fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
+	}
+	n.holder.EnqueueNode(ringstate.NodeOp{Node: vipstate.Node(id), Close: op.Op == "close", Done: func() {
+		n.log.Info("node operation applied", "op", op.Op, "node", op.Node)
+	}})
+	return nil
+}
+
 // adminApply turns an operator's VIP operation into a table change; to is
 // the node-map position of op.Node (0 when unknown).
 func adminApply(op mgmt.VIPOp, to int) (func(vipstate.Table) (vipstate.Table, error), error) {

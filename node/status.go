@@ -8,6 +8,7 @@ import (
 	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
+	"github.com/ringway/ringway/ringstate"
 	"github.com/ringway/ringway/vipstate"
 )
 
@@ -38,6 +39,9 @@ func (n *Node) Status() mgmt.Status {
 	if st := n.state.Load(); st != nil {
 		s.Members = n.nameList(st.Members)
 		s.Alone, s.NoQuorum = st.Alone, st.NoQuorum
+		for _, c := range ringstate.Closed(st.Carriages) {
+			s.Closed = append(s.Closed, n.name(ring.NodeID(c)))
+		}
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)
 		}

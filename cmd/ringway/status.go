@@ -147,6 +147,9 @@ func nodeRows(st mgmt.Status) []nodeRow {
 		case slices.Contains(st.Members, id):
 			r.State = "member"
 		}
+		if slices.Contains(st.Closed, id) {
+			r.State += ", closed"
+		}
 		for _, v := range st.VIPs {
 			if v.Owner == id && !v.Closed {
 				r.Owns++
@@ -210,10 +213,35 @@ func listCommand(usage string, print func(io.Writer, mgmt.Status), asJSON func(m
 func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "node",
-		Usage: "look at the nodes of the node map",
+		Usage: "list the nodes of the node map, or close or open one",
 		Subcommands: []*cli.Command{
 			listCommand("every node of the node map: in the ring or not, token holder, VIPs it owns and VIPs that prefer it",
 				printNodes, func(st mgmt.Status) any { return nodeRows(st) }),
+			nodeOpCommand("close", "hand the node's VIPs to the others at its next turn; it stays in the ring but answers no VIP until opened (maintenance)"),
+			nodeOpCommand("open", "let a closed node answer VIPs again (preferred VIPs return to it)"),
+		},
+	}
+}
+
+func nodeOpCommand(name, usage string) *cli.Command {
+	return &cli.Command{
+		Name: name, Usage: usage, ArgsUsage: "NODE", Flags: apiFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("node %s needs NODE after any flags (`ringway node %s [-c FILE] NODE`); got %d arguments", name, name, c.NArg())
+			}
+			cl, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+			defer cancel()
+			node := c.Args().Get(0)
+			if err := cl.Node(ctx, mgmt.NodeOp{Op: name, Node: node}); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "queued: %s %s (applied when the node you asked next holds the token; check with `ringway node list`)\n", name, node)
+			return nil
 		},
 	}
 }
