@@ -19,7 +19,8 @@ const (
 	KindVIPTable uint16 = 1 // vipstate.Table.MarshalBinary
 	KindLoad     uint16 = 2 // per-VIP load, see Load
 	// Kind 3 is reserved for the config epoch (docs/internals.md).
-	KindClosedNodes uint16 = 4 // nodes closed by an operator, see ClosedNodes
+	KindClosedNodes    uint16 = 4 // nodes closed by an operator, see NodeSet
+	KindUnhealthyNodes uint16 = 5 // nodes whose monitors fail, see NodeSet
 )
 
 // Config configures a Holder.
@@ -33,6 +34,11 @@ type Config struct {
 	// owns, in bytes/s; the holder writes it onto the token. It must not
 	// block. nil: no measurements (balancing then sees only others').
 	LocalLoad func() map[netip.Addr]uint64
+	// LocalHealthy, if set, reports whether this node's monitors pass; the
+	// holder writes the answer onto the token (carriage kind 5) at each of
+	// its turns. An unhealthy node answers no VIP, like a closed one. It
+	// must not block. nil: always healthy.
+	LocalHealthy func() bool
 }
 
 // Holder implements ring.Holder with vipstate.
@@ -96,7 +102,7 @@ func New(cfg Config) *Holder { return &Holder{cfg: cfg} }
 func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	table := h.cfg.Initial
 	var loads Load
-	var closed ClosedNodes
+	var closed, unhealthy NodeSet
 	var rest []ring.Carriage
 	for _, c := range t.Carriages {
 		switch c.Kind {
@@ -113,6 +119,8 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 		case KindClosedNodes:
 			// Unreadable: nobody closed (answering beats not answering).
 			_ = closed.UnmarshalBinary(c.Data)
+		case KindUnhealthyNodes:
+			_ = unhealthy.UnmarshalBinary(c.Data)
 		default:
 			rest = append(rest, c)
 		}
@@ -139,21 +147,30 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 			}
 		}
 	}
+	self := vipstate.Node(t.Self)
 	if !t.NoQuorum && slices.Contains(t.Members, t.Self) {
 		closed = h.applyNodeOps(closed)
 	}
+	if slices.Contains(t.Members, t.Self) {
+		unhealthy = unhealthy.with(self, h.cfg.LocalHealthy != nil && !h.cfg.LocalHealthy())
+	}
+	// Closed and unhealthy nodes alike receive no VIPs.
+	out := slices.Clone(closed)
+	for _, n := range unhealthy {
+		out = out.with(n, true)
+	}
 	live := make([]vipstate.Node, 0, len(t.Members))
-	open := false // some member is not closed
+	open := false // some member is neither closed nor unhealthy
 	for _, m := range t.Members {
 		live = append(live, vipstate.Node(m))
-		open = open || !slices.Contains(closed, vipstate.Node(m))
+		open = open || !slices.Contains(out, vipstate.Node(m))
 	}
-	if self := vipstate.Node(t.Self); open && slices.Contains(closed, self) {
-		// A closed node hands its VIPs over at its own turn: it leaves
+	if open && slices.Contains(out, self) {
+		// Such a node hands its VIPs over at its own turn: it leaves
 		// itself out of the live set, so they move now (vipstate.Input).
 		live = slices.DeleteFunc(live, func(n vipstate.Node) bool { return n == self })
 	}
-	in := vipstate.Input{Self: vipstate.Node(t.Self), Live: live, Closed: closed, Balance: h.cfg.Balance}
+	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: h.cfg.Balance}
 	if len(loads) > 0 {
 		in.VIPLoad = loads
 	}
@@ -177,18 +194,23 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	if err != nil {
 		return t.Carriages
 	}
-	out := make([]ring.Carriage, 0, 3+len(rest))
-	out = append(out, ring.Carriage{Kind: KindVIPTable, Data: tb})
+	cs := make([]ring.Carriage, 0, 4+len(rest))
+	cs = append(cs, ring.Carriage{Kind: KindVIPTable, Data: tb})
 	if len(loads) > 0 {
 		lb, _ := loads.MarshalBinary()
-		out = append(out, ring.Carriage{Kind: KindLoad, Data: lb})
+		cs = append(cs, ring.Carriage{Kind: KindLoad, Data: lb})
 	}
-	if len(closed) > 0 {
-		if cb, err := closed.MarshalBinary(); err == nil {
-			out = append(out, ring.Carriage{Kind: KindClosedNodes, Data: cb})
+	for _, set := range []struct {
+		kind uint16
+		ns   NodeSet
+	}{{KindClosedNodes, closed}, {KindUnhealthyNodes, unhealthy}} {
+		if len(set.ns) > 0 {
+			if b, err := set.ns.MarshalBinary(); err == nil {
+				cs = append(cs, ring.Carriage{Kind: set.kind, Data: b})
+			}
 		}
 	}
-	return append(out, rest...)
+	return append(cs, rest...)
 }
 
 // Table decodes the VIP table carried in cs; ok is false when there is none.

@@ -11,15 +11,17 @@ import (
 	"github.com/ringway/ringway/vipstate"
 )
 
-// ClosedNodes is carriage kind 4 (KindClosedNodes), the nodes an operator
-// closed: they stay in the ring but answer no VIP until opened
-// (`ringway node close`). Absent means none.
+// NodeSet is a set of nodes on the token: carriage kind 4
+// (KindClosedNodes), the nodes an operator closed (`ringway node close`),
+// and kind 5 (KindUnhealthyNodes), the nodes whose own monitors fail. Both
+// stay in the ring but answer no VIP (vipstate.Input.Closed). Absent means
+// empty.
 //
 //	version u8 (1) | count uvarint | node uvarint × count, strictly increasing, 1..vipstate.MaxNodes
-type ClosedNodes []vipstate.Node
+type NodeSet []vipstate.Node
 
 // MarshalBinary encodes c, sorted (deterministic bytes).
-func (c ClosedNodes) MarshalBinary() ([]byte, error) {
+func (c NodeSet) MarshalBinary() ([]byte, error) {
 	s := slices.Clone(c)
 	slices.Sort(s)
 	s = slices.Compact(s)
@@ -36,8 +38,8 @@ func (c ClosedNodes) MarshalBinary() ([]byte, error) {
 
 var errClosedNodes = errors.New("ringstate: malformed closed-nodes carriage")
 
-// UnmarshalBinary decodes a ClosedNodes, replacing *c.
-func (c *ClosedNodes) UnmarshalBinary(b []byte) error {
+// UnmarshalBinary decodes a NodeSet, replacing *c.
+func (c *NodeSet) UnmarshalBinary(b []byte) error {
 	if len(b) < 1 {
 		return io.ErrUnexpectedEOF
 	}
@@ -53,7 +55,7 @@ func (c *ClosedNodes) UnmarshalBinary(b []byte) error {
 	if count > uint64(len(b)) || count > vipstate.MaxNodes {
 		return fmt.Errorf("%w: %d nodes in %d bytes", errClosedNodes, count, len(b))
 	}
-	out := make(ClosedNodes, 0, count)
+	out := make(NodeSet, 0, count)
 	for range count {
 		v, k := binary.Uvarint(b)
 		if k <= 0 || v == 0 || v > vipstate.MaxNodes || (len(out) > 0 && vipstate.Node(v) <= out[len(out)-1]) {
@@ -70,16 +72,34 @@ func (c *ClosedNodes) UnmarshalBinary(b []byte) error {
 }
 
 // Closed returns the nodes closed by an operator under carriages cs.
-func Closed(cs []ring.Carriage) ClosedNodes {
+func Closed(cs []ring.Carriage) NodeSet { return nodeSet(cs, KindClosedNodes) }
+
+// Unhealthy returns the nodes whose monitors failed under carriages cs.
+func Unhealthy(cs []ring.Carriage) NodeSet { return nodeSet(cs, KindUnhealthyNodes) }
+
+func nodeSet(cs []ring.Carriage, kind uint16) NodeSet {
 	for _, c := range cs {
-		if c.Kind == KindClosedNodes {
-			var cn ClosedNodes
-			if cn.UnmarshalBinary(c.Data) == nil {
-				return cn
+		if c.Kind == kind {
+			var ns NodeSet
+			if ns.UnmarshalBinary(c.Data) == nil {
+				return ns
 			}
 		}
 	}
 	return nil
+}
+
+// with returns s with n added (in) or removed (!in), sorted, without
+// touching s's array.
+func (s NodeSet) with(n vipstate.Node, in bool) NodeSet {
+	i, found := slices.BinarySearch(s, n)
+	switch {
+	case in && !found && n != vipstate.None:
+		return slices.Insert(slices.Clone(s), i, n)
+	case !in && found:
+		return slices.Delete(slices.Clone(s), i, i+1)
+	}
+	return s
 }
 
 // NodeOp closes or opens a node (`ringway node close|open`): a closed node
@@ -109,15 +129,9 @@ func (h *Holder) takeNodeOps() []NodeOp {
 }
 
 // applyNodeOps returns closed with the queued operations applied.
-func (h *Holder) applyNodeOps(closed ClosedNodes) ClosedNodes {
+func (h *Holder) applyNodeOps(closed NodeSet) NodeSet {
 	for _, op := range h.takeNodeOps() {
-		i, found := slices.BinarySearch(closed, op.Node)
-		switch {
-		case op.Close && !found && op.Node != vipstate.None:
-			closed = slices.Insert(slices.Clone(closed), i, op.Node)
-		case !op.Close && found:
-			closed = slices.Delete(slices.Clone(closed), i, i+1)
-		}
+		closed = closed.with(op.Node, op.Close)
 		if op.Done != nil {
 			op.Done()
 		}

@@ -42,7 +42,7 @@ func TestCloseAndOpenNode(t *testing.T) {
 	h2.EnqueueNode(NodeOp{Node: 1, Close: true, Done: func() { applied = true }})
 	before := owners(t, cs)
 	cs = turn(h2, 2, cs)
-	if !applied || !cmp.Equal(Closed(cs), ClosedNodes{1}) {
+	if !applied || !cmp.Equal(Closed(cs), NodeSet{1}) {
 		t.Fatalf("close not applied: done %v, closed %v", applied, Closed(cs))
 	}
 	if diff := cmp.Diff(before, owners(t, cs)); diff != "" {
@@ -87,15 +87,15 @@ func TestAllClosedStillServes(t *testing.T) {
 }
 
 func TestClosedNodesEncoding(t *testing.T) {
-	b, err := ClosedNodes{3, 1, 3}.MarshalBinary()
+	b, err := NodeSet{3, 1, 3}.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []byte{1, 2, 1, 3}; !bytes.Equal(b, want) {
 		t.Errorf("encoding % x, want % x", b, want)
 	}
-	var c ClosedNodes
-	if err := c.UnmarshalBinary(b); err != nil || !cmp.Equal(c, ClosedNodes{1, 3}) {
+	var c NodeSet
+	if err := c.UnmarshalBinary(b); err != nil || !cmp.Equal(c, NodeSet{1, 3}) {
 		t.Errorf("decode: %v, %v", c, err)
 	}
 	for _, bad := range [][]byte{nil, {2, 0}, {1}, {1, 1}, {1, 2, 3, 1}, {1, 1, 0}, {1, 1, 1, 9}} {
@@ -103,7 +103,7 @@ func TestClosedNodesEncoding(t *testing.T) {
 			t.Errorf("% x decoded to %v, want an error", bad, c)
 		}
 	}
-	if _, err := (ClosedNodes{0}).MarshalBinary(); err == nil {
+	if _, err := (NodeSet{0}).MarshalBinary(); err == nil {
 		t.Error("node 0 encoded")
 	}
 }
@@ -113,7 +113,7 @@ func FuzzClosedNodes(f *testing.F) {
 	f.Add([]byte{1, 0})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var c ClosedNodes
+		var c NodeSet
 		if c.UnmarshalBinary(b) != nil {
 			return
 		}
@@ -125,4 +125,41 @@ func FuzzClosedNodes(f *testing.F) {
 			t.Fatalf("re-encoding differs: % x vs % x", again, b)
 		}
 	})
+}
+
+// A node whose monitors fail marks itself unhealthy at its turn and hands
+// its VIPs over; healthy again, it clears the mark and may receive VIPs.
+func TestUnhealthyNode(t *testing.T) {
+	healthy := true
+	h1 := New(Config{Initial: initial(t), LocalHealthy: func() bool { return healthy }})
+	h2 := New(Config{Initial: initial(t)})
+	members := []ring.NodeID{1, 2}
+	cs := h1.OnToken(ring.TokenView{Self: 1, Members: members})
+	cs = h2.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs})
+	mine := func(cs []ring.Carriage) int {
+		k := 0
+		for _, o := range owners(t, cs) {
+			if o == 1 {
+				k++
+			}
+		}
+		return k
+	}
+	if mine(cs) == 0 {
+		t.Fatalf("node 1 owns nothing to begin with: %v", owners(t, cs))
+	}
+	healthy = false
+	cs = h1.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
+	if !cmp.Equal(Unhealthy(cs), NodeSet{1}) || mine(cs) != 0 || !h1.Urgent() {
+		t.Errorf("unhealthy node 1 after its turn: unhealthy %v, owns %d, urgent %v", Unhealthy(cs), mine(cs), h1.Urgent())
+	}
+	cs = h2.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs})
+	if mine(cs) != 0 || !cmp.Equal(Unhealthy(cs), NodeSet{1}) {
+		t.Errorf("node 2's turn undid node 1's mark or gave it VIPs: %v %v", Unhealthy(cs), owners(t, cs))
+	}
+	healthy = true
+	cs = h1.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
+	if len(Unhealthy(cs)) != 0 {
+		t.Errorf("healthy again, still marked: %v", Unhealthy(cs))
+	}
 }
