@@ -495,7 +495,6 @@ func TestWarnings(t *testing.T) {
 		{"203.0.113.1:9440", "cert.pem", false},
 	} {
 		c := DefaultConfig()
-		c.Monitors.NIC.Enabled = false // its warning is tested below
 		c.Management.Listen, c.Management.TLSCert = tc.listen, tc.cert
 		if tc.cert != "" {
 			c.Management.TLSKey = "key.pem"
@@ -510,16 +509,16 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
-// Enabled monitors are accepted but not run in this version: say so.
+// The application and ping monitors are accepted but not run in this
+// version: say so. The NIC monitor runs.
 func TestWarningsMonitors(t *testing.T) {
 	c := DefaultConfig() // nic on by default
-	c.Monitors.Ping.Enabled = true
-	w := c.Warnings()
-	if len(w) != 1 || !strings.Contains(w[0], "monitors.nic, monitors.ping enabled") || !strings.Contains(w[0], "runs no monitors") {
-		t.Errorf("warnings %q, want one naming monitors.nic and monitors.ping", w)
-	}
-	c.Monitors.NIC.Enabled, c.Monitors.Ping.Enabled = false, false
 	if w := c.Warnings(); len(w) != 0 {
-		t.Errorf("warnings %q with every monitor off, want none", w)
+		t.Errorf("warnings %q with the default (NIC) monitor, want none", w)
+	}
+	c.Monitors.Ping.Enabled, c.Monitors.Application.Enabled = true, true
+	w := c.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "monitors.application, monitors.ping enabled") || !strings.Contains(w[0], "runs only the NIC monitor") {
+		t.Errorf("warnings %q, want one naming monitors.application and monitors.ping", w)
 	}
 }

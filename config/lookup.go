@@ -106,7 +106,7 @@ func (c *Config) TokenLoss() time.Duration { return c.Ring.TokenLossFor(len(c.No
 // Warnings lists what `config check` and a starting node point out without
 // refusing the file: a management API that listens beyond loopback without
 // TLS (its bearer token would cross the network in clear), and enabled
-// monitors, which this version accepts but does not run.
+// application or ping monitors, which this version accepts but does not run.
 func (c *Config) Warnings() []string {
 	var out []string
 	if m := c.Management; m.Listen != "" && m.TLSCert == "" {
@@ -124,13 +124,13 @@ func (c *Config) Warnings() []string {
 	for _, m := range []struct {
 		name    string
 		enabled bool
-	}{{"nic", c.Monitors.NIC.Enabled}, {"application", c.Monitors.Application.Enabled}, {"ping", c.Monitors.Ping.Enabled}} {
+	}{{"application", c.Monitors.Application.Enabled}, {"ping", c.Monitors.Ping.Enabled}} {
 		if m.enabled {
 			on = append(on, "monitors."+m.name)
 		}
 	}
 	if len(on) > 0 {
-		out = append(out, fmt.Sprintf("%s enabled, but this version runs no monitors yet: a node gives up its VIPs only when the ring loses it (crash, cut on every path, stop); see docs/config.md", strings.Join(on, ", ")))
+		out = append(out, fmt.Sprintf("%s enabled, but this version runs only the NIC monitor: nothing else makes a node give up its VIPs (see docs/config.md)", strings.Join(on, ", ")))
 	}
 	return out
 }

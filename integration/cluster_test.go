@@ -296,6 +296,48 @@ func TestNodeCloseOpen(t *testing.T) {
 	}
 }
 
+// TestNICMonitor: the external link of the gateway's node loses carrier
+// (its switch port goes down). The node stays in the ring over the internal
+// subnet, but its NIC monitor marks it unhealthy and it hands its VIPs
+// over; with the link back it is healthy again and the preferred pair
+// returns.
+func TestNICMonitor(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	st := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	if got := owner(st, "203.0.113.91"); got != "n1" {
+		t.Fatalf("203.0.113.91 (preferred n1) is on %q before the test", got)
+	}
+	if err := c.lab.SetLink(1, "ext", false); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	st = c.waitFor(func(st mgmt.Status) bool {
+		if !slices.Equal(st.Unhealthy, []string{"n1"}) {
+			return false
+		}
+		for _, v := range st.VIPs {
+			if v.Owner == "n1" {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, "n1 unhealthy and owning nothing")
+	t.Logf("n1 gave up its VIPs %v after its external link went down", time.Since(down).Round(time.Millisecond))
+	if !slices.Contains(st.Members, "n1") {
+		t.Errorf("n1 left the ring (members %v); it should stay over the internal subnet", st.Members)
+	}
+	if st, err := c.status(1); err != nil || !slices.Equal(st.LinksDown, []string{"ext0"}) {
+		t.Errorf("n1's status: links down %v, %v; want [ext0]", st.LinksDown, err)
+	}
+	if err := c.lab.SetLink(1, "ext", true); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Unhealthy) == 0 && owner(st, "203.0.113.91") == "n1" && owner(st, "198.51.100.91") == "n1"
+	}, 5*time.Second, "n1 healthy with its preferred pair back")
+}
+
 // TestMetrics: a node's /metrics reflects the running cluster.
 func TestMetrics(t *testing.T) {
 	c := newCluster(t, 3, nil)

@@ -23,6 +23,11 @@ type Status struct {
 	Members []string `json:"members"` // live members in ring order
 	Nodes   []string `json:"nodes"`   // the whole node map in ring order
 	Closed  []string `json:"closed"`  // nodes an operator closed (they answer no VIP)
+	// Unhealthy lists nodes whose monitors fail (they answer no VIP).
+	Unhealthy []string `json:"unhealthy"`
+	// LinksDown lists this node's subnet interfaces that are down (NIC
+	// monitor), when it runs.
+	LinksDown []string `json:"links_down,omitempty"`
 	// Holder is the token's holder as far as this node knows: itself while
 	// it holds it, else the member it last passed it to ("" between rings).
 	Holder   string  `json:"holder"`

@@ -38,6 +38,7 @@ var (
 	mDatagrams   = desc("ring_datagrams_total", "Authenticated ring datagrams.", "direction")
 	mRingBytes   = desc("ring_bytes_total", "Ring datagram bytes on the wire (header, payload, tag).", "direction")
 	mRingDrops   = desc("ring_datagrams_dropped_total", "Received ring datagrams dropped, by reason.", "reason")
+	mHealthy     = desc("node_healthy", "1 while this node's monitors pass (always 1 when none runs).")
 	mMembership  = desc("membership_changes_total", "Committed ring states whose member list differed from the previous one.")
 	mRxFrames    = desc("router_rx_frames_total", "Frames the capture socket delivered.", "nic")
 	mRxBytes     = desc("router_rx_bytes_total", "Bytes the capture socket delivered.", "nic")
@@ -100,6 +101,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	count(mResends, rc.Resends)
 	count(mSendFail, rc.SendFailures)
 	count(mMembership, n.membershipChanges.Load())
+	gauge(mHealthy, b2f(n.nic == nil || n.nic.Healthy()))
 
 	ds := n.driver.Stats()
 	count(mDatagrams, ds.RxDatagrams, "rx")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/mgmt"
+	"github.com/ringway/ringway/monitor"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ringstate"
@@ -56,6 +57,7 @@ type Node struct {
 	driver *ringnet.Driver
 	router *router.Router
 	api    *mgmt.Server
+	nic    *monitor.NIC // nil unless monitors.nic.enabled
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
@@ -106,11 +108,20 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	n.holder = ringstate.New(ringstate.Config{
+	hc := ringstate.Config{
 		Initial:   table,
 		Balance:   balanceConfig(f),
 		LocalLoad: n.localLoad,
-	})
+	}
+	if f.Monitors.NIC.Enabled {
+		names := make([]string, len(f.Subnets))
+		for i, s := range f.Subnets {
+			names[i] = s.Interface
+		}
+		n.nic = monitor.NewNIC(names, f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
+		hc.LocalHealthy = n.nic.Healthy
+	}
+	n.holder = ringstate.New(hc)
 	rc := ringConfig(f)
 	rc.Holder = n.holder
 	rc.Rand = cryptoRand
@@ -238,6 +249,9 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopRing()
 	run("ring", n.driver.Run, ringCtx)
 	run("load", n.measureLoad, dataCtx)
+	if n.nic != nil {
+		run("nic monitor", n.nic.Run, dataCtx)
+	}
 
 	var runErr error
 	leaving := ctx.Done()

@@ -23,6 +23,9 @@ func (n *Node) Status() mgmt.Status {
 		UptimeS: time.Since(n.started).Seconds(),
 		Nodes:   slices.Clone(n.names),
 	}
+	if n.nic != nil {
+		s.LinksDown = n.nic.Down()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var rs ring.Status
@@ -41,6 +44,9 @@ func (n *Node) Status() mgmt.Status {
 		s.Alone, s.NoQuorum = st.Alone, st.NoQuorum
 		for _, c := range ringstate.Closed(st.Carriages) {
 			s.Closed = append(s.Closed, n.name(ring.NodeID(c)))
+		}
+		for _, u := range ringstate.Unhealthy(st.Carriages) {
+			s.Unhealthy = append(s.Unhealthy, n.name(ring.NodeID(u)))
 		}
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)

@@ -93,7 +93,6 @@ nodes:
   - {id: b, addresses: [192.0.2.2]}
 subnets:
   - {interface: eth0, prefix: 192.0.2.0/24, vips: [192.0.2.100-192.0.2.101]}
-monitors: {nic: {enabled: false}}
 `
 
 func TestConfigCheckKeyFile(t *testing.T) {

@@ -150,6 +150,9 @@ func nodeRows(st mgmt.Status) []nodeRow {
 		if slices.Contains(st.Closed, id) {
 			r.State += ", closed"
 		}
+		if slices.Contains(st.Unhealthy, id) {
+			r.State += ", unhealthy"
+		}
 		for _, v := range st.VIPs {
 			if v.Owner == id && !v.Closed {
 				r.Owns++

@@ -1,0 +1,10 @@
+// Package monitor watches what makes a node fit to answer VIPs (DESIGN.md:
+// NIC link, application, ping). A failing monitor makes the node unhealthy;
+// ringstate carries that on the token and the VIP table gives an unhealthy
+// node nothing (vipstate.Input.Closed), so its VIPs move to healthy
+// members while it stays in the ring.
+//
+// Built so far: NIC, the link state of every subnet interface, event-driven
+// through netlink link notifications (no polling while nothing changes).
+// The application and ping monitors are not built.
+package monitor

@@ -1,0 +1,121 @@
+package monitor
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// NIC watches the link state of a node's subnet interfaces: healthy while
+// every one is administratively up and has carrier.
+type NIC struct {
+	names []string
+	poll  time.Duration
+	log   *slog.Logger
+
+	healthy atomic.Bool
+	mu      sync.Mutex
+	down    []string // interfaces down, sorted
+}
+
+// NewNIC returns a monitor of the named interfaces. poll is how often
+// their state is read when netlink link notifications cannot be had (it is
+// not used otherwise). It starts healthy; Run reads the real state first.
+func NewNIC(names []string, poll time.Duration, log *slog.Logger) *NIC {
+	m := &NIC{names: slices.Clone(names), poll: poll, log: log}
+	m.healthy.Store(true)
+	return m
+}
+
+// Healthy reports whether every interface was up at the last look. It
+// never blocks (ringstate.Config.LocalHealthy).
+func (m *NIC) Healthy() bool { return m.healthy.Load() }
+
+// Down returns the interfaces down at the last look.
+func (m *NIC) Down() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.down)
+}
+
+// Run watches until ctx ends: it reads every interface once, then again
+// whenever the kernel reports a link change (or every poll period when
+// notifications cannot be subscribed).
+func (m *NIC) Run(ctx context.Context) error {
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	subscribed := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) { m.log.Warn("nic monitor: link notifications", "err", err) },
+	}) == nil
+	var tick <-chan time.Time
+	var ticker *time.Ticker
+	poll := func(why string) {
+		m.log.Warn("nic monitor: "+why+"; polling", "every", m.poll)
+		ticker = time.NewTicker(m.poll)
+		tick = ticker.C
+	}
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	if !subscribed {
+		updates = nil
+		poll("no netlink link notifications")
+	}
+	m.check()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case u, ok := <-updates:
+			if !ok {
+				// The netlink socket failed: poll from now on.
+				updates = nil
+				poll("link notifications stopped")
+				m.check()
+				continue
+			}
+			if slices.Contains(m.names, u.Attrs().Name) {
+				m.check()
+			}
+		case <-tick:
+			m.check()
+		}
+	}
+}
+
+// check reads every interface and records the result, logging changes.
+func (m *NIC) check() {
+	var down []string
+	for _, name := range m.names {
+		l, err := netlink.LinkByName(name)
+		if err != nil || !LinkUp(l.Attrs().RawFlags) {
+			down = append(down, name)
+		}
+	}
+	m.mu.Lock()
+	changed := !slices.Equal(down, m.down)
+	m.down = down
+	m.mu.Unlock()
+	m.healthy.Store(len(down) == 0)
+	switch {
+	case changed && len(down) > 0:
+		m.log.Warn("nic monitor: interface down; this node gives up its VIPs", "down", down)
+	case changed:
+		m.log.Info("nic monitor: every interface up again", "interfaces", m.names)
+	}
+}
+
+// LinkUp reports whether a link with these IFF_* flags can carry traffic:
+// administratively up and with carrier (IFF_LOWER_UP).
+func LinkUp(flags uint32) bool {
+	return flags&unix.IFF_UP != 0 && flags&unix.IFF_LOWER_UP != 0
+}
