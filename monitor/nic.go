@@ -24,12 +24,13 @@ type NIC struct {
 	down    []string // interfaces down, sorted
 }
 
-// NewNIC returns a monitor of the named interfaces. poll is how often
-// their state is read when netlink link notifications cannot be had (it is
-// not used otherwise). It starts healthy; Run reads the real state first.
+// NewNIC returns a monitor of the named interfaces, with their state read
+// once already (so a node does not claim VIPs with a dead link before Run
+// first looks). poll is how often their state is read when netlink link
+// notifications cannot be had (it is not used otherwise).
 func NewNIC(names []string, poll time.Duration, log *slog.Logger) *NIC {
 	m := &NIC{names: slices.Clone(names), poll: poll, log: log}
-	m.healthy.Store(true)
+	m.check()
 	return m
 }
 
@@ -50,9 +51,17 @@ func (m *NIC) Down() []string {
 func (m *NIC) Run(ctx context.Context) error {
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	defer close(done)
+	var stopping atomic.Bool // closing done makes the subscription's Receive fail: not worth a warning
+	defer func() {
+		stopping.Store(true)
+		close(done)
+	}()
 	subscribed := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) { m.log.Warn("nic monitor: link notifications", "err", err) },
+		ErrorCallback: func(err error) {
+			if !stopping.Load() {
+				m.log.Warn("nic monitor: link notifications", "err", err)
+			}
+		},
 	}) == nil
 	var tick <-chan time.Time
 	var ticker *time.Ticker
@@ -70,7 +79,7 @@ func (m *NIC) Run(ctx context.Context) error {
 		updates = nil
 		poll("no netlink link notifications")
 	}
-	m.check()
+	m.check() // anything that changed before the subscription
 	for {
 		select {
 		case <-ctx.Done():

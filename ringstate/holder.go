@@ -154,21 +154,23 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	if slices.Contains(t.Members, t.Self) {
 		unhealthy = unhealthy.with(self, h.cfg.LocalHealthy != nil && !h.cfg.LocalHealthy())
 	}
+	// A mark is its node's own word; a node that left the ring marks itself
+	// again at its first turn after it rejoins.
+	for _, n := range unhealthy {
+		if !slices.Contains(t.Members, ring.NodeID(n)) {
+			unhealthy = unhealthy.with(n, false)
+		}
+	}
 	// Closed and unhealthy nodes alike receive no VIPs.
 	out := slices.Clone(closed)
 	for _, n := range unhealthy {
 		out = out.with(n, true)
 	}
-	live := make([]vipstate.Node, 0, len(t.Members))
-	open := false // some member is neither closed nor unhealthy
-	for _, m := range t.Members {
-		live = append(live, vipstate.Node(m))
-		open = open || !slices.Contains(out, vipstate.Node(m))
-	}
-	if open && slices.Contains(out, self) {
-		// Such a node hands its VIPs over at its own turn: it leaves
-		// itself out of the live set, so they move now (vipstate.Input).
-		live = slices.DeleteFunc(live, func(n vipstate.Node) bool { return n == self })
+	// A closed or unhealthy Self hands its VIPs over at this turn
+	// (vipstate.ReasonHandover).
+	live := make([]vipstate.Node, len(t.Members))
+	for i, m := range t.Members {
+		live[i] = vipstate.Node(m)
 	}
 	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: h.cfg.Balance}
 	if len(loads) > 0 {

@@ -14,7 +14,7 @@ func (s *stepper) place() {
 	rows := s.u.rows
 	need := false
 	for i := range rows {
-		if !rows[i].Closed && !s.live.has(rows[i].Current) {
+		if s.needsHost(rows[i]) {
 			need = true
 			break
 		}
@@ -44,7 +44,7 @@ func (s *stepper) place() {
 	var buf unitBuf
 	for i := range s.u.rows {
 		r := s.u.rows[i]
-		if r.Closed || s.live.has(r.Current) || !s.u.firstOfUnit(i) {
+		if !s.needsHost(r) || !s.u.firstOfUnit(i) {
 			continue
 		}
 		to := r.Preferred
@@ -57,8 +57,11 @@ func (s *stepper) place() {
 			}
 		}
 		why := ReasonFailover
-		if r.Current == None {
+		switch {
+		case r.Current == None:
 			why = ReasonAssign
+		case s.live.has(r.Current):
+			why = ReasonHandover
 		}
 		count[to] += len(s.u.members(i, &buf))
 		s.moveUnit(i, to, why)

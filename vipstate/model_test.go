@@ -90,6 +90,9 @@ func (m model) step(in Input) (model, []Move) {
 		}
 	}
 	eligible := func(n Node) bool { return isLive(n) && (allClosed || !slices.Contains(in.Closed, n)) }
+	// A closed Self hands everything over at its turn.
+	handover := isLive(in.Self) && !eligible(in.Self)
+	needsHost := func(r Row) bool { return !r.Closed && (!isLive(r.Current) || handover && r.Current == in.Self) }
 	if len(live) > 0 && live[0] == in.Self {
 		m.rotation++
 	}
@@ -98,7 +101,7 @@ func (m model) step(in Input) (model, []Move) {
 	// Fail-over and assignment.
 	for i := range m.rows {
 		r := m.rows[i]
-		if r.Closed || isLive(r.Current) || !m.firstOfUnit(i) {
+		if !needsHost(r) || !m.firstOfUnit(i) {
 			continue
 		}
 		if len(live) == 0 {
@@ -119,6 +122,8 @@ func (m model) step(in Input) (model, []Move) {
 		why := ReasonFailover
 		if r.Current == None {
 			why = ReasonAssign
+		} else if isLive(r.Current) {
+			why = ReasonHandover
 		}
 		m.moveUnit(i, to, why, &moves)
 	}

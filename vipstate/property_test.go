@@ -111,14 +111,7 @@ func (c *cluster) next() Node {
 // the invariants that hold after every Step.
 func (c *cluster) step(t *rapid.T) {
 	live := c.live()
-	self := c.next()
-	if self != None && c.closed[self] && !c.eligible(self) {
-		// A closed node leaves itself out at its own turn, so that its
-		// VIPs move now, unless every live node is closed (what
-		// ringstate does).
-		live = slices.DeleteFunc(slices.Clone(live), func(n Node) bool { return n == self })
-	}
-	in := Input{Self: self, Live: live, Closed: c.closedList(), VIPLoad: c.load, Balance: c.cfg}
+	in := Input{Self: c.next(), Live: live, Closed: c.closedList(), VIPLoad: c.load, Balance: c.cfg}
 	pre := c.tab
 	got, moves := c.tab.Step(in)
 	wantM, wantMoves := c.m.step(in)
@@ -177,6 +170,8 @@ func checkMoves(t *rapid.T, pre, post Table, in Input, moves []Move) {
 			ok = mv.From != None && !isLive(mv.From)
 		case ReasonAssign:
 			ok = mv.From == None
+		case ReasonHandover:
+			ok = mv.From == in.Self && slices.Contains(in.Closed, in.Self)
 		case ReasonPreference:
 			ok = before.Persistence == PersistPreferred && mv.To == before.Preferred && mv.From == in.Self
 		case ReasonBalance:

@@ -16,10 +16,10 @@ type Input struct {
 	Live []Node
 	// Closed lists live nodes that receive no VIPs (closed by an operator,
 	// or unhealthy): fail-over, preference return and balancing pass them
-	// over. They keep what they own, because a node answers what it owns
-	// until it gives it away at its own turn; to hand its VIPs over, a
-	// closed node leaves itself out of Live when it is Self. When every
-	// live node is closed, closed nodes receive VIPs after all: serving
+	// over. They keep what they own until their own turn, because a node
+	// answers what it owns until it gives it away; at its turn a closed
+	// Self hands every VIP over (ReasonHandover). When every live node is
+	// closed, closed nodes receive VIPs after all and keep theirs: serving
 	// beats not serving.
 	Closed []Node
 	// VIPLoad is each VIP's traffic in bytes/s, as measured by its owner and
@@ -75,6 +75,9 @@ const (
 	// ReasonBalance: dynamic load balancing moved the VIP off the most
 	// loaded node.
 	ReasonBalance
+	// ReasonHandover: Self is closed (Input.Closed) and hands its VIPs to
+	// open live nodes at its own turn.
+	ReasonHandover
 )
 
 // String returns the reason in lower case, as shown in logs and metrics.
@@ -88,6 +91,8 @@ func (r Reason) String() string {
 		return "preference"
 	case ReasonBalance:
 		return "balance"
+	case ReasonHandover:
+		return "handover"
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
@@ -147,9 +152,11 @@ type stepper struct {
 	// closed: live nodes that receive nothing (Input.Closed), empty when
 	// every live node is closed.
 	closed liveSet
-	first  Node // the first live member in ring order
-	self   bool // Self is live
-	moves  []Move
+	// handover: Self is live and closed, so it gives its VIPs away now.
+	handover bool
+	first    Node // the first live member in ring order
+	self     bool // Self is live
+	moves    []Move
 }
 
 func (s *stepper) init(t Table, in Input) {
@@ -175,6 +182,7 @@ func (s *stepper) init(t Table, in Input) {
 		s.closed = liveSet{}
 	}
 	s.self = s.live.has(in.Self)
+	s.handover = s.self && s.closed.has(in.Self)
 	if s.self && in.Self == s.first {
 		s.u.rotation++
 	}
@@ -182,6 +190,12 @@ func (s *stepper) init(t Table, in Input) {
 
 // eligible reports whether node n may receive a VIP: live and not closed.
 func (s *stepper) eligible(n Node) bool { return s.live.has(n) && !s.closed.has(n) }
+
+// needsHost reports whether open row r must be placed now: its host is not
+// live, or it is a closed Self handing over.
+func (s *stepper) needsHost(r Row) bool {
+	return !r.Closed && (!s.live.has(r.Current) || s.handover && r.Current == s.in.Self)
+}
 
 // rows returns the result's rows, copying them on the first change.
 func (s *stepper) rows() []Row {

@@ -285,3 +285,29 @@ func TestSelfOutsideTheMap(t *testing.T) {
 	tab := table1(t)
 	step(t, tab, Input{Self: 4000, Live: []Node{1, 2, 4000, 0, 1}}, nil)
 }
+
+// A closed first node still counts rotations (balancing's cooldown runs on
+// them) and hands its VIPs over at its own turn (found by review: when a
+// closed node left itself out of Live, the count stalled while node 1 was
+// closed).
+func TestClosedFirstNodeRotates(t *testing.T) {
+	tab := lab(t, 3, 8)
+	live := []Node{1, 2, 3}
+	for round := 0; round < 10; round++ {
+		for _, self := range live {
+			var moves []Move
+			tab, moves = tab.Step(Input{Self: self, Live: live, Closed: []Node{1}})
+			for _, mv := range moves {
+				if mv.From == 1 && (self != 1 || mv.Reason != ReasonHandover) {
+					t.Fatalf("move %+v at node %d's turn: only node 1 hands its VIPs over, at its own turn", mv, self)
+				}
+			}
+		}
+	}
+	if got := tab.Rotation(); got != 10 {
+		t.Errorf("rotation %d after 10 rotations with node 1 closed, want 10", got)
+	}
+	if n := len(tab.OwnedBy(1)); n != 0 {
+		t.Errorf("closed node 1 still owns %d VIPs", n)
+	}
+}
