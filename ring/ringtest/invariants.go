@@ -2,6 +2,7 @@ package ringtest
 
 import (
 	"fmt"
+	"github.com/ringway/ringway/vipstate"
 	"net/netip"
 	"slices"
 
@@ -189,6 +190,27 @@ func (s *Sim) Converged() error {
 	for _, v := range s.vips {
 		if len(own[v]) != 1 {
 			return fmt.Errorf("VIP %v is answered by %v", v, own[v])
+		}
+	}
+	// Closed and unhealthy members answer nothing while another member
+	// may (ringstate carriages 4 and 5, vipstate.Input.Closed).
+	st := s.node(up[0]).state
+	out := map[ring.NodeID]bool{}
+	for _, n := range ringstate.Closed(st.Carriages) {
+		out[ring.NodeID(n)] = true
+	}
+	unhealthy := ringstate.Unhealthy(st.Carriages)
+	for _, id := range up {
+		marked := slices.Contains(unhealthy, vipstate.Node(id))
+		if s.node(id).unhealthy != marked {
+			return fmt.Errorf("n%d's health (unhealthy %v) is not on the token yet", id, s.node(id).unhealthy)
+		}
+		out[id] = out[id] || marked
+	}
+	open := slices.ContainsFunc(up, func(id ring.NodeID) bool { return !out[id] })
+	for _, v := range s.vips {
+		if o := own[v][0]; open && out[o] {
+			return fmt.Errorf("VIP %v is on n%d, which is closed or unhealthy, while another member is open", v, o)
 		}
 	}
 	return nil

@@ -71,7 +71,7 @@ func randomScenario(seed uint64, n int, replay string, mod func(*ring.Config)) (
 	phases := 3 + r.IntN(4)
 	for p := 0; p < phases && s.Err() == nil; p++ {
 		dur := int64(100_000 + r.IntN(500_000))
-		switch f := r.IntN(9); f {
+		switch f := r.IntN(11); f {
 		case 0: // crash on a healthy network: detection bound
 			s.Heal()
 			for _, id := range s.Up() {
@@ -136,6 +136,11 @@ func randomScenario(seed uint64, n int, replay string, mod func(*ring.Config)) (
 			s.Leave(pick())
 		case 8:
 			s.Crash(pick())
+		case 9: // a monitor fails or recovers
+			id := pick()
+			s.SetHealthy(id, s.node(id).unhealthy)
+		case 10: // an operator closes or opens a node through another
+			s.CloseNode(pick(), pick(), r.IntN(2) == 0)
 		}
 		s.Run(dur)
 	}

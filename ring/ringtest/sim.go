@@ -63,6 +63,10 @@ type nodeState struct {
 	crashAt int64
 	left    bool
 	quiet   int // ticks the node promised idle (IdleTicks) since its last output
+	// holder is the node's ringstate.Holder (node operations go to it);
+	// unhealthy is what its LocalHealthy answers (SetHealthy).
+	holder    *ringstate.Holder
+	unhealthy bool
 }
 
 type delivery struct {
@@ -174,7 +178,16 @@ func (s *Sim) config(id ring.NodeID, inc int) ring.Config {
 	c.Paths = s.opt.Paths
 	r := rand.New(rand.NewPCG(s.opt.Seed, uint64(id)<<32|uint64(inc)))
 	c.Rand = r.Uint64
-	c.Holder = ringstate.New(ringstate.Config{Initial: s.initial, Balance: vipstate.DefaultBalanceConfig()})
+	hc := ringstate.Config{Initial: s.initial, Balance: vipstate.DefaultBalanceConfig()}
+	if int(id) <= len(s.nodes) {
+		ns := s.node(id)
+		hc.LocalHealthy = func() bool { return !ns.unhealthy }
+	}
+	h := ringstate.New(hc)
+	if int(id) <= len(s.nodes) {
+		s.node(id).holder = h
+	}
+	c.Holder = h
 	if s.opt.Holder != nil {
 		c.Holder = s.opt.Holder(id, c.Holder)
 	}
@@ -253,6 +266,26 @@ func (s *Sim) Crash(id ring.NodeID) {
 	ns.up, ns.paused, ns.held = false, false, nil
 	ns.crashAt = s.now
 	s.logf("--- crash n%d", id)
+}
+
+// SetHealthy sets what node id's monitors report (ringstate.Config.
+// LocalHealthy): an unhealthy node hands its VIPs over at its next turn.
+func (s *Sim) SetHealthy(id ring.NodeID, healthy bool) {
+	if ns := s.node(id); ns.unhealthy == healthy {
+		ns.unhealthy = !healthy
+		s.logf("--- n%d healthy %v", id, healthy)
+	}
+}
+
+// CloseNode queues `ringway node close|open node` at node at (which
+// applies it at its next turn as a member with quorum).
+func (s *Sim) CloseNode(at, node ring.NodeID, close bool) {
+	ns := s.node(at)
+	if !ns.up || ns.holder == nil {
+		return
+	}
+	ns.holder.EnqueueNode(ringstate.NodeOp{Node: vipstate.Node(node), Close: close})
+	s.logf("--- at n%d: node close=%v n%d", at, close, node)
 }
 
 // Pause freezes node id: no ticks; datagrams wait in its socket buffer.
