@@ -48,7 +48,7 @@ func (c *NodeSet) UnmarshalBinary(b []byte) error {
 	}
 	b = b[1:]
 	count, k := binary.Uvarint(b)
-	if k <= 0 {
+	if k <= 0 || k != uvarintLen(count) {
 		return fmt.Errorf("%w: count", errClosedNodes)
 	}
 	b = b[k:]
@@ -58,7 +58,7 @@ func (c *NodeSet) UnmarshalBinary(b []byte) error {
 	out := make(NodeSet, 0, count)
 	for range count {
 		v, k := binary.Uvarint(b)
-		if k <= 0 || v == 0 || v > vipstate.MaxNodes || (len(out) > 0 && vipstate.Node(v) <= out[len(out)-1]) {
+		if k <= 0 || k != uvarintLen(v) || v == 0 || v > vipstate.MaxNodes || (len(out) > 0 && vipstate.Node(v) <= out[len(out)-1]) {
 			return fmt.Errorf("%w: node %d", errClosedNodes, v)
 		}
 		out = append(out, vipstate.Node(v))
@@ -69,6 +69,16 @@ func (c *NodeSet) UnmarshalBinary(b []byte) error {
 	}
 	*c = out
 	return nil
+}
+
+// uvarintLen is the length of v's shortest uvarint: longer encodings of
+// the same value are refused, so every set has one encoding.
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 // Closed returns the nodes closed by an operator under carriages cs.

@@ -98,7 +98,7 @@ func TestClosedNodesEncoding(t *testing.T) {
 	if err := c.UnmarshalBinary(b); err != nil || !cmp.Equal(c, NodeSet{1, 3}) {
 		t.Errorf("decode: %v, %v", c, err)
 	}
-	for _, bad := range [][]byte{nil, {2, 0}, {1}, {1, 1}, {1, 2, 3, 1}, {1, 1, 0}, {1, 1, 1, 9}} {
+	for _, bad := range [][]byte{nil, {2, 0}, {1}, {1, 1}, {1, 2, 3, 1}, {1, 1, 0}, {1, 1, 1, 9}, {1, 0x80, 0}, {1, 1, 0x81, 0}} {
 		if err := c.UnmarshalBinary(bad); err == nil {
 			t.Errorf("% x decoded to %v, want an error", bad, c)
 		}
