@@ -105,6 +105,19 @@ func printStatus(w io.Writer, st mgmt.Status) {
 		}
 		fmt.Fprintf(w, "token:   at %s (as far as %s knows), %s\n", orDash(st.Holder), st.Node, rot)
 	}
+	var out []string
+	if len(st.Closed) > 0 {
+		out = append(out, "closed "+strings.Join(st.Closed, " "))
+	}
+	if len(st.Unhealthy) > 0 {
+		out = append(out, "unhealthy "+strings.Join(st.Unhealthy, " "))
+	}
+	if len(out) > 0 {
+		fmt.Fprintf(w, "out:     %s (they answer no VIP)\n", strings.Join(out, "; "))
+	}
+	if len(st.LinksDown) > 0 {
+		fmt.Fprintf(w, "links:   %s down on %s\n", strings.Join(st.LinksDown, " "), st.Node)
+	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
 }

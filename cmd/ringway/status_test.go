@@ -38,6 +38,12 @@ VIP           SUBNET  OWNER   PREFERRED  PERSISTENCE  GROUP
 		t.Errorf("a lone node without quorum:\n%s", got)
 	}
 	b.Reset()
+	printStatus(&b, mgmt.Status{Cluster: "lab", Node: "n1", Mode: "member", Members: []string{"n1", "n2"},
+		Closed: []string{"n2"}, Unhealthy: []string{"n1"}, LinksDown: []string{"ext0"}})
+	if got := b.String(); !strings.Contains(got, "out:     closed n2; unhealthy n1 (they answer no VIP)\n") || !strings.Contains(got, "links:   ext0 down on n1\n") {
+		t.Errorf("closed and unhealthy nodes:\n%s", got)
+	}
+	b.Reset()
 	printStatus(&b, mgmt.Status{Cluster: "lab", Node: "n1", Mode: "starting"})
 	if got := b.String(); !strings.Contains(got, "ring:    none yet") || strings.Contains(got, "token:") || !strings.Contains(got, "VIPs:    no table yet") {
 		t.Errorf("a node between rings:\n%s", got)
