@@ -7,6 +7,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -331,6 +334,46 @@ func TestNICMonitor(t *testing.T) {
 		t.Errorf("n1's status: links down %v, %v; want [ext0]", st.LinksDown, err)
 	}
 	if err := c.lab.SetLink(1, "ext", true); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Unhealthy) == 0 && owner(st, "203.0.113.91") == "n1" && owner(st, "198.51.100.91") == "n1"
+	}, 5*time.Second, "n1 healthy with its preferred pair back")
+}
+
+// TestPingMonitor: n1 pings the server; when n1's route to it goes (a
+// blackhole route in n1's namespace), n1 marks itself unhealthy and hands
+// its VIPs over; with the route back the preferred pair returns.
+func TestPingMonitor(t *testing.T) {
+	c := newCluster(t, 3, func(i int, cfg *config.Config) {
+		if i == 1 {
+			cfg.Monitors.Ping = config.PingMonitor{Enabled: true, Interval: 100 * time.Millisecond,
+				Timeout: 50 * time.Millisecond, Targets: []netip.Addr{lab.ServerAddr}}
+		}
+	})
+	c.startAll()
+	st := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	if got := owner(st, "203.0.113.91"); got != "n1" || len(st.Unhealthy) != 0 {
+		t.Fatalf("before the test: 203.0.113.91 on %q, unhealthy %v", got, st.Unhealthy)
+	}
+	h, err := c.lab.Netlink(c.lab.Node(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	route := &netlink.Route{Dst: &net.IPNet{IP: lab.ServerAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}, Type: unix.RTN_BLACKHOLE}
+	if err := h.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	c.waitFor(func(st mgmt.Status) bool {
+		return slices.Equal(st.Unhealthy, []string{"n1"}) && owner(st, "203.0.113.91") != "n1" && owner(st, "198.51.100.91") != "n1"
+	}, 5*time.Second, "n1 unhealthy and its gateway pair moved")
+	t.Logf("n1 gave up the gateway VIPs %v after its route to the server went", time.Since(cut).Round(time.Millisecond))
+	if st, err := c.status(1); err != nil || !slices.Equal(st.PingFailing, []netip.Addr{lab.ServerAddr}) {
+		t.Errorf("n1's status: ping failing %v, %v; want [%s]", st.PingFailing, err, lab.ServerAddr)
+	}
+	if err := h.RouteDel(route); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFor(func(st mgmt.Status) bool {

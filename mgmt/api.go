@@ -28,6 +28,9 @@ type Status struct {
 	// LinksDown lists this node's subnet interfaces that are down (NIC
 	// monitor), when it runs.
 	LinksDown []string `json:"links_down,omitempty"`
+	// PingFailing lists the ping monitor's targets that do not answer
+	// this node, when it runs.
+	PingFailing []netip.Addr `json:"ping_failing,omitempty"`
 	// Holder is the token's holder as far as this node knows: itself while
 	// it holds it, else the member it last passed it to ("" between rings).
 	Holder   string  `json:"holder"`

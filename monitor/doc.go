@@ -5,6 +5,7 @@
 // members while it stays in the ring.
 //
 // Built so far: NIC, the link state of every subnet interface, event-driven
-// through netlink link notifications (no polling while nothing changes).
-// The application and ping monitors are not built.
+// through netlink link notifications (no polling while nothing changes);
+// and Ping, ICMP echo to remote hosts or routers each interval. The
+// application monitor is not built.
 package monitor

@@ -1,7 +1,11 @@
 package monitor
 
 import (
+	"log/slog"
+	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +23,37 @@ func TestLinkUp(t *testing.T) {
 	} {
 		if got := LinkUp(tc.flags); got != tc.want {
 			t.Errorf("%s: LinkUp(%#x) = %v, want %v", tc.name, tc.flags, got, tc.want)
+		}
+	}
+}
+
+// The ping monitor's verdict: PingMisses rounds in a row make a target
+// failing, one answer clears it.
+func TestPingRecord(t *testing.T) {
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	p := NewPing([]netip.Addr{a, b}, time.Second, time.Second, slog.New(slog.DiscardHandler))
+	misses := map[netip.Addr]int{}
+	rounds := []struct {
+		answered []netip.Addr
+		healthy  bool
+	}{
+		{[]netip.Addr{a, b}, true},
+		{[]netip.Addr{a}, true}, // b missed once
+		{[]netip.Addr{a}, false},
+		{nil, false},
+		{[]netip.Addr{a, b}, true},
+	}
+	for i, r := range rounds {
+		for _, x := range []netip.Addr{a, b} {
+			if slices.Contains(r.answered, x) {
+				misses[x] = 0
+			} else {
+				misses[x]++
+			}
+		}
+		p.record(misses)
+		if p.Healthy() != r.healthy {
+			t.Errorf("round %d (answered %v): healthy %v, want %v; failing %v", i, r.answered, p.Healthy(), r.healthy, p.Failing())
 		}
 	}
 }

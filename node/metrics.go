@@ -101,7 +101,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	count(mResends, rc.Resends)
 	count(mSendFail, rc.SendFailures)
 	count(mMembership, n.membershipChanges.Load())
-	gauge(mHealthy, b2f(n.nic == nil || n.nic.Healthy()))
+	gauge(mHealthy, b2f(n.healthy()))
 
 	ds := n.driver.Stats()
 	count(mDatagrams, ds.RxDatagrams, "rx")

@@ -57,7 +57,8 @@ type Node struct {
 	driver *ringnet.Driver
 	router *router.Router
 	api    *mgmt.Server
-	nic    *monitor.NIC // nil unless monitors.nic.enabled
+	nic    *monitor.NIC  // nil unless monitors.nic.enabled
+	ping   *monitor.Ping // nil unless monitors.ping.enabled
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
@@ -119,7 +120,12 @@ func New(cfg Config) (*Node, error) {
 			names[i] = s.Interface
 		}
 		n.nic = monitor.NewNIC(names, f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
-		hc.LocalHealthy = n.nic.Healthy
+	}
+	if p := f.Monitors.Ping; p.Enabled {
+		n.ping = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor"))
+	}
+	if n.nic != nil || n.ping != nil {
+		hc.LocalHealthy = n.healthy
 	}
 	n.holder = ringstate.New(hc)
 	rc := ringConfig(f)
@@ -252,6 +258,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.nic != nil {
 		run("nic monitor", n.nic.Run, dataCtx)
 	}
+	if n.ping != nil {
+		run("ping monitor", n.ping.Run, dataCtx)
+	}
 
 	var runErr error
 	leaving := ctx.Done()
@@ -324,6 +333,11 @@ func (n *Node) Run(ctx context.Context) error {
 			return stop(false)
 		}
 	}
+}
+
+// healthy is ringstate's LocalHealthy: every monitor that runs passes.
+func (n *Node) healthy() bool {
+	return (n.nic == nil || n.nic.Healthy()) && (n.ping == nil || n.ping.Healthy())
 }
 
 // Hurry makes Run stop at once, whether or not it is leaving: it gives up

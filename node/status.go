@@ -26,6 +26,9 @@ func (n *Node) Status() mgmt.Status {
 	if n.nic != nil {
 		s.LinksDown = n.nic.Down()
 	}
+	if n.ping != nil {
+		s.PingFailing = n.ping.Failing()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var rs ring.Status

@@ -118,6 +118,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 	if len(st.LinksDown) > 0 {
 		fmt.Fprintf(w, "links:   %s down on %s\n", strings.Join(st.LinksDown, " "), st.Node)
 	}
+	if len(st.PingFailing) > 0 {
+		fmt.Fprintf(w, "ping:    %v do not answer %s\n", st.PingFailing, st.Node)
+	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
 }

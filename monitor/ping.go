@@ -1,0 +1,145 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+)
+
+// PingMisses is how many rounds in a row a target may leave unanswered
+// before the node is unhealthy: one lost echo is not a broken path.
+const PingMisses = 2
+
+// Ping pings remote hosts or routers (the patent's localmonitor.cfg): one
+// echo request to every target per interval. The node is unhealthy while
+// some target has missed PingMisses rounds in a row, healthy again once
+// every target answers.
+type Ping struct {
+	targets           []netip.Addr
+	interval, timeout time.Duration
+	log               *slog.Logger
+
+	healthy atomic.Bool
+	mu      sync.Mutex
+	failing []netip.Addr
+}
+
+// NewPing returns a monitor of targets; it is healthy until the evidence
+// of PingMisses rounds says otherwise.
+func NewPing(targets []netip.Addr, interval, timeout time.Duration, log *slog.Logger) *Ping {
+	p := &Ping{targets: slices.Clone(targets), interval: interval, timeout: timeout, log: log}
+	p.healthy.Store(true)
+	return p
+}
+
+// Healthy reports whether every target answers. It never blocks.
+func (p *Ping) Healthy() bool { return p.healthy.Load() }
+
+// Failing returns the targets that missed PingMisses rounds or more.
+func (p *Ping) Failing() []netip.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.failing)
+}
+
+// Run pings until ctx ends. It needs a raw ICMP socket (root or
+// CAP_NET_RAW).
+func (p *Ping) Run(ctx context.Context) error {
+	conn, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return fmt.Errorf("ping monitor: %w (it needs root or CAP_NET_RAW)", err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+	id := os.Getpid() & 0xffff
+	misses := make(map[netip.Addr]int, len(p.targets))
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	buf := make([]byte, 1500)
+	for seq := 1; ; seq++ {
+		answered := p.round(conn, id, seq&0xffff, buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, a := range p.targets {
+			if answered[a] {
+				misses[a] = 0
+			} else {
+				misses[a]++
+			}
+		}
+		p.record(misses)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// round sends one echo request to every target and collects the replies
+// that come back within the timeout.
+func (p *Ping) round(conn *icmp.PacketConn, id, seq int, buf []byte) map[netip.Addr]bool {
+	answered := make(map[netip.Addr]bool, len(p.targets))
+	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("ringway ping monitor")}}
+	wire, err := msg.Marshal(nil)
+	if err != nil {
+		return answered
+	}
+	for _, a := range p.targets {
+		// A send error (no route, say) is an unanswered target.
+		_, _ = conn.WriteTo(wire, &net.IPAddr{IP: a.AsSlice()})
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(p.timeout))
+	for len(answered) < len(p.targets) {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			break // the deadline, or the socket closed
+		}
+		rm, err := icmp.ParseMessage(1, buf[:n]) // 1: ICMP for IPv4
+		if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		echo, ok := rm.Body.(*icmp.Echo)
+		ip, ok2 := from.(*net.IPAddr)
+		if !ok || !ok2 || echo.ID != id || echo.Seq != seq {
+			continue // another process's echo, or a late reply
+		}
+		if a, ok := netip.AddrFromSlice(ip.IP.To4()); ok && slices.Contains(p.targets, a) {
+			answered[a] = true
+		}
+	}
+	return answered
+}
+
+// record updates the verdict from the miss counts and logs changes.
+func (p *Ping) record(misses map[netip.Addr]int) {
+	var failing []netip.Addr
+	for _, a := range p.targets {
+		if misses[a] >= PingMisses {
+			failing = append(failing, a)
+		}
+	}
+	p.mu.Lock()
+	changed := !slices.Equal(failing, p.failing)
+	p.failing = failing
+	p.mu.Unlock()
+	p.healthy.Store(len(failing) == 0)
+	switch {
+	case changed && len(failing) > 0:
+		p.log.Warn("ping monitor: targets do not answer; this node gives up its VIPs", "failing", failing, "rounds", PingMisses)
+	case changed:
+		p.log.Info("ping monitor: every target answers again", "targets", p.targets)
+	}
+}
