@@ -28,7 +28,8 @@ func TestLinkUp(t *testing.T) {
 }
 
 // The ping monitor's verdict: PingMisses rounds in a row make a target
-// failing, one answer clears it.
+// failing, one answer clears it; the node is unhealthy only while every
+// target fails.
 func TestPingRecord(t *testing.T) {
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	p := NewPing([]netip.Addr{a, b}, time.Second, time.Second, slog.New(slog.DiscardHandler))
@@ -39,8 +40,10 @@ func TestPingRecord(t *testing.T) {
 	}{
 		{[]netip.Addr{a, b}, true},
 		{[]netip.Addr{a}, true}, // b missed once
-		{[]netip.Addr{a}, false},
-		{nil, false},
+		{[]netip.Addr{a}, true}, // b failing, a answers
+		{nil, true},             // a missed once
+		{nil, false},            // both failing
+		{[]netip.Addr{b}, true}, // b answers again
 		{[]netip.Addr{a, b}, true},
 	}
 	for i, r := range rounds {

@@ -22,8 +22,9 @@ const PingMisses = 2
 
 // Ping pings remote hosts or routers (the patent's localmonitor.cfg): one
 // echo request to every target per interval. The node is unhealthy while
-// some target has missed PingMisses rounds in a row, healthy again once
-// every target answers.
+// every target has missed PingMisses rounds in a row (none answers: the
+// node has lost the network beyond it), healthy again as soon as one
+// answers.
 type Ping struct {
 	targets           []netip.Addr
 	interval, timeout time.Duration
@@ -42,7 +43,7 @@ func NewPing(targets []netip.Addr, interval, timeout time.Duration, log *slog.Lo
 	return p
 }
 
-// Healthy reports whether every target answers. It never blocks.
+// Healthy reports whether some target answers. It never blocks.
 func (p *Ping) Healthy() bool { return p.healthy.Load() }
 
 // Failing returns the targets that missed PingMisses rounds or more.
@@ -135,11 +136,15 @@ func (p *Ping) record(misses map[netip.Addr]int) {
 	changed := !slices.Equal(failing, p.failing)
 	p.failing = failing
 	p.mu.Unlock()
-	p.healthy.Store(len(failing) == 0)
+	was := p.healthy.Load()
+	healthy := len(failing) < len(p.targets)
+	p.healthy.Store(healthy)
 	switch {
+	case was && !healthy:
+		p.log.Warn("ping monitor: no target answers; this node gives up its VIPs", "targets", p.targets, "rounds", PingMisses)
+	case !was && healthy:
+		p.log.Info("ping monitor: a target answers again", "failing", failing)
 	case changed && len(failing) > 0:
-		p.log.Warn("ping monitor: targets do not answer; this node gives up its VIPs", "failing", failing, "rounds", PingMisses)
-	case changed:
-		p.log.Info("ping monitor: every target answers again", "targets", p.targets)
+		p.log.Warn("ping monitor: some targets do not answer", "failing", failing)
 	}
 }
