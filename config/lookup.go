@@ -106,7 +106,7 @@ func (c *Config) TokenLoss() time.Duration { return c.Ring.TokenLossFor(len(c.No
 // Warnings lists what `config check` and a starting node point out without
 // refusing the file: a management API that listens beyond loopback without
 // TLS (its bearer token would cross the network in clear), and an enabled
-// application monitor, which this version accepts but does not run.
+// application monitor without a command (the built-in check is not built).
 func (c *Config) Warnings() []string {
 	var out []string
 	if m := c.Management; m.Listen != "" && m.TLSCert == "" {
@@ -124,13 +124,13 @@ func (c *Config) Warnings() []string {
 	for _, m := range []struct {
 		name    string
 		enabled bool
-	}{{"application", c.Monitors.Application.Enabled}} {
+	}{{"application", c.Monitors.Application.Enabled && c.Monitors.Application.Command == ""}} {
 		if m.enabled {
 			on = append(on, "monitors."+m.name)
 		}
 	}
 	if len(on) > 0 {
-		out = append(out, fmt.Sprintf("%s enabled, but this version does not run it yet (the NIC and ping monitors run; see docs/config.md)", strings.Join(on, ", ")))
+		out = append(out, fmt.Sprintf("%s enabled, but without a command, and this version has no built-in application check yet: set monitors.application.command (see docs/config.md)", strings.Join(on, ", ")))
 	}
 	return out
 }

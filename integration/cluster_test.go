@@ -381,6 +381,39 @@ func TestPingMonitor(t *testing.T) {
 	}, 5*time.Second, "n1 healthy with its preferred pair back")
 }
 
+// TestApplicationMonitor: n1's application check (an operator's command)
+// starts failing; n1 hands its VIPs over, and takes its preferred pair back
+// once the check passes again.
+func TestApplicationMonitor(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "broken")
+	c := newCluster(t, 3, func(i int, cfg *config.Config) {
+		if i == 1 {
+			cfg.Monitors.Application = config.ApplicationMonitor{Enabled: true, Interval: 100 * time.Millisecond,
+				Command: "test ! -e " + broken}
+		}
+	})
+	c.startAll()
+	st := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	if got := owner(st, "203.0.113.91"); got != "n1" || len(st.Unhealthy) != 0 {
+		t.Fatalf("before the test: 203.0.113.91 on %q, unhealthy %v", got, st.Unhealthy)
+	}
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(func(st mgmt.Status) bool {
+		return slices.Equal(st.Unhealthy, []string{"n1"}) && owner(st, "203.0.113.91") != "n1"
+	}, 5*time.Second, "n1 unhealthy and its gateway VIP moved")
+	if st, err := c.status(1); err != nil || !strings.Contains(st.AppFailure, "exit status 1") {
+		t.Errorf("n1's status: app failure %q, %v", st.AppFailure, err)
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Unhealthy) == 0 && owner(st, "203.0.113.91") == "n1"
+	}, 5*time.Second, "n1 healthy with its preferred VIP back")
+}
+
 // TestMetrics: a node's /metrics reflects the running cluster.
 func TestMetrics(t *testing.T) {
 	c := newCluster(t, 3, nil)

@@ -31,6 +31,8 @@ type Status struct {
 	// PingFailing lists the ping monitor's targets that do not answer
 	// this node, when it runs.
 	PingFailing []netip.Addr `json:"ping_failing,omitempty"`
+	// AppFailure says why this node's application check last failed.
+	AppFailure string `json:"app_failure,omitempty"`
 	// Holder is the token's holder as far as this node knows: itself while
 	// it holds it, else the member it last passed it to ("" between rings).
 	Holder   string  `json:"holder"`

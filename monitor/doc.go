@@ -6,6 +6,8 @@
 //
 // Built so far: NIC, the link state of every subnet interface, event-driven
 // through netlink link notifications (no polling while nothing changes);
-// and Ping, ICMP echo to remote hosts or routers each interval. The
-// application monitor is not built.
+// Ping, ICMP echo to remote hosts or routers each interval; and Command,
+// the application monitor with an operator's check. The built-in
+// application check (dummy packets through the stateful filter) is not
+// built.
 package monitor

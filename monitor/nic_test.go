@@ -1,9 +1,11 @@
 package monitor
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +60,29 @@ func TestPingRecord(t *testing.T) {
 		if p.Healthy() != r.healthy {
 			t.Errorf("round %d (answered %v): healthy %v, want %v; failing %v", i, r.answered, p.Healthy(), r.healthy, p.Failing())
 		}
+	}
+}
+
+func TestCommandOnce(t *testing.T) {
+	c := NewCommand("exit 0", time.Second, slog.New(slog.DiscardHandler))
+	if f := c.once(context.Background()); f != "" {
+		t.Errorf("exit 0 failed: %q", f)
+	}
+	c = NewCommand("echo broken; exit 3", time.Second, slog.New(slog.DiscardHandler))
+	f := c.once(context.Background())
+	if !strings.Contains(f, "exit status 3") || !strings.Contains(f, "broken") {
+		t.Errorf("exit 3: %q, want the status and the output", f)
+	}
+	c.record(f)
+	if c.Healthy() || c.Failure() != f {
+		t.Errorf("after a failed run: healthy %v, failure %q", c.Healthy(), c.Failure())
+	}
+	c.record("")
+	if !c.Healthy() {
+		t.Error("not healthy after a run that passed")
+	}
+	c = NewCommand("sleep 5", 50*time.Millisecond, slog.New(slog.DiscardHandler))
+	if f := c.once(context.Background()); !strings.Contains(f, "no result within") {
+		t.Errorf("a hung check: %q", f)
 	}
 }

@@ -57,8 +57,9 @@ type Node struct {
 	driver *ringnet.Driver
 	router *router.Router
 	api    *mgmt.Server
-	nic    *monitor.NIC  // nil unless monitors.nic.enabled
-	ping   *monitor.Ping // nil unless monitors.ping.enabled
+	nic    *monitor.NIC     // nil unless monitors.nic.enabled
+	ping   *monitor.Ping    // nil unless monitors.ping.enabled
+	app    *monitor.Command // nil unless monitors.application.enabled with a command
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
@@ -124,7 +125,10 @@ func New(cfg Config) (*Node, error) {
 	if p := f.Monitors.Ping; p.Enabled {
 		n.ping = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor"))
 	}
-	if n.nic != nil || n.ping != nil {
+	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
+		n.app = monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
+	}
+	if n.nic != nil || n.ping != nil || n.app != nil {
 		hc.LocalHealthy = n.healthy
 	}
 	n.holder = ringstate.New(hc)
@@ -261,6 +265,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.ping != nil {
 		run("ping monitor", n.ping.Run, dataCtx)
 	}
+	if n.app != nil {
+		run("application monitor", n.app.Run, dataCtx)
+	}
 
 	var runErr error
 	leaving := ctx.Done()
@@ -337,7 +344,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 // healthy is ringstate's LocalHealthy: every monitor that runs passes.
 func (n *Node) healthy() bool {
-	return (n.nic == nil || n.nic.Healthy()) && (n.ping == nil || n.ping.Healthy())
+	return (n.nic == nil || n.nic.Healthy()) && (n.ping == nil || n.ping.Healthy()) && (n.app == nil || n.app.Healthy())
 }
 
 // Hurry makes Run stop at once, whether or not it is leaving: it gives up

@@ -29,6 +29,9 @@ func (n *Node) Status() mgmt.Status {
 	if n.ping != nil {
 		s.PingFailing = n.ping.Failing()
 	}
+	if n.app != nil {
+		s.AppFailure = n.app.Failure()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var rs ring.Status

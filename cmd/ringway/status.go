@@ -121,6 +121,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 	if len(st.PingFailing) > 0 {
 		fmt.Fprintf(w, "ping:    %v do not answer %s\n", st.PingFailing, st.Node)
 	}
+	if st.AppFailure != "" {
+		fmt.Fprintf(w, "app:     check failed on %s: %s\n", st.Node, st.AppFailure)
+	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
 }
