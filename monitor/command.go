@@ -51,7 +51,11 @@ func (c *Command) Run(ctx context.Context) error {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	for {
-		c.record(c.once(ctx))
+		failure := c.once(ctx)
+		if ctx.Err() != nil {
+			return nil // a check killed by the shutdown says nothing
+		}
+		c.record(failure)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -73,8 +77,12 @@ func (c *Command) once(ctx context.Context) string {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
-	if err == nil {
-		return ""
+	if cmd.Process != nil {
+		// Whatever the check left behind goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
+		return "" // exit status 0 (a child it left kept the output open)
 	}
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Sprintf("no result within %v", c.interval)

@@ -84,7 +84,7 @@ func (m *NIC) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case u, ok := <-updates:
+		case _, ok := <-updates:
 			if !ok {
 				// The netlink socket failed: poll from now on.
 				updates = nil
@@ -92,9 +92,7 @@ func (m *NIC) Run(ctx context.Context) error {
 				m.check()
 				continue
 			}
-			if slices.Contains(m.names, u.Attrs().Name) {
-				m.check()
-			}
+			m.check() // any link's change: a watched one may have been renamed
 		case <-tick:
 			m.check()
 		}

@@ -2,10 +2,15 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +39,8 @@ func TestLinkUp(t *testing.T) {
 // target fails.
 func TestPingRecord(t *testing.T) {
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	p := NewPing([]netip.Addr{a, b}, time.Second, time.Second, slog.New(slog.DiscardHandler))
+	p := &Ping{targets: []netip.Addr{a, b}, log: slog.New(slog.DiscardHandler)}
+	p.healthy.Store(true)
 	misses := map[netip.Addr]int{}
 	rounds := []struct {
 		answered []netip.Addr
@@ -84,5 +90,59 @@ func TestCommandOnce(t *testing.T) {
 	c = NewCommand("sleep 5", 50*time.Millisecond, slog.New(slog.DiscardHandler))
 	if f := c.once(context.Background()); !strings.Contains(f, "no result within") {
 		t.Errorf("a hung check: %q", f)
+	}
+}
+
+// A real round trip on loopback (root: a raw socket; skipped otherwise):
+// 127.0.0.1 answers, the monitor stays healthy and lists nothing failing.
+func TestPingLoopback(t *testing.T) {
+	p, err := NewPing([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, 20*time.Millisecond, 15*time.Millisecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Skipf("no raw ICMP socket here: %v", err)
+	}
+	answered := p.round(p.conn, 0x4242, 1, make([]byte, 1500))
+	if !answered[netip.MustParseAddr("127.0.0.1")] {
+		t.Errorf("127.0.0.1 did not answer one round: %v", answered)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Healthy() || len(p.Failing()) != 0 {
+		t.Errorf("after 150 ms of rounds on loopback: healthy %v, failing %v", p.Healthy(), p.Failing())
+	}
+}
+
+// A check that leaves a child behind still passes when it exits 0, and the
+// child does not outlive the check.
+func TestCommandLeavesNothing(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	c := NewCommand("sleep 30 & echo $! > "+pidFile+"; exit 0", 5*time.Second, slog.New(slog.DiscardHandler))
+	start := time.Now()
+	if f := c.once(context.Background()); f != "" {
+		t.Errorf("a check that exited 0: %q", f)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the check took %v: it waited for its child", d)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := syscall.Kill(pid, 0); err != nil {
+			break // gone
+		}
+		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(stat), ") Z ") {
+			break // killed, not yet reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the check's child %d is still running", pid)
+		}
 	}
 }

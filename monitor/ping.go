@@ -29,19 +29,45 @@ type Ping struct {
 	targets           []netip.Addr
 	interval, timeout time.Duration
 	log               *slog.Logger
+	conn              *icmp.PacketConn
 
 	healthy atomic.Bool
 	mu      sync.Mutex
 	failing []netip.Addr
 }
 
-// NewPing returns a monitor of targets; it is healthy until the evidence
-// of PingMisses rounds says otherwise.
-func NewPing(targets []netip.Addr, interval, timeout time.Duration, log *slog.Logger) *Ping {
-	p := &Ping{targets: slices.Clone(targets), interval: interval, timeout: timeout, log: log}
+// NewPing opens the raw ICMP socket (root or CAP_NET_RAW), so that a node
+// that cannot ping fails at start-up, and returns a monitor of the IPv4
+// targets; it is healthy until the evidence of PingMisses rounds says
+// otherwise. Run uses the socket and closes it.
+func NewPing(targets []netip.Addr, interval, timeout time.Duration, log *slog.Logger) (*Ping, error) {
+	p := &Ping{interval: interval, timeout: timeout, log: log}
+	for _, a := range targets {
+		if a = a.Unmap(); !a.Is4() {
+			return nil, fmt.Errorf("ping monitor: target %s is not IPv4", a)
+		}
+		p.targets = append(p.targets, a)
+	}
+	conn, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return nil, fmt.Errorf("ping monitor: %w (it needs root or CAP_NET_RAW)", err)
+	}
+	// Only echo replies reach the socket: the rest of the host's ICMP
+	// would fill its buffer between rounds.
+	var f ipv4.ICMPFilter
+	f.SetAll(true)
+	f.Accept(ipv4.ICMPTypeEchoReply)
+	if err := conn.IPv4PacketConn().SetICMPFilter(&f); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ping monitor: ICMP filter: %w", err)
+	}
+	p.conn = conn
 	p.healthy.Store(true)
-	return p
+	return p, nil
 }
+
+// Close releases the socket when Run never ran.
+func (p *Ping) Close() error { return p.conn.Close() }
 
 // Healthy reports whether some target answers. It never blocks.
 func (p *Ping) Healthy() bool { return p.healthy.Load() }
@@ -53,13 +79,9 @@ func (p *Ping) Failing() []netip.Addr {
 	return slices.Clone(p.failing)
 }
 
-// Run pings until ctx ends. It needs a raw ICMP socket (root or
-// CAP_NET_RAW).
+// Run pings until ctx ends, then closes the socket. It returns nil.
 func (p *Ping) Run(ctx context.Context) error {
-	conn, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-	if err != nil {
-		return fmt.Errorf("ping monitor: %w (it needs root or CAP_NET_RAW)", err)
-	}
+	conn := p.conn
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
@@ -97,6 +119,13 @@ func (p *Ping) round(conn *icmp.PacketConn, id, seq int, buf []byte) map[netip.A
 	wire, err := msg.Marshal(nil)
 	if err != nil {
 		return answered
+	}
+	// Late replies of earlier rounds are of no use: drop them.
+	_ = conn.SetReadDeadline(time.Now())
+	for {
+		if _, _, err := conn.ReadFrom(buf); err != nil {
+			break
+		}
 	}
 	for _, a := range p.targets {
 		// A send error (no route, say) is an unanswered target.

@@ -122,15 +122,10 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.nic = monitor.NewNIC(names, f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
 	}
-	if p := f.Monitors.Ping; p.Enabled {
-		n.ping = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor"))
-	}
 	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
 		n.app = monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
 	}
-	if n.nic != nil || n.ping != nil || n.app != nil {
-		hc.LocalHealthy = n.healthy
-	}
+	hc.LocalHealthy = n.healthy // the ping monitor joins at the end of New
 	n.holder = ringstate.New(hc)
 	rc := ringConfig(f)
 	rc.Holder = n.holder
@@ -171,6 +166,12 @@ func New(cfg Config) (*Node, error) {
 			Metrics: n.metricsHandler(),
 		}, n)
 		if err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	if p := f.Monitors.Ping; p.Enabled {
+		if n.ping, err = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor")); err != nil {
 			n.Close()
 			return nil, err
 		}
@@ -240,7 +241,7 @@ func (n *Node) Run(ctx context.Context) error {
 	dataCtx, stopData := context.WithCancel(context.Background())
 	defer stopData()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 16) // more than the goroutines Run starts: stop never blocks a sender
 	run := func(name string, f func(context.Context) error, ctx context.Context) {
 		wg.Add(1)
 		go func() {
@@ -391,6 +392,9 @@ func (n *Node) Close() error {
 		}
 		if n.api != nil {
 			n.api.Close() // the listener, when Run never ran
+		}
+		if n.ping != nil {
+			n.ping.Close() // the raw socket, when Run never ran
 		}
 	})
 	return nil
