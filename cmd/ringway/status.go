@@ -58,30 +58,8 @@ func apiClient(c *cli.Context) (*mgmt.Client, error) {
 }
 
 func statusCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "status",
-		Usage: "show the cluster as one node sees it: members, token, VIP table",
-		Flags: append(apiFlags(), &cli.BoolFlag{Name: "json", Usage: "print the raw JSON status"}),
-		Action: func(c *cli.Context) error {
-			cl, err := apiClient(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
-			defer cancel()
-			st, err := cl.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			printStatus(c.App.Writer, st)
-			return nil
-		},
-	}
+	return viewCommand("status", "show the cluster as one node sees it: members, token, VIP table", printStatus,
+		func(st mgmt.Status) any { return st })
 }
 
 // printStatus renders a status for people.
@@ -200,16 +178,16 @@ func printNodes(w io.Writer, st mgmt.Status) {
 	tw.Flush()
 }
 
-// listCommand is `ringway vip list` and `ringway node list`: the status,
+// viewCommand is `ringway status`, `vip list` and `node list`: the status,
 // fetched once, rendered by print (or as JSON by asJSON).
-func listCommand(usage string, print func(io.Writer, mgmt.Status), asJSON func(mgmt.Status) any) *cli.Command {
+func viewCommand(name, usage string, print func(io.Writer, mgmt.Status), asJSON func(mgmt.Status) any) *cli.Command {
 	return &cli.Command{
-		Name:  "list",
+		Name:  name,
 		Usage: usage,
 		Flags: append(apiFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
-				return usagef("list takes no arguments; got %d", c.NArg())
+				return usagef("%s takes no arguments after its flags; got %d", name, c.NArg())
 			}
 			cl, err := apiClient(c)
 			if err != nil {
@@ -237,7 +215,7 @@ func nodeCommand() *cli.Command {
 		Name:  "node",
 		Usage: "list the nodes of the node map, or close or open one",
 		Subcommands: []*cli.Command{
-			listCommand("every node of the node map: in the ring or not, token holder, VIPs it owns and VIPs that prefer it",
+			viewCommand("list", "every node of the node map: in the ring or not, token holder, VIPs it owns and VIPs that prefer it",
 				printNodes, func(st mgmt.Status) any { return nodeRows(st) }),
 			nodeOpCommand("close", "hand the node's VIPs to the others at its next turn; it stays in the ring but answers no VIP until opened (maintenance)"),
 			nodeOpCommand("open", "let a closed node answer VIPs again (preferred VIPs return to it)"),
@@ -310,7 +288,7 @@ func vipCommand() *cli.Command {
 		Name:  "vip",
 		Usage: "list the VIPs, or change one: move it, set or clear its preference or stickiness, close or open it",
 		Subcommands: []*cli.Command{
-			listCommand("the VIP table: owner, preferred node, persistence, group", printVIPs,
+			viewCommand("list", "the VIP table: owner, preferred node, persistence, group", printVIPs,
 				func(st mgmt.Status) any { return st.VIPs }),
 			op("move", "move a VIP (and its group) to a node; sets the preference (patent: drag and drop)", "VIP NODE"),
 			op("prefer", "make the VIP's current node its preferred node", "VIP"),
