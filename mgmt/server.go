@@ -193,29 +193,25 @@ func (s *Server) vip(w http.ResponseWriter, r *http.Request) {
 		}
 		op.Node = strings.TrimSpace(body.Node)
 	}
-	if err := op.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := s.backend.VIP(op); err != nil {
-		code := http.StatusConflict
-		if errors.Is(err, ErrNotFound) {
-			code = http.StatusNotFound
-		}
-		writeError(w, code, err.Error())
-		return
-	}
-	s.log.Info("vip operation queued", "op", op.Op, "vip", op.VIP, "node", op.Node, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
+	s.queue(w, r, op.Validate, func() error { return s.backend.VIP(op) },
+		"vip operation queued", "op", op.Op, "vip", op.VIP, "node", op.Node)
 }
 
 func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 	op := NodeOp{Op: r.PathValue("op"), Node: r.PathValue("node")}
-	if err := op.Validate(); err != nil {
+	s.queue(w, r, op.Validate, func() error { return s.backend.Node(op) },
+		"node operation queued", "op", op.Op, "node", op.Node)
+}
+
+// queue answers an operator's operation: 400 when validate refuses it,
+// else what enqueue says: 404 for an unknown VIP or node (ErrNotFound),
+// 409 for any other refusal, 202 once queued (logged as msg with attrs).
+func (s *Server) queue(w http.ResponseWriter, r *http.Request, validate, enqueue func() error, msg string, attrs ...any) {
+	if err := validate(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.backend.Node(op); err != nil {
+	if err := enqueue(); err != nil {
 		code := http.StatusConflict
 		if errors.Is(err, ErrNotFound) {
 			code = http.StatusNotFound
@@ -223,7 +219,7 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err.Error())
 		return
 	}
-	s.log.Info("node operation queued", "op", op.Op, "node", op.Node, "remote", r.RemoteAddr)
+	s.log.Info(msg, append(attrs, "remote", r.RemoteAddr)...)
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
 }
 
