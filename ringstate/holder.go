@@ -75,17 +75,21 @@ type Op struct {
 // vipstate's Step. It is safe to call from any goroutine. This is the one
 // input of the Holder that is not in the TokenView; the simulator does not
 // use it, so replays stay pure.
-func (h *Holder) Enqueue(op Op) {
-	h.mu.Lock()
-	h.pending = append(h.pending, op)
-	h.mu.Unlock()
-}
+func (h *Holder) Enqueue(op Op) { put(h, &h.pending, op) }
 
-func (h *Holder) takeOps() []Op {
+// put appends op to one of the Holder's operator queues.
+func put[T any](h *Holder, q *[]T, op T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ops := h.pending
-	h.pending = nil
+	*q = append(*q, op)
+}
+
+// take empties one of the Holder's operator queues and returns what it held.
+func take[T any](h *Holder, q *[]T) []T {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ops := *q
+	*q = nil
 	return ops
 }
 
@@ -137,7 +141,7 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 		}
 	}
 	if !t.NoQuorum && slices.Contains(t.Members, t.Self) {
-		for _, op := range h.takeOps() {
+		for _, op := range take(h, &h.pending) {
 			nt, err := op.Apply(table)
 			if err == nil {
 				table = nt

@@ -124,23 +124,11 @@ type NodeOp struct {
 }
 
 // EnqueueNode queues a node operation for this node's next turn.
-func (h *Holder) EnqueueNode(op NodeOp) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.nodeOps = append(h.nodeOps, op)
-}
-
-func (h *Holder) takeNodeOps() []NodeOp {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ops := h.nodeOps
-	h.nodeOps = nil
-	return ops
-}
+func (h *Holder) EnqueueNode(op NodeOp) { put(h, &h.nodeOps, op) }
 
 // applyNodeOps returns closed with the queued operations applied.
 func (h *Holder) applyNodeOps(closed NodeSet) NodeSet {
-	for _, op := range h.takeNodeOps() {
+	for _, op := range take(h, &h.nodeOps) {
 		closed = closed.with(op.Node, op.Close)
 		if op.Done != nil {
 			op.Done()
