@@ -72,15 +72,7 @@ func TestARPOneOwnerAtATime(t *testing.T) {
 	c.startAll()
 	before := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
 	macs := macOf(t, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	obs, err := workload.StartARP(ctx, c.lab, c.lab.Client(), workload.ARPConfig{
-		Probe: lab.VIPs(lab.ExtPrefix), ProbeInterval: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obs.Close()
+	obs := c.watchARP(workload.ARPConfig{Probe: lab.VIPs(lab.ExtPrefix), ProbeInterval: 20 * time.Millisecond})
 	t0 := time.Now()
 	time.Sleep(time.Second)
 	cut := time.Now()
@@ -115,15 +107,7 @@ func TestGracefulStopLosesNothing(t *testing.T) {
 	c.startAll()
 	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
 	macs := macOf(t, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	obs, err := workload.StartARP(ctx, c.lab, c.lab.Client(), workload.ARPConfig{
-		Probe: lab.VIPs(lab.ExtPrefix), ProbeInterval: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obs.Close()
+	obs := c.watchARP(workload.ARPConfig{Probe: lab.VIPs(lab.ExtPrefix), ProbeInterval: 20 * time.Millisecond})
 	tr := startTraffic(t, c)
 	time.Sleep(300 * time.Millisecond)
 	if err := c.lab.StopNode(1, syscall.SIGTERM, 10*time.Second); err != nil {
@@ -259,13 +243,7 @@ func TestRejoinPolicies(t *testing.T) {
 		}
 	}
 	macs := macOf(t, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	obs, err := workload.StartARP(ctx, c.lab, c.lab.Client(), workload.ARPConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obs.Close()
+	obs := c.watchARP(workload.ARPConfig{})
 	healed := time.Now()
 	if err := c.lab.Heal(1); err != nil {
 		t.Fatal(err)
@@ -289,7 +267,7 @@ func TestRejoinPolicies(t *testing.T) {
 		t.Errorf("198.51.100.91, in group gw1 with 203.0.113.91, is on %s, want %s", got, want)
 	}
 	time.Sleep(500 * time.Millisecond)
-	after, err = c.status(2)
+	after, err := c.status(2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,4 +379,21 @@ func TestStopWithoutRing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// watchARP records the ARP traffic the client sees (probing as cfg says)
+// until the test ends.
+func (c *cluster) watchARP(cfg workload.ARPConfig) *workload.ARPObserver {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	obs, err := workload.StartARP(ctx, c.lab, c.lab.Client(), cfg)
+	if err != nil {
+		cancel()
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		obs.Close()
+		cancel()
+	})
+	return obs
 }
