@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,7 +22,7 @@ type Command struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	healthy atomic.Bool
+	healthy verdict
 	mu      sync.Mutex
 	failure string // why the last run failed, "" when it passed
 }
@@ -32,12 +31,16 @@ type Command struct {
 // healthy until a run fails.
 func NewCommand(command string, interval time.Duration, log *slog.Logger) *Command {
 	c := &Command{command: command, interval: interval, log: log}
-	c.healthy.Store(true)
+	c.healthy.init(true)
 	return c
 }
 
 // Healthy reports whether the last run passed. It never blocks.
-func (c *Command) Healthy() bool { return c.healthy.Load() }
+func (c *Command) Healthy() bool { return c.healthy.ok.Load() }
+
+// Changed receives a value after Healthy's answer changes (one value may
+// stand for several changes). It never closes.
+func (c *Command) Changed() <-chan struct{} { return c.healthy.changed }
 
 // Failure says why the last run failed ("" when it passed).
 func (c *Command) Failure() string {
@@ -101,7 +104,7 @@ func (c *Command) record(failure string) {
 	c.mu.Lock()
 	c.failure = failure
 	c.mu.Unlock()
-	was := c.healthy.Swap(failure == "")
+	was := c.healthy.set(failure == "")
 	switch {
 	case was && failure != "":
 		c.log.Warn("application monitor: check failed; this node gives up its VIPs", "command", c.command, "failure", failure)

@@ -40,7 +40,7 @@ func TestLinkUp(t *testing.T) {
 func TestPingRecord(t *testing.T) {
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	p := &Ping{targets: []netip.Addr{a, b}, log: slog.New(slog.DiscardHandler)}
-	p.healthy.Store(true)
+	p.healthy.init(true)
 	misses := map[netip.Addr]int{}
 	rounds := []struct {
 		answered []netip.Addr
@@ -62,9 +62,21 @@ func TestPingRecord(t *testing.T) {
 				misses[x]++
 			}
 		}
+		was := p.Healthy()
 		p.record(misses)
 		if p.Healthy() != r.healthy {
 			t.Errorf("round %d (answered %v): healthy %v, want %v; failing %v", i, r.answered, p.Healthy(), r.healthy, p.Failing())
+		}
+		// Changed signals exactly the rounds that flip the verdict.
+		select {
+		case <-p.Changed():
+			if was == p.Healthy() {
+				t.Errorf("round %d: Changed signalled, but healthy stayed %v", i, was)
+			}
+		default:
+			if was != p.Healthy() {
+				t.Errorf("round %d: healthy went %v → %v without a Changed signal", i, was, p.Healthy())
+			}
 		}
 	}
 }

@@ -19,7 +19,7 @@ type NIC struct {
 	poll  time.Duration
 	log   *slog.Logger
 
-	healthy atomic.Bool
+	healthy verdict
 	mu      sync.Mutex
 	down    []string // interfaces down, sorted
 }
@@ -30,13 +30,18 @@ type NIC struct {
 // notifications cannot be had (it is not used otherwise).
 func NewNIC(names []string, poll time.Duration, log *slog.Logger) *NIC {
 	m := &NIC{names: slices.Clone(names), poll: poll, log: log}
+	m.healthy.init(true)
 	m.check()
 	return m
 }
 
 // Healthy reports whether every interface was up at the last look. It
-// never blocks (ringstate.Config.LocalHealthy).
-func (m *NIC) Healthy() bool { return m.healthy.Load() }
+// never blocks.
+func (m *NIC) Healthy() bool { return m.healthy.ok.Load() }
+
+// Changed receives a value after Healthy's answer changes (one value may
+// stand for several changes). It never closes.
+func (m *NIC) Changed() <-chan struct{} { return m.healthy.changed }
 
 // Down returns the interfaces down at the last look.
 func (m *NIC) Down() []string {
@@ -112,7 +117,7 @@ func (m *NIC) check() {
 	changed := !slices.Equal(down, m.down)
 	m.down = down
 	m.mu.Unlock()
-	m.healthy.Store(len(down) == 0)
+	m.healthy.set(len(down) == 0)
 	switch {
 	case changed && len(down) > 0:
 		m.log.Warn("nic monitor: interface down; this node gives up its VIPs", "down", down)

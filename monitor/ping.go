@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/icmp"
@@ -31,7 +30,7 @@ type Ping struct {
 	log               *slog.Logger
 	conn              *icmp.PacketConn
 
-	healthy atomic.Bool
+	healthy verdict
 	mu      sync.Mutex
 	failing []netip.Addr
 }
@@ -62,7 +61,7 @@ func NewPing(targets []netip.Addr, interval, timeout time.Duration, log *slog.Lo
 		return nil, fmt.Errorf("ping monitor: ICMP filter: %w", err)
 	}
 	p.conn = conn
-	p.healthy.Store(true)
+	p.healthy.init(true)
 	return p, nil
 }
 
@@ -70,7 +69,11 @@ func NewPing(targets []netip.Addr, interval, timeout time.Duration, log *slog.Lo
 func (p *Ping) Close() error { return p.conn.Close() }
 
 // Healthy reports whether some target answers. It never blocks.
-func (p *Ping) Healthy() bool { return p.healthy.Load() }
+func (p *Ping) Healthy() bool { return p.healthy.ok.Load() }
+
+// Changed receives a value after Healthy's answer changes (one value may
+// stand for several changes). It never closes.
+func (p *Ping) Changed() <-chan struct{} { return p.healthy.changed }
 
 // Failing returns the targets that missed PingMisses rounds or more.
 func (p *Ping) Failing() []netip.Addr {
@@ -165,9 +168,9 @@ func (p *Ping) record(misses map[netip.Addr]int) {
 	changed := !slices.Equal(failing, p.failing)
 	p.failing = failing
 	p.mu.Unlock()
-	was := p.healthy.Load()
+	was := p.healthy.ok.Load()
 	healthy := len(failing) < len(p.targets)
-	p.healthy.Store(healthy)
+	p.healthy.set(healthy)
 	switch {
 	case was && !healthy:
 		p.log.Warn("ping monitor: no target answers; this node gives up its VIPs", "targets", p.targets, "rounds", PingMisses)

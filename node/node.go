@@ -52,14 +52,17 @@ type Node struct {
 	names  []string          // node ids by node-map position − 1
 	groups map[uint16]string // VIP group numbers to names
 
-	holder *ringstate.Holder
 	core   *ring.Node
 	driver *ringnet.Driver
-	router *router.Router
-	api    *mgmt.Server
-	nic    *monitor.NIC     // nil unless monitors.nic.enabled
-	ping   *monitor.Ping    // nil unless monitors.ping.enabled
-	app    *monitor.Command // nil unless monitors.application.enabled with a command
+	// proposer takes operator operations and this node's health and load
+	// into the ring core (the driver; a fake in tests).
+	proposer proposer
+	ops      opLog
+	router   *router.Router
+	api      *mgmt.Server
+	nic      *monitor.NIC     // nil unless monitors.nic.enabled
+	ping     *monitor.Ping    // nil unless monitors.ping.enabled
+	app      *monitor.Command // nil unless monitors.application.enabled with a command
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
@@ -110,11 +113,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	hc := ringstate.Config{
-		Initial:   table,
-		Balance:   balanceConfig(f),
-		LocalLoad: n.localLoad,
-	}
+	hc := ringstate.Config{Initial: table, Balance: balanceConfig(f)}
 	if f.Monitors.NIC.Enabled {
 		names := make([]string, len(f.Subnets))
 		for i, s := range f.Subnets {
@@ -125,10 +124,8 @@ func New(cfg Config) (*Node, error) {
 	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
 		n.app = monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
 	}
-	hc.LocalHealthy = n.healthy // the ping monitor joins at the end of New
-	n.holder = ringstate.New(hc)
 	rc := ringConfig(f)
-	rc.Holder = n.holder
+	rc.Holder = ringstate.New(hc)
 	rc.Rand = cryptoRand
 	if n.core, err = ring.NewNode(rc); err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
@@ -147,6 +144,7 @@ func New(cfg Config) (*Node, error) {
 	if n.driver, err = ringnet.New(dc, n.core); err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
+	n.proposer = n.driver
 
 	if n.router, err = router.New(routerConfig(f, n.log.With("part", "router"))); err != nil {
 		n.driver.Close()
@@ -259,7 +257,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ringCtx, stopRing := context.WithCancel(context.Background())
 	defer stopRing()
 	run("ring", n.driver.Run, ringCtx)
-	run("load", n.measureLoad, dataCtx)
+	run("local", n.reportLocal, dataCtx)
 	if n.nic != nil {
 		run("nic monitor", n.nic.Run, dataCtx)
 	}
@@ -343,7 +341,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
-// healthy is ringstate's LocalHealthy: every monitor that runs passes.
+// healthy reports whether every monitor that runs passes.
 func (n *Node) healthy() bool {
 	return (n.nic == nil || n.nic.Healthy()) && (n.ping == nil || n.ping.Healthy()) && (n.app == nil || n.app.Healthy())
 }
@@ -378,7 +376,14 @@ func (n *Node) apply(st *ring.State) {
 }
 
 func (n *Node) logEvent(ev ring.Event) {
-	n.log.Debug("ring event", "event", ev.String())
+	switch ev.Kind {
+	case ring.EventApplied:
+		n.log.Info("operation applied", "op", n.ops.done(ev.Proposal), "id", ev.Proposal)
+	case ring.EventRefused:
+		n.log.Warn("operation refused", "op", n.ops.done(ev.Proposal), "id", ev.Proposal, "reason", ev.Err)
+	default:
+		n.log.Debug("ring event", "event", ev.String())
+	}
 }
 
 // Close stops everything New and Run opened. Safe to call more than once.
@@ -429,18 +434,15 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 	if _, found := table.Lookup(op.VIP); !found {
 		return fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
 	}
-	apply, err := adminApply(op, n.file.IndexOf(op.Node))
+	o, err := vipOp(op, n.file.IndexOf(op.Node))
 	if err != nil {
 		return err
 	}
-	n.holder.Enqueue(ringstate.Op{Apply: apply, Done: func(err error) {
-		if err != nil {
-			n.log.Warn("VIP operation failed", "op", op.Op, "vip", op.VIP, "err", err)
-		} else {
-			n.log.Info("VIP operation applied", "op", op.Op, "vip", op.VIP, "node", op.Node)
-		}
-	}})
-	return nil
+	_, data, err := ringstate.ProposeVIPOp(o)
+	if err != nil {
+		return err
+	}
+	return n.propose(ringstate.ProposeVIP, data, fmt.Sprintf("vip %s %s %s", op.Op, op.VIP, op.Node))
 }
 
 // Node queues an operator's node operation (close or open) for this node's
@@ -457,36 +459,44 @@ func (n *Node) Node(op mgmt.NodeOp) error {
 	if id == 0 {
 		return fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
 	}
-	n.holder.EnqueueNode(ringstate.NodeOp{Node: vipstate.Node(id), Close: op.Op == "close", Done: func() {
-		n.log.Info("node operation applied", "op", op.Op, "node", op.Node)
-	}})
+	_, data, err := ringstate.ProposeNodeOp(ringstate.NodeOp{Node: vipstate.Node(id), Close: op.Op == "close"})
+	if err != nil {
+		return err
+	}
+	return n.propose(ringstate.ProposeNode, data, fmt.Sprintf("node %s %s", op.Op, op.Node))
+}
+
+// proposeTimeout bounds the wait for the ring driver to take a proposal
+// (it waits only for the core's lock).
+const proposeTimeout = 2 * time.Second
+
+// propose hands an operation to the ring core for this node's next turn.
+func (n *Node) propose(kind uint16, data []byte, desc string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	id, err := n.proposer.Propose(ctx, kind, data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", desc, err)
+	}
+	n.ops.add(id, desc)
 	return nil
 }
 
-// adminApply turns an operator's VIP operation into a table change; to is
-// the node-map position of op.Node (0 when unknown).
-func adminApply(op mgmt.VIPOp, to int) (func(vipstate.Table) (vipstate.Table, error), error) {
-	vip := op.VIP
-	switch op.Op {
-	case "move":
-		if to == 0 {
-			return nil, fmt.Errorf("node %q is not in the node map: %w", op.Node, mgmt.ErrNotFound)
-		}
-		return func(t vipstate.Table) (vipstate.Table, error) { return t.Move(vip, vipstate.Node(to)) }, nil
-	case "prefer":
-		return func(t vipstate.Table) (vipstate.Table, error) { return t.Prefer(vip) }, nil
-	case "unprefer":
-		return func(t vipstate.Table) (vipstate.Table, error) { return t.Unprefer(vip) }, nil
-	case "stick":
-		return func(t vipstate.Table) (vipstate.Table, error) { return t.Stick(vip) }, nil
-	case "unstick":
-		return func(t vipstate.Table) (vipstate.Table, error) { return t.Unstick(vip) }, nil
-	case "close":
-		return func(t vipstate.Table) (vipstate.Table, error) { return t.Close(vip) }, nil
-	case "open":
-		return func(t vipstate.Table) (vipstate.Table, error) { return t.Open(vip) }, nil
+// vipOp turns an operator's VIP operation into ringstate's; to is the
+// node-map position of op.Node (0 when unknown).
+func vipOp(op mgmt.VIPOp, to int) (ringstate.VIPOp, error) {
+	a, err := ringstate.ParseVIPAction(op.Op)
+	if err != nil {
+		return ringstate.VIPOp{}, err
 	}
-	return nil, fmt.Errorf("unknown VIP operation %q", op.Op)
+	o := ringstate.VIPOp{Action: a, VIP: op.VIP}
+	if a == ringstate.VIPMove {
+		if to == 0 {
+			return o, fmt.Errorf("node %q is not in the node map: %w", op.Node, mgmt.ErrNotFound)
+		}
+		o.Node = vipstate.Node(to)
+	}
+	return o, nil
 }
 
 func ringstateTable(st *ring.State) (vipstate.Table, bool, error) {

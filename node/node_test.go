@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -83,9 +84,26 @@ func TestInitialTableFromConfig(t *testing.T) {
 	}
 }
 
-// TestAdminOpsAppliedByHolder checks the path of `ringway vip move`: the op
-// waits in the holder's queue and changes the table when the node holds the
-// token.
+// fakeProposer records what the node proposes to the ring core.
+type fakeProposer struct {
+	props []ring.Proposal
+	local []ring.Local
+}
+
+func (f *fakeProposer) Propose(_ context.Context, kind uint16, data []byte) (uint64, error) {
+	id := uint64(len(f.props) + 1)
+	f.props = append(f.props, ring.Proposal{ID: id, Kind: kind, Data: data})
+	return id, nil
+}
+
+func (f *fakeProposer) SetLocal(_ context.Context, l ring.Local) error {
+	f.local = append(f.local, l)
+	return nil
+}
+
+// TestAdminOpsAppliedByHolder checks the path of `ringway vip move`: the
+// operation is proposed to the ring core, and the Holder changes the table
+// when the core hands it over at this node's turn.
 func TestAdminOpsAppliedByHolder(t *testing.T) {
 	c := testFile(t)
 	tb, err := initialTable(c)
@@ -94,29 +112,33 @@ func TestAdminOpsAppliedByHolder(t *testing.T) {
 	}
 	h := ringstate.New(ringstate.Config{Initial: tb, Balance: balanceConfig(c)})
 	view := ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}}
-	cs := h.OnToken(view) // cold start: the holder places every VIP
+	cs := h.OnToken(view).Carriages // cold start: the holder places every VIP
 	vip := c.Subnets[0].VIPs[1]
-	var results []error
-	done := func(err error) { results = append(results, err) }
-	move, err := adminApply(mgmt.VIPOp{Op: "move", VIP: vip, Node: "n3"}, 3)
-	if err != nil {
+	fp := &fakeProposer{}
+	n := &Node{file: c, self: 1, names: []string{"n1", "n2", "n3"}, proposer: fp, log: slog.New(slog.DiscardHandler)}
+	n.state.Store(&ring.State{Members: []ring.NodeID{1, 2, 3}, Carriages: cs})
+	if err := n.VIP(mgmt.VIPOp{Op: "move", VIP: vip, Node: "n3"}); err != nil {
 		t.Fatal(err)
 	}
-	closeUnknown, err := adminApply(mgmt.VIPOp{Op: "close", VIP: netip.MustParseAddr("192.0.2.1")}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adminApply(mgmt.VIPOp{Op: "move", VIP: vip, Node: "n9"}, 0); err == nil {
+	if _, err := vipOp(mgmt.VIPOp{Op: "move", VIP: vip, Node: "n9"}, 0); err == nil {
 		t.Error("a move to a node outside the node map was accepted")
 	}
-	h.Enqueue(ringstate.Op{Apply: move, Done: done})
-	h.Enqueue(ringstate.Op{Apply: closeUnknown, Done: done})
-	view.Carriages = cs
-	cs = h.OnToken(view)
-	if len(results) != 2 || results[0] != nil || results[1] == nil {
-		t.Fatalf("op results %v, want the move to succeed and the unknown VIP to fail", results)
+	if _, err := vipOp(mgmt.VIPOp{Op: "teleport", VIP: vip}, 0); err == nil {
+		t.Error("an unknown operation was accepted")
 	}
-	got, ok, err := ringstate.Table(cs)
+	if err := n.Node(mgmt.NodeOp{Op: "close", Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fp.props) != 2 {
+		t.Fatalf("%d proposals reached the core, want 2", len(fp.props))
+	}
+	view.Carriages = cs
+	view.Proposals = fp.props
+	turn := h.OnToken(view)
+	if diff := cmp.Diff([]ring.Result{{ID: 1}, {ID: 2}}, turn.Results); diff != "" {
+		t.Fatalf("results (-want +got):\n%s", diff)
+	}
+	got, ok, err := ringstate.Table(turn.Carriages)
 	if !ok || err != nil {
 		t.Fatal(ok, err)
 	}
@@ -125,11 +147,8 @@ func TestAdminOpsAppliedByHolder(t *testing.T) {
 	if diff := cmp.Diff(want, r, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("row after move (-want +got):\n%s", diff)
 	}
-	// The queue is empty: the next turn changes nothing more.
-	view.Carriages = cs
-	h.OnToken(view)
-	if len(results) != 2 {
-		t.Errorf("ops ran again: %v", results)
+	if c := ringstate.Closed(turn.Carriages); !cmp.Equal(c, ringstate.NodeSet{2}) {
+		t.Errorf("closed nodes %v after `node close n2`, want [2]", c)
 	}
 }
 
@@ -143,8 +162,9 @@ func TestVIPOnlyWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := ringstate.New(ringstate.Config{Initial: tb, Balance: balanceConfig(c)})
-	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}})
-	n := &Node{file: c, self: 1, names: []string{"n1", "n2", "n3"}, holder: h, log: slog.New(slog.DiscardHandler)}
+	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}}).Carriages
+	fp := &fakeProposer{}
+	n := &Node{file: c, self: 1, names: []string{"n1", "n2", "n3"}, proposer: fp, log: slog.New(slog.DiscardHandler)}
 	vip := c.Subnets[0].VIPs[0]
 	closeVIP := mgmt.VIPOp{Op: "close", VIP: vip}
 	tests := []struct {
@@ -170,8 +190,12 @@ func TestVIPOnlyWhileServing(t *testing.T) {
 			}
 		})
 	}
-	// Exactly the accepted operation reached the queue.
-	got, _, _ := ringstate.Table(h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}, Carriages: cs}))
+	// Exactly the accepted operation reached the core.
+	if len(fp.props) != 1 {
+		t.Fatalf("%d proposals reached the core, want the one accepted", len(fp.props))
+	}
+	turn := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}, Carriages: cs, Proposals: fp.props})
+	got, _, _ := ringstate.Table(turn.Carriages)
 	if r, _ := got.Lookup(vip); !r.Closed {
 		t.Errorf("the accepted close of %s was not applied: %+v", vip, r)
 	}

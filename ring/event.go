@@ -23,12 +23,15 @@ const (
 	EventLeaving                          // Leave called
 	EventLeft                             // handed its state over and left
 	EventMergeSeen                        // heard Peer of another live ring; the larger ring absorbs the other
+	EventApplied                          // the Holder applied proposal Event.Proposal
+	EventRefused                          // proposal Event.Proposal was refused: Event.Err says why
 )
 
 var eventNames = [...]string{
 	EventFormed: "formed", EventAccepted: "token-from", EventDropped: "dropped", EventJoined: "joined",
 	EventQuery: "911", EventDenied: "911-denied", EventRegenerated: "regenerated", EventStale: "stale",
 	EventLimbo: "limbo", EventLeaving: "leaving", EventLeft: "left", EventMergeSeen: "merge-seen",
+	EventApplied: "applied", EventRefused: "refused",
 }
 
 func (k EventKind) String() string {
@@ -48,6 +51,10 @@ type Event struct {
 	RingID  uint64
 	Seq     uint64
 	Members []NodeID
+	// Proposal and Err: the proposal an EventApplied or EventRefused
+	// answers, and why it was refused.
+	Proposal uint64
+	Err      string
 }
 
 // String renders the event on one line without the tick, e.g.
@@ -57,6 +64,12 @@ func (e Event) String() string {
 	fmt.Fprintf(&b, "n%d %v", e.Node, e.Kind)
 	if e.Peer != 0 {
 		fmt.Fprintf(&b, " n%d", e.Peer)
+	}
+	if e.Proposal != 0 {
+		fmt.Fprintf(&b, " #%d", e.Proposal)
+	}
+	if e.Err != "" {
+		fmt.Fprintf(&b, " (%s)", e.Err)
 	}
 	fmt.Fprintf(&b, " ring=%04x seq=%d members=%v", e.RingID&0xffff, e.Seq, e.Members)
 	return b.String()

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -133,7 +134,23 @@ type Node struct {
 	lastHello  int64
 	lastProbe  int64
 	leaving    bool
+
+	proposals    []Proposal // waiting for this node's turn (Propose)
+	lastProposal uint64     // ID of the last proposal
+	local        Local      // SetLocal
 }
+
+// MaxProposals is how many proposals may wait for this node's turn with
+// the token. A turn comes at least every rotation while the node is a
+// member, so a full queue means the node is not in a ring (or an operator
+// script runs away): Propose then refuses more with ErrProposalsFull.
+const MaxProposals = 256
+
+// ErrProposalsFull is returned by Propose when MaxProposals wait.
+var ErrProposalsFull = errors.New("ring: too many proposals wait for this node's turn with the token")
+
+// ErrLeft is returned by Propose after the node has left the ring.
+var ErrLeft = errors.New("ring: this node has left the ring")
 
 // NewNode returns a starting node. It sends nothing until the first Tick.
 func NewNode(cfg Config) (*Node, error) {
@@ -210,6 +227,31 @@ func (n *Node) Ready() Ready {
 	return r
 }
 
+// Propose queues a change for this node's next turn with the token as a
+// member of a ring with quorum, where the Holder receives it in
+// TokenView.Proposals; its answer comes out of Ready as an EventApplied or
+// EventRefused event carrying the returned ID. The core copies data.
+// Proposals still waiting when the node leaves are refused then.
+func (n *Node) Propose(kind uint16, data []byte) (id uint64, err error) {
+	if n.mode == ModeLeft {
+		return 0, ErrLeft
+	}
+	if len(n.proposals) >= MaxProposals {
+		return 0, ErrProposalsFull
+	}
+	n.lastProposal++
+	n.proposals = append(n.proposals, Proposal{ID: n.lastProposal, Kind: kind, Data: slices.Clone(data)})
+	return n.lastProposal, nil
+}
+
+// SetLocal replaces what this node says of itself on the token; the Holder
+// reads it (TokenView.Local) at each of the node's turns from now on. The
+// core copies l.Load.
+func (n *Node) SetLocal(l Local) {
+	l.Load = slices.Clone(l.Load)
+	n.local = l
+}
+
 // Leave begins a graceful leave: the next time this node holds the token it
 // removes itself, lets the Holder hand its state (VIPs) over to the others,
 // and passes the token on; when that hop is acknowledged Ready().Left is
@@ -276,17 +318,46 @@ func (n *Node) noQuorum(members []NodeID) bool {
 }
 
 // runHolder calls the Holder on the token copy and commits the result. It
-// reports whether the Holder asked for the token to go on at once (Urgent).
-func (n *Node) runHolder(members, dropped, joined, leaving []NodeID) (urgent bool) {
-	v := TokenView{
-		Self: n.cfg.ID, Members: slices.Clone(members), Dropped: dropped, Joined: joined,
-		Carriages: n.tok.Carriages, Leaving: leaving, NoQuorum: n.noQuorum(members),
-	}
-	v.Alone = len(members) == 1 && members[0] == n.cfg.ID
-	n.tok.Carriages = n.cfg.Holder.OnToken(v)
+// reports whether the Holder asked for the token to go on at once.
+func (n *Node) runHolder(members, dropped, joined []NodeID) (urgent bool) {
+	urgent = n.callHolder(TokenView{Members: members, Dropped: dropped, Joined: joined})
 	n.commit()
-	u, ok := n.cfg.Holder.(Urgent)
-	return ok && u.Urgent()
+	return urgent
+}
+
+// callHolder completes v (Self, carriages, quorum, proposals, Local), calls
+// the Holder, puts its carriages on the token copy and reports its
+// answers to the proposals it was handed. It reports Turn.Urgent.
+func (n *Node) callHolder(v TokenView) (urgent bool) {
+	v.Self = n.cfg.ID
+	v.Members = slices.Clone(v.Members)
+	v.Carriages = n.tok.Carriages
+	v.NoQuorum = n.noQuorum(v.Members)
+	v.Alone = len(v.Members) == 1 && v.Members[0] == n.cfg.ID
+	v.Local = n.local
+	if len(n.proposals) > 0 && !v.NoQuorum && !n.leaving && slices.Contains(v.Members, n.cfg.ID) {
+		v.Proposals, n.proposals = n.proposals, nil
+	}
+	t := n.cfg.Holder.OnToken(v)
+	n.tok.Carriages = t.Carriages
+	for _, r := range t.Results {
+		if !slices.ContainsFunc(v.Proposals, func(p Proposal) bool { return p.ID == r.ID }) {
+			continue // not one it was handed: nothing to report
+		}
+		n.proposalEvent(r)
+	}
+	return t.Urgent
+}
+
+// proposalEvent reports a proposal's outcome.
+func (n *Node) proposalEvent(r Result) {
+	k := EventApplied
+	if r.Err != "" {
+		k = EventRefused
+	}
+	n.event(k, 0)
+	e := &n.ready.Events[len(n.ready.Events)-1]
+	e.Proposal, e.Err = r.ID, r.Err
 }
 
 // commit publishes the node's copy of the token as the committed state.
@@ -302,6 +373,10 @@ func (n *Node) commit() {
 }
 
 func (n *Node) finishLeave() {
+	for _, p := range n.proposals {
+		n.proposalEvent(Result{ID: p.ID, Err: "this node left the ring before its turn with the token"})
+	}
+	n.proposals = nil
 	n.mode = ModeLeft
 	n.holding, n.passing, n.query = false, false, nil
 	n.rl.out = nil

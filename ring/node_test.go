@@ -354,13 +354,13 @@ func TestStartingOneWayCut(t *testing.T) {
 }
 
 // urgentOnce marks the state urgent once, after armed is set.
-type urgentOnce struct{ armed, urgent bool }
+type urgentOnce struct{ armed bool }
 
-func (h *urgentOnce) OnToken(v TokenView) []Carriage {
-	h.urgent, h.armed = h.armed, false
-	return v.Carriages
+func (h *urgentOnce) OnToken(v TokenView) Turn {
+	urgent := h.armed
+	h.armed = false
+	return Turn{Carriages: v.Carriages, Urgent: urgent}
 }
-func (h *urgentOnce) Urgent() bool { return h.urgent }
 
 // A Holder that marks its state Urgent makes the token go on without a
 // hold (the harness delivers at once, so the next node has it in the same

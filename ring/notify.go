@@ -97,7 +97,7 @@ func (n *Node) form(answers []answer) {
 	} else {
 		joined = append(minus(n.tok.Members, []NodeID{n.cfg.ID}), joined...)
 	}
-	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
+	n.runHolder(n.tok.Members, dropped, n.sortMembers(joined))
 	// A new ring (or a regenerated one) goes round at once, without a
 	// hold: the other members learn the new membership a hold sooner.
 	if n.leaving || len(n.tok.Members) > 1 {

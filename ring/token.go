@@ -77,7 +77,7 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	if prev != nil {
 		dropped = minus(prev, n.tok.Members)
 	}
-	urgent := n.runHolder(n.tok.Members, dropped, n.sortMembers(joined), nil)
+	urgent := n.runHolder(n.tok.Members, dropped, n.sortMembers(joined))
 	// A new membership goes round at once, without holds, so that every
 	// member serves by it a rotation sooner; holds resume when each
 	// member has seen it. For a node that was not a member (starting,
@@ -141,25 +141,15 @@ func (n *Node) addPending() []NodeID {
 // node-map order). With nobody else in the ring it stays here, and the
 // Holder runs again for what may have changed (joiners).
 func (n *Node) pass() {
-	if n.leaving && slices.Contains(n.tok.Members, n.cfg.ID) {
-		// Graceful leave: drop ourselves and let the Holder hand our
-		// state to the others before the token leaves.
-		n.tok.Members = minus(n.tok.Members, []NodeID{n.cfg.ID})
-		if len(n.tok.Members) == 0 {
-			n.finishLeave()
+	if n.leaving && n.inToken() {
+		if !n.handOver(nil) {
 			return
 		}
-		v := TokenView{
-			Self: n.cfg.ID, Members: slices.Clone(n.tok.Members), Carriages: n.tok.Carriages,
-			Leaving: []NodeID{n.cfg.ID}, NoQuorum: n.noQuorum(n.tok.Members),
-		}
-		n.tok.Carriages = n.cfg.Holder.OnToken(v)
-		n.commitLeaving()
 	} else if !n.leaving {
 		// Nodes that asked to join since this node accepted the token
 		// (addRequest shortened the hold for them) go with it now.
 		if joined := n.addPending(); len(joined) > 0 {
-			n.runHolder(n.tok.Members, nil, joined, nil)
+			n.runHolder(n.tok.Members, nil, joined)
 		}
 	}
 	next := n.nextAfter(n.cfg.ID, n.tok.Members)
@@ -184,7 +174,7 @@ func (n *Node) pass() {
 		n.tok.Sender, n.tok.Dest = n.cfg.ID, n.cfg.ID
 		n.lastSeen = n.now
 		n.holdEnd = n.now + n.hold()
-		n.runHolder(n.tok.Members, nil, nil, nil)
+		n.runHolder(n.tok.Members, nil, nil)
 		return
 	}
 	n.tok.Seq, n.maxSeq, n.rank = seq, seq, seq
@@ -199,6 +189,22 @@ func (n *Node) pass() {
 // inToken reports whether this node is a member of its copy of the token
 // (false once a leave removed it).
 func (n *Node) inToken() bool { return slices.Contains(n.tok.Members, n.cfg.ID) }
+
+// handOver is the graceful leave's hand-over, the one place it happens:
+// this node takes itself off its token copy and lets the Holder give its
+// state (VIPs) to the members that remain; the token then leaves with it.
+// dropped names a node just removed by a failed hop. It reports false
+// when nobody remains, after finishing the leave.
+func (n *Node) handOver(dropped []NodeID) bool {
+	n.tok.Members = minus(n.tok.Members, []NodeID{n.cfg.ID})
+	if len(n.tok.Members) == 0 {
+		n.finishLeave()
+		return false
+	}
+	n.callHolder(TokenView{Members: n.tok.Members, Dropped: dropped, Leaving: []NodeID{n.cfg.ID}})
+	n.commitLeaving()
+	return true
+}
 
 // commitLeaving publishes the state after our own leave: we are no longer
 // a member, so we serve nothing from here on.
@@ -243,16 +249,13 @@ func (n *Node) onSendFailed(o *outMsg) {
 		n.counters.Drops++
 		n.event(EventDropped, o.to)
 		if n.leaving && !n.inToken() {
-			if len(n.tok.Members) == 0 {
-				n.finishLeave()
+			// The hop that handed our state over failed: hand it to
+			// the members that remain.
+			if !n.handOver([]NodeID{o.to}) {
 				return
 			}
-			v := TokenView{Self: n.cfg.ID, Members: slices.Clone(n.tok.Members), Dropped: []NodeID{o.to},
-				Carriages: n.tok.Carriages, Leaving: []NodeID{n.cfg.ID}, NoQuorum: n.noQuorum(n.tok.Members)}
-			n.tok.Carriages = n.cfg.Holder.OnToken(v)
-			n.commitLeaving()
 		} else {
-			n.runHolder(n.tok.Members, []NodeID{o.to}, nil, nil)
+			n.runHolder(n.tok.Members, []NodeID{o.to}, nil)
 		}
 		n.pass()
 	case MsgHello:

@@ -6,11 +6,12 @@
 // re-encodes both. Other carriages ride along untouched, in order.
 //
 // It is pure, as ring.Holder requires: everything it reads comes from the
-// TokenView and from Config (LocalLoad must be a deterministic function in
-// the simulator), plus the operator actions queued with Enqueue (the
-// console's moves; the simulator queues none). Both the node package and
-// the ring simulator use it, so the simulator checks the VIP invariants on
-// the real policy code.
+// TokenView and from Config. The operator's operations arrive as the
+// view's Proposals (VIPOp, NodeOp, proposed with ring.Node.Propose), this
+// node's health and load as its Local (ring.Node.SetLocal). Both the node
+// package and the ring simulator use it, through the same inputs, so the
+// simulator checks the VIP invariants on the real policy code, operator
+// operations and monitor failures included.
 //
 // Carriage kind 2 carries the load per VIP (bytes/s, measured by the VIP's
 // owner); a node's load is the sum over the VIPs it owns, which is what

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"slices"
-	"sync"
 
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/vipstate"
@@ -30,67 +29,14 @@ type Config struct {
 	Initial vipstate.Table
 	// Balance configures load balancing (vipstate.DefaultBalanceConfig).
 	Balance vipstate.BalanceConfig
-	// LocalLoad, if set, returns this node's current traffic per VIP it
-	// owns, in bytes/s; the holder writes it onto the token. It must not
-	// block. nil: no measurements (balancing then sees only others').
-	LocalLoad func() map[netip.Addr]uint64
-	// LocalHealthy, if set, reports whether this node's monitors pass; the
-	// holder writes the answer onto the token (carriage kind 5) at each of
-	// its turns. An unhealthy node answers no VIP, like a closed one. It
-	// must not block. nil: always healthy.
-	LocalHealthy func() bool
 }
 
-// Holder implements ring.Holder with vipstate.
+// Holder implements ring.Holder with vipstate. It keeps nothing between
+// calls: OnToken is a pure function of its Config and the TokenView, whose
+// Proposals carry the operator's operations (VIPOp, NodeOp) and whose Local
+// carries this node's load (a Load) and health.
 type Holder struct {
 	cfg Config
-
-	mu      sync.Mutex
-	pending []Op // operator actions waiting for this node to hold the token
-	nodeOps []NodeOp
-
-	// gaveAway: the last OnToken took a VIP from this node, a member, and
-	// gave it to another (ring.Urgent). Read by the core right after.
-	gaveAway bool
-}
-
-// Urgent reports whether the last OnToken gave a VIP this node served to
-// another node, which serves it only once the token reaches it: the ring
-// core then passes the token at once instead of holding it (ring.Urgent).
-func (h *Holder) Urgent() bool { return h.gaveAway }
-
-// Op is an operator action on the table (vipstate's Move, Prefer, Stick,
-// Close, ...), e.g. func(t vipstate.Table) (vipstate.Table, error) { return
-// t.Move(vip, 2) }. Ops only record intent; the VIP moves at its owner's
-// turn (vipstate's rule), so applying them at any holder is safe.
-type Op struct {
-	Apply func(vipstate.Table) (vipstate.Table, error)
-	// Done, if set, is called with Apply's error from within OnToken (on
-	// the ring driver's goroutine); it must not block.
-	Done func(error)
-}
-
-// Enqueue queues an operator action; the next OnToken at which this node
-// is a member of a ring with quorum applies it to the token's table before
-// vipstate's Step. It is safe to call from any goroutine. This is the one
-// input of the Holder that is not in the TokenView; the simulator does not
-// use it, so replays stay pure.
-func (h *Holder) Enqueue(op Op) { put(h, &h.pending, op) }
-
-// put appends op to one of the Holder's operator queues.
-func put[T any](h *Holder, q *[]T, op T) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	*q = append(*q, op)
-}
-
-// take empties one of the Holder's operator queues and returns what it held.
-func take[T any](h *Holder, q *[]T) []T {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ops := *q
-	*q = nil
-	return ops
 }
 
 var _ ring.Holder = (*Holder)(nil)
@@ -98,12 +44,16 @@ var _ ring.Holder = (*Holder)(nil)
 // New returns a Holder.
 func New(cfg Config) *Holder { return &Holder{cfg: cfg} }
 
-// OnToken decodes the table and loads, applies vipstate.Step for the ring's
-// live members (a leaving Self is not among them, so its VIPs move to the
-// others), and returns the re-encoded carriages. A table that does not
-// decode is left as it is: the holder cannot repair what it cannot read,
-// and changing nothing never makes two nodes answer one VIP.
-func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
+// OnToken decodes the table, loads and node sets, writes this node's own
+// load and health (t.Local) onto them, applies the operator's proposals in
+// order, applies vipstate.Step for the ring's live members (a leaving Self
+// is not among them, so its VIPs move to the others), and returns the
+// re-encoded carriages. The turn is Urgent when this node, a member, gave a
+// VIP it served to another node, which serves it only once the token
+// reaches it. A table that does not decode is left as it is (and every
+// proposal refused): the holder cannot repair what it cannot read, and
+// changing nothing never makes two nodes answer one VIP.
+func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	table := h.cfg.Initial
 	var loads Load
 	var closed, unhealthy NodeSet
@@ -113,7 +63,7 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 		case KindVIPTable:
 			var tb vipstate.Table
 			if err := tb.UnmarshalBinary(c.Data); err != nil {
-				return t.Carriages
+				return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the VIP table on the token does not decode: "+err.Error())}
 			}
 			table = tb
 		case KindLoad:
@@ -132,31 +82,33 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	if loads == nil {
 		loads = Load{}
 	}
-	before := table.OwnedBy(vipstate.Node(t.Self)) // before operator actions and Step
-	if h.cfg.LocalLoad != nil && slices.Contains(t.Members, t.Self) {
-		for vip, rate := range h.cfg.LocalLoad() {
-			if table.Owner(vip) == vipstate.Node(t.Self) {
-				loads[vip] = rate
-			}
-		}
-	}
-	if !t.NoQuorum && slices.Contains(t.Members, t.Self) {
-		for _, op := range take(h, &h.pending) {
-			nt, err := op.Apply(table)
-			if err == nil {
-				table = nt
-			}
-			if op.Done != nil {
-				op.Done(err)
-			}
-		}
-	}
 	self := vipstate.Node(t.Self)
-	if !t.NoQuorum && slices.Contains(t.Members, t.Self) {
-		closed = h.applyNodeOps(closed)
+	member := slices.Contains(t.Members, t.Self)
+	before := table.OwnedBy(self) // before operator actions and Step
+	if member && t.Local.Load != nil {
+		var mine Load
+		if mine.UnmarshalBinary(t.Local.Load) == nil {
+			for vip, rate := range mine {
+				if table.Owner(vip) == self {
+					loads[vip] = rate
+				}
+			}
+		}
 	}
-	if slices.Contains(t.Members, t.Self) {
-		unhealthy = unhealthy.with(self, h.cfg.LocalHealthy != nil && !h.cfg.LocalHealthy())
+	// The core hands proposals over only to a member of a ring with
+	// quorum (ring.TokenView.Proposals).
+	var results []ring.Result
+	for _, p := range t.Proposals {
+		var err error
+		table, closed, err = applyProposal(p, table, closed)
+		r := ring.Result{ID: p.ID}
+		if err != nil {
+			r.Err = err.Error()
+		}
+		results = append(results, r)
+	}
+	if member {
+		unhealthy = unhealthy.with(self, t.Local.Unhealthy)
 	}
 	// A mark is its node's own word; a node that left the ring marks itself
 	// again at its first turn after it rejoins.
@@ -181,11 +133,11 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 		in.VIPLoad = loads
 	}
 	table, _ = table.Step(in)
-	h.gaveAway = false
-	if slices.Contains(t.Members, t.Self) {
+	urgent := false
+	if member {
 		for _, vip := range before {
-			if o := table.Owner(vip); o != vipstate.Node(t.Self) && o != vipstate.None {
-				h.gaveAway = true
+			if o := table.Owner(vip); o != self && o != vipstate.None {
+				urgent = true
 				break
 			}
 		}
@@ -198,7 +150,7 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 	}
 	tb, err := table.MarshalBinary()
 	if err != nil {
-		return t.Carriages
+		return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the VIP table does not encode: "+err.Error())}
 	}
 	cs := make([]ring.Carriage, 0, 4+len(rest))
 	cs = append(cs, ring.Carriage{Kind: KindVIPTable, Data: tb})
@@ -216,7 +168,16 @@ func (h *Holder) OnToken(t ring.TokenView) []ring.Carriage {
 			}
 		}
 	}
-	return append(cs, rest...)
+	return ring.Turn{Carriages: append(cs, rest...), Urgent: urgent, Results: results}
+}
+
+// refuseAll answers every proposal with the same refusal.
+func refuseAll(ps []ring.Proposal, why string) []ring.Result {
+	var rs []ring.Result
+	for _, p := range ps {
+		rs = append(rs, ring.Result{ID: p.ID, Err: why})
+	}
+	return rs
 }
 
 // Table decodes the VIP table carried in cs; ok is false when there is none.

@@ -1,9 +1,11 @@
 package ringstate
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -36,44 +38,67 @@ func owners(t *testing.T, cs []ring.Carriage) []vipstate.Node {
 	return out
 }
 
+// cars runs one turn and returns its carriages.
+func cars(h *Holder, v ring.TokenView) []ring.Carriage { return h.OnToken(v).Carriages }
+
+// vipProp and nodeProp encode an operator's operation as the core hands
+// it to the Holder.
+func vipProp(t *testing.T, id uint64, o VIPOp) ring.Proposal {
+	t.Helper()
+	k, b, err := ProposeVIPOp(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring.Proposal{ID: id, Kind: k, Data: b}
+}
+
+func nodeProp(t *testing.T, id uint64, o NodeOp) ring.Proposal {
+	t.Helper()
+	k, b, err := ProposeNodeOp(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring.Proposal{ID: id, Kind: k, Data: b}
+}
+
 func TestOnToken(t *testing.T) {
 	h := New(Config{Initial: initial(t), Balance: vipstate.DefaultBalanceConfig()})
 	// Cold start alone: node 1 owns every VIP.
-	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
+	cs := cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
 	if diff := cmp.Diff([]vipstate.Node{1, 1, 1, 1}, owners(t, cs)); diff != "" {
 		t.Fatalf("alone (-want +got):\n%s", diff)
 	}
 	// Node 3 joins and holds the token: its preferred VIP returns only
 	// when its current owner (node 1) holds the token.
-	cs = h.OnToken(ring.TokenView{Self: 3, Members: []ring.NodeID{1, 3}, Joined: []ring.NodeID{3}, Carriages: cs})
+	cs = cars(h, ring.TokenView{Self: 3, Members: []ring.NodeID{1, 3}, Joined: []ring.NodeID{3}, Carriages: cs})
 	if diff := cmp.Diff([]vipstate.Node{1, 1, 1, 1}, owners(t, cs)); diff != "" {
 		t.Fatalf("joiner holding (-want +got):\n%s", diff)
 	}
-	cs = h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 3}, Carriages: cs})
+	cs = cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1, 3}, Carriages: cs})
 	if diff := cmp.Diff([]vipstate.Node{1, 1, 1, 3}, owners(t, cs)); diff != "" {
 		t.Fatalf("preference return (-want +got):\n%s", diff)
 	}
 	// Node 1 leaves: everything it had moves to node 3.
-	cs = h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{3}, Leaving: []ring.NodeID{1}, Carriages: cs})
+	cs = cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{3}, Leaving: []ring.NodeID{1}, Carriages: cs})
 	if diff := cmp.Diff([]vipstate.Node{3, 3, 3, 3}, owners(t, cs)); diff != "" {
 		t.Fatalf("leave (-want +got):\n%s", diff)
 	}
 	// Other carriages ride along in order.
 	cs = append(cs, ring.Carriage{Kind: 3, Data: []byte{7}})
-	out := h.OnToken(ring.TokenView{Self: 3, Members: []ring.NodeID{3}, Carriages: cs})
+	out := cars(h, ring.TokenView{Self: 3, Members: []ring.NodeID{3}, Carriages: cs})
 	if k := out[len(out)-1]; k.Kind != 3 || string(k.Data) != "\x07" {
 		t.Errorf("config epoch carriage lost: %+v", out)
 	}
 	// An undecodable table is left alone.
 	bad := []ring.Carriage{{Kind: KindVIPTable, Data: []byte{0xff}}}
-	if got := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Carriages: bad}); !cmp.Equal(bad, got) {
+	if got := cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Carriages: bad}); !cmp.Equal(bad, got) {
 		t.Errorf("bad table changed to %+v", got)
 	}
 }
 
 func TestOwned(t *testing.T) {
 	h := New(Config{Initial: initial(t)})
-	cs := h.OnToken(ring.TokenView{Self: 2, Members: []ring.NodeID{2}, Alone: true})
+	cs := cars(h, ring.TokenView{Self: 2, Members: []ring.NodeID{2}, Alone: true})
 	all := []netip.Addr{vip(1), vip(2), vip(3), vip(4)}
 	for _, tc := range []struct {
 		name string
@@ -136,27 +161,31 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// An operator's move waits for a token at a member, records intent, and
-// the VIP moves at its owner's turn.
-func TestEnqueue(t *testing.T) {
+// An operator's move applies at the turn the core hands it over, records
+// intent, and the VIP moves at its owner's turn; a move of an unknown VIP
+// is refused with the reason.
+func TestProposals(t *testing.T) {
 	h := New(Config{Initial: initial(t)})
-	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
-	var done []error
-	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(vip(1), 2) },
-		Done: func(err error) { done = append(done, err) }})
-	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(vip(9), 2) },
-		Done: func(err error) { done = append(done, err) }})
-	// Not applied while this node is between rings.
-	h.OnToken(ring.TokenView{Self: 1, Carriages: cs})
-	if len(done) != 0 {
-		t.Fatalf("ops applied outside a ring: %v", done)
+	cs := cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
+	turn := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2}, Carriages: cs, Proposals: []ring.Proposal{
+		vipProp(t, 1, VIPOp{Action: VIPMove, VIP: vip(1), Node: 2}),
+		vipProp(t, 2, VIPOp{Action: VIPMove, VIP: vip(9), Node: 2}),
+		{ID: 3, Kind: 99, Data: []byte{1}},
+	}})
+	if len(turn.Results) != 3 || turn.Results[0] != (ring.Result{ID: 1}) ||
+		turn.Results[1].ID != 2 || !strings.Contains(turn.Results[1].Err, vipstate.ErrUnknownVIP.Error()) ||
+		turn.Results[2].ID != 3 || turn.Results[2].Err == "" {
+		t.Fatalf("results %+v, want #1 applied, #2 refused (unknown VIP), #3 refused (unknown kind)", turn.Results)
 	}
-	cs = h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2}, Carriages: cs})
-	if len(done) != 2 || done[0] != nil || !errors.Is(done[1], vipstate.ErrUnknownVIP) {
-		t.Fatalf("done = %v, want [nil, ErrUnknownVIP]", done)
-	}
-	if got := owners(t, cs)[0]; got != 2 {
+	if got := owners(t, turn.Carriages)[0]; got != 2 {
 		t.Errorf("VIP 1 on node %d after its owner applied the move, want 2", got)
+	}
+	// Every proposal is refused when the table cannot be read.
+	bad := []ring.Carriage{{Kind: KindVIPTable, Data: []byte{0xff}}}
+	turn = h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Carriages: bad,
+		Proposals: []ring.Proposal{vipProp(t, 4, VIPOp{Action: VIPClose, VIP: vip(1)})}})
+	if len(turn.Results) != 1 || turn.Results[0].Err == "" {
+		t.Errorf("results over an unreadable table %+v, want #4 refused", turn.Results)
 	}
 }
 
@@ -169,8 +198,8 @@ func TestSameService(t *testing.T) {
 	state := func(cs []ring.Carriage) *ring.State {
 		return &ring.State{RingID: 7, Members: members, Carriages: cs}
 	}
-	cs1 := h.OnToken(ring.TokenView{Self: 1, Members: members})
-	cs2 := h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs1})
+	cs1 := cars(h, ring.TokenView{Self: 1, Members: members})
+	cs2 := cars(h, ring.TokenView{Self: 1, Members: members, Carriages: cs1})
 	t1, _, _ := Table(cs1)
 	t2, _, _ := Table(cs2)
 	if t1.Rotation() == t2.Rotation() {
@@ -179,8 +208,8 @@ func TestSameService(t *testing.T) {
 	if !SameService(state(cs1), state(cs2)) {
 		t.Error("two tokens that differ only in the rotation counter are not the same service")
 	}
-	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(vip(1), 2) }})
-	moved := h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs2})
+	moved := cars(h, ring.TokenView{Self: 1, Members: members, Carriages: cs2,
+		Proposals: []ring.Proposal{vipProp(t, 1, VIPOp{Action: VIPMove, VIP: vip(1), Node: 2})}})
 	if SameService(state(cs2), state(moved)) {
 		t.Error("a moved VIP is the same service")
 	}
@@ -201,11 +230,12 @@ func TestSameService(t *testing.T) {
 func TestUrgent(t *testing.T) {
 	h := New(Config{Initial: initial(t)})
 	members := []ring.NodeID{1, 2}
-	cs := h.OnToken(ring.TokenView{Self: 1, Members: members})
-	cs = h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
-	if h.Urgent() {
+	cs := cars(h, ring.TokenView{Self: 1, Members: members})
+	turn := h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
+	if turn.Urgent {
 		t.Fatal("urgent on a steady token")
 	}
+	cs = turn.Carriages
 	var mine netip.Addr
 	for i, o := range owners(t, cs) {
 		if o == 1 {
@@ -216,19 +246,108 @@ func TestUrgent(t *testing.T) {
 	if !mine.IsValid() {
 		t.Fatalf("node 1 owns nothing: %v", owners(t, cs))
 	}
-	h.Enqueue(Op{Apply: func(tb vipstate.Table) (vipstate.Table, error) { return tb.Move(mine, 2) }})
-	cs = h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
-	if !h.Urgent() {
+	turn = h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs,
+		Proposals: []ring.Proposal{vipProp(t, 1, VIPOp{Action: VIPMove, VIP: mine, Node: 2})}})
+	if !turn.Urgent {
 		t.Errorf("not urgent after moving %s from node 1 to node 2", mine)
 	}
-	h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
-	if h.Urgent() {
+	cs = turn.Carriages
+	if h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs}).Urgent {
 		t.Error("still urgent on the next, steady token")
 	}
 	// Node 2 holding the token: node 2 gave nothing away.
 	h2 := New(Config{Initial: initial(t)})
-	h2.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs})
-	if h2.Urgent() {
+	if h2.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs}).Urgent {
 		t.Error("urgent at a node that lost nothing")
 	}
+}
+
+// The VIP and node operation encodings round-trip, and the decoders accept
+// nothing else.
+func TestProposalEncoding(t *testing.T) {
+	for _, o := range []VIPOp{{Action: VIPMove, VIP: vip(1), Node: 3}, {Action: VIPOpen, VIP: vip(2)}} {
+		b, err := o.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got VIPOp
+		if err := got.UnmarshalBinary(b); err != nil || got != o {
+			t.Errorf("%+v round-trips to %+v, %v", o, got, err)
+		}
+	}
+	for _, o := range []VIPOp{{Action: VIPMove, VIP: vip(1)}, {Action: VIPClose, VIP: vip(1), Node: 2}, {Action: 0, VIP: vip(1)}, {Action: VIPOpen}} {
+		if _, err := o.MarshalBinary(); err == nil {
+			t.Errorf("%+v encodes", o)
+		}
+	}
+	var o VIPOp
+	if err := o.UnmarshalBinary([]byte{1, 1}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short VIP op: %v, want ErrUnexpectedEOF", err)
+	}
+	var n NodeOp
+	if err := n.UnmarshalBinary([]byte{1, 0, 2, 2}); err == nil {
+		t.Error("node op with close byte 2 decodes")
+	}
+	if a, err := ParseVIPAction("stick"); err != nil || a != VIPStick {
+		t.Errorf("ParseVIPAction(stick) = %v, %v", a, err)
+	}
+	if _, err := ParseVIPAction("teleport"); err == nil {
+		t.Error("ParseVIPAction(teleport) succeeds")
+	}
+}
+
+// FuzzProposals: the operation decoders never panic, and what they accept
+// re-encodes to the same bytes.
+func FuzzProposals(f *testing.F) {
+	f.Add([]byte{1, 1, 203, 0, 113, 91, 0, 2}) // move 203.0.113.91 to node 2
+	f.Add([]byte{1, 6, 203, 0, 113, 91, 0, 0}) // close 203.0.113.91
+	f.Add([]byte{1, 0, 3, 1})                  // close node 3
+	f.Add([]byte{1, 0, 3})                     // short
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var o VIPOp
+		if o.UnmarshalBinary(b) == nil {
+			again, err := o.MarshalBinary()
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("VIP op % x re-encodes to % x, %v", b, again, err)
+			}
+		}
+		var n NodeOp
+		if n.UnmarshalBinary(b) == nil {
+			again, err := n.MarshalBinary()
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("node op % x re-encodes to % x, %v", b, again, err)
+			}
+		}
+	})
+}
+
+// A member's own load (TokenView.Local) lands on the token for the VIPs it
+// owns, and only those: a node cannot speak for another's VIPs.
+func TestLocalLoad(t *testing.T) {
+	h := New(Config{Initial: initial(t)})
+	members := []ring.NodeID{1, 2}
+	cs := cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true}) // node 1 owns all
+	mine, _ := Load{vip(1): 500, netip.MustParseAddr("192.0.2.1"): 7}.MarshalBinary()
+	cs = cars(h, ring.TokenView{Self: 2, Members: members, Carriages: cs, Local: ring.Local{Load: mine}})
+	if loadOf(t, cs) != nil {
+		t.Errorf("node 2, which owns nothing, wrote load %v", loadOf(t, cs))
+	}
+	cs = cars(h, ring.TokenView{Self: 1, Members: members, Carriages: cs, Local: ring.Local{Load: mine}})
+	if diff := cmp.Diff(Load{vip(1): 500}, loadOf(t, cs)); diff != "" {
+		t.Errorf("load on the token after node 1's turn (-want +got):\n%s", diff)
+	}
+}
+
+func loadOf(t *testing.T, cs []ring.Carriage) Load {
+	t.Helper()
+	for _, c := range cs {
+		if c.Kind == KindLoad {
+			var l Load
+			if err := l.UnmarshalBinary(c.Data); err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+	}
+	return nil
 }

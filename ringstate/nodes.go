@@ -111,28 +111,3 @@ func (s NodeSet) with(n vipstate.Node, in bool) NodeSet {
 	}
 	return s
 }
-
-// NodeOp closes or opens a node (`ringway node close|open`): a closed node
-// stays in the ring but hands its VIPs over at its next turn and receives
-// none until opened. Done, if set, is called when the op was applied (by
-// the next OnToken at which this node holds the token and is a member with
-// quorum), never while the Holder's lock is held.
-type NodeOp struct {
-	Node  vipstate.Node
-	Close bool
-	Done  func()
-}
-
-// EnqueueNode queues a node operation for this node's next turn.
-func (h *Holder) EnqueueNode(op NodeOp) { put(h, &h.nodeOps, op) }
-
-// applyNodeOps returns closed with the queued operations applied.
-func (h *Holder) applyNodeOps(closed NodeSet) NodeSet {
-	for _, op := range take(h, &h.nodeOps) {
-		closed = closed.with(op.Node, op.Close)
-		if op.Done != nil {
-			op.Done()
-		}
-	}
-	return closed
-}

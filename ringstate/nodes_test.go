@@ -16,8 +16,11 @@ func TestCloseAndOpenNode(t *testing.T) {
 	h1 := New(Config{Initial: initial(t)})
 	h2 := New(Config{Initial: initial(t)})
 	members := []ring.NodeID{1, 2, 3}
-	turn := func(h *Holder, self ring.NodeID, cs []ring.Carriage) []ring.Carriage {
-		return h.OnToken(ring.TokenView{Self: self, Members: members, Carriages: cs})
+	var urgent bool
+	turn := func(h *Holder, self ring.NodeID, cs []ring.Carriage, ps ...ring.Proposal) []ring.Carriage {
+		tn := h.OnToken(ring.TokenView{Self: self, Members: members, Carriages: cs, Proposals: ps})
+		urgent = tn.Urgent
+		return tn.Carriages
 	}
 	// One rotation places every VIP; VIP 4 prefers node 3, which is up.
 	cs := turn(h1, 1, nil)
@@ -38,20 +41,18 @@ func TestCloseAndOpenNode(t *testing.T) {
 
 	// The operator closes node 1 through node 2's API: applied at node 2's
 	// turn, which must not take node 1's VIPs (node 1 still answers them).
-	applied := false
-	h2.EnqueueNode(NodeOp{Node: 1, Close: true, Done: func() { applied = true }})
 	before := owners(t, cs)
-	cs = turn(h2, 2, cs)
-	if !applied || !cmp.Equal(Closed(cs), NodeSet{1}) {
-		t.Fatalf("close not applied: done %v, closed %v", applied, Closed(cs))
+	cs = turn(h2, 2, cs, nodeProp(t, 1, NodeOp{Node: 1, Close: true}))
+	if !cmp.Equal(Closed(cs), NodeSet{1}) {
+		t.Fatalf("close not applied: closed %v", Closed(cs))
 	}
 	if diff := cmp.Diff(before, owners(t, cs)); diff != "" {
 		t.Errorf("node 2 moved VIPs when node 1 was closed (-before +after):\n%s", diff)
 	}
 	// Node 1's turn: it gives everything away, and says so (Urgent).
 	cs = turn(h1, 1, cs)
-	if n := count(cs, 1); n != 0 || !h1.Urgent() {
-		t.Errorf("after its own turn closed node 1 owns %d VIPs (urgent %v), want 0 and urgent", n, h1.Urgent())
+	if n := count(cs, 1); n != 0 || !urgent {
+		t.Errorf("after its own turn closed node 1 owns %d VIPs (urgent %v), want 0 and urgent", n, urgent)
 	}
 	// Node 2 then node 3: nothing goes back to node 1.
 	cs = turn(h2, 2, cs)
@@ -61,8 +62,7 @@ func TestCloseAndOpenNode(t *testing.T) {
 	}
 
 	// Open it again: it stays open, and the table may give it VIPs again.
-	h2.EnqueueNode(NodeOp{Node: 1, Close: false})
-	cs = turn(h2, 2, cs)
+	cs = turn(h2, 2, cs, nodeProp(t, 2, NodeOp{Node: 1, Close: false}))
 	if c := Closed(cs); len(c) != 0 {
 		t.Errorf("node 1 still closed after open: %v", c)
 	}
@@ -77,8 +77,8 @@ func TestCloseAndOpenNode(t *testing.T) {
 // serving.
 func TestAllClosedStillServes(t *testing.T) {
 	h := New(Config{Initial: initial(t)})
-	h.EnqueueNode(NodeOp{Node: 1, Close: true})
-	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true})
+	cs := cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1}, Alone: true,
+		Proposals: []ring.Proposal{nodeProp(t, 1, NodeOp{Node: 1, Close: true})}})
 	for i, o := range owners(t, cs) {
 		if o != 1 {
 			t.Errorf("VIP %d on node %d with node 1 alone and closed, want node 1", i+1, o)
@@ -130,12 +130,11 @@ func FuzzClosedNodes(f *testing.F) {
 // A node whose monitors fail marks itself unhealthy at its turn and hands
 // its VIPs over; healthy again, it clears the mark and may receive VIPs.
 func TestUnhealthyNode(t *testing.T) {
-	healthy := true
-	h1 := New(Config{Initial: initial(t), LocalHealthy: func() bool { return healthy }})
+	h1 := New(Config{Initial: initial(t)})
 	h2 := New(Config{Initial: initial(t)})
 	members := []ring.NodeID{1, 2}
-	cs := h1.OnToken(ring.TokenView{Self: 1, Members: members})
-	cs = h2.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs})
+	cs := cars(h1, ring.TokenView{Self: 1, Members: members})
+	cs = cars(h2, ring.TokenView{Self: 2, Members: members, Carriages: cs})
 	mine := func(cs []ring.Carriage) int {
 		k := 0
 		for _, o := range owners(t, cs) {
@@ -148,17 +147,16 @@ func TestUnhealthyNode(t *testing.T) {
 	if mine(cs) == 0 {
 		t.Fatalf("node 1 owns nothing to begin with: %v", owners(t, cs))
 	}
-	healthy = false
-	cs = h1.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
-	if !cmp.Equal(Unhealthy(cs), NodeSet{1}) || mine(cs) != 0 || !h1.Urgent() {
-		t.Errorf("unhealthy node 1 after its turn: unhealthy %v, owns %d, urgent %v", Unhealthy(cs), mine(cs), h1.Urgent())
+	tn := h1.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs, Local: ring.Local{Unhealthy: true}})
+	cs = tn.Carriages
+	if !cmp.Equal(Unhealthy(cs), NodeSet{1}) || mine(cs) != 0 || !tn.Urgent {
+		t.Errorf("unhealthy node 1 after its turn: unhealthy %v, owns %d, urgent %v", Unhealthy(cs), mine(cs), tn.Urgent)
 	}
-	cs = h2.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs})
+	cs = cars(h2, ring.TokenView{Self: 2, Members: members, Carriages: cs})
 	if mine(cs) != 0 || !cmp.Equal(Unhealthy(cs), NodeSet{1}) {
 		t.Errorf("node 2's turn undid node 1's mark or gave it VIPs: %v %v", Unhealthy(cs), owners(t, cs))
 	}
-	healthy = true
-	cs = h1.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs})
+	cs = cars(h1, ring.TokenView{Self: 1, Members: members, Carriages: cs})
 	if len(Unhealthy(cs)) != 0 {
 		t.Errorf("healthy again, still marked: %v", Unhealthy(cs))
 	}

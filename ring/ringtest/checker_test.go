@@ -25,7 +25,7 @@ func TestCheckerCatchesBrokenHolders(t *testing.T) {
 					if len(v.Dropped) > 0 {
 						return v.Carriages
 					}
-					return real.OnToken(v)
+					return real.OnToken(v).Carriages
 				})
 			},
 			want: "not a member",
@@ -36,7 +36,7 @@ func TestCheckerCatchesBrokenHolders(t *testing.T) {
 			name: "grab",
 			holder: func(id ring.NodeID, real ring.Holder) ring.Holder {
 				return ring.HolderFunc(func(v ring.TokenView) []ring.Carriage {
-					cs := real.OnToken(v)
+					cs := real.OnToken(v).Carriages
 					if v.Self != 2 || v.Alone {
 						return cs
 					}

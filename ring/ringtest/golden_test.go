@@ -2,12 +2,14 @@ package ringtest
 
 import (
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ringstate"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in testdata/")
@@ -132,6 +134,76 @@ func TestGolden(t *testing.T) {
 			s.LogOwners()
 			s.Heal()
 			converge(t, s)
+		})
+	})
+	t.Run("admin-move", func(t *testing.T) {
+		golden(t, "admin-move", 3, func(t *testing.T, s *Sim) {
+			s.StartAll()
+			converge(t, s)
+			// The operator, talking to n2, moves n1's first VIP to n3. n2
+			// applies the move at its turn (the event says so), but the VIP
+			// moves only at n1's turn: n1 answers it until it gives it away.
+			vip := s.VIPs()[0]
+			if o := s.Owners()[vip]; len(o) != 1 || o[0] != 1 {
+				t.Fatalf("VIP %v on %v before the move, want n1", vip, o)
+			}
+			s.VIPOp(2, ringstate.VIPOp{Action: ringstate.VIPMove, VIP: vip, Node: 3})
+			s.RunUntil(func() bool { o := s.Owners()[vip]; return len(o) == 1 && o[0] == 3 }, 200_000)
+			converge(t, s)
+			if o := s.Owners()[vip]; len(o) != 1 || o[0] != 3 {
+				t.Errorf("VIP %v on %v after the move, want n3", vip, o)
+			}
+		})
+	})
+	t.Run("monitor-unhealthy", func(t *testing.T) {
+		golden(t, "monitor-unhealthy", 3, func(t *testing.T, s *Sim) {
+			s.StartAll()
+			converge(t, s)
+			// n1's monitor fails: at its next turn n1 marks itself unhealthy
+			// on the token and hands its VIPs over; it stays in the ring.
+			s.SetHealthy(1, false)
+			converge(t, s)
+			for vip, o := range s.Owners() {
+				if len(o) == 1 && o[0] == 1 {
+					t.Errorf("unhealthy n1 still answers %v", vip)
+				}
+			}
+			if st, _ := s.Status(1); st.Mode != ring.ModeMember {
+				t.Errorf("unhealthy n1 is %v, want still a member", st.Mode)
+			}
+			// Healthy again: the mark goes at its next turn.
+			s.SetHealthy(1, true)
+			converge(t, s)
+		})
+	})
+	t.Run("balance", func(t *testing.T) {
+		golden(t, "balance", 3, func(t *testing.T, s *Sim) {
+			s.StartAll()
+			converge(t, s)
+			// Traffic lands on n1's VIPs only: balancing moves one of them
+			// to a less loaded node.
+			load := ringstate.Load{}
+			var mine []netip.Addr
+			for vip, o := range s.Owners() {
+				if o[0] == 1 {
+					load[vip] = 100_000_000
+					mine = append(mine, vip)
+				}
+			}
+			s.SetLoad(load)
+			moved := func() bool {
+				for _, vip := range mine {
+					if o := s.Owners()[vip]; len(o) == 1 && o[0] != 1 {
+						return true
+					}
+				}
+				return false
+			}
+			s.RunUntil(moved, 2_000_000)
+			s.LogOwners()
+			if !moved() {
+				t.Error("no loaded VIP left n1 in 2 s")
+			}
 		})
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ringstate"
+	"github.com/ringway/ringway/vipstate"
 )
 
 // DetectBound is the longest a crash may take to be removed from every
@@ -71,7 +73,7 @@ func randomScenario(seed uint64, n int, replay string, mod func(*ring.Config)) (
 	phases := 3 + r.IntN(4)
 	for p := 0; p < phases && s.Err() == nil; p++ {
 		dur := int64(100_000 + r.IntN(500_000))
-		switch f := r.IntN(11); f {
+		switch f := r.IntN(13); f {
 		case 0: // crash on a healthy network: detection bound
 			s.Heal()
 			for _, id := range s.Up() {
@@ -141,6 +143,22 @@ func randomScenario(seed uint64, n int, replay string, mod func(*ring.Config)) (
 			s.SetHealthy(id, s.node(id).unhealthy)
 		case 10: // an operator closes or opens a node through another
 			s.CloseNode(pick(), pick(), r.IntN(2) == 0)
+		case 11: // an operator's VIP operation at any node (not close: a
+			// closed VIP is answered by nobody, which Converged refuses)
+			op := ringstate.VIPOp{Action: []ringstate.VIPAction{ringstate.VIPMove, ringstate.VIPPrefer,
+				ringstate.VIPUnprefer, ringstate.VIPStick, ringstate.VIPUnstick}[r.IntN(5)], VIP: s.vips[r.IntN(len(s.vips))]}
+			if op.Action == ringstate.VIPMove {
+				op.Node = vipstate.Node(pick())
+			}
+			s.VIPOp(pick(), op)
+		case 12: // traffic changes: balancing may move VIPs
+			load := ringstate.Load{}
+			for _, v := range s.vips {
+				if r.IntN(2) == 0 {
+					load[v] = uint64(r.IntN(1_000_000_000))
+				}
+			}
+			s.SetLoad(load)
 		}
 		s.Run(dur)
 	}

@@ -3,8 +3,10 @@ package ringtest
 import (
 	"container/heap"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/ringway/ringway/ring"
@@ -63,9 +65,8 @@ type nodeState struct {
 	crashAt int64
 	left    bool
 	quiet   int // ticks the node promised idle (IdleTicks) since its last output
-	// holder is the node's ringstate.Holder (node operations go to it);
-	// unhealthy is what its LocalHealthy answers (SetHealthy).
-	holder    *ringstate.Holder
+	// unhealthy is what the node says of itself (SetHealthy, through
+	// ring.Node.SetLocal); it outlives restarts, like a failing monitor.
 	unhealthy bool
 }
 
@@ -119,6 +120,7 @@ type Sim struct {
 	links   map[linkKey]Link
 	group   []int // partition group per node index
 	initial vipstate.Table
+	load    []byte // every node's measured load (SetLoad), a ringstate.Load
 	vips    []netip.Addr
 	cfg     ring.Config // node 1's config, for bounds
 
@@ -178,16 +180,7 @@ func (s *Sim) config(id ring.NodeID, inc int) ring.Config {
 	c.Paths = s.opt.Paths
 	r := rand.New(rand.NewPCG(s.opt.Seed, uint64(id)<<32|uint64(inc)))
 	c.Rand = r.Uint64
-	hc := ringstate.Config{Initial: s.initial, Balance: vipstate.DefaultBalanceConfig()}
-	if int(id) <= len(s.nodes) {
-		ns := s.node(id)
-		hc.LocalHealthy = func() bool { return !ns.unhealthy }
-	}
-	h := ringstate.New(hc)
-	if int(id) <= len(s.nodes) {
-		s.node(id).holder = h
-	}
-	c.Holder = h
+	c.Holder = ringstate.New(ringstate.Config{Initial: s.initial, Balance: vipstate.DefaultBalanceConfig()})
 	if s.opt.Holder != nil {
 		c.Holder = s.opt.Holder(id, c.Holder)
 	}
@@ -243,6 +236,7 @@ func (s *Sim) Start(id ring.NodeID) {
 		panic(err)
 	}
 	ns.n, ns.up, ns.paused, ns.left, ns.state, ns.owned, ns.maxSeq, ns.held = n, true, false, false, nil, nil, 0, nil
+	n.SetLocal(s.local(ns))
 
 	ns.quiet = 0
 	s.logf("--- start n%d", id)
@@ -268,24 +262,89 @@ func (s *Sim) Crash(id ring.NodeID) {
 	s.logf("--- crash n%d", id)
 }
 
-// SetHealthy sets what node id's monitors report (ringstate.Config.
-// LocalHealthy): an unhealthy node hands its VIPs over at its next turn.
+// SetHealthy sets what node id's monitors report, through the core's
+// input (ring.Node.SetLocal), as the node package does: an unhealthy node
+// hands its VIPs over at its next turn. It holds across restarts.
 func (s *Sim) SetHealthy(id ring.NodeID, healthy bool) {
-	if ns := s.node(id); ns.unhealthy == healthy {
+	ns := s.node(id)
+	if ns.unhealthy == healthy {
 		ns.unhealthy = !healthy
 		s.logf("--- n%d healthy %v", id, healthy)
 	}
+	if ns.up {
+		ns.n.SetLocal(s.local(ns))
+	}
 }
 
-// CloseNode queues `ringway node close|open node` at node at (which
-// applies it at its next turn as a member with quorum).
-func (s *Sim) CloseNode(at, node ring.NodeID, close bool) {
-	ns := s.node(at)
-	if !ns.up || ns.holder == nil {
-		return
+// SetLoad sets the traffic of each VIP in bytes/s (a VIP not named has
+// none). The traffic follows the VIP: every node measures the same map and
+// its Holder writes the rates of the VIPs it owns, as the node package's
+// router counters do. Balancing reads them.
+func (s *Sim) SetLoad(load ringstate.Load) {
+	b, err := load.MarshalBinary()
+	if err != nil {
+		panic(err)
 	}
-	ns.holder.EnqueueNode(ringstate.NodeOp{Node: vipstate.Node(node), Close: close})
-	s.logf("--- at n%d: node close=%v n%d", at, close, node)
+	s.load = b
+	s.logf("--- load %s", formatLoad(load))
+	for _, ns := range s.nodes {
+		if ns.up {
+			ns.n.SetLocal(s.local(ns))
+		}
+	}
+}
+
+func formatLoad(l ringstate.Load) string {
+	vips := slices.SortedFunc(maps.Keys(l), netip.Addr.Compare)
+	parts := make([]string, len(vips))
+	for i, v := range vips {
+		parts[i] = fmt.Sprintf("%v=%d", v, l[v])
+	}
+	return strings.Join(parts, " ")
+}
+
+// local is what node ns says of itself on the token.
+func (s *Sim) local(ns *nodeState) ring.Local {
+	return ring.Local{Unhealthy: ns.unhealthy, Load: s.load}
+}
+
+// CloseNode proposes `ringway node close|open node` at node at (applied
+// at its next turn as a member with quorum), through ring.Node.Propose as
+// the node package does.
+func (s *Sim) CloseNode(at, node ring.NodeID, close bool) {
+	_, data, err := ringstate.ProposeNodeOp(ringstate.NodeOp{Node: vipstate.Node(node), Close: close})
+	if err != nil {
+		panic(err)
+	}
+	if id, ok := s.propose(at, ringstate.ProposeNode, data); ok {
+		s.logf("--- at n%d: #%d node close=%v n%d", at, id, close, node)
+	}
+}
+
+// VIPOp proposes an operator's VIP operation (`ringway vip move ...`) at
+// node at, through ring.Node.Propose.
+func (s *Sim) VIPOp(at ring.NodeID, op ringstate.VIPOp) {
+	_, data, err := ringstate.ProposeVIPOp(op)
+	if err != nil {
+		panic(err)
+	}
+	if id, ok := s.propose(at, ringstate.ProposeVIP, data); ok {
+		s.logf("--- at n%d: #%d vip %v %v n%d", at, id, op.Action, op.VIP, op.Node)
+	}
+}
+
+// propose hands a proposal to node at's core if it is up.
+func (s *Sim) propose(at ring.NodeID, kind uint16, data []byte) (uint64, bool) {
+	ns := s.node(at)
+	if !ns.up {
+		return 0, false
+	}
+	id, err := ns.n.Propose(kind, data)
+	if err != nil {
+		s.logf("--- at n%d: proposal refused: %v", at, err)
+		return 0, false
+	}
+	return id, true
 }
 
 // Pause freezes node id: no ticks; datagrams wait in its socket buffer.

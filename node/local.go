@@ -1,0 +1,112 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ringstate"
+)
+
+// proposer is what the node drives in the ring core besides the token:
+// operator operations and what it says of itself (*ringnet.Driver).
+type proposer interface {
+	Propose(ctx context.Context, kind uint16, data []byte) (uint64, error)
+	SetLocal(ctx context.Context, l ring.Local) error
+}
+
+// loadInterval is how often per-VIP byte rates are sampled from the router.
+const loadInterval = time.Second
+
+// reportLocal keeps what the ring core says of this node (ring.Local) up
+// to date: its health, the moment a monitor's verdict changes, and its
+// per-VIP byte rates (bytes/s, from the router's counters) every
+// loadInterval. The Holder writes both on the token at this node's turns.
+func (n *Node) reportLocal(ctx context.Context) error {
+	t := time.NewTicker(loadInterval)
+	defer t.Stop()
+	var nicC, pingC, appC <-chan struct{}
+	if n.nic != nil {
+		nicC = n.nic.Changed()
+	}
+	if n.ping != nil {
+		pingC = n.ping.Changed()
+	}
+	if n.app != nil {
+		appC = n.app.Changed()
+	}
+	prev := map[netip.Addr]uint64{}
+	last := time.Now()
+	var load []byte
+	var sent *ring.Local
+	for {
+		l := ring.Local{Unhealthy: !n.healthy(), Load: load}
+		if sent == nil || sent.Unhealthy != l.Unhealthy || !bytes.Equal(sent.Load, l.Load) {
+			switch err := n.proposer.SetLocal(ctx, l); {
+			case err == nil:
+				sent = &l
+			case ctx.Err() != nil || errors.Is(err, context.Canceled):
+				return nil
+			default:
+				// The ring driver has stopped: Run is stopping.
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-nicC:
+		case <-pingC:
+		case <-appC:
+		case now := <-t.C:
+			dt := now.Sub(last).Seconds()
+			last = now
+			rates := ringstate.Load{}
+			for _, v := range n.router.Stats().VIPs {
+				if old, ok := prev[v.VIP]; ok && v.Owned && v.Bytes >= old && dt > 0 {
+					rates[v.VIP] = uint64(float64(v.Bytes-old) / dt)
+				}
+				prev[v.VIP] = v.Bytes
+			}
+			if len(rates) == 0 {
+				load = nil
+			} else if b, err := rates.MarshalBinary(); err == nil {
+				load = b
+			}
+		}
+	}
+}
+
+// opLog remembers what each pending proposal was, for the log line that
+// reports its outcome (ring.EventApplied, ring.EventRefused).
+type opLog struct {
+	mu  sync.Mutex
+	ops map[uint64]string
+}
+
+func (l *opLog) add(id uint64, desc string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ops == nil || len(l.ops) > 2*ring.MaxProposals {
+		// Outcomes can be lost (a full event queue): forget old entries
+		// rather than grow.
+		l.ops = map[uint64]string{}
+	}
+	l.ops[id] = desc
+}
+
+// done returns the description of proposal id and forgets it.
+func (l *opLog) done(id uint64) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d, ok := l.ops[id]
+	if !ok {
+		return "?"
+	}
+	delete(l.ops, id)
+	return d
+}
