@@ -35,8 +35,9 @@ type Config struct {
 type Cluster struct {
 	Name string `yaml:"name"`
 	// KeyFile holds the cluster key: 64 hex characters (32 bytes) that
-	// authenticate every ring and tunnel message. Relative paths are
-	// resolved against the config file's directory.
+	// authenticate every ring message (and the inter-node tunnel's, once
+	// it is built). Relative paths are resolved against the config file's
+	// directory.
 	KeyFile string `yaml:"key_file"`
 }
 
@@ -49,8 +50,8 @@ type Node struct {
 type NodeEntry struct {
 	ID string `yaml:"id"`
 	// Addresses are the node's primary addresses, exactly one inside the
-	// prefix of each subnet, in any order. The ring and the inter-node
-	// tunnel use them; they are ordinary kernel addresses.
+	// prefix of each subnet, in any order. The ring (and later the
+	// inter-node tunnel) uses them; they are ordinary kernel addresses.
 	Addresses []netip.Addr `yaml:"addresses"`
 }
 
@@ -183,7 +184,8 @@ type ARPCache struct {
 	Queue int           `yaml:"queue"` // packets held per unresolved next hop
 }
 
-// Management configures the HTTP management API and web console.
+// Management configures the HTTP management API (the web console is not
+// built yet).
 type Management struct {
 	// Listen is host:port; "" disables the management API.
 	Listen string `yaml:"listen"`

@@ -36,7 +36,7 @@ const MaxAckRetries = 10
 func DefaultConfig() Config {
 	return Config{
 		Cluster: Cluster{
-			Name:    "ringway",                  // shown by status and the console
+			Name:    "ringway",                  // shown by status
 			KeyFile: "/etc/ringway/cluster.key", // 64 hex chars
 		},
 		Quorum: QuorumAvailability, // every partition serves (patent: alone mode)

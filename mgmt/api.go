@@ -42,7 +42,7 @@ type Status struct {
 	NoQuorum bool    `json:"no_quorum"`   // quorum majority and below it: serving nothing
 	UptimeS  float64 `json:"uptime_s"`
 	VIPs     []VIP   `json:"vips"`
-	// Counters are cumulative counts for operators (ring, router, tunnel).
+	// Counters are cumulative counts for operators (ring, router).
 	Counters map[string]uint64 `json:"counters,omitempty"`
 }
 

@@ -15,7 +15,7 @@ func keyCommand() *cli.Command {
 			Name:      "generate",
 			Usage:     "write a new random cluster key (64 hex chars, mode 0600) to FILE",
 			ArgsUsage: "FILE",
-			Description: "The cluster key authenticates every ring and tunnel message. Generate it once,\n" +
+			Description: "The cluster key authenticates every ring message. Generate it once,\n" +
 				"copy it to every node (the path is cluster.key_file in the config).\n" +
 				"An existing file is never overwritten.",
 			Action: func(c *cli.Context) error {
