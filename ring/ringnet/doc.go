@@ -62,7 +62,9 @@
 // # Ticks
 //
 // The core's timers count ticks of Config.Tick (2 ms). Ticks are due on a
-// fixed grid from the start. A core that implements Idler says how many
+// fixed grid from the start, on the driver's clock, Config.Now (every
+// instant the driver acts on comes from it; the system's timers only
+// measure how long to sleep until the next one). A core that implements Idler says how many
 // coming ticks would only advance its clock; the driver sleeps through them
 // and delivers them in a batch before the next input (so Step always sees
 // a clock in step with wall time) or together with the next tick that may

@@ -195,7 +195,7 @@ func (d *Driver) Run(ctx context.Context) error {
 
 	d.cfg.Logger.Info("ring driver started", "node", d.cfg.name(d.cfg.Self), "paths", len(d.conns), "boot", d.sealer.boot, "tick", d.cfg.Tick)
 	d.coreMu.Lock()
-	d.clk = newTickClock(d.cfg.Tick, time.Now(), d.core, d.cfg.Timer)
+	d.clk = newTickClock(d.cfg.Tick, d.cfg.Now, d.core, d.cfg.Timer)
 	d.afterInput(d.flush(), cancel)
 	d.coreMu.Unlock()
 	close(d.started)
@@ -222,7 +222,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		d.coreMu.Lock()
 		d.clk.fired()
 		if !d.ended {
-			d.afterInput(d.clk.advance(time.Now(), d.flush), cancel)
+			d.afterInput(d.clk.advance(d.flush), cancel)
 		}
 		d.coreMu.Unlock()
 	}
@@ -255,7 +255,7 @@ func (d *Driver) input(cancel context.CancelFunc, fn func()) bool {
 	if d.ended {
 		return false
 	}
-	left := d.clk.advance(time.Now(), d.flush)
+	left := d.clk.advance(d.flush)
 	if !left {
 		fn()
 		left = d.flush()
