@@ -25,8 +25,8 @@ func listenLoopback(t *testing.T) (*udpConn, netip.AddrPort) {
 }
 
 // TestRawUDP4 checks the raw IPv4 path against what the net package would
-// return: data, source address, truncation, no allocation, and the error
-// after Close.
+// return: data, source address, truncation, no allocation (WriteTo and
+// TryWriteTo), and the error after Close.
 func TestRawUDP4(t *testing.T) {
 	a, aAddr := listenLoopback(t)
 	b, bAddr := listenLoopback(t)
@@ -60,6 +60,17 @@ func TestRawUDP4(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("WriteTo+ReadFrom allocate %v times per datagram, want 0", allocs)
+	}
+	allocs = testing.AllocsPerRun(100, func() {
+		if sent, err := a.TryWriteTo(msg, bAddr); !sent || err != nil {
+			t.Fatalf("TryWriteTo on an empty socket = %v, %v; want true, nil", sent, err)
+		}
+		if n, _, err := b.ReadFrom(buf); err != nil || !bytes.Equal(buf[:n], msg) {
+			t.Fatalf("ReadFrom after TryWriteTo = %q, %v; want %q", buf[:n], err, msg)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("TryWriteTo+ReadFrom allocate %v times per datagram, want 0", allocs)
 	}
 
 	// A reader blocked on an empty socket returns net.ErrClosed on Close.
