@@ -41,7 +41,8 @@ type TryWriter interface {
 type ListenFunc func(local netip.AddrPort) (Conn, error)
 
 // rcvBuf is the socket receive buffer asked for: a few hundred full datagrams,
-// enough to ride out a scheduling hiccup of the owner goroutine.
+// enough to ride out a scheduling hiccup of the receive goroutine or a
+// wait for the core lock.
 const rcvBuf = 1 << 20
 
 // ListenUDP binds a UDP socket to exactly local (never a wildcard address).

@@ -72,7 +72,7 @@ func TestIdleTicks(t *testing.T) {
 	})
 }
 
-// TestTickStall: a core without Idler whose owner goroutine stalls gets one
+// TestTickStall: a core without Idler whose lock holder stalls gets one
 // tick for the stall, not a burst (time.Ticker semantics).
 func TestTickStall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

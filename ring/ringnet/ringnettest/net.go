@@ -112,7 +112,10 @@ type Conn struct {
 	once   sync.Once
 }
 
-var _ ringnet.Conn = (*Conn)(nil)
+var (
+	_ ringnet.Conn      = (*Conn)(nil)
+	_ ringnet.TryWriter = (*Conn)(nil)
+)
 
 func (c *Conn) deliver(from netip.AddrPort, b []byte) bool {
 	select {
