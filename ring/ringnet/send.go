@@ -12,9 +12,9 @@ import (
 // core's reliable layer resends over every path. 1024 (WindowSize) holds
 // one datagram to every node of the largest node map (ring.MaxNodes), the
 // most one core output puts on a path (a hello to every node); more would
-// be useless, since the oldest datagram of a queue of n is at least n
-// counters older than the newest sent, and receivers drop datagrams more
-// than WindowSize counters old as replays.
+// be useless: the oldest datagram of a queue of n is n-1 or more counters
+// older than the newest numbered, and receivers drop datagrams more than
+// WindowSize counters behind the newest they have as replays.
 const SendQueue = WindowSize
 
 // sendPath is one path's outgoing side. The core's packets for the path
