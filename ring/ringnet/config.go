@@ -62,7 +62,9 @@ type Config struct {
 	Listen ListenFunc
 	// Rand supplies the 16 random bits of the boot id. Default crypto/rand.
 	Rand io.Reader
-	// Now is the clock (boot id, stale-boot rule). Default time.Now.
+	// Now is the driver's clock: the boot id, the stale-boot rule and the
+	// instants the core's ticks are due at. The timers that wake the driver
+	// only measure delays on it. Default time.Now.
 	Now func() time.Time
 	// Logger gets start-up, shutdown and error messages; nothing per datagram
 	// above debug. Default slog.Default().

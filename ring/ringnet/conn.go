@@ -21,12 +21,28 @@ type Conn interface {
 	Close() error
 }
 
+// TryWriter is implemented by a Conn that can send without waiting.
+// TryWriteTo sends b to to as WriteTo does if the socket takes it at once,
+// and reports sent == true; if the socket would make it wait (its send
+// buffer is full) it sends nothing and returns sent == false with a nil
+// error, at once. A Conn that cannot tell may always return false.
+//
+// The driver writes a path's datagrams on the goroutine that produced them
+// while TryWriteTo takes them, and hands them to the path's sender
+// goroutine (which calls WriteTo and may wait) when it does not, or when
+// the Conn is no TryWriter: one goroutine handoff per datagram would cost
+// a thread wakeup each (docs/ring.md, "CPU per node").
+type TryWriter interface {
+	TryWriteTo(b []byte, to netip.AddrPort) (sent bool, err error)
+}
+
 // ListenFunc opens the Conn for one local address. ListenUDP is the default;
 // tests inject ringnettest.Network.Listen.
 type ListenFunc func(local netip.AddrPort) (Conn, error)
 
 // rcvBuf is the socket receive buffer asked for: a few hundred full datagrams,
-// enough to ride out a scheduling hiccup of the owner goroutine.
+// enough to ride out a scheduling hiccup of the receive goroutine or a
+// wait for the core lock.
 const rcvBuf = 1 << 20
 
 // ListenUDP binds a UDP socket to exactly local (never a wildcard address).
@@ -73,6 +89,17 @@ func (u *udpConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 	}
 	return u.c.WriteToUDPAddrPort(b, to)
 }
+
+// TryWriteTo tries IPv4 through rawUDP4; the net package's IPv6 writes
+// cannot be tried, so they always go to the path's sender goroutine.
+func (u *udpConn) TryWriteTo(b []byte, to netip.AddrPort) (bool, error) {
+	if u.raw != nil && to.Addr().Is4() {
+		return u.raw.TryWriteTo(b, to)
+	}
+	return false, nil
+}
+
+var _ TryWriter = (*udpConn)(nil)
 
 func (u *udpConn) Close() error { return u.c.Close() }
 

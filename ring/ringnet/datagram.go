@@ -130,8 +130,9 @@ func nonceFor(n *[12]byte, counter uint64) {
 	binary.BigEndian.PutUint64(n[4:], counter)
 }
 
-// sealer seals the datagrams of one boot of one node. It is used by the
-// owner goroutine only.
+// sealer seals the datagrams of one boot of one node. It is not safe for
+// concurrent use: the driver has one per path, used by whichever goroutine
+// holds that path's send turn, and numbers the datagrams itself (sealAs).
 type sealer struct {
 	from    NodeID
 	boot    uint64
@@ -151,22 +152,29 @@ func newSealer(clusterKey []byte, from NodeID, boot uint64) (*sealer, error) {
 // errPayloadTooLarge is returned by seal for a payload over MaxPacket.
 var errPayloadTooLarge = errors.New("payload larger than ring.MaxPacket")
 
-// seal appends the datagram carrying payload to dst[:0] and returns it. dst
-// should have capacity MaxDatagram to avoid allocating.
+// seal appends the datagram carrying payload, numbered with the sealer's
+// next counter, to dst[:0] and returns it. dst should have capacity
+// MaxDatagram to avoid allocating.
 func (s *sealer) seal(dst []byte, to NodeID, path int, payload []byte) ([]byte, error) {
+	s.counter++
+	return s.sealAs(dst, to, path, payload, s.counter)
+}
+
+// sealAs is seal with the counter given: the caller guarantees that no two
+// datagrams of this boot get the same counter (the nonce).
+func (s *sealer) sealAs(dst []byte, to NodeID, path int, payload []byte, counter uint64) ([]byte, error) {
 	if len(payload) > MaxPacket {
 		return nil, errPayloadTooLarge
 	}
 	if path < 0 || path >= MaxPaths {
 		return nil, fmt.Errorf("path %d out of range", path)
 	}
-	s.counter++
-	h := Header{Version: Version, Path: uint8(path), From: s.from, To: to, Boot: s.boot, Counter: s.counter}
+	h := Header{Version: Version, Path: uint8(path), From: s.from, To: to, Boot: s.boot, Counter: counter}
 	if cap(dst) < MaxDatagram {
 		dst = make([]byte, 0, MaxDatagram)
 	}
 	dst = dst[:HeaderLen]
 	h.put(dst)
-	nonceFor(&s.nonce, s.counter)
+	nonceFor(&s.nonce, counter)
 	return s.aead.Seal(dst, s.nonce[:], payload, dst[:HeaderLen]), nil
 }

@@ -15,23 +15,37 @@
 //	     datagram (receive goroutine) → core.Step
 //	     timer    (Run goroutine)     → core.Tick
 //	     Do(fn)   (caller goroutine)  → fn(core)
-//	   then core.Ready(): Packets → seal → socket of Packet.Path → peer's
-//	                      address on that path
+//	   then core.Ready(): Packets → numbered, queued on Packet.Path's
+//	                                send queue (bounded, excess counted)
 //	                      State   → States() (changes only, latest wins,
 //	                                never blocks)
 //	                      Events  → Events() (bounded, excess counted)
 //	                      Left    → Left() closed, Run returns
 //	   then the timer is set for the core's next tick that may act
+//	                │
+//	   lock released; per path, one goroutine at a time: seal → socket →
+//	   peer's address on that path, in queue order. The same goroutine
+//	   while the socket takes datagrams at once; the path's sender
+//	   goroutine when it would wait (a full send buffer), so that a stuck
+//	   path holds up nothing but its own queue.
 //
 // Path i is subnet i: this node binds Config.Nodes[Self-1][i] and sends a
 // path-i datagram to Config.Nodes[To-1][i]. The core decides which paths a
 // packet goes on (a message's first try on one path, its resends on all of
 // them); a hop succeeds if any path delivers.
 //
+// The core lock is never held across a system call: a receive goroutine
+// or the timer waiting for it waits only for the core's own work and the
+// queueing of its output, never for a socket. A path whose
+// socket stays full fills its queue (SendQueue) and then drops, counted in
+// Stats.TxDropped; the core's resends go over every path, so the other
+// paths carry the ring meanwhile.
+//
 // New checks the config and binds the sockets (so an address missing from
 // the host fails at start with an error naming the config entry) but starts
 // no goroutine. Run(ctx) runs until ctx ends, Close is called or the core has
-// left, and returns only after every goroutine it started has stopped.
+// left, and returns only after every goroutine it started (a receive and a
+// sender goroutine per path) has stopped.
 // Close stops Run and waits. Other goroutines (the node daemon's admin
 // requests, monitors) reach the core through Do.
 //
@@ -45,6 +59,9 @@
 //   - the goroutine the poller wakes for a datagram steps the core itself,
 //     under the core lock (a channel of capacity 1), instead of handing the
 //     datagram to another goroutine, which would wake a second thread;
+//     and it writes the output itself after releasing the lock, with a
+//     write that does not wait (TryWriter): the path's sender goroutine is
+//     woken only when a socket is full;
 //   - IPv4 sockets are read and written with non-blocking raw system calls
 //     (rawUDP4): a counted syscall.Syscall wakes the runtime's monitor
 //     thread (sysmon) whenever it sleeps;
@@ -62,7 +79,9 @@
 // # Ticks
 //
 // The core's timers count ticks of Config.Tick (2 ms). Ticks are due on a
-// fixed grid from the start. A core that implements Idler says how many
+// fixed grid from the start, on the driver's clock, Config.Now (every
+// instant the driver acts on comes from it; the system's timers only
+// measure how long to sleep until the next one). A core that implements Idler says how many
 // coming ticks would only advance its clock; the driver sleeps through them
 // and delivers them in a batch before the next input (so Step always sees
 // a clock in step with wall time) or together with the next tick that may
@@ -141,9 +160,9 @@
 //     impersonate another sender: receiver, path and sender are
 //     authenticated, and the per-boot key is bound to the sender id;
 //   - cannot read the token (VIP table, loads): the payload is encrypted;
-//   - cannot exhaust memory: buffers (one per receive goroutine) and the
-//     event queue are fixed-size; per-peer state is one entry per node-map
-//     node.
+//   - cannot exhaust memory: buffers (one per receive goroutine), the
+//     send queues and the event queue are bounded; per-peer state is one
+//     entry per node-map node.
 //
 // One trade-off is deliberate: boot ids come from the wall clock, so a node
 // whose clock went back across a restart (no RTC battery, an NTP step)

@@ -18,7 +18,8 @@ import (
 // implements it). The core is not safe for concurrent use: the driver calls
 // it under one lock, from whichever of its goroutines has the input (a
 // receive goroutine with a datagram, Run with a tick, Do's caller), so that
-// an input costs no handoff between goroutines.
+// an input costs no handoff between goroutines. The lock is never held
+// across a system call: the output is queued under it and written after.
 //
 // Step gets the plaintext of one authentic datagram; it must not keep data
 // after it returns (the driver reuses the buffer). Ready drains the pending
@@ -54,7 +55,8 @@ type Driver struct {
 	cfg    Config
 	core   Core
 	conns  []Conn
-	sealer *sealer
+	paths  []*sendPath // one per conn
+	boot   uint64
 	opener *opener
 	stats  counters
 
@@ -76,11 +78,11 @@ type Driver struct {
 	// core holds it. A channel of capacity 1 rather than a sync.Mutex, so
 	// that a goroutine waiting for it counts as durably blocked inside a
 	// testing/synctest bubble.
-	coreMu lock
-	clk    *tickClock
-	ended  bool // Run is returning (or the core has left): the core is not called again
-	txBuf  []byte
-	last   *State // the last state offered on states
+	coreMu  lock
+	clk     *tickClock
+	ended   bool   // Run is returning (or the core has left): the core is not called again
+	counter uint64 // the last datagram counter of this boot given out (sendPath)
+	last    *State // the last state offered on states
 }
 
 // lock is a mutex made of a channel of capacity 1 (newLock).
@@ -114,14 +116,10 @@ func New(cfg Config, core Core) (*Driver, error) {
 	// (fresher id) from a replay of an old boot (older id); the random bits
 	// separate two boots in one millisecond.
 	boot := uint64(cfg.Now().UnixMilli())<<16 | uint64(binary.BigEndian.Uint16(r[:]))
-	s, err := newSealer(cfg.Key, cfg.Self, boot)
-	if err != nil {
-		return nil, fmt.Errorf("ringnet: %w", err)
-	}
 	d := &Driver{
 		cfg:     cfg,
 		core:    core,
-		sealer:  s,
+		boot:    boot,
 		opener:  newOpener(cfg.Key, cfg.Self, cfg.Nodes, cfg.StaleBoot, cfg.Now),
 		states:  make(chan State, 1),
 		events:  make(chan Event, cfg.EventQueue),
@@ -129,7 +127,17 @@ func New(cfg Config, core Core) (*Driver, error) {
 		started: make(chan struct{}),
 		coreMu:  newLock(),
 		stopped: make(chan struct{}),
-		txBuf:   make([]byte, 0, MaxDatagram),
+	}
+	for p := range cfg.Nodes[cfg.Self-1] {
+		// Each path seals with its own AEAD instance (the same key): the
+		// paths are written concurrently, and cipher.AEAD does not promise
+		// to be safe for concurrent use.
+		s, err := newSealer(cfg.Key, cfg.Self, boot)
+		if err != nil {
+			return nil, fmt.Errorf("ringnet: %w", err)
+		}
+		d.paths = append(d.paths, &sendPath{d: d, index: p, sealer: s,
+			buf: make([]byte, 0, MaxDatagram), wake: make(chan struct{}, 1)})
 	}
 	for p, a := range cfg.Nodes[cfg.Self-1] {
 		c, err := cfg.Listen(a)
@@ -144,12 +152,14 @@ func New(cfg Config, core Core) (*Driver, error) {
 			return nil, fmt.Errorf("ringnet: path %d: %w", p, err)
 		}
 		d.conns = append(d.conns, c)
+		d.paths[p].conn = c
+		d.paths[p].try, _ = c.(TryWriter)
 	}
 	return d, nil
 }
 
 // Boot returns this driver's boot id (sent in every datagram header).
-func (d *Driver) Boot() uint64 { return d.sealer.boot }
+func (d *Driver) Boot() uint64 { return d.boot }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
 func (d *Driver) Stats() Stats { return d.stats.snapshot() }
@@ -170,10 +180,11 @@ func (d *Driver) Left() <-chan struct{} { return d.left }
 
 // Run runs the driver until ctx is done, Close is called or the core has
 // left: it starts one receive goroutine per path (each steps the core with
-// the datagrams it reads), ticks the core when its next timer is due, and
-// sends what the core asks for. It returns nil on any of these ends, after
-// every goroutine it started has stopped and the sockets are closed; a
-// Driver runs once.
+// the datagrams it reads) and one sender goroutine per path (it writes
+// the path's datagrams while its socket makes writers wait), ticks the
+// core when its next timer is due, and sends what the core asks for. It
+// returns nil on any of these ends, after every goroutine it started has
+// stopped and the sockets are closed; a Driver runs once.
 func (d *Driver) Run(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed {
@@ -193,16 +204,24 @@ func (d *Driver) Run(ctx context.Context) error {
 	defer close(d.stopped)
 	defer cancel()
 
-	d.cfg.Logger.Info("ring driver started", "node", d.cfg.name(d.cfg.Self), "paths", len(d.conns), "boot", d.sealer.boot, "tick", d.cfg.Tick)
+	d.cfg.Logger.Info("ring driver started", "node", d.cfg.name(d.cfg.Self), "paths", len(d.conns), "boot", d.boot, "tick", d.cfg.Tick)
+	var rwg sync.WaitGroup
+	for _, sp := range d.paths {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			sp.sender(ctx)
+		}()
+	}
 	d.coreMu.Lock()
-	d.clk = newTickClock(d.cfg.Tick, time.Now(), d.core, d.cfg.Timer)
+	d.clk = newTickClock(d.cfg.Tick, d.cfg.Now, d.core, d.cfg.Timer)
 	d.afterInput(d.flush(), cancel)
 	d.coreMu.Unlock()
+	d.push()
 	close(d.started)
 	defer d.clk.timer.stop()
 	defer context.AfterFunc(ctx, d.clk.timer.stop)()
 
-	var rwg sync.WaitGroup
 	for p, c := range d.conns {
 		rwg.Add(1)
 		go func() {
@@ -214,6 +233,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		d.coreMu.Lock()
 		d.ended = true
 		d.coreMu.Unlock()
+		cancel() // the sender goroutines wait for it; the timer may have ended first
 		d.closeConns()
 		rwg.Wait()
 	}()
@@ -222,9 +242,10 @@ func (d *Driver) Run(ctx context.Context) error {
 		d.coreMu.Lock()
 		d.clk.fired()
 		if !d.ended {
-			d.afterInput(d.clk.advance(time.Now(), d.flush), cancel)
+			d.afterInput(d.clk.advance(d.flush), cancel)
 		}
 		d.coreMu.Unlock()
+		d.push()
 	}
 	select {
 	case <-d.left:
@@ -247,21 +268,31 @@ func (d *Driver) afterInput(left bool, cancel context.CancelFunc) {
 }
 
 // input runs fn on the core under the core lock, after bringing the core's
-// clock up to now, and sends what it produces. It reports false, without
-// running fn, when the core is not to be called any more.
+// clock up to now, and sends what it produces once the lock is released.
+// It reports false, without running fn, when the core is not to be called
+// any more.
 func (d *Driver) input(cancel context.CancelFunc, fn func()) bool {
 	d.coreMu.Lock()
-	defer d.coreMu.Unlock()
 	if d.ended {
+		d.coreMu.Unlock()
 		return false
 	}
-	left := d.clk.advance(time.Now(), d.flush)
+	left := d.clk.advance(d.flush)
 	if !left {
 		fn()
 		left = d.flush()
 	}
 	d.afterInput(left, cancel)
+	d.coreMu.Unlock()
+	d.push()
 	return true
+}
+
+// push writes what flush queued on every path, outside the core lock.
+func (d *Driver) push() {
+	for _, sp := range d.paths {
+		sp.push()
+	}
 }
 
 // Close stops Run (if it runs), closes the sockets and waits until every
@@ -289,7 +320,8 @@ func (d *Driver) closeConns() {
 
 // Do runs fn on the core, serialised with every other input (under the
 // driver's core lock, on the caller's goroutine), once Run has started, and
-// waits for it; output fn causes is sent right after. Use it to read the
+// waits for it; output fn causes is sent right after (on the caller's
+// goroutine after the lock, or queued behind a path that is busy). Use it to read the
 // core's status or to act on it from other goroutines. fn must not call Do.
 // Do returns ErrClosed once Run has returned (or is returning), and
 // ctx.Err() if ctx ends before fn could start.
@@ -334,15 +366,16 @@ func (d *Driver) Leave(ctx context.Context) error {
 	}
 }
 
-// flush sends and delivers everything the core has ready. It reports whether
-// the core has left.
+// flush queues the packets and delivers everything else the core has
+// ready; push sends the packets once the core lock is released. It reports
+// whether the core has left. The caller holds d.coreMu.
 func (d *Driver) flush() (left bool) {
 	// Ready drains, so this ends; the bound only guards against a core that
 	// keeps producing output in reaction to nothing.
 	for i := 0; i < 64 && d.core.HasReady(); i++ {
 		rd := d.core.Ready()
 		for _, p := range rd.Packets {
-			d.send(p)
+			d.queue(p)
 		}
 		if rd.State != nil {
 			d.publish(*rd.State)
@@ -405,32 +438,18 @@ func sameState(a, b *State) bool {
 	return true
 }
 
-func (d *Driver) send(p Packet) {
-	if p.To == 0 || int(p.To) > len(d.cfg.Nodes) || p.To == d.cfg.Self || p.Path < 0 || p.Path >= len(d.conns) {
+// queue numbers p with the boot's next counter and queues it on its path
+// (sendPath); the caller holds d.coreMu, which orders the counters.
+func (d *Driver) queue(p Packet) {
+	if p.To == 0 || int(p.To) > len(d.cfg.Nodes) || p.To == d.cfg.Self || p.Path < 0 || p.Path >= len(d.paths) {
 		d.stats.txErrors.Add(1)
 		if d.debugOn() {
 			d.cfg.Logger.Debug("ring: core addressed an unknown node or path", "to", p.To, "path", p.Path)
 		}
 		return
 	}
-	b, err := d.sealer.seal(d.txBuf, p.To, p.Path, p.Data)
-	if err != nil {
-		d.stats.txErrors.Add(1)
-		if d.debugOn() {
-			d.cfg.Logger.Debug("ring: seal", "to", p.To, "path", p.Path, "err", err)
-		}
-		return
-	}
-	d.txBuf = b
-	if _, err := d.conns[p.Path].WriteTo(b, d.cfg.Nodes[p.To-1][p.Path]); err != nil {
-		d.stats.txErrors.Add(1)
-		if d.debugOn() {
-			d.cfg.Logger.Debug("ring: send", "to", p.To, "path", p.Path, "err", err)
-		}
-		return
-	}
-	d.stats.txDatagrams.Add(1)
-	d.stats.txBytes.Add(uint64(len(b)))
+	d.counter++
+	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, data: p.Data})
 }
 
 // debugOn reports whether debug logging is on. Callers on per-datagram

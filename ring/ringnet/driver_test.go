@@ -24,7 +24,8 @@ import (
 var key = bytes.Repeat([]byte{0x5a}, ringnet.KeyLen)
 
 // fakeCore records its inputs and emits what the test queues. It is touched
-// only on the driver's owner goroutine (through Do), like a real core.
+// only under the driver's core lock (the tests reach it through Do), like a
+// real core.
 type fakeCore struct {
 	steps   []step
 	ticks   int
@@ -121,7 +122,7 @@ func (fc *fakeCluster) closeAll() {
 	}
 }
 
-// do runs fn on node id's core goroutine.
+// do runs fn on node id's core, under its driver's core lock.
 func (fc *fakeCluster) do(id ringnet.NodeID, fn func(c *fakeCore)) {
 	fc.t.Helper()
 	if err := fc.d[id-1].Do(context.Background(), func(ringnet.Core) { fn(fc.c[id-1]) }); err != nil {

@@ -43,6 +43,7 @@ type Stats struct {
 	TxDatagrams   uint64                 // datagrams written
 	TxBytes       uint64                 // their wire bytes
 	TxErrors      uint64                 // writes that failed (or packets the core addressed to an unknown node or path)
+	TxDropped     uint64                 // datagrams dropped because their path had SendQueue waiting (its socket took nothing)
 	Drops         [NumDropReasons]uint64 // received datagrams dropped, by reason
 	PeerRestarts  uint64                 // a known peer was seen with a newer boot id
 	PeerRollbacks uint64                 // a peer silent for StaleBoot came back with an older boot id (Config.StaleBoot)
@@ -61,7 +62,7 @@ func (s Stats) Dropped() uint64 {
 type counters struct {
 	rxDatagrams, rxBytes atomic.Uint64
 	txDatagrams, txBytes atomic.Uint64
-	txErrors             atomic.Uint64
+	txErrors, txDropped  atomic.Uint64
 	drops                [NumDropReasons]atomic.Uint64
 	peerRestarts         atomic.Uint64
 	peerRollbacks        atomic.Uint64
@@ -75,6 +76,7 @@ func (c *counters) snapshot() Stats {
 		TxDatagrams:   c.txDatagrams.Load(),
 		TxBytes:       c.txBytes.Load(),
 		TxErrors:      c.txErrors.Load(),
+		TxDropped:     c.txDropped.Load(),
 		PeerRestarts:  c.peerRestarts.Load(),
 		PeerRollbacks: c.peerRollbacks.Load(),
 		EventsDropped: c.eventsDropped.Load(),

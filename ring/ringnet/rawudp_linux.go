@@ -36,6 +36,8 @@ type rawUDP4 struct {
 	wsa     syscall.RawSockaddrInet4
 	wn      int
 	werr    syscall.Errno
+	wtry    bool // TryWriteTo: EAGAIN ends the write instead of waiting
+	wfull   bool // the socket answered EAGAIN to a TryWriteTo
 	writeFn func(uintptr) bool
 }
 
@@ -81,6 +83,10 @@ func (r *rawUDP4) write(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if r.wtry {
+				r.wfull = true
+				return true
+			}
 			return false // socket buffer full: wait on the poller until writable
 		}
 		r.werr = e
@@ -112,14 +118,29 @@ func (r *rawUDP4) ReadFrom(b []byte) (int, netip.AddrPort, error) {
 	return r.rn, netip.AddrPortFrom(netip.AddrFrom4(r.rsa.Addr), uint16(pb[0])<<8|uint16(pb[1])), nil
 }
 
-// WriteTo sends b to the IPv4 address to.
+// WriteTo sends b to the IPv4 address to, waiting while the socket's send
+// buffer is full.
 func (r *rawUDP4) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
+	return r.writeTo(b, to, false)
+}
+
+// TryWriteTo sends b to the IPv4 address to if the socket takes it at
+// once; when its send buffer is full it returns false without waiting.
+func (r *rawUDP4) TryWriteTo(b []byte, to netip.AddrPort) (bool, error) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	_, err := r.writeTo(b, to, true)
+	return err == nil && !r.wfull, err
+}
+
+// writeTo does WriteTo and TryWriteTo; the caller holds r.wmu.
+func (r *rawUDP4) writeTo(b []byte, to netip.AddrPort, try bool) (int, error) {
 	r.wsa = syscall.RawSockaddrInet4{Family: syscall.AF_INET, Addr: to.Addr().As4()}
 	pb := (*[2]byte)(unsafe.Pointer(&r.wsa.Port))
 	pb[0], pb[1] = byte(to.Port()>>8), byte(to.Port())
-	r.wbuf, r.wn, r.werr = b, 0, 0
+	r.wbuf, r.wn, r.werr, r.wtry, r.wfull = b, 0, 0, try, false
 	err := r.rc.Write(r.writeFn)
 	r.wbuf = nil
 	if err != nil {

@@ -19,3 +19,5 @@ func (*rawUDP4) ReadFrom([]byte) (int, netip.AddrPort, error) {
 }
 
 func (*rawUDP4) WriteTo([]byte, netip.AddrPort) (int, error) { return 0, syscall.ENOTSUP }
+
+func (*rawUDP4) TryWriteTo([]byte, netip.AddrPort) (bool, error) { return false, syscall.ENOTSUP }

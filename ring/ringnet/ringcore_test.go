@@ -215,6 +215,16 @@ func (c *cutConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 	return c.Conn.WriteTo(b, to)
 }
 
+func (c *cutConn) TryWriteTo(b []byte, to netip.AddrPort) (bool, error) {
+	if c.cut.Load() {
+		return true, nil
+	}
+	if tw, ok := c.Conn.(ringnet.TryWriter); ok {
+		return tw.TryWriteTo(b, to)
+	}
+	return false, nil
+}
+
 // TestRingOverUDPAttacker replays everything node 1 sent and forges
 // datagrams, from node 1's own addresses: all are dropped and counted, the
 // cores see none of it, and the ring goes on unchanged.

@@ -7,7 +7,8 @@ import "time"
 const maxIdle = 500
 
 // tickClock decides when the core's Ticks happen. Ticks are due on a grid
-// of period tick from the start. Each wakeup delivers, in order, every due
+// of period tick from the start, on the driver's clock (Config.Now): now
+// is read for every decision, and the timer is only told how long to wait. Each wakeup delivers, in order, every due
 // tick the core promised idle (Idler) and at most one tick that may act;
 // further due ticks are dropped, as time.Ticker drops ticks for a slow
 // reader: after a stall (GC, a descheduled VM) the core's timers stretch
@@ -15,8 +16,9 @@ const maxIdle = 500
 // (typically the very acks they wait for) are read.
 type tickClock struct {
 	tick  time.Duration
-	next  time.Time // when the next undelivered tick is due
-	idle  int       // ticks from next on that the core promised idle
+	now   func() time.Time // Config.Now
+	next  time.Time        // when the next undelivered tick is due
+	idle  int              // ticks from next on that the core promised idle
 	core  Core
 	idler Idler // nil: tick every period
 	timer wakeTimer
@@ -27,10 +29,10 @@ type tickClock struct {
 	armed   bool
 }
 
-func newTickClock(tick time.Duration, now time.Time, core Core, kind TimerKind) *tickClock {
-	c := &tickClock{tick: tick, next: now.Add(tick), core: core}
+func newTickClock(tick time.Duration, now func() time.Time, core Core, kind TimerKind) *tickClock {
+	c := &tickClock{tick: tick, now: now, next: now().Add(tick), core: core}
 	c.idler, _ = core.(Idler)
-	c.timer = newWakeTimer(kind, c.next)
+	c.timer = newWakeTimer(kind, tick)
 	c.armed, c.armedAt = true, c.next
 	c.ask()
 	c.arm()
@@ -54,15 +56,16 @@ func (c *tickClock) arm() {
 		return
 	}
 	c.armed, c.armedAt = true, at
-	c.timer.set(at)
+	c.timer.set(at.Sub(c.now()))
 }
 
 // fired records that the timer has fired (its value was received).
 func (c *tickClock) fired() { c.armed = false }
 
-// advance delivers the ticks due at now and calls flush after a tick that
-// may act. It reports whether flush did (the core left).
-func (c *tickClock) advance(now time.Time, flush func() bool) bool {
+// advance delivers the ticks due now and calls flush after a tick that may
+// act. It reports whether flush did (the core left).
+func (c *tickClock) advance(flush func() bool) bool {
+	now := c.now()
 	acted := false
 	for !now.Before(c.next) {
 		if c.idle > 0 {

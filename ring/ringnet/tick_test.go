@@ -2,6 +2,7 @@ package ringnet_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -71,7 +72,7 @@ func TestIdleTicks(t *testing.T) {
 	})
 }
 
-// TestTickStall: a core without Idler whose owner goroutine stalls gets one
+// TestTickStall: a core without Idler whose lock holder stalls gets one
 // tick for the stall, not a burst (time.Ticker semantics).
 func TestTickStall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -85,6 +86,43 @@ func TestTickStall(t *testing.T) {
 		// One tick for the stall (due at 2 ms, delivered at 51), then 52, 54, ... 100.
 		if ticks != 1+25 {
 			t.Errorf("ticks after a 50 ms stall = %d, want 26", ticks)
+		}
+	})
+}
+
+// TestDriverNow: the core's clock is Config.Now, not the system clock. While
+// Now stands still no tick is due, however often the timer fires; when it
+// jumps 10 ms, the ticks due are delivered as after a stall (one tick that
+// may act).
+func TestDriverNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ahead atomic.Int64 // how far Config.Now is past the start
+		start := time.Now()
+		cfg := ringnet.TestConfig()
+		cfg.Self, cfg.Nodes, cfg.Key, cfg.Logger = 1, addrs(1, 7000), key, quiet
+		cfg.Listen = newNet().Listen
+		cfg.Now = func() time.Time { return start.Add(time.Duration(ahead.Load())) }
+		c := &fakeCore{}
+		d, err := ringnet.New(cfg, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { d.Run(context.Background()); close(done) }()
+		defer func() { d.Close(); <-done }()
+
+		ticks := func() (n int) {
+			d.Do(context.Background(), func(ringnet.Core) { n = c.ticks })
+			return n
+		}
+		time.Sleep(100 * time.Millisecond) // virtual time
+		if n := ticks(); n != 0 {
+			t.Errorf("%d ticks while Config.Now stood still, want 0", n)
+		}
+		ahead.Store(int64(10 * time.Millisecond))
+		time.Sleep(2 * time.Millisecond) // the timer fires within one tick
+		if n := ticks(); n != 1 {
+			t.Errorf("%d ticks after Config.Now moved 10 ms at once, want 1", n)
 		}
 	})
 }

@@ -24,12 +24,14 @@ const (
 	TimerGo
 )
 
-// wakeTimer wakes the Run goroutine at an instant set by whichever
-// goroutine holds the core lock.
+// wakeTimer wakes the Run goroutine after a delay set by whichever
+// goroutine holds the core lock. It takes durations, not instants: the
+// instants are on the driver's clock (Config.Now), which the system's
+// timers do not know; a timer only measures how long to wait.
 type wakeTimer interface {
-	// set arms the timer to fire at at (at once if at has passed),
-	// replacing any earlier setting.
-	set(at time.Time)
+	// set arms the timer to fire after d (at once if d ≤ 0), replacing
+	// any earlier setting.
+	set(d time.Duration)
 	// wait blocks until the timer fires (true) or ctx ends (false; the
 	// caller arranges for stop to be called when ctx ends).
 	wait(ctx context.Context) bool
@@ -39,20 +41,20 @@ type wakeTimer interface {
 
 // newWakeTimer returns the timer of kind k, falling back to TimerGo when
 // the system's timer cannot be had.
-func newWakeTimer(k TimerKind, first time.Time) wakeTimer {
+func newWakeTimer(k TimerKind, first time.Duration) wakeTimer {
 	if k != TimerGo {
 		if t, err := newOSTimer(); err == nil {
 			t.set(first)
 			return t
 		}
 	}
-	return &goTimer{t: time.NewTimer(time.Until(first))}
+	return &goTimer{t: time.NewTimer(first)}
 }
 
 type goTimer struct{ t *time.Timer }
 
-func (g *goTimer) set(at time.Time) { g.t.Reset(time.Until(at)) }
-func (g *goTimer) stop()            { g.t.Stop() }
+func (g *goTimer) set(d time.Duration) { g.t.Reset(d) }
+func (g *goTimer) stop()               { g.t.Stop() }
 func (g *goTimer) wait(ctx context.Context) bool {
 	select {
 	case <-g.t.C:

@@ -40,10 +40,10 @@ func newOSTimer() (*osTimer, error) {
 	return t, nil
 }
 
-// set arms the timer; a zero it_value would disarm it, so an instant
-// already past becomes 1 ns.
-func (t *osTimer) set(at time.Time) {
-	d := max(time.Until(at), 1)
+// set arms the timer; a zero it_value would disarm it, so a delay of 0
+// or less becomes 1 ns.
+func (t *osTimer) set(d time.Duration) {
+	d = max(d, 1)
 	t.spec.Value = unix.NsecToTimespec(int64(d))
 	t.rc.Control(t.setFn) // fails only once stopped, when nothing waits
 }

@@ -55,12 +55,30 @@ type tapConn struct {
 }
 
 func (c *tapConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	c.record(b)
+	return c.Conn.WriteTo(b, to)
+}
+
+// TryWriteTo keeps the driver writing on its own goroutines, as it does
+// on the bare socket.
+func (c *tapConn) TryWriteTo(b []byte, to netip.AddrPort) (bool, error) {
+	tw, ok := c.Conn.(ringnet.TryWriter)
+	if !ok {
+		return false, nil
+	}
+	sent, err := tw.TryWriteTo(b, to)
+	if sent {
+		c.record(b)
+	}
+	return sent, err
+}
+
+func (c *tapConn) record(b []byte) {
 	c.mu.Lock()
 	if len(c.sent) < 10000 {
 		c.sent = append(c.sent, append([]byte(nil), b...))
 	}
 	c.mu.Unlock()
-	return c.Conn.WriteTo(b, to)
 }
 
 func (c *tapConn) captured() [][]byte {
@@ -192,7 +210,7 @@ func (uc *udpCluster) crash(id ringnet.NodeID) {
 	uc.n[id-1] = nil
 }
 
-// do runs fn on node id's core goroutine.
+// do runs fn on node id's core, under its driver's core lock.
 func (uc *udpCluster) do(id ringnet.NodeID, fn func(c ringnet.Core)) {
 	uc.t.Helper()
 	if err := uc.n[id-1].d.Do(context.Background(), fn); err != nil {

@@ -23,10 +23,13 @@ type Network struct {
 	conns  map[netip.AddrPort]*Conn
 	filter func(from, to netip.AddrPort) bool
 	tap    func(from, to netip.AddrPort, b []byte)
+	held   map[netip.AddrPort]chan struct{} // closed on release
 }
 
 // New returns an empty network that delivers everything.
-func New() *Network { return &Network{conns: map[netip.AddrPort]*Conn{}} }
+func New() *Network {
+	return &Network{conns: map[netip.AddrPort]*Conn{}, held: map[netip.AddrPort]chan struct{}{}}
+}
 
 var _ ringnet.ListenFunc = New().Listen
 
@@ -59,6 +62,33 @@ func (n *Network) SetTap(f func(from, to netip.AddrPort, b []byte)) {
 	n.mu.Unlock()
 }
 
+// HoldWrites makes writes from local wait, as they do on a socket whose send
+// buffer stays full (a dead link, a stuck NIC queue), until release is
+// called: WriteTo blocks until then, or until its Conn is closed (it then
+// returns net.ErrClosed), and TryWriteTo reports that it would block. The
+// hold applies to whichever Conn is bound at local, now or later. release
+// is safe to call more than once.
+func (n *Network) HoldWrites(local netip.AddrPort) (release func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ch, ok := n.held[local]
+	if !ok {
+		ch = make(chan struct{})
+		n.held[local] = ch
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			n.mu.Lock()
+			if n.held[local] == ch {
+				delete(n.held, local)
+			}
+			n.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
 // Inject delivers b to the Conn bound at to as if sent from from, bypassing
 // the filter: an attacker on the wire. It reports whether a Conn took it.
 func (n *Network) Inject(from, to netip.AddrPort, b []byte) bool {
@@ -82,7 +112,10 @@ type Conn struct {
 	once   sync.Once
 }
 
-var _ ringnet.Conn = (*Conn)(nil)
+var (
+	_ ringnet.Conn      = (*Conn)(nil)
+	_ ringnet.TryWriter = (*Conn)(nil)
+)
 
 func (c *Conn) deliver(from netip.AddrPort, b []byte) bool {
 	select {
@@ -109,8 +142,44 @@ func (c *Conn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
 }
 
 // WriteTo sends a copy of b to the Conn bound at to, if any and if the
-// filter allows; like UDP, a lost datagram is no error.
+// filter allows; like UDP, a lost datagram is no error. While the network
+// holds this Conn's writes (HoldWrites) it waits.
 func (c *Conn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	for {
+		c.net.mu.Lock()
+		held := c.net.held[c.local]
+		c.net.mu.Unlock()
+		if held == nil {
+			break
+		}
+		select {
+		case <-held:
+		case <-c.closed:
+			return 0, fmt.Errorf("write %v: %w", c.local, net.ErrClosed)
+		}
+	}
+	return c.write(b, to)
+}
+
+// TryWriteTo is WriteTo without the wait: while the network holds this
+// Conn's writes it sends nothing and returns false.
+func (c *Conn) TryWriteTo(b []byte, to netip.AddrPort) (sent bool, err error) {
+	c.net.mu.Lock()
+	held := c.net.held[c.local]
+	c.net.mu.Unlock()
+	if held != nil {
+		select {
+		case <-c.closed:
+			return false, fmt.Errorf("write %v: %w", c.local, net.ErrClosed)
+		default:
+			return false, nil
+		}
+	}
+	_, err = c.write(b, to)
+	return err == nil, err
+}
+
+func (c *Conn) write(b []byte, to netip.AddrPort) (int, error) {
 	select {
 	case <-c.closed:
 		return 0, fmt.Errorf("write %v: %w", c.local, net.ErrClosed)
