@@ -106,6 +106,14 @@ type Config struct {
 	// Logger receives lifecycle logs (nothing per packet above debug).
 	// Default slog.Default().
 	Logger *slog.Logger
+
+	// Devices, when set, supplies the capture NICs' frame I/O and the TUN
+	// device instead of opening AF_PACKET sockets and creating the TUN
+	// device; New then touches no interface, socket or kernel setting
+	// (ManageKernel must be false) and Run closes the devices when it stops.
+	// Tests use routertest.NewLink and routertest.NewTUN. Default nil: the
+	// real devices.
+	Devices *Devices
 }
 
 // DefaultConfig returns a Config with every default set and no links.
@@ -177,6 +185,14 @@ func (c *Config) validate() error {
 	}
 	if c.NeighReachable <= 0 || c.NeighProbeWindow < 0 || c.NeighRetry <= 0 || c.NeighTries < 1 || c.NeighQueue < 1 {
 		errs = append(errs, errors.New("neigh: reachable > 0, probe window ≥ 0, retry > 0, tries ≥ 1 and queue ≥ 1 are required"))
+	}
+	if d := c.Devices; d != nil {
+		if len(d.Links) != len(c.Links) || d.TUN == nil {
+			errs = append(errs, fmt.Errorf("devices: %d link devices and TUN %v for %d links; give one device per link and a TUN device", len(d.Links), d.TUN != nil, len(c.Links)))
+		}
+		if c.ManageKernel {
+			errs = append(errs, errors.New("devices replace the real NICs: set ManageKernel to false with them"))
+		}
 	}
 	if c.ICMPRate <= 0 || c.ICMPBurst < 1 || c.Tick <= 0 {
 		errs = append(errs, errors.New("icmp rate > 0, icmp burst ≥ 1 and tick > 0 are required"))
