@@ -111,7 +111,7 @@ type Config struct {
 	// device instead of opening AF_PACKET sockets and creating the TUN
 	// device; New then touches no interface, socket or kernel setting
 	// (ManageKernel must be false) and Run closes the devices when it stops.
-	// Tests use routertest.NewLink and routertest.NewTUN. Default nil: the
+	// Tests use routertest.NewFakeLink and NewFakeTUN. Default nil: the
 	// real devices.
 	Devices *Devices
 }
