@@ -16,7 +16,7 @@ type Link struct {
 	Name string
 	// Primary is the node's own kernel address on the subnet with the
 	// subnet's length, e.g. 203.0.113.1/24. The kernel keeps it (the ring
-	// and the tunnel use it); the subnet is the connected route.
+	// uses it); the subnet is the connected route.
 	Primary netip.Prefix
 }
 
@@ -52,7 +52,8 @@ type Config struct {
 	// Default 1.
 	RxQueues int
 
-	// Batch is frames per recvmmsg/sendmmsg call. Default 32.
+	// Batch is frames per receive batch (recvmmsg/sendmmsg call, TUN
+	// reads and writes between two flushes). Default 32.
 	Batch int
 	// RcvBuf is the receive buffer of each AF_PACKET socket, bytes, set with
 	// SO_RCVBUFFORCE. Default 32 MiB: on the shared 2-CPU lab host 8 MiB
