@@ -165,9 +165,9 @@ type Balancing struct {
 type Router struct {
 	GARP     GARP     `yaml:"garp"`
 	ARPCache ARPCache `yaml:"arp_cache"`
-	// DisableOffloads turns off GRO/LRO and transmit checksum offload on
-	// the subnet interfaces at start (see DESIGN.md, pitfalls on veth).
-	DisableOffloads bool `yaml:"disable_offloads"`
+	// NIC offloads are not configurable: the router carries partial
+	// checksums and GSO super-frames through virtio-net headers
+	// (docs/router.md, "Offloads").
 }
 
 // GARP configures gratuitous ARP for VIPs a node acquires.

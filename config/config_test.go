@@ -113,6 +113,8 @@ func TestBadConfigs(t *testing.T) {
 			[]want{{"a", `unknown key "frobnicate" at the top level; known keys are balancing, cluster,`}}},
 		{"unknown ring key", base + "ring:\n  hop_intervall: 5ms #!a\n",
 			[]want{{"a", `unknown key "hop_intervall" in ring; did you mean "hop_interval"?`}}},
+		{"removed key disable_offloads", base + "router:\n  disable_offloads: true #!a\n",
+			[]want{{"a", `unknown key "disable_offloads" in router; known keys are arp_cache, garp`}}},
 		{"duplicate key", edit(t, "  name: lab\n", "  name: lab\n  name: lab2 #!a\n"),
 			[]want{{"a", `key "name" appears twice (first on line 2); keep one`}}},
 		{"list where string expected", edit(t, "  id: n1\nnodes:", "  id: [n1] #!a\nnodes:"),
@@ -358,7 +360,7 @@ func TestDefaults(t *testing.T) {
 	if got := r.TokenLossFor(3); got != time.Second {
 		t.Errorf("explicit TokenLossFor = %v, want 1s", got)
 	}
-	if !d.Balancing.Enabled || !d.Router.DisableOffloads || d.Router.GARP.Count != 3 || d.Router.GARP.Interval != time.Second || d.Router.GARP.Refresh != 30*time.Second {
+	if !d.Balancing.Enabled || d.Router.GARP.Count != 3 || d.Router.GARP.Interval != time.Second || d.Router.GARP.Refresh != 30*time.Second {
 		t.Errorf("documented defaults changed: %+v %+v", d.Balancing, d.Router)
 	}
 	// A file that sets nothing optional gets exactly the defaults.

@@ -84,7 +84,6 @@ func DefaultConfig() Config {
 				TTL:   60 * time.Second, // resolved next hop lifetime
 				Queue: 3,                // packets queued per unresolved next hop
 			},
-			DisableOffloads: true, // GRO/LRO/tx-csum off on subnet NICs
 		},
 		Management: Management{
 			Listen:    "127.0.0.1:9440",           // host:port; "" = off

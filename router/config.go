@@ -16,7 +16,7 @@ type Link struct {
 	Name string
 	// Primary is the node's own kernel address on the subnet with the
 	// subnet's length, e.g. 203.0.113.1/24. The kernel keeps it (the ring
-	// and the tunnel use it); the subnet is the connected route.
+	// uses it); the subnet is the connected route.
 	Primary netip.Prefix
 }
 
@@ -52,7 +52,8 @@ type Config struct {
 	// Default 1.
 	RxQueues int
 
-	// Batch is frames per recvmmsg/sendmmsg call. Default 32.
+	// Batch is frames per receive batch (recvmmsg/sendmmsg call, TUN
+	// reads and writes between two flushes). Default 32.
 	Batch int
 	// RcvBuf is the receive buffer of each AF_PACKET socket, bytes, set with
 	// SO_RCVBUFFORCE. Default 32 MiB: on the shared 2-CPU lab host 8 MiB
@@ -106,6 +107,14 @@ type Config struct {
 	// Logger receives lifecycle logs (nothing per packet above debug).
 	// Default slog.Default().
 	Logger *slog.Logger
+
+	// Devices, when set, supplies the capture NICs' frame I/O and the TUN
+	// device instead of opening AF_PACKET sockets and creating the TUN
+	// device; New then touches no interface, socket or kernel setting
+	// (ManageKernel must be false) and Run closes the devices when it stops.
+	// Tests use routertest.NewFakeLink and NewFakeTUN. Default nil: the
+	// real devices.
+	Devices *Devices
 }
 
 // DefaultConfig returns a Config with every default set and no links.
@@ -177,6 +186,14 @@ func (c *Config) validate() error {
 	}
 	if c.NeighReachable <= 0 || c.NeighProbeWindow < 0 || c.NeighRetry <= 0 || c.NeighTries < 1 || c.NeighQueue < 1 {
 		errs = append(errs, errors.New("neigh: reachable > 0, probe window ≥ 0, retry > 0, tries ≥ 1 and queue ≥ 1 are required"))
+	}
+	if d := c.Devices; d != nil {
+		if len(d.Links) != len(c.Links) || d.TUN == nil {
+			errs = append(errs, fmt.Errorf("devices: %d link devices and TUN %v for %d links; give one device per link and a TUN device", len(d.Links), d.TUN != nil, len(c.Links)))
+		}
+		if c.ManageKernel {
+			errs = append(errs, errors.New("devices replace the real NICs: set ManageKernel to false with them"))
+		}
 	}
 	if c.ICMPRate <= 0 || c.ICMPBurst < 1 || c.Tick <= 0 {
 		errs = append(errs, errors.New("icmp rate > 0, icmp burst ≥ 1 and tick > 0 are required"))

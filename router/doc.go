@@ -8,16 +8,17 @@
 // # Data flow
 //
 //	NIC ext0 ──AF_PACKET (ETH_P_ALL, BPF: ARP + IPv4 to our MAC, vnet header)──┐
-//	                                                                            │ one receive goroutine per NIC:
-//	                                                                            │ recvmmsg batch → decide → act
+//	                                                                            │ one receive goroutine per NIC queue:
+//	                                                                            │ FrameReader.Read batch → decide → act
 //	   ARP request for owned VIP ── decideARP ── reply in place, same NIC       │
 //	   IPv4 ── decideIPv4 ── forward: lookup route, resolve next hop in the     │
 //	                          userspace ARP cache (neigh), rewrite MACs, TTL−1, │
-//	                          RFC 1624 checksum, sendmmsg batch on the out NIC  │
+//	                          RFC 1624 checksum, queue for the out NIC          │
 //	                      └─ echo to owned VIP: reply in place                  │
-//	                      └─ other traffic to owned VIP: write to TUN           │
+//	                      └─ other traffic to owned VIP: queue for TUN          │
 //	                      └─ TTL expiry / no route: ICMP error to the sender    │
-//	TUN (all VIPs) ── one goroutine reads replies of local services and routes them as above
+//	   end of batch: one LinkDevice.Write per out NIC, one TUNDevice.Write      │
+//	TUN (all VIPs) ── one goroutine reads batches of replies of local services and routes them as above
 //	timer ── GARP schedule (garp.go), ARP cache retries and expiry (neigh.go);
 //	         sleeps until the earliest deadline (nextAt) or a kick from SetOwned,
 //	         Announce or the ARP cache (new pending host or entry)
@@ -25,10 +26,21 @@
 // # Cores and drivers
 //
 // The decisions are pure functions over byte slices and immutable tables
-// (frame.go, checksum.go, arp.go, route.go, decide.go, icmp.go, garp.go,
-// neigh.go take time as an argument). The Linux driver (router_linux.go,
-// link_linux.go, tun_linux.go, kernel_linux.go) owns sockets and goroutines
-// and stays thin.
+// (frame.go, checksum.go, arp.go, route.go, decide.go with the ICMP echo and
+// error encoders, garp.go, neigh.go take time as an argument). The Linux
+// driver (router_linux.go, worker_linux.go, kernel_linux.go) owns the
+// goroutines and stays thin.
+//
+// # Devices
+//
+// Frames enter and leave only through the batch-shaped interfaces of
+// device.go, modelled on wireguard-go's conn.Bind and tun.Device:
+// FrameReader and LinkDevice for a capture NIC, TUNDevice for local
+// delivery. The virtio-net header travels inside each buffer. The real ones
+// are AF_PACKET sockets (link_linux.go: recvmmsg per receive queue, sendmmsg
+// on a transmit socket) and the TUN device file (tun_linux.go); Config.Devices
+// substitutes others, such as routertest's channel-backed FakeLink and
+// FakeTUN, so the whole per-packet path runs in tests without privileges.
 //
 // # Offloads
 //

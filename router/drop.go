@@ -31,8 +31,8 @@ const (
 	DropTooBig                     // larger than the output MTU (ICMP fragmentation needed sent when DF)
 	DropNeighQueueFull             // next hop unresolved and its queue full
 	DropNeighUnresolved            // next hop did not answer ARP
-	DropTx                         // the output socket refused the frame
-	DropTUN                        // the TUN device refused the packet
+	DropTx                         // the output device refused the frame, or was closed
+	DropTUN                        // the TUN device refused the packet, or was closed
 	DropICMPRateLimit              // an ICMP error was due but the rate limit held it back
 	DropOwnFrame                   // a frame we sent ourselves, seen again
 	numDropReasons

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -18,17 +20,33 @@ import (
 // to 64 KiB (a GSO super-frame handed over by veth/virtio offloads).
 const slotSize = vnetHdrLen + ethHdrLen + 65535 + 1
 
-// link is one capture NIC: an AF_PACKET socket bound to ETH_P_ALL.
+// link is one capture NIC: AF_PACKET sockets bound to ETH_P_ALL. It is the
+// LinkDevice the router uses when Config.Devices is nil.
 type link struct {
-	info linkInfo
-	rx   []rxSock // receive sockets, one per receive goroutine (PACKET_FANOUT_HASH when several)
+	name string
+	mac  net.HardwareAddr
+	mtu  int
+	rx   []*rxSock     // receive sockets, one per receive goroutine (PACKET_FANOUT_HASH when several)
+	rd   []FrameReader // rx as FrameReaders
 	// txfd is a second AF_PACKET socket, bound to the NIC with protocol 0
 	// (it receives nothing), blocking and kept out of the netpoller. Sending
 	// on an rx socket woke the netpoller for every transmitted frame: the skb
 	// destructor calls sk_write_space, which wakes epoll waiters on the
 	// socket (perf: sock_def_write_space, ~4 % of all CPU in a TCP run).
 	txfd int
+	// txMu is read-held by every Write for its sendmmsg calls and taken by
+	// Close, so txfd is never closed (and its number reused) under a
+	// concurrent Write; Writes do not exclude each other.
+	txMu      sync.RWMutex
+	closed    atomic.Bool
+	closeOnce sync.Once
+	txPool    sync.Pool // *txMsgs: Write is called by several goroutines at once
+
+	dropMu sync.Mutex
+	drops  uint64 // PACKET_STATISTICS resets on read: accumulated here
 }
+
+var _ LinkDevice = (*link)(nil)
 
 // captureFilter accepts ARP to our MAC or broadcast, and IPv4 to our MAC
 // unless it is addressed to one of the node's primary addresses; everything
@@ -71,9 +89,9 @@ func captureFilter(mac MAC, primaries []netip.Addr) ([]bpf.RawInstruction, error
 	return bpf.Assemble(prog)
 }
 
-// openLink opens the capture socket of one NIC in the calling thread's
+// openLink opens the capture sockets of one NIC in the calling thread's
 // network namespace.
-func openLink(index int, name string, cfg *Config, primaries []netip.Addr) (*link, error) {
+func openLink(name string, cfg *Config, primaries []netip.Addr) (*link, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is the interface up in this namespace?)", name, err)
@@ -81,38 +99,48 @@ func openLink(index int, name string, cfg *Config, primaries []netip.Addr) (*lin
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("open %s: not an Ethernet interface (hardware address %v)", name, ifi.HardwareAddr)
 	}
-	mac := MAC(ifi.HardwareAddr)
-	filter, err := captureFilter(mac, primaries)
+	filter, err := captureFilter(MAC(ifi.HardwareAddr), primaries)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: assemble BPF: %w", name, err)
 	}
-	l := &link{info: linkInfo{index: index, name: name, mac: mac, mtu: ifi.MTU}, txfd: -1}
-	if l.info.mtu <= 0 {
-		l.info.mtu = 1500
+	l := &link{name: name, mac: ifi.HardwareAddr, mtu: ifi.MTU, txfd: -1}
+	if l.mtu <= 0 {
+		l.mtu = 1500
 	}
+	l.txPool.New = func() any { return newTxMsgs(cfg.Batch) }
 	// One fanout group per link and process; ids are per network namespace.
 	group := uint16(os.Getpid()*31+ifi.Index*7919) | 1
 	for q := 0; q < cfg.RxQueues; q++ {
 		rx, err := openRx(ifi, filter, cfg, group)
 		if err != nil {
-			l.close()
+			l.Close()
 			return nil, fmt.Errorf("open %s: %w", name, err)
 		}
+		rx.l = l
 		l.rx = append(l.rx, rx)
+		l.rd = append(l.rd, rx)
 	}
 	txfd, err := openTxSocket(ifi.Index, cfg)
 	if err != nil {
-		l.close()
+		l.Close()
 		return nil, fmt.Errorf("open %s: transmit socket: %w", name, err)
 	}
 	l.txfd = txfd
 	return l, nil
 }
 
-// rxSock is one receive socket of a link, waiting in the Go netpoller.
+// rxSock is one receive socket of a link, waiting in the Go netpoller; the
+// FrameReader of one receive goroutine. Its recvmmsg vectors are reused for
+// every Read.
 type rxSock struct {
+	l    *link
 	conn *packet.Conn
 	rc   syscall.RawConn
+	iovs []unix.Iovec
+	msgs []unix.Mmsghdr
+	n    int
+	err  syscall.Errno
+	fn   func(fd uintptr) bool
 }
 
 // openRx opens one receive socket: ETH_P_ALL (a socket bound to ETH_P_IP
@@ -122,15 +150,15 @@ type rxSock struct {
 // goroutines a PACKET_FANOUT_HASH group so each flow stays on one goroutine
 // (in order). A fanout group ignores outgoing frames only by its own flag:
 // PACKET_IGNORE_OUTGOING on a member socket does not apply to the group.
-func openRx(ifi *net.Interface, filter []bpf.RawInstruction, cfg *Config, group uint16) (rxSock, error) {
+func openRx(ifi *net.Interface, filter []bpf.RawInstruction, cfg *Config, group uint16) (*rxSock, error) {
 	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: filter})
 	if err != nil {
-		return rxSock{}, fmt.Errorf("AF_PACKET socket: %w (ringway needs root or CAP_NET_RAW)", err)
+		return nil, fmt.Errorf("AF_PACKET socket: %w (ringway needs root or CAP_NET_RAW)", err)
 	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
-		return rxSock{}, err
+		return nil, err
 	}
 	opts := []struct {
 		level, opt, val int
@@ -153,10 +181,63 @@ func openRx(ifi *net.Interface, filter []bpf.RawInstruction, cfg *Config, group 
 		}
 		if serr != nil {
 			conn.Close()
-			return rxSock{}, fmt.Errorf("set %s: %w", o.what, serr)
+			return nil, fmt.Errorf("set %s: %w", o.what, serr)
 		}
 	}
-	return rxSock{conn: conn, rc: rc}, nil
+	return newRxSock(conn, rc, cfg.Batch), nil
+}
+
+func newRxSock(conn *packet.Conn, rc syscall.RawConn, batch int) *rxSock {
+	s := &rxSock{conn: conn, rc: rc, iovs: make([]unix.Iovec, batch), msgs: make([]unix.Mmsghdr, batch)}
+	for i := range s.msgs {
+		s.msgs[i].Hdr.Iov = &s.iovs[i]
+		s.msgs[i].Hdr.SetIovlen(1)
+	}
+	// Built once: a closure per call would allocate on the hot path.
+	// RawSyscall: MSG_DONTWAIT never blocks, and a counted Syscall would
+	// wake the runtime's sysmon thread from its idle sleep on every read
+	// (a fifth of an idle node's CPU, docs/ring.md).
+	s.fn = func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(s.n), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false // wait for readability in the netpoller
+		}
+		s.n, s.err = int(r), e
+		return true
+	}
+	return s
+}
+
+// Read is FrameReader.Read: one recvmmsg of up to len(bufs) frames (at most
+// Config.Batch), waiting in the netpoller until one arrives.
+func (s *rxSock) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n := min(len(bufs), len(s.msgs))
+	for i := range n {
+		b := bufs[i][offset:]
+		s.iovs[i].Base = &b[0]
+		s.iovs[i].SetLen(len(b))
+	}
+	s.n, s.err = n, 0
+	if err := s.rc.Read(s.fn); err != nil {
+		if s.l.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		return 0, err
+	}
+	if s.err != 0 {
+		if s.l.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		return 0, fmt.Errorf("recvmmsg on %s: %w", s.l.name, s.err)
+	}
+	for i := range s.n {
+		m := &s.msgs[i]
+		sizes[i] = int(m.Len)
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			sizes[i] = len(bufs[i]) - offset + 1 // longer than the buffer
+		}
+	}
+	return s.n, nil
 }
 
 // openTxSocket opens the blocking transmit socket of a NIC: virtio-net
@@ -187,14 +268,48 @@ func openTxSocket(ifindex int, cfg *Config) (int, error) {
 	return fd, nil
 }
 
+// Readers is LinkDevice.Readers: one per receive socket.
+func (l *link) Readers() []FrameReader { return l.rd }
+
+// HardwareAddr is LinkDevice.HardwareAddr.
+func (l *link) HardwareAddr() net.HardwareAddr { return l.mac }
+
+// MTU is LinkDevice.MTU.
+func (l *link) MTU() int { return l.mtu }
+
+// Dropped is LinkDevice.Dropped: the receive sockets' PACKET_STATISTICS
+// drops, accumulated (the kernel resets them on every read).
+func (l *link) Dropped() uint64 {
+	l.dropMu.Lock()
+	defer l.dropMu.Unlock()
+	if !l.closed.Load() {
+		for _, rx := range l.rx {
+			if ps, err := rx.conn.Stats(); err == nil {
+				l.drops += uint64(ps.Drops)
+			}
+		}
+	}
+	return l.drops
+}
+
+// Close closes the sockets; blocked Reads return net.ErrClosed.
+func (l *link) Close() error {
+	var err error
+	l.closeOnce.Do(func() { err = l.close() })
+	return err
+}
+
 func (l *link) close() error {
+	l.Dropped() // keep the last counts
+	l.closed.Store(true)
 	var err error
 	for _, rx := range l.rx {
 		if e := rx.conn.Close(); err == nil {
 			err = e
 		}
 	}
-	l.rx = nil
+	l.txMu.Lock()
+	defer l.txMu.Unlock()
 	if l.txfd >= 0 {
 		if e := unix.Close(l.txfd); err == nil {
 			err = e
@@ -204,129 +319,60 @@ func (l *link) close() error {
 	return err
 }
 
-// rxBatch is a set of receive slots for recvmmsg, reused for every call; the
-// slots stay valid until the next call.
-type rxBatch struct {
-	bufs [][]byte
+// txMsgs are the sendmmsg vectors of one Write call.
+type txMsgs struct {
 	iovs []unix.Iovec
 	msgs []unix.Mmsghdr
-	n    int
-	err  syscall.Errno
-	fn   func(fd uintptr) bool
 }
 
-func newRxBatch(n int) *rxBatch {
-	b := &rxBatch{bufs: make([][]byte, n), iovs: make([]unix.Iovec, n), msgs: make([]unix.Mmsghdr, n)}
-	mem := make([]byte, n*slotSize)
-	for i := range b.bufs {
-		b.bufs[i] = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
-		b.iovs[i].Base = &b.bufs[i][0]
-		b.iovs[i].SetLen(slotSize)
-		b.msgs[i].Hdr.Iov = &b.iovs[i]
-		b.msgs[i].Hdr.SetIovlen(1)
+func newTxMsgs(n int) *txMsgs {
+	t := &txMsgs{iovs: make([]unix.Iovec, n), msgs: make([]unix.Mmsghdr, n)}
+	for i := range t.msgs {
+		t.msgs[i].Hdr.Iov = &t.iovs[i]
+		t.msgs[i].Hdr.SetIovlen(1)
 	}
-	// Built once: a closure per call would allocate on the hot path.
-	// RawSyscall: MSG_DONTWAIT never blocks, and a counted Syscall would
-	// wake the runtime's sysmon thread from its idle sleep on every read
-	// (a fifth of an idle node's CPU, docs/ring.md).
-	b.fn = func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false // wait for readability in the netpoller
+	return t
+}
+
+// Write is LinkDevice.Write: blocking sendmmsg on the transmit socket, in
+// chunks of Config.Batch frames. The vectors come from a pool, since every
+// receive goroutine and the timer write concurrently.
+func (l *link) Write(bufs [][]byte, offset int) (int, error) {
+	l.txMu.RLock()
+	defer l.txMu.RUnlock()
+	if l.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	t := l.txPool.Get().(*txMsgs)
+	defer l.txPool.Put(t)
+	sent := 0
+	for sent < len(bufs) {
+		n := min(len(bufs)-sent, len(t.msgs))
+		for i := range n {
+			b := bufs[sent+i][offset:]
+			t.iovs[i].Base = &b[0]
+			t.iovs[i].SetLen(len(b))
 		}
-		b.n, b.err = int(r), e
-		return true
-	}
-	return b
-}
-
-// recv fills the batch, blocking until at least one frame arrives. It
-// returns os.ErrDeadlineExceeded after a read deadline (how Run stops) and
-// net.ErrClosed after Close.
-func (l *link) recv(q int, b *rxBatch) (int, error) {
-	b.n, b.err = 0, 0
-	if err := l.rx[q].rc.Read(b.fn); err != nil {
-		return 0, err
-	}
-	if b.err != 0 {
-		return 0, fmt.Errorf("recvmmsg on %s: %w", l.info.name, b.err)
-	}
-	return b.n, nil
-}
-
-// frame returns slot i of the last recv: the virtio-net header and the frame.
-func (b *rxBatch) frame(i int) (buf []byte, truncated bool) {
-	m := &b.msgs[i]
-	return b.bufs[i][:m.Len], m.Hdr.Flags&unix.MSG_TRUNC != 0
-}
-
-// txQueue batches frames for one output link from one goroutine; sendmmsg
-// sends them at flush. Frames must stay unchanged until flush.
-type txQueue struct {
-	l    *link
-	iovs []unix.Iovec
-	msgs []unix.Mmsghdr
-	n    int
-	// counters of the flushing goroutine for this link
-	c *linkCounters
-}
-
-func newTxQueue(l *link, n int, c *linkCounters) *txQueue {
-	q := &txQueue{l: l, iovs: make([]unix.Iovec, n), msgs: make([]unix.Mmsghdr, n), c: c}
-	for i := range q.msgs {
-		q.msgs[i].Hdr.Iov = &q.iovs[i]
-		q.msgs[i].Hdr.SetIovlen(1)
-	}
-	return q
-}
-
-// add queues the frame b (virtio-net header included), flushing first when
-// the queue is full.
-func (q *txQueue) add(b []byte) {
-	if q.n == len(q.msgs) {
-		q.flush()
-	}
-	q.iovs[q.n].Base = &b[0]
-	q.iovs[q.n].SetLen(len(b))
-	q.n++
-}
-
-// flush sends every queued frame with blocking sendmmsg on the link's
-// transmit socket. A frame the kernel refuses is counted (DropTx) and skipped.
-func (q *txQueue) flush() {
-	off := 0
-	for off < q.n {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(q.l.txfd), uintptr(unsafe.Pointer(&q.msgs[off])), uintptr(q.n-off), 0, 0, 0)
-		if e == unix.EINTR {
-			continue
+		off := 0
+		for off < n {
+			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(l.txfd), uintptr(unsafe.Pointer(&t.msgs[off])), uintptr(n-off), 0, 0, 0)
+			if e == unix.EINTR {
+				continue
+			}
+			if e != 0 {
+				clear(t.iovs[:n]) // the pool must not keep frames alive
+				if l.closed.Load() {
+					return sent + off, net.ErrClosed
+				}
+				return sent + off, fmt.Errorf("sendmmsg on %s: %w", l.name, e)
+			}
+			off += int(r)
 		}
-		if e != 0 {
-			q.c.drops[DropTx].add(1)
-			off++
-			continue
-		}
-		for i := off; i < off+int(r); i++ {
-			q.c.txFrames.add(1)
-			q.c.txBytes.add(uint64(q.iovs[i].Len) - vnetHdrLen)
-		}
-		off += int(r)
+		sent += n
 	}
-	q.n = 0
+	clear(t.iovs[:min(len(bufs), len(t.iovs))])
+	return sent, nil
 }
 
-// writeOne sends a single frame (virtio-net header included) at once; for
-// ARP and other rare frames off the batch path.
-func (l *link) writeOne(b []byte) error {
-	for {
-		_, err := unix.Write(l.txfd, b)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-// isStop reports errors that mean "stop reading": a deadline set by Run's
-// shutdown or a closed socket.
-func isStop(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed)
-}
+// isStop reports the error of a closed device: Run has stopped.
+func isStop(err error) bool { return errors.Is(err, net.ErrClosed) }

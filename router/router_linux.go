@@ -18,10 +18,11 @@ type Router struct {
 	cfg    Config
 	log    *slog.Logger
 	plane  *plane
-	links  []*link
+	links  []nic
 	neigh  []*neighTable
 	attrib []atomic.Pointer[map[MAC]*vipCounters] // per link: sender MAC → the VIP it uses as gateway
-	tun    *tunDev
+	tun    TUNDevice
+	tunDev *tunDev // the real TUN device (nil with Config.Devices)
 	kernel *KernelState
 	start  time.Time
 
@@ -35,8 +36,8 @@ type Router struct {
 
 	shards []*shard // one per receive goroutine (link-major), then TUN reader, then timer
 
-	sockMu    sync.Mutex
-	sockDrops []uint64 // PACKET_STATISTICS resets on read: accumulated here
+	devOnce sync.Once // closes the devices: Run stopping, or Close
+	devErr  error
 
 	runMu     sync.Mutex
 	running   bool
@@ -47,9 +48,16 @@ type Router struct {
 	closeErr  error
 }
 
-// New opens one AF_PACKET socket per link and the TUN device inside
-// cfg.Netns, applies SetupKernel when cfg.ManageKernel is set, and returns a
-// Router that owns no VIP yet (see SetOwned). It starts no goroutine.
+// nic is one capture NIC as the router uses it.
+type nic struct {
+	info linkInfo
+	dev  LinkDevice
+}
+
+// New opens the AF_PACKET sockets of every link and the TUN device inside
+// cfg.Netns (or takes cfg.Devices), applies SetupKernel when
+// cfg.ManageKernel is set, and returns a Router that owns no VIP yet (see
+// SetOwned). It starts no goroutine.
 func New(cfg Config) (*Router, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("router config: %w", err)
@@ -65,23 +73,7 @@ func New(cfg Config) (*Router, error) {
 			r.release()
 		}
 	}()
-	err := inNetns(cfg.Netns, func() error {
-		primaries := make([]netip.Addr, len(cfg.Links))
-		for i, l := range cfg.Links {
-			primaries[i] = l.Primary.Addr()
-		}
-		for i, l := range cfg.Links {
-			lk, err := openLink(i, l.Name, &r.cfg, primaries)
-			if err != nil {
-				return err
-			}
-			lk.info.primary = l.Primary.Addr()
-			lk.info.prefix = l.Primary.Masked()
-			r.links = append(r.links, lk)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := r.openLinks(); err != nil {
 		return nil, err
 	}
 	var infos []linkInfo
@@ -100,7 +92,6 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.plane = &plane{links: infos, routes: rt}
 	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], len(r.links))
-	r.sockDrops = make([]uint64, len(r.links))
 	for i := 0; i < len(r.links)*cfg.RxQueues+2; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
@@ -115,17 +106,62 @@ func New(cfg Config) (*Router, error) {
 		}
 		r.kernel = k
 	}
-	t, err := openTUN(&r.cfg, maxMTU)
-	if err != nil {
-		return nil, err
+	if cfg.Devices != nil {
+		r.tun = cfg.Devices.TUN
+	} else {
+		t, err := openTUN(&r.cfg, maxMTU)
+		if err != nil {
+			return nil, err
+		}
+		r.tunDev, r.tun = t, t.io
 	}
-	r.tun = t
 	ok = true
 	for _, l := range r.links {
 		r.log.Info("router: capturing", "nic", l.info.name, "mac", l.info.mac.String(), "primary", l.info.primary, "mtu", l.info.mtu)
 	}
-	r.log.Info("router: local delivery", "tun", t.name, "vips", len(cfg.VIPs))
+	r.log.Info("router: local delivery", "tun", cfg.TUNName, "vips", len(cfg.VIPs))
 	return r, nil
+}
+
+// openLinks opens the capture sockets of every link in cfg.Netns, or takes
+// cfg.Devices.Links.
+func (r *Router) openLinks() error {
+	cfg := &r.cfg
+	add := func(i int, dev LinkDevice) error {
+		mac := dev.HardwareAddr()
+		if len(mac) != 6 {
+			return fmt.Errorf("link %s: hardware address %v is not Ethernet", cfg.Links[i].Name, mac)
+		}
+		info := linkInfo{index: i, name: cfg.Links[i].Name, mac: MAC(mac), mtu: dev.MTU(),
+			primary: cfg.Links[i].Primary.Addr(), prefix: cfg.Links[i].Primary.Masked()}
+		r.links = append(r.links, nic{info: info, dev: dev})
+		return nil
+	}
+	if cfg.Devices != nil {
+		for i, dev := range cfg.Devices.Links {
+			if err := add(i, dev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return inNetns(cfg.Netns, func() error {
+		primaries := make([]netip.Addr, len(cfg.Links))
+		for i, l := range cfg.Links {
+			primaries[i] = l.Primary.Addr()
+		}
+		for i, l := range cfg.Links {
+			lk, err := openLink(l.Name, cfg, primaries)
+			if err != nil {
+				return err
+			}
+			if err := add(i, lk); err != nil {
+				lk.Close()
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (r *Router) now() int64 { return int64(time.Since(r.start)) }
@@ -242,7 +278,10 @@ func (r *Router) setAttribution(li int, mac MAC, c *vipCounters) {
 }
 
 // Run runs the data plane until ctx is done or Close is called; it returns
-// nil then, or the error that stopped a receive loop. Run may be called once.
+// nil then, or the error that stopped a receive loop. It stops by closing the
+// link and TUN devices (their reads return net.ErrClosed); the TUN device
+// with its VIPs and rules and the kernel settings stay until Close. Run may
+// be called once.
 func (r *Router) Run(ctx context.Context) error {
 	r.runMu.Lock()
 	if r.closed {
@@ -261,16 +300,22 @@ func (r *Router) Run(ctx context.Context) error {
 	defer close(r.done)
 	defer cancel()
 
-	nrx := len(r.links) * r.cfg.RxQueues
-	errc := make(chan error, nrx+2)
-	var wg sync.WaitGroup
-	for i := range r.links {
-		for q := 0; q < r.cfg.RxQueues; q++ {
-			w := r.newWorker(i, q, r.shards[i*r.cfg.RxQueues+q])
-			wg.Go(func() { errc <- w.run() })
+	var workers []*worker
+	for i, l := range r.links {
+		for _, rd := range l.dev.Readers() {
+			if len(workers) == len(r.shards)-2 {
+				return errors.New("router: a link device has more readers than Config.RxQueues")
+			}
+			workers = append(workers, r.newWorker(i, rd, r.shards[len(workers)]))
 		}
 	}
-	tw := r.newWorker(-1, 0, r.shards[nrx])
+	nrx := len(r.links) * r.cfg.RxQueues
+	errc := make(chan error, len(workers)+2)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { errc <- w.run() })
+	}
+	tw := r.newWorker(-1, nil, r.shards[nrx])
 	wg.Go(func() { errc <- tw.runTUN() })
 	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
 
@@ -283,15 +328,28 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 	}
 	cancel()
-	past := time.Unix(1, 0)
-	for _, l := range r.links {
-		for _, rx := range l.rx {
-			_ = rx.conn.SetReadDeadline(past)
-		}
+	if err := r.closeDevices(); err != nil {
+		r.log.Warn("router: closing devices", "err", err)
 	}
-	_ = r.tun.file.SetReadDeadline(past)
 	wg.Wait()
 	return first
+}
+
+// closeDevices closes the link and TUN devices once: the receive loops see
+// net.ErrClosed and return. The TUN device itself, with its VIPs and rules,
+// stays until Close.
+func (r *Router) closeDevices() error {
+	r.devOnce.Do(func() {
+		var errs []error
+		for _, l := range r.links {
+			errs = append(errs, l.dev.Close())
+		}
+		if r.tun != nil {
+			errs = append(errs, r.tun.Close())
+		}
+		r.devErr = errors.Join(errs...)
+	})
+	return r.devErr
 }
 
 // Close stops Run, closes the sockets and the TUN device (its VIPs, routes
@@ -313,14 +371,9 @@ func (r *Router) Close() error {
 }
 
 func (r *Router) release() error {
-	var errs []error
-	for _, l := range r.links {
-		if err := l.close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if r.tun != nil {
-		errs = append(errs, r.tun.close())
+	errs := []error{r.closeDevices()}
+	if r.tunDev != nil {
+		errs = append(errs, r.tunDev.close())
 	}
 	if r.kernel != nil {
 		errs = append(errs, r.kernel.Restore())
@@ -335,14 +388,7 @@ func (r *Router) Stats() Stats {
 	for i, l := range r.links {
 		ls := LinkStats{Name: l.info.name}
 		sumLinks(r.shards, i, &ls)
-		r.sockMu.Lock()
-		for _, rx := range l.rx {
-			if ps, err := rx.conn.Stats(); err == nil {
-				r.sockDrops[i] += uint64(ps.Drops)
-			}
-		}
-		ls.SocketDrops = r.sockDrops[i]
-		r.sockMu.Unlock()
+		ls.SocketDrops = l.dev.Dropped()
 		ls.Neighbors = r.neigh[i].snapshot(now)
 		s.Links = append(s.Links, ls)
 		s.TUN.Written += ls.Local
@@ -394,7 +440,7 @@ func (r *Router) LinkMAC(name string) (net.HardwareAddr, bool) {
 func (r *Router) runTimer(ctx context.Context, sh *shard) {
 	t := time.NewTimer(0) // a first pass at once: VIPs owned before Run
 	defer t.Stop()
-	buf := make([]byte, vnetHdrLen+minFrame)
+	ctl := newCtlTx()
 	for {
 		select {
 		case <-ctx.Done():
@@ -402,7 +448,7 @@ func (r *Router) runTimer(ctx context.Context, sh *shard) {
 		case <-t.C:
 		case <-r.kick:
 		}
-		at, ok := r.timerPass(r.now(), sh, buf)
+		at, ok := r.timerPass(r.now(), sh, &ctl)
 		// Go 1.23+ timers: Reset drops a value the timer may have sent
 		// while a kick woke us, so no stale wakeup follows.
 		t.Reset(timerSleep(r.now(), at, ok, r.cfg.Tick))
@@ -419,7 +465,7 @@ func (r *Router) wireTimer() {
 }
 
 // timerPass does the timer work due at now and returns when the next is due.
-func (r *Router) timerPass(now int64, sh *shard, buf []byte) (at int64, ok bool) {
+func (r *Router) timerPass(now int64, sh *shard, ctl *ctlTx) (at int64, ok bool) {
 	r.garpMu.Lock()
 	due := r.garp.due(time.Duration(now))
 	gat, gok := r.garp.nextAt(time.Duration(now))
@@ -435,9 +481,8 @@ func (r *Router) timerPass(now int64, sh *shard, buf []byte) (at int64, ok bool)
 		c := &sh.links[ov.link]
 		var failed bool
 		for _, reply := range []bool{false, true} {
-			clear(buf[:vnetHdrLen])
-			n := putGARP(buf[vnetHdrLen:], &l.info, v, reply)
-			if err := l.writeOne(buf[:vnetHdrLen+n]); err != nil {
+			n := putGARP(ctl.frame(), &l.info, v, reply)
+			if err := ctl.send(l.dev, n); err != nil {
 				c.drops[DropTx].add(1)
 				failed = true
 			} else {
@@ -453,7 +498,7 @@ func (r *Router) timerPass(now int64, sh *shard, buf []byte) (at int64, ok bool)
 	for i, nt := range r.neigh {
 		reqs, failed := nt.tick(now)
 		for _, ip := range reqs {
-			r.arpRequest(i, ip, sh)
+			r.arpRequest(i, ip, sh, ctl)
 		}
 		if len(failed) > 0 {
 			sh.links[i].drops[DropNeighUnresolved].add(uint64(len(failed)))
@@ -465,12 +510,11 @@ func (r *Router) timerPass(now int64, sh *shard, buf []byte) (at int64, ok bool)
 }
 
 // arpRequest asks for target on link li (resolution or re-probe).
-func (r *Router) arpRequest(li int, target netip.Addr, sh *shard) {
-	var buf [vnetHdrLen + minFrame]byte
-	l := r.links[li]
-	n := putARPRequest(buf[vnetHdrLen:], &l.info, target)
+func (r *Router) arpRequest(li int, target netip.Addr, sh *shard, ctl *ctlTx) {
+	l := &r.links[li]
+	n := putARPRequest(ctl.frame(), &l.info, target)
 	c := &sh.links[li]
-	if err := l.writeOne(buf[:vnetHdrLen+n]); err != nil {
+	if err := ctl.send(l.dev, n); err != nil {
 		c.drops[DropTx].add(1)
 		return
 	}

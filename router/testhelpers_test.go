@@ -2,7 +2,10 @@ package router
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -79,3 +82,64 @@ func arpFrame(dst, src MAC, a arpPacket) []byte {
 	putARPFrame(f, dst, src, &a)
 	return f
 }
+
+// testLink is an in-package LinkDevice (routertest's fakes import this
+// package, so its own tests cannot use them): Read hands out the replay
+// frames (virtio-net header included) again and again, Write counts what it
+// is given and keeps the last frame, without allocating.
+type testLink struct {
+	mac     MAC
+	replay  [][]byte
+	written atomic.Uint64
+	mu      sync.Mutex
+	last    [2048]byte
+	lastN   int
+}
+
+func (l *testLink) Readers() []FrameReader { return []FrameReader{l} }
+
+func (l *testLink) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n := 0
+	for ; n < len(l.replay) && n < len(bufs); n++ {
+		sizes[n] = copy(bufs[n][offset:], l.replay[n])
+	}
+	return n, nil
+}
+
+func (l *testLink) Write(bufs [][]byte, offset int) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range bufs {
+		l.lastN = copy(l.last[:], b[offset:])
+	}
+	l.written.Add(uint64(len(bufs)))
+	return len(bufs), nil
+}
+
+// lastFrame returns the last frame written, without its virtio-net header.
+func (l *testLink) lastFrame() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.last[vnetHdrLen:l.lastN]...)
+}
+
+func (l *testLink) HardwareAddr() net.HardwareAddr { return l.mac[:] }
+func (l *testLink) MTU() int                       { return 1500 }
+func (l *testLink) Dropped() uint64                { return 0 }
+func (l *testLink) Close() error                   { return nil }
+
+// testTUN is an in-package TUNDevice: it reads nothing (net.ErrClosed),
+// writes are counted.
+type testTUN struct{ written atomic.Uint64 }
+
+func (t *testTUN) Read([][]byte, []int, int) (int, error) { return 0, net.ErrClosed }
+func (t *testTUN) Write(bufs [][]byte, _ int) (int, error) {
+	t.written.Add(uint64(len(bufs)))
+	return len(bufs), nil
+}
+func (t *testTUN) Close() error { return nil }
+
+var (
+	_ LinkDevice = (*testLink)(nil)
+	_ TUNDevice  = (*testTUN)(nil)
+)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 )
 
 // TestRunTimerIsKicked runs the timer goroutine on a fake clock (synctest)
@@ -25,19 +24,8 @@ func TestRunTimerIsKicked(t *testing.T) {
 		r.garp = newGARPSched(r.cfg.garpConfig())
 		r.wireTimer()
 		r.SetOwned(nil) // testRouter's VIPs; acquired again below
-		for _, l := range r.links {
-			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
-			if err := unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20); err != nil {
-				t.Fatal(err)
-			}
-			l.txfd = fds[0]
-		}
 		wsh, tsh := newShard(2), newShard(2)
-		w := r.newWorker(0, 0, wsh)
+		w := r.newWorker(0, nil, wsh)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { r.runTimer(ctx, tsh); close(done) }()

@@ -6,6 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -19,12 +23,12 @@ import (
 //
 // wireguard's tun package creates the device with IFF_VNET_HDR and TSO/CSUM
 // offloads and owns its lifecycle; the router reads and writes the device
-// file directly so virtio-net headers pass through unchanged in both
-// directions (GSO super-frames and partial checksums are not split or
-// completed in user space).
+// file directly (tunFile, a TUNDevice) so virtio-net headers pass through
+// unchanged in both directions (GSO super-frames and partial checksums are
+// not split or completed in user space).
 type tunDev struct {
 	dev   tun.Device
-	file  *os.File
+	io    *tunFile
 	name  string
 	rules []*netlink.Rule
 	cfg   *Config
@@ -60,7 +64,11 @@ func openTUN(cfg *Config, mtu int) (*tunDev, error) {
 		for range dev.Events() { // wireguard blocks on an undrained channel
 		}
 	}()
-	t := &tunDev{dev: dev, file: dev.File(), name: cfg.TUNName, cfg: cfg}
+	t := &tunDev{dev: dev, name: cfg.TUNName, cfg: cfg}
+	if t.io, err = newTUNFile(dev.File()); err != nil {
+		t.close()
+		return nil, fmt.Errorf("TUN device %s: %w", cfg.TUNName, err)
+	}
 	if err := t.configure(); err != nil {
 		t.close()
 		return nil, err
@@ -115,6 +123,9 @@ func vipRule(cfg *Config, v netip.Addr) *netlink.Rule {
 // go with it).
 func (t *tunDev) close() error {
 	var errs []error
+	if t.io != nil {
+		errs = append(errs, t.io.Close())
+	}
 	if len(t.rules) > 0 {
 		if h, err := nlHandle(t.cfg.Netns); err == nil {
 			for _, r := range t.rules {
@@ -132,4 +143,155 @@ func (t *tunDev) close() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// tunFile is the TUNDevice of the real TUN device: a duplicate of the
+// device's file descriptor, so closing it (Run stopping) wakes its readers
+// without destroying the device, which stays up with its VIPs until the
+// Router's Close. The descriptor is non-blocking (wireguard's CreateTUN) and
+// waits in the Go netpoller.
+type tunFile struct {
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
+
+	// Read state, used by the one reading goroutine; the closure is built
+	// once because one per call would allocate.
+	rbufs  [][]byte
+	rsizes []int
+	roff   int
+	rn     int
+	rerr   syscall.Errno
+	rfn    func(fd uintptr) bool
+
+	wpool sync.Pool // *tunWriter: Write is called by every receive goroutine
+}
+
+var _ TUNDevice = (*tunFile)(nil)
+
+func newTUNFile(dev *os.File) (*tunFile, error) {
+	rc, err := dev.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd, serr := -1, error(nil)
+	if err := rc.Control(func(d uintptr) { fd, serr = unix.FcntlInt(d, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, fmt.Errorf("dup: %w", serr)
+	}
+	t := &tunFile{f: os.NewFile(uintptr(fd), dev.Name())}
+	if t.rc, err = t.f.SyscallConn(); err != nil {
+		t.f.Close()
+		return nil, err
+	}
+	t.rfn = func(fd uintptr) bool {
+		for t.rn < len(t.rbufs) {
+			b := t.rbufs[t.rn][t.roff:]
+			// RawSyscall: a non-blocking read only copies a queued
+			// packet out.
+			r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+			if e == unix.EINTR {
+				continue
+			}
+			if e == unix.EAGAIN {
+				break
+			}
+			if e != 0 {
+				t.rerr = e
+				return true
+			}
+			t.rsizes[t.rn] = int(r)
+			t.rn++
+		}
+		return t.rn > 0 // nothing yet: wait in the netpoller
+	}
+	t.wpool.New = func() any {
+		w := &tunWriter{}
+		w.fnv = w.fn
+		return w
+	}
+	return t, nil
+}
+
+// Read is TUNDevice.Read: one read(2) per packet (TUN has no batch read),
+// as many as are queued, up to len(bufs), after waiting for the first.
+func (t *tunFile) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	t.rbufs, t.rsizes, t.roff, t.rn, t.rerr = bufs, sizes, offset, 0, 0
+	err := t.rc.Read(t.rfn)
+	n := t.rn
+	t.rbufs, t.rsizes = nil, nil
+	switch {
+	case err != nil && t.closed.Load():
+		return 0, net.ErrClosed
+	case err != nil:
+		return 0, err
+	case n == 0 && t.rerr != 0:
+		return 0, fmt.Errorf("read TUN: %w", t.rerr)
+	}
+	return n, nil // a read error after some packets comes back next time
+}
+
+// Write is TUNDevice.Write: one write(2) per packet (a TUN write takes one
+// packet), all inside one netpoller operation. The os.File write lock is
+// held for the batch, as it was for each single Write before.
+func (t *tunFile) Write(bufs [][]byte, offset int) (int, error) {
+	if t.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	w := t.wpool.Get().(*tunWriter)
+	w.bufs, w.offset, w.n, w.err = bufs, offset, 0, 0
+	err := t.rc.Write(w.fnv)
+	n, werr := w.n, w.err
+	w.bufs = nil // the pool must not keep packets alive
+	t.wpool.Put(w)
+	switch {
+	case err != nil && t.closed.Load():
+		return n, net.ErrClosed
+	case err != nil:
+		return n, err
+	case werr != 0:
+		return n, fmt.Errorf("write TUN: %w", werr)
+	}
+	return n, nil
+}
+
+// tunWriter is the state of one Write, pooled with its closure (fnv) so a
+// Write allocates nothing.
+type tunWriter struct {
+	bufs   [][]byte
+	offset int
+	n      int
+	err    syscall.Errno
+	fnv    func(fd uintptr) bool
+}
+
+func (w *tunWriter) fn(fd uintptr) bool {
+	for w.n < len(w.bufs) {
+		b := w.bufs[w.n][w.offset:]
+		// Counted Syscall: writing a packet runs the receive path of the
+		// OS's network stack in this thread.
+		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if e == unix.EINTR {
+			continue
+		}
+		if e == unix.EAGAIN {
+			return false // wait for room, then go on from w.n
+		}
+		if e != 0 {
+			w.err = e
+			return true
+		}
+		w.n++
+	}
+	return true
+}
+
+// Close closes the duplicate descriptor: blocked Reads return net.ErrClosed.
+func (t *tunFile) Close() error {
+	if t.closed.Swap(true) {
+		return nil
+	}
+	return t.f.Close()
 }

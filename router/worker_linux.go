@@ -7,15 +7,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// worker is one receive goroutine: a NIC's receive loop (in >= 0) or the
-// TUN reader (in == -1). It owns its counter shard, its per-output-link send
-// queues and its scratch buffers, so the hot path shares nothing writable.
+// worker is one receive goroutine: a NIC's receive queue (in >= 0) or the
+// TUN reader (in == -1). It owns its counter shard, its receive slots, its
+// per-output-link send queues and its TUN queue, so the hot path shares
+// nothing writable. Every frame of a batch is decided and queued, then the
+// queues are flushed with one Write per device before the next Read (the
+// queued frames point into the receive slots).
 type worker struct {
 	r       *Router
 	in      int
-	q       int // receive socket of link in
+	rd      FrameReader // receive queue of link in (nil for the TUN reader)
 	sh      *shard
+	bufs    [][]byte // receive slots
+	sizes   []int
 	tx      []*txQueue
+	tun     tunQueue
+	ctl     ctlTx
 	scratch [][]byte // ICMP error frames built during one batch
 	nextScr int
 	// ICMP error token bucket (RFC 1812 4.3.2.8 rate limiting).
@@ -23,13 +30,20 @@ type worker struct {
 	icmpLast   int64
 }
 
-func (r *Router) newWorker(in, q int, sh *shard) *worker {
-	w := &worker{r: r, in: in, q: q, sh: sh, icmpTokens: float64(r.cfg.ICMPBurst)}
+func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {
+	b := r.cfg.Batch
+	w := &worker{r: r, in: in, rd: rd, sh: sh, icmpTokens: float64(r.cfg.ICMPBurst), ctl: newCtlTx(),
+		bufs: make([][]byte, b), sizes: make([]int, b)}
+	mem := make([]byte, b*slotSize)
+	for i := range w.bufs {
+		w.bufs[i] = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
+	}
 	for i, l := range r.links {
-		w.tx = append(w.tx, newTxQueue(l, r.cfg.Batch, &sh.links[i]))
+		w.tx = append(w.tx, newTxQueue(l.dev, b, &sh.links[i]))
 	}
 	if in >= 0 {
-		w.scratch = make([][]byte, r.cfg.Batch)
+		w.tun = tunQueue{dev: r.tun, bufs: make([][]byte, b), vips: make([]*vipCounters, b), c: &sh.links[in]}
+		w.scratch = make([][]byte, b)
 		for i := range w.scratch {
 			w.scratch[i] = make([]byte, vnetHdrLen+icmpErrorFrameMax)
 		}
@@ -37,15 +51,11 @@ func (r *Router) newWorker(in, q int, sh *shard) *worker {
 	return w
 }
 
-// run is a NIC's receive loop: recvmmsg a batch, decide and act on each
-// frame, flush the send queues.
+// run is a NIC's receive loop: read a batch, decide and act on each frame,
+// flush the send queues. It returns nil once the device is closed.
 func (w *worker) run() error {
-	r := w.r
-	l := r.links[w.in]
-	b := newRxBatch(r.cfg.Batch)
-	c := &w.sh.links[w.in]
 	for {
-		n, err := l.recv(w.q, b)
+		n, err := w.rd.Read(w.bufs, w.sizes, 0)
 		if err != nil {
 			if isStop(err) {
 				return nil
@@ -55,27 +65,38 @@ func (w *worker) run() error {
 			}
 			return err
 		}
-		now := r.now()
-		owned := r.owned.Load()
-		c.rxBatches.add(1)
-		for i := 0; i < n; i++ {
-			buf, trunc := b.frame(i)
-			if trunc {
-				c.rxFrames.add(1)
-				c.drops[DropTruncated].add(1)
-				continue
-			}
-			w.handle(buf, now, owned)
-		}
-		w.flush()
+		w.batch(n)
 	}
 }
 
+// batch acts on the first n frames of the receive slots and flushes.
+func (w *worker) batch(n int) {
+	r := w.r
+	c := &w.sh.links[w.in]
+	now := r.now()
+	owned := r.owned.Load()
+	c.rxBatches.add(1)
+	for i := range n {
+		size := w.sizes[i]
+		if size > len(w.bufs[i]) {
+			c.rxFrames.add(1)
+			c.drops[DropTruncated].add(1)
+			continue
+		}
+		w.handle(w.bufs[i][:size], now, owned)
+	}
+	w.flush()
+}
+
+// flush writes every queued frame: one Write per output link, one to TUN.
 func (w *worker) flush() {
 	for _, q := range w.tx {
 		if q.n > 0 {
 			q.flush()
 		}
+	}
+	if w.tun.n > 0 {
+		w.tun.flush()
 	}
 	w.nextScr = 0
 }
@@ -176,7 +197,7 @@ func (w *worker) send(out int, nextHop netip.Addr, frame []byte, now int64, forw
 		putEth(f, mac, ol.mac, ethTypeIPv4)
 	}
 	if probe {
-		r.arpRequest(out, nextHop, w.sh)
+		r.arpRequest(out, nextHop, w.sh, &w.ctl)
 	}
 	if ok {
 		w.tx[out].add(frame)
@@ -187,43 +208,28 @@ func (w *worker) send(out int, nextHop netip.Addr, frame []byte, now int64, forw
 		w.sh.links[out].drops[DropNeighQueueFull].add(1)
 	}
 	if request {
-		r.arpRequest(out, nextHop, w.sh)
+		r.arpRequest(out, nextHop, w.sh, &w.ctl)
 	}
 }
 
-// sendQueued sends the frames that waited for mac on link li.
+// sendQueued queues the frames that waited for mac on link li; they leave
+// with this batch. The ARP cache handed them over, so they stay valid.
 func (w *worker) sendQueued(li int, q [][]byte, mac MAC) {
-	l := w.r.links[li]
-	c := &w.sh.links[li]
 	for _, b := range q {
 		copy(b[vnetHdrLen:vnetHdrLen+6], mac[:])
-		if err := l.writeOne(b); err != nil {
-			c.drops[DropTx].add(1)
-			continue
-		}
-		c.txFrames.add(1)
-		c.txBytes.add(uint64(len(b) - vnetHdrLen))
+		w.tx[li].add(b)
 	}
 }
 
-// local hands frame (virtio-net header, Ethernet, IPv4) to the OS through the
-// TUN device: the header moves next to the IPv4 packet and its offsets lose
-// the Ethernet header.
+// local queues frame (virtio-net header, Ethernet, IPv4) for the OS through
+// the TUN device: the header moves next to the IPv4 packet and its offsets
+// lose the Ethernet header, so the TUN packet is frame[ethHdrLen:].
 func (w *worker) local(frame []byte, d ipDecision) {
-	c := &w.sh.links[w.in]
 	h := frame[ethHdrLen : ethHdrLen+vnetHdrLen]
 	copy(h, frame[:vnetHdrLen])
 	vnetForTx(h)
 	vnetShift(h, -ethHdrLen)
-	if _, err := w.r.tun.file.Write(frame[ethHdrLen:]); err != nil {
-		c.drops[DropTUN].add(1)
-		return
-	}
-	n := uint64(len(frame) - vnetHdrLen - ethHdrLen)
-	c.local.add(1)
-	c.localBytes.add(n)
-	d.vip.c.packets.Add(1)
-	d.vip.c.bytes.Add(n)
+	w.tun.add(frame, d.vip.c)
 }
 
 // icmpError sends the ICMP error d asks for about frame f back to its L2
@@ -248,30 +254,37 @@ func (w *worker) icmpError(f []byte, d ipDecision, now int64) {
 }
 
 // runTUN reads what the OS sends from VIPs (replies of local services) and
-// routes it out of the capture NICs. The device's virtio-net header is read
-// in place just before where the Ethernet header goes, then moved to the
-// front, so the packet is never copied.
+// routes it out of the capture NICs. Packets are read at offset ethHdrLen:
+// the device's virtio-net header lands just before where the Ethernet header
+// goes and is then moved to the front, so the packet is never copied.
 func (w *worker) runTUN() error {
-	r := w.r
-	buf := make([]byte, slotSize)
-	tc := &w.sh.tun
 	for {
-		n, err := r.tun.file.Read(buf[ethHdrLen:])
+		n, err := w.r.tun.Read(w.bufs, w.sizes, ethHdrLen)
 		if err != nil {
 			if isStop(err) {
 				return nil
 			}
 			return err
 		}
-		now := r.now()
-		if n < vnetHdrLen+ipv4MinHdr {
+		w.tunBatch(n)
+	}
+}
+
+// tunBatch routes the first n packets read from the TUN device and flushes.
+func (w *worker) tunBatch(n int) {
+	r := w.r
+	tc := &w.sh.tun
+	now := r.now()
+	for i := range n {
+		size, buf := w.sizes[i], w.bufs[i]
+		if size < vnetHdrLen+ipv4MinHdr {
 			tc.drops[DropTruncated].add(1)
 			continue
 		}
 		copy(buf[:vnetHdrLen], buf[ethHdrLen:ethHdrLen+vnetHdrLen])
 		vh := buf[:vnetHdrLen]
 		vnetShift(vh, ethHdrLen)
-		ip := buf[vnetHdrLen+ethHdrLen : ethHdrLen+n]
+		ip := buf[vnetHdrLen+ethHdrLen : ethHdrLen+size]
 		d := r.plane.decideLocalOut(ip, vnetIsGSO(vh))
 		if d.action != ipForward {
 			tc.drops[d.reason].add(1)
@@ -280,6 +293,127 @@ func (w *worker) runTUN() error {
 		tc.read.add(1)
 		tc.readBytes.add(uint64(d.hdr.totalLen))
 		w.send(d.out, d.nextHop, buf[:vnetHdrLen+ethHdrLen+d.hdr.totalLen], now, false)
-		w.flush()
 	}
+	w.flush()
+}
+
+// txQueue batches frames for one output link from one goroutine; one Write
+// sends them at flush. Frames must stay unchanged until flush.
+type txQueue struct {
+	dev  LinkDevice
+	bufs [][]byte
+	n    int
+	// counters of the flushing goroutine for this link
+	c *linkCounters
+}
+
+func newTxQueue(dev LinkDevice, n int, c *linkCounters) *txQueue {
+	return &txQueue{dev: dev, bufs: make([][]byte, n), c: c}
+}
+
+// add queues the frame b (virtio-net header included), flushing first when
+// the queue is full.
+func (q *txQueue) add(b []byte) {
+	if q.n == len(q.bufs) {
+		q.flush()
+	}
+	q.bufs[q.n] = b
+	q.n++
+}
+
+// flush writes every queued frame. A frame the device refuses is counted
+// (DropTx) and skipped; after Close the rest are counted too.
+func (q *txQueue) flush() {
+	bufs := q.bufs[:q.n]
+	for len(bufs) > 0 {
+		n, err := q.dev.Write(bufs, 0)
+		for _, b := range bufs[:n] {
+			q.c.txFrames.add(1)
+			q.c.txBytes.add(uint64(len(b) - vnetHdrLen))
+		}
+		bufs = bufs[n:]
+		if err == nil || len(bufs) == 0 {
+			break
+		}
+		if isStop(err) {
+			q.c.drops[DropTx].add(uint64(len(bufs)))
+			break
+		}
+		q.c.drops[DropTx].add(1)
+		bufs = bufs[1:]
+	}
+	clear(q.bufs[:q.n]) // frames queued by the ARP cache are garbage now
+	q.n = 0
+}
+
+// tunQueue batches one receive goroutine's local deliveries; one Write hands
+// them to the TUN device at flush. bufs[i] is the received frame with the
+// virtio-net header moved next to the IPv4 packet: the packet written is
+// bufs[i][ethHdrLen:].
+type tunQueue struct {
+	dev  TUNDevice
+	bufs [][]byte
+	vips []*vipCounters // the VIP each packet is delivered to
+	n    int
+	c    *linkCounters // of the receiving link
+}
+
+func (q *tunQueue) add(frame []byte, vip *vipCounters) {
+	if q.n == len(q.bufs) {
+		q.flush()
+	}
+	q.bufs[q.n], q.vips[q.n] = frame, vip
+	q.n++
+}
+
+// flush writes the queued packets; counting as txQueue.flush.
+func (q *tunQueue) flush() {
+	i := 0
+	for i < q.n {
+		n, err := q.dev.Write(q.bufs[i:q.n], ethHdrLen)
+		for ; n > 0; n-- {
+			b := uint64(len(q.bufs[i]) - vnetHdrLen - ethHdrLen)
+			q.c.local.add(1)
+			q.c.localBytes.add(b)
+			q.vips[i].packets.Add(1)
+			q.vips[i].bytes.Add(b)
+			i++
+		}
+		if err == nil {
+			break
+		}
+		if isStop(err) {
+			q.c.drops[DropTUN].add(uint64(q.n - i))
+			break
+		}
+		if i < q.n {
+			q.c.drops[DropTUN].add(1)
+			i++
+		}
+	}
+	clear(q.bufs[:q.n])
+	clear(q.vips[:q.n])
+	q.n = 0
+}
+
+// ctlTx sends single frames built on the spot (ARP requests, gratuitous ARP)
+// from one goroutine, at once and without allocating.
+type ctlTx struct {
+	buf []byte // virtio-net header and a minimum-size frame
+	one [1][]byte
+}
+
+func newCtlTx() ctlTx { return ctlTx{buf: make([]byte, vnetHdrLen+minFrame)} }
+
+// frame returns the buffer to build a frame in, after a zero virtio-net header.
+func (c *ctlTx) frame() []byte {
+	clear(c.buf[:vnetHdrLen])
+	return c.buf[vnetHdrLen:]
+}
+
+// send writes the first n bytes of the frame built in frame() to dev.
+func (c *ctlTx) send(dev LinkDevice, n int) error {
+	c.one[0] = c.buf[:vnetHdrLen+n]
+	_, err := dev.Write(c.one[:], 0)
+	return err
 }

@@ -1,6 +1,9 @@
-// Package routertest has a fake of the router for tests of the packages that
-// drive it (node): it records ownership changes and serves settable Stats,
-// with no sockets and no privileges.
+// Package routertest has fakes for tests without sockets or privileges: Fake
+// stands in for the router in tests of the packages that drive it (node): it
+// records ownership changes and serves settable Stats. FakeLink and FakeTUN
+// (devices.go) stand in for the router's AF_PACKET and TUN devices
+// (router.Config.Devices), so a test can push frames through the real
+// router's receive loops.
 package routertest
 
 import (
