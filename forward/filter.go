@@ -1,0 +1,441 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// Timeouts are how long an idle flow is kept in each state, as the Linux
+// kernel's nf_conntrack_*_timeout sysctls (DefaultTimeouts has their
+// defaults).
+type Timeouts struct {
+	TCPSynSent, TCPSynRecv, TCPEstablished, TCPFinWait, TCPCloseWait time.Duration
+	TCPLastAck, TCPTimeWait, TCPClose                                time.Duration
+	UDP                                                              time.Duration // a flow only its initiator has sent on
+	UDPStream                                                        time.Duration // a flow both sides have sent on (assured)
+	ICMP                                                             time.Duration // ICMP echo
+}
+
+// DefaultTimeouts returns the kernel's defaults (Linux 6.x).
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		TCPSynSent:     2 * time.Minute,
+		TCPSynRecv:     60 * time.Second,
+		TCPEstablished: 5 * 24 * time.Hour,
+		TCPFinWait:     2 * time.Minute,
+		TCPCloseWait:   60 * time.Second,
+		TCPLastAck:     30 * time.Second,
+		TCPTimeWait:    2 * time.Minute,
+		TCPClose:       10 * time.Second,
+		UDP:            30 * time.Second,
+		UDPStream:      120 * time.Second,
+		ICMP:           30 * time.Second,
+	}
+}
+
+// Link is what the filter knows of one router link (by index).
+type Link struct {
+	Prefix  netip.Prefix // the connected subnet
+	Primary netip.Addr   // this node's address on it
+}
+
+// Config configures a Filter.
+type Config struct {
+	Links   []Link
+	VIPs    []netip.Addr
+	Rules   []Rule // first match wins
+	Default Action // for a new flow no rule matches
+	Local   []Service
+	// MaxFlows caps the connection table. Default 1 << 20 (about 90 MB
+	// at the cap, docs/forward.md).
+	MaxFlows int
+	// MaxFragments caps the fragment tracker. Default 1024.
+	MaxFragments int
+	Timeouts     Timeouts // zero fields take DefaultTimeouts' values
+}
+
+// Stats are the filter's counters (cumulative) and gauges.
+type Stats struct {
+	Flows     int64 // in the table now
+	MaxFlows  int64
+	NewFlows  uint64
+	Passed    uint64
+	Drops     [numReasons]uint64 // by Reason
+	Fragments int                // datagrams in the fragment tracker now
+}
+
+// Filter is the stateful filter. Safe for concurrent use.
+type Filter struct {
+	rules   []rule
+	names   []string
+	def     Action
+	local   []Service
+	spoof   spoofer
+	timeout [numStates]int64
+	tab     *table
+	frag    frags
+
+	newFlows, passed atomic.Uint64
+	drops            [numReasons]atomic.Uint64
+}
+
+// New checks cfg and returns a Filter.
+func New(cfg Config) (*Filter, error) {
+	if cfg.MaxFlows == 0 {
+		cfg.MaxFlows = 1 << 20
+	}
+	if cfg.MaxFragments == 0 {
+		cfg.MaxFragments = 1024
+	}
+	if cfg.MaxFlows < 0 || cfg.MaxFragments < 0 {
+		return nil, errors.New("forward: negative table size")
+	}
+	if len(cfg.Links) > 64 {
+		return nil, fmt.Errorf("forward: %d links, at most 64", len(cfg.Links))
+	}
+	f := &Filter{def: cfg.Default, local: slices.Clone(cfg.Local), tab: newTable(cfg.MaxFlows),
+		frag: frags{m: map[fragKey]fragEntry{}, max: cfg.MaxFragments}}
+	for _, r := range cfg.Rules {
+		c, err := compileRule(r, len(cfg.Links))
+		if err != nil {
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+		f.rules = append(f.rules, c)
+		f.names = append(f.names, r.Name)
+	}
+	f.spoof.ours = map[uint32]struct{}{}
+	for _, l := range cfg.Links {
+		p, err := compilePrefix(l.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("forward: link: %w", err)
+		}
+		f.spoof.links = append(f.spoof.links, p)
+		bc := p.addr | ^p.mask
+		if l.Prefix.Bits() >= 31 {
+			bc = 0 // RFC 3021: /31 and /32 have no broadcast address
+		}
+		f.spoof.bcast = append(f.spoof.bcast, bc)
+		if l.Primary.Is4() {
+			f.spoof.ours[u32(l.Primary.As4())] = struct{}{}
+		}
+	}
+	for _, v := range cfg.VIPs {
+		if v.Is4() {
+			f.spoof.ours[u32(v.As4())] = struct{}{}
+		}
+	}
+	t := cfg.Timeouts
+	d := DefaultTimeouts()
+	for _, p := range []struct{ v, def *time.Duration }{
+		{&t.TCPSynSent, &d.TCPSynSent}, {&t.TCPSynRecv, &d.TCPSynRecv}, {&t.TCPEstablished, &d.TCPEstablished},
+		{&t.TCPFinWait, &d.TCPFinWait}, {&t.TCPCloseWait, &d.TCPCloseWait}, {&t.TCPLastAck, &d.TCPLastAck},
+		{&t.TCPTimeWait, &d.TCPTimeWait}, {&t.TCPClose, &d.TCPClose}, {&t.UDP, &d.UDP},
+		{&t.UDPStream, &d.UDPStream}, {&t.ICMP, &d.ICMP},
+	} {
+		if *p.v <= 0 {
+			*p.v = *p.def
+		}
+	}
+	f.timeout = [numStates]int64{
+		StateSynSent: int64(t.TCPSynSent), StateSynRecv: int64(t.TCPSynRecv), StateEstablished: int64(t.TCPEstablished),
+		StateFinWait: int64(t.TCPFinWait), StateCloseWait: int64(t.TCPCloseWait), StateLastAck: int64(t.TCPLastAck),
+		StateTimeWait: int64(t.TCPTimeWait), StateClose: int64(t.TCPClose), StateUnreplied: int64(t.UDP),
+		StateAssured: int64(t.UDPStream), StateICMP: int64(t.ICMP),
+	}
+	return f, nil
+}
+
+// Forward decides the IPv4 packet ip (from its IP header on) that the
+// router would forward from link in to link out, at time now (ns, any
+// monotonic origin). It returns ReasonNone to pass. It keeps no reference
+// to ip and does not allocate once the packet's flow exists.
+func (f *Filter) Forward(ip []byte, in, out int, now int64) Reason {
+	return f.count(f.forward(ip, in, out, now))
+}
+
+// Local decides the IPv4 packet ip addressed to a VIP this node answers,
+// arriving on link in, that the router would deliver to the node's own OS
+// (not ICMP echo, which the router answers itself): it passes only to a
+// service of Config.Local.
+func (f *Filter) Local(ip []byte, in int, now int64) Reason {
+	var p packet
+	if !parse(ip, &p) {
+		return f.count(ReasonMalformed)
+	}
+	if r := f.spoof.check(p.src, in); r != ReasonNone {
+		return f.count(r)
+	}
+	if !p.hasL4 {
+		pass, found := f.frag.verdict(&p, now)
+		if !found || !pass {
+			return f.count(ReasonFragment)
+		}
+		return f.count(ReasonNone)
+	}
+	ok := false
+	for _, s := range f.local {
+		if uint8(s.Proto) == p.proto && (len(s.Ports) == 0 || inPorts(s.Ports, p.dport)) {
+			ok = true
+			break
+		}
+	}
+	if p.moreFrags && !f.frag.record(&p, ok, now) {
+		return f.count(ReasonFragFull)
+	}
+	if !ok {
+		return f.count(ReasonLocal)
+	}
+	return f.count(ReasonNone)
+}
+
+func (f *Filter) count(r Reason) Reason {
+	if r == ReasonNone {
+		f.passed.Add(1)
+	} else {
+		f.drops[r].Add(1)
+	}
+	return r
+}
+
+func (f *Filter) forward(ip []byte, in, out int, now int64) Reason {
+	var p packet
+	if !parse(ip, &p) {
+		return ReasonMalformed
+	}
+	if r := f.spoof.check(p.src, in); r != ReasonNone {
+		return r
+	}
+	if !p.hasL4 {
+		pass, found := f.frag.verdict(&p, now)
+		if !found || !pass {
+			return ReasonFragment
+		}
+		return ReasonNone
+	}
+	r := f.decide(&p, in, out, now)
+	if p.moreFrags && !f.frag.record(&p, r == ReasonNone, now) {
+		return ReasonFragFull
+	}
+	return r
+}
+
+// decide is the verdict for a packet with its L4 header.
+func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
+	switch p.proto {
+	case protoTCP, protoUDP:
+	case protoICMP:
+		switch p.icmpType {
+		case icmpEcho, icmpEchoReply:
+		case icmpUnreachable, icmpSourceQuench, icmpRedirect, icmpTimeExceeded, icmpParamProblem:
+			return f.related(p, now)
+		default:
+			// Other ICMP (timestamps, ...): the rules decide each packet.
+			if f.ruleVerdict(p, in, out) == Accept {
+				return ReasonNone
+			}
+			return ReasonRule
+		}
+	default:
+		// Other protocols have no ports to track: the rules decide each
+		// packet, statelessly.
+		if f.ruleVerdict(p, in, out) == Accept {
+			return ReasonNone
+		}
+		return ReasonRule
+	}
+	k, srcIsA := keyOf(p.proto, p.src, p.dst, p.sport, p.dport)
+	s := f.tab.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := f.tab.lookup(s, k, now)
+	if e == nil {
+		if !f.firstPacket(p) {
+			return ReasonNoState
+		}
+		ri, act := f.match(p, in, out)
+		if act != Accept {
+			return ReasonRule
+		}
+		if e = f.tab.insert(s, k, now); e == nil {
+			return ReasonTableFull
+		}
+		f.newFlows.Add(1)
+		e.rule = uint16(ri + 1)
+		if srcIsA {
+			e.flags |= entryOrigIsA
+		}
+		switch p.proto {
+		case protoTCP:
+			e.state = StateSynSent
+		case protoUDP:
+			e.state = StateUnreplied
+		default:
+			e.state = StateICMP
+		}
+	} else {
+		orig := srcIsA == (e.flags&entryOrigIsA != 0)
+		switch e.state {
+		case StateUnreplied:
+			if !orig {
+				e.state = StateAssured
+			}
+		case StateICMP:
+		default:
+			next := tcpNext(e.state, orig, p.flags, e.flags&entryFinOrig != 0)
+			if e.state != StateFinWait && next == StateFinWait && orig {
+				e.flags |= entryFinOrig // the initiator closed first
+			}
+			if next == StateSynSent && e.state != StateSynSent {
+				// A new connection reuses the ports: count it afresh.
+				e.flags = e.flags&^(entryFinOrig|entryOrigIsA) | boolFlag(srcIsA, entryOrigIsA)
+				e.created, e.pkts, e.bytes = now, [2]uint32{}, [2]uint64{}
+			}
+			e.state = next
+		}
+	}
+	dir := 0
+	if srcIsA != (e.flags&entryOrigIsA != 0) {
+		dir = 1
+	}
+	e.pkts[dir]++
+	e.bytes[dir] += uint64(p.size)
+	e.expires = now + f.timeout[e.state]
+	return ReasonNone
+}
+
+func boolFlag(b bool, flag uint8) uint8 {
+	if b {
+		return flag
+	}
+	return 0
+}
+
+// firstPacket reports whether p may start a flow: a TCP SYN without ACK,
+// any UDP datagram, an ICMP echo request.
+func (f *Filter) firstPacket(p *packet) bool {
+	switch p.proto {
+	case protoTCP:
+		return p.flags&(tcpSYN|tcpACK|tcpRST|tcpFIN) == tcpSYN
+	case protoICMP:
+		return p.icmpType == icmpEcho
+	}
+	return true
+}
+
+// related passes an ICMP error that quotes a tracked flow.
+func (f *Filter) related(p *packet, now int64) Reason {
+	if !p.quoted {
+		return ReasonRelated
+	}
+	in := &p.inner
+	k, _ := keyOf(in.proto, in.src, in.dst, in.sport, in.dport)
+	s := f.tab.shard(k)
+	s.mu.Lock()
+	e := f.tab.lookup(s, k, now)
+	s.mu.Unlock()
+	if e == nil {
+		return ReasonRelated
+	}
+	return ReasonNone
+}
+
+// match returns the index of the first rule that matches p and its
+// action; -1 and the default when none does.
+func (f *Filter) match(p *packet, in, out int) (int, Action) {
+	for i := range f.rules {
+		if f.rules[i].match(p, in, out) {
+			return i, f.rules[i].action
+		}
+	}
+	return -1, f.def
+}
+
+func (f *Filter) ruleVerdict(p *packet, in, out int) Action {
+	_, a := f.match(p, in, out)
+	return a
+}
+
+// Sweep removes some expired flows and fragment records; call it about
+// once a second. It looks at a bounded number of slots per shard (enough
+// to walk a full table in about 8 calls), never the whole table at once.
+func (f *Filter) Sweep(now int64) {
+	budget := max(256, int(f.tab.max/numShards/8))
+	f.tab.sweepSome(now, budget)
+	f.frag.mu.Lock()
+	f.frag.expire(now)
+	f.frag.mu.Unlock()
+}
+
+// Stats returns the counters.
+func (f *Filter) Stats() Stats {
+	s := Stats{Flows: f.tab.count.Load(), MaxFlows: f.tab.max, NewFlows: f.newFlows.Load(),
+		Passed: f.passed.Load(), Fragments: f.frag.len()}
+	for i := range s.Drops {
+		s.Drops[i] = f.drops[i].Load()
+	}
+	return s
+}
+
+// Flow is a tracked flow, for operators (`ringway flows`).
+type Flow struct {
+	Proto          uint8
+	Src, Dst       netip.AddrPort // the initiator and the responder
+	State          State
+	Rule           string // the rule that accepted it, "default" when none did
+	Age, Idle      time.Duration
+	Expires        time.Duration // until expiry if nothing more is seen
+	PacketsOrig    uint64
+	PacketsReply   uint64
+	BytesOrig      uint64
+	BytesReply     uint64
+	ICMPEchoID     uint16 // ICMP echo: the identifier (ports are zero)
+	TimeoutInState time.Duration
+}
+
+// Flows returns up to max live flows (all when max ≤ 0), in no order.
+func (f *Filter) Flows(now int64, limit int) []Flow {
+	var out []Flow
+	for i := range f.tab.shards {
+		s := &f.tab.shards[i]
+		s.mu.Lock()
+		for j := range s.slab {
+			e := &s.slab[j]
+			if e.flags&entryUsed == 0 || now >= e.expires {
+				continue
+			}
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			out = append(out, f.flowOf(e, now))
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+func (f *Filter) flowOf(e *entry, now int64) Flow {
+	k := e.key
+	a := netip.AddrPortFrom(netip.AddrFrom4(k.A), k.PA)
+	b := netip.AddrPortFrom(netip.AddrFrom4(k.B), k.PB)
+	fl := Flow{Proto: k.Proto, State: e.state, Src: a, Dst: b, Age: time.Duration(now - e.created),
+		Expires: time.Duration(e.expires - now), TimeoutInState: time.Duration(f.timeout[e.state]),
+		PacketsOrig: uint64(e.pkts[0]), PacketsReply: uint64(e.pkts[1]), BytesOrig: e.bytes[0], BytesReply: e.bytes[1]}
+	fl.Idle = fl.TimeoutInState - fl.Expires
+	if e.flags&entryOrigIsA == 0 {
+		fl.Src, fl.Dst = b, a
+	}
+	if k.Proto == protoICMP {
+		fl.ICMPEchoID = k.PA
+		fl.Src = netip.AddrPortFrom(fl.Src.Addr(), 0)
+		fl.Dst = netip.AddrPortFrom(fl.Dst.Addr(), 0)
+	}
+	fl.Rule = "default"
+	if e.rule > 0 && int(e.rule) <= len(f.names) {
+		fl.Rule = f.names[e.rule-1]
+	}
+	return fl
+}

@@ -1,0 +1,54 @@
+package forward
+
+// IP protocol numbers.
+const (
+	protoICMP = 1
+	protoTCP  = 6
+	protoUDP  = 17
+)
+
+// Key is a flow's canonical identity: the two endpoints ordered so that
+// both directions of a flow have the same key ((A, PA) ≤ (B, PB)). For ICMP
+// echo both ports hold the echo identifier, so a request and its reply
+// share the key. Comparable and fixed-size: a map key with no allocation.
+type Key struct {
+	A, B   [4]byte
+	PA, PB uint16
+	Proto  uint8
+}
+
+// keyOf returns the canonical key of a packet from src:sport to dst:dport,
+// and whether src is the key's A side.
+func keyOf(proto uint8, src, dst [4]byte, sport, dport uint16) (Key, bool) {
+	if less(src, sport, dst, dport) {
+		return Key{A: src, B: dst, PA: sport, PB: dport, Proto: proto}, true
+	}
+	return Key{A: dst, B: src, PA: dport, PB: sport, Proto: proto}, false
+}
+
+// less orders endpoints: by address, then port. Equal endpoints (a packet
+// to itself) make src the A side.
+func less(a [4]byte, pa uint16, b [4]byte, pb uint16) bool {
+	ua := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	ub := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if ua != ub {
+		return ua < ub
+	}
+	return pa <= pb
+}
+
+// hash mixes a key for shard selection (not for security: the shards only
+// spread lock contention; each shard's map has its own seeded hash).
+func (k Key) hash() uint32 {
+	h := uint32(2166136261)
+	for _, b := range k.A {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	for _, b := range k.B {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	h = (h ^ uint32(k.PA)) * 16777619
+	h = (h ^ uint32(k.PB)) * 16777619
+	h = (h ^ uint32(k.Proto)) * 16777619
+	return h ^ h>>16
+}

@@ -1,0 +1,124 @@
+package forward
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// numShards splits the table so the router's workers rarely wait for each
+// other; a power of two.
+const numShards = 64
+
+// entry is one tracked flow: 64 bytes, plus its slot in the shard's map
+// (docs/forward.md measures the whole cost per flow).
+type entry struct {
+	key     Key
+	state   State
+	flags   uint8 // entryOrigIsA, entryFinOrig, entryUsed
+	rule    uint16
+	created int64 // ns
+	expires int64 // ns
+	pkts    [2]uint32
+	bytes   [2]uint64 // [0] from the initiator, [1] from the responder
+}
+
+const (
+	entryUsed    = 1 << iota // the slot holds a flow
+	entryOrigIsA             // the initiator is the key's A side
+	entryFinOrig             // the first FIN came from the initiator
+)
+
+// shard is one lock's worth of the table: a map from key to slot in a
+// slab of entries, and a free list of slots.
+type shard struct {
+	mu    sync.Mutex
+	index map[Key]uint32
+	slab  []entry
+	free  []uint32
+	sweep int // next slot Sweep looks at
+}
+
+// table is the connection table.
+type table struct {
+	shards [numShards]shard
+	count  atomic.Int64
+	max    int64
+}
+
+func newTable(max int) *table {
+	t := &table{max: int64(max)}
+	for i := range t.shards {
+		t.shards[i].index = map[Key]uint32{}
+	}
+	return t
+}
+
+func (t *table) shard(k Key) *shard { return &t.shards[k.hash()&(numShards-1)] }
+
+// lookup returns the live entry for k in s, or nil; an expired entry is
+// removed. The caller holds s.mu.
+func (t *table) lookup(s *shard, k Key, now int64) *entry {
+	i, ok := s.index[k]
+	if !ok {
+		return nil
+	}
+	e := &s.slab[i]
+	if now >= e.expires {
+		t.remove(s, i)
+		return nil
+	}
+	return e
+}
+
+// insert adds a flow for k, or returns nil when the table is full. The
+// caller holds s.mu and has checked that k is absent.
+func (t *table) insert(s *shard, k Key, now int64) *entry {
+	if t.count.Add(1) > t.max {
+		t.count.Add(-1)
+		return nil
+	}
+	var i uint32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		s.slab = append(s.slab, entry{})
+		i = uint32(len(s.slab) - 1)
+	}
+	s.index[k] = i
+	e := &s.slab[i]
+	*e = entry{key: k, flags: entryUsed, created: now}
+	return e
+}
+
+// remove frees slot i of s. The caller holds s.mu.
+func (t *table) remove(s *shard, i uint32) {
+	e := &s.slab[i]
+	delete(s.index, e.key)
+	*e = entry{}
+	s.free = append(s.free, i)
+	t.count.Add(-1)
+}
+
+// sweep removes expired entries among the next budget slots of every
+// shard and reports how many it removed.
+func (t *table) sweepSome(now int64, budget int) int {
+	removed := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for n := 0; n < budget && len(s.slab) > 0; n++ {
+			if s.sweep >= len(s.slab) {
+				s.sweep = 0
+			}
+			e := &s.slab[s.sweep]
+			if e.flags&entryUsed != 0 && now >= e.expires {
+				t.remove(s, uint32(s.sweep))
+				removed++
+			}
+			s.sweep++
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}
