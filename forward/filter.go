@@ -439,3 +439,14 @@ func (f *Filter) flowOf(e *entry, now int64) Flow {
 	}
 	return fl
 }
+
+// Pass is Forward as the router asks it (router.Filter): true when the
+// packet passes.
+func (f *Filter) Pass(ip []byte, in, out int, now int64) bool {
+	return f.Forward(ip, in, out, now) == ReasonNone
+}
+
+// PassLocal is Local as the router asks it (router.Filter).
+func (f *Filter) PassLocal(ip []byte, in int, now int64) bool {
+	return f.Local(ip, in, now) == ReasonNone
+}

@@ -9,7 +9,7 @@ import (
 
 // Links of the reference lab: 0 ext 203.0.113.0/24, 1 int 198.51.100.0/24.
 const (
-	ext = 0
+	ext  = 0
 	int_ = 1
 )
 

@@ -115,6 +115,10 @@ type Config struct {
 	// Tests use routertest.NewFakeLink and NewFakeTUN. Default nil: the
 	// real devices.
 	Devices *Devices
+	// Filter, if set, decides every packet the router would forward or
+	// deliver to the OS through TUN (the stateful filter, package
+	// forward). nil: forward everything (stateless).
+	Filter Filter
 }
 
 // DefaultConfig returns a Config with every default set and no links.

@@ -43,7 +43,7 @@ type fakeNode struct {
 
 // startFakeNode runs a Router over routertest devices, without privileges,
 // and stops it when the test ends, checking that Run closed the devices.
-func startFakeNode(t *testing.T) *fakeNode {
+func startFakeNode(t *testing.T, mods ...func(*router.Config)) *fakeNode {
 	n := &fakeNode{ext: routertest.NewFakeLink(extMAC, 1500), int: routertest.NewFakeLink(intMAC, 1500), tun: routertest.NewFakeTUN()}
 	cfg := router.TestConfig()
 	cfg.Links = []router.Link{
@@ -54,6 +54,9 @@ func startFakeNode(t *testing.T) *fakeNode {
 	cfg.ManageKernel = false
 	cfg.Devices = &router.Devices{Links: []router.LinkDevice{n.ext, n.int}, TUN: n.tun}
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	for _, m := range mods {
+		m(&cfg)
+	}
 	r, err := router.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +103,13 @@ func arpFrame(t *testing.T, op uint16, dst, src net.HardwareAddr, srcIP, dstIP n
 
 // ipPacket is an IPv4/UDP packet without an Ethernet header.
 func ipPacket(t *testing.T, src, dst netip.Addr, ttl uint8, payload string) []byte {
+	return udpPacket(t, src, dst, 40000, 7, ttl, payload)
+}
+
+// udpPacket is an IPv4/UDP packet between the given ports.
+func udpPacket(t *testing.T, src, dst netip.Addr, sport, dport uint16, ttl uint8, payload string) []byte {
 	ip := &layers.IPv4{Version: 4, TTL: ttl, Id: 0x1234, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolUDP, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
-	udp := &layers.UDP{SrcPort: 40000, DstPort: 7}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
 	udp.SetNetworkLayerForChecksum(ip)
 	return serialize(t, ip, udp, gopacket.Payload(payload))
 }

@@ -35,6 +35,8 @@ const (
 	DropTUN                        // the TUN device refused the packet, or was closed
 	DropICMPRateLimit              // an ICMP error was due but the rate limit held it back
 	DropOwnFrame                   // a frame we sent ourselves, seen again
+	DropFiltered                   // the stateful filter refused a forwarded packet (its Stats say why)
+	DropLocalFiltered              // the stateful filter refused a packet to a VIP's local service
 	numDropReasons
 )
 
@@ -61,6 +63,8 @@ var dropNames = [numDropReasons]string{
 	DropTUN:             "tun_error",
 	DropICMPRateLimit:   "icmp_rate_limit",
 	DropOwnFrame:        "own_frame",
+	DropFiltered:        "filtered",
+	DropLocalFiltered:   "local_filtered",
 }
 
 func (r DropReason) String() string {

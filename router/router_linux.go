@@ -25,6 +25,7 @@ type Router struct {
 	tunDev *tunDev // the real TUN device (nil with Config.Devices)
 	kernel *KernelState
 	start  time.Time
+	filter Filter // cfg.Filter
 
 	owned   atomic.Pointer[ownedSet]
 	setMu   sync.Mutex // serializes SetOwned and attribution updates
@@ -65,7 +66,7 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, start: time.Now(), vipCtrs: map[netip.Addr]*vipCounters{},
+	r := &Router{cfg: cfg, log: cfg.Logger, start: time.Now(), filter: cfg.Filter, vipCtrs: map[netip.Addr]*vipCounters{},
 		garp: newGARPSched(cfg.garpConfig())}
 	ok := false
 	defer func() {

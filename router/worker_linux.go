@@ -121,6 +121,10 @@ func (w *worker) handle(buf []byte, now int64, owned *ownedSet) {
 		n := ethHdrLen + d.hdr.totalLen
 		switch d.action {
 		case ipForward:
+			if r.filter != nil && !r.filter.Pass(f[ethHdrLen:n], w.in, d.out, now) {
+				c.drops[DropFiltered].add(1)
+				return
+			}
 			c.forwarded.add(1)
 			c.fwdBytes.add(uint64(n))
 			if m := r.attrib[w.in].Load(); m != nil {
@@ -139,6 +143,10 @@ func (w *worker) handle(buf []byte, now int64, owned *ownedSet) {
 			d.vip.c.packets.Add(1)
 			d.vip.c.bytes.Add(uint64(n))
 		case ipLocal:
+			if r.filter != nil && !r.filter.PassLocal(f[ethHdrLen:n], w.in, now) {
+				c.drops[DropLocalFiltered].add(1)
+				return
+			}
 			w.local(buf[:vnetHdrLen+n], d)
 		case ipICMPError:
 			c.drops[d.reason].add(1)
