@@ -97,3 +97,10 @@ bench-node-cpu: build
 bench-router:
 	@command -v iperf3 >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3; }
 	$(GO) run ./router/cmd/benchrouter -rounds $(or $(ROUNDS),3) -duration $(or $(DURATION),3s) -out bench/out/router.json
+
+# bench-flows: the stateful filter's connection table on one core (memory
+# per flow at the default cap of 1 M flows, new flows/s, random lookups/s).
+# Prints a table; figures go to docs/forward.md.
+.PHONY: bench-flows
+bench-flows:
+	$(GO) run ./forward/cmd/benchflows
