@@ -21,6 +21,8 @@ type Config struct {
 	Monitors   Monitors    `yaml:"monitors"`
 	Balancing  Balancing   `yaml:"balancing"`
 	Router     Router      `yaml:"router"`
+	Filter     Filter      `yaml:"filter"`  // absent = stateless forwarding
+	Forward    Forward     `yaml:"forward"` // the inter-node tunnel
 	Management Management  `yaml:"management"`
 
 	// File is the path the config was read from; "" when built in code.

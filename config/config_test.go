@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -477,6 +478,29 @@ func TestLabExample(t *testing.T) {
 	}
 	if got, want := c.Summary(), "cluster lab, node n1 (1 of 3), 2 subnets, 8 VIPs, 1 route"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("the example warns: %q", w)
+	}
+	// The filter section is shipped commented out (the data plane does not
+	// read it yet); uncommented, it must be valid.
+	data, err := os.ReadFile("../examples/lab/ringway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if k := strings.TrimPrefix(l, "# "); k != l && (strings.HasPrefix(k, " ") || strings.HasPrefix(k, "filter:") || strings.HasPrefix(k, "forward:")) {
+			l = k
+		}
+		lines = append(lines, l)
+	}
+	on, err := Parse("uncommented.yaml", []byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("the example's filter section, uncommented: %v", err)
+	}
+	if got, want := on.Summary(), "cluster lab, node n1 (1 of 3), 2 subnets, 8 VIPs, 1 route, filter on (2 rules, default drop, 1 local service)"; got != want {
+		t.Errorf("uncommented: Summary() = %q, want %q", got, want)
 	}
 }
 

@@ -89,6 +89,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			c.Subnets[i].Name = c.Subnets[i].Interface // documented default
 		}
 	}
+	c.resolveFilter() // after the subnet names: rules may name them
 	errs := append(d.errs, c.validate()...)
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -196,6 +197,14 @@ func describe(t reflect.Type) string {
 		return "none, current or preferred"
 	case reflect.TypeOf(QuorumAvailability):
 		return "availability or majority"
+	case reflect.TypeOf(Net{}):
+		return "a subnet name, a prefix such as 192.0.2.0/24, or any"
+	case reflect.TypeOf(PortRange{}):
+		return "a port such as 22 or a range such as 7000-7002"
+	case reflect.TypeOf(ProtoAny):
+		return "tcp, udp, icmp or any"
+	case reflect.TypeOf(ActionDrop):
+		return "accept or drop"
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -264,7 +273,7 @@ func (d *decoder) value(path string, n *yaml.Node, key *yaml.Node, v reflect.Val
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		switch v.Kind() {
 		case reflect.Struct:
-			if v.Type() != addrType && v.Type() != prefixType {
+			if !reflect.PointerTo(v.Type()).Implements(textType) {
 				return // an empty section keeps its defaults
 			}
 		case reflect.Slice:

@@ -27,6 +27,37 @@ const (
 // DefaultRingPort is the ring's UDP port on every primary address.
 const DefaultRingPort = 7946
 
+// DefaultForwardPort is the inter-node tunnel's UDP port on every primary
+// address (the ring's port + 1).
+const DefaultForwardPort = 7947
+
+// Filter defaults. The timeouts are the Linux kernel's nf_conntrack
+// defaults (kernel 6.x, net.netfilter.nf_conntrack_*), so a flow lives as
+// long through ringway as through a kernel firewall.
+const (
+	DefaultMaxFlows     = 1 << 20 // flow-table entries (1048576)
+	DefaultMaxFragments = 1024    // first fragments tracked for their followers
+
+	DefaultTCPSynSent     = 2 * time.Minute    // nf_conntrack_tcp_timeout_syn_sent 120
+	DefaultTCPSynRecv     = 60 * time.Second   // nf_conntrack_tcp_timeout_syn_recv 60
+	DefaultTCPEstablished = 5 * 24 * time.Hour // nf_conntrack_tcp_timeout_established 432000 (5 days)
+	DefaultTCPFinWait     = 2 * time.Minute    // nf_conntrack_tcp_timeout_fin_wait 120
+	DefaultTCPCloseWait   = 60 * time.Second   // nf_conntrack_tcp_timeout_close_wait 60
+	DefaultTCPLastAck     = 30 * time.Second   // nf_conntrack_tcp_timeout_last_ack 30
+	DefaultTCPTimeWait    = 2 * time.Minute    // nf_conntrack_tcp_timeout_time_wait 120
+	DefaultTCPClose       = 10 * time.Second   // nf_conntrack_tcp_timeout_close 10
+	DefaultUDP            = 30 * time.Second   // nf_conntrack_udp_timeout 30 (unreplied)
+	DefaultUDPStream      = 2 * time.Minute    // nf_conntrack_udp_timeout_stream 120 (assured)
+	DefaultICMP           = 30 * time.Second   // nf_conntrack_icmp_timeout 30
+)
+
+// MaxMaxFlows bounds filter.max_flows: 64 Mi entries at the ≤ 128 bytes
+// per flow the forward package aims for is already 8 GiB.
+const MaxMaxFlows = 64 << 20
+
+// MaxMaxFragments bounds filter.max_fragments.
+const MaxMaxFragments = 1 << 20
+
 // MaxAckRetries bounds ring.ack_retries: the resend timeout doubles each
 // time, so 10 retries at the default 10 ms ack_timeout already take 20 s.
 const MaxAckRetries = 10
@@ -84,6 +115,30 @@ func DefaultConfig() Config {
 				TTL:   60 * time.Second, // resolved next hop lifetime
 				Queue: 3,                // packets queued per unresolved next hop
 			},
+		},
+		Filter: Filter{
+			Enabled:      false,               // absent or off = stateless forwarding
+			Default:      ActionDrop,          // verdict for a new flow no rule matches
+			Rules:        nil,                 // first match wins
+			Local:        nil,                 // no OS service reachable on VIPs
+			MaxFlows:     DefaultMaxFlows,     // flow-table entries
+			MaxFragments: DefaultMaxFragments, // tracked first fragments
+			Timeouts: Timeouts{ // idle time per state
+				TCPSynSent:     DefaultTCPSynSent,
+				TCPSynRecv:     DefaultTCPSynRecv,
+				TCPEstablished: DefaultTCPEstablished,
+				TCPFinWait:     DefaultTCPFinWait,
+				TCPCloseWait:   DefaultTCPCloseWait,
+				TCPLastAck:     DefaultTCPLastAck,
+				TCPTimeWait:    DefaultTCPTimeWait,
+				TCPClose:       DefaultTCPClose,
+				UDP:            DefaultUDP,
+				UDPStream:      DefaultUDPStream,
+				ICMP:           DefaultICMP,
+			},
+		},
+		Forward: Forward{
+			Port: DefaultForwardPort, // UDP, on every primary address
 		},
 		Management: Management{
 			Listen:    "127.0.0.1:9440",           // host:port; "" = off

@@ -13,8 +13,9 @@
 //     Errors, one "file:line: message" per line.
 //
 // Data flow: Load/Parse → decoder (decode.go: YAML → Config over
-// DefaultConfig, positions, expanded VIP ranges) → resolvePaths → validate
-// (validate.go) → *Config. Marshal (encode.go) goes back to YAML, leaving
+// DefaultConfig, positions, expanded VIP ranges) → resolvePaths →
+// resolveFilter (filter.go: subnet names in filter rules → their prefixes)
+// → validate (validate.go, filtervalidate.go) → *Config. Marshal (encode.go) goes back to YAML, leaving
 // out defaults. Import (import.go) converts the patent's nodemap.cfg,
 // vip.cfg and localmonitor.cfg into a Config and marshals it.
 //

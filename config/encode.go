@@ -37,6 +37,11 @@ func (c *Config) marshal(keep map[string]bool) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+var (
+	textMarshalerType = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
+	portRangeType     = reflect.TypeOf(PortRange{})
+)
+
 func scalarNode(tag, value string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}
 }
@@ -57,7 +62,9 @@ func (e encoder) value(v, def reflect.Value, path, opts string) *yaml.Node {
 		return scalarNode("!!str", v.Interface().(fmt.Stringer).String())
 	case t == addrType || t == prefixType:
 		return scalarNode("!!str", v.Interface().(fmt.Stringer).String())
-	case t.Implements(reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()):
+	case t == portRangeType && v.Interface().(PortRange).First == v.Interface().(PortRange).Last:
+		return scalarNode("!!int", v.Interface().(fmt.Stringer).String()) // 22, not "22"
+	case t.Implements(textMarshalerType):
 		b, _ := v.Interface().(encoding.TextMarshaler).MarshalText()
 		return scalarNode("!!str", string(b))
 	case t.Kind() == reflect.Struct:
@@ -98,7 +105,7 @@ func (e encoder) value(v, def reflect.Value, path, opts string) *yaml.Node {
 				s.Content = append(s.Content, e.value(v.Index(i), reflect.Value{}, path+"[]", ""))
 			}
 		}
-		if t.Elem().Kind() != reflect.Struct || t.Elem() == addrType || t.Elem() == prefixType {
+		if t.Elem().Kind() != reflect.Struct || t.Elem().Implements(textMarshalerType) {
 			s.Style = yaml.FlowStyle
 		}
 		return s

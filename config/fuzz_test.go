@@ -15,6 +15,8 @@ import (
 func FuzzParse(f *testing.F) {
 	f.Add(base)           // the reference lab
 	f.Add(testConfigYAML) // flow style, short timers
+	f.Add(filterBase)     // the contract's filter and forward sections
+	f.Add(base + "filter: {rules: [{from: [ext, 10.0.0.0/8, any], ports: [1-2, 3], proto: tcp, action: drop}], local: [{proto: udp, ports: [53]}]}\n")
 	f.Add(base + "ring: {token_loss: 1s, ack_retries: 0}\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}}\n")
 	f.Add("cluster: {name: x}\nnode: {id: a}\nnodes: [{id: a, addresses: [10.0.0.1]}]\nsubnets: [{interface: e, prefix: 10.0.0.0/8, vips: [10.0.0.2-10.0.15.255]}]\n")
 	f.Add("a: &x [1, *x]\n")                        // recursive alias

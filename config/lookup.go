@@ -105,10 +105,13 @@ func (c *Config) TokenLoss() time.Duration { return c.Ring.TokenLossFor(len(c.No
 
 // Warnings lists what `config check` and a starting node point out without
 // refusing the file: a management API that listens beyond loopback without
-// TLS (its bearer token would cross the network in clear), and an enabled
-// application monitor without a command (the built-in check is not built).
+// TLS (its bearer token would cross the network in clear), an enabled
+// application monitor without a command (the built-in check is not built),
+// an enabled filter through which nothing passes, and a disabled one whose
+// rules are ignored.
 func (c *Config) Warnings() []string {
 	var out []string
+	out = append(out, c.filterWarnings()...)
 	if m := c.Management; m.Listen != "" && m.TLSCert == "" {
 		host, _, err := net.SplitHostPort(m.Listen)
 		a, perr := netip.ParseAddr(host)
@@ -136,15 +139,21 @@ func (c *Config) Warnings() []string {
 }
 
 // Summary is a one-line description, e.g. "cluster lab, node n1 (1 of 3),
-// 2 subnets, 8 VIPs, 1 route".
+// 2 subnets, 8 VIPs, 1 route", followed by ", filter on (2 rules, default
+// drop, 1 local service)" when the filter is enabled.
 func (c *Config) Summary() string {
 	vips := 0
 	for _, s := range c.Subnets {
 		vips += len(s.VIPs)
 	}
-	return fmt.Sprintf("cluster %s, node %s (%d of %d), %s, %s, %s",
+	s := fmt.Sprintf("cluster %s, node %s (%d of %d), %s, %s, %s",
 		c.Cluster.Name, c.Node.ID, c.LocalIndex(), len(c.Nodes),
 		plural(len(c.Subnets), "subnet"), plural(vips, "VIP"), plural(len(c.Routes), "route"))
+	if f := c.Filter; c.FilterEnabled() {
+		s += fmt.Sprintf(", filter on (%s, default %v, %s)",
+			plural(len(f.Rules), "rule"), f.Default, plural(len(f.Local), "local service"))
+	}
+	return s
 }
 
 func plural(n int, word string) string {

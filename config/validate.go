@@ -13,7 +13,12 @@ import (
 
 // Validate checks a Config built in code (Parse and Load already did). It
 // returns Errors holding every problem, or nil.
+//
+// Validate also resolves the subnet names in filter rules to their subnets'
+// prefixes (Net.Prefix), as Parse does, so a Config built in code is ready
+// for the data plane once it validates.
 func (c *Config) Validate() error {
+	c.resolveFilter()
 	return c.validate().err()
 }
 
@@ -107,6 +112,8 @@ func (c *Config) validate() Errors {
 	v.monitors()
 	v.balancing()
 	v.router()
+	v.filter()
+	v.forward()
 	v.management()
 	return v.errs
 }

@@ -132,6 +132,31 @@ func TestConfigCheckKeyFile(t *testing.T) {
 	}
 }
 
+// An enabled filter shows in the summary line; one through which nothing
+// passes is a warning, not a failure.
+func TestConfigCheckFilter(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "cluster.key"), strings.Repeat("ab", 32)+"\n", 0o600)
+	filter := "filter:\n  enabled: true\n  rules:\n    - {name: web, from: [eth0], to: [192.0.2.100], proto: tcp, ports: [80, 443], action: accept}\n  local: [{proto: tcp, ports: [22]}]\n"
+	cfg := writeFile(t, filepath.Join(dir, "ringway.yaml"), goodConfig+filter, 0o644)
+	code, out, errOut := runCLI(t, "config", "check", cfg)
+	if want := "ok: cluster t, node a (1 of 2), 1 subnet, 2 VIPs, 0 routes, filter on (1 rule, default drop, 1 local service)\n"; code != exitOK || out != want || errOut != "" {
+		t.Errorf("exit %d\nstdout %q, want %q\nstderr %q", code, out, want, errOut)
+	}
+
+	cfg = writeFile(t, filepath.Join(dir, "ringway.yaml"), goodConfig+"filter: {enabled: true}\n", 0o644)
+	code, out, errOut = runCLI(t, "config", "check", cfg)
+	if code != exitOK || !strings.HasSuffix(out, ", filter on (0 rules, default drop, 0 local services)\n") || !strings.Contains(errOut, "warning: filter is enabled with default: drop and no rule that accepts: nothing passes") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+
+	cfg = writeFile(t, filepath.Join(dir, "ringway.yaml"), goodConfig+"filter:\n  rules: [{from: [eth1], action: accept}] \n", 0o644)
+	code, _, errOut = runCLI(t, "config", "check", cfg)
+	if want := cfg + `:9:19: from: subnet "eth1" is not known; write one of eth0, a prefix such as 192.0.2.0/24, or any`; code != exitFailure || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, stderr %q, want %q", code, errOut, want)
+	}
+}
+
 func TestConfigCheckReportsAllErrors(t *testing.T) {
 	bad := strings.NewReplacer(
 		"node: {id: a}", "node: {id: z}",
