@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/monitor"
 	"github.com/ringway/ringway/ring"
@@ -60,6 +61,7 @@ type Node struct {
 	ops      opLog
 	router   *router.Router
 	api      *mgmt.Server
+	filter   *forward.Filter  // nil when filter.enabled is false (stateless)
 	nic      *monitor.NIC     // nil unless monitors.nic.enabled
 	ping     *monitor.Ping    // nil unless monitors.ping.enabled
 	app      *monitor.Command // nil unless monitors.application.enabled with a command
@@ -146,7 +148,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.proposer = n.driver
 
-	if n.router, err = router.New(routerConfig(f, n.log.With("part", "router"))); err != nil {
+	rcfg := routerConfig(f, n.log.With("part", "router"))
+	if f.FilterEnabled() {
+		if n.filter, err = forward.New(filterConfig(f)); err != nil {
+			n.driver.Close()
+			return nil, fmt.Errorf("filter: %w", err)
+		}
+		rcfg.Filter = n.filter
+	}
+	if n.router, err = router.New(rcfg); err != nil {
 		n.driver.Close()
 		return nil, fmt.Errorf("router: %w", err)
 	}
@@ -258,6 +268,9 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopRing()
 	run("ring", n.driver.Run, ringCtx)
 	run("local", n.reportLocal, dataCtx)
+	if n.filter != nil {
+		run("filter", n.sweepFlows, dataCtx)
+	}
 	if n.nic != nil {
 		run("nic monitor", n.nic.Run, dataCtx)
 	}

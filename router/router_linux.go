@@ -167,6 +167,9 @@ func (r *Router) openLinks() error {
 
 func (r *Router) now() int64 { return int64(time.Since(r.start)) }
 
+// Now returns the router's clock, in ns: the time its Filter calls get.
+func (r *Router) Now() int64 { return r.now() }
+
 // linkFor returns the link whose subnet holds a, or -1.
 func (r *Router) linkFor(a netip.Addr) int {
 	best, bits := -1, -1

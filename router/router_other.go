@@ -52,3 +52,6 @@ func SetupKernel(KernelConfig) (*KernelState, error) { return nil, errNotLinux }
 
 // Restore does nothing on this platform.
 func (*KernelState) Restore() error { return nil }
+
+// Now returns 0 off Linux.
+func (*Router) Now() int64 { return 0 }

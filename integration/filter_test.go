@@ -1,0 +1,272 @@
+//go:build linux
+
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/lab"
+)
+
+// TestFilter runs one node with the stateful filter on and the kernel as
+// client and server: what the rules accept passes with its replies;
+// anything else, a connection from the server side, a spoofed source and
+// VIP ports not in filter.local are dropped silently (no RST); an ICMP
+// port-unreachable about an accepted flow reaches the client.
+func TestFilter(t *testing.T) {
+	server := netip.PrefixFrom(lab.ServerAddr, 32)
+	c := newCluster(t, 1, func(i int, c *config.Config) {
+		c.Filter.Enabled = true
+		c.Filter.Default = config.ActionDrop
+		c.Filter.Rules = []config.Rule{
+			{Name: "udp-service", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
+				Proto: config.ProtoUDP, Ports: []config.PortRange{{First: 7000, Last: 7002}}, Action: config.ActionAccept},
+			{Name: "web", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
+				Proto: config.ProtoTCP, Ports: []config.PortRange{{First: 80, Last: 80}}, Action: config.ActionAccept},
+		}
+		c.Filter.Local = []config.LocalService{{Proto: config.ProtoTCP, Ports: []config.PortRange{{First: 2222, Last: 2222}}}}
+	})
+	c.startAll()
+	c.waitConverged([]int{1}, 15*time.Second)
+	l := c.lab
+
+	// Services: UDP echo on 7000 and TCP echo on 80 and 81 at the server;
+	// TCP listeners on 2222 and 2223 in the node's own OS (on every VIP).
+	udpSrv := listenUDP(t, l, l.Server(), ":7000")
+	go echoUDP(udpSrv)
+	for _, p := range []string{":80", ":81"} {
+		go echoTCP(listenTCP(t, l, l.Server(), p))
+	}
+	for _, p := range []string{":2222", ":2223"} {
+		go echoTCP(listenTCP(t, l, l.Node(1), p))
+	}
+	clientLn := listenTCP(t, l, l.Client(), ":9000")
+	go echoTCP(clientLn)
+
+	srv := func(port int) string { return netip.AddrPortFrom(lab.ServerAddr, uint16(port)).String() }
+	vip := func(port int) string { return netip.AddrPortFrom(lab.ExtGateway, uint16(port)).String() }
+
+	// Accepted UDP with its reply.
+	if err := udpRoundTrip(l, l.Client(), "", srv(7000)); err != nil {
+		t.Errorf("UDP to an accepted port: %v", err)
+	}
+	// Related ICMP: nothing listens on 7001, the server's port-unreachable
+	// reaches the client's connected socket.
+	if err := udpRoundTrip(l, l.Client(), "", srv(7001)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("UDP to an accepted port nobody listens on: %v, want connection refused (the ICMP error passed as related)", err)
+	}
+	// A port no rule accepts: silence.
+	if err := udpRoundTrip(l, l.Client(), "", srv(7003)); !isTimeout(err) {
+		t.Errorf("UDP to a port no rule accepts: %v, want a timeout", err)
+	}
+	// A spoofed source: the client also claims an internal address. The
+	// server must not receive its datagram (a reply could not come back
+	// anyway, so the server's side is what tells).
+	spoofSink := listenUDP(t, l, l.Server(), ":7002")
+	if err := l.AddAddr(l.Client(), lab.HostIf, netip.MustParsePrefix("198.51.100.77/32")); err != nil {
+		t.Fatal(err)
+	}
+	udpRoundTrip(l, l.Client(), "198.51.100.77:0", srv(7002))
+	udpRoundTrip(l, l.Client(), "", srv(7002)) // the same from the client's own address passes
+	spoofSink.SetReadDeadline(time.Now().Add(blockedWait))
+	b := make([]byte, 64)
+	var froms []string
+	for {
+		_, from, err := spoofSink.ReadFromUDP(b)
+		if err != nil {
+			break
+		}
+		froms = append(froms, from.IP.String())
+	}
+	if len(froms) != 1 || froms[0] != lab.ClientAddr.String() {
+		t.Errorf("the server received datagrams from %v, want only the client's own address (the spoofed one dropped)", froms)
+	}
+
+	// TCP: accepted both ways; a port no rule accepts times out (no RST);
+	// the server cannot open a connection to the client.
+	if err := tcpRoundTrip(l, l.Client(), srv(80)); err != nil {
+		t.Errorf("TCP to port 80: %v", err)
+	}
+	if err := tcpRoundTrip(l, l.Client(), srv(81)); !isTimeout(err) {
+		t.Errorf("TCP to port 81: %v, want a timeout (dropped, never reset)", err)
+	}
+	client := netip.AddrPortFrom(lab.ClientAddr, 9000).String()
+	if err := tcpRoundTrip(l, l.Server(), client); !isTimeout(err) {
+		t.Errorf("TCP from the server to the client: %v, want a timeout", err)
+	}
+
+	// Local services on the VIP: 2222 listed, 2223 not.
+	if err := tcpRoundTrip(l, l.Client(), vip(2222)); err != nil {
+		t.Errorf("TCP to the VIP's listed local service: %v", err)
+	}
+	if err := tcpRoundTrip(l, l.Client(), vip(2223)); !isTimeout(err) {
+		t.Errorf("TCP to a VIP port not in filter.local: %v, want a timeout", err)
+	}
+	// ICMP echo to the VIP is still answered by the router.
+	if err := pingOnce(l, l.Client(), lab.ExtGateway); err != nil {
+		t.Errorf("ping the VIP: %v", err)
+	}
+}
+
+const blockedWait = 700 * time.Millisecond
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func listenUDP(t *testing.T, l *lab.Lab, ns, addr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	if err := l.Do(ns, func() error {
+		a, err := net.ResolveUDPAddr("udp4", addr)
+		if err != nil {
+			return err
+		}
+		c, err = net.ListenUDP("udp4", a)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func echoUDP(c *net.UDPConn) {
+	b := make([]byte, 2048)
+	for {
+		n, a, err := c.ReadFromUDP(b)
+		if err != nil {
+			return
+		}
+		c.WriteToUDP(b[:n], a)
+	}
+}
+
+func listenTCP(t *testing.T, l *lab.Lab, ns, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := l.Do(ns, func() (err error) {
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func echoTCP(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}
+
+// udpRoundTrip sends a datagram from ns (from local, "" for any) to dst
+// and waits for its echo.
+func udpRoundTrip(l *lab.Lab, ns, local, dst string) error {
+	var c net.Conn
+	err := l.Do(ns, func() (err error) {
+		d := net.Dialer{}
+		if local != "" {
+			if d.LocalAddr, err = net.ResolveUDPAddr("udp4", local); err != nil {
+				return err
+			}
+		}
+		c, err = d.Dial("udp4", dst)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(blockedWait))
+	msg := []byte("ringway filter test")
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	b := make([]byte, 64)
+	n, err := c.Read(b)
+	if err != nil {
+		return err
+	}
+	if string(b[:n]) != string(msg) {
+		return fmt.Errorf("echo %q, want %q", b[:n], msg)
+	}
+	return nil
+}
+
+// tcpRoundTrip connects from ns to dst and exchanges one line.
+func tcpRoundTrip(l *lab.Lab, ns, dst string) error {
+	var c net.Conn
+	err := l.Do(ns, func() (err error) {
+		c, err = net.DialTimeout("tcp4", dst, blockedWait)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	msg := []byte("hello through the filter\n")
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	b := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
+	return nil
+}
+
+// pingOnce sends one ICMP echo request from ns to dst and waits for the
+// reply.
+func pingOnce(l *lab.Lab, ns string, dst netip.Addr) error {
+	var c *icmp.PacketConn
+	if err := l.Do(ns, func() (err error) {
+		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		return err
+	}); err != nil {
+		return err
+	}
+	defer c.Close()
+	id := os.Getpid() & 0xffff
+	req, _ := (&icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: 1, Data: []byte("ringway")}}).Marshal(nil)
+	if _, err := c.WriteTo(req, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFrom(b)
+		if err != nil {
+			return err
+		}
+		m, err := icmp.ParseMessage(1, b[:n])
+		if err != nil || m.Type != ipv4.ICMPTypeEchoReply || from.String() != dst.String() {
+			continue
+		}
+		if e, ok := m.Body.(*icmp.Echo); ok && e.ID == id {
+			return nil
+		}
+	}
+}
