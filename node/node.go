@@ -53,13 +53,16 @@ type Node struct {
 	groups map[uint16]string // VIP group numbers to names
 
 	holder *ringstate.Holder
-	core   *ring.Node
-	driver *ringnet.Driver
-	router *router.Router
-	api    *mgmt.Server
-	nic    *monitor.NIC     // nil unless monitors.nic.enabled
-	ping   *monitor.Ping    // nil unless monitors.ping.enabled
-	app    *monitor.Command // nil unless monitors.application.enabled with a command
+	// The parts Run drives (parts.go): New builds the real ones, tests
+	// put fakes in their place.
+	ring   Ring
+	plane  Plane
+	beside []part // run as long as the plane: the API, the monitors, the load sampler
+
+	api  *mgmt.Server     // nil unless management.listen is set
+	nic  *monitor.NIC     // nil unless monitors.nic.enabled
+	ping *monitor.Ping    // nil unless monitors.ping.enabled
+	app  *monitor.Command // nil unless monitors.application.enabled with a command
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
@@ -76,23 +79,11 @@ type Node struct {
 // network (key and token files, interfaces, addresses) and builds the parts.
 // It starts nothing; Close releases what New opened if Run never runs.
 func New(cfg Config) (*Node, error) {
-	f := cfg.File
-	if f == nil {
-		return nil, errors.New("node: no config")
+	n, err := newNode(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Drain == 0 {
-		cfg.Drain = time.Second
-	}
-	if cfg.LeaveTimeout == 0 {
-		cfg.LeaveTimeout = 3 * time.Second
-	}
-	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
-	for i := range f.Nodes {
-		n.names = append(n.names, f.Nodes[i].ID)
-	}
+	f := n.file
 	key, err := config.ReadKey(f.Cluster.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.key_file: %w", err)
@@ -130,28 +121,23 @@ func New(cfg Config) (*Node, error) {
 	rc := ringConfig(f)
 	rc.Holder = n.holder
 	rc.Rand = cryptoRand
-	if n.core, err = ring.NewNode(rc); err != nil {
+	core, err := ring.NewNode(rc)
+	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
-
-	dc := ringnet.DefaultConfig()
-	dc.Self = n.self
-	dc.Nodes = ringAddrs(f, uint16(f.Ring.Port))
-	dc.Names = n.names
-	dc.Key = key[:]
-	dc.Tick = f.Ring.Tick
-	// Wake the node for a committed state only when what it serves by
-	// changed, not on every rotation's new table counter.
-	dc.SameState = ringstate.SameService
-	dc.Logger = n.log.With("part", "ring")
-	if n.driver, err = ringnet.New(dc, n.core); err != nil {
+	driver, err := ringnet.New(driverConfig(f, key[:], n.log.With("part", "ring")), core)
+	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
+	n.ring = ringDriver{driver, core}
 
-	if n.router, err = router.New(routerConfig(f, n.log.With("part", "router"))); err != nil {
-		n.driver.Close()
+	rt, err := router.New(routerConfig(f, n.log.With("part", "router")))
+	if err != nil {
+		n.ring.Close()
 		return nil, fmt.Errorf("router: %w", err)
 	}
+	n.plane = rt
+	n.beside = append(n.beside, part{"load", runnerFunc(n.measureLoad)})
 
 	if f.Management.Listen != "" {
 		token, err := readToken(f.Management.TokenFile)
@@ -169,14 +155,63 @@ func New(cfg Config) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		n.beside = append(n.beside, part{"mgmt", n.api})
 	}
 	if p := f.Monitors.Ping; p.Enabled {
 		if n.ping, err = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor")); err != nil {
 			n.Close()
 			return nil, err
 		}
+		n.beside = append(n.beside, part{"ping monitor", n.ping})
+	}
+	if n.nic != nil {
+		n.beside = append(n.beside, part{"nic monitor", n.nic})
+	}
+	if n.app != nil {
+		n.beside = append(n.beside, part{"application monitor", n.app})
 	}
 	return n, nil
+}
+
+// newNode returns a Node for cfg with its defaults set and no parts: New
+// builds the real parts into it, tests put fakes in their place (ring,
+// plane, beside). It opens nothing.
+func newNode(cfg Config) (*Node, error) {
+	f := cfg.File
+	if f == nil {
+		return nil, errors.New("node: no config")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Drain == 0 {
+		cfg.Drain = time.Second
+	}
+	if cfg.LeaveTimeout == 0 {
+		cfg.LeaveTimeout = 3 * time.Second
+	}
+	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
+	for i := range f.Nodes {
+		n.names = append(n.names, f.Nodes[i].ID)
+	}
+	return n, nil
+}
+
+// driverConfig maps the config file onto the ring driver's.
+func driverConfig(f *config.Config, key []byte, log *slog.Logger) ringnet.Config {
+	dc := ringnet.DefaultConfig()
+	dc.Self = ring.NodeID(f.LocalIndex())
+	dc.Nodes = ringAddrs(f, uint16(f.Ring.Port))
+	for i := range f.Nodes {
+		dc.Names = append(dc.Names, f.Nodes[i].ID)
+	}
+	dc.Key = key
+	dc.Tick = f.Ring.Tick
+	// Wake the node for a committed state only when what it serves by
+	// changed, not on every rotation's new table counter.
+	dc.SameState = ringstate.SameService
+	dc.Logger = log
+	return dc
 }
 
 // routerConfig maps the config file onto the router's.
@@ -251,24 +286,16 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	run("router", n.router.Run, dataCtx)
+	run("router", n.plane.Run, dataCtx)
+	for _, p := range n.beside {
+		run(p.name, p.Run, dataCtx)
+	}
 	if n.api != nil {
-		run("mgmt", n.api.Run, dataCtx)
 		n.log.Info("management API listening", "addr", n.api.Addr().String())
 	}
 	ringCtx, stopRing := context.WithCancel(context.Background())
 	defer stopRing()
-	run("ring", n.driver.Run, ringCtx)
-	run("load", n.measureLoad, dataCtx)
-	if n.nic != nil {
-		run("nic monitor", n.nic.Run, dataCtx)
-	}
-	if n.ping != nil {
-		run("ping monitor", n.ping.Run, dataCtx)
-	}
-	if n.app != nil {
-		run("application monitor", n.app.Run, dataCtx)
-	}
+	run("ring", n.ring.Run, ringCtx)
 
 	var runErr error
 	leaving := ctx.Done()
@@ -284,7 +311,7 @@ func (n *Node) Run(ctx context.Context) error {
 			case <-time.After(time.Second):
 			}
 		}
-		n.router.SetOwned(nil)
+		n.plane.SetOwned(nil)
 		stopRing()
 		if drain && runErr == nil {
 			n.log.Info("left the ring; draining", "for", n.cfg.Drain)
@@ -301,15 +328,15 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	for {
 		select {
-		case st := <-n.driver.States():
+		case st := <-n.ring.States():
 			n.apply(&st)
-		case ev := <-n.driver.Events():
+		case ev := <-n.ring.Events():
 			n.logEvent(ev)
 		case err := <-errc:
 			runErr = err
 			n.log.Error("stopping after a failure", "err", err)
 			stopRing()
-			leaving, leaveDone = nil, n.driver.Done()
+			leaving, leaveDone = nil, n.ring.Done()
 		case <-leaving:
 			leaving = nil
 			n.log.Info("leaving the ring: handing VIPs over")
@@ -319,7 +346,7 @@ func (n *Node) Run(ctx context.Context) error {
 			go func() {
 				defer close(done)
 				defer cancel()
-				switch err := n.driver.Leave(lctx); {
+				switch err := n.ring.Leave(lctx); {
 				case errors.Is(err, context.Canceled):
 					// Hurry: Run says so.
 				case err != nil:
@@ -331,7 +358,7 @@ func (n *Node) Run(ctx context.Context) error {
 			// Drain any last state (it releases our VIPs), stop answering
 			// ARP, keep forwarding while hosts learn the new owners.
 			select {
-			case st := <-n.driver.States():
+			case st := <-n.ring.States():
 				n.apply(&st)
 			default:
 			}
@@ -364,7 +391,7 @@ func (n *Node) apply(st *ring.State) {
 		n.log.Error("committed state has an unreadable VIP table; keeping the previous ownership", "err", err)
 		return
 	}
-	n.router.SetOwned(owned)
+	n.plane.SetOwned(owned)
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
 		// Membership changed: announce again what this node owns, even
@@ -372,7 +399,7 @@ func (n *Node) apply(st *ring.State) {
 		// hold the MAC of the node that took a VIP over while this one was
 		// cut off; without a fresh gratuitous ARP they would keep using it
 		// until their ARP entry expires.
-		n.router.Announce(owned)
+		n.plane.Announce(owned)
 		n.log.Info("membership", "members", n.nameList(st.Members), "ring", st.RingID, "alone", st.Alone, "no_quorum", st.NoQuorum, "owned", len(owned))
 	}
 }
@@ -384,11 +411,11 @@ func (n *Node) logEvent(ev ring.Event) {
 // Close stops everything New and Run opened. Safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		if n.driver != nil {
-			n.driver.Close()
+		if n.ring != nil {
+			n.ring.Close()
 		}
-		if n.router != nil {
-			n.router.Close()
+		if n.plane != nil {
+			n.plane.Close()
 		}
 		if n.api != nil {
 			n.api.Close() // the listener, when Run never ran
