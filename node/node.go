@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -260,127 +259,10 @@ func cryptoRand() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-// Run runs the node until ctx is cancelled, then leaves the ring gracefully
-// and stops. It returns after everything it started has stopped.
-func (n *Node) Run(ctx context.Context) error {
-	defer n.Close()
-	n.started = time.Now()
-	n.log.Info("starting", "cluster", n.file.Cluster.Name, "node", n.name(n.self),
-		"position", int(n.self), "of", len(n.names), "subnets", len(n.file.Subnets), "vips", len(n.file.AllVIPs()))
-	for _, w := range n.file.Warnings() {
-		n.log.Warn(w)
-	}
-
-	// The router and the API outlive the ring by the drain period, so they
-	// get their own context.
-	dataCtx, stopData := context.WithCancel(context.Background())
-	defer stopData()
-	var wg sync.WaitGroup
-	errc := make(chan error, 16) // more than the goroutines Run starts: stop never blocks a sender
-	run := func(name string, f func(context.Context) error, ctx context.Context) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-	run("router", n.plane.Run, dataCtx)
-	for _, p := range n.beside {
-		run(p.name, p.Run, dataCtx)
-	}
-	if n.api != nil {
-		n.log.Info("management API listening", "addr", n.api.Addr().String())
-	}
-	ringCtx, stopRing := context.WithCancel(context.Background())
-	defer stopRing()
-	run("ring", n.ring.Run, ringCtx)
-
-	var runErr error
-	leaving := ctx.Done()
-	var leaveDone <-chan struct{}
-	cancelLeave := func() {}
-	// stop ends Run: no more answering, ring stopped, the router and the
-	// API kept for the drain (unless hurried), then everything closed.
-	stop := func(drain bool) error {
-		cancelLeave()
-		if leaveDone != nil {
-			select { // the leave goroutine ends once cancelled
-			case <-leaveDone:
-			case <-time.After(time.Second):
-			}
-		}
-		n.plane.SetOwned(nil)
-		stopRing()
-		if drain && runErr == nil {
-			n.log.Info("left the ring; draining", "for", n.cfg.Drain)
-			select {
-			case <-time.After(n.cfg.Drain):
-			case <-n.hurry:
-				n.log.Warn("drain cut short")
-			}
-		}
-		stopData()
-		wg.Wait()
-		n.log.Info("stopped")
-		return runErr
-	}
-	for {
-		select {
-		case st := <-n.ring.States():
-			n.apply(&st)
-		case ev := <-n.ring.Events():
-			n.logEvent(ev)
-		case err := <-errc:
-			runErr = err
-			n.log.Error("stopping after a failure", "err", err)
-			stopRing()
-			leaving, leaveDone = nil, n.ring.Done()
-		case <-leaving:
-			leaving = nil
-			n.log.Info("leaving the ring: handing VIPs over")
-			lctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
-			cancelLeave = cancel
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				defer cancel()
-				switch err := n.ring.Leave(lctx); {
-				case errors.Is(err, context.Canceled):
-					// Hurry: Run says so.
-				case err != nil:
-					n.log.Warn("graceful leave did not finish; the others will detect this node as failed", "err", err)
-				}
-			}()
-			leaveDone = done
-		case <-leaveDone:
-			// Drain any last state (it releases our VIPs), stop answering
-			// ARP, keep forwarding while hosts learn the new owners.
-			select {
-			case st := <-n.ring.States():
-				n.apply(&st)
-			default:
-			}
-			return stop(true)
-		case <-n.hurry:
-			n.log.Warn("stopping at once: this node's VIPs are not handed over; the others will detect it as failed")
-			return stop(false)
-		}
-	}
-}
-
 // healthy is ringstate's LocalHealthy: every monitor that runs passes.
 func (n *Node) healthy() bool {
 	return (n.nic == nil || n.nic.Healthy()) && (n.ping == nil || n.ping.Healthy()) && (n.app == nil || n.app.Healthy())
 }
-
-// Hurry makes Run stop at once, whether or not it is leaving: it gives up
-// the hand-over of its VIPs and the drain, stops answering and forwarding,
-// and undoes its kernel setup before Run returns. The other nodes detect
-// the node as failed. `ringway run` calls it on a second SIGTERM or SIGINT.
-// Safe to call at any time and more than once.
-func (n *Node) Hurry() { n.hurryOnce.Do(func() { close(n.hurry) }) }
 
 // apply makes a committed ring state this node's behaviour: the VIPs the
 // table gives this node are answered from now on, the others no longer.
