@@ -15,5 +15,8 @@
 // positions, ticks), and it owns the lifecycle: Run starts everything, a
 // cancelled context triggers a graceful leave (this node's VIPs are handed
 // over through the token before the process exits), and Run returns after
-// everything it started has stopped.
+// everything it started has stopped. lifecycle.go draws Run's phases
+// (running, leaving, failing, draining, stopped). Run drives its parts
+// through small interfaces (parts.go: Plane, Ring, Runner), so the
+// lifecycle is tested without root over fakes.
 package node

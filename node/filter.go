@@ -94,4 +94,4 @@ func (n *Node) sweepFlows(ctx context.Context) error {
 }
 
 // routerNow is the router's clock, which the filter's times are on.
-func (n *Node) routerNow() int64 { return n.router.Now() }
+func (n *Node) routerNow() int64 { return n.clock() }

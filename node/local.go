@@ -66,7 +66,7 @@ func (n *Node) reportLocal(ctx context.Context) error {
 			dt := now.Sub(last).Seconds()
 			last = now
 			rates := ringstate.Load{}
-			for _, v := range n.router.Stats().VIPs {
+			for _, v := range n.plane.Stats().VIPs {
 				if old, ok := prev[v.VIP]; ok && v.Owned && v.Bytes >= old && dt > 0 {
 					rates[v.VIP] = uint64(float64(v.Bytes-old) / dt)
 				}

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
 )
 
@@ -78,9 +77,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var rs ring.Status
 	mode := "stopped"
-	if n.driver.Do(ctx, func(core ringnet.Core) { rs = core.(*ring.Node).Status() }) == nil {
+	rs, err := n.ring.Status(ctx)
+	if err == nil {
 		mode = rs.Mode.String()
 	}
 	for _, m := range []string{"starting", "member", "limbo", "left", "stopped"} {
@@ -103,7 +102,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	count(mMembership, n.membershipChanges.Load())
 	gauge(mHealthy, b2f(n.healthy()))
 
-	ds := n.driver.Stats()
+	ds := n.ring.Stats()
 	count(mDatagrams, ds.RxDatagrams, "rx")
 	count(mDatagrams, ds.TxDatagrams, "tx")
 	count(mRingBytes, ds.RxBytes, "rx")
@@ -112,7 +111,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		count(mRingDrops, ds.Drops[r], ringnet.DropReason(r).String())
 	}
 
-	rt := n.router.Stats()
+	rt := n.plane.Stats()
 	for _, l := range rt.Links {
 		count(mRxFrames, l.RxFrames, l.Name)
 		count(mRxBytes, l.RxBytes, l.Name)

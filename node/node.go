@@ -53,22 +53,26 @@ type Node struct {
 	names  []string          // node ids by node-map position − 1
 	groups map[uint16]string // VIP group numbers to names
 
-	core   *ring.Node
-	driver *ringnet.Driver
+	// The parts Run drives (parts.go): New builds the real ones, tests
+	// put fakes in their place.
+	ring   Ring
+	plane  Plane
+	beside []part // run as long as the plane: the API, the monitors, the local reports, the filter's sweep
+
 	// proposer takes operator operations and this node's health and load
 	// into the ring core (the driver; a fake in tests).
 	proposer proposer
 	ops      opLog
-	router   *router.Router
-	api      *mgmt.Server
-	filter   *forward.Filter  // nil when filter.enabled is false (stateless)
-	nic      *monitor.NIC     // nil unless monitors.nic.enabled
-	ping     *monitor.Ping    // nil unless monitors.ping.enabled
-	app      *monitor.Command // nil unless monitors.application.enabled with a command
+	filter   *forward.Filter // nil when filter.enabled is false (stateless)
+	clock    func() int64    // the router's clock (ns), which the filter's times are on
+
+	api  *mgmt.Server     // nil unless management.listen is set
+	nic  *monitor.NIC     // nil unless monitors.nic.enabled
+	ping *monitor.Ping    // nil unless monitors.ping.enabled
+	app  *monitor.Command // nil unless monitors.application.enabled with a command
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
-	load    atomic.Pointer[map[netip.Addr]uint64]
 
 	closeOnce sync.Once
 	hurry     chan struct{} // closed by Hurry
@@ -81,23 +85,11 @@ type Node struct {
 // network (key and token files, interfaces, addresses) and builds the parts.
 // It starts nothing; Close releases what New opened if Run never runs.
 func New(cfg Config) (*Node, error) {
-	f := cfg.File
-	if f == nil {
-		return nil, errors.New("node: no config")
+	n, err := newNode(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Drain == 0 {
-		cfg.Drain = time.Second
-	}
-	if cfg.LeaveTimeout == 0 {
-		cfg.LeaveTimeout = 3 * time.Second
-	}
-	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
-	for i := range f.Nodes {
-		n.names = append(n.names, f.Nodes[i].ID)
-	}
+	f := n.file
 	key, err := config.ReadKey(f.Cluster.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.key_file: %w", err)
@@ -129,36 +121,35 @@ func New(cfg Config) (*Node, error) {
 	rc := ringConfig(f)
 	rc.Holder = ringstate.New(hc)
 	rc.Rand = cryptoRand
-	if n.core, err = ring.NewNode(rc); err != nil {
+	core, err := ring.NewNode(rc)
+	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
-
-	dc := ringnet.DefaultConfig()
-	dc.Self = n.self
-	dc.Nodes = ringAddrs(f, uint16(f.Ring.Port))
-	dc.Names = n.names
-	dc.Key = key[:]
-	dc.Tick = f.Ring.Tick
-	// Wake the node for a committed state only when what it serves by
-	// changed, not on every rotation's new table counter.
-	dc.SameState = ringstate.SameService
-	dc.Logger = n.log.With("part", "ring")
-	if n.driver, err = ringnet.New(dc, n.core); err != nil {
+	driver, err := ringnet.New(driverConfig(f, key[:], n.log.With("part", "ring")), core)
+	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
-	n.proposer = n.driver
+	n.ring = ringDriver{driver, core}
+	n.proposer = driver
 
 	rcfg := routerConfig(f, n.log.With("part", "router"))
 	if f.FilterEnabled() {
 		if n.filter, err = forward.New(filterConfig(f)); err != nil {
-			n.driver.Close()
+			n.ring.Close()
 			return nil, fmt.Errorf("filter: %w", err)
 		}
 		rcfg.Filter = n.filter
 	}
-	if n.router, err = router.New(rcfg); err != nil {
-		n.driver.Close()
+	rt, err := router.New(rcfg)
+	if err != nil {
+		n.ring.Close()
 		return nil, fmt.Errorf("router: %w", err)
+	}
+	n.plane = rt
+	n.beside = append(n.beside, part{"local", runnerFunc(n.reportLocal)})
+	if n.filter != nil {
+		n.clock = rt.Now
+		n.beside = append(n.beside, part{"filter", runnerFunc(n.sweepFlows)})
 	}
 
 	if f.Management.Listen != "" {
@@ -177,14 +168,63 @@ func New(cfg Config) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		n.beside = append(n.beside, part{"mgmt", n.api})
 	}
 	if p := f.Monitors.Ping; p.Enabled {
 		if n.ping, err = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor")); err != nil {
 			n.Close()
 			return nil, err
 		}
+		n.beside = append(n.beside, part{"ping monitor", n.ping})
+	}
+	if n.nic != nil {
+		n.beside = append(n.beside, part{"nic monitor", n.nic})
+	}
+	if n.app != nil {
+		n.beside = append(n.beside, part{"application monitor", n.app})
 	}
 	return n, nil
+}
+
+// newNode returns a Node for cfg with its defaults set and no parts: New
+// builds the real parts into it, tests put fakes in their place (ring,
+// plane, beside). It opens nothing.
+func newNode(cfg Config) (*Node, error) {
+	f := cfg.File
+	if f == nil {
+		return nil, errors.New("node: no config")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Drain == 0 {
+		cfg.Drain = time.Second
+	}
+	if cfg.LeaveTimeout == 0 {
+		cfg.LeaveTimeout = 3 * time.Second
+	}
+	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
+	for i := range f.Nodes {
+		n.names = append(n.names, f.Nodes[i].ID)
+	}
+	return n, nil
+}
+
+// driverConfig maps the config file onto the ring driver's.
+func driverConfig(f *config.Config, key []byte, log *slog.Logger) ringnet.Config {
+	dc := ringnet.DefaultConfig()
+	dc.Self = ring.NodeID(f.LocalIndex())
+	dc.Nodes = ringAddrs(f, uint16(f.Ring.Port))
+	for i := range f.Nodes {
+		dc.Names = append(dc.Names, f.Nodes[i].ID)
+	}
+	dc.Key = key
+	dc.Tick = f.Ring.Tick
+	// Wake the node for a committed state only when what it serves by
+	// changed, not on every rotation's new table counter.
+	dc.SameState = ringstate.SameService
+	dc.Logger = log
+	return dc
 }
 
 // routerConfig maps the config file onto the router's.
@@ -233,138 +273,10 @@ func cryptoRand() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-// Run runs the node until ctx is cancelled, then leaves the ring gracefully
-// and stops. It returns after everything it started has stopped.
-func (n *Node) Run(ctx context.Context) error {
-	defer n.Close()
-	n.started = time.Now()
-	n.log.Info("starting", "cluster", n.file.Cluster.Name, "node", n.name(n.self),
-		"position", int(n.self), "of", len(n.names), "subnets", len(n.file.Subnets), "vips", len(n.file.AllVIPs()))
-	for _, w := range n.file.Warnings() {
-		n.log.Warn(w)
-	}
-
-	// The router and the API outlive the ring by the drain period, so they
-	// get their own context.
-	dataCtx, stopData := context.WithCancel(context.Background())
-	defer stopData()
-	var wg sync.WaitGroup
-	errc := make(chan error, 16) // more than the goroutines Run starts: stop never blocks a sender
-	run := func(name string, f func(context.Context) error, ctx context.Context) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-	run("router", n.router.Run, dataCtx)
-	if n.api != nil {
-		run("mgmt", n.api.Run, dataCtx)
-		n.log.Info("management API listening", "addr", n.api.Addr().String())
-	}
-	ringCtx, stopRing := context.WithCancel(context.Background())
-	defer stopRing()
-	run("ring", n.driver.Run, ringCtx)
-	run("local", n.reportLocal, dataCtx)
-	if n.filter != nil {
-		run("filter", n.sweepFlows, dataCtx)
-	}
-	if n.nic != nil {
-		run("nic monitor", n.nic.Run, dataCtx)
-	}
-	if n.ping != nil {
-		run("ping monitor", n.ping.Run, dataCtx)
-	}
-	if n.app != nil {
-		run("application monitor", n.app.Run, dataCtx)
-	}
-
-	var runErr error
-	leaving := ctx.Done()
-	var leaveDone <-chan struct{}
-	cancelLeave := func() {}
-	// stop ends Run: no more answering, ring stopped, the router and the
-	// API kept for the drain (unless hurried), then everything closed.
-	stop := func(drain bool) error {
-		cancelLeave()
-		if leaveDone != nil {
-			select { // the leave goroutine ends once cancelled
-			case <-leaveDone:
-			case <-time.After(time.Second):
-			}
-		}
-		n.router.SetOwned(nil)
-		stopRing()
-		if drain && runErr == nil {
-			n.log.Info("left the ring; draining", "for", n.cfg.Drain)
-			select {
-			case <-time.After(n.cfg.Drain):
-			case <-n.hurry:
-				n.log.Warn("drain cut short")
-			}
-		}
-		stopData()
-		wg.Wait()
-		n.log.Info("stopped")
-		return runErr
-	}
-	for {
-		select {
-		case st := <-n.driver.States():
-			n.apply(&st)
-		case ev := <-n.driver.Events():
-			n.logEvent(ev)
-		case err := <-errc:
-			runErr = err
-			n.log.Error("stopping after a failure", "err", err)
-			stopRing()
-			leaving, leaveDone = nil, n.driver.Done()
-		case <-leaving:
-			leaving = nil
-			n.log.Info("leaving the ring: handing VIPs over")
-			lctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
-			cancelLeave = cancel
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				defer cancel()
-				switch err := n.driver.Leave(lctx); {
-				case errors.Is(err, context.Canceled):
-					// Hurry: Run says so.
-				case err != nil:
-					n.log.Warn("graceful leave did not finish; the others will detect this node as failed", "err", err)
-				}
-			}()
-			leaveDone = done
-		case <-leaveDone:
-			// Drain any last state (it releases our VIPs), stop answering
-			// ARP, keep forwarding while hosts learn the new owners.
-			select {
-			case st := <-n.driver.States():
-				n.apply(&st)
-			default:
-			}
-			return stop(true)
-		case <-n.hurry:
-			n.log.Warn("stopping at once: this node's VIPs are not handed over; the others will detect it as failed")
-			return stop(false)
-		}
-	}
-}
-
 // healthy reports whether every monitor that runs passes.
 func (n *Node) healthy() bool {
 	return (n.nic == nil || n.nic.Healthy()) && (n.ping == nil || n.ping.Healthy()) && (n.app == nil || n.app.Healthy())
 }
-
-// Hurry makes Run stop at once, whether or not it is leaving: it gives up
-// the hand-over of its VIPs and the drain, stops answering and forwarding,
-// and undoes its kernel setup before Run returns. The other nodes detect
-// the node as failed. `ringway run` calls it on a second SIGTERM or SIGINT.
-// Safe to call at any time and more than once.
-func (n *Node) Hurry() { n.hurryOnce.Do(func() { close(n.hurry) }) }
 
 // apply makes a committed ring state this node's behaviour: the VIPs the
 // table gives this node are answered from now on, the others no longer.
@@ -375,7 +287,7 @@ func (n *Node) apply(st *ring.State) {
 		n.log.Error("committed state has an unreadable VIP table; keeping the previous ownership", "err", err)
 		return
 	}
-	n.router.SetOwned(owned)
+	n.plane.SetOwned(owned)
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
 		// Membership changed: announce again what this node owns, even
@@ -383,7 +295,7 @@ func (n *Node) apply(st *ring.State) {
 		// hold the MAC of the node that took a VIP over while this one was
 		// cut off; without a fresh gratuitous ARP they would keep using it
 		// until their ARP entry expires.
-		n.router.Announce(owned)
+		n.plane.Announce(owned)
 		n.log.Info("membership", "members", n.nameList(st.Members), "ring", st.RingID, "alone", st.Alone, "no_quorum", st.NoQuorum, "owned", len(owned))
 	}
 }
@@ -402,11 +314,11 @@ func (n *Node) logEvent(ev ring.Event) {
 // Close stops everything New and Run opened. Safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		if n.driver != nil {
-			n.driver.Close()
+		if n.ring != nil {
+			n.ring.Close()
 		}
-		if n.router != nil {
-			n.router.Close()
+		if n.plane != nil {
+			n.plane.Close()
 		}
 		if n.api != nil {
 			n.api.Close() // the listener, when Run never ran

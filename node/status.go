@@ -7,7 +7,6 @@ import (
 
 	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/ring"
-	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ringstate"
 	"github.com/ringway/ringway/vipstate"
 )
@@ -34,10 +33,9 @@ func (n *Node) Status() mgmt.Status {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var rs ring.Status
-	haveRing := n.driver.Do(ctx, func(c ringnet.Core) { rs = c.(*ring.Node).Status() }) == nil
 	s.Mode = "stopped"
-	if haveRing {
+	rs, err := n.ring.Status(ctx)
+	if err == nil {
 		s.Mode = rs.Mode.String()
 		s.RingID, s.Seq, s.Holding = rs.RingID, rs.Seq, rs.Holding
 		// ring.State.Holder is always this node (the one that committed
@@ -85,11 +83,11 @@ func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
 // counters flattens the parts' counters for operators.
 func (n *Node) counters(rs ring.Status) map[string]uint64 {
 	c := map[string]uint64{}
-	ds := n.driver.Stats()
+	ds := n.ring.Stats()
 	c["ring_rx_datagrams"] = ds.RxDatagrams
 	c["ring_tx_datagrams"] = ds.TxDatagrams
 	c["ring_rx_dropped"] = ds.Dropped()
-	rt := n.router.Stats()
+	rt := n.plane.Stats()
 	for _, l := range rt.Links {
 		c["router_"+l.Name+"_forwarded"] = l.Forwarded
 		c["router_"+l.Name+"_arp_replies"] = l.ARPReplies

@@ -1,9 +1,9 @@
 // Package routertest has fakes for tests without sockets or privileges: Fake
 // stands in for the router in tests of the packages that drive it (node): it
-// records ownership changes and serves settable Stats. FakeLink and FakeTUN
-// (devices.go) stand in for the router's AF_PACKET and TUN devices
-// (router.Config.Devices), so a test can push frames through the real
-// router's receive loops.
+// records ownership changes and announcements, serves settable Stats and
+// tells when its Run has returned. FakeLink and FakeTUN (devices.go) stand
+// in for the router's AF_PACKET and TUN devices (router.Config.Devices), so
+// a test can push frames through the real router's receive loops.
 package routertest
 
 import (
@@ -16,42 +16,32 @@ import (
 	"github.com/ringway/ringway/router"
 )
 
-// Plane is the part of *router.Router a node drives. *router.Router and
-// *Fake satisfy it.
-type Plane interface {
-	SetOwned(vips []netip.Addr) (acquired, released []netip.Addr)
-	Owned() []netip.Addr
-	Stats() router.Stats
-	Run(ctx context.Context) error
-	Close() error
-}
-
-var (
-	_ Plane = (*router.Router)(nil)
-	_ Plane = (*Fake)(nil)
-)
-
 // Change is one SetOwned call as the fake saw it.
 type Change struct {
 	Owned, Acquired, Released []netip.Addr
 }
 
-// Fake records SetOwned calls. Changes delivers every call in order (buffered;
-// a test that does not read it loses nothing until the buffer of 1024 fills,
-// then SetOwned blocks).
+// Fake stands in for *router.Router where a node drives it (node.Plane,
+// which checks both against the interface). It records SetOwned and
+// Announce calls. Changes delivers every SetOwned
+// call in order (buffered; a test that does not read it loses nothing until
+// the buffer of 1024 fills, then SetOwned blocks).
 type Fake struct {
 	Changes chan Change
 
-	mu     sync.Mutex
-	owned  []netip.Addr
-	stats  router.Stats
-	closed bool
-	done   chan struct{}
+	mu        sync.Mutex
+	owned     []netip.Addr
+	announced [][]netip.Addr
+	stats     router.Stats
+	closed    bool
+	done      chan struct{}
+	ranOnce   sync.Once
+	stopped   chan struct{}
 }
 
 // NewFake returns a Fake that owns nothing.
 func NewFake() *Fake {
-	return &Fake{Changes: make(chan Change, 1024), done: make(chan struct{})}
+	return &Fake{Changes: make(chan Change, 1024), done: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // SetOwned records the new set and returns the difference, like the router.
@@ -76,6 +66,26 @@ func (f *Fake) SetOwned(vips []netip.Addr) (acquired, released []netip.Addr) {
 	return acquired, released
 }
 
+// Announce records vips, like the router restarting their gratuitous ARP
+// schedule; unlike the router it keeps VIPs the fake does not own, so a test
+// sees exactly what its caller asked for.
+func (f *Fake) Announce(vips []netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.announced = append(f.announced, slices.Clone(vips))
+}
+
+// Announced returns the arguments of every Announce call so far, in order.
+func (f *Fake) Announced() [][]netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([][]netip.Addr, len(f.announced))
+	for i, a := range f.announced {
+		out[i] = slices.Clone(a)
+	}
+	return out
+}
+
 // Owned returns the current set, sorted.
 func (f *Fake) Owned() []netip.Addr {
 	f.mu.Lock()
@@ -98,8 +108,9 @@ func (f *Fake) Stats() router.Stats {
 }
 
 // Run blocks until ctx is done or Close; it returns net.ErrClosed if Close
-// came first.
+// came first. Stopped is closed when it returns.
 func (f *Fake) Run(ctx context.Context) error {
+	defer f.ranOnce.Do(func() { close(f.stopped) })
 	select {
 	case <-ctx.Done():
 		return nil
@@ -107,6 +118,10 @@ func (f *Fake) Run(ctx context.Context) error {
 		return net.ErrClosed
 	}
 }
+
+// Stopped is closed once Run has returned: the data plane no longer
+// forwards anything.
+func (f *Fake) Stopped() <-chan struct{} { return f.stopped }
 
 // Close ends Run. Safe to call twice.
 func (f *Fake) Close() error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func addrs(s ...string) []netip.Addr {
@@ -39,4 +40,27 @@ func TestFakeDiffs(t *testing.T) {
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Run after Close: %v, want net.ErrClosed", err)
 	}
+}
+
+func TestFakeAnnounceAndStopped(t *testing.T) {
+	f := NewFake()
+	f.Announce(addrs("203.0.113.91"))
+	f.Announce(nil)
+	if diff := cmp.Diff([][]netip.Addr{addrs("203.0.113.91"), nil}, f.Announced(),
+		cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("announcements (-want +got):\n%s", diff)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.Run(ctx) }()
+	select {
+	case <-f.Stopped():
+		t.Fatal("Stopped closed while Run runs")
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel: %v, want nil", err)
+	}
+	<-f.Stopped()
 }
