@@ -62,6 +62,11 @@ func TestFilter(t *testing.T) {
 	if err := udpRoundTrip(l, l.Client(), "", srv(7000)); err != nil {
 		t.Errorf("UDP to an accepted port: %v", err)
 	}
+	// A datagram larger than the MTU crosses in fragments, and its echo
+	// comes back in fragments: both arrive whole.
+	if err := udpRoundTripSize(l, l.Client(), srv(7000), 4000); err != nil {
+		t.Errorf("a fragmented UDP datagram of an accepted flow: %v", err)
+	}
 	// Related ICMP: nothing listens on 7001, the server's port-unreachable
 	// reaches the client's connected socket.
 	if err := udpRoundTrip(l, l.Client(), "", srv(7001)); !errors.Is(err, syscall.ECONNREFUSED) {
@@ -120,6 +125,54 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+// TestFilterTableFull: at filter.max_flows new flows are refused while
+// the flows already tracked keep passing.
+func TestFilterTableFull(t *testing.T) {
+	c := newCluster(t, 1, func(i int, c *config.Config) {
+		c.Filter.Enabled = true
+		c.Filter.Default = config.ActionAccept
+		c.Filter.MaxFlows = 2
+	})
+	c.startAll()
+	c.waitConverged([]int{1}, 15*time.Second)
+	l := c.lab
+	go echoUDP(listenUDP(t, l, l.Server(), ":7000"))
+	dst := netip.AddrPortFrom(lab.ServerAddr, 7000).String()
+	// Two long-lived flows from fixed ports, then a third.
+	conns := make([]net.Conn, 3)
+	for i := range conns {
+		if err := l.Do(l.Client(), func() (err error) {
+			la, _ := net.ResolveUDPAddr("udp4", fmt.Sprintf(":%d", 5001+i))
+			conns[i], err = (&net.Dialer{LocalAddr: la}).Dial("udp4", dst)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	roundTrip := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(blockedWait))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return err
+		}
+		_, err := c.Read(make([]byte, 8))
+		return err
+	}
+	for i, c := range conns[:2] {
+		if err := roundTrip(c); err != nil {
+			t.Fatalf("flow %d below the cap: %v", i+1, err)
+		}
+	}
+	if err := roundTrip(conns[2]); !isTimeout(err) {
+		t.Errorf("a third flow at max_flows 2: %v, want a timeout (refused)", err)
+	}
+	for i, c := range conns[:2] {
+		if err := roundTrip(c); err != nil {
+			t.Errorf("flow %d after the table filled: %v, want it to keep passing", i+1, err)
+		}
+	}
+}
+
 const blockedWait = 700 * time.Millisecond
 
 func isTimeout(err error) bool {
@@ -145,7 +198,7 @@ func listenUDP(t *testing.T, l *lab.Lab, ns, addr string) *net.UDPConn {
 }
 
 func echoUDP(c *net.UDPConn) {
-	b := make([]byte, 2048)
+	b := make([]byte, 65536)
 	for {
 		n, a, err := c.ReadFromUDP(b)
 		if err != nil {
@@ -179,6 +232,36 @@ func echoTCP(ln net.Listener) {
 			io.Copy(c, c)
 		}()
 	}
+}
+
+// udpRoundTripSize sends one datagram of size bytes from ns to dst and
+// waits for its echo, whole.
+func udpRoundTripSize(l *lab.Lab, ns, dst string, size int) error {
+	var c net.Conn
+	if err := l.Do(ns, func() (err error) {
+		c, err = net.Dial("udp4", dst)
+		return err
+	}); err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	b := make([]byte, size+100)
+	n, err := c.Read(b)
+	if err != nil {
+		return err
+	}
+	if n != size || string(b[:n]) != string(msg) {
+		return fmt.Errorf("echo of %d bytes, want the %d sent", n, size)
+	}
+	return nil
 }
 
 // udpRoundTrip sends a datagram from ns (from local, "" for any) to dst
