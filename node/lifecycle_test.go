@@ -181,15 +181,15 @@ func (c *cluster) addr(id int) netip.Addr { return c.nodes[0].file.PrimaryAddres
 
 // wait returns Run's result and the virtual time it returned; it fails the
 // test if Run has not returned within d.
-func (tn *testNode) wait(t *testing.T, d time.Duration) (error, time.Time) {
+func (tn *testNode) wait(t *testing.T, d time.Duration) (time.Time, error) {
 	t.Helper()
 	select {
 	case err := <-tn.done:
 		tn.done = nil
-		return err, time.Now()
+		return time.Now(), err
 	case <-time.After(d):
 		t.Fatalf("node %d: Run has not returned %v later", tn.self, d)
-		return nil, time.Time{}
+		return time.Time{}, nil
 	}
 }
 
@@ -260,7 +260,7 @@ func TestLifecycleLeave(t *testing.T) {
 			t.Fatalf("node 1 owns no VIP before leaving (node 2 owns %v): nothing to hand over", n2.plane.Owned())
 		}
 		n1.signal()
-		if err, _ := n1.wait(t, testLeaveTimeout+testDrain+time.Second); err != nil {
+		if _, err := n1.wait(t, testLeaveTimeout+testDrain+time.Second); err != nil {
 			t.Fatalf("Run after a graceful leave = %v, want nil", err)
 		}
 		n1.checkStopped(t)
@@ -316,7 +316,7 @@ func TestLifecycleDrain(t *testing.T) {
 		if got := time.Since(left); got != testDrain {
 			t.Errorf("the plane stopped %v after the ring, want the drain, %v", got, testDrain)
 		}
-		if err, at := n1.wait(t, time.Second); err != nil || at.Sub(left) != testDrain {
+		if at, err := n1.wait(t, time.Second); err != nil || at.Sub(left) != testDrain {
 			t.Errorf("Run returned %v, %v after the leave; want nil after %v", err, at.Sub(left), testDrain)
 		}
 		n1.checkStopped(t)
@@ -337,7 +337,7 @@ func TestLifecycleHurryDuringDrain(t *testing.T) {
 		}
 		n1.Hurry()
 		hurried := time.Now()
-		err, at := n1.wait(t, testDrain)
+		at, err := n1.wait(t, testDrain)
 		if err != nil || at != hurried {
 			t.Errorf("Run returned %v, %v after Hurry; want nil at once", err, at.Sub(hurried))
 		}
@@ -359,7 +359,7 @@ func TestLifecycleLeaveTimeout(t *testing.T) {
 		c.cut(2, 1)
 		n1.signal()
 		signalled := time.Now()
-		err, at := n1.wait(t, 2*time.Second)
+		at, err := n1.wait(t, 2*time.Second)
 		if err != nil {
 			t.Errorf("Run = %v after a leave that timed out, want nil", err)
 		}
@@ -387,7 +387,7 @@ func TestLifecycleHurryCancelsLeave(t *testing.T) {
 		}
 		n1.Hurry()
 		hurried := time.Now()
-		err, at := n1.wait(t, testLeaveTimeout)
+		at, err := n1.wait(t, testLeaveTimeout)
 		if err != nil || at != hurried {
 			t.Errorf("Run returned %v, %v after Hurry; want nil at once", err, at.Sub(hurried))
 		}
@@ -433,7 +433,7 @@ func TestLifecyclePartFails(t *testing.T) {
 		n1, n2 := c.node(1), c.node(2)
 		close(fail)
 		failed := time.Now()
-		err, at := n1.wait(t, testLeaveTimeout+testDrain+time.Second)
+		at, err := n1.wait(t, testLeaveTimeout+testDrain+time.Second)
 		if !errors.Is(err, errBroken) || !strings.Contains(err.Error(), "application monitor") {
 			t.Errorf("Run = %v, want the application monitor's error", err)
 		}
