@@ -107,15 +107,15 @@ func TestNeighTable(t *testing.T) {
 	if _, ok, _ := nt.lookup(serverIP, 0); ok {
 		t.Fatal("empty table resolved")
 	}
-	req, ok := nt.enqueue(serverIP, []byte("p1"), 0)
-	if !req || !ok {
+	req, refused := nt.enqueue(serverIP, []byte("p1"), 0)
+	if ok := refused == DropNone; !req || !ok {
 		t.Fatalf("first packet: request %v ok %v, want both", req, ok)
 	}
-	if req, ok = nt.enqueue(serverIP, []byte("p2"), 0); req || !ok {
-		t.Fatalf("second packet: request %v ok %v, want queued without a new request", req, ok)
+	if req, refused = nt.enqueue(serverIP, []byte("p2"), 0); req || refused != DropNone {
+		t.Fatalf("second packet: request %v refused %v, want queued without a new request", req, refused)
 	}
-	if _, ok = nt.enqueue(serverIP, []byte("p3"), 0); ok {
-		t.Fatal("third packet queued beyond queueLen 2")
+	if _, refused = nt.enqueue(serverIP, []byte("p3"), 0); refused != DropNeighQueueFull {
+		t.Fatalf("third packet beyond queueLen 2: refused %v, want %v", refused, DropNeighQueueFull)
 	}
 	if q := nt.learn(serverIP, otherMAC, learnUpdate, s/2); len(q) != 2 || string(q[0]) != "p1" {
 		t.Fatalf("learn released %q, want [p1 p2] (an awaited host may be learned from any ARP)", q)
@@ -149,7 +149,7 @@ func TestNeighTable(t *testing.T) {
 	if reqs != 2 || len(failed) != 1 {
 		t.Fatalf("retries %d failed %d, want 2 retries (3 tries) then 1 failed packet", reqs, len(failed))
 	}
-	if n := len(*nt.resolved.Load()); n != 0 {
+	if n := nt.resolvedLen(); n != 0 {
 		t.Fatalf("%d expired entries kept after tick", n)
 	}
 }

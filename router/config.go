@@ -93,6 +93,28 @@ type Config struct {
 	// NeighQueue is the number of packets held per unresolved next hop.
 	// Default 3.
 	NeighQueue int
+	// NeighPending is the number of next hops per link that may await an
+	// ARP reply at once; a packet for one more is dropped
+	// (neigh_pending_full) until one resolves or gives up (NeighTries ×
+	// NeighRetry). Any host can make the router resolve every address of
+	// a connected subnet. Default 1024.
+	NeighPending int
+	// NeighQueueBytes bounds the bytes of packets held for unresolved next
+	// hops per link (a queued GSO super-frame is up to 64 KiB). Default
+	// 4 MiB: 1024 next hops × 3 full-size 1500-byte frames fit.
+	NeighQueueBytes int
+	// NeighEntries is the number of resolved hosts the ARP cache of one
+	// link holds (rounded up to a multiple of 8); a new host beyond it
+	// replaces the least recently confirmed one of its hash bucket, which
+	// is re-resolved when next used. About 100 bytes each. Default 8192.
+	NeighEntries int
+
+	// AttribMACs is the number of sender MACs per link whose traffic is
+	// counted on the VIP they use as gateway (load balancing), rounded up
+	// to a multiple of 8. A new MAC beyond it replaces the least recently
+	// seen one of its hash bucket (bounded.go says why not refuse). About
+	// 100 bytes per MAC. Default 4096.
+	AttribMACs int
 
 	// ICMPRate limits ICMP errors per second per receive goroutine. Default 1000.
 	ICMPRate float64
@@ -142,6 +164,10 @@ func DefaultConfig() Config {
 		NeighRetry:       time.Second,
 		NeighTries:       3,
 		NeighQueue:       3,
+		NeighPending:     1024,
+		NeighQueueBytes:  4 << 20,
+		NeighEntries:     8192,
+		AttribMACs:       4096,
 		ICMPRate:         1000,
 		ICMPBurst:        100,
 		Tick:             time.Second,
@@ -191,6 +217,10 @@ func (c *Config) validate() error {
 	if c.NeighReachable <= 0 || c.NeighProbeWindow < 0 || c.NeighRetry <= 0 || c.NeighTries < 1 || c.NeighQueue < 1 {
 		errs = append(errs, errors.New("neigh: reachable > 0, probe window ≥ 0, retry > 0, tries ≥ 1 and queue ≥ 1 are required"))
 	}
+	if c.NeighPending < 1 || c.NeighQueueBytes < 1<<16 || c.NeighEntries < 1 || c.AttribMACs < 1 {
+		errs = append(errs, fmt.Errorf("neigh pending %d, neigh queue bytes %d, neigh entries %d, attrib MACs %d: need pending ≥ 1, queue bytes ≥ 65536 (one GSO frame), entries ≥ 1 and attrib MACs ≥ 1",
+			c.NeighPending, c.NeighQueueBytes, c.NeighEntries, c.AttribMACs))
+	}
 	if d := c.Devices; d != nil {
 		if len(d.Links) != len(c.Links) || d.TUN == nil {
 			errs = append(errs, fmt.Errorf("devices: %d link devices and TUN %v for %d links; give one device per link and a TUN device", len(d.Links), d.TUN != nil, len(c.Links)))
@@ -206,7 +236,8 @@ func (c *Config) validate() error {
 }
 
 func (c Config) neighConfig() neighConfig {
-	return neighConfig{reachable: c.NeighReachable, probeWindow: c.NeighProbeWindow, retry: c.NeighRetry, tries: c.NeighTries, queueLen: c.NeighQueue}
+	return neighConfig{reachable: c.NeighReachable, probeWindow: c.NeighProbeWindow, retry: c.NeighRetry, tries: c.NeighTries, queueLen: c.NeighQueue,
+		pendingMax: c.NeighPending, queueBytes: c.NeighQueueBytes, entries: c.NeighEntries}
 }
 
 func (c Config) garpConfig() garpConfig {

@@ -20,7 +20,7 @@ type Router struct {
 	plane  *plane
 	links  []nic
 	neigh  []*neighTable
-	attrib []atomic.Pointer[map[MAC]*vipCounters] // per link: sender MAC → the VIP it uses as gateway
+	attrib []*attribTable // per link: sender MAC → the VIP it uses as gateway (bounded, bounded.go)
 	tun    TUNDevice
 	tunDev *tunDev // the real TUN device (nil with Config.Devices)
 	kernel *KernelState
@@ -28,7 +28,7 @@ type Router struct {
 	filter Filter // cfg.Filter
 
 	owned   atomic.Pointer[ownedSet]
-	setMu   sync.Mutex // serializes SetOwned and attribution updates
+	setMu   sync.Mutex // serializes SetOwned
 	vipMu   sync.Mutex
 	vipCtrs map[netip.Addr]*vipCounters // every VIP ever configured or owned
 	garpMu  sync.Mutex
@@ -92,7 +92,9 @@ func New(cfg Config) (*Router, error) {
 		return nil, err
 	}
 	r.plane = &plane{links: infos, routes: rt}
-	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], len(r.links))
+	for range r.links {
+		r.attrib = append(r.attrib, newAttribTable(cfg.AttribMACs))
+	}
 	for i := 0; i < len(r.links)*cfg.RxQueues+2; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
@@ -261,21 +263,8 @@ func (r *Router) Owned() []netip.Addr { return r.owned.Load().addrs() }
 
 // setAttribution records that hosts sending from mac on link li use the VIP
 // counted by c as their gateway, so forwarded traffic is counted per VIP.
-func (r *Router) setAttribution(li int, mac MAC, c *vipCounters) {
-	if m := r.attrib[li].Load(); m != nil && (*m)[mac] == c {
-		return
-	}
-	r.setMu.Lock()
-	defer r.setMu.Unlock()
-	old := r.attrib[li].Load()
-	n := map[MAC]*vipCounters{}
-	if old != nil {
-		for k, v := range *old {
-			n[k] = v
-		}
-	}
-	n[mac] = c
-	r.attrib[li].Store(&n)
+func (r *Router) setAttribution(li int, mac MAC, c *vipCounters, now int64) {
+	setAttrib(r.attrib[li], mac, c, now)
 }
 
 // Run runs the data plane until ctx is done or Close is called; it returns
@@ -391,6 +380,10 @@ func (r *Router) Stats() Stats {
 		sumLinks(r.shards, i, &ls)
 		ls.SocketDrops = l.dev.Dropped()
 		ls.Neighbors = r.neigh[i].snapshot(now)
+		ls.Pending = r.neigh[i].pendingLen()
+		ls.NeighEvicted = r.neigh[i].resolved.evicted.Load()
+		ls.Attributed = r.attrib[i].len()
+		ls.AttribEvicted = r.attrib[i].evicted.Load()
 		s.Links = append(s.Links, ls)
 		s.TUN.Written += ls.Local
 	}

@@ -66,6 +66,10 @@ type LinkStats struct {
 	ICMPErrors     uint64 // time exceeded, unreachable, fragmentation needed sent
 	Drops          map[DropReason]uint64
 	Neighbors      []NeighborEntry // the ARP cache
+	NeighEvicted   uint64          // ARP cache entries pushed out of a full bucket by a new host
+	Pending        int             // next hops awaiting an ARP reply (at most Config.NeighPending)
+	Attributed     int             // sender MACs counted on a gateway VIP (at most Config.AttribMACs)
+	AttribEvicted  uint64          // attributions pushed out of a full table by a new MAC
 }
 
 // VIPStats are the counters of one VIP (kept after the VIP is released).

@@ -127,11 +127,9 @@ func (w *worker) handle(buf []byte, now int64, owned *ownedSet) {
 			}
 			c.forwarded.add(1)
 			c.fwdBytes.add(uint64(n))
-			if m := r.attrib[w.in].Load(); m != nil {
-				if vc := (*m)[ethSrc(f)]; vc != nil {
-					vc.packets.Add(1)
-					vc.bytes.Add(uint64(n))
-				}
+			if vc := lookupAttrib(r.attrib[w.in], ethSrc(f)); vc != nil {
+				vc.packets.Add(1)
+				vc.bytes.Add(uint64(n))
 			}
 			vnetForTx(vh)
 			w.send(d.out, d.nextHop, buf[:vnetHdrLen+n], now, true)
@@ -185,15 +183,15 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 	c.arpReplies.add(1)
 	d.vip.c.arpReplies.Add(1)
 	if isUnicastMAC(a.SenderMAC) {
-		r.setAttribution(w.in, a.SenderMAC, d.vip.c)
+		r.setAttribution(w.in, a.SenderMAC, d.vip.c, now)
 	}
 }
 
 // send resolves nextHop on link out and queues frame (virtio-net header
 // first) for sending: forwarded frames get the RFC 1624 TTL rewrite, frames
 // from the TUN device a fresh Ethernet header. An unresolved next hop gets a
-// copy of the frame queued (the only allocation, off the steady state) and an
-// ARP request.
+// copy of the frame queued (the only allocation, off the steady state, and
+// bounded: see neighTable.enqueue) and an ARP request.
 func (w *worker) send(out int, nextHop netip.Addr, frame []byte, now int64, forwarded bool) {
 	r := w.r
 	ol := &r.plane.links[out]
@@ -211,9 +209,9 @@ func (w *worker) send(out int, nextHop netip.Addr, frame []byte, now int64, forw
 		w.tx[out].add(frame)
 		return
 	}
-	request, queued := r.neigh[out].enqueue(nextHop, append([]byte(nil), frame...), now)
-	if !queued {
-		w.sh.links[out].drops[DropNeighQueueFull].add(1)
+	request, refused := r.neigh[out].enqueue(nextHop, frame, now)
+	if refused != DropNone {
+		w.sh.links[out].drops[refused].add(1)
 	}
 	if request {
 		r.arpRequest(out, nextHop, w.sh, &w.ctl)

@@ -2,7 +2,6 @@ package router
 
 import (
 	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,13 +15,13 @@ func testRouter(t testing.TB) (*Router, *ownedSet) {
 	r.links = []nic{{info: p.links[0], dev: &testLink{mac: p.links[0].mac}}, {info: p.links[1], dev: &testLink{mac: p.links[1].mac}}}
 	r.tun = &testTUN{}
 	r.neigh = []*neighTable{newNeighTable(r.cfg.neighConfig()), newNeighTable(r.cfg.neighConfig())}
-	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], 2)
+	r.attrib = []*attribTable{newAttribTable(r.cfg.AttribMACs), newAttribTable(r.cfg.AttribMACs)}
 	r.shards = []*shard{newShard(2)}
 	owned := testOwned(vipExt, vipInt)
 	r.owned.Store(owned)
 	r.neigh[1].learn(serverIP, otherMAC, learnCreate, r.now())
 	v, _ := owned.lookup(vipExt)
-	r.setAttribution(0, clientMAC, v.c)
+	r.setAttribution(0, clientMAC, v.c, r.now())
 	return r, owned
 }
 
