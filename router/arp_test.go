@@ -33,7 +33,7 @@ func TestDecideARP(t *testing.T) {
 		{"request for an owned VIP of the other subnet is ignored here", arpFrame(broadcastMAC, clientMAC, req(vipInt)), want{Learn: learnUpdate, Reason: DropARPNotOwned}},
 		{"request for our primary is left to the kernel", arpFrame(broadcastMAC, clientMAC, req(netip.MustParseAddr("203.0.113.1"))), want{Learn: learnCreate, Reason: DropLocal}},
 		{"probe from 0.0.0.0 is answered without learning", arpFrame(broadcastMAC, clientMAC, arpPacket{Op: arpRequest, SenderMAC: clientMAC, TargetIP: vipExt}), want{Answer: true}},
-		{"reply to us is learned", arpFrame(extMAC, clientMAC, arpPacket{Op: arpReply, SenderMAC: clientMAC, SenderIP: clientIP, TargetMAC: extMAC, TargetIP: ext.primary}), want{Learn: learnCreate}},
+		{"reply to us only resolves an awaited host", arpFrame(extMAC, clientMAC, arpPacket{Op: arpReply, SenderMAC: clientMAC, SenderIP: clientIP, TargetMAC: extMAC, TargetIP: ext.primary}), want{Learn: learnUpdate}},
 		{"gratuitous reply only updates", arpFrame(broadcastMAC, otherMAC, arpPacket{Op: arpReply, SenderMAC: otherMAC, SenderIP: netip.MustParseAddr("203.0.113.92"), TargetMAC: otherMAC, TargetIP: netip.MustParseAddr("203.0.113.92")}), want{Learn: learnUpdate}},
 		{"someone else claiming our VIP is a conflict", arpFrame(broadcastMAC, otherMAC, arpPacket{Op: arpReply, SenderMAC: otherMAC, SenderIP: vipExt, TargetMAC: otherMAC, TargetIP: vipExt}), want{Reason: DropARPConflict}},
 		{"our own GARP seen again is not answered", arpFrame(broadcastMAC, extMAC, arpPacket{Op: arpRequest, SenderMAC: extMAC, SenderIP: vipExt, TargetIP: vipExt}), want{Reason: DropOwnFrame}},

@@ -79,6 +79,13 @@ type Config struct {
 	// GARPBurst is how many announcements may go out at once. Default 64.
 	GARPBurst int
 
+	// ARPDefendInterval is how often the router defends one VIP against
+	// another host claiming it (an ARP request or reply with the VIP as
+	// sender address and a foreign MAC: a stale owner, a split ring, a
+	// spoofer): it logs a warning and broadcasts a gratuitous ARP at most
+	// once per VIP per interval. Default 10 s (RFC 5227 DEFEND_INTERVAL).
+	ARPDefendInterval time.Duration
+
 	// NeighReachable is how long a learned MAC is used without re-probing.
 	// Default 30 s.
 	NeighReachable time.Duration
@@ -146,31 +153,32 @@ type Config struct {
 // DefaultConfig returns a Config with every default set and no links.
 func DefaultConfig() Config {
 	return Config{
-		TUNName:          "ringway0",
-		TUNTable:         4207,
-		TUNRulePriority:  4207,
-		ManageKernel:     true,
-		RxQueues:         1,
-		Batch:            32,
-		RcvBuf:           32 << 20,
-		QdiscBypass:      true,
-		GARPCount:        3,
-		GARPInterval:     time.Second,
-		GARPRefresh:      30 * time.Second,
-		GARPRate:         500,
-		GARPBurst:        64,
-		NeighReachable:   30 * time.Second,
-		NeighProbeWindow: 5 * time.Second,
-		NeighRetry:       time.Second,
-		NeighTries:       3,
-		NeighQueue:       3,
-		NeighPending:     1024,
-		NeighQueueBytes:  4 << 20,
-		NeighEntries:     8192,
-		AttribMACs:       4096,
-		ICMPRate:         1000,
-		ICMPBurst:        100,
-		Tick:             time.Second,
+		TUNName:           "ringway0",
+		TUNTable:          4207,
+		TUNRulePriority:   4207,
+		ManageKernel:      true,
+		RxQueues:          1,
+		Batch:             32,
+		RcvBuf:            32 << 20,
+		QdiscBypass:       true,
+		GARPCount:         3,
+		GARPInterval:      time.Second,
+		GARPRefresh:       30 * time.Second,
+		GARPRate:          500,
+		GARPBurst:         64,
+		ARPDefendInterval: 10 * time.Second,
+		NeighReachable:    30 * time.Second,
+		NeighProbeWindow:  5 * time.Second,
+		NeighRetry:        time.Second,
+		NeighTries:        3,
+		NeighQueue:        3,
+		NeighPending:      1024,
+		NeighQueueBytes:   4 << 20,
+		NeighEntries:      8192,
+		AttribMACs:        4096,
+		ICMPRate:          1000,
+		ICMPBurst:         100,
+		Tick:              time.Second,
 	}
 }
 
@@ -213,6 +221,9 @@ func (c *Config) validate() error {
 	}
 	if c.GARPCount < 1 || c.GARPInterval <= 0 || c.GARPRefresh < 0 || c.GARPRate <= 0 || c.GARPBurst < 1 {
 		errs = append(errs, errors.New("garp: count ≥ 1, interval > 0, refresh ≥ 0, rate > 0 and burst ≥ 1 are required"))
+	}
+	if c.ARPDefendInterval <= 0 {
+		errs = append(errs, fmt.Errorf("arp defend interval %v: must be > 0 (default 10s)", c.ARPDefendInterval))
 	}
 	if c.NeighReachable <= 0 || c.NeighProbeWindow < 0 || c.NeighRetry <= 0 || c.NeighTries < 1 || c.NeighQueue < 1 {
 		errs = append(errs, errors.New("neigh: reachable > 0, probe window ≥ 0, retry > 0, tries ≥ 1 and queue ≥ 1 are required"))

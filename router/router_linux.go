@@ -405,7 +405,7 @@ func (r *Router) Stats() Stats {
 	for v, c := range r.vipCtrs {
 		_, own := owned.lookup(v)
 		s.VIPs = append(s.VIPs, VIPStats{VIP: v, Owned: own, ARPRequests: c.arpRequests.Load(), ARPReplies: c.arpReplies.Load(),
-			GARPs: c.garps.Load(), Packets: c.packets.Load(), Bytes: c.bytes.Load()})
+			GARPs: c.garps.Load(), Packets: c.packets.Load(), Bytes: c.bytes.Load(), Conflicts: c.conflicts.Load()})
 	}
 	r.vipMu.Unlock()
 	sortVIPStats(s.VIPs)

@@ -81,6 +81,7 @@ type VIPStats struct {
 	GARPs       uint64
 	Packets     uint64 // packets delivered to it, or forwarded for hosts that use it as gateway
 	Bytes       uint64
+	Conflicts   uint64 // ARP packets from another host claiming it while owned (each defended at most once per ARPDefendInterval)
 }
 
 // TUNStats count the local delivery device.

@@ -172,6 +172,9 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 		if d.reason != DropNone {
 			c.drops[d.reason].add(1)
 		}
+		if d.reason == DropARPConflict {
+			w.defend(&a, d.vip, now)
+		}
 		return
 	}
 	c.arpRequests.add(1)
@@ -185,6 +188,41 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 	if isUnicastMAC(a.SenderMAC) {
 		r.setAttribution(w.in, a.SenderMAC, d.vip.c, now)
 	}
+}
+
+// defend answers another host's claim to the owned VIP v (an ARP packet
+// from a.SenderMAC with v as sender address): as RFC 5227 2.4 (b) has a
+// host defend its address, it broadcasts a gratuitous ARP (request and reply
+// form) so the hosts that just learned the other MAC learn ours again, and
+// logs a warning, both at most once per VIP per Config.ARPDefendInterval
+// (a host that keeps claiming the VIP would otherwise make the router flood
+// and the log grow). Every claim is counted (VIPStats.Conflicts).
+func (w *worker) defend(a *arpPacket, v ownedVIP, now int64) {
+	r := w.r
+	v.c.conflicts.Add(1)
+	last := v.c.defendedAt.Load()
+	if last != 0 && now+1-last < int64(r.cfg.ARPDefendInterval) || !v.c.defendedAt.CompareAndSwap(last, now+1) {
+		return
+	}
+	l := &r.links[w.in]
+	op := "request"
+	if a.Op == arpReply {
+		op = "reply"
+	}
+	r.log.Warn("router: another host claims a VIP this node owns; defending it with gratuitous ARP",
+		"vip", a.SenderIP, "nic", l.info.name, "their_mac", a.SenderMAC.String(), "arp", op, "claims", v.c.conflicts.Load())
+	c := &w.sh.links[w.in]
+	for _, reply := range []bool{false, true} {
+		n := putGARP(w.ctl.frame(), &l.info, a.SenderIP, reply)
+		if err := w.ctl.send(l.dev, n); err != nil {
+			c.drops[DropTx].add(1)
+			return
+		}
+		c.txFrames.add(1)
+		c.txBytes.add(uint64(n))
+	}
+	c.garps.add(1)
+	v.c.garps.Add(1)
 }
 
 // send resolves nextHop on link out and queues frame (virtio-net header

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -10,7 +11,7 @@ import (
 // for the workers and the timer.
 func testRouter(t testing.TB) (*Router, *ownedSet) {
 	p := testPlane(t)
-	r := &Router{cfg: TestConfig(), plane: p, start: time.Now(), vipCtrs: map[netip.Addr]*vipCounters{}}
+	r := &Router{cfg: TestConfig(), plane: p, start: time.Now(), vipCtrs: map[netip.Addr]*vipCounters{}, log: slog.New(slog.DiscardHandler)}
 	r.cfg.Batch = 1024
 	r.links = []nic{{info: p.links[0], dev: &testLink{mac: p.links[0].mac}}, {info: p.links[1], dev: &testLink{mac: p.links[1].mac}}}
 	r.tun = &testTUN{}
