@@ -1,6 +1,9 @@
 package router
 
-import "net/netip"
+import (
+	"net/netip"
+	"sync/atomic"
+)
 
 // linkInfo is what the pure decisions know about one capture NIC.
 type linkInfo struct {
@@ -9,8 +12,23 @@ type linkInfo struct {
 	mac     MAC
 	primary netip.Addr   // the node's own kernel address on this subnet
 	prefix  netip.Prefix // the connected subnet
-	mtu     int          // bytes of IPv4 packet, without the Ethernet header
+	mtu     *linkMTU     // bytes of IPv4 packet, without the Ethernet header; changes at run time
 }
+
+// linkMTU is a link's MTU, shared by every copy of its linkInfo. The router
+// stores a new value when the NIC's MTU changes (Router.setMTU); the
+// forwarding decision loads it once per packet (a plain load on amd64 and
+// arm64).
+type linkMTU struct{ v atomic.Int32 }
+
+func newLinkMTU(n int) *linkMTU {
+	m := &linkMTU{}
+	m.set(n)
+	return m
+}
+
+func (m *linkMTU) get() int  { return int(m.v.Load()) }
+func (m *linkMTU) set(n int) { m.v.Store(int32(n)) }
 
 // learnMode says what an ARP packet may do to the ARP cache (RFC 826
 // "merge"): update an existing entry only, or also create one.

@@ -101,9 +101,9 @@ func (p *plane) decideIPv4(f []byte, in int, owned *ownedSet, gso bool) ipDecisi
 	if !ok {
 		return icmpError(ip, h, 3, 0, 0, DropNoRoute) // net unreachable
 	}
-	if !gso && h.totalLen > p.links[out].mtu {
+	if mtu := p.links[out].mtu.get(); !gso && h.totalLen > mtu {
 		if h.df {
-			return icmpError(ip, h, 3, 4, p.links[out].mtu, DropTooBig) // fragmentation needed (RFC 1191)
+			return icmpError(ip, h, 3, 4, mtu, DropTooBig) // fragmentation needed (RFC 1191)
 		}
 		return ipDecision{reason: DropTooBig, hdr: h}
 	}
@@ -128,7 +128,7 @@ func (p *plane) decideLocalOut(ip []byte, gso bool) ipDecision {
 	if !ok {
 		return ipDecision{reason: DropNoRoute, hdr: h}
 	}
-	if !gso && h.totalLen > p.links[out].mtu {
+	if !gso && h.totalLen > p.links[out].mtu.get() {
 		return ipDecision{reason: DropTooBig, hdr: h}
 	}
 	return ipDecision{action: ipForward, out: out, nextHop: nh, hdr: h}

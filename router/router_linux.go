@@ -83,7 +83,7 @@ func New(cfg Config) (*Router, error) {
 	for _, l := range r.links {
 		infos = append(infos, l.info)
 		connected = append(connected, l.info.prefix)
-		maxMTU = max(maxMTU, l.info.mtu)
+		maxMTU = max(maxMTU, l.info.mtu.get())
 		r.neigh = append(r.neigh, newNeighTable(cfg.neighConfig()))
 	}
 	r.wireTimer()
@@ -120,7 +120,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	ok = true
 	for _, l := range r.links {
-		r.log.Info("router: capturing", "nic", l.info.name, "mac", l.info.mac.String(), "primary", l.info.primary, "mtu", l.info.mtu)
+		r.log.Info("router: capturing", "nic", l.info.name, "mac", l.info.mac.String(), "primary", l.info.primary, "mtu", l.info.mtu.get())
 	}
 	r.log.Info("router: local delivery", "tun", cfg.TUNName, "vips", len(cfg.VIPs))
 	return r, nil
@@ -135,7 +135,7 @@ func (r *Router) openLinks() error {
 		if len(mac) != 6 {
 			return fmt.Errorf("link %s: hardware address %v is not Ethernet", cfg.Links[i].Name, mac)
 		}
-		info := linkInfo{index: i, name: cfg.Links[i].Name, mac: MAC(mac), mtu: dev.MTU(),
+		info := linkInfo{index: i, name: cfg.Links[i].Name, mac: MAC(mac), mtu: newLinkMTU(dev.MTU()),
 			primary: cfg.Links[i].Primary.Addr(), prefix: cfg.Links[i].Primary.Masked()}
 		r.links = append(r.links, nic{info: info, dev: dev})
 		return nil
@@ -308,6 +308,7 @@ func (r *Router) Run(ctx context.Context) error {
 	tw := r.newWorker(-1, nil, r.shards[nrx])
 	wg.Go(func() { errc <- tw.runTUN() })
 	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
+	wg.Go(func() { r.watchMTU(ctx) })
 
 	var first error
 	select {
@@ -376,7 +377,7 @@ func (r *Router) Stats() Stats {
 	now := r.now()
 	var s Stats
 	for i, l := range r.links {
-		ls := LinkStats{Name: l.info.name}
+		ls := LinkStats{Name: l.info.name, MTU: l.info.mtu.get()}
 		sumLinks(r.shards, i, &ls)
 		ls.SocketDrops = l.dev.Dropped()
 		ls.Neighbors = r.neigh[i].snapshot(now)

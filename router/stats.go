@@ -48,6 +48,7 @@ func newShard(nlinks int) *shard { return &shard{links: make([]linkCounters, nli
 // LinkStats are the counters of one capture NIC, summed over goroutines.
 type LinkStats struct {
 	Name           string
+	MTU            int    // the NIC's MTU now (followed at run time)
 	RxFrames       uint64 // frames the AF_PACKET socket delivered
 	RxBytes        uint64
 	RxBatches      uint64 // recvmmsg calls that returned frames (RxFrames/RxBatches = batch fill)
