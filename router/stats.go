@@ -27,6 +27,8 @@ type linkCounters struct {
 	local, localBytes   counter // received here, delivered to the TUN device
 	echoReplies         counter
 	icmpErrors          counter
+	fragmented          counter // packets fragmented for this (output) link's MTU
+	fragments           counter // fragments they became
 	drops               [numDropReasons]counter
 	_                   [64]byte // keep shards on separate cache lines
 }
@@ -65,6 +67,8 @@ type LinkStats struct {
 	LocalBytes     uint64
 	EchoReplies    uint64 // ICMP echo replies sent for owned VIPs
 	ICMPErrors     uint64 // time exceeded, unreachable, fragmentation needed sent
+	Fragmented     uint64 // packets without DF larger than this NIC's MTU, sent out of it as fragments (RFC 1812 5.2.6)
+	Fragments      uint64 // fragments sent for them
 	Drops          map[DropReason]uint64
 	Neighbors      []NeighborEntry // the ARP cache
 	NeighEvicted   uint64          // ARP cache entries pushed out of a full bucket by a new host
@@ -119,6 +123,8 @@ func sumLinks(shards []*shard, i int, ls *LinkStats) {
 		ls.LocalBytes += c.localBytes.load()
 		ls.EchoReplies += c.echoReplies.load()
 		ls.ICMPErrors += c.icmpErrors.load()
+		ls.Fragmented += c.fragmented.load()
+		ls.Fragments += c.fragments.load()
 		for r := range c.drops {
 			if v := c.drops[r].load(); v != 0 {
 				if ls.Drops == nil {

@@ -25,6 +25,11 @@ type worker struct {
 	ctl     ctlTx
 	scratch [][]byte // ICMP error frames built during one batch
 	nextScr int
+	// frag holds the fragments built during one batch (frag.go); fragUsed
+	// bytes of it are queued. When a packet needs more, every queue is
+	// flushed and frag starts over.
+	frag     []byte
+	fragUsed int
 	// ICMP error token bucket (RFC 1812 4.3.2.8 rate limiting).
 	icmpTokens float64
 	icmpLast   int64
@@ -33,7 +38,7 @@ type worker struct {
 func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {
 	b := r.cfg.Batch
 	w := &worker{r: r, in: in, rd: rd, sh: sh, icmpTokens: float64(r.cfg.ICMPBurst), ctl: newCtlTx(),
-		bufs: make([][]byte, b), sizes: make([]int, b)}
+		bufs: make([][]byte, b), sizes: make([]int, b), frag: make([]byte, fragArena)}
 	mem := make([]byte, b*slotSize)
 	for i := range w.bufs {
 		w.bufs[i] = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
@@ -99,6 +104,57 @@ func (w *worker) flush() {
 		w.tun.flush()
 	}
 	w.nextScr = 0
+	w.fragUsed = 0
+}
+
+// fragArena is the bytes of fragments one worker builds between two
+// flushes: a 64 KiB packet cut for a 1500-byte MTU (45 fragments) fits
+// twice; smaller MTUs flush mid-packet.
+const fragArena = 2 * slotSize
+
+// fragment sends the IPv4 packet in frame (virtio-net header, Ethernet
+// header, packet; d.frag set: no DF, larger than d.mtu, not GSO) as
+// fragments of at most d.mtu bytes towards d.nextHop on d.out (frag.go). The
+// fragments are built in the worker's arena, without allocating; each goes
+// through send like a whole packet (TTL decrement and MAC rewrite, or the
+// Ethernet header for TUN output).
+func (w *worker) fragment(frame []byte, d ipDecision, now int64, forwarded bool) {
+	c := &w.sh.links[d.out]
+	h := d.hdr
+	f := frame[vnetHdrLen:]
+	ip := f[ethHdrLen : ethHdrLen+h.totalLen]
+	var opts [40]byte
+	no, ok := copiedOptions(opts[:], ip, h)
+	if !ok || !vnetCompleteCsum(frame[:vnetHdrLen], f[:ethHdrLen+h.totalLen], h.proto) {
+		c.drops[DropBadIPHeader].add(1)
+		return
+	}
+	first, later, ok := fragSizes(h, no, d.mtu)
+	if !ok {
+		c.drops[DropTooBig].add(1)
+		return
+	}
+	data := h.totalLen - h.hdrLen
+	for off := 0; off < data; {
+		n := min(later, data-off)
+		if off == 0 {
+			n = min(first, data)
+		}
+		need := vnetHdrLen + ethHdrLen + 60 + n
+		if w.fragUsed+need > len(w.frag) {
+			w.flush() // every queued fragment leaves; the arena is free again
+		}
+		b := w.frag[w.fragUsed : w.fragUsed+need]
+		clear(b[:vnetHdrLen])
+		copy(b[vnetHdrLen:], f[:ethHdrLen])
+		m := putFragment(b[vnetHdrLen+ethHdrLen:], ip, h, opts[:no], off, n)
+		b = b[:vnetHdrLen+ethHdrLen+m]
+		w.fragUsed += len(b)
+		w.send(d.out, d.nextHop, b, now, forwarded)
+		c.fragments.add(1)
+		off += n
+	}
+	c.fragmented.add(1)
 }
 
 // handle acts on one received frame (virtio-net header first).
@@ -130,6 +186,10 @@ func (w *worker) handle(buf []byte, now int64, owned *ownedSet) {
 			if vc := lookupAttrib(r.attrib[w.in], ethSrc(f)); vc != nil {
 				vc.packets.Add(1)
 				vc.bytes.Add(uint64(n))
+			}
+			if d.frag {
+				w.fragment(buf[:vnetHdrLen+n], d, now, true)
+				return
 			}
 			vnetForTx(vh)
 			w.send(d.out, d.nextHop, buf[:vnetHdrLen+n], now, true)
@@ -336,6 +396,10 @@ func (w *worker) tunBatch(n int) {
 		}
 		tc.read.add(1)
 		tc.readBytes.add(uint64(d.hdr.totalLen))
+		if d.frag {
+			w.fragment(buf[:vnetHdrLen+ethHdrLen+d.hdr.totalLen], d, now, false)
+			continue
+		}
 		w.send(d.out, d.nextHop, buf[:vnetHdrLen+ethHdrLen+d.hdr.totalLen], now, false)
 	}
 	w.flush()
