@@ -1,6 +1,9 @@
 package router
 
-import "net/netip"
+import (
+	"net/netip"
+	"sync/atomic"
+)
 
 // linkInfo is what the pure decisions know about one capture NIC.
 type linkInfo struct {
@@ -9,8 +12,23 @@ type linkInfo struct {
 	mac     MAC
 	primary netip.Addr   // the node's own kernel address on this subnet
 	prefix  netip.Prefix // the connected subnet
-	mtu     int          // bytes of IPv4 packet, without the Ethernet header
+	mtu     *linkMTU     // bytes of IPv4 packet, without the Ethernet header; changes at run time
 }
+
+// linkMTU is a link's MTU, shared by every copy of its linkInfo. The router
+// stores a new value when the NIC's MTU changes (Router.setMTU); the
+// forwarding decision loads it once per packet (a plain load on amd64 and
+// arm64).
+type linkMTU struct{ v atomic.Int32 }
+
+func newLinkMTU(n int) *linkMTU {
+	m := &linkMTU{}
+	m.set(n)
+	return m
+}
+
+func (m *linkMTU) get() int  { return int(m.v.Load()) }
+func (m *linkMTU) set(n int) { m.v.Store(int32(n)) }
 
 // learnMode says what an ARP packet may do to the ARP cache (RFC 826
 // "merge"): update an existing entry only, or also create one.
@@ -27,7 +45,7 @@ type arpDecision struct {
 	answer bool      // send a reply for an owned VIP
 	learn  learnMode // what the sender may do to the ARP cache
 	reason DropReason
-	vip    ownedVIP // the owned VIP asked for (answer true)
+	vip    ownedVIP // the owned VIP asked for (answer true) or claimed by another host (DropARPConflict)
 }
 
 func isUnicastMAC(m MAC) bool { return m[0]&1 == 0 && m != MAC{} }
@@ -55,8 +73,9 @@ func decideARP(f []byte, l *linkInfo, owned *ownedSet) (arpPacket, arpDecision) 
 		learn = learnNone // probes (sender 0.0.0.0), our own frames, off-subnet senders
 	}
 	if v, ok := owned.lookup(a.SenderIP); ok && v.link == l.index && a.SenderMAC != l.mac {
-		// Another host claims a VIP we own (a stale owner, or a split ring).
-		return a, arpDecision{reason: DropARPConflict}
+		// Another host claims a VIP we own (a stale owner, a split ring, or
+		// a spoofer): the caller defends the address (RFC 5227 2.4 (b)).
+		return a, arpDecision{reason: DropARPConflict, vip: v}
 	}
 	switch a.Op {
 	case arpRequest:
@@ -74,9 +93,11 @@ func decideARP(f []byte, l *linkInfo, owned *ownedSet) (arpPacket, arpDecision) 
 		}
 		return a, arpDecision{learn: learn, reason: DropARPNotOwned}
 	case arpReply:
-		if learn != learnNone && a.TargetMAC == l.mac {
-			learn = learnCreate // most likely the answer to our own request
-		}
+		// A reply never creates an entry by itself: it resolves a next hop
+		// we asked about (the ARP cache has it pending) or refreshes a
+		// known one. Unsolicited replies and gratuitous ARP from made-up
+		// addresses would otherwise fill the cache (and poison it for hosts
+		// we never talk to).
 		return a, arpDecision{learn: learn}
 	default:
 		return a, arpDecision{reason: DropBadARP}

@@ -33,7 +33,7 @@ func TestDecideARP(t *testing.T) {
 		{"request for an owned VIP of the other subnet is ignored here", arpFrame(broadcastMAC, clientMAC, req(vipInt)), want{Learn: learnUpdate, Reason: DropARPNotOwned}},
 		{"request for our primary is left to the kernel", arpFrame(broadcastMAC, clientMAC, req(netip.MustParseAddr("203.0.113.1"))), want{Learn: learnCreate, Reason: DropLocal}},
 		{"probe from 0.0.0.0 is answered without learning", arpFrame(broadcastMAC, clientMAC, arpPacket{Op: arpRequest, SenderMAC: clientMAC, TargetIP: vipExt}), want{Answer: true}},
-		{"reply to us is learned", arpFrame(extMAC, clientMAC, arpPacket{Op: arpReply, SenderMAC: clientMAC, SenderIP: clientIP, TargetMAC: extMAC, TargetIP: ext.primary}), want{Learn: learnCreate}},
+		{"reply to us only resolves an awaited host", arpFrame(extMAC, clientMAC, arpPacket{Op: arpReply, SenderMAC: clientMAC, SenderIP: clientIP, TargetMAC: extMAC, TargetIP: ext.primary}), want{Learn: learnUpdate}},
 		{"gratuitous reply only updates", arpFrame(broadcastMAC, otherMAC, arpPacket{Op: arpReply, SenderMAC: otherMAC, SenderIP: netip.MustParseAddr("203.0.113.92"), TargetMAC: otherMAC, TargetIP: netip.MustParseAddr("203.0.113.92")}), want{Learn: learnUpdate}},
 		{"someone else claiming our VIP is a conflict", arpFrame(broadcastMAC, otherMAC, arpPacket{Op: arpReply, SenderMAC: otherMAC, SenderIP: vipExt, TargetMAC: otherMAC, TargetIP: vipExt}), want{Reason: DropARPConflict}},
 		{"our own GARP seen again is not answered", arpFrame(broadcastMAC, extMAC, arpPacket{Op: arpRequest, SenderMAC: extMAC, SenderIP: vipExt, TargetIP: vipExt}), want{Reason: DropOwnFrame}},
@@ -107,15 +107,15 @@ func TestNeighTable(t *testing.T) {
 	if _, ok, _ := nt.lookup(serverIP, 0); ok {
 		t.Fatal("empty table resolved")
 	}
-	req, ok := nt.enqueue(serverIP, []byte("p1"), 0)
-	if !req || !ok {
+	req, refused := nt.enqueue(serverIP, []byte("p1"), 0)
+	if ok := refused == DropNone; !req || !ok {
 		t.Fatalf("first packet: request %v ok %v, want both", req, ok)
 	}
-	if req, ok = nt.enqueue(serverIP, []byte("p2"), 0); req || !ok {
-		t.Fatalf("second packet: request %v ok %v, want queued without a new request", req, ok)
+	if req, refused = nt.enqueue(serverIP, []byte("p2"), 0); req || refused != DropNone {
+		t.Fatalf("second packet: request %v refused %v, want queued without a new request", req, refused)
 	}
-	if _, ok = nt.enqueue(serverIP, []byte("p3"), 0); ok {
-		t.Fatal("third packet queued beyond queueLen 2")
+	if _, refused = nt.enqueue(serverIP, []byte("p3"), 0); refused != DropNeighQueueFull {
+		t.Fatalf("third packet beyond queueLen 2: refused %v, want %v", refused, DropNeighQueueFull)
 	}
 	if q := nt.learn(serverIP, otherMAC, learnUpdate, s/2); len(q) != 2 || string(q[0]) != "p1" {
 		t.Fatalf("learn released %q, want [p1 p2] (an awaited host may be learned from any ARP)", q)
@@ -149,7 +149,7 @@ func TestNeighTable(t *testing.T) {
 	if reqs != 2 || len(failed) != 1 {
 		t.Fatalf("retries %d failed %d, want 2 retries (3 tries) then 1 failed packet", reqs, len(failed))
 	}
-	if n := len(*nt.resolved.Load()); n != 0 {
+	if n := nt.resolvedLen(); n != 0 {
 		t.Fatalf("%d expired entries kept after tick", n)
 	}
 }

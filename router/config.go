@@ -79,6 +79,13 @@ type Config struct {
 	// GARPBurst is how many announcements may go out at once. Default 64.
 	GARPBurst int
 
+	// ARPDefendInterval is how often the router defends one VIP against
+	// another host claiming it (an ARP request or reply with the VIP as
+	// sender address and a foreign MAC: a stale owner, a split ring, a
+	// spoofer): it logs a warning and broadcasts a gratuitous ARP at most
+	// once per VIP per interval. Default 10 s (RFC 5227 DEFEND_INTERVAL).
+	ARPDefendInterval time.Duration
+
 	// NeighReachable is how long a learned MAC is used without re-probing.
 	// Default 30 s.
 	NeighReachable time.Duration
@@ -93,6 +100,28 @@ type Config struct {
 	// NeighQueue is the number of packets held per unresolved next hop.
 	// Default 3.
 	NeighQueue int
+	// NeighPending is the number of next hops per link that may await an
+	// ARP reply at once; a packet for one more is dropped
+	// (neigh_pending_full) until one resolves or gives up (NeighTries ×
+	// NeighRetry). Any host can make the router resolve every address of
+	// a connected subnet. Default 1024.
+	NeighPending int
+	// NeighQueueBytes bounds the bytes of packets held for unresolved next
+	// hops per link (a queued GSO super-frame is up to 64 KiB). Default
+	// 4 MiB: 1024 next hops × 3 full-size 1500-byte frames fit.
+	NeighQueueBytes int
+	// NeighEntries is the number of resolved hosts the ARP cache of one
+	// link holds (rounded up to a multiple of 8); a new host beyond it
+	// replaces the least recently confirmed one of its hash bucket, which
+	// is re-resolved when next used. About 100 bytes each. Default 8192.
+	NeighEntries int
+
+	// AttribMACs is the number of sender MACs per link whose traffic is
+	// counted on the VIP they use as gateway (load balancing), rounded up
+	// to a multiple of 8. A new MAC beyond it replaces the least recently
+	// seen one of its hash bucket (bounded.go says why not refuse). About
+	// 100 bytes per MAC. Default 4096.
+	AttribMACs int
 
 	// ICMPRate limits ICMP errors per second per receive goroutine. Default 1000.
 	ICMPRate float64
@@ -124,27 +153,32 @@ type Config struct {
 // DefaultConfig returns a Config with every default set and no links.
 func DefaultConfig() Config {
 	return Config{
-		TUNName:          "ringway0",
-		TUNTable:         4207,
-		TUNRulePriority:  4207,
-		ManageKernel:     true,
-		RxQueues:         1,
-		Batch:            32,
-		RcvBuf:           32 << 20,
-		QdiscBypass:      true,
-		GARPCount:        3,
-		GARPInterval:     time.Second,
-		GARPRefresh:      30 * time.Second,
-		GARPRate:         500,
-		GARPBurst:        64,
-		NeighReachable:   30 * time.Second,
-		NeighProbeWindow: 5 * time.Second,
-		NeighRetry:       time.Second,
-		NeighTries:       3,
-		NeighQueue:       3,
-		ICMPRate:         1000,
-		ICMPBurst:        100,
-		Tick:             time.Second,
+		TUNName:           "ringway0",
+		TUNTable:          4207,
+		TUNRulePriority:   4207,
+		ManageKernel:      true,
+		RxQueues:          1,
+		Batch:             32,
+		RcvBuf:            32 << 20,
+		QdiscBypass:       true,
+		GARPCount:         3,
+		GARPInterval:      time.Second,
+		GARPRefresh:       30 * time.Second,
+		GARPRate:          500,
+		GARPBurst:         64,
+		ARPDefendInterval: 10 * time.Second,
+		NeighReachable:    30 * time.Second,
+		NeighProbeWindow:  5 * time.Second,
+		NeighRetry:        time.Second,
+		NeighTries:        3,
+		NeighQueue:        3,
+		NeighPending:      1024,
+		NeighQueueBytes:   4 << 20,
+		NeighEntries:      8192,
+		AttribMACs:        4096,
+		ICMPRate:          1000,
+		ICMPBurst:         100,
+		Tick:              time.Second,
 	}
 }
 
@@ -188,8 +222,15 @@ func (c *Config) validate() error {
 	if c.GARPCount < 1 || c.GARPInterval <= 0 || c.GARPRefresh < 0 || c.GARPRate <= 0 || c.GARPBurst < 1 {
 		errs = append(errs, errors.New("garp: count ≥ 1, interval > 0, refresh ≥ 0, rate > 0 and burst ≥ 1 are required"))
 	}
+	if c.ARPDefendInterval <= 0 {
+		errs = append(errs, fmt.Errorf("arp defend interval %v: must be > 0 (default 10s)", c.ARPDefendInterval))
+	}
 	if c.NeighReachable <= 0 || c.NeighProbeWindow < 0 || c.NeighRetry <= 0 || c.NeighTries < 1 || c.NeighQueue < 1 {
 		errs = append(errs, errors.New("neigh: reachable > 0, probe window ≥ 0, retry > 0, tries ≥ 1 and queue ≥ 1 are required"))
+	}
+	if c.NeighPending < 1 || c.NeighQueueBytes < 1<<16 || c.NeighEntries < 1 || c.AttribMACs < 1 {
+		errs = append(errs, fmt.Errorf("neigh pending %d, neigh queue bytes %d, neigh entries %d, attrib MACs %d: need pending ≥ 1, queue bytes ≥ 65536 (one GSO frame), entries ≥ 1 and attrib MACs ≥ 1",
+			c.NeighPending, c.NeighQueueBytes, c.NeighEntries, c.AttribMACs))
 	}
 	if d := c.Devices; d != nil {
 		if len(d.Links) != len(c.Links) || d.TUN == nil {
@@ -206,7 +247,8 @@ func (c *Config) validate() error {
 }
 
 func (c Config) neighConfig() neighConfig {
-	return neighConfig{reachable: c.NeighReachable, probeWindow: c.NeighProbeWindow, retry: c.NeighRetry, tries: c.NeighTries, queueLen: c.NeighQueue}
+	return neighConfig{reachable: c.NeighReachable, probeWindow: c.NeighProbeWindow, retry: c.NeighRetry, tries: c.NeighTries, queueLen: c.NeighQueue,
+		pendingMax: c.NeighPending, queueBytes: c.NeighQueueBytes, entries: c.NeighEntries}
 }
 
 func (c Config) garpConfig() garpConfig {

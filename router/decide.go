@@ -17,7 +17,7 @@ type ipAction uint8
 
 const (
 	ipDrop      ipAction = iota // count reason, do nothing else
-	ipForward                   // rewrite in place, send on out towards nextHop
+	ipForward                   // rewrite in place (or fragment, frag), send on out towards nextHop
 	ipEcho                      // ICMP echo to an owned VIP: answer in place
 	ipLocal                     // other traffic to an owned VIP: deliver to the TUN device
 	ipICMPError                 // drop, and send icmpType/icmpCode back to the sender
@@ -31,7 +31,8 @@ type ipDecision struct {
 	nextHop  netip.Addr // ipForward: the host whose MAC the frame goes to
 	icmpType uint8      // ipICMPError
 	icmpCode uint8
-	mtu      int      // ipICMPError fragmentation needed: the next-hop MTU
+	mtu      int      // ipICMPError fragmentation needed, or frag: the next-hop MTU
+	frag     bool     // ipForward: larger than the output MTU without DF, fragment it (frag.go)
 	vip      ownedVIP // ipEcho, ipLocal
 	hdr      ipv4Header
 }
@@ -101,11 +102,11 @@ func (p *plane) decideIPv4(f []byte, in int, owned *ownedSet, gso bool) ipDecisi
 	if !ok {
 		return icmpError(ip, h, 3, 0, 0, DropNoRoute) // net unreachable
 	}
-	if !gso && h.totalLen > p.links[out].mtu {
+	if mtu := p.links[out].mtu.get(); !gso && h.totalLen > mtu {
 		if h.df {
-			return icmpError(ip, h, 3, 4, p.links[out].mtu, DropTooBig) // fragmentation needed (RFC 1191)
+			return icmpError(ip, h, 3, 4, mtu, DropTooBig) // fragmentation needed (RFC 1191)
 		}
-		return ipDecision{reason: DropTooBig, hdr: h}
+		return ipDecision{action: ipForward, out: out, nextHop: nh, hdr: h, frag: true, mtu: mtu} // RFC 1812 5.2.6
 	}
 	return ipDecision{action: ipForward, out: out, nextHop: nh, hdr: h}
 }
@@ -128,8 +129,11 @@ func (p *plane) decideLocalOut(ip []byte, gso bool) ipDecision {
 	if !ok {
 		return ipDecision{reason: DropNoRoute, hdr: h}
 	}
-	if !gso && h.totalLen > p.links[out].mtu {
-		return ipDecision{reason: DropTooBig, hdr: h}
+	if mtu := p.links[out].mtu.get(); !gso && h.totalLen > mtu {
+		if h.df {
+			return ipDecision{reason: DropTooBig, hdr: h}
+		}
+		return ipDecision{action: ipForward, out: out, nextHop: nh, hdr: h, frag: true, mtu: mtu}
 	}
 	return ipDecision{action: ipForward, out: out, nextHop: nh, hdr: h}
 }

@@ -51,13 +51,27 @@ type LinkDevice interface {
 	// HardwareAddr is the NIC's Ethernet address (6 bytes).
 	HardwareAddr() net.HardwareAddr
 	// MTU is the largest IPv4 packet the NIC sends, in bytes, without the
-	// Ethernet header.
+	// Ethernet header. The router reads it at New and again whenever it
+	// may have changed: for the AF_PACKET devices on every netlink link
+	// update of the NIC, for other devices when their MTUNotifier signals.
 	MTU() int
 	// Dropped is the number of frames the device lost since it was opened
 	// because its receive queue was full (AF_PACKET PACKET_STATISTICS).
 	Dropped() uint64
 	// Close makes every Read and Write return net.ErrClosed.
 	Close() error
+}
+
+// MTUNotifier is an optional interface of a LinkDevice whose MTU changes at
+// run time (routertest.FakeLink): after each value received from
+// MTUChanged, the router reads MTU again and uses it from the next packet
+// on. The AF_PACKET devices do not need it: the router follows their NIC's
+// netlink link updates.
+type MTUNotifier interface {
+	// MTUChanged returns a channel that receives a value after MTU's
+	// answer changes (one value may stand for several changes). The
+	// channel is the same on every call and never closes.
+	MTUChanged() <-chan struct{}
 }
 
 // TUNDevice is the packet I/O of the local-delivery device: every VIP is

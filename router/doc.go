@@ -11,23 +11,36 @@
 //	                                                                            │ one receive goroutine per NIC queue:
 //	                                                                            │ FrameReader.Read batch → decide → act
 //	   ARP request for owned VIP ── decideARP ── reply in place, same NIC       │
+//	   ARP claiming an owned VIP ── defending GARP + warning (rate-limited)      │
 //	   IPv4 ── decideIPv4 ── forward: lookup route, resolve next hop in the     │
 //	                          userspace ARP cache (neigh), rewrite MACs, TTL−1, │
 //	                          RFC 1624 checksum, queue for the out NIC          │
 //	                      └─ echo to owned VIP: reply in place                  │
 //	                      └─ other traffic to owned VIP: queue for TUN          │
 //	                      └─ TTL expiry / no route: ICMP error to the sender    │
+//	                      └─ too big: fragment (no DF, not GSO) or ICMP (DF)    │
 //	   end of batch: one LinkDevice.Write per out NIC, one TUNDevice.Write      │
 //	TUN (all VIPs) ── one goroutine reads batches of replies of local services and routes them as above
 //	timer ── GARP schedule (garp.go), ARP cache retries and expiry (neigh.go);
 //	         sleeps until the earliest deadline (nextAt) or a kick from SetOwned,
 //	         Announce or the ARP cache (new pending host or entry)
+//	MTU watcher ── netlink link updates (mtu_linux.go) → one atomic per link
+//
+// # Bounded tables
+//
+// Every table a host on a subnet can grow is bounded with O(1) work per new
+// key: load attribution and the ARP cache are fixed-size set-associative
+// tables that evict the least recently used entry of a full bucket
+// (bounded.go); pending ARP resolutions are capped in number and bytes and
+// refuse more (neigh.go, neigh_pending_full). docs/router.md says why each
+// policy.
 //
 // # Cores and drivers
 //
 // The decisions are pure functions over byte slices and immutable tables
 // (frame.go, checksum.go, arp.go, route.go, decide.go with the ICMP echo and
-// error encoders, garp.go, neigh.go take time as an argument). The Linux
+// error encoders, frag.go, bounded.go, garp.go, neigh.go take time as an
+// argument). The Linux
 // driver (router_linux.go, worker_linux.go, kernel_linux.go) owns the
 // goroutines and stays thin.
 //

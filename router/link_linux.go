@@ -25,7 +25,7 @@ const slotSize = vnetHdrLen + ethHdrLen + 65535 + 1
 type link struct {
 	name string
 	mac  net.HardwareAddr
-	mtu  int
+	mtu  atomic.Int64  // Router.watchMTU stores the NIC's new MTU here
 	rx   []*rxSock     // receive sockets, one per receive goroutine (PACKET_FANOUT_HASH when several)
 	rd   []FrameReader // rx as FrameReaders
 	// txfd is a second AF_PACKET socket, bound to the NIC with protocol 0
@@ -103,9 +103,10 @@ func openLink(name string, cfg *Config, primaries []netip.Addr) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: assemble BPF: %w", name, err)
 	}
-	l := &link{name: name, mac: ifi.HardwareAddr, mtu: ifi.MTU, txfd: -1}
-	if l.mtu <= 0 {
-		l.mtu = 1500
+	l := &link{name: name, mac: ifi.HardwareAddr, txfd: -1}
+	l.mtu.Store(int64(ifi.MTU))
+	if ifi.MTU <= 0 {
+		l.mtu.Store(1500)
 	}
 	l.txPool.New = func() any { return newTxMsgs(cfg.Batch) }
 	// One fanout group per link and process; ids are per network namespace.
@@ -275,7 +276,7 @@ func (l *link) Readers() []FrameReader { return l.rd }
 func (l *link) HardwareAddr() net.HardwareAddr { return l.mac }
 
 // MTU is LinkDevice.MTU.
-func (l *link) MTU() int { return l.mtu }
+func (l *link) MTU() int { return int(l.mtu.Load()) }
 
 // Dropped is LinkDevice.Dropped: the receive sockets' PACKET_STATISTICS
 // drops, accumulated (the kernel resets them on every read).

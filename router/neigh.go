@@ -15,22 +15,37 @@ type neighConfig struct {
 	retry       time.Duration // interval between ARP requests for an unresolved or stale host
 	tries       int           // requests for an unresolved host before its queue is dropped
 	queueLen    int           // packets held per unresolved next hop
+	pendingMax  int           // unresolved next hops at once; 0: defaultNeighPending
+	queueBytes  int           // bytes of queued packets across all next hops; 0: defaultNeighQueueBytes
+	entries     int           // resolved hosts held; 0: defaultNeighEntries
 }
 
+// Defaults of the pending-resolution bounds (Config.NeighPending,
+// Config.NeighQueueBytes).
+const (
+	defaultNeighPending    = 1024
+	defaultNeighQueueBytes = 4 << 20
+	defaultNeighEntries    = 8192
+)
+
 // neighTable is the ARP cache of one link. Lookups on the hot path are
-// lock-free: resolved entries live in an immutable map swapped atomically
-// (copy on write, since entries change rarely), and a confirmation of an
-// unchanged MAC only stores a timestamp. Unresolved next hops and their small
-// packet queues live under a mutex; they are off the fast path by nature.
+// lock-free: resolved entries live in a boundedTable (fixed size, O(1) per
+// new host, the least recently confirmed entry of a full bucket evicted), and
+// a confirmation of an unchanged MAC only stores a timestamp. It was a
+// copy-on-write map, which an ARP flood from made-up addresses turned into a
+// copy per frame. Unresolved next hops and their small packet queues live
+// under a mutex, capped in number and bytes; they are off the fast path by
+// nature.
 //
 // Time is an argument (nanoseconds on a monotonic clock of the caller's
 // choosing), so the table is deterministic under test.
 type neighTable struct {
 	cfg      neighConfig
-	resolved atomic.Pointer[map[[4]byte]*neighEntry]
+	resolved *boundedTable[[4]byte, neighEntry] // used: the last confirmation, ns
 
 	mu      sync.Mutex
 	pending map[[4]byte]*neighPending
+	queued  int // bytes held in pending queues
 
 	// wake, when set, gets a non-blocking send whenever the table creates
 	// work for tick (a new pending resolution, a new or changed entry), so a
@@ -39,9 +54,8 @@ type neighTable struct {
 }
 
 type neighEntry struct {
-	mac       MAC          // immutable: a changed MAC makes a new entry
-	confirmed atomic.Int64 // last confirmation, ns
-	probed    atomic.Int64 // last probe sent, ns
+	mac    MAC          // immutable: a changed MAC makes a new entry
+	probed atomic.Int64 // last probe sent, ns
 }
 
 type neighPending struct {
@@ -51,54 +65,83 @@ type neighPending struct {
 }
 
 func newNeighTable(cfg neighConfig) *neighTable {
-	t := &neighTable{cfg: cfg, pending: map[[4]byte]*neighPending{}}
-	m := map[[4]byte]*neighEntry{}
-	t.resolved.Store(&m)
-	return t
+	if cfg.pendingMax <= 0 {
+		cfg.pendingMax = defaultNeighPending
+	}
+	if cfg.queueBytes <= 0 {
+		cfg.queueBytes = defaultNeighQueueBytes
+	}
+	if cfg.entries <= 0 {
+		cfg.entries = defaultNeighEntries
+	}
+	return &neighTable{cfg: cfg, pending: map[[4]byte]*neighPending{}, resolved: newBoundedTable[[4]byte, neighEntry](cfg.entries)}
 }
 
 // lookup returns the MAC of ip. probe is true when the entry is stale and
 // the caller should send one ARP request to re-confirm it (at most once per
 // retry interval across all callers).
 func (t *neighTable) lookup(ip netip.Addr, now int64) (mac MAC, ok, probe bool) {
-	e := (*t.resolved.Load())[ip.As4()]
+	e := t.resolved.get(ip.As4())
 	if e == nil {
 		return MAC{}, false, false
 	}
-	age := now - e.confirmed.Load()
+	age := now - e.used.Load()
 	if age < int64(t.cfg.reachable) {
-		return e.mac, true, false
+		return e.val.mac, true, false
 	}
 	if age >= int64(t.cfg.reachable+t.cfg.probeWindow) {
 		return MAC{}, false, false
 	}
-	last := e.probed.Load()
-	if now-last >= int64(t.cfg.retry) && e.probed.CompareAndSwap(last, now) {
+	last := e.val.probed.Load()
+	if now-last >= int64(t.cfg.retry) && e.val.probed.CompareAndSwap(last, now) {
 		probe = true
 	}
-	return e.mac, true, probe
+	return e.val.mac, true, probe
 }
 
-// enqueue holds pkt (copied by the caller into a buffer the table now owns)
-// until ip resolves. request is true when the caller should send an ARP
-// request now (the first packet for ip). When the queue is full the packet is
-// refused: ok false, and the caller keeps its buffer.
-func (t *neighTable) enqueue(ip netip.Addr, pkt []byte, now int64) (request, ok bool) {
+// enqueue holds a copy of pkt until ip resolves. request is true when the
+// caller should send an ARP request now (the first packet for ip). A refused
+// packet is not copied and reason says why: DropNeighPendingFull when ip
+// would be a new resolution beyond pendingMax (refused, not evicted: a
+// resolution ends by itself within tries × retry, so the table drains, and
+// evicting would let a flood of made-up next hops cancel the real ones and
+// drop their packets), DropNeighQueueFull when ip's queue or the table's
+// byte budget is full. Both bounds keep what one host can make the router
+// hold: 20,000 unresolved next hops on a /16 held 87 MiB before.
+func (t *neighTable) enqueue(ip netip.Addr, pkt []byte, now int64) (request bool, reason DropReason) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k := ip.As4()
 	p := t.pending[k]
 	if p == nil {
+		if len(t.pending) >= t.cfg.pendingMax {
+			return false, DropNeighPendingFull
+		}
 		p = &neighPending{lastReq: now, tries: 1}
 		t.pending[k] = p
 		request = true
 		t.notify()
 	}
-	if len(p.queue) >= t.cfg.queueLen {
-		return request, false
+	if len(p.queue) >= t.cfg.queueLen || t.queued+len(pkt) > t.cfg.queueBytes {
+		return request, DropNeighQueueFull
 	}
-	p.queue = append(p.queue, pkt)
-	return request, true
+	p.queue = append(p.queue, append([]byte(nil), pkt...))
+	t.queued += len(pkt)
+	return request, DropNone
+}
+
+// unqueue accounts for a pending queue leaving the table (t.mu held).
+func (t *neighTable) unqueue(q [][]byte) {
+	for _, b := range q {
+		t.queued -= len(b)
+	}
+}
+
+// pendingLen returns the number of unresolved next hops.
+func (t *neighTable) pendingLen() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
 }
 
 // learn records that ip is at mac, as allowed by mode (RFC 826 merge:
@@ -109,34 +152,30 @@ func (t *neighTable) learn(ip netip.Addr, mac MAC, mode learnMode, now int64) []
 		return nil
 	}
 	k := ip.As4()
-	if e := (*t.resolved.Load())[k]; e != nil && e.mac == mac {
-		e.confirmed.Store(now)
+	if e := t.resolved.get(k); e != nil && e.val.mac == mac {
+		e.used.Store(now)
 		if !t.hasPending(k) {
 			return nil
 		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := *t.resolved.Load()
 	p := t.pending[k]
-	if e := old[k]; e == nil && p == nil && mode != learnCreate {
+	if e := t.resolved.get(k); e == nil && p == nil && mode != learnCreate {
 		return nil
-	} else if e == nil || e.mac != mac {
-		n := make(map[[4]byte]*neighEntry, len(old)+1)
-		for a, x := range old {
-			n[a] = x
-		}
-		ne := &neighEntry{mac: mac}
-		ne.confirmed.Store(now)
-		ne.probed.Store(now)
-		n[k] = ne
-		t.resolved.Store(&n)
+	} else if e == nil || e.val.mac != mac {
+		ne := &boundedEntry[[4]byte, neighEntry]{key: k}
+		ne.val.mac = mac
+		ne.used.Store(now)
+		ne.val.probed.Store(now)
+		t.resolved.put(ne)
 		t.notify()
 	}
 	if p == nil {
 		return nil
 	}
 	delete(t.pending, k)
+	t.unqueue(p.queue)
 	return p.queue
 }
 
@@ -167,6 +206,7 @@ func (t *neighTable) tick(now int64) (requests []netip.Addr, failed [][]byte) {
 		}
 		if p.tries >= t.cfg.tries {
 			failed = append(failed, p.queue...)
+			t.unqueue(p.queue)
 			delete(t.pending, k)
 			continue
 		}
@@ -174,21 +214,10 @@ func (t *neighTable) tick(now int64) (requests []netip.Addr, failed [][]byte) {
 		p.lastReq = now
 		requests = append(requests, netip.AddrFrom4(k))
 	}
-	old := *t.resolved.Load()
-	var expired int
-	for _, e := range old {
-		if now-e.confirmed.Load() >= int64(t.cfg.reachable+t.cfg.probeWindow) {
-			expired++
+	for e := range t.resolved.all() {
+		if now-e.used.Load() >= int64(t.cfg.reachable+t.cfg.probeWindow) {
+			t.resolved.remove(e)
 		}
-	}
-	if expired > 0 {
-		n := make(map[[4]byte]*neighEntry, len(old)-expired)
-		for a, e := range old {
-			if now-e.confirmed.Load() < int64(t.cfg.reachable+t.cfg.probeWindow) {
-				n[a] = e
-			}
-		}
-		t.resolved.Store(&n)
 	}
 	return requests, failed
 }
@@ -206,8 +235,8 @@ func (t *neighTable) nextAt(now int64) (at int64, ok bool) {
 	}
 	t.mu.Unlock()
 	life := int64(t.cfg.reachable + t.cfg.probeWindow)
-	for _, e := range *t.resolved.Load() {
-		at, ok = min(at, e.confirmed.Load()+life), true
+	for e := range t.resolved.all() {
+		at, ok = min(at, e.used.Load()+life), true
 	}
 	if !ok {
 		return 0, false
@@ -224,8 +253,11 @@ type NeighborEntry struct {
 
 func (t *neighTable) snapshot(now int64) []NeighborEntry {
 	var out []NeighborEntry
-	for k, e := range *t.resolved.Load() {
-		out = append(out, NeighborEntry{IP: netip.AddrFrom4(k), MAC: e.mac.String(), Age: time.Duration(now - e.confirmed.Load())})
+	for e := range t.resolved.all() {
+		out = append(out, NeighborEntry{IP: netip.AddrFrom4(e.key), MAC: e.val.mac.String(), Age: time.Duration(now - e.used.Load())})
 	}
 	return out
 }
+
+// resolvedLen returns the number of resolved hosts.
+func (t *neighTable) resolvedLen() int { return t.resolved.len() }

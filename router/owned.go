@@ -61,4 +61,6 @@ type vipCounters struct {
 	garps       atomic.Uint64 // gratuitous ARP announcements sent (request+reply pair counts 1)
 	packets     atomic.Uint64 // packets forwarded for hosts using this VIP as gateway, or delivered to it
 	bytes       atomic.Uint64
+	conflicts   atomic.Uint64 // ARP packets from another host claiming this VIP while owned
+	defendedAt  atomic.Int64  // last defence (log and GARP), ns + 1; 0: never
 }

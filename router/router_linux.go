@@ -20,7 +20,7 @@ type Router struct {
 	plane  *plane
 	links  []nic
 	neigh  []*neighTable
-	attrib []atomic.Pointer[map[MAC]*vipCounters] // per link: sender MAC → the VIP it uses as gateway
+	attrib []*attribTable // per link: sender MAC → the VIP it uses as gateway (bounded, bounded.go)
 	tun    TUNDevice
 	tunDev *tunDev // the real TUN device (nil with Config.Devices)
 	kernel *KernelState
@@ -28,7 +28,7 @@ type Router struct {
 	filter Filter // cfg.Filter
 
 	owned   atomic.Pointer[ownedSet]
-	setMu   sync.Mutex // serializes SetOwned and attribution updates
+	setMu   sync.Mutex // serializes SetOwned
 	vipMu   sync.Mutex
 	vipCtrs map[netip.Addr]*vipCounters // every VIP ever configured or owned
 	garpMu  sync.Mutex
@@ -83,7 +83,7 @@ func New(cfg Config) (*Router, error) {
 	for _, l := range r.links {
 		infos = append(infos, l.info)
 		connected = append(connected, l.info.prefix)
-		maxMTU = max(maxMTU, l.info.mtu)
+		maxMTU = max(maxMTU, l.info.mtu.get())
 		r.neigh = append(r.neigh, newNeighTable(cfg.neighConfig()))
 	}
 	r.wireTimer()
@@ -92,7 +92,9 @@ func New(cfg Config) (*Router, error) {
 		return nil, err
 	}
 	r.plane = &plane{links: infos, routes: rt}
-	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], len(r.links))
+	for range r.links {
+		r.attrib = append(r.attrib, newAttribTable(cfg.AttribMACs))
+	}
 	for i := 0; i < len(r.links)*cfg.RxQueues+2; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
@@ -118,7 +120,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	ok = true
 	for _, l := range r.links {
-		r.log.Info("router: capturing", "nic", l.info.name, "mac", l.info.mac.String(), "primary", l.info.primary, "mtu", l.info.mtu)
+		r.log.Info("router: capturing", "nic", l.info.name, "mac", l.info.mac.String(), "primary", l.info.primary, "mtu", l.info.mtu.get())
 	}
 	r.log.Info("router: local delivery", "tun", cfg.TUNName, "vips", len(cfg.VIPs))
 	return r, nil
@@ -133,7 +135,7 @@ func (r *Router) openLinks() error {
 		if len(mac) != 6 {
 			return fmt.Errorf("link %s: hardware address %v is not Ethernet", cfg.Links[i].Name, mac)
 		}
-		info := linkInfo{index: i, name: cfg.Links[i].Name, mac: MAC(mac), mtu: dev.MTU(),
+		info := linkInfo{index: i, name: cfg.Links[i].Name, mac: MAC(mac), mtu: newLinkMTU(dev.MTU()),
 			primary: cfg.Links[i].Primary.Addr(), prefix: cfg.Links[i].Primary.Masked()}
 		r.links = append(r.links, nic{info: info, dev: dev})
 		return nil
@@ -264,21 +266,8 @@ func (r *Router) Owned() []netip.Addr { return r.owned.Load().addrs() }
 
 // setAttribution records that hosts sending from mac on link li use the VIP
 // counted by c as their gateway, so forwarded traffic is counted per VIP.
-func (r *Router) setAttribution(li int, mac MAC, c *vipCounters) {
-	if m := r.attrib[li].Load(); m != nil && (*m)[mac] == c {
-		return
-	}
-	r.setMu.Lock()
-	defer r.setMu.Unlock()
-	old := r.attrib[li].Load()
-	n := map[MAC]*vipCounters{}
-	if old != nil {
-		for k, v := range *old {
-			n[k] = v
-		}
-	}
-	n[mac] = c
-	r.attrib[li].Store(&n)
+func (r *Router) setAttribution(li int, mac MAC, c *vipCounters, now int64) {
+	setAttrib(r.attrib[li], mac, c, now)
 }
 
 // Run runs the data plane until ctx is done or Close is called; it returns
@@ -322,6 +311,7 @@ func (r *Router) Run(ctx context.Context) error {
 	tw := r.newWorker(-1, nil, r.shards[nrx])
 	wg.Go(func() { errc <- tw.runTUN() })
 	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
+	wg.Go(func() { r.watchMTU(ctx) })
 
 	var first error
 	select {
@@ -390,10 +380,14 @@ func (r *Router) Stats() Stats {
 	now := r.now()
 	var s Stats
 	for i, l := range r.links {
-		ls := LinkStats{Name: l.info.name}
+		ls := LinkStats{Name: l.info.name, MTU: l.info.mtu.get()}
 		sumLinks(r.shards, i, &ls)
 		ls.SocketDrops = l.dev.Dropped()
 		ls.Neighbors = r.neigh[i].snapshot(now)
+		ls.Pending = r.neigh[i].pendingLen()
+		ls.NeighEvicted = r.neigh[i].resolved.evicted.Load()
+		ls.Attributed = r.attrib[i].len()
+		ls.AttribEvicted = r.attrib[i].evicted.Load()
 		s.Links = append(s.Links, ls)
 		s.TUN.Written += ls.Local
 	}
@@ -415,7 +409,7 @@ func (r *Router) Stats() Stats {
 	for v, c := range r.vipCtrs {
 		_, own := owned.lookup(v)
 		s.VIPs = append(s.VIPs, VIPStats{VIP: v, Owned: own, ARPRequests: c.arpRequests.Load(), ARPReplies: c.arpReplies.Load(),
-			GARPs: c.garps.Load(), Packets: c.packets.Load(), Bytes: c.bytes.Load()})
+			GARPs: c.garps.Load(), Packets: c.packets.Load(), Bytes: c.bytes.Load(), Conflicts: c.conflicts.Load()})
 	}
 	r.vipMu.Unlock()
 	sortVIPStats(s.VIPs)

@@ -27,6 +27,8 @@ type linkCounters struct {
 	local, localBytes   counter // received here, delivered to the TUN device
 	echoReplies         counter
 	icmpErrors          counter
+	fragmented          counter // packets fragmented for this (output) link's MTU
+	fragments           counter // fragments they became
 	drops               [numDropReasons]counter
 	_                   [64]byte // keep shards on separate cache lines
 }
@@ -48,6 +50,7 @@ func newShard(nlinks int) *shard { return &shard{links: make([]linkCounters, nli
 // LinkStats are the counters of one capture NIC, summed over goroutines.
 type LinkStats struct {
 	Name           string
+	MTU            int    // the NIC's MTU now (followed at run time)
 	RxFrames       uint64 // frames the AF_PACKET socket delivered
 	RxBytes        uint64
 	RxBatches      uint64 // recvmmsg calls that returned frames (RxFrames/RxBatches = batch fill)
@@ -64,8 +67,14 @@ type LinkStats struct {
 	LocalBytes     uint64
 	EchoReplies    uint64 // ICMP echo replies sent for owned VIPs
 	ICMPErrors     uint64 // time exceeded, unreachable, fragmentation needed sent
+	Fragmented     uint64 // packets without DF larger than this NIC's MTU, sent out of it as fragments (RFC 1812 5.2.6)
+	Fragments      uint64 // fragments sent for them
 	Drops          map[DropReason]uint64
 	Neighbors      []NeighborEntry // the ARP cache
+	NeighEvicted   uint64          // ARP cache entries pushed out of a full bucket by a new host
+	Pending        int             // next hops awaiting an ARP reply (at most Config.NeighPending)
+	Attributed     int             // sender MACs counted on a gateway VIP (at most Config.AttribMACs)
+	AttribEvicted  uint64          // attributions pushed out of a full table by a new MAC
 }
 
 // VIPStats are the counters of one VIP (kept after the VIP is released).
@@ -77,6 +86,7 @@ type VIPStats struct {
 	GARPs       uint64
 	Packets     uint64 // packets delivered to it, or forwarded for hosts that use it as gateway
 	Bytes       uint64
+	Conflicts   uint64 // ARP packets from another host claiming it while owned (each defended at most once per ARPDefendInterval)
 }
 
 // TUNStats count the local delivery device.
@@ -113,6 +123,8 @@ func sumLinks(shards []*shard, i int, ls *LinkStats) {
 		ls.LocalBytes += c.localBytes.load()
 		ls.EchoReplies += c.echoReplies.load()
 		ls.ICMPErrors += c.icmpErrors.load()
+		ls.Fragmented += c.fragmented.load()
+		ls.Fragments += c.fragments.load()
 		for r := range c.drops {
 			if v := c.drops[r].load(); v != 0 {
 				if ls.Drops == nil {

@@ -25,8 +25,8 @@ var (
 func testPlane(t testing.TB) *plane {
 	t.Helper()
 	links := []linkInfo{
-		{index: 0, name: "ext0", mac: extMAC, primary: netip.MustParseAddr("203.0.113.1"), prefix: netip.MustParsePrefix("203.0.113.0/24"), mtu: 1500},
-		{index: 1, name: "int0", mac: intMAC, primary: netip.MustParseAddr("198.51.100.1"), prefix: netip.MustParsePrefix("198.51.100.0/24"), mtu: 1500},
+		{index: 0, name: "ext0", mac: extMAC, primary: netip.MustParseAddr("203.0.113.1"), prefix: netip.MustParsePrefix("203.0.113.0/24"), mtu: newLinkMTU(1500)},
+		{index: 1, name: "int0", mac: intMAC, primary: netip.MustParseAddr("198.51.100.1"), prefix: netip.MustParsePrefix("198.51.100.0/24"), mtu: newLinkMTU(1500)},
 	}
 	rt, err := newRouteTable([]netip.Prefix{links[0].prefix, links[1].prefix},
 		[]Route{{To: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("203.0.113.254")}})

@@ -221,13 +221,13 @@ func TestNeighNextAtDrivesTick(t *testing.T) {
 		if !ok {
 			break
 		}
-		entries := len(*nt.resolved.Load())
-		if r, f := nt.tick(at - 1); len(r)+len(f) != 0 || len(*nt.resolved.Load()) != entries {
+		entries := nt.resolvedLen()
+		if r, f := nt.tick(at - 1); len(r)+len(f) != 0 || nt.resolvedLen() != entries {
 			t.Fatalf("work at %v, before nextAt said %v", time.Duration(at-1), time.Duration(at))
 		}
 		now = at
 		r, f := nt.tick(now)
-		got = append(got, event{time.Duration(now), len(r), len(f), len(*nt.resolved.Load())})
+		got = append(got, event{time.Duration(now), len(r), len(f), nt.resolvedLen()})
 	}
 	want := []event{
 		{1500 * time.Millisecond, 1, 0, 1},

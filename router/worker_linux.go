@@ -25,6 +25,11 @@ type worker struct {
 	ctl     ctlTx
 	scratch [][]byte // ICMP error frames built during one batch
 	nextScr int
+	// frag holds the fragments built during one batch (frag.go); fragUsed
+	// bytes of it are queued. When a packet needs more, every queue is
+	// flushed and frag starts over.
+	frag     []byte
+	fragUsed int
 	// ICMP error token bucket (RFC 1812 4.3.2.8 rate limiting).
 	icmpTokens float64
 	icmpLast   int64
@@ -33,7 +38,7 @@ type worker struct {
 func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {
 	b := r.cfg.Batch
 	w := &worker{r: r, in: in, rd: rd, sh: sh, icmpTokens: float64(r.cfg.ICMPBurst), ctl: newCtlTx(),
-		bufs: make([][]byte, b), sizes: make([]int, b)}
+		bufs: make([][]byte, b), sizes: make([]int, b), frag: make([]byte, fragArena)}
 	mem := make([]byte, b*slotSize)
 	for i := range w.bufs {
 		w.bufs[i] = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
@@ -99,6 +104,57 @@ func (w *worker) flush() {
 		w.tun.flush()
 	}
 	w.nextScr = 0
+	w.fragUsed = 0
+}
+
+// fragArena is the bytes of fragments one worker builds between two
+// flushes: a 64 KiB packet cut for a 1500-byte MTU (45 fragments) fits
+// twice; smaller MTUs flush mid-packet.
+const fragArena = 2 * slotSize
+
+// fragment sends the IPv4 packet in frame (virtio-net header, Ethernet
+// header, packet; d.frag set: no DF, larger than d.mtu, not GSO) as
+// fragments of at most d.mtu bytes towards d.nextHop on d.out (frag.go). The
+// fragments are built in the worker's arena, without allocating; each goes
+// through send like a whole packet (TTL decrement and MAC rewrite, or the
+// Ethernet header for TUN output).
+func (w *worker) fragment(frame []byte, d ipDecision, now int64, forwarded bool) {
+	c := &w.sh.links[d.out]
+	h := d.hdr
+	f := frame[vnetHdrLen:]
+	ip := f[ethHdrLen : ethHdrLen+h.totalLen]
+	var opts [40]byte
+	no, ok := copiedOptions(opts[:], ip, h)
+	if !ok || !vnetCompleteCsum(frame[:vnetHdrLen], f[:ethHdrLen+h.totalLen], h.proto) {
+		c.drops[DropBadIPHeader].add(1)
+		return
+	}
+	first, later, ok := fragSizes(h, no, d.mtu)
+	if !ok {
+		c.drops[DropTooBig].add(1)
+		return
+	}
+	data := h.totalLen - h.hdrLen
+	for off := 0; off < data; {
+		n := min(later, data-off)
+		if off == 0 {
+			n = min(first, data)
+		}
+		need := vnetHdrLen + ethHdrLen + 60 + n
+		if w.fragUsed+need > len(w.frag) {
+			w.flush() // every queued fragment leaves; the arena is free again
+		}
+		b := w.frag[w.fragUsed : w.fragUsed+need]
+		clear(b[:vnetHdrLen])
+		copy(b[vnetHdrLen:], f[:ethHdrLen])
+		m := putFragment(b[vnetHdrLen+ethHdrLen:], ip, h, opts[:no], off, n)
+		b = b[:vnetHdrLen+ethHdrLen+m]
+		w.fragUsed += len(b)
+		w.send(d.out, d.nextHop, b, now, forwarded)
+		c.fragments.add(1)
+		off += n
+	}
+	c.fragmented.add(1)
 }
 
 // handle acts on one received frame (virtio-net header first).
@@ -127,11 +183,13 @@ func (w *worker) handle(buf []byte, now int64, owned *ownedSet) {
 			}
 			c.forwarded.add(1)
 			c.fwdBytes.add(uint64(n))
-			if m := r.attrib[w.in].Load(); m != nil {
-				if vc := (*m)[ethSrc(f)]; vc != nil {
-					vc.packets.Add(1)
-					vc.bytes.Add(uint64(n))
-				}
+			if vc := lookupAttrib(r.attrib[w.in], ethSrc(f)); vc != nil {
+				vc.packets.Add(1)
+				vc.bytes.Add(uint64(n))
+			}
+			if d.frag {
+				w.fragment(buf[:vnetHdrLen+n], d, now, true)
+				return
 			}
 			vnetForTx(vh)
 			w.send(d.out, d.nextHop, buf[:vnetHdrLen+n], now, true)
@@ -174,6 +232,9 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 		if d.reason != DropNone {
 			c.drops[d.reason].add(1)
 		}
+		if d.reason == DropARPConflict {
+			w.defend(&a, d.vip, now)
+		}
 		return
 	}
 	c.arpRequests.add(1)
@@ -185,15 +246,50 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 	c.arpReplies.add(1)
 	d.vip.c.arpReplies.Add(1)
 	if isUnicastMAC(a.SenderMAC) {
-		r.setAttribution(w.in, a.SenderMAC, d.vip.c)
+		r.setAttribution(w.in, a.SenderMAC, d.vip.c, now)
 	}
+}
+
+// defend answers another host's claim to the owned VIP v (an ARP packet
+// from a.SenderMAC with v as sender address): as RFC 5227 2.4 (b) has a
+// host defend its address, it broadcasts a gratuitous ARP (request and reply
+// form) so the hosts that just learned the other MAC learn ours again, and
+// logs a warning, both at most once per VIP per Config.ARPDefendInterval
+// (a host that keeps claiming the VIP would otherwise make the router flood
+// and the log grow). Every claim is counted (VIPStats.Conflicts).
+func (w *worker) defend(a *arpPacket, v ownedVIP, now int64) {
+	r := w.r
+	v.c.conflicts.Add(1)
+	last := v.c.defendedAt.Load()
+	if last != 0 && now+1-last < int64(r.cfg.ARPDefendInterval) || !v.c.defendedAt.CompareAndSwap(last, now+1) {
+		return
+	}
+	l := &r.links[w.in]
+	op := "request"
+	if a.Op == arpReply {
+		op = "reply"
+	}
+	r.log.Warn("router: another host claims a VIP this node owns; defending it with gratuitous ARP",
+		"vip", a.SenderIP, "nic", l.info.name, "their_mac", a.SenderMAC.String(), "arp", op, "claims", v.c.conflicts.Load())
+	c := &w.sh.links[w.in]
+	for _, reply := range []bool{false, true} {
+		n := putGARP(w.ctl.frame(), &l.info, a.SenderIP, reply)
+		if err := w.ctl.send(l.dev, n); err != nil {
+			c.drops[DropTx].add(1)
+			return
+		}
+		c.txFrames.add(1)
+		c.txBytes.add(uint64(n))
+	}
+	c.garps.add(1)
+	v.c.garps.Add(1)
 }
 
 // send resolves nextHop on link out and queues frame (virtio-net header
 // first) for sending: forwarded frames get the RFC 1624 TTL rewrite, frames
 // from the TUN device a fresh Ethernet header. An unresolved next hop gets a
-// copy of the frame queued (the only allocation, off the steady state) and an
-// ARP request.
+// copy of the frame queued (the only allocation, off the steady state, and
+// bounded: see neighTable.enqueue) and an ARP request.
 func (w *worker) send(out int, nextHop netip.Addr, frame []byte, now int64, forwarded bool) {
 	r := w.r
 	ol := &r.plane.links[out]
@@ -211,9 +307,9 @@ func (w *worker) send(out int, nextHop netip.Addr, frame []byte, now int64, forw
 		w.tx[out].add(frame)
 		return
 	}
-	request, queued := r.neigh[out].enqueue(nextHop, append([]byte(nil), frame...), now)
-	if !queued {
-		w.sh.links[out].drops[DropNeighQueueFull].add(1)
+	request, refused := r.neigh[out].enqueue(nextHop, frame, now)
+	if refused != DropNone {
+		w.sh.links[out].drops[refused].add(1)
 	}
 	if request {
 		r.arpRequest(out, nextHop, w.sh, &w.ctl)
@@ -300,6 +396,10 @@ func (w *worker) tunBatch(n int) {
 		}
 		tc.read.add(1)
 		tc.readBytes.add(uint64(d.hdr.totalLen))
+		if d.frag {
+			w.fragment(buf[:vnetHdrLen+ethHdrLen+d.hdr.totalLen], d, now, false)
+			continue
+		}
 		w.send(d.out, d.nextHop, buf[:vnetHdrLen+ethHdrLen+d.hdr.totalLen], now, false)
 	}
 	w.flush()

@@ -1,8 +1,8 @@
 package router
 
 import (
+	"log/slog"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -11,18 +11,18 @@ import (
 // for the workers and the timer.
 func testRouter(t testing.TB) (*Router, *ownedSet) {
 	p := testPlane(t)
-	r := &Router{cfg: TestConfig(), plane: p, start: time.Now(), vipCtrs: map[netip.Addr]*vipCounters{}}
+	r := &Router{cfg: TestConfig(), plane: p, start: time.Now(), vipCtrs: map[netip.Addr]*vipCounters{}, log: slog.New(slog.DiscardHandler)}
 	r.cfg.Batch = 1024
 	r.links = []nic{{info: p.links[0], dev: &testLink{mac: p.links[0].mac}}, {info: p.links[1], dev: &testLink{mac: p.links[1].mac}}}
 	r.tun = &testTUN{}
 	r.neigh = []*neighTable{newNeighTable(r.cfg.neighConfig()), newNeighTable(r.cfg.neighConfig())}
-	r.attrib = make([]atomic.Pointer[map[MAC]*vipCounters], 2)
+	r.attrib = []*attribTable{newAttribTable(r.cfg.AttribMACs), newAttribTable(r.cfg.AttribMACs)}
 	r.shards = []*shard{newShard(2)}
 	owned := testOwned(vipExt, vipInt)
 	r.owned.Store(owned)
 	r.neigh[1].learn(serverIP, otherMAC, learnCreate, r.now())
 	v, _ := owned.lookup(vipExt)
-	r.setAttribution(0, clientMAC, v.c)
+	r.setAttribution(0, clientMAC, v.c, r.now())
 	return r, owned
 }
 

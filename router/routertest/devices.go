@@ -3,12 +3,14 @@ package routertest
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ringway/ringway/router"
 )
 
 var (
 	_ router.LinkDevice  = (*FakeLink)(nil)
+	_ router.MTUNotifier = (*FakeLink)(nil)
 	_ router.FrameReader = (*FakeLink)(nil)
 	_ router.TUNDevice   = (*FakeTUN)(nil)
 )
@@ -95,15 +97,17 @@ func (p *pipe) Closed() <-chan struct{} { return p.done }
 // It needs no privileges.
 type FakeLink struct {
 	pipe
-	mac     net.HardwareAddr
-	mtu     int
-	readers []router.FrameReader
+	mac        net.HardwareAddr
+	mtu        atomic.Int64
+	mtuChanged chan struct{}
+	readers    []router.FrameReader
 }
 
 // NewFakeLink returns a FakeLink with hardware address mac and the given MTU
 // (bytes of IPv4 packet).
 func NewFakeLink(mac net.HardwareAddr, mtu int) *FakeLink {
-	f := &FakeLink{pipe: newPipe(), mac: mac, mtu: mtu}
+	f := &FakeLink{pipe: newPipe(), mac: mac, mtuChanged: make(chan struct{}, 1)}
+	f.mtu.Store(int64(mtu))
 	f.readers = []router.FrameReader{f}
 	return f
 }
@@ -114,8 +118,22 @@ func (f *FakeLink) Readers() []router.FrameReader { return f.readers }
 // HardwareAddr returns the address given to NewFakeLink.
 func (f *FakeLink) HardwareAddr() net.HardwareAddr { return f.mac }
 
-// MTU returns the MTU given to NewFakeLink.
-func (f *FakeLink) MTU() int { return f.mtu }
+// MTU returns the MTU given to NewFakeLink or the last SetMTU.
+func (f *FakeLink) MTU() int { return int(f.mtu.Load()) }
+
+// SetMTU changes the MTU, as `ip link set mtu` does, and signals
+// MTUChanged; the router applies it shortly after (from its next packet once
+// its MTU goroutine ran).
+func (f *FakeLink) SetMTU(mtu int) {
+	f.mtu.Store(int64(mtu))
+	select {
+	case f.mtuChanged <- struct{}{}:
+	default:
+	}
+}
+
+// MTUChanged receives a value after each SetMTU (router.MTUNotifier).
+func (f *FakeLink) MTUChanged() <-chan struct{} { return f.mtuChanged }
 
 // Dropped is always 0: a full fake blocks its sender instead of dropping.
 func (f *FakeLink) Dropped() uint64 { return 0 }
