@@ -44,6 +44,20 @@ type Status struct {
 	VIPs     []VIP   `json:"vips"`
 	// Counters are cumulative counts for operators (ring, router).
 	Counters map[string]uint64 `json:"counters,omitempty"`
+	// Filter is this node's stateful filter; nil when the node does not
+	// report one.
+	Filter *FilterStatus `json:"filter,omitempty"`
+}
+
+// FilterStatus is the stateful filter of the node answering.
+type FilterStatus struct {
+	Enabled  bool   `json:"enabled"`   // filter.enabled; off means stateless forwarding
+	Flows    int64  `json:"flows"`     // flows in the table now
+	MaxFlows int64  `json:"max_flows"` // the table's cap
+	NewFlows uint64 `json:"new_flows"` // flows accepted since start
+	// Drops counts packets dropped since start by forward.Reason name
+	// (rule, no_state, table_full, spoofed_subnet, local_not_allowed, ...).
+	Drops map[string]uint64 `json:"drops,omitempty"`
 }
 
 // VIP is one row of the VIP table as operators see it.

@@ -43,6 +43,21 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
+// Flows fetches the node's flows that match q, oldest first. A node whose
+// filter is off answers Enabled false, not an error.
+func (c *Client) Flows(ctx context.Context, q FlowQuery) (Flows, error) {
+	var fl Flows
+	if err := q.Validate(); err != nil {
+		return fl, err
+	}
+	path := "/api/v1/flows"
+	if v := q.values(); len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &fl)
+	return fl, err
+}
+
 // VIP sends op; nil means the node queued it.
 func (c *Client) VIP(ctx context.Context, op VIPOp) error {
 	if err := op.Validate(); err != nil {

@@ -6,7 +6,10 @@
 // "Authorization: Bearer <token>"; tokens are compared in constant time.
 //
 //	GET  /healthz                    liveness, no token
-//	GET  /api/v1/status              Status: membership, token, VIP table
+//	GET  /api/v1/status              Status: membership, token, VIP table,
+//	                                 the filter's counts
+//	GET  /api/v1/flows?addr=&limit=  Flows: the filter's connection table
+//	                                 (501 when the Backend is no FlowBackend)
 //	POST /api/v1/vips/{vip}/{op}     op = move (body {"node":"n2"}), prefer,
 //	                                 unprefer, stick, unstick, close, open
 //

@@ -149,6 +149,7 @@ func (s *Server) Handler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /api/v1/status", s.auth(http.HandlerFunc(s.status)))
+	mux.Handle("GET /api/v1/flows", s.auth(http.HandlerFunc(s.flows)))
 	mux.Handle("POST /api/v1/vips/{vip}/{op}", s.auth(http.HandlerFunc(s.vip)))
 	mux.Handle("POST /api/v1/nodes/{node}/{op}", s.auth(http.HandlerFunc(s.node)))
 	if s.cfg.Metrics != nil {
@@ -228,6 +229,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // messages read "?a=1&b=2", not "\u0026"; nothing here is HTML
 	_ = enc.Encode(v)
 }
 

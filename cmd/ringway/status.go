@@ -58,7 +58,7 @@ func apiClient(c *cli.Context) (*mgmt.Client, error) {
 }
 
 func statusCommand() *cli.Command {
-	return viewCommand("status", "show the cluster as one node sees it: members, token, VIP table", printStatus,
+	return viewCommand("status", "show the cluster as one node sees it: members, token, VIP table, its filter", printStatus,
 		func(st mgmt.Status) any { return st })
 }
 
@@ -101,6 +101,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 	}
 	if st.AppFailure != "" {
 		fmt.Fprintf(w, "app:     check failed on %s: %s\n", st.Node, st.AppFailure)
+	}
+	if st.Filter != nil {
+		fmt.Fprintf(w, "filter:  %s\n", filterLine(*st.Filter))
 	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
