@@ -65,6 +65,7 @@ type Stats struct {
 	NewFlows  uint64
 	Passed    uint64
 	Drops     [numReasons]uint64 // by Reason
+	ByState   [numStates]int64   // flows in each state now (index: State)
 	Fragments int                // datagrams in the fragment tracker now
 }
 
@@ -270,18 +271,18 @@ func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
 		}
 		switch p.proto {
 		case protoTCP:
-			e.state = StateSynSent
+			f.tab.setState(e, StateSynSent)
 		case protoUDP:
-			e.state = StateUnreplied
+			f.tab.setState(e, StateUnreplied)
 		default:
-			e.state = StateICMP
+			f.tab.setState(e, StateICMP)
 		}
 	} else {
 		orig := srcIsA == (e.flags&entryOrigIsA != 0)
 		switch e.state {
 		case StateUnreplied:
 			if !orig {
-				e.state = StateAssured
+				f.tab.setState(e, StateAssured)
 			}
 		case StateICMP:
 		default:
@@ -294,7 +295,7 @@ func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
 				e.flags = e.flags&^(entryFinOrig|entryOrigIsA) | boolFlag(srcIsA, entryOrigIsA)
 				e.created, e.pkts, e.bytes = now, [2]uint32{}, [2]uint64{}
 			}
-			e.state = next
+			f.tab.setState(e, next)
 		}
 	}
 	dir := 0
@@ -377,6 +378,9 @@ func (f *Filter) Stats() Stats {
 	for i := range s.Drops {
 		s.Drops[i] = f.drops[i].Load()
 	}
+	for i := range s.ByState {
+		s.ByState[i] = f.tab.byState[i].Load()
+	}
 	return s
 }
 
@@ -396,15 +400,26 @@ type Flow struct {
 	TimeoutInState time.Duration
 }
 
-// Flows returns up to max live flows (all when max ≤ 0), in no order.
+// Flows returns up to limit live flows (all when limit ≤ 0), in no order.
 func (f *Filter) Flows(now int64, limit int) []Flow {
+	return f.FlowsWith(now, limit, netip.Addr{})
+}
+
+// FlowsWith is Flows restricted to the flows with addr at either end (any
+// flow when addr is the zero Addr), filtered while the table is walked.
+func (f *Filter) FlowsWith(now int64, limit int, addr netip.Addr) []Flow {
+	var want [4]byte
+	match := addr.Is4()
+	if match {
+		want = addr.As4()
+	}
 	var out []Flow
 	for i := range f.tab.shards {
 		s := &f.tab.shards[i]
 		s.mu.Lock()
 		for j := range s.slab {
 			e := &s.slab[j]
-			if e.flags&entryUsed == 0 || now >= e.expires {
+			if e.flags&entryUsed == 0 || now >= e.expires || (match && e.key.A != want && e.key.B != want) {
 				continue
 			}
 			if limit > 0 && len(out) >= limit {

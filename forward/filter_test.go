@@ -55,6 +55,9 @@ func TestTCPFlow(t *testing.T) {
 	if fl := f.Flows(14, 0); len(fl) != 1 || fl[0].State != StateTimeWait {
 		t.Fatalf("after the close: %+v, want time_wait", fl)
 	}
+	if st := f.Stats(); st.ByState[StateTimeWait] != 1 || st.ByState[StateEstablished] != 0 || st.ByState[StateNone] != 0 {
+		t.Errorf("flows by state %v, want one in time_wait only", st.ByState)
+	}
 	late := 13 + int64(DefaultTimeouts().TCPTimeWait)
 	run(t, f, []step{{"a stray ACK after time_wait expired", tcp(client, server, 40000, 80, tcpACK), ext, int_, late, ReasonNoState}})
 }
@@ -73,6 +76,12 @@ func TestUDPAndRelatedICMP(t *testing.T) {
 	})
 	if fl := f.Flows(sec, 0); len(fl) != 1 || fl[0].State != StateAssured {
 		t.Fatalf("flows %+v, want one assured UDP flow", fl)
+	}
+	if n := len(f.FlowsWith(sec, 0, server)); n != 1 {
+		t.Errorf("flows with the server: %d, want 1", n)
+	}
+	if n := len(f.FlowsWith(sec, 0, remote)); n != 0 {
+		t.Errorf("flows with a host that sent nothing: %d, want 0", n)
 	}
 	// Assured flows live UDPStream after their last packet.
 	at := sec + int64(DefaultTimeouts().UDPStream) - 1

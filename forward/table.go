@@ -40,9 +40,10 @@ type shard struct {
 
 // table is the connection table.
 type table struct {
-	shards [numShards]shard
-	count  atomic.Int64
-	max    int64
+	shards  [numShards]shard
+	count   atomic.Int64
+	max     int64
+	byState [numStates]atomic.Int64 // flows in each state (StateNone: just inserted)
 }
 
 func newTable(max int) *table {
@@ -88,13 +89,24 @@ func (t *table) insert(s *shard, k Key, now int64) *entry {
 	s.index[k] = i
 	e := &s.slab[i]
 	*e = entry{key: k, flags: entryUsed, created: now}
+	t.byState[StateNone].Add(1)
 	return e
+}
+
+// setState moves e to state s, keeping the per-state counts.
+func (t *table) setState(e *entry, s State) {
+	if e.state != s {
+		t.byState[e.state].Add(-1)
+		t.byState[s].Add(1)
+		e.state = s
+	}
 }
 
 // remove frees slot i of s. The caller holds s.mu.
 func (t *table) remove(s *shard, i uint32) {
 	e := &s.slab[i]
 	delete(s.index, e.key)
+	t.byState[e.state].Add(-1)
 	*e = entry{}
 	s.free = append(s.free, i)
 	t.count.Add(-1)

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/mgmt"
 )
 
 // TestFilter runs one node with the stateful filter on and the kernel as
@@ -122,6 +124,39 @@ func TestFilter(t *testing.T) {
 	// ICMP echo to the VIP is still answered by the router.
 	if err := pingOnce(l, l.Client(), lab.ExtGateway); err != nil {
 		t.Errorf("ping the VIP: %v", err)
+	}
+
+	// The operator sees why: drop counters by reason in the status, and
+	// the tracked flows with the rule that accepted them.
+	st, err := c.status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Filter == nil || !st.Filter.Enabled {
+		t.Fatalf("status has no filter section: %+v", st.Filter)
+	}
+	d := st.Filter.Drops
+	if d["spoofed_subnet"] != 1 || d["rule"] < 3 || d["local_not_allowed"] < 1 {
+		t.Errorf("filter drops %v, want 1 spoofed_subnet, at least 3 rule (UDP 7003, TCP 81, the server's SYN) and local_not_allowed", d)
+	}
+	var flows mgmt.Flows
+	if err := l.NodeAPI(1, func(cl *mgmt.Client) (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		flows, err = cl.Flows(ctx, mgmt.FlowQuery{Addr: lab.ServerAddr})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	byRule := map[string]int{}
+	for _, f := range flows.Flows {
+		byRule[f.Rule]++
+		if f.Src.Addr() != lab.ClientAddr {
+			t.Errorf("flow %+v: the initiator should be the client", f)
+		}
+	}
+	if byRule["udp-service"] < 2 || byRule["web"] < 1 || flows.Count < 3 {
+		t.Errorf("flows with the server by rule %v (count %d), want the UDP flows and the web connection", byRule, flows.Count)
 	}
 }
 

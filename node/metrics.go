@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/ring/ringnet"
 )
 
@@ -56,6 +57,16 @@ var (
 	mVIPBytes    = desc("vip_bytes_total", "Bytes delivered to the VIP or forwarded for hosts that use it as gateway, on this node.", "vip")
 	mVIPGARPs    = desc("vip_garps_total", "Gratuitous ARP announcements of the VIP sent by this node.", "vip")
 	mVIPARPRep   = desc("vip_arp_replies_total", "ARP replies for the VIP sent by this node.", "vip")
+	mVIPConflict = desc("vip_arp_conflicts_total", "ARP packets from another host claiming the VIP while this node owned it.", "vip")
+	mMTU         = desc("router_mtu_bytes", "The NIC's MTU as the router last read it.", "nic")
+	mPending     = desc("router_arp_pending", "Next hops waiting for an ARP answer.", "nic")
+	mFragmented  = desc("router_fragmented_packets_total", "Packets the router fragmented for a smaller next-hop MTU.", "nic")
+	mFlows       = desc("filter_flows", "Flows in the stateful filter's table, by state.", "state")
+	mFlowsMax    = desc("filter_flows_max", "The flow table's cap (filter.max_flows).")
+	mNewFlows    = desc("filter_new_flows_total", "Flows the filter accepted and started tracking.")
+	mFiltPassed  = desc("filter_passed_packets_total", "Packets the filter passed.")
+	mFiltDrops   = desc("filter_drops_total", "Packets the filter dropped, by reason.", "reason")
+	mFragTrack   = desc("filter_fragment_datagrams", "Fragmented datagrams in the filter's fragment tracker.")
 )
 
 // collector implements prometheus.Collector over a running node.
@@ -127,6 +138,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for r, v := range l.Drops {
 			count(mRouterDrops, v, l.Name, r.String())
 		}
+		gauge(mMTU, float64(l.MTU), l.Name)
+		gauge(mPending, float64(l.Pending), l.Name)
+		count(mFragmented, l.Fragmented, l.Name)
 	}
 	for _, v := range rt.VIPs {
 		vip := v.VIP.String()
@@ -135,6 +149,20 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		count(mVIPBytes, v.Bytes, vip)
 		count(mVIPGARPs, v.GARPs, vip)
 		count(mVIPARPRep, v.ARPReplies, vip)
+		count(mVIPConflict, v.Conflicts, vip)
+	}
+	if n.filter != nil {
+		fs := n.filter.Stats()
+		for _, s := range forward.States() {
+			gauge(mFlows, float64(fs.ByState[s]), s.String())
+		}
+		gauge(mFlowsMax, float64(fs.MaxFlows))
+		count(mNewFlows, fs.NewFlows)
+		count(mFiltPassed, fs.Passed)
+		for _, r := range forward.Reasons() {
+			count(mFiltDrops, fs.Drops[r], r.String())
+		}
+		gauge(mFragTrack, float64(fs.Fragments))
 	}
 }
 

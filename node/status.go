@@ -57,6 +57,7 @@ func (n *Node) Status() mgmt.Status {
 		}
 	}
 	s.Counters = n.counters(rs)
+	s.Filter = n.filterStatus()
 	return s
 }
 
