@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/lab"
 	"github.com/ringway/ringway/lab/workload"
 	"github.com/ringway/ringway/mgmt"
@@ -27,7 +29,7 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 		lab.ClientAddr, lab.ExtGateway, lab.ServerAddr, lab.IntGateway)
 	say("each node: ext0 203.0.113.i, int0 198.51.100.i; VIPs .91-.94 on both subnets, held by no NIC")
 	start := time.Now()
-	l, err := labUp(ctx, prefix, stateDir, 3, io.Discard)
+	l, err := labUp(ctx, prefix, stateDir, 3, demoFilter, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -72,6 +74,22 @@ func demo(ctx context.Context, prefix, stateDir string, keep bool, w io.Writer) 
 	}
 	snap := stream.Snapshot()
 	say("%d sent, %d answered so far; the client's packets cross n1, which owns %s", snap.Sent, snap.Received, lab.ExtGateway)
+
+	step("The stateful filter on every node: rule %q accepts the client's UDP to %s; the replies pass by the flow", demoRule, echo)
+	say("the server now tries to open connections towards the client (UDP and TCP): nothing the rules accept")
+	blocked := demoServerKnocks(l)
+	fst, err := demoWait(ctx, l, 1, 5*time.Second, func(st mgmt.Status) bool {
+		return st.Filter != nil && st.Filter.Drops["rule"] >= 2
+	})
+	if err != nil {
+		return fmt.Errorf("the filter did not count the blocked attempts: %w", err)
+	}
+	say("%s; n1 counts them: %s", blocked, filterLine(*fst.Filter))
+	if fl, err := demoFlows(ctx, l, 1); err == nil {
+		for _, f := range fl.Flows {
+			say("  n1 tracks %s %s → %s %s (rule %s), %d/%d packets each way", f.Proto, f.Src, f.Dst, f.State, f.Rule, f.PacketsOrig, f.PacketsReply)
+		}
+	}
 
 	before := st
 	step("Cutting n1 off the switch (it is not told: its NICs stay up, it just stops hearing anyone)")
@@ -170,4 +188,49 @@ func round(d time.Duration) time.Duration {
 		return d.Round(10 * time.Millisecond)
 	}
 	return d.Round(100 * time.Microsecond)
+}
+
+// demoRule is the demo's one filter rule: the client side may reach the
+// server's UDP echo; everything else that starts a flow is dropped.
+const demoRule = "clients-to-echo"
+
+// demoFilter turns the stateful filter on in the demo's node configs.
+func demoFilter(_ int, c *config.Config) {
+	c.Filter.Enabled = true
+	c.Filter.Default = config.ActionDrop
+	c.Filter.Rules = []config.Rule{{
+		Name: demoRule, From: []config.Net{{Name: "ext"}},
+		To:    []config.Net{{Prefix: netip.PrefixFrom(lab.ServerAddr, 32)}},
+		Proto: config.ProtoUDP, Ports: []config.PortRange{{First: 7, Last: 7}}, Action: config.ActionAccept,
+	}}
+}
+
+// demoServerKnocks sends, from the server, a UDP datagram and a TCP SYN
+// towards the client: the filter must drop both (no rule accepts flows the
+// inside starts). It says what it tried.
+func demoServerKnocks(l *lab.Lab) string {
+	client := netip.AddrPortFrom(lab.ClientAddr, 9)
+	_ = l.Do(l.Server(), func() error {
+		if c, err := net.Dial("udp4", client.String()); err == nil {
+			c.Write([]byte("knock"))
+			c.Close()
+		}
+		if c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(lab.ClientAddr, 22).String(), 300*time.Millisecond); err == nil {
+			c.Close()
+		}
+		return nil
+	})
+	return fmt.Sprintf("UDP to %s and TCP to %s:22 got no answer (dropped, not reset)", client, lab.ClientAddr)
+}
+
+// demoFlows asks node i for its flow table.
+func demoFlows(ctx context.Context, l *lab.Lab, i int) (mgmt.Flows, error) {
+	var fl mgmt.Flows
+	err := l.NodeAPI(i, func(c *mgmt.Client) (err error) {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		fl, err = c.Flows(cctx, mgmt.FlowQuery{})
+		return err
+	})
+	return fl, err
 }

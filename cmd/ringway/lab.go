@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/lab"
 	"github.com/ringway/ringway/lab/workload"
 	"github.com/ringway/ringway/mgmt"
@@ -47,7 +48,7 @@ func labCommand() *cli.Command {
 					if err := needRoot(); err != nil {
 						return err
 					}
-					l, err := labUp(c.Context, c.String("prefix"), c.String("state-dir"), c.Int("nodes"), c.App.Writer)
+					l, err := labUp(c.Context, c.String("prefix"), c.String("state-dir"), c.Int("nodes"), nil, c.App.Writer)
 					if err != nil {
 						return err
 					}
@@ -204,7 +205,9 @@ func labNode(c *cli.Context) (*lab.Lab, int, error) {
 }
 
 // labUp builds the lab, writes the cluster's configs and starts everything.
-func labUp(ctx context.Context, prefix, stateDir string, nodes int, w io.Writer) (*lab.Lab, error) {
+// labUp builds the lab, writes the node configs (edit, if set, adjusts
+// each) and starts the nodes and the server's UDP echo.
+func labUp(ctx context.Context, prefix, stateDir string, nodes int, edit func(i int, c *config.Config), w io.Writer) (*lab.Lab, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -219,7 +222,7 @@ func labUp(ctx context.Context, prefix, stateDir string, nodes int, w io.Writer)
 		l.Close()
 		return nil, err
 	}
-	if _, err := l.WriteCluster(nil); err != nil {
+	if _, err := l.WriteCluster(edit); err != nil {
 		return fail(err)
 	}
 	for i := 1; i <= nodes; i++ {
