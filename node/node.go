@@ -66,10 +66,10 @@ type Node struct {
 	filter   *forward.Filter // nil when filter.enabled is false (stateless)
 	clock    func() int64    // the router's clock (ns), which the filter's times are on
 
-	api  *mgmt.Server     // nil unless management.listen is set
-	nic  *monitor.NIC     // nil unless monitors.nic.enabled
-	ping *monitor.Ping    // nil unless monitors.ping.enabled
-	app  appMonitor       // nil unless monitors.application.enabled
+	api  *mgmt.Server  // nil unless management.listen is set
+	nic  *monitor.NIC  // nil unless monitors.nic.enabled
+	ping *monitor.Ping // nil unless monitors.ping.enabled
+	app  appMonitor    // nil unless monitors.application.enabled
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
