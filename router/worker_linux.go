@@ -77,6 +77,7 @@ func (w *worker) run() error {
 				return nil
 			}
 			if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENOBUFS) {
+				w.checkProbe()
 				continue // link flapped; the monitor reports it
 			}
 			return err
