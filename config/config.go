@@ -129,14 +129,17 @@ type NICMonitor struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
-// ApplicationMonitor checks that the application (the stateful filter)
-// works: dummy packets must pass or be dropped as configured, or, when
-// Command is set, the external command must exit 0.
+// ApplicationMonitor checks that the application (the data plane and its
+// stateful filter) works: without Command, the built-in check has every
+// packet worker of the router decide synthetic probes ("dummy packets")
+// each Interval and fails when one does not answer within Interval or
+// decides one wrongly (router.Router.Probe); with Command, the external
+// command must exit 0.
 type ApplicationMonitor struct {
 	Enabled  bool          `yaml:"enabled"`
 	Interval time.Duration `yaml:"interval"`
 	// Command, if set, is run with /bin/sh -c at every interval; exit
-	// status 0 means healthy.
+	// status 0 means healthy. Empty: the built-in check.
 	Command string `yaml:"command"`
 }
 

@@ -535,17 +535,17 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
-// An application monitor without a command does not run in this version
-// (no built-in check yet): say so. The others run.
+// Every monitor runs: an application monitor without a command is the
+// built-in check (it used to be refused with a warning, before the check
+// was built), so nothing is worth a warning.
 func TestWarningsMonitors(t *testing.T) {
 	c := DefaultConfig() // nic on by default
 	if w := c.Warnings(); len(w) != 0 {
 		t.Errorf("warnings %q with the default (NIC) monitor, want none", w)
 	}
 	c.Monitors.Ping.Enabled, c.Monitors.Application.Enabled = true, true
-	w := c.Warnings()
-	if len(w) != 1 || !strings.Contains(w[0], "monitors.application enabled") || !strings.Contains(w[0], "set monitors.application.command") {
-		t.Errorf("warnings %q, want one naming monitors.application", w)
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings %q with the built-in application check, want none", w)
 	}
 	c.Monitors.Application.Command = "systemctl is-active nftables"
 	if w := c.Warnings(); len(w) != 0 {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -106,9 +105,8 @@ func (c *Config) TokenLoss() time.Duration { return c.Ring.TokenLossFor(len(c.No
 // Warnings lists what `config check` and a starting node point out without
 // refusing the file: a management API that listens beyond loopback without
 // TLS (its bearer token would cross the network in clear), an enabled
-// application monitor without a command (the built-in check is not built),
-// an enabled filter through which nothing passes, and a disabled one whose
-// rules are ignored.
+// filter through which nothing passes, and a disabled one whose rules are
+// ignored.
 func (c *Config) Warnings() []string {
 	var out []string
 	out = append(out, c.filterWarnings()...)
@@ -122,18 +120,6 @@ func (c *Config) Warnings() []string {
 			}
 			out = append(out, fmt.Sprintf("management.listen %s serves the API on %s without TLS: the admin token crosses the network in clear; set management.tls_cert and management.tls_key, or listen on 127.0.0.1", m.Listen, where))
 		}
-	}
-	var on []string
-	for _, m := range []struct {
-		name    string
-		enabled bool
-	}{{"application", c.Monitors.Application.Enabled && c.Monitors.Application.Command == ""}} {
-		if m.enabled {
-			on = append(on, "monitors."+m.name)
-		}
-	}
-	if len(on) > 0 {
-		out = append(out, fmt.Sprintf("%s enabled, but without a command, and this version has no built-in application check yet: set monitors.application.command (see docs/config.md)", strings.Join(on, ", ")))
 	}
 	return out
 }

@@ -494,3 +494,57 @@ func TestCLIStatusAndVIPMove(t *testing.T) {
 		t.Errorf("ringway node list: %v\n%s", err, out)
 	}
 }
+
+// TestBuiltinApplicationCheck: every node runs the built-in application
+// check (the router's workers decide synthetic probes every 100 ms, the
+// stateful filter's included) under a 1 kHz stream through the gateways:
+// no node becomes unhealthy, no VIP moves, the stream loses nothing for
+// long, and the probes show up in no filter counter. A wedged worker is
+// not tested here: the only way to wedge a real worker from outside
+// (SIGSTOP) stops the whole process, which the ring already detects; the
+// unit tests wedge one (router TestProbeWedgedWorker, monitor
+// TestProbeMonitorWedgedWorker).
+func TestBuiltinApplicationCheck(t *testing.T) {
+	c := newCluster(t, 3, func(i int, cfg *config.Config) {
+		cfg.Monitors.Application = config.ApplicationMonitor{Enabled: true, Interval: 100 * time.Millisecond}
+		cfg.Filter.Enabled = true
+		cfg.Filter.Default = config.ActionAccept
+	})
+	c.startAll()
+	before := c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	tr := startTraffic(t, c)
+	time.Sleep(3 * time.Second) // 30 rounds on every node
+	rep := tr.stream.Snapshot()
+	st, err := c.status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Unhealthy) != 0 {
+		t.Errorf("unhealthy %v with every data plane working", st.Unhealthy)
+	}
+	for _, v := range []string{"203.0.113.91", "198.51.100.91"} {
+		if owner(st, v) != owner(before, v) {
+			t.Errorf("%s moved from %s to %s", v, owner(before, v), owner(st, v))
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		s, err := c.status(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.AppFailure != "" {
+			t.Errorf("n%d: app failure %q", i, s.AppFailure)
+		}
+		if s.Filter != nil {
+			for r, n := range s.Filter.Drops {
+				if strings.HasPrefix(r, "spoofed") && n != 0 {
+					t.Errorf("n%d: %d %s drops: probes counted by the filter", i, n, r)
+				}
+			}
+		}
+	}
+	if rep.Received == 0 || rep.LongestGap > 500*time.Millisecond {
+		t.Errorf("stream: %d of %d received, longest gap %v", rep.Received, rep.Sent, rep.LongestGap)
+	}
+	t.Logf("stream: %d of %d received, longest gap %v", rep.Received, rep.Sent, rep.LongestGap)
+}

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -492,4 +493,53 @@ func udpProbe(l *lab.Lab, ns string, dst netip.Addr, ttl int) (netip.Addr, ipv4.
 		}
 	}
 	return netip.Addr{}, 0, errors.New("no ICMP error within 5 s")
+}
+
+// TestRouterProbe: over real AF_PACKET sockets (two fanout queues per NIC)
+// and the real TUN device, every worker answers the application check on
+// its own goroutine, woken from an idle Read (the read deadline), round
+// after round, in a few milliseconds; and with traffic flowing too.
+func TestRouterProbe(t *testing.T) {
+	rl := startRouterLab(t)
+	round := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			start := time.Now()
+			res, err := rl.r.Probe(ctx)
+			took := time.Since(start)
+			cancel()
+			if errors.Is(err, router.ErrNotRunning) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond) // Run starting
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s: Probe: %v", what, err)
+			}
+			var names []string
+			for _, p := range res {
+				names = append(names, p.Worker)
+				if !p.Answered || p.Failure != "" {
+					t.Errorf("%s: %+v, want answered without failure", what, p)
+				}
+			}
+			if got := strings.Join(names, ", "); got != "ext0 queue 0, ext0 queue 1, int0 queue 0, int0 queue 1, tun" {
+				t.Errorf("%s: workers %s", what, got)
+			}
+			if took > 500*time.Millisecond {
+				t.Errorf("%s: Probe took %v", what, took)
+			}
+			return
+		}
+	}
+	for i := range 5 {
+		round(fmt.Sprintf("idle round %d", i))
+	}
+	for i := range 5 {
+		if err := pingFrom(rl.lab, rl.lab.Client(), lab.ServerAddr, time.Second); err != nil {
+			t.Fatalf("ping through the router: %v", err)
+		}
+		round(fmt.Sprintf("round %d after traffic", i))
+	}
 }

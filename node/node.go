@@ -66,10 +66,10 @@ type Node struct {
 	filter   *forward.Filter // nil when filter.enabled is false (stateless)
 	clock    func() int64    // the router's clock (ns), which the filter's times are on
 
-	api  *mgmt.Server     // nil unless management.listen is set
-	nic  *monitor.NIC     // nil unless monitors.nic.enabled
-	ping *monitor.Ping    // nil unless monitors.ping.enabled
-	app  *monitor.Command // nil unless monitors.application.enabled with a command
+	api  *mgmt.Server  // nil unless management.listen is set
+	nic  *monitor.NIC  // nil unless monitors.nic.enabled
+	ping *monitor.Ping // nil unless monitors.ping.enabled
+	app  appMonitor    // nil unless monitors.application.enabled
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
@@ -118,6 +118,8 @@ func New(cfg Config) (*Node, error) {
 	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
 		n.app = monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
 	}
+	// Without a command, the built-in check (monitor.Probe) needs the
+	// router: it is built below.
 	rc := ringConfig(f)
 	rc.Holder = ringstate.New(hc)
 	rc.Rand = cryptoRand
@@ -146,6 +148,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	n.plane = rt
+	if a := f.Monitors.Application; a.Enabled && a.Command == "" {
+		n.app = monitor.NewProbe(rt, a.Interval, n.log.With("part", "monitor"))
+	}
 	n.beside = append(n.beside, part{"local", runnerFunc(n.reportLocal)})
 	if n.filter != nil {
 		n.clock = rt.Now

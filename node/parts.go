@@ -31,6 +31,20 @@ type Plane interface {
 	Close() error
 }
 
+// appMonitor is the application monitor: monitor.Command (an operator's
+// check) or monitor.Probe (the built-in check of the router's workers).
+type appMonitor interface {
+	// Run checks every interval until ctx is done; it returns nil then.
+	Run(ctx context.Context) error
+	// Healthy reports the last verdict; it never blocks.
+	Healthy() bool
+	// Changed receives a value after Healthy's answer changes.
+	Changed() <-chan struct{}
+	// Failure says why the last check failed ("" when it passed): for the
+	// built-in check, which workers and why.
+	Failure() string
+}
+
 // Ring is the ring driver with its core: membership and the committed
 // state (the VIP table) reach the node through it. ringDriver implements it.
 type Ring interface {

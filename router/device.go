@@ -35,6 +35,17 @@ type FrameReader interface {
 	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
 }
 
+// Waker is an optional interface of a FrameReader or TUNDevice whose Read
+// can be woken without a frame: Router.Probe wakes an idle worker with it,
+// so the worker answers the probe from its own goroutine (probe.go).
+type Waker interface {
+	// Wake makes the Read that is blocked, or else the next Read, return
+	// soon without waiting for a frame: with 0, nil, or with frames that
+	// were already there. Safe to call from any goroutine at any time,
+	// also after Close. An error means this reader cannot be woken.
+	Wake() error
+}
+
 // LinkDevice is the frame I/O of one capture NIC. Write is called
 // concurrently by every receive goroutine and the timer.
 type LinkDevice interface {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/mdlayher/packet"
@@ -223,6 +224,15 @@ func (s *rxSock) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if s.l.closed.Load() {
 			return 0, net.ErrClosed
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Woken (Wake): clear the deadline before the caller
+			// looks at why it was woken, so a Wake after this
+			// point wakes the next Read.
+			if err := s.conn.SetReadDeadline(time.Time{}); err != nil && s.l.closed.Load() {
+				return 0, net.ErrClosed
+			}
+			return 0, nil
+		}
 		return 0, err
 	}
 	if s.err != 0 {
@@ -240,6 +250,11 @@ func (s *rxSock) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 	return s.n, nil
 }
+
+// Wake is Waker.Wake: a read deadline in the past makes the netpoller
+// return the blocked (or next) Read at once with os.ErrDeadlineExceeded,
+// which Read turns into 0 frames.
+func (s *rxSock) Wake() error { return s.conn.SetReadDeadline(time.Unix(1, 0)) }
 
 // openTxSocket opens the blocking transmit socket of a NIC: virtio-net
 // headers on, optional qdisc bypass, bound to the NIC with protocol 0 so the

@@ -15,17 +15,22 @@ import (
 // Router is the data plane of one node. New opens everything and starts
 // nothing; Run runs it; Close stops it and undoes what New did.
 type Router struct {
-	cfg    Config
-	log    *slog.Logger
-	plane  *plane
-	links  []nic
-	neigh  []*neighTable
-	attrib []*attribTable // per link: sender MAC → the VIP it uses as gateway (bounded, bounded.go)
-	tun    TUNDevice
-	tunDev *tunDev // the real TUN device (nil with Config.Devices)
-	kernel *KernelState
-	start  time.Time
-	filter Filter // cfg.Filter
+	cfg     Config
+	log     *slog.Logger
+	plane   *plane
+	links   []nic
+	neigh   []*neighTable
+	attrib  []*attribTable // per link: sender MAC → the VIP it uses as gateway (bounded, bounded.go)
+	tun     TUNDevice
+	tunDev  *tunDev // the real TUN device (nil with Config.Devices)
+	kernel  *KernelState
+	start   time.Time
+	filter  Filter        // cfg.Filter
+	checker FilterChecker // cfg.Filter, if it is one: the probes ask it
+
+	probeMu    sync.Mutex // serializes Probe
+	probeRound uint64
+	probeAck   chan struct{} // a worker answered a probe (capacity 1)
 
 	owned   atomic.Pointer[ownedSet]
 	setMu   sync.Mutex // serializes SetOwned
@@ -41,6 +46,7 @@ type Router struct {
 	devErr  error
 
 	runMu     sync.Mutex
+	workers   []*worker // while Run runs: the receive workers, then the TUN reader
 	running   bool
 	closed    bool
 	cancel    context.CancelFunc
@@ -67,7 +73,8 @@ func New(cfg Config) (*Router, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, start: time.Now(), filter: cfg.Filter, vipCtrs: map[netip.Addr]*vipCounters{},
-		garp: newGARPSched(cfg.garpConfig())}
+		garp: newGARPSched(cfg.garpConfig()), probeAck: make(chan struct{}, 1)}
+	r.checker, _ = cfg.Filter.(FilterChecker)
 	ok := false
 	defer func() {
 		if !ok {
@@ -295,20 +302,37 @@ func (r *Router) Run(ctx context.Context) error {
 
 	var workers []*worker
 	for i, l := range r.links {
-		for _, rd := range l.dev.Readers() {
+		for q, rd := range l.dev.Readers() {
 			if len(workers) == len(r.shards)-2 {
 				return errors.New("router: a link device has more readers than Config.RxQueues")
 			}
-			workers = append(workers, r.newWorker(i, rd, r.shards[len(workers)]))
+			w := r.newWorker(i, rd, r.shards[len(workers)])
+			w.name = fmt.Sprintf("%s queue %d", l.info.name, q)
+			w.waker, _ = rd.(Waker)
+			workers = append(workers, w)
 		}
 	}
 	nrx := len(r.links) * r.cfg.RxQueues
+	tw := r.newWorker(-1, nil, r.shards[nrx])
+	tw.name = "tun"
+	tw.waker, _ = r.tun.(Waker)
+	all := append(workers, tw)
+	for _, w := range all {
+		r.probeFrames(w)
+	}
+	r.runMu.Lock()
+	r.workers = all
+	r.runMu.Unlock()
+	defer func() {
+		r.runMu.Lock()
+		r.workers = nil
+		r.runMu.Unlock()
+	}()
 	errc := make(chan error, len(workers)+2)
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(func() { errc <- w.run() })
 	}
-	tw := r.newWorker(-1, nil, r.shards[nrx])
 	wg.Go(func() { errc <- tw.runTUN() })
 	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
 	wg.Go(func() { r.watchMTU(ctx) })

@@ -55,3 +55,6 @@ func (*KernelState) Restore() error { return nil }
 
 // Now returns 0 off Linux.
 func (*Router) Now() int64 { return 0 }
+
+// Probe fails: the data plane needs Linux.
+func (*Router) Probe(context.Context) ([]ProbeResult, error) { return nil, errNotLinux }

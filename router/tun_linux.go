@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -215,6 +216,10 @@ func newTUNFile(dev *os.File) (*tunFile, error) {
 	return t, nil
 }
 
+// Wake is Waker.Wake, as rxSock.Wake: the descriptor is in the netpoller,
+// so a read deadline in the past returns the blocked Read.
+func (t *tunFile) Wake() error { return t.f.SetReadDeadline(time.Unix(1, 0)) }
+
 // Read is TUNDevice.Read: one read(2) per packet (TUN has no batch read),
 // as many as are queued, up to len(bufs), after waiting for the first.
 func (t *tunFile) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
@@ -225,6 +230,10 @@ func (t *tunFile) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	switch {
 	case err != nil && t.closed.Load():
 		return 0, net.ErrClosed
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// Woken (Wake); as rxSock.Read.
+		_ = t.f.SetReadDeadline(time.Time{})
+		return n, nil
 	case err != nil:
 		return 0, err
 	case n == 0 && t.rerr != 0:

@@ -33,6 +33,15 @@ type worker struct {
 	// ICMP error token bucket (RFC 1812 4.3.2.8 rate limiting).
 	icmpTokens float64
 	icmpLast   int64
+
+	// The application check (probe_linux.go).
+	name       string // "ext0 queue 0", "tun"
+	waker      Waker  // the reader as a Waker, nil when it is none
+	probe      probeSlot
+	answered   uint64 // the last round answered (the worker's copy)
+	probeFwd   []byte // Ethernet frame that must be forwarded, or nil
+	probeSpoof []byte // Ethernet frame the filter must drop, or nil
+	probeOut   []byte // TUN reader: IPv4 packet that must be routed, or nil
 }
 
 func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {
@@ -58,6 +67,8 @@ func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {
 
 // run is a NIC's receive loop: read a batch, decide and act on each frame,
 // flush the send queues. It returns nil once the device is closed.
+// Between batches it answers the application check (Router.Probe); a Read
+// that Probe woke returns no frame.
 func (w *worker) run() error {
 	for {
 		n, err := w.rd.Read(w.bufs, w.sizes, 0)
@@ -66,11 +77,15 @@ func (w *worker) run() error {
 				return nil
 			}
 			if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENOBUFS) {
+				w.checkProbe()
 				continue // link flapped; the monitor reports it
 			}
 			return err
 		}
-		w.batch(n)
+		if n > 0 {
+			w.batch(n)
+		}
+		w.checkProbe()
 	}
 }
 
@@ -79,6 +94,7 @@ func (w *worker) batch(n int) {
 	r := w.r
 	c := &w.sh.links[w.in]
 	now := r.now()
+	w.probe.busy.Store(now + 1) // Probe tells a wedged worker by it
 	owned := r.owned.Load()
 	c.rxBatches.add(1)
 	for i := range n {
@@ -91,6 +107,7 @@ func (w *worker) batch(n int) {
 		w.handle(w.bufs[i][:size], now, owned)
 	}
 	w.flush()
+	w.probe.busy.Store(0)
 }
 
 // flush writes every queued frame: one Write per output link, one to TUN.
@@ -370,7 +387,10 @@ func (w *worker) runTUN() error {
 			}
 			return err
 		}
-		w.tunBatch(n)
+		if n > 0 {
+			w.tunBatch(n)
+		}
+		w.checkProbe()
 	}
 }
 
@@ -379,6 +399,7 @@ func (w *worker) tunBatch(n int) {
 	r := w.r
 	tc := &w.sh.tun
 	now := r.now()
+	w.probe.busy.Store(now + 1)
 	for i := range n {
 		size, buf := w.sizes[i], w.bufs[i]
 		if size < vnetHdrLen+ipv4MinHdr {
@@ -403,6 +424,7 @@ func (w *worker) tunBatch(n int) {
 		w.send(d.out, d.nextHop, buf[:vnetHdrLen+ethHdrLen+d.hdr.totalLen], now, false)
 	}
 	w.flush()
+	w.probe.busy.Store(0)
 }
 
 // txQueue batches frames for one output link from one goroutine; one Write

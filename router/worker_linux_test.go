@@ -100,3 +100,36 @@ func TestBatchDoesNotAllocate(t *testing.T) {
 		t.Fatalf("frame sent on int0 %x: want dst %v src %v TTL 63", f[:ethHdrLen+9], otherMAC, intMAC)
 	}
 }
+
+// dropAll is a FilterChecker that drops everything.
+type dropAll struct{}
+
+func (dropAll) Pass([]byte, int, int, int64) bool  { return false }
+func (dropAll) PassLocal([]byte, int, int64) bool  { return false }
+func (dropAll) Check([]byte, int, int, int64) bool { return false }
+
+// TestProbeDoesNotAllocate pins a worker's answer to the application check
+// (both probes decided, the filter asked, the answer published) at zero
+// allocations, and checks the probes it built.
+func TestProbeDoesNotAllocate(t *testing.T) {
+	r, _ := testRouter(t)
+	r.checker, r.probeAck = dropAll{}, make(chan struct{}, 1)
+	w := r.newWorker(0, nil, r.shards[0])
+	r.probeFrames(w)
+	if w.probeFwd == nil || w.probeSpoof == nil {
+		t.Fatal("no probes built")
+	}
+	if got := addr4(w.probeFwd[ethHdrLen+12:]).String() + " → " + addr4(w.probeFwd[ethHdrLen+16:]).String(); got != "203.0.113.2 → 198.51.100.254" {
+		t.Errorf("forward probe %s, want 203.0.113.2 → 198.51.100.254", got)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		w.probe.want.Add(1)
+		w.checkProbe()
+	})
+	if allocs != 0 {
+		t.Fatalf("answering a probe allocates %.1f times, want 0", allocs)
+	}
+	if a := w.probe.answer.Load(); a>>16 != w.probe.want.Load() || probeOutcome(a) != probeOK {
+		t.Fatalf("answer %#x, want round %d ok", a, w.probe.want.Load())
+	}
+}

@@ -13,6 +13,8 @@ var (
 	_ router.MTUNotifier = (*FakeLink)(nil)
 	_ router.FrameReader = (*FakeLink)(nil)
 	_ router.TUNDevice   = (*FakeTUN)(nil)
+	_ router.Waker       = (*FakeLink)(nil)
+	_ router.Waker       = (*FakeTUN)(nil)
 )
 
 // VnetFrame returns frame behind a zero virtio-net header (no partial
@@ -33,19 +35,24 @@ type pipe struct {
 
 	done chan struct{}
 	once sync.Once
+	wake chan struct{} // capacity 1: Wake's pending wakeup
 }
 
 func newPipe() pipe {
-	return pipe{In: make(chan []byte), Out: make(chan []byte, 1024), done: make(chan struct{})}
+	return pipe{In: make(chan []byte), Out: make(chan []byte, 1024), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 // Read waits for the first buffer on In, then takes what else is waiting,
 // up to len(bufs). A buffer longer than bufs[i][offset:] is cut, and
-// sizes[i] is its full length. It returns net.ErrClosed after Close.
+// sizes[i] is its full length. After Wake it returns 0, nil without
+// waiting (once per Wake, or once for several Wakes before it). It returns
+// net.ErrClosed after Close.
 func (p *pipe) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	var b []byte
 	select {
 	case b = <-p.In:
+	case <-p.wake:
+		return 0, nil
 	case <-p.done:
 		return 0, net.ErrClosed
 	}
@@ -81,6 +88,15 @@ func (p *pipe) Write(bufs [][]byte, offset int) (int, error) {
 		}
 	}
 	return len(bufs), nil
+}
+
+// Wake makes the blocked or the next Read return 0, nil (router.Waker).
+func (p *pipe) Wake() error {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // Close makes Read and Write return net.ErrClosed. Safe to call twice.
