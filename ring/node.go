@@ -79,7 +79,9 @@ type Status struct {
 type joinReq struct {
 	node   NodeID
 	maxSeq uint64
-	at     int64 // tick the request was last heard; requests expire after the token-loss timeout
+	at     int64  // tick the request was last heard; requests expire after the token-loss timeout
+	ring   uint64 // a merge: the live ring it is a member of (0: a join request)
+	via    NodeID // a merge: the node of that ring this node heard
 }
 
 type query struct {
@@ -135,6 +137,9 @@ type Node struct {
 	lastProbe  int64
 	leaving    bool
 
+	causes causes // membership changes to tell the next members (cause.go)
+	asker  NodeID // the node whose 911 nudged ours (the regeneration's cause names it)
+
 	proposals    []Proposal // waiting for this node's turn (Propose)
 	lastProposal uint64     // ID of the last proposal
 	local        Local      // SetLocal
@@ -161,6 +166,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, mode: ModeStarting, tokLoss: int64(cfg.TokenLossTicks())}
 	n.rl.recent = make(map[NodeID]*recentIDs)
 	n.rl.ackPath = make(map[NodeID]int)
+	n.rl.rtt = make(map[NodeID]uint16)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()
@@ -382,7 +388,7 @@ func (n *Node) finishLeave() {
 	n.rl.out = nil
 	n.commit()
 	n.ready.Left = true
-	n.event(EventLeft, 0)
+	n.eventCause(EventLeft, 0, Cause{Kind: CauseLeft, Node: n.cfg.ID, By: n.cfg.ID}, nil)
 }
 
 // hold is the ticks this node keeps the token in its current ring.
