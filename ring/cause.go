@@ -231,3 +231,14 @@ func splitCore(cs []Carriage) (holder []Carriage, recs causes) {
 	}
 	return holder, recs
 }
+
+// holderCarriages counts the carriages of m that belong to the Holder.
+func (m *Message) holderCarriages() int {
+	c := 0
+	for _, x := range m.Carriages {
+		if x.Kind < KindCoreFirst {
+			c++
+		}
+	}
+	return c
+}

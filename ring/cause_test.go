@@ -3,6 +3,7 @@ package ring
 import (
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -167,4 +168,41 @@ func FuzzCauses(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, out)
 		}
 	})
+}
+
+// A Holder that returns more carriages than fit on the token (or the
+// core's own kinds) does not stop the node: the turn is refused, counted,
+// and the token goes on with the carriages it had.
+func TestBadTurnKeepsCarriages(t *testing.T) {
+	turns := 0
+	w := newNet(t, []NodeID{1, 2}, func(c *Config) {
+		c.Holder = HolderFunc(func(v TokenView) []Carriage {
+			turns++
+			if v.Self == 1 && turns > 4 {
+				cs := make([]Carriage, MaxCarriages+1)
+				for i := range cs {
+					cs[i] = Carriage{Kind: uint16(i)}
+				}
+				return cs
+			}
+			return append(slices.Clone(v.Carriages), Carriage{Kind: KindCauses, Data: []byte{0xff}})
+		})
+	})
+	for i := 0; i < 400; i++ {
+		w.tick()
+	}
+	st := w.nodes[1].Status()
+	if st.Counters.BadTurns == 0 || st.Counters.EncodeFailures != 0 {
+		t.Errorf("counters %+v, want bad turns and no encode failure", st.Counters)
+	}
+	if st.Counters.TokensAccepted < 3 || w.nodes[2].Status().Counters.BadInput != 0 {
+		t.Errorf("the ring stopped: %+v", st.Counters)
+	}
+	for _, s := range w.states {
+		for _, c := range s.Carriages {
+			if c.Kind >= KindCoreFirst {
+				t.Errorf("a Holder's carriage of the core's kind %#x reached the state", c.Kind)
+			}
+		}
+	}
 }

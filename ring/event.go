@@ -27,6 +27,7 @@ const (
 	EventRefused                          // proposal Event.Proposal was refused: Event.Err says why
 	EventMerged                           // absorbed another ring: Event.Nodes joined, Event.Cause names the ring
 	EventLearnt                           // accepted a token carrying a membership change made elsewhere: Event.Cause
+	EventBadTurn                          // the Holder's carriages would not fit on the token (Event.Err); the old ones went on
 )
 
 var eventNames = [...]string{
@@ -34,6 +35,7 @@ var eventNames = [...]string{
 	EventQuery: "911", EventDenied: "911-denied", EventRegenerated: "regenerated", EventStale: "stale",
 	EventLimbo: "limbo", EventLeaving: "leaving", EventLeft: "left", EventMergeSeen: "merge-seen",
 	EventApplied: "applied", EventRefused: "refused", EventMerged: "merged", EventLearnt: "learnt",
+	EventBadTurn: "bad-turn",
 }
 
 // Membership reports whether events of kind k change this node's view of

@@ -51,6 +51,13 @@ type Counters struct {
 	TokensAccepted, TokensStale                            uint64
 	Drops, Joins, Regenerations, Queries, Denied           uint64
 	Merges                                                 uint64 // times this node absorbed another ring's members
+	// BadTurns counts Holder turns whose carriages would not fit on the
+	// token (too many, too large): the core kept the carriages it had.
+	BadTurns uint64
+	// EncodeFailures counts messages of this node's own that did not
+	// encode; each fails like an unacknowledged one instead of stopping
+	// the node. Nonzero means a bug.
+	EncodeFailures uint64
 }
 
 // Status is a snapshot for operators, tests and the simulator.
@@ -345,7 +352,15 @@ func (n *Node) callHolder(v TokenView) (urgent bool) {
 		v.Proposals, n.proposals = n.proposals, nil
 	}
 	t := n.cfg.Holder.OnToken(v)
-	n.tok.Carriages = t.Carriages
+	if cs, err := n.checkCarriages(t.Carriages); err != nil {
+		// Whatever the Holder made of it, the carriages it was handed
+		// came off the wire or from its last good turn, so they fit.
+		n.counters.BadTurns++
+		n.event(EventBadTurn, 0)
+		n.ready.Events[len(n.ready.Events)-1].Err = err.Error()
+	} else {
+		n.tok.Carriages = cs
+	}
 	for _, r := range t.Results {
 		if !slices.ContainsFunc(v.Proposals, func(p Proposal) bool { return p.ID == r.ID }) {
 			continue // not one it was handed: nothing to report
@@ -353,6 +368,30 @@ func (n *Node) callHolder(v TokenView) (urgent bool) {
 		n.proposalEvent(r)
 	}
 	return t.Urgent
+}
+
+// checkCarriages returns a Holder's carriages without any of the core's
+// kinds, or an error when they would not fit on the token: more than
+// MaxHolderCarriages, or more bytes than a message may have.
+func (n *Node) checkCarriages(cs []Carriage) ([]Carriage, error) {
+	size := 0
+	core := false
+	for _, c := range cs {
+		size += 6 + len(c.Data)
+		core = core || c.Kind >= KindCoreFirst
+	}
+	if core {
+		cs = slices.DeleteFunc(slices.Clone(cs), func(c Carriage) bool { return c.Kind >= KindCoreFirst })
+	}
+	if len(cs) > MaxHolderCarriages {
+		return nil, fmt.Errorf("the Holder returned %d carriages, more than %d", len(cs), MaxHolderCarriages)
+	}
+	// The token's header, members and count, and the causes take the rest.
+	fixed := messageHeader + 2 + 2 + 2 + 2*len(n.tok.Members) + 2 + 6 + 1 + MaxCauses*causeRecordLen
+	if limit := n.cfg.MaxMessage - fixed; size > limit {
+		return nil, fmt.Errorf("the Holder returned %d bytes of carriages, more than %d", size, limit)
+	}
+	return cs, nil
 }
 
 // proposalEvent reports a proposal's outcome.

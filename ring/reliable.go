@@ -97,9 +97,16 @@ var errBadFrame = errors.New("ring: bad frame")
 // send queues msg for node to and emits its first transmission.
 func (n *Node) send(to NodeID, m *Message, tag sendTag) uint64 {
 	body, err := m.AppendBinary(n.scratch[:0])
-	if err != nil {
-		// Our own message failed to encode: a broken internal invariant.
-		panic("ring: encode own message: " + err.Error())
+	if err != nil || len(body) > n.cfg.MaxMessage {
+		// Our own message does not encode (a bug: callHolder keeps the
+		// token within bounds). Nothing from the wire may stop the node,
+		// so the message fails at the next tick as if never
+		// acknowledged, and the protocol goes on from there.
+		n.counters.EncodeFailures++
+		n.rl.nextID++
+		o := &outMsg{id: n.rl.nextID, to: to, tries: n.cfg.AckRetries + 1, nextAt: n.now + 1, tag: tag}
+		n.rl.out = append(n.rl.out, o)
+		return o.id
 	}
 	n.scratch = body[:0]
 	count := (len(body) + maxFragment - 1) / maxFragment

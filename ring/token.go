@@ -42,6 +42,10 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 			return fmt.Errorf("ring: token lists node %d, which is not in the node map", x)
 		}
 	}
+	if c := m.holderCarriages(); c > MaxHolderCarriages {
+		// With the core's own carriage it could not be sent on.
+		return fmt.Errorf("ring: token has %d carriages for the Holder, more than %d", c, MaxHolderCarriages)
+	}
 	if n.passing {
 		// A newer token reached us while ours was in flight (we were
 		// absorbed by another ring): ours is abandoned.
