@@ -23,6 +23,7 @@ type opener struct {
 type peerState struct {
 	mu   sync.Mutex
 	boot uint64
+	salt uint64
 	aead cipher.AEAD // nil until a first authentic datagram
 	win  window
 	last time.Time // when the last authentic datagram arrived
@@ -75,17 +76,17 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	aead := p.aead
 	newBoot := false
 	switch {
-	case aead != nil && h.Boot == p.boot:
+	case aead != nil && h.Boot == p.boot && h.Salt == p.salt:
 		if !p.win.check(h.Counter) {
 			return h, nil, bootSame, DropReplay
 		}
-	case aead == nil || h.Boot > p.boot || now.Sub(p.last) > o.staleBoot:
+	case aead == nil || newer(h, p) || now.Sub(p.last) > o.staleBoot:
 		// A first datagram, a restart (boot ids grow with the boot time), or a
 		// sender silent so long that an older boot id is believed (its clock
 		// went back across a restart). Datagrams of an old boot replayed after
 		// that are caught by the core's sequence numbers.
 		var err error
-		if aead, err = deriveAEAD(o.key, h.From, h.Boot); err != nil {
+		if aead, err = deriveAEAD(o.key, h.From, h.Boot, h.Salt); err != nil {
 			return h, nil, bootSame, DropAuth
 		}
 		newBoot = true
@@ -100,16 +101,22 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	if newBoot {
 		switch {
 		case p.aead == nil:
-		case h.Boot > p.boot:
+		case newer(h, p):
 			ev = bootNewer
 		default:
 			ev = bootRollback
 		}
-		p.boot, p.aead, p.win = h.Boot, aead, window{}
+		p.boot, p.salt, p.aead, p.win = h.Boot, h.Salt, aead, window{}
 	}
 	p.win.mark(h.Counter)
 	p.last = now
 	return h, pt, ev, DropNone
+}
+
+// newer reports whether h is from a later boot than p's: a later boot
+// time, or the same millisecond and 16 bits and a larger salt.
+func newer(h Header, p *peerState) bool {
+	return h.Boot > p.boot || (h.Boot == p.boot && h.Salt > p.salt)
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort {
