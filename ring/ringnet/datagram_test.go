@@ -259,6 +259,7 @@ func TestOpenSequence(t *testing.T) {
 	}
 	// A forgery with a fresher boot id does not displace the real boot.
 	f := mustSeal(t, mustSealer(t, bytes.Repeat([]byte{9}, KeyLen), 1, 2000<<16), 2, 0, []byte("f"))
+	clk.t = clk.t.Add(deriveEvery) // past the limit on new-boot derivations
 	if r := open(f); r != DropAuth {
 		t.Errorf("forged newer boot: %v, want auth", r)
 	}
@@ -455,11 +456,42 @@ func TestBootSalt(t *testing.T) {
 	}
 	edited := bytes.Clone(mustSeal(t, b, 2, 0, []byte("c")))
 	edited[23] ^= 1 // the salt's last byte
+	clk.t = clk.t.Add(deriveEvery)
 	if _, _, _, r := o.open(edited, 0, nodes[0][0]); r != DropAuth {
 		t.Errorf("salt edited: %v, want auth", r)
 	}
 	// Drivers draw the salt from Config.Rand: 64 bits on the wire.
 	if HeaderLen != 32 {
 		t.Errorf("HeaderLen %d, want 32 (boot time, salt, counter)", HeaderLen)
+	}
+}
+
+// Forged datagrams claiming new boots of a known sender cost at most one
+// key derivation per deriveEvery; a real restart still gets through.
+func TestNewBootDerivationsLimited(t *testing.T) {
+	nodes := threeNodes()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	o := newOpener(testKey, 2, nodes, 5*time.Second, clk.now)
+	real := mustSealer(t, testKey, 1, 1000<<16)
+	if _, _, _, r := o.open(mustSeal(t, real, 2, 0, []byte("x")), 0, nodes[0][0]); r != DropNone {
+		t.Fatal(r)
+	}
+	forger := bytes.Repeat([]byte{9}, KeyLen)
+	var got [NumDropReasons]int
+	for i := range 100 {
+		clk.t = clk.t.Add(time.Millisecond)
+		f := mustSeal(t, mustSealer(t, forger, 1, uint64(2000+i)<<16), 2, 0, []byte("f"))
+		_, _, _, r := o.open(f, 0, nodes[0][0])
+		got[r]++
+	}
+	// 100 ms of forgeries: derivations at 0 and 50 ms fail the tag, the
+	// rest are refused before deriving.
+	if got[DropAuth] != 2 || got[DropBootLimited] != 98 {
+		t.Errorf("100 forged new boots in 100 ms: %d derived (auth), %d limited; want 2 and 98", got[DropAuth], got[DropBootLimited])
+	}
+	clk.t = clk.t.Add(deriveEvery)
+	restarted := mustSealer(t, testKey, 1, 3000<<16)
+	if _, _, ev, r := o.open(mustSeal(t, restarted, 2, 0, []byte("y")), 0, nodes[0][0]); r != DropNone || ev != bootNewer {
+		t.Errorf("a real restart after the forgeries: %v, boot event %d; want accepted as a restart", r, ev)
 	}
 }

@@ -141,13 +141,16 @@
 // # Receive checks, in order (each failure is a counted DropReason)
 //
 //  1. length: shorter than 48 bytes → short; longer than 1248 → oversize.
-//     The read buffer is 1241 bytes, so nothing larger is ever parsed.
+//     The read buffer is 1249 bytes, so nothing larger is ever parsed.
 //  2. header: version, reserved bytes zero, counter ≠ 0, path byte = the
 //     socket it came in on, receiver = this node, sender in the node map,
 //     not this node, and the UDP source = the sender's address on that path.
 //  3. boot: the sender's current boot → replay window (1024 counters,
 //     RFC 6479 style); a larger boot id → a restart: decrypt with the new
-//     boot's key and, if authentic, adopt it with a fresh window; a smaller
+//     boot's key and, if authentic, adopt it with a fresh window (for a
+//     sender already known, at most one such derivation per 50 ms, else
+//     boot_limited: a forged "new boot" costs a derivation, 17× a plain
+//     forgery); a smaller
 //     boot id → stale_boot, unless the sender has been silent for
 //     Config.StaleBoot (its clock went back across a restart).
 //  4. AES-GCM open, in place → auth on failure. Only now does the window
