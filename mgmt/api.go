@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Status is what GET /api/v1/status returns: this node's view of the cluster.
@@ -47,6 +48,28 @@ type Status struct {
 	// Filter is this node's stateful filter; nil when the node does not
 	// report one.
 	Filter *FilterStatus `json:"filter,omitempty"`
+	// Events are the last membership changes this node saw, oldest first,
+	// each with its cause (at most 32).
+	Events []MembershipEvent `json:"events,omitempty"`
+}
+
+// MembershipEvent is one change of the membership as one node saw it.
+type MembershipEvent struct {
+	Time time.Time `json:"time"`
+	// Kind is what changed: formed, dropped, joined, merged, regenerated,
+	// left, stale (this node is in no ring: its line moved on without it)
+	// or changed (a peer gave no cause).
+	Kind string `json:"kind"`
+	Node string `json:"node,omitempty"` // the node dropped, joined or left; merged: the one heard; regenerated: who sent the first 911
+	By   string `json:"by,omitempty"`   // the node that made the change ("" when unknown)
+	// Learnt is true when another node made the change and this one
+	// learnt it from the token.
+	Learnt bool `json:"learnt,omitempty"`
+	// Cause says why, as the log line does: "n1 dropped n3: hop
+	// unacknowledged after 3 tries on paths 0,1, last RTT 0.4 ms".
+	Cause   string   `json:"cause"`
+	RingID  uint64   `json:"ring_id"`
+	Members []string `json:"members"` // the members after the change
 }
 
 // FilterStatus is the stateful filter of the node answering.

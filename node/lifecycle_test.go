@@ -491,6 +491,19 @@ func (l *logRecorder) has(level slog.Level, text string) bool {
 	return false
 }
 
+// count returns how many records at level or above contain text.
+func (l *logRecorder) count(level slog.Level, text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for i, m := range l.recs {
+		if l.lvls[i] >= level && strings.Contains(m, text) {
+			n++
+		}
+	}
+	return n
+}
+
 func (l *logRecorder) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

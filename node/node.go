@@ -79,6 +79,7 @@ type Node struct {
 	// membershipChanges counts committed states with a new member list.
 	membershipChanges atomic.Uint64
 	hurryOnce         sync.Once
+	events            membershipLog // the last membership changes with their causes (events.go)
 }
 
 // New checks everything that can be checked before the node touches the
@@ -301,7 +302,9 @@ func (n *Node) apply(st *ring.State) {
 		// cut off; without a fresh gratuitous ARP they would keep using it
 		// until their ARP entry expires.
 		n.plane.Announce(owned)
-		n.log.Info("membership", "members", n.nameList(st.Members), "ring", st.RingID, "alone", st.Alone, "no_quorum", st.NoQuorum, "owned", len(owned))
+		// The change itself, with its cause, is logged at info from the
+		// ring's event (membershipEvent).
+		n.log.Debug("membership committed", "members", n.nameList(st.Members), "ring", st.RingID, "alone", st.Alone, "no_quorum", st.NoQuorum, "owned", len(owned))
 	}
 }
 
@@ -313,6 +316,7 @@ func (n *Node) logEvent(ev ring.Event) {
 		n.log.Warn("operation refused", "op", n.ops.done(ev.Proposal), "id", ev.Proposal, "reason", ev.Err)
 	default:
 		n.log.Debug("ring event", "event", ev.String())
+		n.membershipEvent(ev, time.Now())
 	}
 }
 

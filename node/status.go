@@ -58,6 +58,7 @@ func (n *Node) Status() mgmt.Status {
 	}
 	s.Counters = n.counters(rs)
 	s.Filter = n.filterStatus()
+	s.Events = n.membershipEvents()
 	return s
 }
 

@@ -18,6 +18,10 @@ const (
 	MaxPaths = 8
 	// MaxCarriages is the most carriages a token may carry.
 	MaxCarriages = 256
+	// MaxHolderCarriages is the most a Holder may put on the token (and
+	// the most a token may bring it): one place stays for the core's own
+	// carriage (KindCauses).
+	MaxHolderCarriages = MaxCarriages - 1
 	// DefaultMaxMessage is the default cap on one reassembled message, in bytes.
 	DefaultMaxMessage = 1 << 20
 )

@@ -51,6 +51,13 @@ type Counters struct {
 	TokensAccepted, TokensStale                            uint64
 	Drops, Joins, Regenerations, Queries, Denied           uint64
 	Merges                                                 uint64 // times this node absorbed another ring's members
+	// BadTurns counts Holder turns whose carriages would not fit on the
+	// token (too many, too large): the core kept the carriages it had.
+	BadTurns uint64
+	// EncodeFailures counts messages of this node's own that did not
+	// encode; each fails like an unacknowledged one instead of stopping
+	// the node. Nonzero means a bug.
+	EncodeFailures uint64
 }
 
 // Status is a snapshot for operators, tests and the simulator.
@@ -79,7 +86,9 @@ type Status struct {
 type joinReq struct {
 	node   NodeID
 	maxSeq uint64
-	at     int64 // tick the request was last heard; requests expire after the token-loss timeout
+	at     int64  // tick the request was last heard; requests expire after the token-loss timeout
+	ring   uint64 // a merge: the live ring it is a member of (0: a join request)
+	via    NodeID // a merge: the node of that ring this node heard
 }
 
 type query struct {
@@ -135,6 +144,9 @@ type Node struct {
 	lastProbe  int64
 	leaving    bool
 
+	causes causes // membership changes to tell the next members (cause.go)
+	asker  NodeID // the node whose 911 nudged ours (the regeneration's cause names it)
+
 	proposals    []Proposal // waiting for this node's turn (Propose)
 	lastProposal uint64     // ID of the last proposal
 	local        Local      // SetLocal
@@ -161,6 +173,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, mode: ModeStarting, tokLoss: int64(cfg.TokenLossTicks())}
 	n.rl.recent = make(map[NodeID]*recentIDs)
 	n.rl.ackPath = make(map[NodeID]int)
+	n.rl.rtt = make(map[NodeID]uint16)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()
@@ -339,7 +352,15 @@ func (n *Node) callHolder(v TokenView) (urgent bool) {
 		v.Proposals, n.proposals = n.proposals, nil
 	}
 	t := n.cfg.Holder.OnToken(v)
-	n.tok.Carriages = t.Carriages
+	if cs, err := n.checkCarriages(t.Carriages); err != nil {
+		// Whatever the Holder made of it, the carriages it was handed
+		// came off the wire or from its last good turn, so they fit.
+		n.counters.BadTurns++
+		n.event(EventBadTurn, 0)
+		n.ready.Events[len(n.ready.Events)-1].Err = err.Error()
+	} else {
+		n.tok.Carriages = cs
+	}
 	for _, r := range t.Results {
 		if !slices.ContainsFunc(v.Proposals, func(p Proposal) bool { return p.ID == r.ID }) {
 			continue // not one it was handed: nothing to report
@@ -347,6 +368,30 @@ func (n *Node) callHolder(v TokenView) (urgent bool) {
 		n.proposalEvent(r)
 	}
 	return t.Urgent
+}
+
+// checkCarriages returns a Holder's carriages without any of the core's
+// kinds, or an error when they would not fit on the token: more than
+// MaxHolderCarriages, or more bytes than a message may have.
+func (n *Node) checkCarriages(cs []Carriage) ([]Carriage, error) {
+	size := 0
+	core := false
+	for _, c := range cs {
+		size += 6 + len(c.Data)
+		core = core || c.Kind >= KindCoreFirst
+	}
+	if core {
+		cs = slices.DeleteFunc(slices.Clone(cs), func(c Carriage) bool { return c.Kind >= KindCoreFirst })
+	}
+	if len(cs) > MaxHolderCarriages {
+		return nil, fmt.Errorf("the Holder returned %d carriages, more than %d", len(cs), MaxHolderCarriages)
+	}
+	// The token's header, members and count, and the causes take the rest.
+	fixed := messageHeader + 2 + 2 + 2 + 2*len(n.tok.Members) + 2 + 6 + 1 + MaxCauses*causeRecordLen
+	if limit := n.cfg.MaxMessage - fixed; size > limit {
+		return nil, fmt.Errorf("the Holder returned %d bytes of carriages, more than %d", size, limit)
+	}
+	return cs, nil
 }
 
 // proposalEvent reports a proposal's outcome.
@@ -382,7 +427,7 @@ func (n *Node) finishLeave() {
 	n.rl.out = nil
 	n.commit()
 	n.ready.Left = true
-	n.event(EventLeft, 0)
+	n.eventCause(EventLeft, 0, Cause{Kind: CauseLeft, Node: n.cfg.ID, By: n.cfg.ID}, nil)
 }
 
 // hold is the ticks this node keeps the token in its current ring.

@@ -62,6 +62,7 @@ func helloEvery(c *Config) int64 { return int64(max(c.JoinTimeout/3, 1)) }
 func (n *Node) form(answers []answer) {
 	regen := n.mode != ModeStarting
 	prev := n.tok.Members
+	lost := n.tok.RingID
 	if !regen {
 		prev = nil
 		n.tok = Message{Kind: MsgToken}
@@ -83,16 +84,21 @@ func (n *Node) form(answers []answer) {
 	n.holding, n.passing = true, false
 	n.holdEnd = n.now + n.hold()
 	n.query = nil
-	joined := n.addPending()
+	joined := n.addPending(!regen)
+	var dropped []NodeID
 	if regen {
 		n.counters.Regenerations++
-		n.event(EventRegenerated, 0)
-	} else {
-		n.event(EventFormed, 0)
-	}
-	var dropped []NodeID
-	if prev != nil {
 		dropped = minus(prev, n.tok.Members)
+		asker := n.asker
+		if asker == 0 {
+			asker = n.cfg.ID
+		}
+		n.made(EventRegenerated, 0, Cause{Kind: CauseRegenerated, Node: asker, Ring: lost}, dropped)
+	} else {
+		n.made(EventFormed, 0, Cause{Kind: CauseFormed}, nil)
+	}
+	n.asker = 0
+	if prev != nil {
 		joined = append(minus(n.tok.Members, prev), joined...)
 	} else {
 		joined = append(minus(n.tok.Members, []NodeID{n.cfg.ID}), joined...)
@@ -152,6 +158,7 @@ func (n *Node) stepHello(from NodeID, m *Message) {
 	if m.Purpose == PurposeNudge && n.query == nil && !n.holding && !n.passing &&
 		(n.mode == ModeMember || n.mode == ModeLimbo) && m.RingID == n.tok.RingID {
 		n.startQuery()
+		n.asker = from // its 911 came first: the cause names it
 	}
 }
 
@@ -219,7 +226,7 @@ func (n *Node) observe(from NodeID, m *Message) {
 			n.heardRing = true
 		} else if m.Flags&FlagMember == 0 {
 			// Another starting node: whoever forms the ring adds it.
-			n.addRequest(from, m.MaxSeq)
+			n.addRequest(from, m.MaxSeq, 0, 0)
 			if from < n.cfg.ID {
 				n.heardLower = true
 			}
@@ -229,7 +236,7 @@ func (n *Node) observe(from NodeID, m *Message) {
 			// A member in trouble gets the token in due course (or is
 			// dropped and asks again); others ask to join.
 			if !slices.Contains(n.tok.Members, from) {
-				n.addRequest(from, m.MaxSeq)
+				n.addRequest(from, m.MaxSeq, 0, 0)
 			}
 			return
 		}
@@ -241,7 +248,7 @@ func (n *Node) observe(from NodeID, m *Message) {
 			n.counters.Merges++
 			for _, id := range m.Members {
 				if slices.Contains(n.cfg.Nodes, id) {
-					n.addRequest(id, m.MaxSeq)
+					n.addRequest(id, m.MaxSeq, m.RingID, from)
 				}
 			}
 		}
@@ -257,16 +264,19 @@ func wins(a, b []NodeID) bool {
 	return slices.Min(a) < slices.Min(b)
 }
 
-func (n *Node) addRequest(id NodeID, maxSeq uint64) {
+// addRequest records that node id asked to join (ring 0), or, in a merge,
+// that it is a member of live ring ring, heard through via.
+func (n *Node) addRequest(id NodeID, maxSeq uint64, ring uint64, via NodeID) {
 	for i := range n.pending {
-		if n.pending[i].node == id {
-			n.pending[i].maxSeq = max(n.pending[i].maxSeq, maxSeq)
-			n.pending[i].at = n.now
+		if p := &n.pending[i]; p.node == id {
+			p.maxSeq = max(p.maxSeq, maxSeq)
+			p.at = n.now
+			p.ring, p.via = ring, via
 			return
 		}
 	}
 	if len(n.pending) < len(n.cfg.Nodes) {
-		n.pending = append(n.pending, joinReq{node: id, maxSeq: maxSeq, at: n.now})
+		n.pending = append(n.pending, joinReq{node: id, maxSeq: maxSeq, at: n.now, ring: ring, via: via})
 	}
 	// The holder adds it and passes the token at its next tick rather than
 	// at the end of its hold (a node alone holds for a whole MinRotation).
@@ -316,6 +326,7 @@ func (n *Node) queryDone(id NodeID) {
 
 func (n *Node) deny() {
 	n.query = nil
+	n.asker = 0
 	n.counters.Denied++
 	n.event(EventDenied, 0)
 	// Wait a full token-loss timeout for the newer token (or for the live

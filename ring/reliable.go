@@ -40,6 +40,8 @@ type outMsg struct {
 	first   int   // path of the first try
 	timeout int   // current resend timeout, ticks
 	tag     sendTag
+	paths   uint8 // a bit per path the message went out on (Cause.Paths)
+	lastTx  int64 // tick of the last (re)send, for the round trip
 }
 
 type inMsg struct {
@@ -85,6 +87,9 @@ type reliable struct {
 	// ackPath is, per peer, the path the last ack from it arrived on: the
 	// path of the next first try to it.
 	ackPath map[NodeID]int
+	// rtt is, per peer, the ticks from the last send of its latest
+	// acknowledged message to the ack of its last frame (Cause.RTT).
+	rtt map[NodeID]uint16
 }
 
 var errBadFrame = errors.New("ring: bad frame")
@@ -92,9 +97,16 @@ var errBadFrame = errors.New("ring: bad frame")
 // send queues msg for node to and emits its first transmission.
 func (n *Node) send(to NodeID, m *Message, tag sendTag) uint64 {
 	body, err := m.AppendBinary(n.scratch[:0])
-	if err != nil {
-		// Our own message failed to encode: a broken internal invariant.
-		panic("ring: encode own message: " + err.Error())
+	if err != nil || len(body) > n.cfg.MaxMessage {
+		// Our own message does not encode (a bug: callHolder keeps the
+		// token within bounds). Nothing from the wire may stop the node,
+		// so the message fails at the next tick as if never
+		// acknowledged, and the protocol goes on from there.
+		n.counters.EncodeFailures++
+		n.rl.nextID++
+		o := &outMsg{id: n.rl.nextID, to: to, tries: n.cfg.AckRetries + 1, nextAt: n.now + 1, tag: tag}
+		n.rl.out = append(n.rl.out, o)
+		return o.id
 	}
 	n.scratch = body[:0]
 	count := (len(body) + maxFragment - 1) / maxFragment
@@ -148,12 +160,15 @@ func (n *Node) transmit(o *outMsg) {
 		}
 		if one >= 0 {
 			n.emit(o.to, one, f)
+			o.paths |= pathBit(one)
 			continue
 		}
 		for p := 0; p < n.cfg.Paths; p++ {
 			n.emit(o.to, p, f)
+			o.paths |= pathBit(p)
 		}
 	}
+	o.lastTx = n.now
 	o.tries++
 	o.nextAt = n.now + int64(o.timeout)
 }
@@ -168,10 +183,14 @@ func (n *Node) hedge(o *outMsg) {
 		for p := 0; p < n.cfg.Paths; p++ {
 			if p != o.first {
 				n.emit(o.to, p, f)
+				o.paths |= pathBit(p)
 			}
 		}
 	}
 }
+
+// pathBit is path p's bit in a Cause.Paths mask (MaxPaths is 8).
+func pathBit(p int) uint8 { return 1 << (p & 7) }
 
 // firstPath is the path of a message's first try: the path the last ack
 // from its destination came back on, so a dead or lossy path is left after
@@ -252,6 +271,7 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 				o.left--
 			}
 			if o.left == 0 {
+				n.rl.rtt[from] = uint16(min(n.now-o.lastTx, NoRTT-1))
 				n.rl.out = append(n.rl.out[:i], n.rl.out[i+1:]...)
 				n.onSendDone(o)
 			}

@@ -42,6 +42,10 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 			return fmt.Errorf("ring: token lists node %d, which is not in the node map", x)
 		}
 	}
+	if c := m.holderCarriages(); c > MaxHolderCarriages {
+		// With the core's own carriage it could not be sent on.
+		return fmt.Errorf("ring: token has %d carriages for the Holder, more than %d", c, MaxHolderCarriages)
+	}
 	if n.passing {
 		// A newer token reached us while ours was in flight (we were
 		// absorbed by another ring): ours is abandoned.
@@ -55,8 +59,11 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	if n.tok.RingID != 0 && m.RingID != n.tok.RingID {
 		n.leaveRing(n.tok.RingID)
 	}
+	prevMax := n.maxSeq
 	n.tok = *m
 	n.tok.Members = n.sortMembers(m.Members)
+	var recs causes
+	n.tok.Carriages, recs = splitCore(m.Carriages)
 	n.maxSeq = m.Seq
 	n.mode = ModeMember
 	n.query = nil
@@ -69,13 +76,14 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	if n.cfg.TraceTokens {
 		n.event(EventAccepted, from)
 	}
-	joined := n.addPending()
+	var dropped, came []NodeID
 	if prev != nil {
-		joined = append(minus(n.tok.Members, prev), joined...)
+		dropped, came = minus(prev, n.tok.Members), minus(n.tok.Members, prev)
 	}
-	var dropped []NodeID
+	n.learn(from, recs, prevMax, prev == nil || len(dropped) > 0 || len(came) > 0, dropped, came)
+	joined := n.addPending(false)
 	if prev != nil {
-		dropped = minus(prev, n.tok.Members)
+		joined = append(came, joined...)
 	}
 	urgent := n.runHolder(n.tok.Members, dropped, n.sortMembers(joined))
 	// A new membership goes round at once, without holds, so that every
@@ -108,14 +116,21 @@ func (n *Node) leaveRing(id uint64) {
 func (n *Node) leftRing(id uint64) bool { return id != 0 && slices.Contains(n.left[:], id) }
 
 // addPending adds the nodes that asked to join (or the members of a ring
-// this ring absorbs) to the token; it returns them.
-func (n *Node) addPending() []NodeID {
+// this ring absorbs) to the token; it returns them. Each plain join is a
+// membership change with its cause (CauseJoined), the members of each
+// absorbed ring one change (CauseMerged); quiet (a ring forming from
+// nothing, whose one cause is CauseFormed) reports the joins without
+// causes.
+func (n *Node) addPending(quiet bool) []NodeID {
 	var joined []NodeID
+	var merges []joinReq // one per absorbed ring
+	var mergedNodes [][]NodeID
 	for _, j := range n.pending {
 		// A requester asks again at least every token-loss timeout (or
 		// JoinTimeout/3 while starting) while it waits, so a much older
 		// request is from a node that has since joined elsewhere, or died.
-		if slices.Contains(n.tok.Members, j.node) || n.now-j.at > 2*max(n.tokLoss, int64(n.cfg.JoinTimeout)) {
+		if slices.Contains(n.tok.Members, j.node) || slices.Contains(joined, j.node) ||
+			n.now-j.at > 2*max(n.tokLoss, int64(n.cfg.JoinTimeout)) {
 			continue
 		}
 		joined = append(joined, j.node)
@@ -125,13 +140,32 @@ func (n *Node) addPending() []NodeID {
 		if n.bumpTo < n.maxSeq {
 			n.bumpTo = n.maxSeq
 		}
+		if j.ring != 0 {
+			i := slices.IndexFunc(merges, func(m joinReq) bool { return m.ring == j.ring })
+			if i < 0 {
+				merges, mergedNodes = append(merges, j), append(mergedNodes, nil)
+				i = len(merges) - 1
+			}
+			mergedNodes[i] = append(mergedNodes[i], j.node)
+		}
 	}
 	n.pending = n.pending[:0]
 	if len(joined) > 0 {
 		n.tok.Members = n.sortMembers(append(slices.Clone(n.tok.Members), joined...))
 		n.counters.Joins += uint64(len(joined))
 		for _, j := range joined {
-			n.event(EventJoined, j)
+			if quiet || slices.ContainsFunc(mergedNodes, func(ns []NodeID) bool { return slices.Contains(ns, j) }) {
+				n.event(EventJoined, j)
+				continue
+			}
+			n.made(EventJoined, j, Cause{Kind: CauseJoined, Node: j}, nil)
+		}
+		for i, m := range merges {
+			ns := n.sortMembers(mergedNodes[i])
+			if quiet {
+				continue
+			}
+			n.made(EventMerged, m.via, Cause{Kind: CauseMerged, Node: m.via, Ring: m.ring, Count: uint16(len(ns))}, ns)
 		}
 	}
 	return joined
@@ -148,7 +182,7 @@ func (n *Node) pass() {
 	} else if !n.leaving {
 		// Nodes that asked to join since this node accepted the token
 		// (addRequest shortened the hold for them) go with it now.
-		if joined := n.addPending(); len(joined) > 0 {
+		if joined := n.addPending(false); len(joined) > 0 {
 			n.runHolder(n.tok.Members, nil, joined)
 		}
 	}
@@ -172,6 +206,7 @@ func (n *Node) pass() {
 		// Alone: keep the token, as a hop to ourselves.
 		n.tok.Seq, n.maxSeq, n.rank = seq, seq, seq
 		n.tok.Sender, n.tok.Dest = n.cfg.ID, n.cfg.ID
+		n.causes = n.causes[:0] // nobody else to tell
 		n.lastSeen = n.now
 		n.holdEnd = n.now + n.hold()
 		n.runHolder(n.tok.Members, nil, nil)
@@ -183,7 +218,9 @@ func (n *Node) pass() {
 	n.passing = true
 	n.passTo, n.passSeq = next, seq
 	n.lastSeen = n.now
-	n.passID = n.send(next, &n.tok, sendTag{kind: MsgToken, seq: seq})
+	out := n.tok
+	out.Carriages = n.stampCauses(seq)
+	n.passID = n.send(next, &out, sendTag{kind: MsgToken, seq: seq})
 }
 
 // inToken reports whether this node is a member of its copy of the token
@@ -197,6 +234,7 @@ func (n *Node) inToken() bool { return slices.Contains(n.tok.Members, n.cfg.ID) 
 // when nobody remains, after finishing the leave.
 func (n *Node) handOver(dropped []NodeID) bool {
 	n.tok.Members = minus(n.tok.Members, []NodeID{n.cfg.ID})
+	n.record(Cause{Kind: CauseLeft, Node: n.cfg.ID, By: n.cfg.ID})
 	if len(n.tok.Members) == 0 {
 		n.finishLeave()
 		return false
@@ -247,7 +285,11 @@ func (n *Node) onSendFailed(o *outMsg) {
 		n.tok.RingID = n.newRingID()
 		n.bumpTo = n.maxSeq
 		n.counters.Drops++
-		n.event(EventDropped, o.to)
+		rtt, ok := n.rl.rtt[o.to]
+		if !ok {
+			rtt = NoRTT
+		}
+		n.made(EventDropped, o.to, Cause{Kind: CauseDropped, Node: o.to, Tries: uint8(min(o.tries, 255)), Paths: o.paths, RTT: rtt}, nil)
 		if n.leaving && !n.inToken() {
 			// The hop that handed our state over failed: hand it to
 			// the members that remain.
@@ -284,13 +326,16 @@ func (n *Node) stepStale(from NodeID, m *Message) {
 		n.cancel(n.passID)
 		n.passing = false
 	}
-	n.enterLimbo()
+	n.enterLimbo(from)
 }
 
-func (n *Node) enterLimbo() {
+// enterLimbo: told by node from that our line is stale, we are in no
+// ring until one adds us.
+func (n *Node) enterLimbo(from NodeID) {
 	n.mode = ModeLimbo
 	n.holding = false
-	n.event(EventLimbo, 0)
+	n.causes = n.causes[:0]
+	n.eventCause(EventLimbo, from, Cause{Kind: CauseStale, Node: from, By: n.cfg.ID, Ring: n.tok.RingID}, nil)
 	n.commit()
 	if n.leaving {
 		n.finishLeave()

@@ -22,6 +22,10 @@ const (
 	KindUnhealthyNodes uint16 = 5 // nodes whose monitors fail, see NodeSet
 )
 
+// MaxForeignCarriages is how many carriages of kinds this package does not
+// know the Holder passes on; the rest are dropped.
+const MaxForeignCarriages = 16
+
 // Config configures a Holder.
 type Config struct {
 	// Initial is the table from the configuration, used when a ring starts
@@ -76,7 +80,12 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		case KindUnhealthyNodes:
 			_ = unhealthy.UnmarshalBinary(c.Data)
 		default:
-			rest = append(rest, c)
+			// Kinds of a newer version ride on unchanged, up to a few:
+			// more would crowd the token, and only a forger sends
+			// hundreds (ring.MaxHolderCarriages bounds the whole turn).
+			if len(rest) < MaxForeignCarriages {
+				rest = append(rest, c)
+			}
 		}
 	}
 	if loads == nil {

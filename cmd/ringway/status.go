@@ -107,6 +107,22 @@ func printStatus(w io.Writer, st mgmt.Status) {
 	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
+	printEvents(w, st)
+}
+
+// statusEvents is how many of the last membership changes status shows.
+const statusEvents = 5
+
+// printEvents renders the last membership changes with their causes.
+func printEvents(w io.Writer, st mgmt.Status) {
+	if len(st.Events) == 0 {
+		return
+	}
+	evs := st.Events[max(0, len(st.Events)-statusEvents):]
+	fmt.Fprintf(w, "\nmembership changes (last %d of %d %s remembers, oldest first):\n", len(evs), len(st.Events), st.Node)
+	for _, e := range evs {
+		fmt.Fprintf(w, "  %s  %-11s %s; members %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, e.Cause, orDash(strings.Join(e.Members, " ")))
+	}
 }
 
 // printVIPs renders the VIP table.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ringway/ringway/mgmt"
@@ -47,6 +49,34 @@ VIP           SUBNET  OWNER   PREFERRED  PERSISTENCE  GROUP
 	printStatus(&b, mgmt.Status{Cluster: "lab", Node: "n1", Mode: "starting"})
 	if got := b.String(); !strings.Contains(got, "ring:    none yet") || strings.Contains(got, "token:") || !strings.Contains(got, "VIPs:    no table yet") {
 		t.Errorf("a node between rings:\n%s", got)
+	}
+}
+
+// status shows the last membership changes with their causes.
+func TestPrintStatusEvents(t *testing.T) {
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.Local)
+	st := mgmt.Status{Cluster: "lab", Node: "n2", Mode: "member", Members: []string{"n1", "n2"}}
+	for i := range 7 {
+		st.Events = append(st.Events, mgmt.MembershipEvent{Time: at.Add(time.Duration(i) * time.Second), Kind: "joined",
+			Cause: fmt.Sprintf("n1 added n%d at its request", i+3), Members: []string{"n1", "n2"}})
+	}
+	st.Events = append(st.Events, mgmt.MembershipEvent{Time: at.Add(9 * time.Second), Kind: "dropped",
+		Cause: "n1 dropped n3: hop unacknowledged after 3 tries on paths ext,int, last RTT <2ms", Members: []string{"n1", "n2"}})
+	var b strings.Builder
+	printStatus(&b, st)
+	want := `
+membership changes (last 5 of 8 n2 remembers, oldest first):
+  10:00:03.000  joined      n1 added n6 at its request; members n1 n2
+  10:00:04.000  joined      n1 added n7 at its request; members n1 n2
+  10:00:05.000  joined      n1 added n8 at its request; members n1 n2
+  10:00:06.000  joined      n1 added n9 at its request; members n1 n2
+  10:00:09.000  dropped     n1 dropped n3: hop unacknowledged after 3 tries on paths ext,int, last RTT <2ms; members n1 n2
+`
+	got := b.String()
+	if i := strings.Index(got, "\nmembership changes"); i < 0 {
+		t.Fatalf("no membership changes in:\n%s", got)
+	} else if diff := cmp.Diff(want, got[i:]); diff != "" {
+		t.Errorf("membership changes (-want +got):\n%s", diff)
 	}
 }
 

@@ -60,7 +60,8 @@ type Config struct {
 
 	// Listen opens one path's socket. Default ListenUDP.
 	Listen ListenFunc
-	// Rand supplies the 16 random bits of the boot id. Default crypto/rand.
+	// Rand supplies the 80 random bits of the boot id (16 in Header.Boot,
+	// 64 in Header.Salt). Default crypto/rand.
 	Rand io.Reader
 	// Now is the driver's clock: the boot id, the stale-boot rule and the
 	// instants the core's ticks are due at. The timers that wake the driver

@@ -13,10 +13,12 @@ import (
 
 // Datagram layout (see doc.go for the drawing). All integers are big-endian.
 const (
-	// Version is the datagram format version carried in byte 0.
-	Version = 1
+	// Version is the datagram format version carried in byte 0. Version 2
+	// added the boot's 64 random bits (Header.Salt); a version-1 peer's
+	// datagrams are dropped as DropVersion.
+	Version = 2
 	// HeaderLen is the length of the cleartext, authenticated header.
-	HeaderLen = 24
+	HeaderLen = 32
 	// TagLen is the length of the AES-GCM authentication tag.
 	TagLen = 16
 	// Overhead is what the driver adds to each core payload on the wire
@@ -32,7 +34,7 @@ const (
 
 // kdfInfo prefixes the HKDF info string that derives a per-(sender, boot) key
 // from the cluster key. Changing the format changes this string.
-const kdfInfo = "ringway ring datagram v1"
+const kdfInfo = "ringway ring datagram v2"
 
 // Header is the cleartext part of a datagram. It is authenticated (it is the
 // AES-GCM additional data) but not encrypted.
@@ -41,21 +43,22 @@ type Header struct {
 	Path    uint8  // index of the subnet the datagram was sent on
 	From    NodeID // sender
 	To      NodeID // receiver
-	Boot    uint64 // sender's boot id: ms since the Unix epoch << 16 | 16 random bits
+	Boot    uint64 // sender's boot time: ms since the Unix epoch << 16 | 16 random bits (orders boots)
+	Salt    uint64 // 64 random bits of the sender's boot: with Boot, the boot id
 	Counter uint64 // per-boot packet counter, starts at 1, never repeats
 }
 
 // errShort is returned for input shorter than a header plus a tag.
 var errShort = io.ErrUnexpectedEOF
 
-// MarshalBinary encodes the header into its 24 wire bytes.
+// MarshalBinary encodes the header into its 32 wire bytes.
 func (h Header) MarshalBinary() ([]byte, error) {
 	b := make([]byte, HeaderLen)
 	h.put(b)
 	return b, nil
 }
 
-// UnmarshalBinary decodes a header from the first 24 bytes of b. It returns
+// UnmarshalBinary decodes a header from the first 32 bytes of b. It returns
 // io.ErrUnexpectedEOF when b is shorter and an error for an unknown version or
 // non-zero reserved bytes.
 func (h *Header) UnmarshalBinary(b []byte) error {
@@ -78,7 +81,8 @@ func (h *Header) put(b []byte) {
 	binary.BigEndian.PutUint16(b[4:], uint16(h.To))
 	b[6], b[7] = 0, 0 // reserved
 	binary.BigEndian.PutUint64(b[8:], h.Boot)
-	binary.BigEndian.PutUint64(b[16:], h.Counter)
+	binary.BigEndian.PutUint64(b[16:], h.Salt)
+	binary.BigEndian.PutUint64(b[24:], h.Counter)
 }
 
 // parseHeader decodes the header of datagram b and checks its length bounds.
@@ -92,7 +96,8 @@ func parseHeader(b []byte, h *Header) DropReason {
 	h.From = NodeID(binary.BigEndian.Uint16(b[2:]))
 	h.To = NodeID(binary.BigEndian.Uint16(b[4:]))
 	h.Boot = binary.BigEndian.Uint64(b[8:])
-	h.Counter = binary.BigEndian.Uint64(b[16:])
+	h.Salt = binary.BigEndian.Uint64(b[16:])
+	h.Counter = binary.BigEndian.Uint64(b[24:])
 	if h.Version != Version {
 		return DropVersion
 	}
@@ -103,17 +108,18 @@ func parseHeader(b []byte, h *Header) DropReason {
 }
 
 // deriveAEAD returns the AES-256-GCM instance for datagrams sent by node from
-// during boot boot. Each (sender, boot) pair has its own key, so the 96-bit
+// during boot (boot, salt). Each (sender, boot) pair has its own key, so the 96-bit
 // nonce (4 zero bytes and the 64-bit counter) never repeats under one key, even
 // across restarts and across senders sharing the cluster key.
-func deriveAEAD(clusterKey []byte, from NodeID, boot uint64) (cipher.AEAD, error) {
+func deriveAEAD(clusterKey []byte, from NodeID, boot, salt uint64) (cipher.AEAD, error) {
 	if len(clusterKey) != KeyLen {
 		return nil, fmt.Errorf("cluster key is %d bytes, want %d", len(clusterKey), KeyLen)
 	}
-	var info [len(kdfInfo) + 10]byte
+	var info [len(kdfInfo) + 18]byte
 	copy(info[:], kdfInfo)
 	binary.BigEndian.PutUint16(info[len(kdfInfo):], uint16(from))
 	binary.BigEndian.PutUint64(info[len(kdfInfo)+2:], boot)
+	binary.BigEndian.PutUint64(info[len(kdfInfo)+10:], salt)
 	k, err := hkdf.Key(sha256.New, clusterKey, nil, string(info[:]), KeyLen)
 	if err != nil {
 		return nil, err
@@ -136,17 +142,18 @@ func nonceFor(n *[12]byte, counter uint64) {
 type sealer struct {
 	from    NodeID
 	boot    uint64
+	salt    uint64
 	counter uint64
 	aead    cipher.AEAD
 	nonce   [12]byte // here, not on the stack: it would escape through the interface call
 }
 
-func newSealer(clusterKey []byte, from NodeID, boot uint64) (*sealer, error) {
-	a, err := deriveAEAD(clusterKey, from, boot)
+func newSealer(clusterKey []byte, from NodeID, boot, salt uint64) (*sealer, error) {
+	a, err := deriveAEAD(clusterKey, from, boot, salt)
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{from: from, boot: boot, aead: a}, nil
+	return &sealer{from: from, boot: boot, salt: salt, aead: a}, nil
 }
 
 // errPayloadTooLarge is returned by seal for a payload over MaxPacket.
@@ -169,7 +176,7 @@ func (s *sealer) sealAs(dst []byte, to NodeID, path int, payload []byte, counter
 	if path < 0 || path >= MaxPaths {
 		return nil, fmt.Errorf("path %d out of range", path)
 	}
-	h := Header{Version: Version, Path: uint8(path), From: s.from, To: to, Boot: s.boot, Counter: counter}
+	h := Header{Version: Version, Path: uint8(path), From: s.from, To: to, Boot: s.boot, Salt: s.salt, Counter: counter}
 	if cap(dst) < MaxDatagram {
 		dst = make([]byte, 0, MaxDatagram)
 	}

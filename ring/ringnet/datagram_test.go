@@ -26,9 +26,18 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
 
+// mustSealer returns a sealer for boot time boot, with a salt that differs
+// per boot (testSalt).
 func mustSealer(t testing.TB, key []byte, from NodeID, boot uint64) *sealer {
 	t.Helper()
-	s, err := newSealer(key, from, boot)
+	return mustSealerSalt(t, key, from, boot, testSalt(boot))
+}
+
+func testSalt(boot uint64) uint64 { return boot * 0x9e3779b97f4a7c15 }
+
+func mustSealerSalt(t testing.TB, key []byte, from NodeID, boot, salt uint64) *sealer {
+	t.Helper()
+	s, err := newSealer(key, from, boot, salt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +54,7 @@ func mustSeal(t testing.TB, s *sealer, to NodeID, path int, payload []byte) []by
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
-	h := Header{Version: Version, Path: 1, From: 3, To: 65535, Boot: 0x0123456789abcdef, Counter: 1<<64 - 1}
+	h := Header{Version: Version, Path: 1, From: 3, To: 65535, Boot: 0x0123456789abcdef, Salt: 0xfedcba9876543210, Counter: 1<<64 - 1}
 	b, _ := h.MarshalBinary()
 	if len(b) != HeaderLen {
 		t.Fatalf("len = %d, want %d", len(b), HeaderLen)
@@ -91,9 +100,9 @@ func TestOpen(t *testing.T) {
 		{"oversize", func(s *sealer) ([]byte, int, netip.AddrPort) {
 			return append(mustSeal(t, s, 2, 0, make([]byte, MaxPacket)), 0), 0, src1p0
 		}, DropOversize},
-		{"version 2", func(s *sealer) ([]byte, int, netip.AddrPort) {
+		{"version 1", func(s *sealer) ([]byte, int, netip.AddrPort) {
 			b := mustSeal(t, s, 2, 0, payload)
-			b[0] = 2
+			b[0] = 1
 			return b, 0, src1p0
 		}, DropVersion},
 		{"reserved set", func(s *sealer) ([]byte, int, netip.AddrPort) {
@@ -103,7 +112,7 @@ func TestOpen(t *testing.T) {
 		}, DropMalformed},
 		{"counter zero", func(s *sealer) ([]byte, int, netip.AddrPort) {
 			b := mustSeal(t, s, 2, 0, payload)
-			binary.BigEndian.PutUint64(b[16:], 0)
+			binary.BigEndian.PutUint64(b[24:], 0)
 			return b, 0, src1p0
 		}, DropMalformed},
 		{"arrived on other path", func(s *sealer) ([]byte, int, netip.AddrPort) { return mustSeal(t, s, 2, 0, payload), 1, nodes[0][1] }, DropWrongPath},
@@ -144,7 +153,7 @@ func TestOpen(t *testing.T) {
 		}, DropAuth},
 		{"counter changed", func(s *sealer) ([]byte, int, netip.AddrPort) {
 			b := mustSeal(t, s, 2, 0, payload)
-			b[23] ^= 4
+			b[31] ^= 4
 			return b, 0, src1p0
 		}, DropAuth},
 		{"boot changed", func(s *sealer) ([]byte, int, netip.AddrPort) {
@@ -193,7 +202,7 @@ func TestSealRejects(t *testing.T) {
 	if _, err := s.seal(nil, 2, MaxPaths, nil); err == nil {
 		t.Error("seal on path MaxPaths: no error")
 	}
-	if _, err := newSealer(testKey[:16], 1, 1); err == nil {
+	if _, err := newSealer(testKey[:16], 1, 1, 1); err == nil {
 		t.Error("16-byte key accepted")
 	}
 }
@@ -250,6 +259,7 @@ func TestOpenSequence(t *testing.T) {
 	}
 	// A forgery with a fresher boot id does not displace the real boot.
 	f := mustSeal(t, mustSealer(t, bytes.Repeat([]byte{9}, KeyLen), 1, 2000<<16), 2, 0, []byte("f"))
+	clk.t = clk.t.Add(deriveEvery) // past the limit on new-boot derivations
 	if r := open(f); r != DropAuth {
 		t.Errorf("forged newer boot: %v, want auth", r)
 	}
@@ -380,7 +390,7 @@ func FuzzOpen(f *testing.F) {
 		}
 		// Accepted: it must verify as a sealing of pt by node 1 under the
 		// header it carries.
-		s2 := mustSealer(t, testKey, h.From, h.Boot)
+		s2 := mustSealerSalt(t, testKey, h.From, h.Boot, h.Salt)
 		s2.counter = h.Counter - 1
 		again, err := s2.seal(nil, h.To, int(h.Path), pt)
 		if err != nil || !bytes.Equal(again, orig) {
@@ -421,5 +431,67 @@ func TestSealOpenAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("seal+open allocates %.1f times per datagram, want 0", n)
+	}
+}
+
+// Boot ids carry 64 random bits beyond the boot time (Header.Salt): two
+// boots in the same millisecond with the same 16 bits are still two boots
+// with two keys, and the salt is authenticated.
+func TestBootSalt(t *testing.T) {
+	nodes := threeNodes()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	o := newOpener(testKey, 2, nodes, 5*time.Second, clk.now)
+	const boot = 1000 << 16
+	a := mustSealerSalt(t, testKey, 1, boot, 1)
+	b := mustSealerSalt(t, testKey, 1, boot, 2)
+	da, db := mustSeal(t, a, 2, 0, []byte("a")), mustSeal(t, b, 2, 0, []byte("b"))
+	if h, _, _, r := o.open(bytes.Clone(da), 0, nodes[0][0]); r != DropNone || h.Salt != 1 {
+		t.Fatalf("first boot: %v, salt %d", r, h.Salt)
+	}
+	if _, _, ev, r := o.open(bytes.Clone(db), 0, nodes[0][0]); r != DropNone || ev != bootNewer {
+		t.Errorf("same boot time, larger salt: %v, boot event %d; want a restart", r, ev)
+	}
+	if _, _, _, r := o.open(bytes.Clone(da), 0, nodes[0][0]); r != DropStaleBoot {
+		t.Errorf("the earlier salt after the later: %v, want stale_boot", r)
+	}
+	edited := bytes.Clone(mustSeal(t, b, 2, 0, []byte("c")))
+	edited[23] ^= 1 // the salt's last byte
+	clk.t = clk.t.Add(deriveEvery)
+	if _, _, _, r := o.open(edited, 0, nodes[0][0]); r != DropAuth {
+		t.Errorf("salt edited: %v, want auth", r)
+	}
+	// Drivers draw the salt from Config.Rand: 64 bits on the wire.
+	if HeaderLen != 32 {
+		t.Errorf("HeaderLen %d, want 32 (boot time, salt, counter)", HeaderLen)
+	}
+}
+
+// Forged datagrams claiming new boots of a known sender cost at most one
+// key derivation per deriveEvery; a real restart still gets through.
+func TestNewBootDerivationsLimited(t *testing.T) {
+	nodes := threeNodes()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	o := newOpener(testKey, 2, nodes, 5*time.Second, clk.now)
+	real := mustSealer(t, testKey, 1, 1000<<16)
+	if _, _, _, r := o.open(mustSeal(t, real, 2, 0, []byte("x")), 0, nodes[0][0]); r != DropNone {
+		t.Fatal(r)
+	}
+	forger := bytes.Repeat([]byte{9}, KeyLen)
+	var got [NumDropReasons]int
+	for i := range 100 {
+		clk.t = clk.t.Add(time.Millisecond)
+		f := mustSeal(t, mustSealer(t, forger, 1, uint64(2000+i)<<16), 2, 0, []byte("f"))
+		_, _, _, r := o.open(f, 0, nodes[0][0])
+		got[r]++
+	}
+	// 100 ms of forgeries: derivations at 0 and 50 ms fail the tag, the
+	// rest are refused before deriving.
+	if got[DropAuth] != 2 || got[DropBootLimited] != 98 {
+		t.Errorf("100 forged new boots in 100 ms: %d derived (auth), %d limited; want 2 and 98", got[DropAuth], got[DropBootLimited])
+	}
+	clk.t = clk.t.Add(deriveEvery)
+	restarted := mustSealer(t, testKey, 1, 3000<<16)
+	if _, _, ev, r := o.open(mustSeal(t, restarted, 2, 0, []byte("y")), 0, nodes[0][0]); r != DropNone || ev != bootNewer {
+		t.Errorf("a real restart after the forgeries: %v, boot event %d; want accepted as a restart", r, ev)
 	}
 }

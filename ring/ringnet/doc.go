@@ -99,13 +99,16 @@
 //	 0                   1                   2                   3
 //	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
 //	+---------------+---------------+-------------------------------+ ─┐
-//	|  version = 1  |  path index   |        sender NodeID          |  │
+//	|  version = 2  |  path index   |        sender NodeID          |  │
 //	+---------------+---------------+-------------------------------+  │ header:
-//	|       receiver NodeID         |       reserved (zero)         |  │ 24 bytes,
+//	|       receiver NodeID         |       reserved (zero)         |  │ 32 bytes,
 //	+-------------------------------+-------------------------------+  │ cleartext,
-//	|                     boot id (64 bits)                         |  │ authenticated
+//	|              boot time and 16 random bits (64 bits)           |  │ authenticated
 //	|                                                               |  │ (GCM additional
 //	+---------------------------------------------------------------+  │ data)
+//	|                boot salt: 64 random bits                      |  │
+//	|                                                               |  │
+//	+---------------------------------------------------------------+  │
 //	|                  packet counter (64 bits, ≥ 1)                |  │
 //	|                                                               |  │
 //	+---------------------------------------------------------------+ ─┘
@@ -116,29 +119,38 @@
 //	|                 GCM tag (128 bits)                            |
 //	+---------------------------------------------------------------+
 //
-// Overhead is 40 bytes (plus 28 of IPv4 and UDP), so the largest datagram
-// is 1240 bytes and an IP packet 1268 bytes, under the IPv6 minimum MTU.
+// Overhead is 48 bytes (plus 28 of IPv4 and UDP), so the largest datagram
+// is 1248 bytes and an IP packet 1276 bytes, under the IPv6 minimum MTU.
+// Version 2 added the salt (version 1 had a 24-byte header and 16 random
+// bits per boot); the versions do not talk to each other (DropVersion), so
+// an upgrade from version 1 restarts every node.
 //
 // Keys and nonces: the sender derives a key per boot,
-// K = HKDF-SHA256(cluster key, info = "ringway ring datagram v1" ‖ sender ‖
-// boot id), and uses the 96-bit nonce 0x00000000 ‖ counter. The counter
+// K = HKDF-SHA256(cluster key, info = "ringway ring datagram v2" ‖ sender ‖
+// boot time ‖ salt), and uses the 96-bit nonce 0x00000000 ‖ counter. The counter
 // starts at 1 on every boot and grows by one per datagram (all peers and
 // paths share it), so a nonce is never reused under a key: a new boot is a
 // new key, and two senders never share a key because the sender id is in
 // the derivation. The boot id is the boot time in milliseconds since the
 // Unix epoch shifted left 16 bits, or-ed with 16 random bits, so later boots
-// have larger ids.
+// have larger ids, plus the salt, 64 random bits drawn at boot: a boot's
+// key and nonces never repeat and cannot be predicted, whatever the clock
+// does (two boots in one millisecond once had only 16 bits between them).
+// Boots are ordered by boot time, then salt.
 //
 // # Receive checks, in order (each failure is a counted DropReason)
 //
-//  1. length: shorter than 40 bytes → short; longer than 1240 → oversize.
-//     The read buffer is 1241 bytes, so nothing larger is ever parsed.
+//  1. length: shorter than 48 bytes → short; longer than 1248 → oversize.
+//     The read buffer is 1249 bytes, so nothing larger is ever parsed.
 //  2. header: version, reserved bytes zero, counter ≠ 0, path byte = the
 //     socket it came in on, receiver = this node, sender in the node map,
 //     not this node, and the UDP source = the sender's address on that path.
 //  3. boot: the sender's current boot → replay window (1024 counters,
 //     RFC 6479 style); a larger boot id → a restart: decrypt with the new
-//     boot's key and, if authentic, adopt it with a fresh window; a smaller
+//     boot's key and, if authentic, adopt it with a fresh window (for a
+//     sender already known, at most one such derivation per 50 ms, else
+//     boot_limited: a forged "new boot" costs a derivation, 17× a plain
+//     forgery); a smaller
 //     boot id → stale_boot, unless the sender has been silent for
 //     Config.StaleBoot (its clock went back across a restart).
 //  4. AES-GCM open, in place → auth on failure. Only now does the window

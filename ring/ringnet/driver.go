@@ -57,6 +57,7 @@ type Driver struct {
 	conns  []Conn
 	paths  []*sendPath // one per conn
 	boot   uint64
+	salt   uint64 // the boot's 64 random bits (Header.Salt)
 	opener *opener
 	stats  counters
 
@@ -108,18 +109,22 @@ func New(cfg Config, core Core) (*Driver, error) {
 	if core == nil {
 		return nil, errors.New("ringnet: nil core")
 	}
-	var r [2]byte
+	var r [10]byte
 	if _, err := io.ReadFull(cfg.Rand, r[:]); err != nil {
 		return nil, fmt.Errorf("ringnet: boot id: read random: %w", err)
 	}
 	// Boot ids grow with the boot time so receivers can tell a restart
 	// (fresher id) from a replay of an old boot (older id); the random bits
-	// separate two boots in one millisecond.
+	// separate two boots in one millisecond. The salt's 64 random bits make
+	// the boot id (and with it the boot's key and nonces) unpredictable and
+	// never shared by two boots, whatever the clock does.
 	boot := uint64(cfg.Now().UnixMilli())<<16 | uint64(binary.BigEndian.Uint16(r[:]))
+	salt := binary.BigEndian.Uint64(r[2:])
 	d := &Driver{
 		cfg:     cfg,
 		core:    core,
 		boot:    boot,
+		salt:    salt,
 		opener:  newOpener(cfg.Key, cfg.Self, cfg.Nodes, cfg.StaleBoot, cfg.Now),
 		states:  make(chan State, 1),
 		events:  make(chan Event, cfg.EventQueue),
@@ -132,7 +137,7 @@ func New(cfg Config, core Core) (*Driver, error) {
 		// Each path seals with its own AEAD instance (the same key): the
 		// paths are written concurrently, and cipher.AEAD does not promise
 		// to be safe for concurrent use.
-		s, err := newSealer(cfg.Key, cfg.Self, boot)
+		s, err := newSealer(cfg.Key, cfg.Self, boot, salt)
 		if err != nil {
 			return nil, fmt.Errorf("ringnet: %w", err)
 		}

@@ -193,12 +193,12 @@ func TestDriverBadInput(t *testing.T) {
 		from, to := fc.nodes[0][0], fc.nodes[1][0]
 
 		forged := append([]byte(nil), real...) // fresh counter, altered payload
-		forged[23] += 5
+		forged[31] += 5
 		forged[ringnet.HeaderLen] ^= 0xff
 		staleForged := append([]byte(nil), real...) // seen counter: a replay by its header
 		staleForged[ringnet.HeaderLen] ^= 0xff
 		resealed := append([]byte(nil), real...)
-		resealed[23]++ // next counter, same ciphertext
+		resealed[31]++ // next counter, same ciphertext
 		inject := []struct {
 			from netip.AddrPort
 			to   netip.AddrPort
@@ -213,7 +213,7 @@ func TestDriverBadInput(t *testing.T) {
 			{fc.nodes[2][0], to, real},     // right datagram, wrong source
 			{from, fc.nodes[1][1], real},   // arrived on path 1
 			{from, fc.nodes[2][0], real},   // for node 2, delivered to node 3
-			{netip.MustParseAddrPort("192.0.2.7:9"), to, bytes.Repeat([]byte{1}, 100)}, // junk
+			{netip.MustParseAddrPort("192.0.2.7:9"), to, bytes.Repeat([]byte{ringnet.Version}, 100)}, // junk
 		}
 		for _, in := range inject {
 			if !fc.net.Inject(in.from, in.to, in.b) {
@@ -234,7 +234,7 @@ func TestDriverBadInput(t *testing.T) {
 		want2[ringnet.DropOversize] = 1
 		want2[ringnet.DropUnknownSender] = 1
 		want2[ringnet.DropWrongPath] = 1
-		want2[ringnet.DropMalformed] = 1 // junk: version byte 1, reserved bytes set
+		want2[ringnet.DropMalformed] = 1 // junk: the version byte right, reserved bytes set
 		if diff := cmp.Diff(want2, fc.d[1].Stats().Drops); diff != "" {
 			t.Errorf("node 2 drops (-want +got):\n%s", diff)
 		}

@@ -20,12 +20,13 @@ const (
 	DropReplay                          // counter already seen or older than the replay window
 	DropAuth                            // authentication failed: forged, corrupted or another key
 	DropCoreReject                      // authentic, but the core's Step returned an error
+	DropBootLimited                     // claims a new boot of a known sender less than deriveEvery after the last derivation for it
 	NumDropReasons                      // number of reasons, for arrays
 )
 
 var dropNames = [NumDropReasons]string{
 	"none", "short", "oversize", "version", "malformed", "wrong_path", "not_for_us",
-	"unknown_sender", "stale_boot", "replay", "auth", "core_reject",
+	"unknown_sender", "stale_boot", "replay", "auth", "core_reject", "boot_limited",
 }
 
 // String returns the reason's metric label, e.g. "replay".

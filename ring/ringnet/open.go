@@ -23,9 +23,13 @@ type opener struct {
 type peerState struct {
 	mu   sync.Mutex
 	boot uint64
+	salt uint64
 	aead cipher.AEAD // nil until a first authentic datagram
 	win  window
 	last time.Time // when the last authentic datagram arrived
+	// derived is when a new boot of this known sender last cost a key
+	// derivation (deriveEvery).
+	derived time.Time
 	// nonce lives here, not on the stack, where it would escape through the
 	// AEAD interface call and allocate per datagram.
 	nonce [12]byte
@@ -34,6 +38,10 @@ type peerState struct {
 func newOpener(key []byte, self NodeID, addrs [][]netip.AddrPort, staleBoot time.Duration, now func() time.Time) *opener {
 	return &opener{key: key, self: self, addrs: addrs, peers: make([]peerState, len(addrs)), staleBoot: staleBoot, now: now}
 }
+
+// deriveEvery is the least time between two key derivations for new boots
+// of one known sender (one restart needs one).
+const deriveEvery = 50 * time.Millisecond
 
 // bootEvent says what an accepted datagram told about its sender's boot.
 type bootEvent uint8
@@ -75,17 +83,28 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	aead := p.aead
 	newBoot := false
 	switch {
-	case aead != nil && h.Boot == p.boot:
+	case aead != nil && h.Boot == p.boot && h.Salt == p.salt:
 		if !p.win.check(h.Counter) {
 			return h, nil, bootSame, DropReplay
 		}
-	case aead == nil || h.Boot > p.boot || now.Sub(p.last) > o.staleBoot:
+	case aead == nil || newer(h, p) || now.Sub(p.last) > o.staleBoot:
+		// A forged datagram that claims a new boot costs an HKDF and a
+		// cipher set-up (17× a forgery under the known key) before it
+		// fails the tag: at most one per deriveEvery per known sender.
+		// A real restart sends a hello every few ticks, so one of them
+		// gets through.
+		if aead != nil {
+			if now.Sub(p.derived) < deriveEvery {
+				return h, nil, bootSame, DropBootLimited
+			}
+			p.derived = now
+		}
 		// A first datagram, a restart (boot ids grow with the boot time), or a
 		// sender silent so long that an older boot id is believed (its clock
 		// went back across a restart). Datagrams of an old boot replayed after
 		// that are caught by the core's sequence numbers.
 		var err error
-		if aead, err = deriveAEAD(o.key, h.From, h.Boot); err != nil {
+		if aead, err = deriveAEAD(o.key, h.From, h.Boot, h.Salt); err != nil {
 			return h, nil, bootSame, DropAuth
 		}
 		newBoot = true
@@ -100,16 +119,22 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	if newBoot {
 		switch {
 		case p.aead == nil:
-		case h.Boot > p.boot:
+		case newer(h, p):
 			ev = bootNewer
 		default:
 			ev = bootRollback
 		}
-		p.boot, p.aead, p.win = h.Boot, aead, window{}
+		p.boot, p.salt, p.aead, p.win = h.Boot, h.Salt, aead, window{}
 	}
 	p.win.mark(h.Counter)
 	p.last = now
 	return h, pt, ev, DropNone
+}
+
+// newer reports whether h is from a later boot than p's: a later boot
+// time, or the same millisecond and 16 bits and a larger salt.
+func newer(h Header, p *peerState) bool {
+	return h.Boot > p.boot || (h.Boot == p.boot && h.Salt > p.salt)
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort {

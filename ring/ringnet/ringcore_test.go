@@ -266,7 +266,7 @@ func TestRingOverUDPAttacker(t *testing.T) {
 			replayed++
 			// Forge: a fresh counter, flipped payload.
 			f := bytes.Clone(b)
-			f[16] ^= 0x80 // counter far ahead
+			f[24] ^= 0x80 // counter far ahead
 			f[len(f)-1] ^= 1
 			if _, err := conn.Conn.WriteTo(f, to); err != nil {
 				t.Fatal(err)

@@ -261,7 +261,7 @@ func TestUDPFakeCores(t *testing.T) {
 		t.Fatalf("captured %d datagrams on path 0, want 1", len(sent))
 	}
 	forged := bytes.Clone(sent[0])
-	forged[23] += 9
+	forged[31] += 9
 	for _, b := range [][]byte{sent[0], forged} {
 		if _, err := n1.conns[0].Conn.WriteTo(b, uc.nodes[1][0]); err != nil {
 			t.Fatal(err)
