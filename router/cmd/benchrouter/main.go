@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -375,7 +376,8 @@ func iperf(ctx context.Context, l *lab.Lab, dur time.Duration) (gbps float64, re
 	var out []byte
 	err = l.Do(l.Client(), func() error {
 		cmd := exec.CommandContext(ctx, "iperf3", "-c", lab.ServerAddr.String(), "-B", lab.ClientAddr.String(),
-			"-t", strconv.FormatFloat(dur.Seconds(), 'f', 1, 64), "-J")
+			// iperf3 -t takes whole seconds; 0 (from "0.5") would run forever
+			"-t", strconv.Itoa(max(1, int(math.Ceil(dur.Seconds())))), "-J")
 		var e error
 		out, e = cmd.Output()
 		return e
