@@ -20,22 +20,15 @@ func (f *Filter) Check(ip []byte, in, out int, now int64) bool {
 		pass, found := f.frag.verdict(&p, now)
 		return found && pass
 	}
-	switch p.proto {
-	case protoTCP, protoUDP:
-	case protoICMP:
-		switch p.icmpType {
-		case icmpEcho, icmpEchoReply:
-		case icmpUnreachable, icmpSourceQuench, icmpRedirect, icmpTimeExceeded, icmpParamProblem:
-			if !p.quoted {
-				return false
-			}
-			q := &p.inner
-			k, _ := keyOf(q.proto, q.src, q.dst, q.sport, q.dport)
-			return f.live(k, now)
-		default:
-			return f.ruleVerdict(&p, in, out) == Accept
+	switch classify(&p) {
+	case classRelated:
+		if !p.quoted {
+			return false
 		}
-	default:
+		q := &p.inner
+		k, _ := keyOf(q.proto, q.src, q.dst, q.sport, q.dport)
+		return f.live(k, now)
+	case classStateless:
 		return f.ruleVerdict(&p, in, out) == Accept
 	}
 	k, _ := keyOf(p.proto, p.src, p.dst, p.sport, p.dport)

@@ -224,25 +224,36 @@ func (f *Filter) forward(ip []byte, in, out int, now int64) Reason {
 	return r
 }
 
-// decide is the verdict for a packet with its L4 header.
-func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
+// class is how the filter treats a packet with its L4 header.
+type class uint8
+
+const (
+	classTracked   class = iota // TCP, UDP, ICMP echo: by the connection table
+	classRelated                // an ICMP error: passes if it quotes a tracked flow
+	classStateless              // other ICMP and other protocols: the rules decide each packet
+)
+
+func classify(p *packet) class {
 	switch p.proto {
 	case protoTCP, protoUDP:
+		return classTracked
 	case protoICMP:
 		switch p.icmpType {
 		case icmpEcho, icmpEchoReply:
+			return classTracked
 		case icmpUnreachable, icmpSourceQuench, icmpRedirect, icmpTimeExceeded, icmpParamProblem:
-			return f.related(p, now)
-		default:
-			// Other ICMP (timestamps, ...): the rules decide each packet.
-			if f.ruleVerdict(p, in, out) == Accept {
-				return ReasonNone
-			}
-			return ReasonRule
+			return classRelated
 		}
-	default:
-		// Other protocols have no ports to track: the rules decide each
-		// packet, statelessly.
+	}
+	return classStateless
+}
+
+// decide is the verdict for a packet with its L4 header.
+func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
+	switch classify(p) {
+	case classRelated:
+		return f.related(p, now)
+	case classStateless:
 		if f.ruleVerdict(p, in, out) == Accept {
 			return ReasonNone
 		}
