@@ -67,3 +67,13 @@ func (k *Key) put(b []byte) {
 	b[10], b[11] = byte(k.PB>>8), byte(k.PB)
 	b[12] = k.Proto
 }
+
+// get reads a key's wire form from b[:13].
+func (k *Key) get(b []byte) {
+	_ = b[keyLen-1]
+	copy(k.A[:], b[0:4])
+	copy(k.B[:], b[4:8])
+	k.PA = uint16(b[8])<<8 | uint16(b[9])
+	k.PB = uint16(b[10])<<8 | uint16(b[11])
+	k.Proto = b[12]
+}
