@@ -2,8 +2,12 @@
 // operator's rules, anti-spoofing and the local-service policy, consulted by
 // the router for every IPv4 packet it would forward or deliver to the
 // node's own OS (DESIGN.md "The stateful filter"). Symmetric routing and
-// state replication between nodes (the inter-node tunnel) will live here
-// too; they are not built yet.
+// state replication between nodes will live here too. Their pure
+// foundations are built, but nothing uses them yet: the flow directory
+// (directory.go: a flow's authoritative node and standby, by rendezvous
+// hashing over 2^16 rows) and the inter-node tunnel's datagram (tunnel.go:
+// the header; seal.go: AES-256-GCM per sender and boot, a replay window per
+// peer). docs/forward.md describes both.
 //
 // Data flow: the router hands Filter.Forward the IPv4 packet (header on),
 // its input and output link, and the time. The filter parses the packet

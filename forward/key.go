@@ -52,3 +52,28 @@ func (k Key) hash() uint32 {
 	h = (h ^ uint32(k.Proto)) * 16777619
 	return h ^ h>>16
 }
+
+// keyLen is the length of a Key's wire form (put).
+const keyLen = 13
+
+// put writes the key's wire form into b[:13]: A, B, PA and PB big-endian,
+// Proto. The flow directory hashes these bytes and the tunnel carries them,
+// so every node agrees on them whatever its byte order.
+func (k *Key) put(b []byte) {
+	_ = b[keyLen-1]
+	copy(b[0:4], k.A[:])
+	copy(b[4:8], k.B[:])
+	b[8], b[9] = byte(k.PA>>8), byte(k.PA)
+	b[10], b[11] = byte(k.PB>>8), byte(k.PB)
+	b[12] = k.Proto
+}
+
+// get reads a key's wire form from b[:13].
+func (k *Key) get(b []byte) {
+	_ = b[keyLen-1]
+	copy(k.A[:], b[0:4])
+	copy(k.B[:], b[4:8])
+	k.PA = uint16(b[8])<<8 | uint16(b[9])
+	k.PB = uint16(b[10])<<8 | uint16(b[11])
+	k.Proto = b[12]
+}

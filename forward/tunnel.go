@@ -1,0 +1,271 @@
+package forward
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// The tunnel carries packets and flow ownership between nodes (DESIGN.md
+// "The tunnel"; the patent's Figure 17 arrows 1710, 1716, 1718 and 1722).
+// Every datagram is one header, authenticated but in clear, and a payload
+// sealed with AES-256-GCM (seal.go). Integers are big-endian.
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+---------------+---------------+---------------+---------------+ ─┐
+//	|  version = 1  |     type      |     hops      |  reserved (0) |  │
+//	+---------------+---------------+---------------+---------------+  │
+//	|        sender node id         |       receiver node id        |  │ base
+//	+-------------------------------+-------------------------------+  │ header:
+//	|                  membership epoch (64 bits)                   |  │ 32 bytes
+//	+---------------------------------------------------------------+  │
+//	|                    sender boot id (64 bits)                   |  │
+//	+---------------------------------------------------------------+  │
+//	|                  packet counter (64 bits, ≥ 1)                |  │
+//	+-------------------------------+-------------------------------+ ─┤
+//	|        handler node id        |  flow key: A (4 bytes) ...    |  │ flow
+//	+-------------------------------+                               |  │ section:
+//	:   ... B (4), PA (2), PB (2), protocol (1)                     :  │ 16 bytes,
+//	+-----------------------------------------------+---------------+  │ register and
+//	|                                               | reserved (0)  |  │ hint only
+//	+-----------------------------------------------+---------------+ ─┘
+//	:          payload, encrypted (data: the IPv4 packet)           :
+//	+---------------------------------------------------------------+
+//	|                      GCM tag (128 bits)                       |
+//	+---------------------------------------------------------------+
+const (
+	// TunnelVersion is the format version in byte 0.
+	TunnelVersion = 1
+	// HeaderLen is the length of the base header, all a data datagram has.
+	HeaderLen = 32
+	// FlowHeaderLen is the length of the header of a register or hint: the
+	// base header and the flow section.
+	FlowHeaderLen = HeaderLen + 16
+	// TagLen is the length of the AES-GCM tag that ends every datagram.
+	TagLen = 16
+	// DataOverhead is what the tunnel adds to a redirected packet, not
+	// counting the outer IPv4 and UDP headers (28 bytes): the path MTU of a
+	// tunnelled flow is the link MTU less 76 bytes.
+	DataOverhead = HeaderLen + TagLen
+	// MaxPayload is the largest payload: an IPv4 packet's largest total
+	// length.
+	MaxPayload = 65535
+	// MaxDatagram is the largest datagram Seal produces and Open accepts.
+	MaxDatagram = FlowHeaderLen + MaxPayload + TagLen
+	// MaxHops is the largest hop count of a data datagram. The node a
+	// packet arrived at sends it with hops 1 to the flow's authoritative
+	// node; that node may send it on, with hops 2, to the flow's handler
+	// (patent Figure 16, boxes 1602-1604 and 1610-1612). A receiver never
+	// sends on a datagram whose hops is MaxHops: it handles it or drops it.
+	MaxHops = 2
+)
+
+// TunnelType says what a tunnel datagram carries.
+type TunnelType uint8
+
+// Tunnel datagram types. 0 is invalid; types above TypeHint are reserved
+// for state replication (DESIGN.md: created, established, closing, gone,
+// acks and bulk copy) and refused as malformed until they exist.
+const (
+	// TypeData carries a redirected IPv4 packet (header on) as payload.
+	TypeData TunnelType = 1
+	// TypeRegister tells the flow's authoritative node "flow Flow is
+	// handled by node Handler" (normally the sender itself: the node that
+	// saw the flow's first packet). No payload.
+	TypeRegister TunnelType = 2
+	// TypeHint tells the node a packet arrived at "flow Flow is handled
+	// by node Handler": send its later packets there directly (patent
+	// Figure 16, box 1614). No payload.
+	TypeHint TunnelType = 3
+)
+
+func (t TunnelType) String() string {
+	switch t {
+	case TypeData:
+		return "data"
+	case TypeRegister:
+		return "register"
+	case TypeHint:
+		return "hint"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// hasFlow reports whether datagrams of type t carry the flow section.
+func (t TunnelType) hasFlow() bool { return t == TypeRegister || t == TypeHint }
+
+// TunnelHeader is the clear part of a tunnel datagram: it is the AES-GCM
+// additional data, so it is authenticated with the payload.
+type TunnelHeader struct {
+	Type     TunnelType
+	Hops     uint8  // data: tunnel hops taken, this one included (1..MaxHops); 0 otherwise
+	Sender   uint16 // node id of the sender
+	Receiver uint16 // node id it is for: a datagram cannot be replayed to another node
+	Epoch    uint64 // the sender's membership epoch; checking it is the caller's business
+	Boot     uint64 // the sender's boot id: its datagram key is per boot (seal.go)
+	Counter  uint64 // per-boot datagram number, from 1; the GCM nonce and the replay window's index
+	Handler  uint16 // register and hint: the node that handles Flow
+	Flow     Key    // register and hint: the flow, canonical (key.go)
+}
+
+// Len returns the length of the header on the wire: HeaderLen or
+// FlowHeaderLen.
+func (h *TunnelHeader) Len() int {
+	if h.Type.hasFlow() {
+		return FlowHeaderLen
+	}
+	return HeaderLen
+}
+
+// check returns why h cannot be sent or was not well formed, or TunnelOK.
+func (h *TunnelHeader) check() TunnelDrop {
+	switch h.Type {
+	case TypeData:
+		if h.Hops == 0 || h.Hops > MaxHops || h.Handler != 0 || h.Flow != (Key{}) {
+			return TunnelMalformed
+		}
+	case TypeRegister, TypeHint:
+		// A flow key is canonical: its A side is the lower endpoint, so a
+		// flow has exactly one encoding.
+		k := &h.Flow
+		if h.Hops != 0 || h.Handler == 0 || !less(k.A, k.PA, k.B, k.PB) {
+			return TunnelMalformed
+		}
+	default:
+		return TunnelMalformed
+	}
+	if h.Sender == 0 || h.Receiver == 0 || h.Sender == h.Receiver || h.Counter == 0 {
+		return TunnelMalformed
+	}
+	return TunnelOK
+}
+
+// put writes the header into b[:h.Len()].
+func (h *TunnelHeader) put(b []byte) {
+	_ = b[HeaderLen-1]
+	b[0] = TunnelVersion
+	b[1] = uint8(h.Type)
+	b[2] = h.Hops
+	b[3] = 0
+	binary.BigEndian.PutUint16(b[4:], h.Sender)
+	binary.BigEndian.PutUint16(b[6:], h.Receiver)
+	binary.BigEndian.PutUint64(b[8:], h.Epoch)
+	binary.BigEndian.PutUint64(b[16:], h.Boot)
+	binary.BigEndian.PutUint64(b[24:], h.Counter)
+	if h.Type.hasFlow() {
+		_ = b[FlowHeaderLen-1]
+		binary.BigEndian.PutUint16(b[32:], h.Handler)
+		h.Flow.put(b[34:47])
+		b[47] = 0
+	}
+}
+
+// parse decodes the header at the start of b, checking everything that
+// can be checked without keys.
+func (h *TunnelHeader) parse(b []byte) TunnelDrop {
+	if len(b) < HeaderLen {
+		return TunnelShort
+	}
+	if b[0] != TunnelVersion {
+		return TunnelBadVersion
+	}
+	*h = TunnelHeader{
+		Type:     TunnelType(b[1]),
+		Hops:     b[2],
+		Sender:   binary.BigEndian.Uint16(b[4:]),
+		Receiver: binary.BigEndian.Uint16(b[6:]),
+		Epoch:    binary.BigEndian.Uint64(b[8:]),
+		Boot:     binary.BigEndian.Uint64(b[16:]),
+		Counter:  binary.BigEndian.Uint64(b[24:]),
+	}
+	if b[3] != 0 {
+		return TunnelMalformed
+	}
+	if h.Type.hasFlow() {
+		if len(b) < FlowHeaderLen {
+			return TunnelShort
+		}
+		h.Handler = binary.BigEndian.Uint16(b[32:])
+		h.Flow.get(b[34:47])
+		if b[47] != 0 {
+			return TunnelMalformed
+		}
+	}
+	return h.check()
+}
+
+// AppendBinary appends the header's wire form to b. It refuses a header
+// that breaks the format's rules (see TunnelHeader's fields); a receiver
+// would drop it as malformed.
+func (h TunnelHeader) AppendBinary(b []byte) ([]byte, error) {
+	if r := h.check(); r != TunnelOK {
+		return b, fmt.Errorf("tunnel header %+v: %v", h, r)
+	}
+	n := len(b)
+	b = append(b, make([]byte, h.Len())...)
+	h.put(b[n:])
+	return b, nil
+}
+
+// MarshalBinary returns the header's wire form.
+func (h TunnelHeader) MarshalBinary() ([]byte, error) {
+	return h.AppendBinary(make([]byte, 0, h.Len()))
+}
+
+// UnmarshalBinary decodes a header that is exactly b: io.ErrUnexpectedEOF
+// when b is shorter than the header its type needs, an error when it is
+// longer or breaks a rule of the format.
+func (h *TunnelHeader) UnmarshalBinary(b []byte) error {
+	switch r := h.parse(b); {
+	case r == TunnelShort:
+		return io.ErrUnexpectedEOF
+	case r != TunnelOK:
+		return fmt.Errorf("tunnel header: %v", r)
+	case len(b) != h.Len():
+		return fmt.Errorf("tunnel header: %d trailing bytes", len(b)-h.Len())
+	}
+	return nil
+}
+
+// TunnelDrop says why Open refused a datagram; TunnelOK means it did not.
+// Every reason is counted (TunnelStats.Drops) and is a metric label. A
+// datagram of the wrong membership epoch is not one of them: the caller
+// judges the epoch.
+type TunnelDrop uint8
+
+// Tunnel drop reasons, in the order Open checks them.
+const (
+	TunnelOK            TunnelDrop = iota
+	TunnelShort                    // shorter than its header and tag
+	TunnelOversize                 // longer than MaxDatagram
+	TunnelBadVersion               // not format version 1
+	TunnelMalformed                // a rule of the format broken: type, reserved bytes, hops, ids, counter 0, flow key, payload length
+	TunnelNotForUs                 // receiver is not this node
+	TunnelUnknownSender            // sender is not a peer (or is this node)
+	TunnelStaleBoot                // sender boot id older than the one already accepted
+	TunnelReplayed                 // counter already accepted or older than the replay window
+	TunnelForged                   // authentication failed: forged, corrupted, or sealed with another cluster key
+	numTunnelDrops
+)
+
+var tunnelDropNames = [numTunnelDrops]string{
+	"none", "short", "oversize", "version", "malformed", "not_for_us",
+	"unknown_sender", "stale_boot", "replayed", "forged",
+}
+
+func (r TunnelDrop) String() string {
+	if r < numTunnelDrops {
+		return tunnelDropNames[r]
+	}
+	return "tunnel_drop(?)"
+}
+
+// TunnelDrops returns every tunnel drop reason, for metrics.
+func TunnelDrops() []TunnelDrop {
+	rs := make([]TunnelDrop, 0, numTunnelDrops-1)
+	for r := TunnelOK + 1; r < numTunnelDrops; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
