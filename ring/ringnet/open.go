@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/ringway/ringway/internal/replay"
 )
 
 // opener authenticates received datagrams and enforces the replay rules. It
@@ -25,7 +27,7 @@ type peerState struct {
 	boot uint64
 	salt uint64
 	aead cipher.AEAD // nil until a first authentic datagram
-	win  window
+	win  *replay.Window // over the current boot's counters (WindowSize)
 	last time.Time // when the last authentic datagram arrived
 	// derived is when a new boot of this known sender last cost a key
 	// derivation (deriveEvery).
@@ -36,7 +38,11 @@ type peerState struct {
 }
 
 func newOpener(key []byte, self NodeID, addrs [][]netip.AddrPort, staleBoot time.Duration, now func() time.Time) *opener {
-	return &opener{key: key, self: self, addrs: addrs, peers: make([]peerState, len(addrs)), staleBoot: staleBoot, now: now}
+	o := &opener{key: key, self: self, addrs: addrs, peers: make([]peerState, len(addrs)), staleBoot: staleBoot, now: now}
+	for i := range o.peers {
+		o.peers[i].win = replay.New(WindowSize)
+	}
+	return o
 }
 
 // deriveEvery is the least time between two key derivations for new boots
@@ -84,7 +90,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	newBoot := false
 	switch {
 	case aead != nil && h.Boot == p.boot && h.Salt == p.salt:
-		if !p.win.check(h.Counter) {
+		if !p.win.Check(h.Counter) {
 			return h, nil, bootSame, DropReplay
 		}
 	case aead == nil || newer(h, p) || now.Sub(p.last) > o.staleBoot:
@@ -124,9 +130,10 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		default:
 			ev = bootRollback
 		}
-		p.boot, p.salt, p.aead, p.win = h.Boot, h.Salt, aead, window{}
+		p.boot, p.salt, p.aead = h.Boot, h.Salt, aead
+		p.win.Reset()
 	}
-	p.win.mark(h.Counter)
+	p.win.Mark(h.Counter)
 	p.last = now
 	return h, pt, ev, DropNone
 }
