@@ -26,9 +26,9 @@ type peerState struct {
 	mu   sync.Mutex
 	boot uint64
 	salt uint64
-	aead cipher.AEAD // nil until a first authentic datagram
+	aead cipher.AEAD    // nil until a first authentic datagram
 	win  *replay.Window // over the current boot's counters (WindowSize)
-	last time.Time // when the last authentic datagram arrived
+	last time.Time      // when the last authentic datagram arrived
 	// derived is when a new boot of this known sender last cost a key
 	// derivation (deriveEvery).
 	derived time.Time
