@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -22,9 +21,7 @@ type Command struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	healthy verdict
-	mu      sync.Mutex
-	failure string // why the last run failed, "" when it passed
+	outcome
 }
 
 // NewCommand returns a monitor running command with /bin/sh -c; it is
@@ -33,20 +30,6 @@ func NewCommand(command string, interval time.Duration, log *slog.Logger) *Comma
 	c := &Command{command: command, interval: interval, log: log}
 	c.healthy.init(true)
 	return c
-}
-
-// Healthy reports whether the last run passed. It never blocks.
-func (c *Command) Healthy() bool { return c.healthy.ok.Load() }
-
-// Changed receives a value after Healthy's answer changes (one value may
-// stand for several changes). It never closes.
-func (c *Command) Changed() <-chan struct{} { return c.healthy.changed }
-
-// Failure says why the last run failed ("" when it passed).
-func (c *Command) Failure() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.failure
 }
 
 // Run runs the check every interval until ctx ends.
@@ -101,10 +84,7 @@ func (c *Command) once(ctx context.Context) string {
 }
 
 func (c *Command) record(failure string) {
-	c.mu.Lock()
-	c.failure = failure
-	c.mu.Unlock()
-	was := c.healthy.set(failure == "")
+	was := c.outcome.record(failure)
 	switch {
 	case was && failure != "":
 		c.log.Warn("application monitor: check failed; this node gives up its VIPs", "command", c.command, "failure", failure)

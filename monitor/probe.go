@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ringway/ringway/router"
@@ -33,9 +32,7 @@ type Probe struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	healthy verdict
-	mu      sync.Mutex
-	failure string // the failing workers and why, "" when the last round passed
+	outcome
 }
 
 // NewProbe returns a monitor probing p every interval (also the time
@@ -44,22 +41,6 @@ func NewProbe(p Prober, interval time.Duration, log *slog.Logger) *Probe {
 	c := &Probe{p: p, interval: interval, log: log}
 	c.healthy.init(true)
 	return c
-}
-
-// Healthy reports whether the last round passed. It never blocks.
-func (c *Probe) Healthy() bool { return c.healthy.ok.Load() }
-
-// Changed receives a value after Healthy's answer changes (one value may
-// stand for several changes). It never closes.
-func (c *Probe) Changed() <-chan struct{} { return c.healthy.changed }
-
-// Failure says which workers failed the last round and why, as
-// "ext0 queue 0: no answer: inside one batch for 1.2s (wedged)" joined by
-// "; " ("" when it passed).
-func (c *Probe) Failure() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.failure
 }
 
 // Run probes every interval until ctx ends.
@@ -105,10 +86,7 @@ func (c *Probe) once(ctx context.Context) (failure string, decided bool) {
 }
 
 func (c *Probe) record(failure string) {
-	c.mu.Lock()
-	c.failure = failure
-	c.mu.Unlock()
-	was := c.healthy.set(failure == "")
+	was := c.outcome.record(failure)
 	switch {
 	case was && failure != "":
 		c.log.Warn("application monitor: the data plane check failed; this node gives up its VIPs", "failure", failure)

@@ -1,6 +1,9 @@
 package monitor
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // verdict is a monitor's healthy flag with a change signal, so the node
 // hears of a change when it happens (and puts it on the token, through
@@ -27,4 +30,36 @@ func (v *verdict) set(ok bool) (was bool) {
 		}
 	}
 	return was
+}
+
+// outcome is the verdict of a monitor that runs a check (Command, Probe)
+// with the reason its last run failed; they embed it for Healthy, Changed
+// and Failure.
+type outcome struct {
+	healthy verdict
+	mu      sync.Mutex
+	failure string // why the last run failed, "" when it passed
+}
+
+// Healthy reports whether the last run passed. It never blocks.
+func (o *outcome) Healthy() bool { return o.healthy.ok.Load() }
+
+// Changed receives a value after Healthy's answer changes (one value may
+// stand for several changes). It never closes.
+func (o *outcome) Changed() <-chan struct{} { return o.healthy.changed }
+
+// Failure says why the last run failed ("" when it passed).
+func (o *outcome) Failure() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failure
+}
+
+// record stores a run's failure ("" = passed) and returns whether the
+// monitor was healthy before.
+func (o *outcome) record(failure string) (was bool) {
+	o.mu.Lock()
+	o.failure = failure
+	o.mu.Unlock()
+	return o.healthy.set(failure == "")
 }
