@@ -56,6 +56,21 @@ type Config struct {
 	// MaxFragments caps the fragment tracker. Default 1024.
 	MaxFragments int
 	Timeouts     Timeouts // zero fields take DefaultTimeouts' values
+
+	// Self is this node's id for symmetric routing (symmetric.go): with
+	// it, Decide redirects packets of flows handled by other nodes. 0
+	// (default): off, the filter never redirects.
+	Self uint16
+	// MaxRegistry caps the flows whose handler this node remembers as
+	// their authoritative node. Default MaxFlows.
+	MaxRegistry int
+	// MaxHints caps the hints this node holds. Default MaxFlows.
+	MaxHints int
+	// RegistryTTL is how long a register is remembered. Default
+	// DefaultRegistryTTL (10 min).
+	RegistryTTL time.Duration
+	// HintTTL is how long a hint is believed. Default DefaultHintTTL (30 s).
+	HintTTL time.Duration
 }
 
 // Stats are the filter's counters (cumulative) and gauges.
@@ -67,6 +82,7 @@ type Stats struct {
 	Drops     [numReasons]uint64 // by Reason
 	ByState   [numStates]int64   // flows in each state now (index: State)
 	Fragments int                // datagrams in the fragment tracker now
+	Sym       SymStats           // symmetric routing (zero without Config.Self)
 }
 
 // Filter is the stateful filter. Safe for concurrent use.
@@ -79,6 +95,7 @@ type Filter struct {
 	timeout [numStates]int64
 	tab     *table
 	frag    frags
+	sym     *symmetric // nil without Config.Self
 
 	newFlows, passed atomic.Uint64
 	drops            [numReasons]atomic.Uint64
@@ -92,7 +109,19 @@ func New(cfg Config) (*Filter, error) {
 	if cfg.MaxFragments == 0 {
 		cfg.MaxFragments = 1024
 	}
-	if cfg.MaxFlows < 0 || cfg.MaxFragments < 0 {
+	if cfg.MaxRegistry == 0 {
+		cfg.MaxRegistry = cfg.MaxFlows
+	}
+	if cfg.MaxHints == 0 {
+		cfg.MaxHints = cfg.MaxFlows
+	}
+	if cfg.RegistryTTL <= 0 {
+		cfg.RegistryTTL = DefaultRegistryTTL
+	}
+	if cfg.HintTTL <= 0 {
+		cfg.HintTTL = DefaultHintTTL
+	}
+	if cfg.MaxFlows < 0 || cfg.MaxFragments < 0 || cfg.MaxRegistry < 0 || cfg.MaxHints < 0 {
 		return nil, errors.New("forward: negative table size")
 	}
 	if len(cfg.Links) > 64 {
@@ -100,6 +129,9 @@ func New(cfg Config) (*Filter, error) {
 	}
 	f := &Filter{def: cfg.Default, local: slices.Clone(cfg.Local), tab: newTable(cfg.MaxFlows),
 		frag: frags{m: map[fragKey]fragEntry{}, max: cfg.MaxFragments}}
+	if cfg.Self != 0 {
+		f.sym = newSymmetric(cfg)
+	}
 	for _, r := range cfg.Rules {
 		c, err := compileRule(r, len(cfg.Links))
 		if err != nil {
@@ -155,7 +187,8 @@ func New(cfg Config) (*Filter, error) {
 // monotonic origin). It returns ReasonNone to pass. It keeps no reference
 // to ip and does not allocate once the packet's flow exists.
 func (f *Filter) Forward(ip []byte, in, out int, now int64) Reason {
-	return f.count(f.forward(ip, in, out, now))
+	r, _ := f.forward(ip, in, out, via{}, now)
+	return f.count(r)
 }
 
 // Local decides the IPv4 packet ip addressed to a VIP this node answers,
@@ -202,26 +235,31 @@ func (f *Filter) count(r Reason) Reason {
 	return r
 }
 
-func (f *Filter) forward(ip []byte, in, out int, now int64) Reason {
+// forward is the verdict on a forwarded packet: a reason, or a node to
+// redirect it to (only when v.redirect).
+func (f *Filter) forward(ip []byte, in, out int, v via, now int64) (Reason, uint16) {
 	var p packet
 	if !parse(ip, &p) {
-		return ReasonMalformed
+		return ReasonMalformed, 0
 	}
 	if r := f.spoof.check(p.src, in); r != ReasonNone {
-		return r
+		return r, 0
 	}
 	if !p.hasL4 {
 		pass, found := f.frag.verdict(&p, now)
 		if !found || !pass {
-			return ReasonFragment
+			return ReasonFragment, 0
 		}
-		return ReasonNone
+		return ReasonNone, 0
 	}
-	r := f.decide(&p, in, out, now)
+	r, to := f.decide(&p, in, out, v, now)
+	if to != 0 {
+		return r, to
+	}
 	if p.moreFrags && !f.frag.record(&p, r == ReasonNone, now) {
-		return ReasonFragFull
+		return ReasonFragFull, 0
 	}
-	return r
+	return r, 0
 }
 
 // class is how the filter treats a packet with its L4 header.
@@ -248,16 +286,21 @@ func classify(p *packet) class {
 	return classStateless
 }
 
-// decide is the verdict for a packet with its L4 header.
-func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
+// decide is the verdict for a packet with its L4 header: a reason, or a
+// node to redirect it to (only when v.redirect).
+func (f *Filter) decide(p *packet, in, out int, v via, now int64) (Reason, uint16) {
 	switch classify(p) {
 	case classRelated:
-		return f.related(p, now)
+		return f.related(p, v, now)
 	case classStateless:
 		if f.ruleVerdict(p, in, out) == Accept {
-			return ReasonNone
+			return ReasonNone, 0
 		}
-		return ReasonRule
+		return ReasonRule, 0
+	}
+	var sym *symmetric
+	if v.redirect {
+		sym = f.sym
 	}
 	k, srcIsA := keyOf(p.proto, p.src, p.dst, p.sport, p.dport)
 	s := f.tab.shard(k)
@@ -265,17 +308,40 @@ func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
 	defer s.mu.Unlock()
 	e := f.tab.lookup(s, k, now)
 	if e == nil {
-		if !f.firstPacket(p) {
-			return ReasonNoState
+		var auth uint16
+		if sym != nil {
+			auth = sym.auth(k)
+			if v.from == 0 {
+				if h := sym.known(k, auth, now); h != 0 {
+					return ReasonNone, h // handled elsewhere, even if it could start a flow here
+				}
+			}
 		}
-		ri, act := f.match(p, in, out)
-		if act != Accept {
-			return ReasonRule
+		r, act, ri := ReasonNoState, Drop, -1
+		if f.firstPacket(p) {
+			r = ReasonRule
+			ri, act = f.match(p, in, out)
+		}
+		if act != Accept || v.from != 0 {
+			if sym != nil {
+				if to := sym.redirect(k, auth, v, now, true); to != 0 {
+					return ReasonNone, to
+				}
+				if v.from != 0 && act == Accept {
+					r = ReasonNoHandler // nothing that came through the tunnel starts a flow
+				} else if v.from != 0 && r == ReasonNoState {
+					r = ReasonNoHandler
+				}
+			}
+			return r, 0
 		}
 		if e = f.tab.insert(s, k, now); e == nil {
-			return ReasonTableFull
+			return ReasonTableFull, 0
 		}
 		f.newFlows.Add(1)
+		if f.sym != nil {
+			f.sym.register(e, k, now)
+		}
 		e.rule = uint16(ri + 1)
 		if srcIsA {
 			e.flags |= entryOrigIsA
@@ -316,7 +382,10 @@ func (f *Filter) decide(p *packet, in, out int, now int64) Reason {
 	e.pkts[dir]++
 	e.bytes[dir] += uint64(p.size)
 	e.expires = now + f.timeout[e.state]
-	return ReasonNone
+	if f.sym != nil {
+		f.sym.refresh(e, k, now)
+	}
+	return ReasonNone, 0
 }
 
 func boolFlag(b bool, flag uint8) uint8 {
@@ -338,10 +407,11 @@ func (f *Filter) firstPacket(p *packet) bool {
 	return true
 }
 
-// related passes an ICMP error that quotes a tracked flow.
-func (f *Filter) related(p *packet, now int64) Reason {
+// related passes an ICMP error that quotes a tracked flow; with symmetric
+// routing, one quoting a flow handled elsewhere goes to its handler.
+func (f *Filter) related(p *packet, v via, now int64) (Reason, uint16) {
 	if !p.quoted {
-		return ReasonRelated
+		return ReasonRelated, 0
 	}
 	in := &p.inner
 	k, _ := keyOf(in.proto, in.src, in.dst, in.sport, in.dport)
@@ -349,10 +419,21 @@ func (f *Filter) related(p *packet, now int64) Reason {
 	s.mu.Lock()
 	e := f.tab.lookup(s, k, now)
 	s.mu.Unlock()
-	if e == nil {
-		return ReasonRelated
+	if e != nil {
+		return ReasonNone, 0
 	}
-	return ReasonNone
+	if sym := f.sym; v.redirect && sym != nil {
+		auth := sym.auth(k)
+		if v.from == 0 {
+			if h := sym.known(k, auth, now); h != 0 {
+				return ReasonNone, h
+			}
+		}
+		if to := sym.redirect(k, auth, v, now, false); to != 0 {
+			return ReasonNone, to
+		}
+	}
+	return ReasonRelated, 0
 }
 
 // match returns the index of the first rule that matches p and its
@@ -377,6 +458,10 @@ func (f *Filter) ruleVerdict(p *packet, in, out int) Action {
 func (f *Filter) Sweep(now int64) {
 	budget := max(256, int(f.tab.max/numShards/8))
 	f.tab.sweepSome(now, budget)
+	if f.sym != nil {
+		f.sym.reg.sweep(now, budget*8)
+		f.sym.hints.sweep(now, budget*8)
+	}
 	f.frag.mu.Lock()
 	f.frag.expire(now)
 	f.frag.mu.Unlock()
@@ -385,7 +470,7 @@ func (f *Filter) Sweep(now int64) {
 // Stats returns the counters.
 func (f *Filter) Stats() Stats {
 	s := Stats{Flows: f.tab.count.Load(), MaxFlows: f.tab.max, NewFlows: f.newFlows.Load(),
-		Passed: f.passed.Load(), Fragments: f.frag.len()}
+		Passed: f.passed.Load(), Fragments: f.frag.len(), Sym: f.symStats()}
 	for i := range s.Drops {
 		s.Drops[i] = f.drops[i].Load()
 	}

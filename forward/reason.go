@@ -19,6 +19,7 @@ const (
 	ReasonSpoofMartian          // source in 0/8, 127/8, 169.254/16, 224/4 or 240/4
 	ReasonSpoofBroadcast        // source is a connected subnet's broadcast address
 	ReasonLocal                 // to a VIP, for a service filter.local does not list
+	ReasonNoHandler             // came through the tunnel, no flow here and no handler known for it (symmetric.go)
 	numReasons
 )
 
@@ -27,6 +28,7 @@ var reasonNames = [numReasons]string{
 	ReasonRelated: "unrelated_icmp", ReasonFragment: "fragment", ReasonTableFull: "table_full",
 	ReasonFragFull: "fragment_table_full", ReasonSpoofSubnet: "spoofed_subnet", ReasonSpoofVIP: "spoofed_vip",
 	ReasonSpoofMartian: "spoofed_martian", ReasonSpoofBroadcast: "spoofed_broadcast", ReasonLocal: "local_not_allowed",
+	ReasonNoHandler: "no_handler",
 }
 
 func (r Reason) String() string {

@@ -16,8 +16,10 @@ type entry struct {
 	state   State
 	flags   uint8 // entryOrigIsA, entryFinOrig, entryUsed
 	rule    uint16
-	created int64 // ns
-	expires int64 // ns
+	regGen  uint16 // symmetric routing: the directory generation the flow was last registered under (symmetric.go)
+	regAt   uint32 // symmetric routing: when the flow was last registered (s on the filter's clock); regGen and regAt fill padding
+	created int64  // ns
+	expires int64  // ns
 	pkts    [2]uint32
 	bytes   [2]uint64 // [0] from the initiator, [1] from the responder
 }
