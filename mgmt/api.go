@@ -81,6 +81,29 @@ type FilterStatus struct {
 	// Drops counts packets dropped since start by forward.Reason name
 	// (rule, no_state, table_full, spoofed_subnet, local_not_allowed, ...).
 	Drops map[string]uint64 `json:"drops,omitempty"`
+	// Tunnel is symmetric routing's use of the inter-node tunnel; nil on a
+	// single node.
+	Tunnel *TunnelStatus `json:"tunnel,omitempty"`
+}
+
+// TunnelStatus counts the inter-node tunnel of one node since start.
+type TunnelStatus struct {
+	Redirects     uint64    `json:"redirects"`      // packets this node's filter sent to another node
+	Sent          uint64    `json:"sent"`           // data packets sent (redirects, and packets sent on to their handler)
+	SentBytes     uint64    `json:"sent_bytes"`     //
+	Received      uint64    `json:"received"`       // data packets received
+	ReceivedBytes uint64    `json:"received_bytes"` //
+	Forwarded     uint64    `json:"forwarded"`      // received packets this node forwarded as their flow's handler
+	SentOn        uint64    `json:"sent_on"`        // received packets sent on to their handler (as authoritative node)
+	Registers     [2]uint64 `json:"registers"`      // [sent, received]
+	Hints         [2]uint64 `json:"hints"`          // [sent, received]
+	Registry      int       `json:"registry"`       // flows whose handler this node knows as their authoritative node
+	HintsHeld     int       `json:"hints_held"`     // hints held now
+	// Drops counts refused datagrams by reason (forged, replayed, ...)
+	// and packets the tunnel could not carry (send_error, queue_full).
+	Drops map[string]uint64 `json:"drops,omitempty"`
+	// Peers counts data packets by peer node id: [sent, received].
+	Peers map[string][2]uint64 `json:"peers,omitempty"`
 }
 
 // VIP is one row of the VIP table as operators see it.

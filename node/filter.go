@@ -22,6 +22,9 @@ func filterConfig(f *config.Config) forward.Config {
 		MaxFragments: f.Filter.MaxFragments,
 		Timeouts:     forward.Timeouts(f.Filter.Timeouts),
 	}
+	if symmetricOn(f) {
+		fc.Self = uint16(f.LocalIndex())
+	}
 	link := map[string]int{}
 	for i, s := range f.Subnets {
 		link[s.Name] = i

@@ -55,5 +55,6 @@ func (n *Node) filterStatus() *mgmt.FilterStatus {
 			fs.Drops[r.String()] = v
 		}
 	}
+	fs.Tunnel = n.tunnelStatus(st)
 	return fs
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/forward"
+	"github.com/ringway/ringway/forward/tunnelnet"
 	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/monitor"
 	"github.com/ringway/ringway/ring"
@@ -63,8 +64,10 @@ type Node struct {
 	// into the ring core (the driver; a fake in tests).
 	proposer proposer
 	ops      opLog
-	filter   *forward.Filter // nil when filter.enabled is false (stateless)
-	clock    func() int64    // the router's clock (ns), which the filter's times are on
+	filter   *forward.Filter               // nil when filter.enabled is false (stateless)
+	clock    func() int64                  // the router's clock (ns), which the filter's times are on
+	tunnel   *tunnelnet.Driver             // nil unless symmetric routing is on (tunnel.go)
+	dirKey   [forward.DirectoryKeyLen]byte // the flow directory's secret
 
 	api  *mgmt.Server  // nil unless management.listen is set
 	nic  *monitor.NIC  // nil unless monitors.nic.enabled
@@ -143,9 +146,22 @@ func New(cfg Config) (*Node, error) {
 		}
 		rcfg.Filter = n.filter
 	}
+	if symmetricOn(f) {
+		if n.dirKey, err = forward.DirectoryKey(key[:]); err == nil {
+			n.tunnel, err = n.newTunnel(f, key[:])
+		}
+		if err != nil {
+			n.ring.Close()
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+		rcfg.Tunnel = n.tunnel
+	}
 	rt, err := router.New(rcfg)
 	if err != nil {
 		n.ring.Close()
+		if n.tunnel != nil {
+			n.tunnel.Close()
+		}
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	n.plane = rt
@@ -156,6 +172,9 @@ func New(cfg Config) (*Node, error) {
 	if n.filter != nil {
 		n.clock = rt.Now
 		n.beside = append(n.beside, part{"filter", runnerFunc(n.sweepFlows)})
+	}
+	if n.tunnel != nil {
+		n.beside = append(n.beside, part{"tunnel", n.tunnel})
 	}
 
 	if f.Management.Listen != "" {
@@ -296,6 +315,7 @@ func (n *Node) apply(st *ring.State) {
 	n.plane.SetOwned(owned)
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
+		n.setDirectory(st.Members)
 		// Membership changed: announce again what this node owns, even
 		// what it owned before. After a partition heals, hosts may still
 		// hold the MAC of the node that took a VIP over while this one was
@@ -328,6 +348,9 @@ func (n *Node) Close() error {
 		}
 		if n.plane != nil {
 			n.plane.Close()
+		}
+		if n.tunnel != nil {
+			n.tunnel.Close() // the sockets, when Run never ran
 		}
 		if n.api != nil {
 			n.api.Close() // the listener, when Run never ran

@@ -148,6 +148,10 @@ type Config struct {
 	// deliver to the OS through TUN (the stateful filter, package
 	// forward). nil: forward everything (stateless).
 	Filter Filter
+	// Tunnel, if set with a Filter that is a Redirector, carries the
+	// packets of flows other nodes handle (symmetric routing,
+	// redirect.go); Run reads it and Close closes it. nil: no tunnel.
+	Tunnel TunnelDevice
 }
 
 // DefaultConfig returns a Config with every default set and no links.

@@ -27,6 +27,9 @@ type Router struct {
 	start   time.Time
 	filter  Filter        // cfg.Filter
 	checker FilterChecker // cfg.Filter, if it is one: the probes ask it
+	redir   Redirector    // cfg.Filter, if it is one and cfg.Tunnel is set
+	tunnel  TunnelDevice  // cfg.Tunnel
+	segPool sync.Pool     // *[]byte: GSO segments on their way to the tunnel
 
 	probeMu    sync.Mutex // serializes Probe
 	probeRound uint64
@@ -75,6 +78,10 @@ func New(cfg Config) (*Router, error) {
 	r := &Router{cfg: cfg, log: cfg.Logger, start: time.Now(), filter: cfg.Filter, vipCtrs: map[netip.Addr]*vipCounters{},
 		garp: newGARPSched(cfg.garpConfig()), probeAck: make(chan struct{}, 1)}
 	r.checker, _ = cfg.Filter.(FilterChecker)
+	if rd, ok := cfg.Filter.(Redirector); ok && cfg.Tunnel != nil {
+		r.redir, r.tunnel = rd, cfg.Tunnel
+		r.segPool.New = func() any { b := make([]byte, slotSize); return &b }
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -102,7 +109,7 @@ func New(cfg Config) (*Router, error) {
 	for range r.links {
 		r.attrib = append(r.attrib, newAttribTable(cfg.AttribMACs))
 	}
-	for i := 0; i < len(r.links)*cfg.RxQueues+2; i++ {
+	for i := 0; i < len(r.links)*cfg.RxQueues+3; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
 	for _, v := range cfg.VIPs {
@@ -303,7 +310,7 @@ func (r *Router) Run(ctx context.Context) error {
 	var workers []*worker
 	for i, l := range r.links {
 		for q, rd := range l.dev.Readers() {
-			if len(workers) == len(r.shards)-2 {
+			if len(workers) == len(r.shards)-3 {
 				return errors.New("router: a link device has more readers than Config.RxQueues")
 			}
 			w := r.newWorker(i, rd, r.shards[len(workers)])
@@ -328,7 +335,7 @@ func (r *Router) Run(ctx context.Context) error {
 		r.workers = nil
 		r.runMu.Unlock()
 	}()
-	errc := make(chan error, len(workers)+2)
+	errc := make(chan error, len(workers)+3)
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(func() { errc <- w.run() })
@@ -336,6 +343,11 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Go(func() { errc <- tw.runTUN() })
 	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
 	wg.Go(func() { r.watchMTU(ctx) })
+	if r.tunnel != nil {
+		xw := r.newWorker(-1, nil, r.shards[nrx+2])
+		xw.name = "tunnel"
+		wg.Go(func() { errc <- xw.runTunnel() })
+	}
 
 	var first error
 	select {
@@ -364,6 +376,9 @@ func (r *Router) closeDevices() error {
 		}
 		if r.tun != nil {
 			errs = append(errs, r.tun.Close())
+		}
+		if r.tunnel != nil {
+			errs = append(errs, r.tunnel.Close())
 		}
 		r.devErr = errors.Join(errs...)
 	})
@@ -428,6 +443,7 @@ func (r *Router) Stats() Stats {
 			}
 		}
 	}
+	s.Tunnel = sumTunnel(r.shards)
 	owned := r.owned.Load()
 	r.vipMu.Lock()
 	for v, c := range r.vipCtrs {

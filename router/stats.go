@@ -41,8 +41,9 @@ type tunCounters struct {
 
 // shard is one goroutine's counters for every link.
 type shard struct {
-	links []linkCounters
-	tun   tunCounters
+	links  []linkCounters
+	tun    tunCounters
+	tunnel tunnelCounters
 }
 
 func newShard(nlinks int) *shard { return &shard{links: make([]linkCounters, nlinks)} }
@@ -103,6 +104,9 @@ type Stats struct {
 	Links []LinkStats
 	VIPs  []VIPStats
 	TUN   TUNStats
+	// Tunnel counts what went through the inter-node tunnel (zero
+	// without Config.Tunnel).
+	Tunnel TunnelStats
 }
 
 func sumLinks(shards []*shard, i int, ls *LinkStats) {

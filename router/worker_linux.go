@@ -194,8 +194,7 @@ func (w *worker) handle(buf []byte, now int64, owned *ownedSet) {
 		n := ethHdrLen + d.hdr.totalLen
 		switch d.action {
 		case ipForward:
-			if r.filter != nil && !r.filter.Pass(f[ethHdrLen:n], w.in, d.out, now) {
-				c.drops[DropFiltered].add(1)
+			if r.filter != nil && !w.filterForward(buf[:vnetHdrLen+n], d, now) {
 				return
 			}
 			c.forwarded.add(1)

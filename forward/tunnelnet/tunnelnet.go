@@ -1,0 +1,390 @@
+// Package tunnelnet is the driver of the inter-node tunnel (docs/forward.md
+// "The tunnel datagram"): UDP sockets on this node's primary addresses at
+// forward.port, a Sealer and an Opener keyed from the cluster key and the
+// node's boot, and the hand-over of packets to the router
+// (router.TunnelDevice) and of registers and hints to and from the filter
+// (forward.Filter's Step and TunnelMessages).
+//
+// Datagrams go to a peer's address on the first subnet (path 0), and on
+// the next one when sending there fails. A tunnelled packet of a full MTU
+// makes a datagram larger than the link MTU (48 + 28 bytes more): the
+// sockets never set DF (IP_PMTUDISC_DONT), so the kernel fragments the
+// datagram and the peer's kernel reassembles it.
+package tunnelnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringway/ringway/forward"
+)
+
+// Core is what the driver needs of the filter: forward.Filter.
+type Core interface {
+	Step(h forward.TunnelHeader, now int64)
+	TunnelMessages(dst []forward.TunnelHeader) []forward.TunnelHeader
+	TunnelReady() <-chan struct{}
+}
+
+// Config configures a Driver.
+type Config struct {
+	Self  uint16           // this node's id (node-map position)
+	Key   []byte           // the cluster key, 32 bytes
+	Boot  uint64           // this node's boot id; must grow from one boot to the next (peers refuse an older one)
+	Local []netip.AddrPort // this node's primary addresses at forward.port, one per subnet
+	// Peers are every node's addresses at forward.port, by node id (this
+	// node's are ignored), in subnet order.
+	Peers map[uint16][]netip.AddrPort
+	Core  Core
+	Now   func() int64 // the filter's clock (ns)
+	// Queue bounds the received packets waiting for the router. Default
+	// 4096; at the bound a packet is dropped and counted.
+	Queue  int
+	Logger *slog.Logger
+}
+
+// Stats are the driver's counters. All are monotonic.
+type Stats struct {
+	Sent, SentBytes     uint64              // data datagrams sent, and their packets' bytes
+	Received, RcvdBytes uint64              // data datagrams opened and handed over, and their packets' bytes
+	Registers, Hints    [2]uint64           // [0] sent, [1] received
+	SendErrors          uint64              // datagrams the sockets refused
+	QueueFull           uint64              // received packets dropped because the router fell behind
+	Tunnel              forward.TunnelStats // the opener's: opened and refused by reason
+	PerPeer             map[uint16]PeerStats
+}
+
+// PeerStats are the data packets exchanged with one peer.
+type PeerStats struct {
+	Sent, SentBytes, Received, RcvdBytes uint64
+}
+
+type peerCounters struct {
+	sent, sentBytes, rcvd, rcvdBytes atomic.Uint64
+}
+
+// packet is one received data payload waiting for the router.
+type packet struct {
+	buf    *[]byte
+	off, n int
+	from   uint16
+	hops   uint8
+}
+
+// Driver is the tunnel. New binds the sockets; Run runs the receivers and
+// the sender of registers and hints; Close closes everything.
+type Driver struct {
+	cfg    Config
+	log    *slog.Logger
+	sealer *forward.Sealer
+	opener *forward.Opener
+	conns  []*net.UDPConn
+	peers  map[uint16][]netip.AddrPort
+	ctrs   map[uint16]*peerCounters
+	pool   sync.Pool // *[]byte of forward.MaxDatagram bytes
+	small  sync.Pool // *[]byte of smallBuf bytes: queued packets of one MTU
+	in     chan packet
+	done   chan struct{}
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	flushMu   sync.Mutex // guards flushBuf
+	flushBuf  []forward.TunnelHeader
+
+	sent, sentBytes, rcvd, rcvdBytes atomic.Uint64
+	regs, hints                      [2]atomic.Uint64
+	sendErrs, queueFull              atomic.Uint64
+}
+
+// New checks cfg and binds one UDP socket per local address.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Core == nil || cfg.Now == nil {
+		return nil, errors.New("tunnel: no core or clock")
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s, err := forward.NewSealer(cfg.Key, cfg.Self, cfg.Boot)
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint16
+	for id := range cfg.Peers {
+		ids = append(ids, id)
+	}
+	o, err := forward.NewOpener(cfg.Key, cfg.Self, ids)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger, sealer: s, opener: o, peers: map[uint16][]netip.AddrPort{},
+		ctrs: map[uint16]*peerCounters{}, in: make(chan packet, cfg.Queue), done: make(chan struct{})}
+	d.pool.New = func() any { b := make([]byte, forward.MaxDatagram); return &b }
+	d.small.New = func() any { b := make([]byte, smallBuf); return &b }
+	for id, as := range cfg.Peers {
+		if id != cfg.Self && id != 0 {
+			d.peers[id] = as
+			d.ctrs[id] = &peerCounters{}
+		}
+	}
+	for _, a := range cfg.Local {
+		c, err := listen(a)
+		if err != nil {
+			d.closeConns()
+			return nil, err
+		}
+		d.conns = append(d.conns, c)
+	}
+	if len(d.conns) == 0 {
+		return nil, errors.New("tunnel: no local address")
+	}
+	return d, nil
+}
+
+// listen binds a to a UDP socket that never sets DF: the kernel fragments
+// datagrams larger than the path MTU.
+func listen(a netip.AddrPort) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", a.String())
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: bind %v: %w (forward.port must be free on every primary address)", a, err)
+	}
+	c := pc.(*net.UDPConn)
+	_ = c.SetReadBuffer(4 << 20) // best effort: the kernel caps it at rmem_max
+	_ = c.SetWriteBuffer(4 << 20)
+	return c, nil
+}
+
+// Run receives datagrams and sends the filter's registers and hints until
+// ctx is done or Close; it returns nil then.
+func (d *Driver) Run(ctx context.Context) error {
+	for _, c := range d.conns {
+		d.wg.Go(func() { d.receive(c) })
+	}
+	defer d.wg.Wait()
+	defer d.Close()
+	var msgs []forward.TunnelHeader
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.done:
+			return nil
+		case <-d.cfg.Core.TunnelReady():
+		}
+		msgs = d.sendMessages(msgs)
+	}
+}
+
+// Flush sends what the filter has queued now (router.TunnelDevice).
+func (d *Driver) Flush() {
+	ready := d.cfg.Core.TunnelReady()
+	if len(ready) == 0 {
+		return
+	}
+	select {
+	case <-ready:
+		d.flushMu.Lock()
+		d.flushBuf = d.sendMessages(d.flushBuf)
+		d.flushMu.Unlock()
+	default:
+	}
+}
+
+// sendMessages sends the filter's registers and hints, using msgs as
+// scratch, and returns it.
+func (d *Driver) sendMessages(msgs []forward.TunnelHeader) []forward.TunnelHeader {
+	msgs = d.cfg.Core.TunnelMessages(msgs[:0])
+	for _, h := range msgs {
+		if d.send(h, nil) {
+			if h.Type == forward.TypeHint {
+				d.hints[0].Add(1)
+			} else {
+				d.regs[0].Add(1)
+			}
+		}
+	}
+	return msgs
+}
+
+// Send seals ip for node to (router.TunnelDevice).
+func (d *Driver) Send(to uint16, hops uint8, ip []byte) error {
+	if !d.send(forward.TunnelHeader{Type: forward.TypeData, Hops: hops, Receiver: to}, ip) {
+		return errSend
+	}
+	d.sent.Add(1)
+	d.sentBytes.Add(uint64(len(ip)))
+	if c := d.ctrs[to]; c != nil {
+		c.sent.Add(1)
+		c.sentBytes.Add(uint64(len(ip)))
+	}
+	return nil
+}
+
+var errSend = errors.New("tunnel: not sent")
+
+// send seals and sends one datagram, on the first path that takes it.
+func (d *Driver) send(h forward.TunnelHeader, payload []byte) bool {
+	as := d.peers[h.Receiver]
+	if len(as) == 0 {
+		d.sendErrs.Add(1)
+		return false
+	}
+	bp := d.pool.Get().(*[]byte)
+	defer d.pool.Put(bp)
+	b, err := d.sealer.Seal((*bp)[:0], h, payload)
+	if err != nil {
+		d.sendErrs.Add(1)
+		return false
+	}
+	for i, a := range as {
+		if i >= len(d.conns) {
+			break
+		}
+		if _, err := d.conns[i].WriteToUDPAddrPort(b, a); err == nil {
+			return true
+		}
+	}
+	d.sendErrs.Add(1)
+	return false
+}
+
+// receive reads one socket until it is closed.
+func (d *Driver) receive(c *net.UDPConn) {
+	for {
+		bp := d.pool.Get().(*[]byte)
+		n, _, err := c.ReadFromUDPAddrPort(*bp)
+		if err != nil {
+			d.pool.Put(bp)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		b := (*bp)[:n]
+		h, payload, r := d.opener.Open(b)
+		if r != forward.TunnelOK {
+			d.pool.Put(bp)
+			continue
+		}
+		switch h.Type {
+		case forward.TypeData:
+			p := packet{buf: bp, off: len(b) - len(payload) - forward.TagLen, n: len(payload), from: h.Sender, hops: h.Hops}
+			if p.n <= smallBuf {
+				// Queue packets of an MTU in small buffers: the queue
+				// then holds thousands at little cost.
+				sp := d.small.Get().(*[]byte)
+				copy(*sp, payload)
+				d.pool.Put(bp)
+				p.buf, p.off = sp, 0
+			}
+			select {
+			case d.in <- p:
+			default:
+				d.queueFull.Add(1)
+				d.put(p.buf)
+			}
+			continue
+		case forward.TypeRegister:
+			d.regs[1].Add(1)
+		case forward.TypeHint:
+			d.hints[1].Add(1)
+		}
+		d.cfg.Core.Step(h, d.cfg.Now())
+		d.pool.Put(bp)
+	}
+}
+
+// Read hands received packets to the router (router.TunnelDevice).
+func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, offset int) (int, error) {
+	var p packet
+	select {
+	case p = <-d.in:
+	case <-d.done:
+		return 0, net.ErrClosed
+	}
+	n := 0
+	for {
+		if offset+p.n <= len(bufs[n]) {
+			copy(bufs[n][offset:], (*p.buf)[p.off:p.off+p.n])
+			sizes[n], froms[n], hops[n] = p.n, p.from, p.hops
+			d.rcvd.Add(1)
+			d.rcvdBytes.Add(uint64(p.n))
+			if c := d.ctrs[p.from]; c != nil {
+				c.rcvd.Add(1)
+				c.rcvdBytes.Add(uint64(p.n))
+			}
+			n++
+		}
+		d.put(p.buf)
+		if n == len(bufs) {
+			return n, nil
+		}
+		select {
+		case p = <-d.in:
+		default:
+			return n, nil
+		}
+	}
+}
+
+// smallBuf is the size of the buffers packets of up to one 9000-byte MTU
+// wait in for the router.
+const smallBuf = 9216
+
+func (d *Driver) put(b *[]byte) {
+	if len(*b) == smallBuf {
+		d.small.Put(b)
+	} else {
+		d.pool.Put(b)
+	}
+}
+
+// Close closes the sockets: Run and Read return. Safe to call more than
+// once.
+func (d *Driver) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.done)
+		d.closeConns()
+	})
+	return nil
+}
+
+func (d *Driver) closeConns() {
+	for _, c := range d.conns {
+		c.Close()
+	}
+}
+
+// Stats returns the counters.
+func (d *Driver) Stats() Stats {
+	s := Stats{Sent: d.sent.Load(), SentBytes: d.sentBytes.Load(), Received: d.rcvd.Load(), RcvdBytes: d.rcvdBytes.Load(),
+		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
+	for i := range 2 {
+		s.Registers[i], s.Hints[i] = d.regs[i].Load(), d.hints[i].Load()
+	}
+	for id, c := range d.ctrs {
+		s.PerPeer[id] = PeerStats{Sent: c.sent.Load(), SentBytes: c.sentBytes.Load(), Received: c.rcvd.Load(), RcvdBytes: c.rcvdBytes.Load()}
+	}
+	return s
+}

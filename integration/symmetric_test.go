@@ -1,0 +1,205 @@
+//go:build linux
+
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/mgmt"
+)
+
+// TestSymmetricSplitOwners: the client's gateway VIP on n1, the server's
+// on n2 (per-VIP preference, no group), the filter on with default drop
+// and rules from ext to the server only. The client's packets enter at
+// n1, the server's replies at n2, which has no state for them and sends
+// them through the tunnel to n1, their flows' handler: a UDP echo
+// exchange loses nothing, a TCP echo of a few MB comes back whole, and a
+// connection the server opens to the client stays blocked. The nodes'
+// counters show the replies crossed the tunnel and n2 tracks no flow.
+func TestSymmetricSplitOwners(t *testing.T) {
+	server := netip.PrefixFrom(lab.ServerAddr, 32)
+	c := newCluster(t, 2, func(i int, c *config.Config) {
+		c.VIPs = []config.VIPPolicy{
+			{VIP: lab.ExtGateway, Preferred: "n1", Persistence: config.PersistPreferred},
+			{VIP: lab.IntGateway, Preferred: "n2", Persistence: config.PersistPreferred},
+		}
+		c.Filter.Enabled = true
+		c.Filter.Default = config.ActionDrop
+		c.Filter.Rules = []config.Rule{
+			{Name: "udp-service", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
+				Proto: config.ProtoUDP, Ports: []config.PortRange{{First: 7000, Last: 7000}}, Action: config.ActionAccept},
+			{Name: "web", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
+				Proto: config.ProtoTCP, Ports: []config.PortRange{{First: 80, Last: 80}}, Action: config.ActionAccept},
+		}
+	})
+	c.startAll()
+	c.waitConverged([]int{1, 2}, 15*time.Second)
+	c.waitFor(func(st mgmt.Status) bool {
+		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == "n2"
+	}, 10*time.Second, "the client's gateway on n1 and the server's on n2")
+	l := c.lab
+
+	go echoUDP(listenUDP(t, l, l.Server(), ":7000"))
+	go echoTCP(listenTCP(t, l, l.Server(), ":80"))
+	go echoTCP(listenTCP(t, l, l.Client(), ":9000"))
+	srv := func(port int) string { return netip.AddrPortFrom(lab.ServerAddr, uint16(port)).String() }
+
+	// UDP: 200 datagrams on one flow, each echoed (sizes up to a full
+	// MTU, so the tunnel's datagrams are fragmented by the kernel), and
+	// 20 flows of one exchange each: nothing lost.
+	var uc net.Conn
+	if err := l.Do(l.Client(), func() (err error) {
+		uc, err = net.Dial("udp4", srv(7000))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	lost := 0
+	b := make([]byte, 2000)
+	for i := range 200 {
+		msg := bytes.Repeat([]byte{byte(i)}, 1+i*1471/199) // 1 to 1472 bytes: up to a 1500-byte packet
+		uc.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := uc.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		n, err := uc.Read(b)
+		if err != nil || !bytes.Equal(b[:n], msg) {
+			lost++
+		}
+	}
+	if lost != 0 {
+		t.Errorf("UDP echo through split owners: %d of 200 lost or wrong", lost)
+	}
+	// 20 new flows of one exchange each. The first reply of a new flow
+	// whose authoritative node is n2 can overtake the flow's register
+	// (n1 → n2) and is then dropped at n2: holding the first packet
+	// until the register is acknowledged (pfsync's defer) is not built
+	// yet (docs/forward.md). So each flow may retry once, from the same
+	// socket; the first-reply losses are logged, not hidden.
+	raced := 0
+	for i := range 20 {
+		if err := udpExchange(l, l.Client(), srv(7000), 2); err != nil {
+			t.Errorf("UDP flow %d: %v", i, err)
+		} else if lastTries > 1 {
+			raced++
+		}
+	}
+	t.Logf("new UDP flows whose first reply was lost to the register race: %d of 20", raced)
+
+	// TCP: 4 MB echoed back whole (replies of full MTU size through the
+	// tunnel).
+	if err := tcpEcho(l, l.Client(), srv(80), 4<<20); err != nil {
+		t.Errorf("TCP echo of 4 MB through split owners: %v", err)
+	}
+
+	// A connection the server opens to the client stays blocked.
+	if err := tcpRoundTrip(l, l.Server(), netip.AddrPortFrom(lab.ClientAddr, 9000).String()); !isTimeout(err) {
+		t.Errorf("TCP from the server to the client: %v, want a timeout", err)
+	}
+
+	// The counters: n2 sent the replies to n1 through the tunnel; n1
+	// forwarded them as the handler; n2 tracks nothing.
+	st1, err := c.status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := c.status(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, t2 := st1.Filter.Tunnel, st2.Filter.Tunnel
+	if t1 == nil || t2 == nil {
+		t.Fatalf("no tunnel section in the status: n1 %+v n2 %+v", st1.Filter, st2.Filter)
+	}
+	t.Logf("n1 tunnel %+v flows %d; n2 tunnel %+v flows %d", *t1, st1.Filter.Flows, *t2, st2.Filter.Flows)
+	// 200 + 20 UDP echoes, and 4 MB of TCP at most 1448 bytes a packet.
+	const replies = 220 + (4<<20)/1448
+	if t2.Redirects < replies || t2.Sent < replies || t2.Peers["n1"][0] < replies {
+		t.Errorf("n2 redirected %d packets and sent %d (%d to n1), want at least %d each", t2.Redirects, t2.Sent, t2.Peers["n1"][0], replies)
+	}
+	if t1.Received < replies || t1.Forwarded < replies {
+		t.Errorf("n1 received %d packets through the tunnel and forwarded %d, want at least %d each", t1.Received, t1.Forwarded, replies)
+	}
+	if st2.Filter.Flows != 0 || st2.Filter.NewFlows != 0 {
+		t.Errorf("n2 tracks %d flows (%d new since start), want none: n1 handles them all", st2.Filter.Flows, st2.Filter.NewFlows)
+	}
+	if st1.Filter.NewFlows < 22 {
+		t.Errorf("n1 accepted %d flows, want at least 22", st1.Filter.NewFlows)
+	}
+	if len(t1.Drops)+len(t2.Drops) != 0 {
+		t.Errorf("tunnel drops: n1 %v n2 %v, want none", t1.Drops, t2.Drops)
+	}
+}
+
+// tcpEcho connects from ns to dst (an echo service), writes size bytes
+// and reads them back, comparing.
+func tcpEcho(l *lab.Lab, ns, dst string, size int) error {
+	var c net.Conn
+	if err := l.Do(ns, func() (err error) {
+		c, err = net.DialTimeout("tcp4", dst, 2*time.Second)
+		return err
+	}); err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i*7 + i>>10)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(msg)
+		errc <- err
+	}()
+	got := make([]byte, size)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if !bytes.Equal(got, msg) {
+		return fmt.Errorf("the %d bytes read back differ from those written", size)
+	}
+	return nil
+}
+
+// lastTries is how many sends the last udpExchange needed.
+var lastTries int
+
+// udpExchange sends a datagram from ns to dst on one new socket and waits
+// for its echo, sending again up to tries times in all.
+func udpExchange(l *lab.Lab, ns, dst string, tries int) error {
+	var c net.Conn
+	if err := l.Do(ns, func() (err error) {
+		c, err = net.Dial("udp4", dst)
+		return err
+	}); err != nil {
+		return err
+	}
+	defer c.Close()
+	msg := []byte("ringway symmetric test")
+	b := make([]byte, 64)
+	var err error
+	for lastTries = 1; lastTries <= tries; lastTries++ {
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err = c.Write(msg); err != nil {
+			return err
+		}
+		var n int
+		if n, err = c.Read(b); err == nil && bytes.Equal(b[:n], msg) {
+			return nil
+		}
+	}
+	return err
+}

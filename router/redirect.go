@@ -1,0 +1,156 @@
+package router
+
+import "encoding/binary"
+
+// Symmetric routing (DESIGN.md "Symmetric routing and stateful fail-over"):
+// a forwarded packet whose flow another node handles is handed, before any
+// rewrite, to the inter-node tunnel; packets the tunnel brings are routed
+// by this node's own table and decided again by its filter, as if they had
+// arrived here.
+
+// Redirector is a Filter that can also send a forwarded packet to another
+// node (package forward implements it). With Config.Tunnel set, the
+// router asks Decide instead of Pass for every packet it would forward.
+type Redirector interface {
+	Filter
+	// Decide decides ip, which arrived on link in (from == 0) or through
+	// the tunnel from node from after hops hops (in is then the link its
+	// source is routed by), and would leave by link out: pass to forward
+	// it; else to != 0 to send it through the tunnel to node to, with
+	// hops + 1; else drop it. Same contract as Pass.
+	Decide(ip []byte, in, out int, from uint16, hops uint8, now int64) (pass bool, to uint16)
+}
+
+// TunnelDevice carries packets between nodes (forward/tunnelnet
+// implements it over UDP). Send and Read may be called concurrently.
+type TunnelDevice interface {
+	// Send sends the IPv4 packet ip (header on, checksums complete,
+	// at most one MTU) to node to, having taken hops tunnel hops with
+	// this one. It does not keep ip, does not block for long and does
+	// not allocate in the steady state; a packet it cannot send is
+	// counted by it and lost.
+	Send(to uint16, hops uint8, ip []byte) error
+	// Read waits for at least one packet from the tunnel and reads up to
+	// len(bufs): packet i is written to bufs[i][offset:offset+sizes[i]],
+	// came from node froms[i] after hops[i] hops. It returns
+	// net.ErrClosed after Close.
+	Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, offset int) (n int, err error)
+	// Flush sends the registers and hints the filter has queued, if any,
+	// at once: a worker calls it before it forwards a packet the filter
+	// passed, so a new flow's register leaves before its first packet.
+	// Cheap when nothing is queued.
+	Flush()
+	// Close makes Read return net.ErrClosed. Safe to call more than once.
+	Close() error
+}
+
+// tunnelCounters count one goroutine's use of the tunnel.
+type tunnelCounters struct {
+	sent, sentBytes counter // packets handed to TunnelDevice.Send
+	sendErrors      counter // Send refused them
+	segmented       counter // GSO super-frames cut into segments before sending
+	received, rcvd  counter // packets read from the tunnel, and their bytes
+	forwarded       counter // of those, forwarded by this node
+	redirected      counter // of those, sent on to another node (hops 2)
+	drops           [numDropReasons]counter
+}
+
+// TunnelStats are the router's tunnel counters, summed over goroutines.
+type TunnelStats struct {
+	Sent, SentBytes     uint64 // packets this node sent through the tunnel (redirected) and their bytes
+	SendErrors          uint64 // packets the tunnel device refused
+	Segmented           uint64 // GSO super-frames segmented before they were sent
+	Received, RcvdBytes uint64 // packets the tunnel brought and their bytes
+	Forwarded           uint64 // of those, forwarded out of a link
+	Redirected          uint64 // of those, sent on to the flow's handler
+	Drops               map[DropReason]uint64
+}
+
+func sumTunnel(shards []*shard) TunnelStats {
+	var s TunnelStats
+	for _, sh := range shards {
+		c := &sh.tunnel
+		s.Sent += c.sent.load()
+		s.SentBytes += c.sentBytes.load()
+		s.SendErrors += c.sendErrors.load()
+		s.Segmented += c.segmented.load()
+		s.Received += c.received.load()
+		s.RcvdBytes += c.rcvd.load()
+		s.Forwarded += c.forwarded.load()
+		s.Redirected += c.redirected.load()
+		for d := range c.drops {
+			if v := c.drops[d].load(); v != 0 {
+				if s.Drops == nil {
+					s.Drops = map[DropReason]uint64{}
+				}
+				s.Drops[DropReason(d)] += v
+			}
+		}
+	}
+	return s
+}
+
+// virtio-net GSO fields (include/uapi/linux/virtio_net.h).
+const (
+	vnetOffGSOSize = 4
+	vnetGSOTCPv4   = 1 // VIRTIO_NET_HDR_GSO_TCPV4
+)
+
+// segmentTCP cuts the IPv4 TCP GSO super-packet ip into segments of at
+// most mss payload bytes, as the device would (Linux tcp_gso_segment):
+// each segment gets its own total length, IP id (+1 per segment), sequence
+// number and full checksums; FIN and PSH stay on the last segment only,
+// CWR on the first only. Each segment is built in buf (which must hold
+// the headers and mss bytes) and passed to emit before the next. It
+// returns false, emitting nothing, for a packet it cannot cut.
+func segmentTCP(ip []byte, mss int, buf []byte, emit func(seg []byte)) bool {
+	if len(ip) < ipv4MinHdr || ip[9] != protoTCP || mss <= 0 {
+		return false
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	if len(ip) < ihl+20 {
+		return false
+	}
+	hl := ihl + int(ip[ihl+12]>>4)*4
+	if hl > len(ip) || hl+mss > len(buf) {
+		return false
+	}
+	payload := ip[hl:]
+	seq := binary.BigEndian.Uint32(ip[ihl+4:])
+	id := binary.BigEndian.Uint16(ip[4:])
+	flags := ip[ihl+13]
+	for off, i := 0, 0; off < len(payload) || (off == 0 && len(payload) == 0); i++ {
+		n := min(mss, len(payload)-off)
+		seg := buf[:hl+n]
+		copy(seg, ip[:hl])
+		copy(seg[hl:], payload[off:off+n])
+		binary.BigEndian.PutUint16(seg[2:], uint16(hl+n))
+		binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
+		setIPv4Checksum(seg)
+		t := seg[ihl:]
+		binary.BigEndian.PutUint32(t[4:], seq+uint32(off))
+		f := flags
+		if off+n < len(payload) {
+			f &^= tcpFlagFIN | tcpFlagPSH
+		}
+		if off > 0 {
+			f &^= tcpFlagCWR
+		}
+		t[13] = f
+		t[16], t[17] = 0, 0
+		pseudo := sum16(seg[12:20], uint32(protoTCP)+uint32(len(t)))
+		binary.BigEndian.PutUint16(t[16:], checksum(t, pseudo))
+		emit(seg)
+		off += n
+		if n == 0 {
+			break
+		}
+	}
+	return true
+}
+
+const (
+	tcpFlagFIN = 0x01
+	tcpFlagPSH = 0x08
+	tcpFlagCWR = 0x80
+)

@@ -1,0 +1,149 @@
+package router
+
+import "encoding/binary"
+
+// The router's side of the inter-node tunnel (redirect.go): the receive
+// workers hand redirected packets to Config.Tunnel, and one more worker
+// routes what the tunnel brings.
+
+// tunnelOffset is where the tunnel worker has packets read: after room for
+// the virtio-net and Ethernet headers, so a packet goes out with no copy.
+const tunnelOffset = vnetHdrLen + ethHdrLen
+
+// filterForward asks the filter about the packet in frame (virtio-net
+// header, Ethernet header, IPv4 packet), received on w.in and routed out
+// of d.out: true to forward it. A packet the filter redirects is handed to
+// the tunnel here, and a refused one counted.
+func (w *worker) filterForward(frame []byte, d ipDecision, now int64) bool {
+	r := w.r
+	ip := frame[vnetHdrLen+ethHdrLen:]
+	if r.redir == nil {
+		if r.filter.Pass(ip, w.in, d.out, now) {
+			return true
+		}
+		w.sh.links[w.in].drops[DropFiltered].add(1)
+		return false
+	}
+	pass, to := r.redir.Decide(ip, w.in, d.out, 0, 0, now)
+	switch {
+	case pass:
+		r.tunnel.Flush()
+		return true
+	case to == 0:
+		w.sh.links[w.in].drops[DropFiltered].add(1)
+	default:
+		w.tunnelFrame(frame, d.hdr.proto, to)
+	}
+	return false
+}
+
+// tunnelFrame sends the packet of a received frame to node to (hops 1):
+// its L4 checksum completed if the device left it partial, a TCP GSO
+// super-frame cut into segments first (the tunnel carries packets of at
+// most one MTU).
+func (w *worker) tunnelFrame(frame []byte, proto uint8, to uint16) {
+	c := &w.sh.tunnel
+	vh, f := frame[:vnetHdrLen], frame[vnetHdrLen:]
+	if vnetIsGSO(vh) {
+		mss := int(binary.LittleEndian.Uint16(vh[vnetOffGSOSize:]))
+		if vh[vnetOffGSOType]&0x7f != vnetGSOTCPv4 {
+			c.drops[DropTooBig].add(1) // UDP GSO: not cut yet (docs/forward.md)
+			return
+		}
+		bp := w.r.segPool.Get().(*[]byte)
+		ok := segmentTCP(f[ethHdrLen:], mss, *bp, func(seg []byte) { w.tunnelSend(seg, to, 1) })
+		w.r.segPool.Put(bp)
+		if !ok {
+			c.drops[DropBadIPHeader].add(1)
+			return
+		}
+		c.segmented.add(1)
+		return
+	}
+	if !vnetCompleteCsum(vh, f, proto) {
+		c.drops[DropBadIPHeader].add(1)
+		return
+	}
+	w.tunnelSend(f[ethHdrLen:], to, 1)
+}
+
+func (w *worker) tunnelSend(ip []byte, to uint16, hops uint8) {
+	c := &w.sh.tunnel
+	if err := w.r.tunnel.Send(to, hops, ip); err != nil {
+		c.sendErrors.add(1)
+		return
+	}
+	c.sent.add(1)
+	c.sentBytes.add(uint64(len(ip)))
+}
+
+// runTunnel routes what the tunnel brings until it is closed.
+func (w *worker) runTunnel() error {
+	froms := make([]uint16, len(w.bufs))
+	hops := make([]uint8, len(w.bufs))
+	for {
+		n, err := w.r.tunnel.Read(w.bufs, w.sizes, froms, hops, tunnelOffset)
+		if err != nil {
+			if isStop(err) {
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			w.tunnelBatch(n, froms, hops)
+		}
+	}
+}
+
+// tunnelBatch routes the first n packets read from the tunnel by this
+// node's routing table and decides them again with the filter (in: the
+// link their source is routed by), as if they had arrived here: forwarded
+// (TTL decremented once, by the handler), sent on to the flow's handler,
+// or dropped.
+func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8) {
+	r := w.r
+	c := &w.sh.tunnel
+	now := r.now()
+	for i := range n {
+		size := w.sizes[i]
+		c.received.add(1)
+		c.rcvd.add(uint64(size))
+		frame := w.bufs[i][:tunnelOffset+size]
+		clear(frame[:vnetHdrLen]) // the sender completed the checksums
+		ip := frame[tunnelOffset:]
+		d := r.plane.decideLocalOut(ip, false)
+		if d.action != ipForward {
+			c.drops[d.reason].add(1)
+			continue
+		}
+		if d.hdr.ttl <= 1 {
+			c.drops[DropTTLExceeded].add(1)
+			continue
+		}
+		in, _, ok := r.plane.routes.lookup(d.hdr.src)
+		if !ok || r.redir == nil {
+			c.drops[DropFiltered].add(1)
+			continue
+		}
+		ip = ip[:d.hdr.totalLen]
+		pass, to := r.redir.Decide(ip, in, d.out, froms[i], hops[i], now)
+		if !pass {
+			if to != 0 && hops[i] == 1 {
+				w.tunnelSend(ip, to, 2)
+				c.redirected.add(1)
+			} else {
+				c.drops[DropFiltered].add(1)
+			}
+			continue
+		}
+		decTTL(ip)
+		c.forwarded.add(1)
+		frame = frame[:tunnelOffset+d.hdr.totalLen]
+		if d.frag {
+			w.fragment(frame, d, now, false)
+			continue
+		}
+		w.send(d.out, d.nextHop, frame, now, false)
+	}
+	w.flush()
+}
