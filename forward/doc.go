@@ -1,13 +1,15 @@
 // Package forward is ringway's stateful filter: connection tracking, the
 // operator's rules, anti-spoofing and the local-service policy, consulted by
 // the router for every IPv4 packet it would forward or deliver to the
-// node's own OS (DESIGN.md "The stateful filter"). Symmetric routing and
-// state replication between nodes will live here too. Their pure
-// foundations are built, but nothing uses them yet: the flow directory
-// (directory.go: a flow's authoritative node and standby, by rendezvous
-// hashing over 2^16 rows) and the inter-node tunnel's datagram (tunnel.go:
-// the header; seal.go: AES-256-GCM per sender and boot, a replay window per
-// peer). docs/forward.md describes both.
+// node's own OS (DESIGN.md "The stateful filter"). It also routes
+// symmetrically between nodes (symmetric.go, Filter.Decide): the node that
+// accepted a flow's first packet handles it, registers it with the flow's
+// authoritative node (directory.go: by rendezvous hashing over 2^16 rows),
+// and packets of the flow that reach other nodes are redirected to it
+// through the inter-node tunnel (tunnel.go: the header; seal.go:
+// AES-256-GCM per sender and boot, a replay window per peer; the driver is
+// forward/tunnelnet). State replication will live here too.
+// docs/forward.md describes all of it and what is not built yet.
 //
 // Data flow: the router hands Filter.Forward the IPv4 packet (header on),
 // its input and output link, and the time. The filter parses the packet
