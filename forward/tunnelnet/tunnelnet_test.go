@@ -1,0 +1,153 @@
+package tunnelnet
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringway/ringway/forward"
+)
+
+// fakeCore stands in for the filter: it records what the tunnel steps it
+// with and hands out the messages a test queues.
+type fakeCore struct {
+	mu    sync.Mutex
+	got   []forward.TunnelHeader
+	out   []forward.TunnelHeader
+	ready chan struct{}
+	step  chan struct{}
+}
+
+func newFakeCore() *fakeCore {
+	return &fakeCore{ready: make(chan struct{}, 1), step: make(chan struct{}, 16)}
+}
+
+func (c *fakeCore) Step(h forward.TunnelHeader, _ int64) {
+	c.mu.Lock()
+	c.got = append(c.got, h)
+	c.mu.Unlock()
+	c.step <- struct{}{}
+}
+
+func (c *fakeCore) TunnelMessages(dst []forward.TunnelHeader) []forward.TunnelHeader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dst = append(dst, c.out...)
+	c.out = nil
+	return dst
+}
+
+func (c *fakeCore) TunnelReady() <-chan struct{} { return c.ready }
+
+func (c *fakeCore) queue(h forward.TunnelHeader) {
+	c.mu.Lock()
+	c.out = append(c.out, h)
+	c.mu.Unlock()
+	c.ready <- struct{}{}
+}
+
+var (
+	key   = bytes.Repeat([]byte{7}, 32)
+	addr1 = netip.MustParseAddrPort("127.0.0.21:47947")
+	addr2 = netip.MustParseAddrPort("127.0.0.22:47947")
+)
+
+func start(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore) *Driver {
+	t.Helper()
+	d, err := New(Config{Self: self, Key: key, Boot: uint64(time.Now().UnixNano()), Local: []netip.AddrPort{local},
+		Peers: map[uint16][]netip.AddrPort{1: {addr1}, 2: {addr2}}, Core: core,
+		Now: func() int64 { return 0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Skipf("cannot bind %v on loopback: %v", local, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return d
+}
+
+// A packet sent to a peer arrives whole with its sender and hop count;
+// registers reach the peer's filter; a datagram sealed with another
+// cluster key is refused and counted, and reaches nobody.
+func TestTunnelLoopback(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := start(t, 2, addr2, c2)
+
+	ip := bytes.Repeat([]byte{0x45, 1, 2, 3}, 100)
+	if err := d1.Send(2, 1, ip); err != nil {
+		t.Fatal(err)
+	}
+	bufs := [][]byte{make([]byte, 2048)}
+	sizes, froms, hops := make([]int, 1), make([]uint16, 1), make([]uint8, 1)
+	readDone := make(chan error, 1)
+	go func() {
+		n, err := d2.Read(bufs, sizes, froms, hops, 0)
+		if err == nil && n != 1 {
+			err = net.UnknownNetworkError("no packet")
+		}
+		readDone <- err
+	}()
+	select {
+	case err := <-readDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the packet did not arrive")
+	}
+	if !bytes.Equal(bufs[0][:sizes[0]], ip) || froms[0] != 1 || hops[0] != 1 {
+		t.Errorf("got %d bytes from node %d with hops %d, want the %d sent by node 1 with hops 1", sizes[0], froms[0], hops[0], len(ip))
+	}
+
+	k := forward.Key{A: [4]byte{198, 51, 100, 10}, B: [4]byte{203, 0, 113, 10}, PA: 7000, PB: 5000, Proto: 17} // canonical: A < B
+	c1.queue(forward.TunnelHeader{Type: forward.TypeRegister, Receiver: 2, Handler: 1, Flow: k})
+	select {
+	case <-c2.step:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the register did not arrive")
+	}
+	c2.mu.Lock()
+	got := c2.got[0]
+	c2.mu.Unlock()
+	if got.Type != forward.TypeRegister || got.Sender != 1 || got.Handler != 1 || got.Flow != k {
+		t.Errorf("register arrived as %+v", got)
+	}
+
+	// Another cluster's key: refused.
+	other, err := forward.NewSealer(bytes.Repeat([]byte{8}, 32), 1, uint64(time.Now().UnixNano())+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := other.Seal(nil, forward.TunnelHeader{Type: forward.TypeData, Hops: 1, Receiver: 2}, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(forged)
+	deadline := time.Now().Add(5 * time.Second)
+	for d2.Stats().Tunnel.Drops[forward.TunnelForged] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a datagram of another cluster key was not counted as forged: %+v", d2.Stats().Tunnel)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := d2.Stats(); st.Received != 1 {
+		t.Errorf("received %d data packets, want only the one sent by node 1", st.Received)
+	}
+}
