@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -159,7 +158,7 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	if f.Management.Listen != "" {
-		token, err := readToken(f.Management.TokenFile)
+		token, err := config.ReadToken(f.Management.TokenFile)
 		if err != nil {
 			n.Close()
 			return nil, err
@@ -259,18 +258,6 @@ func routerConfig(f *config.Config, log *slog.Logger) router.Config {
 	}
 	rc.Logger = log
 	return rc
-}
-
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("management.token_file: %w (write one with `ringway key generate %s`)", err, path)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("management.token_file %s: the token is %d characters; use at least 16", path, len(tok))
-	}
-	return tok, nil
 }
 
 func cryptoRand() uint64 {
