@@ -41,6 +41,14 @@ type Config struct {
 	LeaveTimeout time.Duration
 	// Logger receives the node's log. Default slog.Default().
 	Logger *slog.Logger
+	// OnReady, if set, is called once, from Run, when the node has applied
+	// its first committed ring state: it answers for the VIPs the ring
+	// gives it from then on (`ringway run` tells systemd READY=1).
+	OnReady func()
+	// OnStopping, if set, is called once, from Run, when the node starts
+	// to stop: the graceful leave begins, a part failed, or Hurry
+	// (`ringway run` tells systemd STOPPING=1).
+	OnStopping func()
 }
 
 // Node is one running ringway gateway node.
@@ -78,6 +86,8 @@ type Node struct {
 	// membershipChanges counts committed states with a new member list.
 	membershipChanges atomic.Uint64
 	hurryOnce         sync.Once
+	readyOnce         sync.Once
+	stoppingOnce      sync.Once
 	events            membershipLog // the last membership changes with their causes (events.go)
 }
 
@@ -281,6 +291,9 @@ func (n *Node) apply(st *ring.State) {
 		return
 	}
 	n.plane.SetOwned(owned)
+	if n.cfg.OnReady != nil {
+		n.readyOnce.Do(n.cfg.OnReady)
+	}
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
 		// Membership changed: announce again what this node owns, even
