@@ -11,8 +11,10 @@ STATICCHECK_VERSION := v0.8.2
 
 all: build
 
+# build: without cgo, so that `ringway run` can drop its capabilities on every
+# thread (internal/caps; Go's AllThreadsSyscall refuses in cgo binaries).
 build:
-	$(GO) build -o $(BIN) ./cmd/ringway
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringway
 
 # test: unit tests with the race detector, the ring simulator's random seeds, then
 # the end-to-end tests of ./integration on their own, so that real clusters with

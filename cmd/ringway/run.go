@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/internal/caps"
 	"github.com/ringway/ringway/internal/sdnotify"
 	"github.com/ringway/ringway/node"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 const defaultConfigPath = "/etc/ringway/ringway.yaml"
@@ -36,6 +38,7 @@ func runCommand() *cli.Command {
 		Flags: []cli.Flag{
 			configFlag(),
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "keep-caps", Usage: "run as root: keep every capability instead of only CAP_NET_ADMIN and CAP_NET_RAW once set up"},
 		},
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -63,6 +66,9 @@ func runCommand() *cli.Command {
 			})
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfg.File, err)
+			}
+			if os.Geteuid() == 0 && !c.Bool("keep-caps") {
+				dropCaps(log)
 			}
 			// The first SIGTERM or SIGINT leaves gracefully; a second one
 			// stops at once (still undoing the kernel setup). A second
@@ -137,5 +143,22 @@ func notify(log *slog.Logger, state string) {
 		log.Warn("cannot notify systemd", "state", state, "err", err)
 	} else if sent {
 		log.Debug("notified systemd", "state", state)
+	}
+}
+
+// dropCaps runs once New has opened every socket, created the TUN device
+// and applied the kernel setup (nftables table, rules, sysctls): from then
+// on the node needs only CAP_NET_ADMIN (netlink changes, nftables, the
+// sysctls it restores on exit) and CAP_NET_RAW (its packet and ping
+// sockets, already open). Its uid stays 0, so it can still write the
+// root-owned sysctl files it restores.
+func dropCaps(log *slog.Logger) {
+	switch err := caps.Drop(unix.CAP_NET_ADMIN, unix.CAP_NET_RAW); {
+	case errors.Is(err, caps.ErrCgo):
+		log.Warn("keeping every capability: this binary was built with cgo; build it with CGO_ENABLED=0 (make build) to drop them", "err", err)
+	case err != nil:
+		log.Warn("keeping every capability", "err", err)
+	default:
+		log.Info("dropped capabilities", "kept", "CAP_NET_ADMIN CAP_NET_RAW")
 	}
 }
