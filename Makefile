@@ -7,12 +7,14 @@ FUZZTIME  ?= 10s
 SEEDS     ?= 2000
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test unit lint demo fuzz clean
+.PHONY: all build test unit lint demo fuzz clean install
 
 all: build
 
+# build: without cgo, so that `ringway run` can drop its capabilities on every
+# thread (internal/caps; Go's AllThreadsSyscall refuses in cgo binaries).
 build:
-	$(GO) build -o $(BIN) ./cmd/ringway
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringway
 
 # test: unit tests with the race detector, the ring simulator's random seeds, then
 # the end-to-end tests of ./integration on their own, so that real clusters with
@@ -47,6 +49,19 @@ fuzz:
 
 clean:
 	rm -rf bin bench/out
+
+# install: the binary, the systemd unit, the sysusers and tmpfiles snippets
+# (docs/install.md); creates the ringway user and /etc/ringway. Needs root.
+PREFIX ?= /usr/local
+install:
+	@test -x $(BIN) || { echo "$(BIN) is missing: run make build first (as yourself: root may have no go)"; exit 1; }
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ringway
+	install -D -m 0644 packaging/ringway.service $(DESTDIR)/etc/systemd/system/ringway.service
+	install -D -m 0644 packaging/ringway.sysusers $(DESTDIR)/etc/sysusers.d/ringway.conf
+	install -D -m 0644 packaging/ringway.tmpfiles $(DESTDIR)/etc/tmpfiles.d/ringway.conf
+	install -D -m 0644 docs/install.md $(DESTDIR)$(PREFIX)/share/doc/ringway/install.md
+	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then \
+	  systemd-sysusers ringway.conf && systemd-tmpfiles --create ringway.conf && systemctl daemon-reload; fi
 
 # bench-failover-keepalived: the keepalived (VRRP) comparison for bench-failover:
 # longest outage of the 1 kHz stream when the VIP owner is cut off, TRIALS times,

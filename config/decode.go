@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -42,9 +41,9 @@ type span struct {
 
 // Load reads and parses the config file at path. Errors are Errors.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, "config", MaxConfigSize)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -136,8 +135,10 @@ type decoder struct {
 	nodes int // values visited, to stop alias bombs
 }
 
-// maxNodes bounds the values one file may expand to through YAML aliases.
-const maxNodes = 1 << 20
+// maxNodes bounds the values one file may hold, VIP ranges expanded: twice
+// MaxVIPs, so a file over MaxVIPs gets validation's message for it.
+// (Aliases, which could multiply values, are refused.)
+const maxNodes = 2 * MaxVIPs
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.errs = append(d.errs, Error{File: d.src.file, Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(format, args...)})
@@ -260,12 +261,13 @@ func display(path string) string {
 
 // value decodes n into v. key is the mapping key n belongs to, if any.
 func (d *decoder) value(path string, n *yaml.Node, key *yaml.Node, v reflect.Value, opts string) {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+	if n.Kind == yaml.AliasNode {
+		d.alias(path, n)
+		return
 	}
 	if d.nodes++; d.nodes > maxNodes {
 		if d.nodes == maxNodes+1 {
-			d.fail(path, n, "the file expands to more than %d values through YAML aliases; write it out plainly", maxNodes)
+			d.fail(path, n, "the file holds more than %d values; a config is far smaller: check it is the right file", maxNodes)
 		}
 		return
 	}
@@ -355,6 +357,12 @@ func (d *decoder) value(path string, n *yaml.Node, key *yaml.Node, v reflect.Val
 	default:
 		panic("config: no decoder for " + t.String())
 	}
+}
+
+// alias refuses a YAML alias (*name): a few lines of them can expand to
+// millions of values, and a config file gains nothing from them.
+func (d *decoder) alias(path string, n *yaml.Node) {
+	d.fail(path, n, "%s: YAML aliases (*%s) are not supported; write the value out in full", display(path), n.Value)
 }
 
 // scalar reports whether n is a single value, recording an error if not.
@@ -488,10 +496,12 @@ func (d *decoder) vipList(path string, n *yaml.Node, v reflect.Value) {
 	var out []netip.Addr
 	var spans []span
 	for i, item := range n.Content {
-		if item.Kind == yaml.AliasNode && item.Alias != nil {
-			item = item.Alias
-		}
 		ipath := fmt.Sprintf("%s#%d", path, i) // the item as written
+		if item.Kind == yaml.AliasNode {
+			d.alias(ipath, item)
+			d.src.bad[path] = true
+			continue
+		}
 		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
 			d.fail(ipath, item, "%s entry %d: expected an address or a range a-b, found %s", display(path), i+1, kindName(item))
 			d.src.bad[path] = true

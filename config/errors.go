@@ -68,11 +68,20 @@ func (es Errors) sort() {
 	})
 }
 
-// err returns es as an error, nil when empty.
+// MaxErrors is the most problems reported for one file; the rest are
+// counted in a last line ("and N more problems").
+const MaxErrors = 50
+
+// err returns es as an error, nil when empty: sorted, and capped at
+// MaxErrors problems plus one line counting the others.
 func (es Errors) err() error {
 	if len(es) == 0 {
 		return nil
 	}
 	es.sort()
+	if len(es) > MaxErrors {
+		more := Error{File: es[0].File, Msg: fmt.Sprintf("and %d more problems; fix these first", len(es)-MaxErrors)}
+		es = append(es[:MaxErrors:MaxErrors], more)
+	}
 	return es
 }

@@ -42,8 +42,13 @@ func (v *validator) filter() {
 		{"udp_stream", t.UDPStream, d.UDPStream},
 		{"icmp", t.ICMP, d.ICMP},
 	} {
-		if key := "filter.timeouts." + x.key; x.got <= 0 && !v.broken(key) {
+		key := "filter.timeouts." + x.key
+		switch {
+		case v.broken(key):
+		case x.got <= 0:
 			v.errorf(key, "%s is %v; write a positive duration (default %v)", key, x.got, x.def)
+		case x.got < MinFlowTimeout || x.got > MaxFlowTimeout:
+			v.errorf(key, "%s is %v; write %v to %s (default %v)", key, x.got, MinFlowTimeout, maxFlowTimeoutText, x.def)
 		}
 	}
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 )
 
 // KeySize is the length of the cluster key in bytes.
@@ -18,12 +19,12 @@ const KeySize = 32
 // still accepted; KeyWarnings reports it.
 func ReadKey(path string) ([KeySize]byte, error) {
 	var key [KeySize]byte
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, "cluster key", MaxSecretSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return key, fmt.Errorf("cluster key %s does not exist; create it with `ringway key generate %s` and copy it to every node: %w", path, path, err)
 		}
-		return key, fmt.Errorf("read cluster key: %w", err)
+		return key, err
 	}
 	return parseKey(path, data)
 }
@@ -38,6 +39,20 @@ func parseKey(path string, data []byte) ([KeySize]byte, error) {
 		return key, fmt.Errorf("cluster key %s is not hexadecimal (%v); it must be %d characters 0-9 a-f", path, err, 2*KeySize)
 	}
 	return key, nil
+}
+
+// ReadToken reads the management API's bearer token: the file's text,
+// surrounding white space removed, at least 16 characters.
+func ReadToken(path string) (string, error) {
+	b, err := ReadFile(path, "management.token_file", MaxSecretSize)
+	if err != nil {
+		return "", fmt.Errorf("%w (write one with `ringway key generate %s`)", err, path)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("management.token_file %s: the token is %d characters; use at least 16", path, len(tok))
+	}
+	return tok, nil
 }
 
 // KeyWarnings lists what should be fixed about a readable key file without

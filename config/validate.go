@@ -135,8 +135,8 @@ func (v *validator) nodeMap() {
 			v.errorf("nodes", "nodes is missing or empty; list every node in ring order, e.g. nodes: [{id: n1, addresses: [192.0.2.1]}]")
 		}
 	}
-	if len(c.Nodes) > math.MaxUint16 {
-		v.errorf("nodes", "nodes lists %d nodes; at most %d are supported", len(c.Nodes), math.MaxUint16)
+	if len(c.Nodes) > MaxNodes {
+		v.errorf("nodes", "nodes lists %d nodes; at most %d are supported", len(c.Nodes), MaxNodes)
 	}
 	ids := map[string]int{}
 	for i, n := range c.Nodes {
@@ -205,6 +205,9 @@ func (v *validator) subnets() {
 	c := v.c
 	if len(c.Subnets) == 0 && !v.broken("subnets") {
 		v.errorf("subnets", "subnets is missing or empty; list the subnets the nodes sit on, each with interface and prefix")
+	}
+	if len(c.Subnets) > MaxSubnets {
+		v.errorf("subnets", "subnets lists %d subnets; at most %d are supported (the ring uses one path per subnet)", len(c.Subnets), MaxSubnets)
 	}
 	names, ifaces := map[string]int{}, map[string]int{}
 	for i, s := range c.Subnets {
@@ -372,6 +375,14 @@ func (v *validator) vips() {
 		for _, a := range n.Addresses {
 			primary[a] = n.ID
 		}
+	}
+	total := 0
+	for _, s := range c.Subnets {
+		total += len(s.VIPs)
+	}
+	if total > MaxVIPs {
+		v.errorf("subnets", "the subnets list %d VIPs together; at most %d are supported (the VIP table rides on the token)", total, MaxVIPs)
+		return
 	}
 	owner := map[netip.Addr]string{} // VIP → where it was first listed
 	for i, s := range c.Subnets {
@@ -603,16 +614,31 @@ func (v *validator) ring() {
 	if !v.positive("ring.tick", r.Tick) {
 		return
 	}
+	if r.Tick < MinTick || r.Tick > MaxTick {
+		v.between("ring.tick", r.Tick, MinTick, MaxTick, DefaultTick)
+		return // every other ring timer is counted in ticks
+	}
 	for _, t := range []struct {
-		key string
-		d   time.Duration
-	}{{"ring.hop_interval", r.HopInterval}, {"ring.ack_timeout", r.AckTimeout}, {"ring.join_timeout", r.JoinTimeout}} {
-		if v.positive(t.key, t.d) && t.d < r.Tick {
+		key      string
+		d        time.Duration
+		max, def time.Duration
+	}{
+		{"ring.hop_interval", r.HopInterval, MaxHopInterval, DefaultHopInterval},
+		{"ring.ack_timeout", r.AckTimeout, MaxAckTimeout, DefaultAckTimeout},
+		{"ring.join_timeout", r.JoinTimeout, MaxJoinTimeout, DefaultJoinTimeout},
+	} {
+		switch {
+		case !v.positive(t.key, t.d):
+		case t.d < r.Tick:
 			v.errorf(t.key, "%s is %v, shorter than ring.tick (%v); make it at least one tick", t.key, t.d, r.Tick)
+		case t.d > t.max:
+			v.errorf(t.key, "%s is %v; write one tick (%v) to %v (default %v)", t.key, t.d, r.Tick, t.max, t.def)
 		}
 	}
 	if r.MinRotation < 0 {
 		v.errorf("ring.min_rotation", "ring.min_rotation is %v; write 0 to turn it off or a positive duration (default %v)", r.MinRotation, DefaultMinRotation)
+	} else if r.MinRotation > MaxMinRotation {
+		v.errorf("ring.min_rotation", "ring.min_rotation is %v; write 0 to turn it off or at most %v (default %v)", r.MinRotation, MaxMinRotation, DefaultMinRotation)
 	}
 	if r.Port < 1 || r.Port > 65535 {
 		v.errorf("ring.port", "ring.port is %d; use a UDP port from 1 to 65535 (default %d), the same on every node", r.Port, DefaultRingPort)
@@ -629,6 +655,8 @@ func (v *validator) ring() {
 	switch {
 	case r.TokenLoss < 0:
 		v.errorf("ring.token_loss", "ring.token_loss is %v; write 0 for automatic or a positive duration", r.TokenLoss)
+	case r.TokenLoss > MaxTokenLoss:
+		v.errorf("ring.token_loss", "ring.token_loss is %v; write 0 for automatic or at most %v", r.TokenLoss, MaxTokenLoss)
 	case r.TokenLoss > 0 && len(v.c.Nodes) > 0 && r.HopInterval > 0 && r.AckTimeout > 0 && r.MinRotation >= 0:
 		n := len(v.c.Nodes)
 		auto := r
@@ -641,11 +669,23 @@ func (v *validator) ring() {
 }
 
 func (v *validator) monitors() {
-	m := v.c.Monitors
-	v.positive("monitors.nic.interval", m.NIC.Interval)
-	v.positive("monitors.application.interval", m.Application.Interval)
-	if v.positive("monitors.ping.interval", m.Ping.Interval) && v.positive("monitors.ping.timeout", m.Ping.Timeout) && m.Ping.Timeout > m.Ping.Interval {
-		v.errorf("monitors.ping.timeout", "monitors.ping.timeout %v is longer than monitors.ping.interval %v; make it at most the interval", m.Ping.Timeout, m.Ping.Interval)
+	m, d := v.c.Monitors, DefaultConfig().Monitors
+	if v.positive("monitors.nic.interval", m.NIC.Interval) {
+		v.between("monitors.nic.interval", m.NIC.Interval, MinMonitorInterval, MaxMonitorInterval, d.NIC.Interval)
+	}
+	if v.positive("monitors.application.interval", m.Application.Interval) {
+		v.between("monitors.application.interval", m.Application.Interval, MinMonitorInterval, MaxMonitorInterval, d.Application.Interval)
+	}
+	if v.positive("monitors.ping.interval", m.Ping.Interval) && v.positive("monitors.ping.timeout", m.Ping.Timeout) {
+		v.between("monitors.ping.interval", m.Ping.Interval, MinMonitorInterval, MaxMonitorInterval, d.Ping.Interval)
+		if m.Ping.Timeout > m.Ping.Interval {
+			v.errorf("monitors.ping.timeout", "monitors.ping.timeout %v is longer than monitors.ping.interval %v; make it at most the interval", m.Ping.Timeout, m.Ping.Interval)
+		} else {
+			v.between("monitors.ping.timeout", m.Ping.Timeout, MinPingTimeout, m.Ping.Interval, d.Ping.Timeout)
+		}
+	}
+	if len(m.Ping.Targets) > MaxPingTargets {
+		v.errorf("monitors.ping.targets", "monitors.ping.targets lists %d targets; ping at most %d", len(m.Ping.Targets), MaxPingTargets)
 	}
 	if m.Ping.Enabled && len(m.Ping.Targets) == 0 && !v.broken("monitors.ping.targets") {
 		v.errorf("monitors.ping", "the ping monitor is enabled but has no targets; add targets: [hosts or routers to ping], or set enabled: false")
@@ -663,30 +703,50 @@ func (v *validator) balancing() {
 	b := v.c.Balancing
 	if !(b.Threshold > 0) || math.IsInf(b.Threshold, 0) {
 		v.errorf("balancing.threshold", "balancing.threshold is %v; write a positive fraction of the mean load, e.g. 0.25", b.Threshold)
+	} else if b.Threshold > MaxThreshold {
+		v.errorf("balancing.threshold", "balancing.threshold is %v; write a fraction of the mean load up to %v, e.g. 0.25", b.Threshold, MaxThreshold)
 	}
 	if b.MinRate < 0 {
 		v.errorf("balancing.min_rate", "balancing.min_rate is %d; write a rate in bytes per second, 0 or more", b.MinRate)
+	} else if b.MinRate > MaxMinRate {
+		v.errorf("balancing.min_rate", "balancing.min_rate is %d; write a rate in bytes per second up to %d (default %d)", b.MinRate, int64(MaxMinRate), DefaultConfig().Balancing.MinRate)
 	}
 	if b.Cooldown < 0 {
 		v.errorf("balancing.cooldown", "balancing.cooldown is %v; write 0 or a positive duration", b.Cooldown)
+	} else {
+		v.between("balancing.cooldown", b.Cooldown, 0, MaxCooldown, DefaultConfig().Balancing.Cooldown)
 	}
 }
 
 func (v *validator) router() {
-	r := v.c.Router
+	r, d := v.c.Router, DefaultConfig().Router
 	if r.GARP.Count < 1 {
 		v.errorf("router.garp.count", "router.garp.count is %d; write 1 or more", r.GARP.Count)
+	} else {
+		v.intBetween("router.garp.count", r.GARP.Count, 1, MaxGARPCount, d.GARP.Count, "")
 	}
-	v.positive("router.garp.interval", r.GARP.Interval)
-	if r.GARP.Refresh < 0 {
+	if v.positive("router.garp.interval", r.GARP.Interval) {
+		v.between("router.garp.interval", r.GARP.Interval, MinGARPInterval, MaxGARPInterval, d.GARP.Interval)
+	}
+	switch {
+	case r.GARP.Refresh < 0:
 		v.errorf("router.garp.refresh", "router.garp.refresh is %v; write 0 (never) or a positive duration", r.GARP.Refresh)
+	case r.GARP.Refresh > 0 && (r.GARP.Refresh < MinGARPRefresh || r.GARP.Refresh > MaxGARPRefresh):
+		v.errorf("router.garp.refresh", "router.garp.refresh is %v; write 0 (never) or %v to %v (default %v)", r.GARP.Refresh, MinGARPRefresh, MaxGARPRefresh, d.GARP.Refresh)
 	}
 	if r.GARP.Rate < 1 {
 		v.errorf("router.garp.rate", "router.garp.rate is %d; write 1 or more GARPs per second", r.GARP.Rate)
+	} else {
+		v.intBetween("router.garp.rate", r.GARP.Rate, 1, MaxGARPRate, d.GARP.Rate, " GARPs per second")
 	}
-	v.positive("router.arp_cache.ttl", r.ARPCache.TTL)
+	if v.positive("router.arp_cache.ttl", r.ARPCache.TTL) {
+		v.between("router.arp_cache.ttl", r.ARPCache.TTL, MinARPCacheTTL, MaxARPCacheTTL, d.ARPCache.TTL)
+	}
 	if r.ARPCache.Queue < 0 {
 		v.errorf("router.arp_cache.queue", "router.arp_cache.queue is %d; write 0 or more packets", r.ARPCache.Queue)
+	} else {
+		// 0 keeps the default (the router holds at least one packet).
+		v.intBetween("router.arp_cache.queue", r.ARPCache.Queue, 0, MaxARPCacheQueue, d.ARPCache.Queue, " packets")
 	}
 }
 

@@ -52,7 +52,11 @@ func ringwayBin(t *testing.T) string {
 		}
 		binDir = dir
 		binPath = filepath.Join(dir, "ringway")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/ringway").CombinedOutput()
+		// Without cgo, as `make build`: only then can the node drop its
+		// capabilities on every thread (internal/caps).
+		build := exec.Command("go", "build", "-o", binPath, "../cmd/ringway")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -93,6 +93,13 @@ func (n *Node) Run(ctx context.Context) error {
 // Safe to call at any time and more than once.
 func (n *Node) Hurry() { n.hurryOnce.Do(func() { close(n.hurry) }) }
 
+// stopping calls Config.OnStopping, once, whatever made the node stop.
+func (n *Node) stopping() {
+	if n.cfg.OnStopping != nil {
+		n.stoppingOnce.Do(n.cfg.OnStopping)
+	}
+}
+
 // lifecycle is one Run: the goroutines it started and how to stop them.
 type lifecycle struct {
 	n    *Node
@@ -170,6 +177,7 @@ func (lc *lifecycle) step(p phase) phase {
 		}
 		return lc.fail(err)
 	case <-n.hurry:
+		n.stopping()
 		n.log.Warn("stopping at once: this node's VIPs are not handed over; the others will detect it as failed")
 		return stopped
 	case <-leave:
@@ -191,6 +199,7 @@ func (lc *lifecycle) step(p phase) phase {
 // leave starts the graceful leave, bounded by LeaveTimeout.
 func (lc *lifecycle) leave() {
 	n := lc.n
+	n.stopping()
 	n.log.Info("leaving the ring: handing VIPs over")
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
 	lc.cancelLeave, lc.leaveDone = cancel, make(chan struct{})
@@ -210,6 +219,7 @@ func (lc *lifecycle) leave() {
 // leave under way ends with it (the ring's Leave returns once Run has).
 func (lc *lifecycle) fail(err error) phase {
 	lc.err = err
+	lc.n.stopping()
 	lc.n.log.Error("stopping after a failure", "err", err)
 	lc.stopRing()
 	return failing

@@ -91,6 +91,13 @@ type testNode struct {
 // each one's plane (extra may be nil), and waits until they form one ring.
 func newCluster(t *testing.T, ringSection string, extra func(id ring.NodeID) []part) *cluster {
 	t.Helper()
+	return newClusterWith(t, ringSection, extra, nil)
+}
+
+// newClusterWith is newCluster with each node's Config edited by edit
+// (may be nil) before the node is built.
+func newClusterWith(t *testing.T, ringSection string, extra func(id ring.NodeID) []part, edit func(id int, cfg *Config)) *cluster {
+	t.Helper()
 	c := &cluster{t: t, net: ringnettest.New()}
 	base := lcConfig(t, ringSection)
 	key := bytes.Repeat([]byte{0x5a}, ringnet.KeyLen)
@@ -98,7 +105,11 @@ func newCluster(t *testing.T, ringSection string, extra func(id ring.NodeID) []p
 		f := *base
 		f.Node.ID = base.Nodes[i].ID
 		logs := &logRecorder{}
-		n, err := newNode(Config{File: &f, Drain: testDrain, LeaveTimeout: testLeaveTimeout, Logger: slog.New(logs)})
+		cfg := Config{File: &f, Drain: testDrain, LeaveTimeout: testLeaveTimeout, Logger: slog.New(logs)}
+		if edit != nil {
+			edit(i+1, &cfg)
+		}
+		n, err := newNode(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,4 +525,42 @@ func (l *logRecorder) String() string {
 		}
 	}
 	return b.String()
+}
+
+// TestLifecycleHooks: OnReady runs once, when a node first serves from a
+// committed state; OnStopping once, when the leave starts, before the
+// node hands anything over (systemd's READY=1 and STOPPING=1).
+func TestLifecycleHooks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var calls []string
+		record := func(s string) func() {
+			return func() { mu.Lock(); calls = append(calls, s); mu.Unlock() }
+		}
+		var n1Owned int
+		c := newClusterWith(t, fastRing, nil, func(id int, cfg *Config) {
+			cfg.OnReady = record(fmt.Sprintf("ready %d", id))
+			cfg.OnStopping = record(fmt.Sprintf("stopping %d", id))
+		})
+		n1 := c.node(1)
+		n1Owned = len(n1.plane.Owned())
+		n1.signal()
+		if _, err := n1.wait(t, testLeaveTimeout+testDrain+time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.node(2).Hurry()
+		c.node(2).signal()
+		c.node(2).wait(t, time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"ready 1", "ready 2", "stopping 1", "stopping 2"}
+		got := slices.Clone(calls)
+		slices.Sort(got[:2]) // the two nodes become ready in either order
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("hook calls (-want +got):\n%s", diff)
+		}
+		if n1Owned == 0 {
+			t.Errorf("node 1 owned nothing before it left: the test shows nothing")
+		}
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +42,14 @@ type Config struct {
 	LeaveTimeout time.Duration
 	// Logger receives the node's log. Default slog.Default().
 	Logger *slog.Logger
+	// OnReady, if set, is called once, from Run, when the node has applied
+	// its first committed ring state: it answers for the VIPs the ring
+	// gives it from then on (`ringway run` tells systemd READY=1).
+	OnReady func()
+	// OnStopping, if set, is called once, from Run, when the node starts
+	// to stop: the graceful leave begins, a part failed, or Hurry
+	// (`ringway run` tells systemd STOPPING=1).
+	OnStopping func()
 }
 
 // Node is one running ringway gateway node.
@@ -82,6 +89,8 @@ type Node struct {
 	// membershipChanges counts committed states with a new member list.
 	membershipChanges atomic.Uint64
 	hurryOnce         sync.Once
+	readyOnce         sync.Once
+	stoppingOnce      sync.Once
 	events            membershipLog // the last membership changes with their causes (events.go)
 }
 
@@ -178,7 +187,7 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	if f.Management.Listen != "" {
-		token, err := readToken(f.Management.TokenFile)
+		token, err := config.ReadToken(f.Management.TokenFile)
 		if err != nil {
 			n.Close()
 			return nil, err
@@ -280,18 +289,6 @@ func routerConfig(f *config.Config, log *slog.Logger) router.Config {
 	return rc
 }
 
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("management.token_file: %w (write one with `ringway key generate %s`)", err, path)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("management.token_file %s: the token is %d characters; use at least 16", path, len(tok))
-	}
-	return tok, nil
-}
-
 func cryptoRand() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -313,6 +310,9 @@ func (n *Node) apply(st *ring.State) {
 		return
 	}
 	n.plane.SetOwned(owned)
+	if n.cfg.OnReady != nil {
+		n.readyOnce.Do(n.cfg.OnReady)
+	}
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
 		n.setDirectory(st.Members)

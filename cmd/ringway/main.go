@@ -32,6 +32,7 @@ func commands() []*cli.Command {
 		flowsCommand(),
 		labCommand(),
 		versionCommand(),
+		completionCommand(),
 	}
 }
 
@@ -82,12 +83,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"survivor within a fraction of a second when its node fails.\n\n" +
 			"Every node reads the same YAML config (docs/config.md); start with\n" +
 			"`ringway config check examples/lab/ringway.yaml`.\n\n" +
+			"Shell completion: `ringway completion bash|zsh|fish`.\n\n" +
 			"Exit status: 0 ok, 1 failure, 2 wrong usage.",
-		Commands:             commands(),
-		Writer:               stdout,
-		ErrWriter:            stderr,
-		HideVersion:          true,
-		EnableBashCompletion: false,
+		Commands:    commands(),
+		Writer:      stdout,
+		ErrWriter:   stderr,
+		HideVersion: true,
+		// `ringway ... --generate-bash-completion` lists the words that
+		// may follow: the completion scripts (completion.go) ask it.
+		EnableBashCompletion: true,
 		// run maps errors to exit codes; the library must not exit itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/internal/caps"
+	"github.com/ringway/ringway/internal/sdnotify"
 	"github.com/ringway/ringway/node"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 const defaultConfigPath = "/etc/ringway/ringway.yaml"
@@ -28,10 +31,14 @@ func runCommand() *cli.Command {
 		Description: "Reads the config, joins the ring (or forms one alone), answers ARP for the VIPs\n" +
 			"the ring gives this node and routes between the subnets. SIGTERM or SIGINT makes\n" +
 			"the node hand its VIPs over to the others before it exits; a second one makes it\n" +
-			"stop at once (the others then detect it as failed).",
+			"stop at once (the others then detect it as failed). SIGHUP re-reads and checks\n" +
+			"the config file and logs the result; it does not apply it yet (restart the node).\n" +
+			"Under systemd (Type=notify) it reports READY=1 once it serves and STOPPING=1 when\n" +
+			"it begins to leave.",
 		Flags: []cli.Flag{
 			configFlag(),
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "keep-caps", Usage: "run as root: keep every capability instead of only CAP_NET_ADMIN and CAP_NET_RAW once set up"},
 		},
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -48,9 +55,20 @@ func runCommand() *cli.Command {
 				}
 				return err
 			}
-			n, err := node.New(node.Config{File: cfg, Version: versionString(), Logger: log})
+			// SIGHUP's default action ends the process: catch it before
+			// anything else, so that a reload never takes a node down.
+			hups := make(chan os.Signal, 1)
+			signal.Notify(hups, syscall.SIGHUP)
+			defer signal.Stop(hups)
+			n, err := node.New(node.Config{File: cfg, Version: versionString(), Logger: log,
+				OnReady:    func() { notify(log, sdnotify.Ready) },
+				OnStopping: func() { notify(log, sdnotify.Stopping) },
+			})
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfg.File, err)
+			}
+			if os.Geteuid() == 0 && !c.Bool("keep-caps") {
+				dropCaps(log)
 			}
 			// The first SIGTERM or SIGINT leaves gracefully; a second one
 			// stops at once (still undoing the kernel setup). A second
@@ -70,6 +88,8 @@ func runCommand() *cli.Command {
 					select {
 					case <-done:
 						return
+					case <-hups:
+						checkReload(log, c.String("config"))
 					case sig := <-sigs:
 						switch {
 						case first.IsZero():
@@ -96,3 +116,49 @@ func runCommand() *cli.Command {
 // same keypress relayed (sudo passes on the Ctrl-C the terminal also sent
 // to ringway), not an operator asking to hurry.
 const relayWindow = 200 * time.Millisecond
+
+// checkReload is SIGHUP until live reload exists: it reads and validates
+// the config file as `config check` does and logs the verdict; the node
+// keeps running on the config it started with either way.
+func checkReload(log *slog.Logger, path string) {
+	_, err := config.Load(path)
+	var errs config.Errors
+	switch {
+	case errors.As(err, &errs):
+		log.Error("SIGHUP: the config file has errors; the node keeps running on the config it started with", "file", path, "errors", len(errs))
+		for _, e := range errs {
+			log.Error("SIGHUP: " + e.Error())
+		}
+	case err != nil:
+		log.Error("SIGHUP: cannot read the config file; the node keeps running on the config it started with", "err", err)
+	default:
+		log.Warn("SIGHUP: the file is valid; live reload is not built yet, restart the node to apply it", "file", path)
+	}
+}
+
+// notify tells systemd the node's state when it runs the node as a
+// Type=notify service; elsewhere it does nothing.
+func notify(log *slog.Logger, state string) {
+	if sent, err := sdnotify.Notify(state); err != nil {
+		log.Warn("cannot notify systemd", "state", state, "err", err)
+	} else if sent {
+		log.Debug("notified systemd", "state", state)
+	}
+}
+
+// dropCaps runs once New has opened every socket, created the TUN device
+// and applied the kernel setup (nftables table, rules, sysctls): from then
+// on the node needs only CAP_NET_ADMIN (netlink changes, nftables, the
+// sysctls it restores on exit) and CAP_NET_RAW (its packet and ping
+// sockets, already open). Its uid stays 0, so it can still write the
+// root-owned sysctl files it restores.
+func dropCaps(log *slog.Logger) {
+	switch err := caps.Drop(unix.CAP_NET_ADMIN, unix.CAP_NET_RAW); {
+	case errors.Is(err, caps.ErrCgo):
+		log.Warn("keeping every capability: this binary was built with cgo; build it with CGO_ENABLED=0 (make build) to drop them", "err", err)
+	case err != nil:
+		log.Warn("keeping every capability", "err", err)
+	default:
+		log.Info("dropped capabilities", "kept", "CAP_NET_ADMIN CAP_NET_RAW")
+	}
+}
