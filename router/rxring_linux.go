@@ -47,14 +47,14 @@ type rxRing struct {
 
 // newRxRing switches the socket fd (PACKET_VNET_HDR already set) to
 // TPACKET_V2, sets up a ring of about size bytes and maps it. Frames that
-// were queued on the socket before the ring existed are discarded, so the
-// TP_STATUS_COPY slots and the socket queue stay in step.
+// were queued on the socket before the ring existed are discarded, and only
+// then are large frames queued beside the ring (PACKET_COPY_THRESH), so
+// every TP_STATUS_COPY slot has its frame next in the socket queue. (A
+// large frame arriving in between is cut to its slot and dropped as
+// truncated.)
 func newRxRing(fd int, size int) (*rxRing, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
 		return nil, fmt.Errorf("set PACKET_VERSION: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
-		return nil, fmt.Errorf("set PACKET_COPY_THRESH: %w", err)
 	}
 	blocks := max(1, size/rxRingBlockSize)
 	per := rxRingBlockSize / rxRingFrameSize
@@ -71,6 +71,10 @@ func newRxRing(fd int, size int) (*rxRing, error) {
 		if _, _, err := unix.Recvfrom(fd, b[:], unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil {
 			break // EAGAIN: the socket queue is empty
 		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("set PACKET_COPY_THRESH: %w", err)
 	}
 	return &rxRing{mem: mem, frames: blocks * per}, nil
 }
