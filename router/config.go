@@ -64,7 +64,8 @@ type Config struct {
 	// mapped and allocated at start (2 KiB a frame; larger frames pass
 	// through the socket queue, within RcvBuf); 0 reads with recvmmsg
 	// instead. Default 32 MiB (16384 frames, 50 ms of 300 kpps): 16 MiB
-	// overflowed by 2-30 % in bench-router runs at load 3-5, 32 MiB never.
+	// overflowed by 2-30 % in bench-router runs at load 3-5, 32 MiB in one
+	// busy round of the 18 measured with it (3.7 %).
 	// rxring_linux.go says why the ring (docs/router.md has the figures).
 	RxRing int
 	// QdiscBypass sends with PACKET_QDISC_BYPASS (−21 % CPU per packet
