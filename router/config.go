@@ -60,6 +60,14 @@ type Config struct {
 	// still overflowed by 12 % of a 76 kpps 64-byte stream while the router
 	// thread waited for a CPU; 32 MiB dropped nothing (bench-router).
 	RcvBuf int
+	// RxRing is the size of each receive socket's TPACKET_V2 ring, bytes,
+	// mapped and allocated at start (2 KiB a frame; larger frames pass
+	// through the socket queue, within RcvBuf); 0 reads with recvmmsg
+	// instead. Default 32 MiB (16384 frames, 50 ms of 300 kpps): 16 MiB
+	// overflowed by 2-30 % in bench-router runs at load 3-5, 32 MiB in one
+	// busy round of the 18 measured with it (3.7 %).
+	// rxring_linux.go says why the ring (docs/router.md has the figures).
+	RxRing int
 	// QdiscBypass sends with PACKET_QDISC_BYPASS (−21 % CPU per packet
 	// measured here; tcpdump on the node no longer sees our transmissions).
 	// Default true.
@@ -164,6 +172,7 @@ func DefaultConfig() Config {
 		RxQueues:          1,
 		Batch:             32,
 		RcvBuf:            32 << 20,
+		RxRing:            32 << 20,
 		QdiscBypass:       true,
 		GARPCount:         3,
 		GARPInterval:      time.Second,
@@ -223,6 +232,9 @@ func (c *Config) validate() error {
 	if c.Batch < 1 || c.Batch > 1024 {
 		errs = append(errs, fmt.Errorf("batch %d: must be 1..1024", c.Batch))
 	}
+	if c.RxRing != 0 && c.RxRing < rxRingMin {
+		errs = append(errs, fmt.Errorf("rx ring %d bytes: must be 0 (read with recvmmsg) or at least %d", c.RxRing, rxRingMin))
+	}
 	if c.GARPCount < 1 || c.GARPInterval <= 0 || c.GARPRefresh < 0 || c.GARPRate <= 0 || c.GARPBurst < 1 {
 		errs = append(errs, errors.New("garp: count ≥ 1, interval > 0, refresh ≥ 0, rate > 0 and burst ≥ 1 are required"))
 	}
@@ -258,3 +270,7 @@ func (c Config) neighConfig() neighConfig {
 func (c Config) garpConfig() garpConfig {
 	return garpConfig{count: c.GARPCount, interval: c.GARPInterval, refresh: c.GARPRefresh, rate: c.GARPRate, burst: c.GARPBurst}
 }
+
+// rxRingMin is the smallest Config.RxRing: one block of the ring
+// (rxring_linux.go allocates it in 64 KiB blocks).
+const rxRingMin = 64 << 10

@@ -50,8 +50,8 @@
 // device.go, modelled on wireguard-go's conn.Bind and tun.Device:
 // FrameReader and LinkDevice for a capture NIC, TUNDevice for local
 // delivery. The virtio-net header travels inside each buffer. The real ones
-// are AF_PACKET sockets (link_linux.go: recvmmsg per receive queue, sendmmsg
-// on a transmit socket) and the TUN device file (tun_linux.go); Config.Devices
+// are AF_PACKET sockets (link_linux.go: a TPACKET_V2 ring per receive queue,
+// rxring_linux.go, or recvmmsg; sendmmsg on a transmit socket) and the TUN device file (tun_linux.go); Config.Devices
 // substitutes others, such as routertest's channel-backed FakeLink and
 // FakeTUN, so the whole per-packet path runs in tests without privileges.
 //

@@ -132,8 +132,9 @@ func openLink(name string, cfg *Config, primaries []netip.Addr) (*link, error) {
 }
 
 // rxSock is one receive socket of a link, waiting in the Go netpoller; the
-// FrameReader of one receive goroutine. Its recvmmsg vectors are reused for
-// every Read.
+// FrameReader of one receive goroutine. It reads from its TPACKET_V2 ring
+// (rxring_linux.go) when it has one, else with recvmmsg; the vectors and
+// the read closures are reused for every Read.
 type rxSock struct {
 	l    *link
 	conn *packet.Conn
@@ -143,6 +144,12 @@ type rxSock struct {
 	n    int
 	err  syscall.Errno
 	fn   func(fd uintptr) bool
+
+	ring   *rxRing // nil: recvmmsg
+	ringFn func(fd uintptr) bool
+	bufs   [][]byte // the Read's arguments, for ringFn
+	sizes  []int
+	offset int
 }
 
 // openRx opens one receive socket: ETH_P_ALL (a socket bound to ETH_P_IP
@@ -186,7 +193,18 @@ func openRx(ifi *net.Interface, filter []bpf.RawInstruction, cfg *Config, group 
 			return nil, fmt.Errorf("set %s: %w", o.what, serr)
 		}
 	}
-	return newRxSock(conn, rc, cfg.Batch), nil
+	s := newRxSock(conn, rc, cfg.Batch)
+	if cfg.RxRing > 0 {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { s.ring, serr = newRxRing(int(fd), cfg.RxRing) }); err != nil {
+			serr = err
+		}
+		if serr != nil {
+			conn.Close()
+			return nil, fmt.Errorf("receive ring (set RxRing to 0 to use recvmmsg): %w", serr)
+		}
+	}
+	return s, nil
 }
 
 func newRxSock(conn *packet.Conn, rc syscall.RawConn, batch int) *rxSock {
@@ -207,6 +225,18 @@ func newRxSock(conn *packet.Conn, rc syscall.RawConn, batch int) *rxSock {
 		s.n, s.err = int(r), e
 		return true
 	}
+	s.ringFn = func(fd uintptr) bool {
+		n, ok := s.ring.read(fd, s.bufs[:s.n], s.sizes, s.offset)
+		if !ok {
+			s.err = unix.EBADF // unmapped: the link is closed
+			return true
+		}
+		if n == 0 {
+			return false // empty: wait in the netpoller, then look again
+		}
+		s.n = n
+		return true
+	}
 	return s
 }
 
@@ -214,13 +244,21 @@ func newRxSock(conn *packet.Conn, rc syscall.RawConn, batch int) *rxSock {
 // Config.Batch), waiting in the netpoller until one arrives.
 func (s *rxSock) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := min(len(bufs), len(s.msgs))
-	for i := range n {
-		b := bufs[i][offset:]
-		s.iovs[i].Base = &b[0]
-		s.iovs[i].SetLen(len(b))
+	fn := s.fn
+	if s.ring != nil {
+		fn = s.ringFn
+		s.bufs, s.sizes, s.offset = bufs, sizes, offset
+	} else {
+		for i := range n {
+			b := bufs[i][offset:]
+			s.iovs[i].Base = &b[0]
+			s.iovs[i].SetLen(len(b))
+		}
 	}
 	s.n, s.err = n, 0
-	if err := s.rc.Read(s.fn); err != nil {
+	err := s.rc.Read(fn)
+	s.bufs, s.sizes = nil, nil
+	if err != nil {
 		if s.l.closed.Load() {
 			return 0, net.ErrClosed
 		}
@@ -240,6 +278,9 @@ func (s *rxSock) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			return 0, net.ErrClosed
 		}
 		return 0, fmt.Errorf("recvmmsg on %s: %w", s.l.name, s.err)
+	}
+	if s.ring != nil {
+		return s.n, nil
 	}
 	for i := range s.n {
 		m := &s.msgs[i]
@@ -322,6 +363,11 @@ func (l *link) close() error {
 	for _, rx := range l.rx {
 		if e := rx.conn.Close(); err == nil {
 			err = e
+		}
+		if rx.ring != nil {
+			if e := rx.ring.unmap(); err == nil {
+				err = e
+			}
 		}
 	}
 	l.txMu.Lock()

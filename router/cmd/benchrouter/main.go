@@ -130,6 +130,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ringway pps measurements to this file")
 	flag.IntVar(&rxQueues, "rxqueues", router.DefaultConfig().RxQueues, "router receive goroutines per NIC")
 	flag.IntVar(&batchSize, "batch", router.DefaultConfig().Batch, "router frames per recvmmsg/sendmmsg")
+	flag.IntVar(&rxRing, "rxring", router.DefaultConfig().RxRing, "router receive ring bytes per socket (TPACKET_V2); 0 reads with recvmmsg")
 	flag.Parse()
 	modes, err := parseModes(*modeList)
 	if err != nil {
@@ -294,6 +295,7 @@ func bench(modes []string, rounds int, dur time.Duration, cpuprofile string) (*r
 var (
 	batchSize = 32
 	rxQueues  = 1
+	rxRing    = 0
 )
 
 func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator, mode string, dur time.Duration, round int, prof *os.File) (res run, err error) {
@@ -309,6 +311,7 @@ func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator
 		cfg.Netns = nsh
 		cfg.Batch = batchSize
 		cfg.RxQueues = rxQueues
+		cfg.RxRing = rxRing
 		cfg.Links = []router.Link{
 			{Name: "ext0", Primary: netip.PrefixFrom(lab.NodeExt(1), 24)},
 			{Name: "int0", Primary: netip.PrefixFrom(lab.NodeInt(1), 24)},
