@@ -42,8 +42,9 @@ type DeferStats struct {
 	ReleasedTimeout uint64 // of those, released when Config.Defer ran out
 	Overflow        uint64 // first packets forwarded at once: MaxDeferred were held
 	Held            int    // held now
-	// AckLatency counts acks by how long their packet was held: bucket i
-	// counts those under 2^i µs (i < deferBuckets-1); the last the rest.
+	// AckLatency counts acks by how long their packet was held: bucket 0
+	// under 1 µs, bucket i from 2^(i-1) to 2^i µs; the last also counts
+	// everything longer.
 	AckLatency [deferBuckets]uint64
 }
 

@@ -118,8 +118,9 @@ type DeferStatus struct {
 	ReleasedTimeout uint64 `json:"released_timeout"` // of those, forwarded when filter.defer ran out
 	Overflow        uint64 `json:"defer_overflow"`   // first packets forwarded at once: too many held
 	Held            int    `json:"held"`             // held now
-	// AckLatencyUs counts acks by how long their packet waited: entry i
-	// counts those under 2^i µs; the last, the rest.
+	// AckLatencyUs counts acks by how long their packet waited: entry 0
+	// under 1 µs, entry i from 2^(i-1) to 2^i µs; the last also counts
+	// everything longer.
 	AckLatencyUs []uint64 `json:"ack_latency_us,omitempty"`
 }
 

@@ -34,10 +34,12 @@ type Redirector interface {
 	DeferReady() <-chan struct{}
 }
 
-// heldMax bounds the packets the router holds for Decide: the filter
-// holds at most as many (forward.MaxDeferred), so the bound is only
-// reached if the two disagree; then a packet is forwarded at once.
-const heldMax = 256
+// heldMax bounds the packets the router holds for Decide: twice what the
+// filter holds at most (forward.MaxDeferred, 256), since a released
+// packet keeps its slot until its batch is written while the filter may
+// already hold new ones. At the bound a packet is forwarded at once
+// (TunnelStats.HoldRefused). Slot buffers are allocated on first use.
+const heldMax = 512
 
 // earlyMax is how many released holds the router remembers that had no
 // packet stored yet: an ack can come back before the worker that asked for

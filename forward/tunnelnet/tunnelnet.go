@@ -2,7 +2,7 @@
 // "The tunnel datagram"): UDP sockets on this node's primary addresses at
 // forward.port, a Sealer and an Opener keyed from the cluster key and the
 // node's boot, and the hand-over of packets to the router
-// (router.TunnelDevice) and of registers and hints to and from the filter
+// (router.TunnelDevice) and of registers, hints and acks to and from the filter
 // (forward.Filter's Step and TunnelMessages).
 //
 // Datagrams go to a peer's address on the first subnet (path 0), and on
