@@ -37,6 +37,10 @@ const DefaultForwardPort = 7947
 const (
 	DefaultMaxFlows     = 1 << 20 // flow-table entries (1048576)
 	DefaultMaxFragments = 1024    // first fragments tracked for their followers
+	// DefaultDefer is the longest a new flow's first packet waits for its
+	// register's ack: an ack takes one tunnel round trip (under 1 ms on a
+	// LAN); pfsync's defer waits up to 20 ms.
+	DefaultDefer = 10 * time.Millisecond
 
 	DefaultTCPSynSent     = 2 * time.Minute    // nf_conntrack_tcp_timeout_syn_sent 120
 	DefaultTCPSynRecv     = 60 * time.Second   // nf_conntrack_tcp_timeout_syn_recv 60
@@ -57,6 +61,11 @@ const MaxMaxFlows = 64 << 20
 
 // MaxMaxFragments bounds filter.max_fragments.
 const MaxMaxFragments = 1 << 20
+
+// MaxDefer bounds filter.defer: a first packet held longer than a second
+// would cost more than the race it closes (TCP's first SYN retransmission
+// comes after 1 s, RFC 6298).
+const MaxDefer = time.Second
 
 // MaxAckRetries bounds ring.ack_retries: the resend timeout doubles each
 // time, so 10 retries at the default 10 ms ack_timeout already take 20 s.
@@ -123,6 +132,7 @@ func DefaultConfig() Config {
 			Local:        nil,                 // no OS service reachable on VIPs
 			MaxFlows:     DefaultMaxFlows,     // flow-table entries
 			MaxFragments: DefaultMaxFragments, // tracked first fragments
+			Defer:        DefaultDefer,        // longest wait of a new flow's first packet for its register's ack
 			Timeouts: Timeouts{ // idle time per state
 				TCPSynSent:     DefaultTCPSynSent,
 				TCPSynRecv:     DefaultTCPSynRecv,

@@ -32,6 +32,12 @@ type Filter struct {
 	// MaxFragments caps the IPv4 fragment tracker (first fragments whose
 	// verdict later fragments follow).
 	MaxFragments int `yaml:"max_fragments"`
+	// Defer is how long, at most, the first packet of a new flow is held
+	// while its register travels to the flow's authoritative node and its
+	// ack comes back (pfsync's defer), so the flow's first reply cannot
+	// reach that node before the register. 0: not held. Only used with
+	// more than one node.
+	Defer time.Duration `yaml:"defer"`
 	// Timeouts are the idle timeouts of tracked flows by state.
 	Timeouts Timeouts `yaml:"timeouts"`
 }

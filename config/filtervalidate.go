@@ -25,6 +25,9 @@ func (v *validator) filter() {
 	if f.MaxFragments < 1 || f.MaxFragments > MaxMaxFragments {
 		v.errorf("filter.max_fragments", "filter.max_fragments is %d; write a number of fragments from 1 to %d (default %d)", f.MaxFragments, MaxMaxFragments, DefaultMaxFragments)
 	}
+	if f.Defer < 0 || f.Defer > MaxDefer {
+		v.errorf("filter.defer", "filter.defer is %v; write a duration from 0s (off) to %v (default %v)", f.Defer, MaxDefer, DefaultDefer)
+	}
 	t, d := f.Timeouts, DefaultConfig().Filter.Timeouts
 	for _, x := range []struct {
 		key      string

@@ -8,7 +8,9 @@
 // and packets of the flow that reach other nodes are redirected to it
 // through the inter-node tunnel (tunnel.go: the header; seal.go:
 // AES-256-GCM per sender and boot, a replay window per peer; the driver is
-// forward/tunnelnet). State replication will live here too.
+// forward/tunnelnet). The first packet of a new flow whose authoritative
+// node is another node is held until that node acknowledges the register
+// (defer.go, pfsync's defer). State replication will live here too.
 // docs/forward.md describes all of it and what is not built yet.
 //
 // Data flow: the router hands Filter.Forward the IPv4 packet (header on),

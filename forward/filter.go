@@ -71,6 +71,11 @@ type Config struct {
 	RegistryTTL time.Duration
 	// HintTTL is how long a hint is believed. Default DefaultHintTTL (30 s).
 	HintTTL time.Duration
+	// Defer is how long Decide has the first packet of a new flow whose
+	// authoritative node is another node held, at most, waiting for that
+	// node's ack of the register (defer.go). 0 (default): not held. The
+	// node sets it from filter.defer (DefaultDefer, 10 ms).
+	Defer time.Duration
 }
 
 // Stats are the filter's counters (cumulative) and gauges.
@@ -121,7 +126,7 @@ func New(cfg Config) (*Filter, error) {
 	if cfg.HintTTL <= 0 {
 		cfg.HintTTL = DefaultHintTTL
 	}
-	if cfg.MaxFlows < 0 || cfg.MaxFragments < 0 || cfg.MaxRegistry < 0 || cfg.MaxHints < 0 {
+	if cfg.MaxFlows < 0 || cfg.MaxFragments < 0 || cfg.MaxRegistry < 0 || cfg.MaxHints < 0 || cfg.Defer < 0 {
 		return nil, errors.New("forward: negative table size")
 	}
 	if len(cfg.Links) > 64 {
@@ -187,7 +192,7 @@ func New(cfg Config) (*Filter, error) {
 // monotonic origin). It returns ReasonNone to pass. It keeps no reference
 // to ip and does not allocate once the packet's flow exists.
 func (f *Filter) Forward(ip []byte, in, out int, now int64) Reason {
-	r, _ := f.forward(ip, in, out, via{}, now)
+	r, _ := f.forward(ip, in, out, &via{}, now)
 	return f.count(r)
 }
 
@@ -237,7 +242,7 @@ func (f *Filter) count(r Reason) Reason {
 
 // forward is the verdict on a forwarded packet: a reason, or a node to
 // redirect it to (only when v.redirect).
-func (f *Filter) forward(ip []byte, in, out int, v via, now int64) (Reason, uint16) {
+func (f *Filter) forward(ip []byte, in, out int, v *via, now int64) (Reason, uint16) {
 	var p packet
 	if !parse(ip, &p) {
 		return ReasonMalformed, 0
@@ -288,10 +293,10 @@ func classify(p *packet) class {
 
 // decide is the verdict for a packet with its L4 header: a reason, or a
 // node to redirect it to (only when v.redirect).
-func (f *Filter) decide(p *packet, in, out int, v via, now int64) (Reason, uint16) {
+func (f *Filter) decide(p *packet, in, out int, v *via, now int64) (Reason, uint16) {
 	switch classify(p) {
 	case classRelated:
-		return f.related(p, v, now)
+		return f.related(p, *v, now)
 	case classStateless:
 		if f.ruleVerdict(p, in, out) == Accept {
 			return ReasonNone, 0
@@ -324,7 +329,7 @@ func (f *Filter) decide(p *packet, in, out int, v via, now int64) (Reason, uint1
 		}
 		if act != Accept || v.from != 0 {
 			if sym != nil {
-				if to := sym.redirect(k, auth, v, now, true); to != 0 {
+				if to := sym.redirect(k, auth, *v, now, true); to != 0 {
 					return ReasonNone, to
 				}
 				if v.from != 0 && act == Accept {
@@ -339,8 +344,8 @@ func (f *Filter) decide(p *packet, in, out int, v via, now int64) (Reason, uint1
 			return ReasonTableFull, 0
 		}
 		f.newFlows.Add(1)
-		if f.sym != nil {
-			f.sym.register(e, k, now)
+		if f.sym != nil && f.sym.register(e, k, now) && sym != nil && v.from == 0 {
+			v.hold = f.sym.defers.hold(k, now) // the router holds it: defer.go
 		}
 		e.rule = uint16(ri + 1)
 		if srcIsA {

@@ -80,7 +80,7 @@ func NewSealer(clusterKey []byte, self uint16, boot uint64) (*Sealer, error) {
 }
 
 var (
-	errPayload   = errors.New("tunnel: payload length does not suit the type (data: 1 to 65535 bytes; register, hint: none)")
+	errPayload   = errors.New("tunnel: payload length does not suit the type (data: 1 to 65535 bytes; register, hint, ack: none)")
 	errExhausted = errors.New("tunnel: datagram counter exhausted for this boot")
 )
 

@@ -307,8 +307,10 @@ func FuzzOpen(f *testing.F) {
 	s, _ := pair(f, 1)
 	data := mustSeal(f, s, dataTo(1), testPacket)
 	reg := mustSeal(f, s, TunnelHeader{Type: TypeRegister, Receiver: 1, Handler: 2, Flow: tunnelFlow}, nil)
+	ack := mustSeal(f, s, TunnelHeader{Type: TypeAck, Receiver: 1, Handler: 1, Flow: tunnelFlow}, nil)
 	f.Add(data)                    // genuine data datagram (accepted when the fuzzer tries it)
 	f.Add(reg)                     // genuine register
+	f.Add(ack)                     // genuine register acknowledgement
 	f.Add(data[:HeaderLen+TagLen]) // header and a tag, no payload
 	f.Add(reg[:FlowHeaderLen])     // register without its tag
 	f.Add([]byte{})                // nothing

@@ -57,8 +57,10 @@ type SymStats struct {
 	RegistryRefused uint64 // registers refused at MaxRegistry
 	Hints           int    // hints held now
 	HintsRefused    uint64 // hints refused at MaxHints
-	OutboxDropped   uint64 // registers and hints dropped because the tunnel driver fell behind
+	OutboxDropped   uint64 // registers, hints and acks dropped because the tunnel driver fell behind
 	Generation      uint32 // directories installed (SetDirectory)
+	Acked           uint64 // acks queued (registers taken, as authoritative node)
+	Defer           DeferStats
 }
 
 // symmetric is the filter's symmetric-routing state; nil when Config.Self
@@ -73,8 +75,9 @@ type symmetric struct {
 	hintTTL    int64         // ns
 	refreshSec uint32        // register again after this many seconds of activity
 	out        outbox
+	defers     *deferrals
 
-	redirects, registered, hinted atomic.Uint64
+	redirects, registered, hinted, acked atomic.Uint64
 }
 
 func newSymmetric(c Config) *symmetric {
@@ -82,7 +85,8 @@ func newSymmetric(c Config) *symmetric {
 		refreshSec: uint32(max(1, c.RegistryTTL/4/time.Second)),
 		reg:        flowMap{m: map[Key]route{}, max: c.MaxRegistry},
 		hints:      flowMap{m: map[Key]route{}, max: c.MaxHints},
-		out:        outbox{ready: make(chan struct{}, 1)}}
+		out:        outbox{ready: make(chan struct{}, 1)},
+		defers:     newDeferrals(c.Defer)}
 	return s
 }
 
@@ -132,13 +136,16 @@ func (s *symmetric) redirect(k Key, auth uint16, v via, now int64, hint bool) ui
 }
 
 // register queues the register of flow k, which this node handles, for
-// k's authoritative node, and notes when in e.
-func (s *symmetric) register(e *entry, k Key, now int64) {
+// k's authoritative node, and notes when in e. It reports whether it
+// queued one (the authoritative node is another node).
+func (s *symmetric) register(e *entry, k Key, now int64) bool {
 	e.regGen, e.regAt = uint16(s.gen.Load()), uint32(now/int64(time.Second))
 	if auth := s.auth(k); auth != 0 && auth != s.self {
 		s.registered.Add(1)
 		s.out.push(TunnelHeader{Type: TypeRegister, Receiver: auth, Handler: s.self, Flow: k})
+		return true
 	}
+	return false
 }
 
 // refresh registers flow k again when the directory changed since its
@@ -151,11 +158,14 @@ func (s *symmetric) refresh(e *entry, k Key, now int64) {
 
 // via says how a packet reached the filter: from == 0 on a link, else
 // through the tunnel from node from, after hops tunnel hops. redirect is
-// false when the caller cannot send through the tunnel (Forward, Pass).
+// false when the caller cannot send through the tunnel (Forward, Pass),
+// nor hold a packet. hold is set by the filter: the ticket of a first
+// packet to hold (defer.go).
 type via struct {
 	from     uint16
 	hops     uint8
 	redirect bool
+	hold     uint64
 }
 
 // route is one flow's handler and when the knowledge expires (ns).
@@ -286,8 +296,9 @@ func (f *Filter) SetDirectory(d *Directory) {
 	s.hints.forget(func(n uint16) bool { return members[n] })
 }
 
-// Step takes a register or a hint that the tunnel brought (opened by an
-// Opener) at time now. Other types are not for it and are ignored.
+// Step takes a register, a hint or an ack that the tunnel brought (opened
+// by an Opener, so Sender is set) at time now. A register taken queues an
+// ack for its sender. Other types are not for it and are ignored.
 func (f *Filter) Step(h TunnelHeader, now int64) {
 	s := f.sym
 	if s == nil || h.Handler == 0 {
@@ -297,16 +308,26 @@ func (f *Filter) Step(h TunnelHeader, now int64) {
 	case TypeRegister:
 		// Taken even when the directory here says another node is
 		// authoritative: during a membership change the sender may know
-		// the new directory first.
-		s.reg.put(h.Flow, h.Handler, now+s.regTTL)
+		// the new directory first. Acknowledged once taken: the sender
+		// may be holding the flow's first packet until then (defer.go);
+		// a register refused at MaxRegistry is not, and its packet goes
+		// when its deferral runs out.
+		if s.reg.put(h.Flow, h.Handler, now+s.regTTL) && h.Sender != 0 && h.Sender != s.self {
+			s.acked.Add(1)
+			s.out.push(TunnelHeader{Type: TypeAck, Receiver: h.Sender, Handler: h.Handler, Flow: h.Flow})
+		}
 	case TypeHint:
 		if h.Handler != s.self {
 			s.hints.put(h.Flow, h.Handler, now+s.hintTTL)
 		}
+	case TypeAck:
+		if h.Handler == s.self {
+			s.defers.ack(h.Flow, now)
+		}
 	}
 }
 
-// TunnelMessages appends the registers and hints waiting to be sent to
+// TunnelMessages appends the registers, hints and acks waiting to be sent to
 // dst and returns it; each has Type, Receiver, Handler and Flow set (the
 // Sealer sets the rest). TunnelReady signals when there are some.
 func (f *Filter) TunnelMessages(dst []TunnelHeader) []TunnelHeader {
@@ -316,7 +337,7 @@ func (f *Filter) TunnelMessages(dst []TunnelHeader) []TunnelHeader {
 	return f.sym.out.drain(dst)
 }
 
-// TunnelReady receives a value after a register or hint was queued. nil
+// TunnelReady receives a value after a register, hint or ack was queued. nil
 // (never ready) without Config.Self.
 func (f *Filter) TunnelReady() <-chan struct{} {
 	if f.sym == nil {
@@ -330,14 +351,18 @@ func (f *Filter) TunnelReady() <-chan struct{} {
 // tunnel from node from after hops tunnel hops (in is then the link its
 // source is routed by), and would leave by link out. It returns pass to
 // forward the packet; else to != 0 to send it through the tunnel to node
-// to (with hops + 1); else drop. It does not allocate.
-func (f *Filter) Decide(ip []byte, in, out int, from uint16, hops uint8, now int64) (pass bool, to uint16) {
-	r, to := f.forward(ip, in, out, via{from: from, hops: hops, redirect: f.sym != nil}, now)
+// to (with hops + 1); else drop. With pass, hold != 0 asks the caller to
+// hold the packet (the first of a new flow whose authoritative node is
+// another node, Config.Defer set: defer.go) and forward it once Released
+// returns hold. It does not allocate.
+func (f *Filter) Decide(ip []byte, in, out int, from uint16, hops uint8, now int64) (pass bool, to uint16, hold uint64) {
+	v := via{from: from, hops: hops, redirect: f.sym != nil}
+	r, to := f.forward(ip, in, out, &v, now)
 	if to != 0 {
 		f.sym.redirects.Add(1)
-		return false, to
+		return false, to, 0
 	}
-	return f.count(r) == ReasonNone, 0
+	return f.count(r) == ReasonNone, 0, v.hold
 }
 
 func (f *Filter) symStats() SymStats {
@@ -347,5 +372,6 @@ func (f *Filter) symStats() SymStats {
 	}
 	return SymStats{Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
 		Registry: s.reg.len(), RegistryRefused: s.reg.refused.Load(), Hints: s.hints.len(),
-		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load()}
+		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load(),
+		Acked: s.acked.Load(), Defer: s.defers.stats()}
 }

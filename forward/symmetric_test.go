@@ -56,7 +56,7 @@ func (c *symCluster) send(at uint16, ip []byte, in, out int) []hop {
 	var path []hop
 	from, hops := uint16(0), uint8(0)
 	for node := at; ; {
-		pass, to := c.f[node].Decide(slices.Clone(ip), in, out, from, hops, c.now)
+		pass, to, _ := c.f[node].Decide(slices.Clone(ip), in, out, from, hops, c.now)
 		path = append(path, hop{node, pass, to})
 		c.pump()
 		if pass || to == 0 {
@@ -72,7 +72,7 @@ func (c *symCluster) send(at uint16, ip []byte, in, out int) []hop {
 	}
 }
 
-// pump delivers every queued register and hint.
+// pump delivers every queued register, hint and ack.
 func (c *symCluster) pump() {
 	for more := true; more; {
 		more = false
@@ -115,7 +115,8 @@ func TestSymmetricSplit(t *testing.T) {
 		}
 		var wantSteps []TunnelHeader
 		if auth != 1 {
-			wantSteps = append(wantSteps, TunnelHeader{Type: TypeRegister, Sender: 1, Receiver: auth, Handler: 1, Flow: k})
+			wantSteps = append(wantSteps, TunnelHeader{Type: TypeRegister, Sender: 1, Receiver: auth, Handler: 1, Flow: k},
+				TunnelHeader{Type: TypeAck, Sender: auth, Receiver: 1, Handler: 1, Flow: k})
 		}
 		if diff := cmp.Diff(wantSteps, c.steps); diff != "" {
 			t.Errorf("auth n%d: registers (-want +got):\n%s", auth, diff)
@@ -218,7 +219,7 @@ func TestSymmetricTunnelledNeverStartsOrLoops(t *testing.T) {
 	sp := c.portWithAuth(protoUDP, 7000, 3)
 	ip := udp(client, server, sp, 7000, 10)
 	// At n3 (authoritative) from n2, hops 1, nothing registered: dropped.
-	if pass, to := c.f[3].Decide(ip, ext, int_, 2, 1, 0); pass || to != 0 {
+	if pass, to, _ := c.f[3].Decide(ip, ext, int_, 2, 1, 0); pass || to != 0 {
 		t.Errorf("unknown flow at its authoritative node: pass %v to %d, want a drop", pass, to)
 	}
 	if got := c.f[3].Stats().Drops[ReasonNoHandler]; got != 1 {
@@ -227,15 +228,15 @@ func TestSymmetricTunnelledNeverStartsOrLoops(t *testing.T) {
 	// Register n1 as the handler; at hops 2 n3 still does not send it on.
 	k, _ := keyOf(protoUDP, client.As4(), server.As4(), sp, 7000)
 	c.f[3].Step(TunnelHeader{Type: TypeRegister, Sender: 1, Receiver: 3, Handler: 1, Flow: k}, 0)
-	if pass, to := c.f[3].Decide(ip, ext, int_, 2, 2, 0); pass || to != 0 {
+	if pass, to, _ := c.f[3].Decide(ip, ext, int_, 2, 2, 0); pass || to != 0 {
 		t.Errorf("hops 2 at the authoritative node: pass %v to %d, want a drop", pass, to)
 	}
 	// Sent by the handler itself (it lost the flow): not back to it.
-	if pass, to := c.f[3].Decide(ip, ext, int_, 1, 1, 0); pass || to != 0 {
+	if pass, to, _ := c.f[3].Decide(ip, ext, int_, 1, 1, 0); pass || to != 0 {
 		t.Errorf("from the registered handler: pass %v to %d, want a drop", pass, to)
 	}
 	// At hops 1 from n2: on to n1.
-	if pass, to := c.f[3].Decide(ip, ext, int_, 2, 1, 0); pass || to != 1 {
+	if pass, to, _ := c.f[3].Decide(ip, ext, int_, 2, 1, 0); pass || to != 1 {
 		t.Errorf("registered flow at its authoritative node: pass %v to %d, want to 1", pass, to)
 	}
 	for id, f := range c.f {
@@ -333,7 +334,7 @@ func TestSymmetricBoundsAndExpiry(t *testing.T) {
 func TestSymmetricOff(t *testing.T) {
 	f := newFilter(t, nil)
 	f.SetDirectory(NewDirectory([DirectoryKeyLen]byte{}, []uint16{1, 2}))
-	if pass, to := f.Decide(udp(server, client, 7000, 5000, 0), int_, ext, 0, 0, 0); pass || to != 0 {
+	if pass, to, _ := f.Decide(udp(server, client, 7000, 5000, 0), int_, ext, 0, 0, 0); pass || to != 0 {
 		t.Errorf("without Self: pass %v to %d, want a drop", pass, to)
 	}
 	c := newSymCluster(t, nil)

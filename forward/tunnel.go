@@ -28,7 +28,7 @@ import (
 //	+-------------------------------+                               |  │ section:
 //	:   ... B (4), PA (2), PB (2), protocol (1)                     :  │ 16 bytes,
 //	+-----------------------------------------------+---------------+  │ register and
-//	|                                               | reserved (0)  |  │ hint only
+//	|                                               | reserved (0)  |  │ hint, ack only
 //	+-----------------------------------------------+---------------+ ─┘
 //	:          payload, encrypted (data: the IPv4 packet)           :
 //	+---------------------------------------------------------------+
@@ -64,9 +64,9 @@ const (
 // TunnelType says what a tunnel datagram carries.
 type TunnelType uint8
 
-// Tunnel datagram types. 0 is invalid; types above TypeHint are reserved
+// Tunnel datagram types. 0 is invalid; types above TypeAck are reserved
 // for state replication (DESIGN.md: created, established, closing, gone,
-// acks and bulk copy) and refused as malformed until they exist.
+// their acks and bulk copy) and refused as malformed until they exist.
 const (
 	// TypeData carries a redirected IPv4 packet (header on) as payload.
 	TypeData TunnelType = 1
@@ -78,6 +78,12 @@ const (
 	// by node Handler": send its later packets there directly (patent
 	// Figure 16, box 1614). No payload.
 	TypeHint TunnelType = 3
+	// TypeAck tells the node that registered flow Flow "registered: your
+	// register of Flow, handled by node Handler, is in my registry". The
+	// handler holds a new flow's first packet until it arrives (pfsync's
+	// defer, symmetric.go), so a reply that reaches the authoritative
+	// node cannot overtake the register. No payload.
+	TypeAck TunnelType = 4
 )
 
 func (t TunnelType) String() string {
@@ -88,12 +94,14 @@ func (t TunnelType) String() string {
 		return "register"
 	case TypeHint:
 		return "hint"
+	case TypeAck:
+		return "ack"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
 // hasFlow reports whether datagrams of type t carry the flow section.
-func (t TunnelType) hasFlow() bool { return t == TypeRegister || t == TypeHint }
+func (t TunnelType) hasFlow() bool { return t == TypeRegister || t == TypeHint || t == TypeAck }
 
 // TunnelHeader is the clear part of a tunnel datagram: it is the AES-GCM
 // additional data, so it is authenticated with the payload.
@@ -105,8 +113,8 @@ type TunnelHeader struct {
 	Epoch    uint64 // the sender's membership epoch; checking it is the caller's business
 	Boot     uint64 // the sender's boot id: its datagram key is per boot (seal.go)
 	Counter  uint64 // per-boot datagram number, from 1; the GCM nonce and the replay window's index
-	Handler  uint16 // register and hint: the node that handles Flow
-	Flow     Key    // register and hint: the flow, canonical (key.go)
+	Handler  uint16 // register, hint and ack: the node that handles Flow
+	Flow     Key    // register, hint and ack: the flow, canonical (key.go)
 }
 
 // Len returns the length of the header on the wire: HeaderLen or
@@ -125,7 +133,7 @@ func (h *TunnelHeader) check() TunnelDrop {
 		if h.Hops == 0 || h.Hops > MaxHops || h.Handler != 0 || h.Flow != (Key{}) {
 			return TunnelMalformed
 		}
-	case TypeRegister, TypeHint:
+	case TypeRegister, TypeHint, TypeAck:
 		// A flow key is canonical: its A side is the lower endpoint, so a
 		// flow has exactly one encoding.
 		k := &h.Flow

@@ -17,6 +17,7 @@ func sampleHeaders() []TunnelHeader {
 		{Type: TypeData, Hops: MaxHops, Sender: 65535, Receiver: 1, Epoch: ^uint64(0), Boot: 1, Counter: ^uint64(0)},
 		{Type: TypeRegister, Sender: 2, Receiver: 5, Epoch: 9, Boot: 42, Counter: 1000, Handler: 2, Flow: tunnelFlow},
 		{Type: TypeHint, Sender: 5, Receiver: 3, Epoch: 9, Boot: 43, Counter: 7, Handler: 2, Flow: tunnelFlow},
+		{Type: TypeAck, Sender: 5, Receiver: 2, Epoch: 9, Boot: 43, Counter: 8, Handler: 2, Flow: tunnelFlow},
 	}
 }
 
@@ -88,7 +89,9 @@ func TestTunnelHeaderRefused(t *testing.T) {
 		{"trailing", append(bytes.Clone(data), 0), nil},
 		{"version 2", edit(data, 0, 2), nil},
 		{"type 0", edit(data, 1, 0), nil},
-		{"type 4 (reserved for replication)", edit(hint, 1, 4), nil},
+		{"type 5 (reserved for replication)", edit(hint, 1, 5), nil},
+		{"ack handler 0", edit(edit(edit(hint, 1, 4), 32, 0), 33, 0), nil},
+		{"ack key not canonical", edit(edit(hint, 1, 4), 34, 255), nil},
 		{"data with hops 0", edit(data, 2, 0), nil},
 		{"data with hops 3", edit(data, 2, MaxHops+1), nil},
 		{"hint with hops", edit(hint, 2, 1), nil},
@@ -139,6 +142,8 @@ func FuzzTunnelHeader(f *testing.F) {
 	f.Add([]byte{1, 1, 1, 0, 0, 1, 0, 2})            // a data header cut after the ids
 	f.Add(bytes.Repeat([]byte{0xff}, FlowHeaderLen)) // all ones: bad version
 	f.Add(append([]byte{1, 2}, make([]byte, 46)...)) // register with zero fields
+	f.Add(append([]byte{1, 4}, make([]byte, 46)...)) // ack with zero fields
+	f.Add(append([]byte{1, 5}, make([]byte, 46)...)) // type 5: reserved
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var h TunnelHeader
 		if err := h.UnmarshalBinary(b); err != nil {

@@ -99,11 +99,29 @@ type TunnelStatus struct {
 	Hints         [2]uint64 `json:"hints"`          // [sent, received]
 	Registry      int       `json:"registry"`       // flows whose handler this node knows as their authoritative node
 	HintsHeld     int       `json:"hints_held"`     // hints held now
+	Acks          [2]uint64 `json:"acks"`           // register acknowledgements [sent, received]
+	// Defer is the holding of new flows' first packets until their
+	// register is acknowledged (filter.defer).
+	Defer DeferStatus `json:"defer"`
 	// Drops counts refused datagrams by reason (forged, replayed, ...)
 	// and packets the tunnel could not carry (send_error, queue_full).
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Peers counts data packets by peer node id: [sent, received].
 	Peers map[string][2]uint64 `json:"peers,omitempty"`
+}
+
+// DeferStatus counts the first packets held until the flow's
+// authoritative node acknowledged its register (filter.defer).
+type DeferStatus struct {
+	Deferred        uint64 `json:"deferred"`         // first packets held
+	ReleasedAck     uint64 `json:"released_ack"`     // of those, forwarded when the ack came
+	ReleasedTimeout uint64 `json:"released_timeout"` // of those, forwarded when filter.defer ran out
+	Overflow        uint64 `json:"defer_overflow"`   // first packets forwarded at once: too many held
+	Held            int    `json:"held"`             // held now
+	// AckLatencyUs counts acks by how long their packet waited: entry 0
+	// under 1 µs, entry i from 2^(i-1) to 2^i µs; the last also counts
+	// everything longer.
+	AckLatencyUs []uint64 `json:"ack_latency_us,omitempty"`
 }
 
 // VIP is one row of the VIP table as operators see it.

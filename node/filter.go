@@ -21,6 +21,7 @@ func filterConfig(f *config.Config) forward.Config {
 		MaxFlows:     f.Filter.MaxFlows,
 		MaxFragments: f.Filter.MaxFragments,
 		Timeouts:     forward.Timeouts(f.Filter.Timeouts),
+		Defer:        f.Filter.Defer,
 	}
 	if symmetricOn(f) {
 		fc.Self = uint16(f.LocalIndex())

@@ -1,6 +1,9 @@
 package router
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync"
+)
 
 // Symmetric routing (DESIGN.md "Symmetric routing and stateful fail-over"):
 // a forwarded packet whose flow another node handles is handed, before any
@@ -17,8 +20,128 @@ type Redirector interface {
 	// the tunnel from node from after hops hops (in is then the link its
 	// source is routed by), and would leave by link out: pass to forward
 	// it; else to != 0 to send it through the tunnel to node to, with
-	// hops + 1; else drop it. Same contract as Pass.
-	Decide(ip []byte, in, out int, from uint16, hops uint8, now int64) (pass bool, to uint16)
+	// hops + 1; else drop it. Same contract as Pass. With pass, hold != 0
+	// asks the router to hold the packet (the first of a new flow, whose
+	// register is on its way to the flow's authoritative node) and forward
+	// it once Released returns hold; the router may forward it at once
+	// instead (it cannot hold it).
+	Decide(ip []byte, in, out int, from uint16, hops uint8, now int64) (pass bool, to uint16, hold uint64)
+	// Released appends to dst the holds whose packets must be forwarded
+	// at now, and returns when the next one is due (0: none is held).
+	Released(now int64, dst []uint64) (out []uint64, next int64)
+	// DeferReady receives a value when a hold is released before its time
+	// (the authoritative node's ack came).
+	DeferReady() <-chan struct{}
+}
+
+// heldMax bounds the packets the router holds for Decide: twice what the
+// filter holds at most (forward.MaxDeferred, 256), since a released
+// packet keeps its slot until its batch is written while the filter may
+// already hold new ones. At the bound a packet is forwarded at once
+// (TunnelStats.HoldRefused). Slot buffers are allocated on first use.
+const heldMax = 512
+
+// earlyMax is how many released holds the router remembers that had no
+// packet stored yet: an ack can come back before the worker that asked for
+// the hold has stored the packet (the register leaves from another
+// goroutine as soon as it is queued), and that packet must then not wait.
+const earlyMax = 64
+
+// heldPacket is one packet the router holds: a copy of its frame and the
+// routing decision to finish forwarding it with.
+type heldPacket struct {
+	hold  uint64
+	frame []byte // virtio-net header, Ethernet header, IPv4 packet
+	d     ipDecision
+	in    int   // link it arrived on
+	state uint8 // heldFree, heldWaiting, heldSending
+}
+
+const (
+	heldFree = iota
+	heldWaiting
+	heldSending
+)
+
+// holdStore is the packets held for Decide (pfsync's defer): receive
+// workers put, the defer worker takes what Released names and frees each
+// slot once its frame has left. Slot buffers are kept, so in the steady
+// state holding allocates nothing.
+type holdStore struct {
+	mu     sync.Mutex
+	slots  [heldMax]heldPacket
+	early  [earlyMax]uint64
+	nEarly int           // entries of early written (a ring once full)
+	kick   chan struct{} // capacity 1: a packet was put (the defer worker arms its timer)
+}
+
+func newHoldStore() *holdStore { return &holdStore{kick: make(chan struct{}, 1)} }
+
+// put holds a copy of frame under hold; false (forward it now) when no
+// slot is free or hold was released already.
+func (s *holdStore) put(hold uint64, frame []byte, d ipDecision, in int) bool {
+	s.mu.Lock()
+	for i := range min(s.nEarly, earlyMax) {
+		if s.early[i] == hold {
+			s.early[i] = 0
+			s.mu.Unlock()
+			return false
+		}
+	}
+	var p *heldPacket
+	for i := range s.slots {
+		if s.slots[i].state == heldFree {
+			p = &s.slots[i]
+			break
+		}
+	}
+	if p == nil {
+		s.mu.Unlock()
+		return false
+	}
+	p.hold, p.frame, p.d, p.in, p.state = hold, append(p.frame[:0], frame...), d, in, heldWaiting
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns the packet held under hold, to be sent then freed, or nil
+// when none is (remembered: its put comes later and must not wait).
+func (s *holdStore) take(hold uint64) *heldPacket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.slots {
+		if p := &s.slots[i]; p.state == heldWaiting && p.hold == hold {
+			p.state = heldSending
+			return p
+		}
+	}
+	s.early[s.nEarly%earlyMax] = hold
+	s.nEarly++
+	return nil
+}
+
+// free makes p's slot free again; its frame has left.
+func (s *holdStore) free(p *heldPacket) {
+	s.mu.Lock()
+	p.state = heldFree
+	s.mu.Unlock()
+}
+
+// held returns the packets held now.
+func (s *holdStore) held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for i := range s.slots {
+		if s.slots[i].state != heldFree {
+			n++
+		}
+	}
+	return n
 }
 
 // TunnelDevice carries packets between nodes (forward/tunnelnet
@@ -52,6 +175,9 @@ type tunnelCounters struct {
 	received, rcvd  counter // packets read from the tunnel, and their bytes
 	forwarded       counter // of those, forwarded by this node
 	redirected      counter // of those, sent on to another node (hops 2)
+	held            counter // first packets held for the filter (Decide's hold)
+	holdRefused     counter // first packets the filter asked to hold, forwarded at once
+	released        counter // held packets forwarded
 	drops           [numDropReasons]counter
 }
 
@@ -63,6 +189,10 @@ type TunnelStats struct {
 	Received, RcvdBytes uint64 // packets the tunnel brought and their bytes
 	Forwarded           uint64 // of those, forwarded out of a link
 	Redirected          uint64 // of those, sent on to the flow's handler
+	Held                uint64 // first packets held until their register's ack (or the deferral's end)
+	HoldRefused         uint64 // first packets the filter asked to hold, forwarded at once (no slot, or already released)
+	Released            uint64 // held packets forwarded
+	HeldNow             int    // packets held now
 	Drops               map[DropReason]uint64
 }
 
@@ -78,6 +208,9 @@ func sumTunnel(shards []*shard) TunnelStats {
 		s.RcvdBytes += c.rcvd.load()
 		s.Forwarded += c.forwarded.load()
 		s.Redirected += c.redirected.load()
+		s.Held += c.held.load()
+		s.HoldRefused += c.holdRefused.load()
+		s.Released += c.released.load()
 		for d := range c.drops {
 			if v := c.drops[d].load(); v != 0 {
 				if s.Drops == nil {

@@ -28,6 +28,7 @@ type Router struct {
 	filter  Filter        // cfg.Filter
 	checker FilterChecker // cfg.Filter, if it is one: the probes ask it
 	redir   Redirector    // cfg.Filter, if it is one and cfg.Tunnel is set
+	held    *holdStore    // packets held for redir (first packets of new flows)
 	tunnel  TunnelDevice  // cfg.Tunnel
 	segPool sync.Pool     // *[]byte: GSO segments on their way to the tunnel
 
@@ -43,7 +44,7 @@ type Router struct {
 	garp    *garpSched
 	kick    chan struct{}
 
-	shards []*shard // one per receive goroutine (link-major), then TUN reader, then timer
+	shards []*shard // one per receive goroutine (link-major), then TUN reader, timer, tunnel worker, defer worker
 
 	devOnce sync.Once // closes the devices: Run stopping, or Close
 	devErr  error
@@ -79,7 +80,7 @@ func New(cfg Config) (*Router, error) {
 		garp: newGARPSched(cfg.garpConfig()), probeAck: make(chan struct{}, 1)}
 	r.checker, _ = cfg.Filter.(FilterChecker)
 	if rd, ok := cfg.Filter.(Redirector); ok && cfg.Tunnel != nil {
-		r.redir, r.tunnel = rd, cfg.Tunnel
+		r.redir, r.tunnel, r.held = rd, cfg.Tunnel, newHoldStore()
 		r.segPool.New = func() any { b := make([]byte, slotSize); return &b }
 	}
 	ok := false
@@ -109,7 +110,7 @@ func New(cfg Config) (*Router, error) {
 	for range r.links {
 		r.attrib = append(r.attrib, newAttribTable(cfg.AttribMACs))
 	}
-	for i := 0; i < len(r.links)*cfg.RxQueues+3; i++ {
+	for i := 0; i < len(r.links)*cfg.RxQueues+4; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
 	for _, v := range cfg.VIPs {
@@ -310,7 +311,7 @@ func (r *Router) Run(ctx context.Context) error {
 	var workers []*worker
 	for i, l := range r.links {
 		for q, rd := range l.dev.Readers() {
-			if len(workers) == len(r.shards)-3 {
+			if len(workers) == len(r.shards)-4 {
 				return errors.New("router: a link device has more readers than Config.RxQueues")
 			}
 			w := r.newWorker(i, rd, r.shards[len(workers)])
@@ -347,6 +348,9 @@ func (r *Router) Run(ctx context.Context) error {
 		xw := r.newWorker(-1, nil, r.shards[nrx+2])
 		xw.name = "tunnel"
 		wg.Go(func() { errc <- xw.runTunnel() })
+		dw := r.newWorker(-1, nil, r.shards[nrx+3])
+		dw.name = "defer"
+		wg.Go(func() { dw.runDefer(ctx) })
 	}
 
 	var first error
@@ -444,6 +448,9 @@ func (r *Router) Stats() Stats {
 		}
 	}
 	s.Tunnel = sumTunnel(r.shards)
+	if r.held != nil {
+		s.Tunnel.HeldNow = r.held.held()
+	}
 	owned := r.owned.Load()
 	r.vipMu.Lock()
 	for v, c := range r.vipCtrs {

@@ -1,6 +1,10 @@
 package router
 
-import "encoding/binary"
+import (
+	"context"
+	"encoding/binary"
+	"time"
+)
 
 // The router's side of the inter-node tunnel (redirect.go): the receive
 // workers hand redirected packets to Config.Tunnel, and one more worker
@@ -24,8 +28,21 @@ func (w *worker) filterForward(frame []byte, d ipDecision, now int64) bool {
 		w.sh.links[w.in].drops[DropFiltered].add(1)
 		return false
 	}
-	pass, to := r.redir.Decide(ip, w.in, d.out, 0, 0, now)
+	pass, to, hold := r.redir.Decide(ip, w.in, d.out, 0, 0, now)
 	switch {
+	case pass && hold != 0:
+		// The first packet of a new flow whose authoritative node is
+		// another node: held until that node acknowledges the register
+		// (stored before the register leaves, so the ack finds it).
+		c := &w.sh.tunnel
+		if r.held.put(hold, frame, d, w.in) {
+			c.held.add(1)
+			r.tunnel.Flush()
+			return false
+		}
+		c.holdRefused.add(1)
+		r.tunnel.Flush()
+		return true
 	case pass:
 		r.tunnel.Flush()
 		return true
@@ -126,7 +143,7 @@ func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8) {
 			continue
 		}
 		ip = ip[:d.hdr.totalLen]
-		pass, to := r.redir.Decide(ip, in, d.out, froms[i], hops[i], now)
+		pass, to, _ := r.redir.Decide(ip, in, d.out, froms[i], hops[i], now) // a tunnelled packet starts no flow: never held
 		if !pass {
 			if to != 0 && hops[i] == 1 {
 				w.tunnelSend(ip, to, 2)
@@ -146,4 +163,64 @@ func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8) {
 		w.send(d.out, d.nextHop, frame, now, false)
 	}
 	w.flush()
+}
+
+// runDefer forwards the packets held for the filter (filterForward) when
+// it releases them: at its ack signal, when the first deadline it named
+// comes, or when a new packet is held (to learn its deadline). Released
+// packets take the normal send path from this worker's queues.
+func (w *worker) runDefer(ctx context.Context) {
+	r := w.r
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	var holds []uint64
+	var sent []*heldPacket
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.redir.DeferReady():
+		case <-r.held.kick:
+		case <-t.C:
+		}
+		now := r.now()
+		var next int64
+		holds, next = r.redir.Released(now, holds[:0])
+		for _, h := range holds {
+			if p := r.held.take(h); p != nil {
+				w.release(p, now)
+				sent = append(sent, p)
+			}
+		}
+		w.flush()
+		for _, p := range sent {
+			r.held.free(p)
+		}
+		clear(sent)
+		sent = sent[:0]
+		if next != 0 {
+			t.Reset(time.Duration(max(next-now, 0)))
+		}
+	}
+}
+
+// release forwards a held packet as handle would have.
+func (w *worker) release(p *heldPacket, now int64) {
+	r := w.r
+	c := &w.sh.links[p.in]
+	n := len(p.frame) - vnetHdrLen
+	c.forwarded.add(1)
+	c.fwdBytes.add(uint64(n))
+	w.sh.tunnel.released.add(1)
+	if vc := lookupAttrib(r.attrib[p.in], ethSrc(p.frame[vnetHdrLen:])); vc != nil {
+		vc.packets.Add(1)
+		vc.bytes.Add(uint64(n))
+	}
+	if p.d.frag {
+		w.fragment(p.frame, p.d, now, true)
+		return
+	}
+	vnetForTx(p.frame[:vnetHdrLen])
+	w.send(p.d.out, p.d.nextHop, p.frame, now, true)
 }

@@ -2,7 +2,7 @@
 // "The tunnel datagram"): UDP sockets on this node's primary addresses at
 // forward.port, a Sealer and an Opener keyed from the cluster key and the
 // node's boot, and the hand-over of packets to the router
-// (router.TunnelDevice) and of registers and hints to and from the filter
+// (router.TunnelDevice) and of registers, hints and acks to and from the filter
 // (forward.Filter's Step and TunnelMessages).
 //
 // Datagrams go to a peer's address on the first subnet (path 0), and on
@@ -57,6 +57,7 @@ type Stats struct {
 	Sent, SentBytes     uint64              // data datagrams sent, and their packets' bytes
 	Received, RcvdBytes uint64              // data datagrams opened and handed over, and their packets' bytes
 	Registers, Hints    [2]uint64           // [0] sent, [1] received
+	Acks                [2]uint64           // register acknowledgements: [0] sent, [1] received
 	SendErrors          uint64              // datagrams the sockets refused
 	QueueFull           uint64              // received packets dropped because the router fell behind
 	Tunnel              forward.TunnelStats // the opener's: opened and refused by reason
@@ -101,7 +102,7 @@ type Driver struct {
 	flushBuf  []forward.TunnelHeader
 
 	sent, sentBytes, rcvd, rcvdBytes atomic.Uint64
-	regs, hints                      [2]atomic.Uint64
+	regs, hints, acks                [2]atomic.Uint64
 	sendErrs, queueFull              atomic.Uint64
 }
 
@@ -217,9 +218,12 @@ func (d *Driver) sendMessages(msgs []forward.TunnelHeader) []forward.TunnelHeade
 	msgs = d.cfg.Core.TunnelMessages(msgs[:0])
 	for _, h := range msgs {
 		if d.send(h, nil) {
-			if h.Type == forward.TypeHint {
+			switch h.Type {
+			case forward.TypeHint:
 				d.hints[0].Add(1)
-			} else {
+			case forward.TypeAck:
+				d.acks[0].Add(1)
+			default:
 				d.regs[0].Add(1)
 			}
 		}
@@ -309,6 +313,8 @@ func (d *Driver) receive(c *net.UDPConn) {
 			d.regs[1].Add(1)
 		case forward.TypeHint:
 			d.hints[1].Add(1)
+		case forward.TypeAck:
+			d.acks[1].Add(1)
 		}
 		d.cfg.Core.Step(h, d.cfg.Now())
 		d.pool.Put(bp)
@@ -381,7 +387,7 @@ func (d *Driver) Stats() Stats {
 	s := Stats{Sent: d.sent.Load(), SentBytes: d.sentBytes.Load(), Received: d.rcvd.Load(), RcvdBytes: d.rcvdBytes.Load(),
 		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
 	for i := range 2 {
-		s.Registers[i], s.Hints[i] = d.regs[i].Load(), d.hints[i].Load()
+		s.Registers[i], s.Hints[i], s.Acks[i] = d.regs[i].Load(), d.hints[i].Load(), d.acks[i].Load()
 	}
 	for id, c := range d.ctrs {
 		s.PerPeer[id] = PeerStats{Sent: c.sent.Load(), SentBytes: c.sentBytes.Load(), Received: c.rcvd.Load(), RcvdBytes: c.rcvdBytes.Load()}
