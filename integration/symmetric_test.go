@@ -4,10 +4,12 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +145,33 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	}
 	if t2.Acks[0] != t1.Acks[1] || t2.Acks[0] < d.Deferred {
 		t.Errorf("acks: n2 sent %d, n1 received %d, n1 held %d first packets", t2.Acks[0], t1.Acks[1], d.Deferred)
+	}
+	// Prometheus sees the same: n2's redirects and the held first packets.
+	var metrics string
+	if err := c.lab.NodeAPI(2, func(cl *mgmt.Client) (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		metrics, err = cl.Metrics(ctx)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var redirects uint64
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, "ringway_tunnel_redirects_total "); ok {
+			fmt.Sscan(v, &redirects)
+		}
+	}
+	if redirects < t2.Redirects {
+		t.Errorf("n2's ringway_tunnel_redirects_total is %d, its status said %d", redirects, t2.Redirects)
+	}
+	for _, want := range []string{
+		`ringway_tunnel_messages_total{direction="sent",type="ack"}`,
+		`ringway_filter_deferred_packets_total{outcome="held"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("n2's metrics lack %q", want)
+		}
 	}
 }
 

@@ -67,6 +67,12 @@ var (
 	mFiltPassed  = desc("filter_passed_packets_total", "Packets the filter passed.")
 	mFiltDrops   = desc("filter_drops_total", "Packets the filter dropped, by reason.", "reason")
 	mFragTrack   = desc("filter_fragment_datagrams", "Fragmented datagrams in the filter's fragment tracker.")
+	mTunPackets  = desc("tunnel_packets_total", "Data packets carried by the inter-node tunnel.", "direction")
+	mTunBytes    = desc("tunnel_bytes_total", "Bytes of the packets carried by the inter-node tunnel.", "direction")
+	mTunRedirect = desc("tunnel_redirects_total", "Packets this node's filter sent to another node (the flow's authoritative node or handler).")
+	mTunMessages = desc("tunnel_messages_total", "Registers, hints and register acknowledgements.", "type", "direction")
+	mTunDrops    = desc("tunnel_drops_total", "Tunnel datagrams refused or packets the tunnel could not carry, by reason.", "reason")
+	mDeferred    = desc("filter_deferred_packets_total", "First packets of new flows held until their register was acknowledged, by outcome.", "outcome")
 )
 
 // collector implements prometheus.Collector over a running node.
@@ -163,6 +169,28 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			count(mFiltDrops, fs.Drops[r], r.String())
 		}
 		gauge(mFragTrack, float64(fs.Fragments))
+		if ts := n.tunnelStatus(fs); ts != nil {
+			count(mTunPackets, ts.Sent, "sent")
+			count(mTunPackets, ts.Received, "received")
+			count(mTunBytes, ts.SentBytes, "sent")
+			count(mTunBytes, ts.ReceivedBytes, "received")
+			count(mTunRedirect, ts.Redirects)
+			for _, m := range []struct {
+				name string
+				v    [2]uint64
+			}{{"register", ts.Registers}, {"hint", ts.Hints}, {"ack", ts.Acks}} {
+				count(mTunMessages, m.v[0], m.name, "sent")
+				count(mTunMessages, m.v[1], m.name, "received")
+			}
+			for r, v := range ts.Drops {
+				count(mTunDrops, v, r)
+			}
+			d := ts.Defer
+			count(mDeferred, d.Deferred, "held")
+			count(mDeferred, d.ReleasedAck, "released_ack")
+			count(mDeferred, d.ReleasedTimeout, "released_timeout")
+			count(mDeferred, d.Overflow, "overflow")
+		}
 	}
 }
 

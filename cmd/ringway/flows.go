@@ -142,3 +142,23 @@ func filterLine(f mgmt.FilterStatus) string {
 	}
 	return fmt.Sprintf("on, %d of %d flows, drops: %s", f.Flows, f.MaxFlows, ds)
 }
+
+// tunnelLine summarises the inter-node tunnel of a node's filter: packets
+// it redirected and carried, and the first packets it held until their
+// register was acknowledged.
+func tunnelLine(t mgmt.TunnelStatus) string {
+	s := fmt.Sprintf("redirected %d, packets sent %d received %d, registry %d flows, hints %d",
+		t.Redirects, t.Sent, t.Received, t.Registry, t.HintsHeld)
+	if d := t.Defer; d.Deferred > 0 || d.Overflow > 0 {
+		s += fmt.Sprintf("; first packets held %d (released by ack %d, by timeout %d, not held: full %d)",
+			d.Deferred, d.ReleasedAck, d.ReleasedTimeout, d.Overflow)
+	}
+	var drops uint64
+	for _, v := range t.Drops {
+		drops += v
+	}
+	if drops > 0 {
+		s += fmt.Sprintf("; %d dropped (see --json)", drops)
+	}
+	return s
+}

@@ -255,3 +255,22 @@ func TestSeconds(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusTunnelLine: with symmetric routing, `ringway status` adds the
+// tunnel's line under the filter's, with the held first packets when any.
+func TestStatusTunnelLine(t *testing.T) {
+	st := mgmt.Status{Cluster: "lab", Node: "n2", Mode: "member", Members: []string{"n1", "n2"},
+		Filter: &mgmt.FilterStatus{Enabled: true, Flows: 3, MaxFlows: 1000, Tunnel: &mgmt.TunnelStatus{
+			Redirects: 40, Sent: 40, Received: 7, Registry: 2, HintsHeld: 1,
+			Defer: mgmt.DeferStatus{Deferred: 3, ReleasedAck: 2, ReleasedTimeout: 1},
+			Drops: map[string]uint64{"replayed": 2}}}}
+	api := serveAPI(t, &statusNode{st: st})
+	code, out, errOut := runCLI(t, append([]string{"status"}, api...)...)
+	want := "\ntunnel:  redirected 40, packets sent 40 received 7, registry 2 flows, hints 1; first packets held 3 (released by ack 2, by timeout 1, not held: full 0); 2 dropped (see --json)\n"
+	if code != exitOK || !strings.Contains(out, want) {
+		t.Errorf("exit %d, want a line %q in:\n%s%s", code, want, out, errOut)
+	}
+	if got := tunnelLine(mgmt.TunnelStatus{}); got != "redirected 0, packets sent 0 received 0, registry 0 flows, hints 0" {
+		t.Errorf("an idle tunnel's line: %q", got)
+	}
+}

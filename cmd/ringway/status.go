@@ -104,6 +104,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 	}
 	if st.Filter != nil {
 		fmt.Fprintf(w, "filter:  %s\n", filterLine(*st.Filter))
+		if t := st.Filter.Tunnel; t != nil {
+			fmt.Fprintf(w, "tunnel:  %s\n", tunnelLine(*t))
+		}
 	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
