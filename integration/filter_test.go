@@ -28,16 +28,8 @@ import (
 // VIP ports not in filter.local are dropped silently (no RST); an ICMP
 // port-unreachable about an accepted flow reaches the client.
 func TestFilter(t *testing.T) {
-	server := netip.PrefixFrom(lab.ServerAddr, 32)
 	c := newCluster(t, 1, func(i int, c *config.Config) {
-		c.Filter.Enabled = true
-		c.Filter.Default = config.ActionDrop
-		c.Filter.Rules = []config.Rule{
-			{Name: "udp-service", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
-				Proto: config.ProtoUDP, Ports: []config.PortRange{{First: 7000, Last: 7002}}, Action: config.ActionAccept},
-			{Name: "web", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
-				Proto: config.ProtoTCP, Ports: []config.PortRange{{First: 80, Last: 80}}, Action: config.ActionAccept},
-		}
+		filterToServer(c, 7002)
 		c.Filter.Local = []config.LocalService{{Proto: config.ProtoTCP, Ports: []config.PortRange{{First: 2222, Last: 2222}}}}
 	})
 	c.startAll()
@@ -205,6 +197,22 @@ func TestFilterTableFull(t *testing.T) {
 		if err := roundTrip(c); err != nil {
 			t.Errorf("flow %d after the table filled: %v, want it to keep passing", i+1, err)
 		}
+	}
+}
+
+// filterToServer turns the filter on with default drop and two rules from
+// the external subnet to the server: "udp-service" for UDP 7000 to
+// udpLast and "web" for TCP 80.
+func filterToServer(c *config.Config, udpLast uint16) {
+	server := []config.Net{{Prefix: netip.PrefixFrom(lab.ServerAddr, 32)}}
+	ext := []config.Net{{Name: "ext"}}
+	c.Filter.Enabled = true
+	c.Filter.Default = config.ActionDrop
+	c.Filter.Rules = []config.Rule{
+		{Name: "udp-service", From: ext, To: server, Proto: config.ProtoUDP,
+			Ports: []config.PortRange{{First: 7000, Last: udpLast}}, Action: config.ActionAccept},
+		{Name: "web", From: ext, To: server, Proto: config.ProtoTCP,
+			Ports: []config.PortRange{{First: 80, Last: 80}}, Action: config.ActionAccept},
 	}
 }
 

@@ -27,20 +27,12 @@ import (
 // connection the server opens to the client stays blocked. The nodes'
 // counters show the replies crossed the tunnel and n2 tracks no flow.
 func TestSymmetricSplitOwners(t *testing.T) {
-	server := netip.PrefixFrom(lab.ServerAddr, 32)
 	c := newCluster(t, 2, func(i int, c *config.Config) {
 		c.VIPs = []config.VIPPolicy{
 			{VIP: lab.ExtGateway, Preferred: "n1", Persistence: config.PersistPreferred},
 			{VIP: lab.IntGateway, Preferred: "n2", Persistence: config.PersistPreferred},
 		}
-		c.Filter.Enabled = true
-		c.Filter.Default = config.ActionDrop
-		c.Filter.Rules = []config.Rule{
-			{Name: "udp-service", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
-				Proto: config.ProtoUDP, Ports: []config.PortRange{{First: 7000, Last: 7000}}, Action: config.ActionAccept},
-			{Name: "web", From: []config.Net{{Name: "ext"}}, To: []config.Net{{Prefix: server}},
-				Proto: config.ProtoTCP, Ports: []config.PortRange{{First: 80, Last: 80}}, Action: config.ActionAccept},
-		}
+		filterToServer(c, 7000)
 	})
 	c.startAll()
 	c.waitConverged([]int{1, 2}, 15*time.Second)
@@ -87,7 +79,7 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	// flow's first packet until n2 acknowledges the register
 	// (filter.defer, pfsync's defer).
 	for i := range 20 {
-		if err := udpExchange(l, l.Client(), srv(7000), 1); err != nil {
+		if err := udpRoundTrip(l, l.Client(), "", srv(7000)); err != nil {
 			t.Errorf("UDP flow %d: first reply lost: %v", i, err)
 		}
 	}
@@ -222,34 +214,4 @@ func tcpEcho(l *lab.Lab, ns, dst string, size int) error {
 		return fmt.Errorf("the %d bytes read back differ from those written", size)
 	}
 	return nil
-}
-
-// lastTries is how many sends the last udpExchange needed.
-var lastTries int
-
-// udpExchange sends a datagram from ns to dst on one new socket and waits
-// for its echo, sending again up to tries times in all.
-func udpExchange(l *lab.Lab, ns, dst string, tries int) error {
-	var c net.Conn
-	if err := l.Do(ns, func() (err error) {
-		c, err = net.Dial("udp4", dst)
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	msg := []byte("ringway symmetric test")
-	b := make([]byte, 64)
-	var err error
-	for lastTries = 1; lastTries <= tries; lastTries++ {
-		c.SetDeadline(time.Now().Add(time.Second))
-		if _, err = c.Write(msg); err != nil {
-			return err
-		}
-		var n int
-		if n, err = c.Read(b); err == nil && bytes.Equal(b[:n], msg) {
-			return nil
-		}
-	}
-	return err
 }
