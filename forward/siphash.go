@@ -41,53 +41,48 @@ func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
 	return v0, v1, v2, v3
 }
 
+// init returns SipHash's initial state for key k.
+func (k sipKey) init() (v0, v1, v2, v3 uint64) {
+	return k.k0 ^ 0x736f6d6570736575, k.k1 ^ 0x646f72616e646f6d, k.k0 ^ 0x6c7967656e657261, k.k1 ^ 0x7465646279746573
+}
+
+// compress absorbs one 8-byte word with SipHash-2-4's two rounds.
+func compress(v0, v1, v2, v3, w uint64) (uint64, uint64, uint64, uint64) {
+	v3 ^= w
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	return v0 ^ w, v1, v2, v3
+}
+
+// finish absorbs the last word (the message's tail and its length) and
+// runs SipHash-2-4's four finalization rounds.
+func finish(v0, v1, v2, v3, last uint64) uint64 {
+	v0, v1, v2, v3 = compress(v0, v1, v2, v3, last)
+	v2 ^= 0xff
+	for range 4 {
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	}
+	return v0 ^ v1 ^ v2 ^ v3
+}
+
 // sum64 is SipHash-2-4 of m under key k.
 func (k sipKey) sum64(m []byte) uint64 {
-	v0 := k.k0 ^ 0x736f6d6570736575
-	v1 := k.k1 ^ 0x646f72616e646f6d
-	v2 := k.k0 ^ 0x6c7967656e657261
-	v3 := k.k1 ^ 0x7465646279746573
+	v0, v1, v2, v3 := k.init()
 	last := uint64(len(m)) << 56
 	for len(m) >= 8 {
-		w := binary.LittleEndian.Uint64(m)
-		v3 ^= w
-		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-		v0 ^= w
+		v0, v1, v2, v3 = compress(v0, v1, v2, v3, binary.LittleEndian.Uint64(m))
 		m = m[8:]
 	}
 	for i, b := range m {
 		last |= uint64(b) << (8 * i)
 	}
-	v3 ^= last
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= last
-	v2 ^= 0xff
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	return v0 ^ v1 ^ v2 ^ v3
+	return finish(v0, v1, v2, v3, last)
 }
 
 // sum4 is SipHash-2-4 of the 4-byte message a ‖ b (each little-endian),
 // equal to sum64 of those bytes but with the message packed in a register:
 // the directory computes 65,536 × members of these per rebuild.
 func (k sipKey) sum4(a, b uint16) uint64 {
-	v0 := k.k0 ^ 0x736f6d6570736575
-	v1 := k.k1 ^ 0x646f72616e646f6d
-	v2 := k.k0 ^ 0x6c7967656e657261
-	v3 := k.k1 ^ 0x7465646279746573
-	last := 4<<56 | uint64(b)<<16 | uint64(a)
-	v3 ^= last
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= last
-	v2 ^= 0xff
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	return v0 ^ v1 ^ v2 ^ v3
+	v0, v1, v2, v3 := k.init()
+	return finish(v0, v1, v2, v3, 4<<56|uint64(b)<<16|uint64(a))
 }
