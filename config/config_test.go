@@ -248,39 +248,49 @@ func TestBadConfigs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse("test.yaml", []byte(tc.yaml))
-			if err == nil {
-				t.Fatalf("Parse accepted the config:\n%s", tc.yaml)
-			}
-			if c != nil {
-				t.Errorf("Parse returned a config with an error")
-			}
-			var errs Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("error is %T, want Errors: %v", err, err)
-			}
 			lines := marks(tc.yaml)
 			lines["v"] = 21   // the vips line of subnet int in base
 			lines["grp"] = 33 // the group line of the second vips entry in base
-			if len(errs) != len(tc.want) {
-				t.Errorf("got %d errors, want %d:\n%v", len(errs), len(tc.want), err)
-			}
-			for _, w := range tc.want {
-				if w.frag == "" {
-					continue // counted only
-				}
-				found := false
-				for _, e := range errs {
-					if e.File == "test.yaml" && e.Line == lines[w.mark] && strings.Contains(e.Msg, w.frag) {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("no error at test.yaml:%d containing %q; got:\n%v", lines[w.mark], w.frag, err)
-				}
-			}
+			parseErrors(t, tc.yaml, lines, tc.want)
 		})
 	}
+}
+
+// parseErrors parses yaml as test.yaml, which must fail with exactly the
+// wanted errors: each want's fragment in a message at the line of its
+// #! mark (lines), or only counted when its fragment is empty. It returns
+// the errors for further checks.
+func parseErrors(t *testing.T, yaml string, lines map[string]int, wants []want) Errors {
+	t.Helper()
+	c, err := Parse("test.yaml", []byte(yaml))
+	if err == nil {
+		t.Fatalf("Parse accepted the config:\n%s", yaml)
+	}
+	if c != nil {
+		t.Errorf("Parse returned a config with an error")
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error is %T, want Errors: %v", err, err)
+	}
+	if len(errs) != len(wants) {
+		t.Errorf("got %d errors, want %d:\n%v", len(errs), len(wants), err)
+	}
+	for _, w := range wants {
+		if w.frag == "" {
+			continue // counted only
+		}
+		found := false
+		for _, e := range errs {
+			if e.File == "test.yaml" && e.Line == lines[w.mark] && strings.Contains(e.Msg, w.frag) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no error at test.yaml:%d containing %q; got:\n%v", lines[w.mark], w.frag, err)
+		}
+	}
+	return errs
 }
 
 // TestAllErrorsCollected checks that one pass reports every problem, from

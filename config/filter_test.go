@@ -261,32 +261,7 @@ func TestBadFilters(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse("test.yaml", []byte(tc.yaml))
-			if err == nil {
-				t.Fatalf("Parse accepted the config:\n%s", tc.yaml)
-			}
-			if c != nil {
-				t.Errorf("Parse returned a config with an error")
-			}
-			var errs Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("error is %T, want Errors: %v", err, err)
-			}
-			lines := marks(tc.yaml)
-			if len(errs) != len(tc.want) {
-				t.Errorf("got %d errors, want %d:\n%v", len(errs), len(tc.want), err)
-			}
-			for _, w := range tc.want {
-				found := false
-				for _, e := range errs {
-					if e.File == "test.yaml" && e.Line == lines[w.mark] && strings.Contains(e.Msg, w.frag) {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("no error at test.yaml:%d containing %q; got:\n%v", lines[w.mark], w.frag, err)
-				}
-			}
+			errs := parseErrors(t, tc.yaml, marks(tc.yaml), tc.want)
 			if tc.at != "" && len(errs) > 0 {
 				line := strings.Split(tc.yaml, "\n")[errs[0].Line-1]
 				if col := strings.Index(line, tc.at) + 1; col == 0 || errs[0].Column != col {
