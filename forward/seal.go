@@ -1,10 +1,7 @@
 package forward
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ringway/ringway/internal/keys"
 	"github.com/ringway/ringway/internal/replay"
 )
 
@@ -31,22 +29,11 @@ const TunnelWindow = 8192
 // from ‖ boot). One key per (sender, boot), so a counter that restarts at
 // 1 on every boot never reuses a nonce under a key.
 func tunnelAEAD(clusterKey []byte, from uint16, boot uint64) (cipher.AEAD, error) {
-	if len(clusterKey) != 32 {
-		return nil, fmt.Errorf("cluster key is %d bytes, want 32", len(clusterKey))
-	}
 	var info [len(tunnelInfo) + 10]byte
 	copy(info[:], tunnelInfo)
 	binary.BigEndian.PutUint16(info[len(tunnelInfo):], from)
 	binary.BigEndian.PutUint64(info[len(tunnelInfo)+2:], boot)
-	k, err := hkdf.Key(sha256.New, clusterKey, nil, string(info[:]), 32)
-	if err != nil {
-		return nil, err
-	}
-	blk, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(blk)
+	return keys.GCM(clusterKey, info[:])
 }
 
 // nonceOf returns the GCM nonce of the datagram whose header is b: header

@@ -1,14 +1,13 @@
 package ringnet
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/ringway/ringway/internal/keys"
 )
 
 // Datagram layout (see doc.go for the drawing). All integers are big-endian.
@@ -112,23 +111,12 @@ func parseHeader(b []byte, h *Header) DropReason {
 // nonce (4 zero bytes and the 64-bit counter) never repeats under one key, even
 // across restarts and across senders sharing the cluster key.
 func deriveAEAD(clusterKey []byte, from NodeID, boot, salt uint64) (cipher.AEAD, error) {
-	if len(clusterKey) != KeyLen {
-		return nil, fmt.Errorf("cluster key is %d bytes, want %d", len(clusterKey), KeyLen)
-	}
 	var info [len(kdfInfo) + 18]byte
 	copy(info[:], kdfInfo)
 	binary.BigEndian.PutUint16(info[len(kdfInfo):], uint16(from))
 	binary.BigEndian.PutUint64(info[len(kdfInfo)+2:], boot)
 	binary.BigEndian.PutUint64(info[len(kdfInfo)+10:], salt)
-	k, err := hkdf.Key(sha256.New, clusterKey, nil, string(info[:]), KeyLen)
-	if err != nil {
-		return nil, err
-	}
-	blk, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(blk)
+	return keys.GCM(clusterKey, info[:])
 }
 
 func nonceFor(n *[12]byte, counter uint64) {
