@@ -10,15 +10,8 @@ package forward
 // It does not allocate.
 func (f *Filter) Check(ip []byte, in, out int, now int64) bool {
 	var p packet
-	if !parse(ip, &p) {
-		return false
-	}
-	if f.spoof.check(p.src, in) != ReasonNone {
-		return false
-	}
-	if !p.hasL4 {
-		pass, found := f.frag.verdict(&p, now)
-		return found && pass
+	if r, final := f.admit(ip, in, &p, now); final {
+		return r == ReasonNone
 	}
 	switch classify(&p) {
 	case classRelated:

@@ -202,18 +202,8 @@ func (f *Filter) Forward(ip []byte, in, out int, now int64) Reason {
 // service of Config.Local.
 func (f *Filter) Local(ip []byte, in int, now int64) Reason {
 	var p packet
-	if !parse(ip, &p) {
-		return f.count(ReasonMalformed)
-	}
-	if r := f.spoof.check(p.src, in); r != ReasonNone {
+	if r, final := f.admit(ip, in, &p, now); final {
 		return f.count(r)
-	}
-	if !p.hasL4 {
-		pass, found := f.frag.verdict(&p, now)
-		if !found || !pass {
-			return f.count(ReasonFragment)
-		}
-		return f.count(ReasonNone)
 	}
 	ok := false
 	for _, s := range f.local {
@@ -231,6 +221,27 @@ func (f *Filter) Local(ip []byte, in int, now int64) Reason {
 	return f.count(ReasonNone)
 }
 
+// admit parses ip into p and applies what every packet gets before its
+// flow or service is looked at: a malformed or spoofed packet is dropped,
+// and a non-first fragment follows its first fragment's verdict. final
+// says the verdict r is the packet's; otherwise p has its L4 header and
+// the caller decides.
+func (f *Filter) admit(ip []byte, in int, p *packet, now int64) (r Reason, final bool) {
+	if !parse(ip, p) {
+		return ReasonMalformed, true
+	}
+	if r := f.spoof.check(p.src, in); r != ReasonNone {
+		return r, true
+	}
+	if !p.hasL4 {
+		if pass, found := f.frag.verdict(p, now); !found || !pass {
+			return ReasonFragment, true
+		}
+		return ReasonNone, true
+	}
+	return ReasonNone, false
+}
+
 func (f *Filter) count(r Reason) Reason {
 	if r == ReasonNone {
 		f.passed.Add(1)
@@ -244,18 +255,8 @@ func (f *Filter) count(r Reason) Reason {
 // redirect it to (only when v.redirect).
 func (f *Filter) forward(ip []byte, in, out int, v *via, now int64) (Reason, uint16) {
 	var p packet
-	if !parse(ip, &p) {
-		return ReasonMalformed, 0
-	}
-	if r := f.spoof.check(p.src, in); r != ReasonNone {
+	if r, final := f.admit(ip, in, &p, now); final {
 		return r, 0
-	}
-	if !p.hasL4 {
-		pass, found := f.frag.verdict(&p, now)
-		if !found || !pass {
-			return ReasonFragment, 0
-		}
-		return ReasonNone, 0
 	}
 	r, to := f.decide(&p, in, out, v, now)
 	if to != 0 {
