@@ -20,6 +20,7 @@ const (
 	// Kind 3 is reserved for the config epoch (docs/internals.md).
 	KindClosedNodes    uint16 = 4 // nodes closed by an operator, see NodeSet
 	KindUnhealthyNodes uint16 = 5 // nodes whose monitors fail, see NodeSet
+	// Kind 6 (KindSwitches) is in switches.go.
 )
 
 // MaxForeignCarriages is how many carriages of kinds this package does not
@@ -61,6 +62,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	table := h.cfg.Initial
 	var loads Load
 	var closed, unhealthy NodeSet
+	sw, swSet := h.defaultSwitches(), false
 	var rest []ring.Carriage
 	for _, c := range t.Carriages {
 		switch c.Kind {
@@ -79,6 +81,12 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			_ = closed.UnmarshalBinary(c.Data)
 		case KindUnhealthyNodes:
 			_ = unhealthy.UnmarshalBinary(c.Data)
+		case KindSwitches:
+			// Unreadable: the defaults (both on, as configured).
+			swSet = sw.UnmarshalBinary(c.Data) == nil
+			if !swSet {
+				sw = h.defaultSwitches()
+			}
 		default:
 			// Kinds of a newer version ride on unchanged, up to a few:
 			// more would crowd the token, and only a forger sends
@@ -109,7 +117,14 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	var results []ring.Result
 	for _, p := range t.Proposals {
 		var err error
-		table, closed, err = applyProposal(p, table, closed)
+		if p.Kind == ProposeSwitch {
+			var o SwitchOp
+			if err = o.UnmarshalBinary(p.Data); err == nil {
+				sw, swSet = o.apply(sw), true
+			}
+		} else {
+			table, closed, err = applyProposal(p, table, closed)
+		}
 		r := ring.Result{ID: p.ID}
 		if err != nil {
 			r.Err = err.Error()
@@ -117,7 +132,18 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		results = append(results, r)
 	}
 	if member {
+		// AUTO off: a node whose monitors recover waits for an operator.
+		if !sw.Auto && !t.Local.Unhealthy && slices.Contains(unhealthy, self) {
+			closed = closed.with(self, true)
+		}
 		unhealthy = unhealthy.with(self, t.Local.Unhealthy)
+	}
+	// AUTO off: a node that joins a running ring (restarted, recovered, or
+	// dropped as slow and back) is closed until an operator opens it.
+	if !sw.Auto && t.Carriages != nil {
+		for _, n := range t.Joined {
+			closed = closed.with(vipstate.Node(n), true)
+		}
 	}
 	// A mark is its node's own word; a node that left the ring marks itself
 	// again at its first turn after it rejoins.
@@ -138,6 +164,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		live[i] = vipstate.Node(m)
 	}
 	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: h.cfg.Balance}
+	in.Balance.Enabled = sw.Balance
 	if len(loads) > 0 {
 		in.VIPLoad = loads
 	}
@@ -161,7 +188,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	if err != nil {
 		return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the VIP table does not encode: "+err.Error())}
 	}
-	cs := make([]ring.Carriage, 0, 4+len(rest))
+	cs := make([]ring.Carriage, 0, 5+len(rest))
 	cs = append(cs, ring.Carriage{Kind: KindVIPTable, Data: tb})
 	if len(loads) > 0 {
 		lb, _ := loads.MarshalBinary()
@@ -177,7 +204,23 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			}
 		}
 	}
+	if swSet {
+		b, _ := sw.MarshalBinary()
+		cs = append(cs, ring.Carriage{Kind: KindSwitches, Data: b})
+	}
 	return ring.Turn{Carriages: append(cs, rest...), Urgent: urgent, Results: results}
+}
+
+// defaultSwitches are the switches of a ring whose token carries none:
+// balancing as configured, AUTO on.
+func (h *Holder) defaultSwitches() Switches {
+	return Switches{Balance: h.cfg.Balance.Enabled, Auto: true}
+}
+
+// Switches returns the switches committed state s carries, or the
+// defaults of a Holder with cfg.
+func (cfg Config) Switches(cs []ring.Carriage) Switches {
+	return SwitchesOf(cs, Switches{Balance: cfg.Balance.Enabled, Auto: true})
 }
 
 // refuseAll answers every proposal with the same refusal.
