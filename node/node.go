@@ -60,6 +60,7 @@ type Node struct {
 	self   ring.NodeID
 	names  []string          // node ids by node-map position − 1
 	groups map[uint16]string // VIP group numbers to names
+	holder ringstate.Config  // the Holder's config: the switches' defaults
 
 	// The parts Run drives (parts.go): New builds the real ones, tests
 	// put fakes in their place.
@@ -121,6 +122,7 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	hc := ringstate.Config{Initial: table, Balance: balanceConfig(f)}
+	n.holder = hc
 	if f.Monitors.NIC.Enabled {
 		names := make([]string, len(f.Subnets))
 		for i, s := range f.Subnets {
@@ -421,6 +423,31 @@ func (n *Node) Node(op mgmt.NodeOp) error {
 		return err
 	}
 	return n.propose(ringstate.ProposeNode, data, fmt.Sprintf("node %s %s", op.Op, op.Node))
+}
+
+// Switch queues an operator's switch (L.BAL or AUTO on or off) for this
+// node's next turn with the token (mgmt.SwitchBackend).
+func (n *Node) Switch(op mgmt.SwitchOp) error {
+	st := n.state.Load()
+	if _, ok, _ := ringstateTable(st); !ok {
+		return errNoTable
+	}
+	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return errNotServing
+	}
+	w, err := ringstate.ParseSwitch(op.Switch)
+	if err != nil {
+		return err
+	}
+	_, data, err := ringstate.ProposeSwitchOp(ringstate.SwitchOp{Switch: w, On: op.On})
+	if err != nil {
+		return err
+	}
+	state := "off"
+	if op.On {
+		state = "on"
+	}
+	return n.propose(ringstate.ProposeSwitch, data, fmt.Sprintf("switch %s %s", op.Switch, state))
 }
 
 // proposeTimeout bounds the wait for the ring driver to take a proposal

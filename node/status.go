@@ -54,6 +54,8 @@ func (n *Node) Status() mgmt.Status {
 		}
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)
+			sw := n.holder.Switches(st.Carriages)
+			s.Switches = &mgmt.Switches{Balance: sw.Balance, Auto: sw.Auto}
 		}
 	}
 	s.Counters = n.counters(rs)
