@@ -138,10 +138,11 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		}
 		unhealthy = unhealthy.with(self, t.Local.Unhealthy)
 	}
-	// AUTO off: a node that joins a running ring (restarted, recovered, or
-	// dropped as slow and back) is closed until an operator opens it.
+	// AUTO off: nodes that come back to a running ring (restarted,
+	// recovered from a cut, dropped as slow) are closed until an operator
+	// opens them.
 	if !sw.Auto && t.Carriages != nil {
-		for _, n := range t.Joined {
+		for _, n := range comingBack(t.Members, t.Joined) {
 			closed = closed.with(vipstate.Node(n), true)
 		}
 	}
@@ -209,6 +210,30 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		cs = append(cs, ring.Carriage{Kind: KindSwitches, Data: b})
 	}
 	return ring.Turn{Carriages: append(cs, rest...), Urgent: urgent, Results: results}
+}
+
+// comingBack returns the nodes that came back to the ring in a join: the
+// smaller side of it. A join looks the same from both sides (a node cut off
+// and healed sees the others join it, they see it join them), so the
+// holder compares the members it saw join with those it already had; the
+// fewer are the ones coming back, seen alike from either side. Equal sides
+// are ambiguous, and nobody is closed: serving beats not serving.
+func comingBack(members, joined []ring.NodeID) []ring.NodeID {
+	var in, stayed []ring.NodeID
+	for _, m := range members {
+		if slices.Contains(joined, m) {
+			in = append(in, m)
+		} else {
+			stayed = append(stayed, m)
+		}
+	}
+	switch {
+	case len(in) == 0 || len(in) == len(stayed):
+		return nil
+	case len(in) < len(stayed):
+		return in
+	}
+	return stayed
 }
 
 // defaultSwitches are the switches of a ring whose token carries none:

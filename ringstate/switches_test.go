@@ -114,10 +114,15 @@ func TestSwitchAuto(t *testing.T) {
 	cs := cars(h, ring.TokenView{Self: 1, Members: two})
 	cs = cars(h, ring.TokenView{Self: 2, Members: two, Carriages: cs,
 		Proposals: []ring.Proposal{switchProp(t, 1, SwitchOp{Switch: SwitchAuto, On: false})}})
-	// Node 3 joins; node 1 is the first to see it.
+	// Node 3 joins; node 3 is the first to see it (from its side, 1 and 2
+	// joined), then node 1.
+	cs = cars(h, ring.TokenView{Self: 3, Members: three, Joined: []ring.NodeID{1, 2}, Carriages: cs})
+	if !cmp.Equal(Closed(cs), NodeSet{3}) {
+		t.Fatalf("AUTO off: joining node 3 did not close itself: closed %v", Closed(cs))
+	}
 	cs = cars(h, ring.TokenView{Self: 1, Members: three, Joined: []ring.NodeID{3}, Carriages: cs})
 	if !cmp.Equal(Closed(cs), NodeSet{3}) {
-		t.Fatalf("AUTO off: joined node 3 not closed: closed %v", Closed(cs))
+		t.Fatalf("AUTO off: node 1 saw node 3 join: closed %v, want [3]", Closed(cs))
 	}
 	for range 3 {
 		for _, n := range three {
@@ -153,6 +158,24 @@ func TestSwitchAuto(t *testing.T) {
 	}
 	if o := owners(t, cs)[3]; o != 3 {
 		t.Errorf("AUTO on: VIP 4 (prefers node 3) is on node %d", o)
+	}
+}
+
+// A join looks the same from both sides; the smaller side is the one
+// coming back, and equal sides close nobody.
+func TestComingBack(t *testing.T) {
+	for _, c := range []struct {
+		members, joined, want []ring.NodeID
+	}{
+		{[]ring.NodeID{1, 2, 3}, []ring.NodeID{3}, []ring.NodeID{3}},    // seen by 1 or 2
+		{[]ring.NodeID{1, 2, 3}, []ring.NodeID{1, 2}, []ring.NodeID{3}}, // seen by 3, which was alone
+		{[]ring.NodeID{1, 2, 3, 4}, []ring.NodeID{3, 4}, nil},           // halves
+		{[]ring.NodeID{1, 2}, nil, nil},                                 // no join
+		{[]ring.NodeID{1, 2, 3, 4, 5}, []ring.NodeID{1, 2, 5}, []ring.NodeID{3, 4}},
+	} {
+		if got := comingBack(c.members, c.joined); !cmp.Equal(got, c.want) {
+			t.Errorf("members %v joined %v: coming back %v, want %v", c.members, c.joined, got, c.want)
+		}
 	}
 }
 
