@@ -192,8 +192,15 @@ func New(cfg Config) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		var readToken string
+		if f.Management.ReadTokenFile != "" {
+			if readToken, err = config.ReadTokenFor("management.read_token_file", f.Management.ReadTokenFile); err != nil {
+				n.Close()
+				return nil, err
+			}
+		}
 		n.api, err = mgmt.NewServer(mgmt.Config{
-			Listen: f.Management.Listen, Token: token,
+			Listen: f.Management.Listen, Token: token, ReadToken: readToken,
 			TLSCert: f.Management.TLSCert, TLSKey: f.Management.TLSKey,
 			Logger:  n.log.With("part", "mgmt"),
 			Metrics: n.metricsHandler(),
