@@ -25,9 +25,9 @@ type Config struct {
 	// ReadToken, if set, is a second bearer token that may only read:
 	// status, flows, metrics, the console's read-only view.
 	ReadToken string
-	TLSCert string // PEM files; both or neither
-	TLSKey  string
-	Logger  *slog.Logger
+	TLSCert   string // PEM files; both or neither
+	TLSKey    string
+	Logger    *slog.Logger
 	// Metrics, if set, is served at GET /metrics (Prometheus text format),
 	// behind the same token as the API.
 	Metrics http.Handler
@@ -114,9 +114,11 @@ func NewServer(cfg Config, b Backend) (*Server, error) {
 	ln = newAddrListener(netutil.LimitListener(ln, cfg.MaxConns), cfg.MaxConnsPerAddr, log)
 	s := &Server{cfg: cfg, backend: b, log: log, ln: ln}
 	s.srv = &http.Server{
-		Handler:           s.Handler(),
-		ConnState:         s.connState,
-		ConnContext:       func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, unwrapConn(c)) },
+		Handler:   s.Handler(),
+		ConnState: s.connState,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, unwrapConn(c))
+		},
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
