@@ -191,6 +191,15 @@ func (s *Server) Close() error {
 	return err
 }
 
+// AuthFailures returns the wrong tokens presented since start and the
+// requests refused unchecked because their address was locked out.
+func (s *Server) AuthFailures() (failed, locked uint64) {
+	if s.fails == nil {
+		return 0, 0
+	}
+	return s.fails.counts()
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -364,25 +373,37 @@ func (s *Server) vip(w http.ResponseWriter, r *http.Request) {
 		}
 		op.Node = strings.TrimSpace(body.Node)
 	}
-	s.queue(w, r, op.Validate, func() error { return s.backend.VIP(op) },
+	s.queue(w, r, op.Validate, func() (uint64, error) {
+		if q, ok := s.backend.(OpQueuer); ok {
+			return q.QueueVIP(op)
+		}
+		return 0, s.backend.VIP(op)
+	},
 		"vip operation queued", "op", op.Op, "vip", op.VIP, "node", op.Node)
 }
 
 func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 	op := NodeOp{Op: r.PathValue("op"), Node: r.PathValue("node")}
-	s.queue(w, r, op.Validate, func() error { return s.backend.Node(op) },
+	s.queue(w, r, op.Validate, func() (uint64, error) {
+		if q, ok := s.backend.(OpQueuer); ok {
+			return q.QueueNode(op)
+		}
+		return 0, s.backend.Node(op)
+	},
 		"node operation queued", "op", op.Op, "node", op.Node)
 }
 
 // queue answers an operator's operation: 400 when validate refuses it,
 // else what enqueue says: 404 for an unknown VIP or node (ErrNotFound),
-// 409 for any other refusal, 202 once queued (logged as msg with attrs).
-func (s *Server) queue(w http.ResponseWriter, r *http.Request, validate, enqueue func() error, msg string, attrs ...any) {
+// 409 for any other refusal, 202 once queued (logged as msg with attrs),
+// with the operation's id when the backend names it (OpQueuer).
+func (s *Server) queue(w http.ResponseWriter, r *http.Request, validate func() error, enqueue func() (uint64, error), msg string, attrs ...any) {
 	if err := validate(); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := enqueue(); err != nil {
+	id, err := enqueue()
+	if err != nil {
 		code := http.StatusConflict
 		if errors.Is(err, ErrNotFound) {
 			code = http.StatusNotFound
@@ -391,7 +412,13 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request, validate, enqueue
 		return
 	}
 	s.log.Info(msg, append(attrs, "remote", r.RemoteAddr)...)
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
+	writeJSON(w, http.StatusAccepted, queued{Status: "queued", ID: id})
+}
+
+// queued is the answer to an accepted operation.
+type queued struct {
+	Status string `json:"status"`
+	ID     uint64 `json:"id,omitempty"` // follow it in Status.Ops
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -54,8 +54,22 @@ func (n *Node) Status() mgmt.Status {
 		}
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)
+			l := loads(st)
+			for i := range s.VIPs {
+				s.VIPs[i].Rate = l[s.VIPs[i].VIP]
+			}
 		}
 	}
+	s.NodeStates = n.nodeStates(n.state.Load(), s.VIPs)
+	if ll := n.linkLoad.Load(); ll != nil {
+		s.Links = *ll
+	}
+	s.Moves = n.moveLog.list()
+	s.Ops = n.ops.list()
+	s.Balancing = n.file.Balancing.Enabled
+	// A recovered node takes its preferred VIPs back without an operator
+	// (vipstate's preference return); not yet switchable at run time.
+	s.Auto = true
 	s.Counters = n.counters(rs)
 	s.Filter = n.filterStatus()
 	s.Events = n.membershipEvents()
