@@ -17,12 +17,11 @@ import (
 
 // fromAddr returns a client whose connections come from the loopback
 // address src (Linux routes all of 127/8 to lo).
-func fromAddr(base, token, src string) *Client {
+func fromAddr(t *testing.T, base, token, src string) *Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: time.Second}
-	return &Client{Base: "http://" + base, Token: token, HTTP: &http.Client{
-		Transport: &http.Transport{DialContext: d.DialContext},
-		Timeout:   5 * time.Second,
-	}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &Client{Base: "http://" + base, Token: token, HTTP: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 }
 
 func startServer(t *testing.T, cfg Config, b Backend) *Server {
@@ -64,7 +63,7 @@ func TestIdleConnsFromOneAddress(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	st, err := fromAddr(s.Addr().String(), testToken, "127.0.0.2").Status(ctx)
+	st, err := fromAddr(t, s.Addr().String(), testToken, "127.0.0.2").Status(ctx)
 	if err != nil || st.Node != "n1" {
 		t.Fatalf("operator's request from another address while 100 idle connections are open: %+v, %v", st, err)
 	}
@@ -92,13 +91,15 @@ func TestAuthenticatedKeepAliveSurvivesUnauthIdle(t *testing.T) {
 	var dials int
 	var mu sync.Mutex
 	d := &net.Dialer{}
-	c := &Client{Base: "http://" + s.Addr().String(), Token: testToken, HTTP: &http.Client{Transport: &http.Transport{
+	tr := &http.Transport{
 		DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
 			mu.Lock()
 			dials++
 			mu.Unlock()
 			return d.DialContext(ctx, n, a)
-		}}}}
+		}}
+	defer tr.CloseIdleConnections()
+	c := &Client{Base: "http://" + s.Addr().String(), Token: testToken, HTTP: &http.Client{Transport: tr}}
 	for range 3 {
 		if _, err := c.Status(context.Background()); err != nil {
 			t.Fatal(err)
@@ -135,7 +136,7 @@ func TestWrongTokens(t *testing.T) {
 	var logs logCounter
 	b := &fakeBackend{st: Status{Node: "n1"}}
 	s := startServer(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, b)
-	bad := fromAddr(s.Addr().String(), "wrong-token-0123456789", "127.0.0.3")
+	bad := fromAddr(t, s.Addr().String(), "wrong-token-0123456789", "127.0.0.3")
 	start := time.Now()
 	var checked, locked int
 	for range 1000 {
@@ -166,10 +167,10 @@ func TestWrongTokens(t *testing.T) {
 	}
 	// The right token from the locked address is refused too (checking
 	// it would let a guesser learn), from another address it works.
-	if _, err := fromAddr(s.Addr().String(), testToken, "127.0.0.3").Status(context.Background()); err == nil || !strings.Contains(err.Error(), "429") {
+	if _, err := fromAddr(t, s.Addr().String(), testToken, "127.0.0.3").Status(context.Background()); err == nil || !strings.Contains(err.Error(), "429") {
 		t.Errorf("right token from the locked-out address: %v, want 429", err)
 	}
-	if _, err := fromAddr(s.Addr().String(), testToken, "127.0.0.4").Status(context.Background()); err != nil {
+	if _, err := fromAddr(t, s.Addr().String(), testToken, "127.0.0.4").Status(context.Background()); err != nil {
 		t.Errorf("right token from another address: %v", err)
 	}
 	if failed, lockedN := s.fails.counts(); failed != uint64(checked) || lockedN < uint64(locked) {

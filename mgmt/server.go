@@ -77,12 +77,14 @@ func (c Config) validate() error {
 
 // Server serves the management API for one Backend.
 type Server struct {
-	cfg     Config
-	backend Backend
-	log     *slog.Logger
-	ln      net.Listener
-	srv     *http.Server
-	fails   *failures
+	cfg      Config
+	backend  Backend
+	log      *slog.Logger
+	ln       net.Listener
+	srv      *http.Server
+	fails    *failures
+	sessions sessions
+	streams  chan struct{} // a slot per open event stream
 }
 
 // NewServer checks cfg, loads the TLS key pair and binds the listener, so a
@@ -233,6 +235,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	if s.fails == nil {
 		s.fails = newFailures(s.log, time.Now)
+		s.streams = make(chan struct{}, maxStreams)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -245,7 +248,8 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.auth(roleRead, s.cfg.Metrics))
 	}
-	return mux
+	s.consoleRoutes(mux)
+	return securityHeaders(mux)
 }
 
 // role is what a request may do.
@@ -315,8 +319,12 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (role, bool) {
 		return roleNone, false
 	}
 	got, presented := s.bearer(r)
-	if got == roleNone && !presented {
-		got, presented = s.sessionRole(r)
+	if !presented {
+		var csrf string
+		if got, presented, csrf = s.sessionRole(r); csrf != "" {
+			writeError(w, http.StatusForbidden, csrf)
+			return roleNone, false
+		}
 	}
 	if got == roleNone {
 		if presented {
@@ -435,7 +443,3 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 }
 
 func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// sessionRole is the role of the console session the request's cookie
-// names; presented says a session cookie was sent. Bearer tokens come first.
-func (s *Server) sessionRole(r *http.Request) (role, bool) { return roleNone, false }
