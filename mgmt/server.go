@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -85,6 +86,7 @@ type Server struct {
 	fails    *failures
 	sessions sessions
 	streams  chan struct{} // a slot per open event stream
+	refused  atomic.Uint64 // session requests refused for their Origin or CSRF token
 }
 
 // NewServer checks cfg, loads the TLS key pair and binds the listener, so a
@@ -322,6 +324,9 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (role, bool) {
 	if !presented {
 		var csrf string
 		if got, presented, csrf = s.sessionRole(r); csrf != "" {
+			if n := s.refused.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th ... refusal
+				s.log.Warn("refused console request", "why", csrf, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "refused_total", n)
+			}
 			writeError(w, http.StatusForbidden, csrf)
 			return roleNone, false
 		}
