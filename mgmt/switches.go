@@ -39,8 +39,9 @@ func (op SwitchOp) Validate() error {
 
 // SwitchBackend is a Backend that also sets the cluster's switches.
 type SwitchBackend interface {
-	// Switch queues op like Backend.Node.
-	Switch(op SwitchOp) error
+	// Switch queues op like Backend.Node and returns its operation id
+	// (OpQueuer).
+	Switch(op SwitchOp) (uint64, error)
 }
 
 func (s *Server) switchOp(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +60,7 @@ func (s *Server) switchOp(w http.ResponseWriter, r *http.Request) {
 			return errors.Join(op.Validate(), fmt.Errorf("switch state %q: want on or off", st))
 		}
 	}
-	s.queue(w, r, validate, func() error { return b.Switch(op) },
+	s.queue(w, r, validate, func() (uint64, error) { return b.Switch(op) },
 		"switch queued", "switch", op.Switch, "on", op.On)
 }
 

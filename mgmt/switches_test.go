@@ -15,11 +15,11 @@ type switchBackend struct {
 	switches []SwitchOp
 }
 
-func (b *switchBackend) Switch(op SwitchOp) error {
+func (b *switchBackend) Switch(op SwitchOp) (uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.switches = append(b.switches, op)
-	return nil
+	return uint64(len(b.switches)), nil
 }
 
 func TestSwitchOps(t *testing.T) {
