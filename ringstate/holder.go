@@ -17,7 +17,7 @@ import (
 const (
 	KindVIPTable uint16 = 1 // vipstate.Table.MarshalBinary
 	KindLoad     uint16 = 2 // per-VIP load, see Load
-	// Kind 3 is reserved for the config epoch (docs/internals.md).
+	// Kind 3, KindConfigEpoch, is the config epoch (epoch.go).
 	KindClosedNodes    uint16 = 4 // nodes closed by an operator, see NodeSet
 	KindUnhealthyNodes uint16 = 5 // nodes whose monitors fail, see NodeSet
 )
@@ -62,8 +62,15 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	var loads Load
 	var closed, unhealthy NodeSet
 	var rest []ring.Carriage
+	var epoch Epoch
+	var epochRaw []byte // an epoch that does not decode rides on as it is
+	haveEpoch := false
 	for _, c := range t.Carriages {
 		switch c.Kind {
+		case KindConfigEpoch:
+			if haveEpoch = epoch.UnmarshalBinary(c.Data) == nil; !haveEpoch {
+				epochRaw = c.Data
+			}
 		case KindVIPTable:
 			var tb vipstate.Table
 			if err := tb.UnmarshalBinary(c.Data); err != nil {
@@ -107,9 +114,18 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	// The core hands proposals over only to a member of a ring with
 	// quorum (ring.TokenView.Proposals).
 	var results []ring.Result
+	epochBefore := epoch.Epoch
 	for _, p := range t.Proposals {
 		var err error
-		table, closed, err = applyProposal(p, table, closed)
+		if p.Kind == ProposeConfig {
+			if epochRaw != nil {
+				err = errors.New("the config epoch on the token does not decode")
+			} else if epoch, table, err = applyConfig(p, t.Self, epoch, haveEpoch, table); err == nil {
+				haveEpoch = true
+			}
+		} else {
+			table, closed, err = applyProposal(p, table, closed)
+		}
 		r := ring.Result{ID: p.ID}
 		if err != nil {
 			r.Err = err.Error()
@@ -137,7 +153,12 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	for i, m := range t.Members {
 		live[i] = vipstate.Node(m)
 	}
-	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: h.cfg.Balance}
+	balance := h.cfg.Balance
+	if haveEpoch {
+		balance = epoch.Balance
+		epoch = epoch.carried(t.Members, t.Self, epoch.Epoch != epochBefore)
+	}
+	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: balance}
 	if len(loads) > 0 {
 		in.VIPLoad = loads
 	}
@@ -161,8 +182,18 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	if err != nil {
 		return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the VIP table does not encode: "+err.Error())}
 	}
-	cs := make([]ring.Carriage, 0, 4+len(rest))
+	cs := make([]ring.Carriage, 0, 5+len(rest))
 	cs = append(cs, ring.Carriage{Kind: KindVIPTable, Data: tb})
+	switch {
+	case epochRaw != nil:
+		cs = append(cs, ring.Carriage{Kind: KindConfigEpoch, Data: epochRaw})
+	case haveEpoch:
+		eb, err := epoch.MarshalBinary()
+		if err != nil {
+			return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the config epoch does not encode: "+err.Error())}
+		}
+		cs = append(cs, ring.Carriage{Kind: KindConfigEpoch, Data: eb})
+	}
 	if len(loads) > 0 {
 		lb, _ := loads.MarshalBinary()
 		cs = append(cs, ring.Carriage{Kind: KindLoad, Data: lb})
