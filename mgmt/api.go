@@ -51,6 +51,7 @@ type Status struct {
 	// Events are the last membership changes this node saw, oldest first,
 	// each with its cause (at most 32).
 	Events []MembershipEvent `json:"events,omitempty"`
+	Config *ConfigStatus     `json:"config,omitempty"` // the config epoch and file hashes (reload.go)
 }
 
 // MembershipEvent is one change of the membership as one node saw it.

@@ -152,6 +152,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/flows", s.auth(http.HandlerFunc(s.flows)))
 	mux.Handle("POST /api/v1/vips/{vip}/{op}", s.auth(http.HandlerFunc(s.vip)))
 	mux.Handle("POST /api/v1/nodes/{node}/{op}", s.auth(http.HandlerFunc(s.node)))
+	mux.Handle("POST /api/v1/reload", s.auth(http.HandlerFunc(s.reload)))
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.auth(s.cfg.Metrics))
 	}

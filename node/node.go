@@ -54,12 +54,16 @@ type Config struct {
 
 // Node is one running ringway gateway node.
 type Node struct {
-	cfg    Config
-	file   *config.Config
-	log    *slog.Logger
-	self   ring.NodeID
-	names  []string          // node ids by node-map position − 1
-	groups map[uint16]string // VIP group numbers to names
+	cfg   Config
+	file  *config.Config
+	log   *slog.Logger
+	self  ring.NodeID
+	names []string // node ids by node-map position − 1
+
+	// The configuration it runs and its file as last read (reload.go).
+	run     atomic.Pointer[runConfig]
+	fileNow atomic.Pointer[fileState]
+	reload  reloads
 
 	// The parts Run drives (parts.go): New builds the real ones, tests
 	// put fakes in their place.
@@ -237,9 +241,12 @@ func newNode(cfg Config) (*Node, error) {
 	if cfg.LeaveTimeout == 0 {
 		cfg.LeaveTimeout = 3 * time.Second
 	}
-	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
+	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), hurry: make(chan struct{})}
 	for i := range f.Nodes {
 		n.names = append(n.names, f.Nodes[i].ID)
+	}
+	if err := n.initConfig(f); err != nil {
+		return nil, err
 	}
 	return n, nil
 }
@@ -304,6 +311,9 @@ func (n *Node) healthy() bool {
 // table gives this node are answered from now on, the others no longer.
 func (n *Node) apply(st *ring.State) {
 	prev := n.state.Swap(st)
+	if e, ok := ringstate.CurrentEpoch(st.Carriages); ok {
+		n.applyEpoch(e)
+	}
 	owned, err := ringstate.Owned(st, n.self)
 	if err != nil {
 		n.log.Error("committed state has an unreadable VIP table; keeping the previous ownership", "err", err)
@@ -333,7 +343,11 @@ func (n *Node) logEvent(ev ring.Event) {
 	case ring.EventApplied:
 		n.log.Info("operation applied", "op", n.ops.done(ev.Proposal), "id", ev.Proposal)
 	case ring.EventRefused:
-		n.log.Warn("operation refused", "op", n.ops.done(ev.Proposal), "id", ev.Proposal, "reason", ev.Err)
+		op := n.ops.done(ev.Proposal)
+		if strings.HasPrefix(op, "reload ") {
+			n.reload.refused.Store(ev.Proposal, ev.Err) // Reload waits for it
+		}
+		n.log.Warn("operation refused", "op", op, "id", ev.Proposal, "reason", ev.Err)
 	default:
 		n.log.Debug("ring event", "event", ev.String())
 		n.membershipEvent(ev, time.Now())

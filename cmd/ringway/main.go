@@ -33,6 +33,7 @@ func commands() []*cli.Command {
 		labCommand(),
 		versionCommand(),
 		completionCommand(),
+		reloadCommand(),
 	}
 }
 
