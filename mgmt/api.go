@@ -71,6 +71,7 @@ type Status struct {
 	// `ringway cluster balance|auto on|off`).
 	Balancing bool `json:"balancing"`
 	Auto      bool `json:"auto"`
+	Config *ConfigStatus     `json:"config,omitempty"` // the config epoch and file hashes (reload.go)
 }
 
 // NodeState is one node of the node map as the console shows it.

@@ -248,6 +248,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/vips/{vip}/{op}", s.auth(roleAdmin, http.HandlerFunc(s.vip)))
 	mux.Handle("POST /api/v1/nodes/{node}/{op}", s.auth(roleAdmin, http.HandlerFunc(s.node)))
 	mux.Handle("POST /api/v1/switches/{switch}/{state}", s.auth(roleAdmin, http.HandlerFunc(s.switchOp)))
+	mux.Handle("POST /api/v1/reload", s.auth(roleAdmin, http.HandlerFunc(s.reload)))
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.auth(roleRead, s.cfg.Metrics))
 	}

@@ -58,9 +58,13 @@ type Node struct {
 	file   *config.Config
 	log    *slog.Logger
 	self   ring.NodeID
-	names  []string          // node ids by node-map position − 1
-	groups map[uint16]string // VIP group numbers to names
-	holder ringstate.Config  // the Holder's config: the switches' defaults
+	names  []string         // node ids by node-map position − 1
+	holder ringstate.Config // the Holder's config: the switches' defaults
+
+	// The configuration it runs and its file as last read (reload.go).
+	run     atomic.Pointer[runConfig]
+	fileNow atomic.Pointer[fileState]
+	reload  reloads
 
 	// The parts Run drives (parts.go): New builds the real ones, tests
 	// put fakes in their place.
@@ -248,9 +252,12 @@ func newNode(cfg Config) (*Node, error) {
 	if cfg.LeaveTimeout == 0 {
 		cfg.LeaveTimeout = 3 * time.Second
 	}
-	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
+	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), hurry: make(chan struct{})}
 	for i := range f.Nodes {
 		n.names = append(n.names, f.Nodes[i].ID)
+	}
+	if err := n.initConfig(f); err != nil {
+		return nil, err
 	}
 	return n, nil
 }
@@ -315,6 +322,9 @@ func (n *Node) healthy() bool {
 // table gives this node are answered from now on, the others no longer.
 func (n *Node) apply(st *ring.State) {
 	prev := n.state.Swap(st)
+	if e, ok := ringstate.CurrentEpoch(st.Carriages); ok {
+		n.applyEpoch(e)
+	}
 	owned, err := ringstate.Owned(st, n.self)
 	if err != nil {
 		n.log.Error("committed state has an unreadable VIP table; keeping the previous ownership", "err", err)
@@ -351,7 +361,11 @@ func (n *Node) logEvent(ev ring.Event) {
 		if why == "" {
 			why = "refused"
 		}
-		n.log.Warn("operation refused", "op", n.ops.done(ev.Proposal, why), "id", ev.Proposal, "reason", ev.Err)
+		op := n.ops.done(ev.Proposal, why)
+		if strings.HasPrefix(op, "reload ") {
+			n.reload.refused.Store(ev.Proposal, ev.Err) // Reload waits for it
+		}
+		n.log.Warn("operation refused", "op", op, "id", ev.Proposal, "reason", ev.Err)
 	default:
 		n.log.Debug("ring event", "event", ev.String())
 		n.membershipEvent(ev, time.Now())

@@ -77,11 +77,13 @@ func (n *Node) Status() mgmt.Status {
 	s.Counters = n.counters(rs)
 	s.Filter = n.filterStatus()
 	s.Events = n.membershipEvents()
+	s.Config = n.configStatus()
 	return s
 }
 
 func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
 	out := make([]mgmt.VIP, 0, t.Len())
+	groups := n.run.Load().groups
 	for i := range t.Len() {
 		r := t.Row(i)
 		v := mgmt.VIP{
@@ -89,7 +91,7 @@ func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
 			Owner:       n.name(ring.NodeID(r.Current)),
 			Preferred:   n.name(ring.NodeID(r.Preferred)),
 			Persistence: r.Persistence.String(),
-			Group:       n.groups[r.Group],
+			Group:       groups[r.Group],
 			Closed:      r.Closed,
 		}
 		if int(r.Subnet) < len(n.file.Subnets) {

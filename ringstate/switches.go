@@ -14,7 +14,7 @@ import (
 const KindSwitches uint16 = 6
 
 // ProposeSwitch is the proposal kind of a SwitchOp.
-const ProposeSwitch uint16 = 3
+const ProposeSwitch uint16 = 4
 
 // Switches are the cluster-wide runtime switches. Both are on by default,
 // as in the patent.

@@ -34,6 +34,7 @@ func commands() []*cli.Command {
 		labCommand(),
 		versionCommand(),
 		completionCommand(),
+		reloadCommand(),
 	}
 }
 
