@@ -69,9 +69,9 @@ type Status struct {
 	// Balancing (L.BAL) says load balancing may move VIPs; Auto says a
 	// node that comes back takes VIPs by itself (Switches, set with
 	// `ringway cluster balance|auto on|off`).
-	Balancing bool `json:"balancing"`
-	Auto      bool `json:"auto"`
-	Config *ConfigStatus     `json:"config,omitempty"` // the config epoch and file hashes (reload.go)
+	Balancing bool          `json:"balancing"`
+	Auto      bool          `json:"auto"`
+	Config    *ConfigStatus `json:"config,omitempty"` // the config epoch and file hashes (reload.go)
 }
 
 // NodeState is one node of the node map as the console shows it.
