@@ -398,3 +398,181 @@ func checkFiveNodeCounters(t *testing.T, c *cluster, flows []*symFlow, perAuth m
 	}
 
 }
+
+// TestTunnelInjection: datagrams injected into a node's tunnel port from
+// the client's namespace. n3 is in the node map but never runs; the test
+// holds the cluster key and seals as n3 (a new boot). The node is n2, the
+// authoritative node of a flow n1 handles. A data datagram of hops 1
+// carrying a reply of that flow is sent on to n1 and reaches the client
+// (the control); the same datagram again is dropped as replayed; a
+// datagram with one byte of its ciphertext changed, or sealed with another
+// key, is dropped as forged; a datagram of hops 2 (it claims to have been
+// redirected already) is not sent on again, and the client never sees its
+// packet. Each drop is counted in n2's status.
+func TestTunnelInjection(t *testing.T) {
+	c := newCluster(t, 3, splitOwners)
+	c.start(1)
+	c.start(2)
+	c.waitConverged([]int{1, 2}, 15*time.Second)
+	c.waitFor(func(st mgmt.Status) bool {
+		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == "n2"
+	}, 10*time.Second, "the client's gateway on n1 and the server's on n2")
+	l := c.lab
+	go echoUDP(listenUDP(t, l, l.Server(), ":7000"))
+
+	// A flow whose authoritative node is n2, opened by the client: n1
+	// handles it and registers it with n2.
+	d := labDirectory(t, l, 1, 2)
+	ports, _ := pickPorts(d, 17, 7000, 21000, 2)
+	var port uint16
+	for _, p := range ports {
+		k := forward.KeyOf(17, netip.AddrPortFrom(lab.ClientAddr, p), netip.AddrPortFrom(lab.ServerAddr, 7000))
+		if a, _ := d.Lookup(k); a == 2 {
+			port = p
+		}
+	}
+	f := &symFlow{proto: 17, port: port, auth: 2}
+	if err := l.Do(l.Client(), func() (err error) {
+		dl := net.Dialer{LocalAddr: &net.UDPAddr{IP: lab.ClientAddr.AsSlice(), Port: int(port)}}
+		f.conn, err = dl.Dial("udp4", netip.AddrPortFrom(lab.ServerAddr, 7000).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer f.conn.Close()
+	if !f.exchange(2 * time.Second) {
+		t.Fatal("the flow's first exchange failed")
+	}
+
+	key, err := config.ReadKey(filepath.Join(l.Dir(), "cluster.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n3, err := forward.NewSealer(key[:], 3, uint64(time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sock *net.UDPConn
+	if err := l.Do(l.Client(), func() (err error) {
+		sock, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(lab.NodeExt(2), config.DefaultForwardPort)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	reply := func(msg string) []byte {
+		return udpPacket(netip.AddrPortFrom(lab.ServerAddr, 7000), netip.AddrPortFrom(lab.ClientAddr, port), []byte(msg))
+	}
+	seal := func(s *forward.Sealer, hops uint8, msg string) []byte {
+		b, err := s.Seal(nil, forward.TunnelHeader{Type: forward.TypeData, Hops: hops, Receiver: 2}, reply(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// received returns what the client's flow socket receives within
+	// wait.
+	received := func(wait time.Duration) []string {
+		var got []string
+		b := make([]byte, 2000)
+		f.conn.SetReadDeadline(time.Now().Add(wait))
+		for {
+			n, err := f.conn.Read(b)
+			if err != nil {
+				return got
+			}
+			got = append(got, string(b[:n]))
+		}
+	}
+	tunnel := func() *mgmt.TunnelStatus {
+		st, err := c.status(2)
+		if err != nil || st.Filter == nil || st.Filter.Tunnel == nil {
+			t.Fatalf("n2's status: %v %+v", err, st.Filter)
+		}
+		return st.Filter.Tunnel
+	}
+	before := tunnel()
+
+	// The control: hops 1, sent on to n1, forwarded to the client.
+	hop1 := seal(n3, 1, "injected, hops 1")
+	if _, err := sock.Write(hop1); err != nil {
+		t.Fatal(err)
+	}
+	if got := received(time.Second); len(got) != 1 || got[0] != "injected, hops 1" {
+		t.Fatalf("the client received %q after a hops-1 datagram to n2, want the injected reply once", got)
+	}
+	// The same datagram again: replayed.
+	sock.Write(hop1)
+	// One ciphertext byte changed: forged. Sealed with another key: forged.
+	bad := seal(n3, 1, "injected, tampered")
+	bad[len(bad)-20] ^= 1
+	sock.Write(bad)
+	other := make([]byte, 32)
+	other[0] = 1
+	stranger, err := forward.NewSealer(other, 3, uint64(time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock.Write(seal(stranger, 1, "injected, other key"))
+	// Hops 2: authentic and fresh, but it claims a redirect already.
+	sock.Write(seal(n3, 2, "injected, hops 2"))
+	if got := received(blockedWait); len(got) != 0 {
+		t.Errorf("the client received %q, want nothing: replayed, forged and hops-2 datagrams must not be forwarded", got)
+	}
+	after := tunnel()
+	t.Logf("n2 tunnel before: sent_on %d received %d drops %v; after: sent_on %d received %d drops %v",
+		before.SentOn, before.Received, before.Drops, after.SentOn, after.Received, after.Drops)
+	if got := after.Drops["replayed"] - before.Drops["replayed"]; got != 1 {
+		t.Errorf("n2 counted %d replayed datagrams, want 1", got)
+	}
+	if got := after.Drops["forged"] - before.Drops["forged"]; got != 2 {
+		t.Errorf("n2 counted %d forged datagrams, want 2", got)
+	}
+	// Received: the hops-1 and the hops-2 datagrams; sent on: only the
+	// first.
+	if got := after.Received - before.Received; got != 2 {
+		t.Errorf("n2 received %d data datagrams, want 2 (hops 1 and hops 2)", got)
+	}
+	if got := after.SentOn - before.SentOn; got != 1 {
+		t.Errorf("n2 sent %d injected packets on to their handler, want 1 (the hops-2 one must not be)", got)
+	}
+	// The flow still works.
+	if !f.exchange(2 * time.Second) {
+		t.Error("the flow's exchange after the injections failed")
+	}
+}
+
+// udpPacket returns an IPv4 UDP packet from src to dst carrying payload,
+// checksums complete.
+func udpPacket(src, dst netip.AddrPort, payload []byte) []byte {
+	p := make([]byte, 28+len(payload))
+	p[0], p[8], p[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+	binary.BigEndian.PutUint16(p[4:], 0x5257)
+	s, d := src.Addr().As4(), dst.Addr().As4()
+	copy(p[12:], s[:])
+	copy(p[16:], d[:])
+	binary.BigEndian.PutUint16(p[10:], ^csum(p[:20], 0))
+	u := p[20:]
+	binary.BigEndian.PutUint16(u[0:], src.Port())
+	binary.BigEndian.PutUint16(u[2:], dst.Port())
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	copy(u[8:], payload)
+	pseudo := csum(p[12:20], 17+uint32(len(u)))
+	binary.BigEndian.PutUint16(u[6:], ^csum(u, uint32(pseudo)))
+	return p
+}
+
+// csum is the ones' complement sum of b (RFC 1071) added to sum, folded.
+func csum(b []byte, sum uint32) uint16 {
+	for ; len(b) >= 2; b = b[2:] {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return uint16(sum)
+}
