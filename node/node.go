@@ -315,7 +315,7 @@ func (n *Node) apply(st *ring.State) {
 	}
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
-		n.setDirectory(st.Members)
+		n.setDirectory(st.Members, st.Seq)
 		// Membership changed: announce again what this node owns, even
 		// what it owned before. After a partition heals, hosts may still
 		// hold the MAC of the node that took a VIP over while this one was
