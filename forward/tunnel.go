@@ -49,6 +49,9 @@ const (
 	// counting the outer IPv4 and UDP headers (28 bytes): the path MTU of a
 	// tunnelled flow is the link MTU less 76 bytes.
 	DataOverhead = HeaderLen + TagLen
+	// TunnelOverhead is what carrying a packet through the tunnel adds on
+	// the wire: DataOverhead and the outer IPv4 (20) and UDP (8) headers.
+	TunnelOverhead = DataOverhead + 28
 	// MaxPayload is the largest payload: an IPv4 packet's largest total
 	// length.
 	MaxPayload = 65535

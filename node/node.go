@@ -164,6 +164,7 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
 		rcfg.Tunnel = n.tunnel
+		rcfg.TunnelOverhead = forward.TunnelOverhead
 	}
 	rt, err := router.New(rcfg)
 	if err != nil {
