@@ -113,7 +113,7 @@ func TestClampMSS(t *testing.T) {
 // right.
 func FuzzClampMSS(f *testing.F) {
 	f.Add(tcpSYN(tcpFlagSYN, []byte{2, 4, 5, 0xb4}), uint16(1384)) // SYN, MSS 1460
-	f.Add(tcpSYN(tcpFlagSYN, []byte{1, 2, 0, 0}), uint16(536))    // NOP, bad option length
+	f.Add(tcpSYN(tcpFlagSYN, []byte{1, 2, 0, 0}), uint16(536))     // NOP, bad option length
 	f.Fuzz(func(t *testing.T, ip []byte, limit uint16) {
 		ok := len(ip) >= 40 && tcpChecksumOK(ip)
 		if clampMSS(ip, limit, false) && ok && binary.BigEndian.Uint16(ip[2:]) == uint16(len(ip)) && ip[0] == 0x45 && !tcpChecksumOK(ip) {
