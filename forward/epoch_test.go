@@ -209,3 +209,26 @@ func TestSymmetricFormerAuthoritativeSendsOn(t *testing.T) {
 		t.Errorf("reply at the former authoritative node: pass %v to %d, want sent on to n1", pass, to)
 	}
 }
+
+// TestSymmetricFragmentsFollowRedirect: a fragmented reply (the server
+// fragments once it learnt the tunnel's path MTU) arrives at a node
+// without the flow's state: its first fragment is redirected, and its
+// other fragments, which have no ports to find the flow by, go the same
+// way instead of being dropped; at the handler all of them pass.
+func TestSymmetricFragmentsFollowRedirect(t *testing.T) {
+	for auth := uint16(1); auth <= 3; auth++ {
+		c := newSymCluster(t, nil)
+		sp := c.portWithAuth(protoUDP, 7000, auth)
+		c.send(1, udp(client, server, sp, 7000, 10), ext, int_)
+		reply := udp(server, client, 7000, sp, 3000)
+		for _, off := range []int{0, 1480, 2960} {
+			path := c.send(2, fragment(reply, off, 1480), int_, ext)
+			if last := path[len(path)-1]; !last.Pass || last.Node != 1 {
+				t.Errorf("auth n%d: fragment at offset %d: %v, want it to reach n1", auth, off, path)
+			}
+		}
+		if fl := c.f[1].Flows(c.now, 0); len(fl) != 1 || fl[0].PacketsReply != 1 {
+			t.Errorf("auth n%d: n1's flows %+v, want the reply's first fragment counted", auth, fl)
+		}
+	}
+}
