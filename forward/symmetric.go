@@ -59,6 +59,8 @@ type SymStats struct {
 	HintsRefused    uint64 // hints refused at MaxHints
 	OutboxDropped   uint64 // registers, hints and acks dropped because the tunnel driver fell behind
 	Generation      uint32 // directories installed (SetDirectory)
+	Epoch           uint64 // this node's membership epoch (SetMembership), 0 before one
+	HintsStale      uint64 // hints refused: from an older epoch, or naming a node not a member here
 	Acked           uint64 // acks queued (registers taken, as authoritative node)
 	Defer           DeferStats
 }
@@ -78,6 +80,10 @@ type symmetric struct {
 	defers     *deferrals
 
 	redirects, registered, hinted, acked atomic.Uint64
+	staleHints                           atomic.Uint64
+
+	epoch atomic.Uint64           // SetMembership's; 0: none
+	view  atomic.Pointer[dirView] // the last two directories (refresh)
 }
 
 func newSymmetric(c Config) *symmetric {
@@ -121,7 +127,12 @@ func (s *symmetric) redirect(k Key, auth uint16, v via, now int64, hint bool) ui
 		}
 		return 0
 	}
-	if v.hops != 1 || auth != s.self {
+	// Any node that knows the handler sends a packet of hops 1 on, not
+	// only the authoritative node: a sender still on the previous
+	// membership (an older epoch) sends to the node that was
+	// authoritative then, whose registry still has the flow until it
+	// expires.
+	if v.hops != 1 {
 		return 0
 	}
 	h := s.reg.get(k, now)
@@ -148,12 +159,32 @@ func (s *symmetric) register(e *entry, k Key, now int64) bool {
 	return false
 }
 
-// refresh registers flow k again when the directory changed since its
-// last register or the register is due (refreshSec of activity).
+// refresh registers flow k again when the register is due (refreshSec of
+// activity) or when the directory changed since its last register and
+// moved k's row to another authoritative node: a membership change costs
+// registers for the rows it moved only (about 1/N of the flows).
 func (s *symmetric) refresh(e *entry, k Key, now int64) {
-	if e.regGen != uint16(s.gen.Load()) || uint32(now/int64(time.Second))-e.regAt >= s.refreshSec {
+	if uint32(now/int64(time.Second))-e.regAt >= s.refreshSec {
+		s.register(e, k, now)
+		return
+	}
+	if g := uint16(s.gen.Load()); e.regGen != g {
+		if v := s.view.Load(); v != nil && uint16(v.gen) == g && e.regGen == g-1 {
+			a, _ := v.prev.Lookup(k)
+			if b, _ := v.cur.Lookup(k); a == b {
+				e.regGen = g
+				return
+			}
+		}
 		s.register(e, k, now)
 	}
+}
+
+// dirView is the directory installed by SetDirectory generation gen and
+// the one before it, so that refresh can tell which rows moved.
+type dirView struct {
+	prev, cur *Directory
+	gen       uint32
 }
 
 // via says how a packet reached the filter: from == 0 on a link, else
@@ -287,13 +318,32 @@ func (f *Filter) SetDirectory(d *Directory) {
 	if s == nil {
 		return
 	}
-	s.dir.Store(d)
-	s.gen.Add(1)
+	old := s.dir.Swap(d)
+	s.view.Store(&dirView{prev: old, cur: d, gen: s.gen.Add(1)})
 	members := map[uint16]bool{}
 	for _, m := range d.Members() {
 		members[m] = true
 	}
 	s.hints.forget(func(n uint16) bool { return members[n] })
+}
+
+// SetMembership installs the flow directory d of the committed membership
+// whose epoch is epoch (MembershipEpoch): SetDirectory, and the epoch this
+// node puts in its tunnel datagrams and judges received ones by (Step).
+func (f *Filter) SetMembership(d *Directory, epoch uint64) {
+	if f.sym == nil {
+		return
+	}
+	f.sym.epoch.Store(epoch)
+	f.SetDirectory(d)
+}
+
+// Epoch returns this node's membership epoch, 0 before SetMembership.
+func (f *Filter) Epoch() uint64 {
+	if f.sym == nil {
+		return 0
+	}
+	return f.sym.epoch.Load()
 }
 
 // Step takes a register, a hint or an ack that the tunnel brought (opened
@@ -317,6 +367,15 @@ func (f *Filter) Step(h TunnelHeader, now int64) {
 			s.out.push(TunnelHeader{Type: TypeAck, Receiver: h.Sender, Handler: h.Handler, Flow: h.Flow})
 		}
 	case TypeHint:
+		// A hint from an older epoch may name a handler that has left
+		// and come back without the flow since; one naming a node that
+		// is not a member here would be dropped by the next
+		// SetDirectory anyway. Refused: the flow's next packet goes the
+		// long way and its authoritative node hints again.
+		if CompareEpoch(s.epoch.Load(), h.Epoch) == EpochStale || !s.dir.Load().has(h.Handler) {
+			s.staleHints.Add(1)
+			return
+		}
 		if h.Handler != s.self {
 			s.hints.put(h.Flow, h.Handler, now+s.hintTTL)
 		}
@@ -373,5 +432,5 @@ func (f *Filter) symStats() SymStats {
 	return SymStats{Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
 		Registry: s.reg.len(), RegistryRefused: s.reg.refused.Load(), Hints: s.hints.len(),
 		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load(),
-		Acked: s.acked.Load(), Defer: s.defers.stats()}
+		Acked: s.acked.Load(), Defer: s.defers.stats(), Epoch: s.epoch.Load(), HintsStale: s.staleHints.Load()}
 }

@@ -170,6 +170,14 @@ type TunnelStatus struct {
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Peers counts data packets by peer node id: [sent, received].
 	Peers map[string][2]uint64 `json:"peers,omitempty"`
+	// Epoch is this node's membership epoch (docs/forward.md "Membership
+	// epochs"); EpochStale and EpochFuture count datagrams from senders
+	// on an older or a newer membership; HintsStale the hints refused
+	// for an older epoch or a handler that is not a member.
+	Epoch       uint64 `json:"epoch"`
+	EpochStale  uint64 `json:"epoch_stale"`
+	EpochFuture uint64 `json:"epoch_future"`
+	HintsStale  uint64 `json:"hints_stale"`
 }
 
 // DeferStatus counts the first packets held until the flow's

@@ -172,6 +172,7 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
 		rcfg.Tunnel = n.tunnel
+		rcfg.TunnelOverhead = forward.TunnelOverhead
 	}
 	rt, err := router.New(rcfg)
 	if err != nil {
@@ -339,7 +340,7 @@ func (n *Node) apply(st *ring.State) {
 	}
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
-		n.setDirectory(st.Members)
+		n.setDirectory(st.Members, st.Seq)
 		// Membership changed: announce again what this node owns, even
 		// what it owned before. After a partition heals, hosts may still
 		// hold the MAC of the node that took a VIP over while this one was
