@@ -61,6 +61,7 @@ type SymStats struct {
 	Generation      uint32 // directories installed (SetDirectory)
 	Acked           uint64 // acks queued (registers taken, as authoritative node)
 	Defer           DeferStats
+	Repl            ReplStats // state replication and adoption (replicate.go, adopt.go)
 }
 
 // symmetric is the filter's symmetric-routing state; nil when Config.Self
@@ -76,8 +77,11 @@ type symmetric struct {
 	refreshSec uint32        // register again after this many seconds of activity
 	out        outbox
 	defers     *deferrals
+	repl       *replicator    // replicate.go
+	replicas   replicaStore   // replicate.go
+	resyncAt   [numShards]int // adopt.go: resyncSome's place in each shard
 
-	redirects, registered, hinted, acked atomic.Uint64
+	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
 }
 
 func newSymmetric(c Config) *symmetric {
@@ -86,7 +90,9 @@ func newSymmetric(c Config) *symmetric {
 		reg:        flowMap{m: map[Key]route{}, max: c.MaxRegistry},
 		hints:      flowMap{m: map[Key]route{}, max: c.MaxHints},
 		out:        outbox{ready: make(chan struct{}, 1)},
-		defers:     newDeferrals(c.Defer)}
+		defers:     newDeferrals(c.Defer),
+		repl:       newReplicator(c),
+		replicas:   replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}}
 	return s
 }
 
@@ -104,7 +110,7 @@ func (s *symmetric) known(k Key, auth uint16, now int64) uint16 {
 		return h
 	}
 	if auth == s.self {
-		if h := s.reg.get(k, now); h != s.self {
+		if h := s.handlerOf(k, now); h != s.self {
 			return h
 		}
 	}
@@ -124,7 +130,7 @@ func (s *symmetric) redirect(k Key, auth uint16, v via, now int64, hint bool) ui
 	if v.hops != 1 || auth != s.self {
 		return 0
 	}
-	h := s.reg.get(k, now)
+	h := s.handlerOf(k, now)
 	if h == 0 || h == s.self || h == v.from {
 		return 0
 	}
@@ -148,11 +154,14 @@ func (s *symmetric) register(e *entry, k Key, now int64) bool {
 	return false
 }
 
-// refresh registers flow k again when the directory changed since its
-// last register or the register is due (refreshSec of activity).
-func (s *symmetric) refresh(e *entry, k Key, now int64) {
-	if e.regGen != uint16(s.gen.Load()) || uint32(now/int64(time.Second))-e.regAt >= s.refreshSec {
+// refresh registers flow k again, and replicates its state, when the
+// directory changed since its last register or a refresh is due
+// (refreshDue: a quarter of the flow's timeout or of the registry's TTL,
+// of activity; idle flows are refreshed by resyncSome).
+func (s *symmetric) refresh(e *entry, k Key, now, timeout int64) {
+	if e.regGen != uint16(s.gen.Load()) || s.refreshDue(e, now, timeout) {
 		s.register(e, k, now)
+		s.replicate(e, now)
 	}
 }
 
@@ -235,6 +244,15 @@ func (f *flowMap) forget(keep func(uint16) bool) {
 	}
 }
 
+// del removes k's entry if its node is node.
+func (f *flowMap) del(k Key, node uint16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.m[k]; ok && r.node == node {
+		delete(f.m, k)
+	}
+}
+
 func (f *flowMap) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -294,6 +312,7 @@ func (f *Filter) SetDirectory(d *Directory) {
 		members[m] = true
 	}
 	s.hints.forget(func(n uint16) bool { return members[n] })
+	s.repl.retain(func(n uint16) bool { return members[n] })
 }
 
 // Step takes a register, a hint or an ack that the tunnel brought (opened
@@ -373,5 +392,5 @@ func (f *Filter) symStats() SymStats {
 	return SymStats{Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
 		Registry: s.reg.len(), RegistryRefused: s.reg.refused.Load(), Hints: s.hints.len(),
 		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load(),
-		Acked: s.acked.Load(), Defer: s.defers.stats()}
+		Acked: s.acked.Load(), Defer: s.defers.stats(), Repl: s.replStats()}
 }
