@@ -98,8 +98,22 @@ func (s *symmetric) handlerOf(k Key, now int64) uint16 {
 // sent.
 func (f *Filter) resyncSome(now int64, budget int) int {
 	sym := f.sym
-	gen := uint16(sym.gen.Load())
-	n := 0
+	g := sym.gen.Load()
+	gen := uint16(g)
+	if g != sym.resyncGen.Load() {
+		// A new directory: a new pass over the whole table begins.
+		slots := 0
+		for i := range f.tab.shards {
+			sh := &f.tab.shards[i]
+			sh.mu.Lock()
+			slots += len(sh.slab)
+			sh.mu.Unlock()
+		}
+		sym.resyncLeft, sym.resyncStart = slots, now
+		sym.resyncGen.Store(g)
+		sym.resyncTook.Store(-1)
+	}
+	n, looked := 0, 0
 	for i := range f.tab.shards {
 		sh := &f.tab.shards[i]
 		sh.mu.Lock()
@@ -110,6 +124,7 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 			}
 			e := &sh.slab[c]
 			c++
+			looked++
 			if e.flags&entryUsed == 0 || now >= e.expires {
 				continue
 			}
@@ -123,6 +138,9 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 		sh.mu.Unlock()
 	}
 	sym.resyncs.Add(uint64(n))
+	if sym.resyncLeft -= looked; sym.resyncLeft <= 0 && sym.resyncTook.Load() < 0 {
+		sym.resyncTook.Store(now - sym.resyncStart)
+	}
 	return n
 }
 

@@ -74,6 +74,11 @@ type ReplStats struct {
 	Adoptions uint64 // flows this node took over from a handler that left (adopt.go)
 	Resyncs   uint64 // flows registered and replicated again by the walk after a directory change or for idleness
 	BytesRcvd uint64 // payload bytes of sync batches and acks received
+	// Resyncing says the walk after the last directory change has not
+	// yet looked at every flow (adopt.go resyncSome); ResyncTook is how
+	// long the last complete walk took (ns).
+	Resyncing  bool
+	ResyncTook int64
 	// Lag counts acknowledged batches by the time from the oldest change
 	// they carry being queued to their ack (the replica is stored before
 	// the ack leaves): bucket 0 under 1 µs, bucket i from 2^(i-1) to 2^i
@@ -511,6 +516,9 @@ func (s *symmetric) replStats() ReplStats {
 		Dropped: r.dropped.Load(), Malformed: r.malformed.Load(), Applied: s.replicas.applied.Load(),
 		Stale: s.replicas.stale.Load(), Replicas: s.replicas.len(), Refused: s.replicas.refused.Load(),
 		Adoptions: s.adoptions.Load(), Resyncs: s.resyncs.Load(), BytesRcvd: r.bytesRcvd.Load()}
+	took := s.resyncTook.Load()
+	st.Resyncing = took < 0 || s.resyncGen.Load() != s.gen.Load()
+	st.ResyncTook = max(took, 0)
 	for i := range st.Lag {
 		st.Lag[i] = r.lag[i].Load()
 	}

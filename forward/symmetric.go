@@ -80,6 +80,12 @@ type symmetric struct {
 	repl       *replicator    // replicate.go
 	replicas   replicaStore   // replicate.go
 	resyncAt   [numShards]int // adopt.go: resyncSome's place in each shard
+	// resyncSome's pass over the table after a directory change (Sweep's
+	// goroutine only, but for the two atomics Stats reads).
+	resyncGen   atomic.Uint32
+	resyncLeft  int
+	resyncStart int64
+	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
 	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
 }

@@ -108,6 +108,8 @@ type TunnelStatus struct {
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Peers counts data packets by peer node id: [sent, received].
 	Peers map[string][2]uint64 `json:"peers,omitempty"`
+	// Replication is state replication and fail-over (replication.go).
+	Replication *ReplicationStatus `json:"replication,omitempty"`
 }
 
 // DeferStatus counts the first packets held until the flow's

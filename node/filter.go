@@ -93,6 +93,7 @@ func (n *Node) sweepFlows(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			n.filter.Sweep(n.routerNow())
+			n.replicationAlarm()
 		}
 	}
 }

@@ -61,7 +61,7 @@ func (n *Node) tunnelStatus(st forward.Stats) *mgmt.TunnelStatus {
 	ts := &mgmt.TunnelStatus{Redirects: st.Sym.Redirects, Sent: ds.Sent, SentBytes: ds.SentBytes,
 		Received: ds.Received, ReceivedBytes: ds.RcvdBytes, Forwarded: rs.Forwarded, SentOn: rs.Redirected,
 		Registers: ds.Registers, Hints: ds.Hints, Registry: st.Sym.Registry, HintsHeld: st.Sym.Hints,
-		Drops: map[string]uint64{}, Peers: map[string][2]uint64{}, Acks: ds.Acks}
+		Drops: map[string]uint64{}, Peers: map[string][2]uint64{}, Acks: ds.Acks, Replication: n.replicationStatus(st)}
 	d := st.Sym.Defer
 	ts.Defer = mgmt.DeferStatus{Deferred: d.Deferred, ReleasedAck: d.ReleasedAck, ReleasedTimeout: d.ReleasedTimeout,
 		Overflow: d.Overflow + rs.HoldRefused, Held: rs.HeldNow}
