@@ -98,6 +98,8 @@ func (s *symmetric) handlerOf(k Key, now int64) uint16 {
 // sent.
 func (f *Filter) resyncSome(now int64, budget int) int {
 	sym := f.sym
+	sym.resyncMu.Lock()
+	defer sym.resyncMu.Unlock()
 	g := sym.gen.Load()
 	gen := uint16(g)
 	if g != sym.resyncGen.Load() {
@@ -150,4 +152,17 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 func (s *symmetric) refreshDue(e *entry, now, timeout int64) bool {
 	every := min(s.refreshSec, uint32(max(1, timeout/4/int64(time.Second))))
 	return uint32(now/int64(time.Second))-e.regAt >= every
+}
+
+// Resync registers and replicates again, at now, the flows handled here
+// that the current directory has new owners for (or that are due for a
+// refresh), looking at a bounded slice of the table (the budget Sweep
+// uses); the node calls it right after SetDirectory so that the rows'
+// new authoritative nodes and standbys learn the flows at once rather
+// than at the next sweep. Sweep goes on with the rest.
+func (f *Filter) Resync(now int64) {
+	if f.sym == nil {
+		return
+	}
+	f.resyncSome(now, max(256, int(f.tab.max/numShards/8)))
 }

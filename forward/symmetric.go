@@ -80,8 +80,10 @@ type symmetric struct {
 	repl       *replicator    // replicate.go
 	replicas   replicaStore   // replicate.go
 	resyncAt   [numShards]int // adopt.go: resyncSome's place in each shard
-	// resyncSome's pass over the table after a directory change (Sweep's
-	// goroutine only, but for the two atomics Stats reads).
+	// resyncSome's pass over the table after a directory change, under
+	// resyncMu (Sweep and Resync may run at once), but for the two
+	// atomics Stats reads.
+	resyncMu    sync.Mutex
 	resyncGen   atomic.Uint32
 	resyncLeft  int
 	resyncStart int64

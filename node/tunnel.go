@@ -49,6 +49,7 @@ func (n *Node) setDirectory(members []ring.NodeID) {
 		ids[i] = uint16(m)
 	}
 	n.filter.SetDirectory(forward.NewDirectory(n.dirKey, ids))
+	n.filter.Resync(n.routerNow()) // the new owners of the rows learn the flows handled here (replicate.go)
 }
 
 // tunnelStatus is the tunnel section of the status; nil without it.
