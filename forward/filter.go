@@ -88,6 +88,10 @@ type Config struct {
 	// MaxReplicas caps the flows whose state this node holds for their
 	// handlers. Default MaxFlows.
 	MaxReplicas int
+	// NoReplication turns state replication off (config
+	// filter.replication: false), to measure its cost: a handler's loss
+	// then breaks its flows.
+	NoReplication bool
 }
 
 // Stats are the filter's counters (cumulative) and gauges.

@@ -415,7 +415,7 @@ func (s *symmetric) recordOf(e *entry) SyncRecord {
 // replicate queues e's state for its flow's authoritative node and
 // standby, leaving out this node. The caller holds e's shard lock.
 func (s *symmetric) replicate(e *entry, now int64) {
-	if e.state == StateNone {
+	if e.state == StateNone || s.noRepl {
 		return
 	}
 	auth, standby := s.dir.Load().Lookup(e.key)
@@ -430,7 +430,7 @@ func (s *symmetric) replicate(e *entry, now int64) {
 // gone queues the end of e's flow for the replicas at now. The caller
 // holds e's shard lock (table.remove).
 func (s *symmetric) gone(e *entry, now int64) {
-	if e.state == StateNone {
+	if e.state == StateNone || s.noRepl {
 		return
 	}
 	auth, standby := s.dir.Load().Lookup(e.key)

@@ -78,6 +78,7 @@ type symmetric struct {
 	out        outbox
 	defers     *deferrals
 	repl       *replicator    // replicate.go
+	noRepl     bool           // Config.NoReplication
 	replicas   replicaStore   // replicate.go
 	resyncAt   [numShards]int // adopt.go: resyncSome's place in each shard
 	// resyncSome's pass over the table after a directory change, under
@@ -99,8 +100,8 @@ func newSymmetric(c Config) *symmetric {
 		hints:      flowMap{m: map[Key]route{}, max: c.MaxHints},
 		out:        outbox{ready: make(chan struct{}, 1)},
 		defers:     newDeferrals(c.Defer),
-		repl:       newReplicator(c),
-		replicas:   replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}}
+		repl:       newReplicator(c), noRepl: c.NoReplication,
+		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}}
 	return s
 }
 
