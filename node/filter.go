@@ -22,7 +22,7 @@ func filterConfig(f *config.Config) forward.Config {
 		MaxFragments:  f.Filter.MaxFragments,
 		Timeouts:      forward.Timeouts(f.Filter.Timeouts),
 		Defer:         f.Filter.Defer,
-		NoReplication: f.Filter.Replication != nil && !*f.Filter.Replication,
+		NoReplication: !f.Filter.Replication,
 	}
 	if symmetricOn(f) {
 		fc.Self = uint16(f.LocalIndex())
