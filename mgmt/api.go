@@ -178,6 +178,8 @@ type TunnelStatus struct {
 	EpochStale  uint64 `json:"epoch_stale"`
 	EpochFuture uint64 `json:"epoch_future"`
 	HintsStale  uint64 `json:"hints_stale"`
+	// Replication is state replication and fail-over (replication.go).
+	Replication *ReplicationStatus `json:"replication,omitempty"`
 }
 
 // DeferStatus counts the first packets held until the flow's

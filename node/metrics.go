@@ -207,6 +207,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			count(mFiltDrops, fs.Drops[r], r.String())
 		}
 		gauge(mFragTrack, float64(fs.Fragments))
+		n.collectReplication(ch, fs)
 		if ts := n.tunnelStatus(fs); ts != nil {
 			count(mTunPackets, ts.Sent, "sent")
 			count(mTunPackets, ts.Received, "received")

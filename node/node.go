@@ -93,6 +93,7 @@ type Node struct {
 	hurry     chan struct{} // closed by Hurry
 	// membershipChanges counts committed states with a new member list.
 	membershipChanges atomic.Uint64
+	replSeen          [2]uint64 // replication refusals already logged (replicate.go)
 	hurryOnce         sync.Once
 	readyOnce         sync.Once
 	stoppingOnce      sync.Once

@@ -109,6 +109,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 		fmt.Fprintf(w, "filter:  %s\n", filterLine(*st.Filter))
 		if t := st.Filter.Tunnel; t != nil {
 			fmt.Fprintf(w, "tunnel:  %s\n", tunnelLine(*t))
+			if r := t.Replication; r != nil {
+				fmt.Fprintf(w, "repl:    %s\n", replicationLine(*r))
+			}
 		}
 	}
 	fmt.Fprintln(w)
