@@ -43,7 +43,7 @@ func labCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "up", Usage: "build the lab and start the nodes and an echo server",
-				Flags: append(labFlags(), &cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of ringway nodes (1-9)"}),
+				Flags: append(labFlags(), &cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of ringway nodes (1-64)"}),
 				Action: func(c *cli.Context) error {
 					if err := needRoot(); err != nil {
 						return err
