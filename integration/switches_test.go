@@ -44,6 +44,18 @@ func TestSwitchesAndDrain(t *testing.T) {
 	if out := run(3, "status", "-c", cfg(3)); !strings.Contains(out, "switch:  L.BAL off, AUTO off") {
 		t.Errorf("n3's status does not show the switches off:\n%s", out)
 	}
+	var metrics string
+	if err := c.lab.NodeAPI(3, func(cl *mgmt.Client) (err error) {
+		metrics, err = cl.Metrics(context.Background())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`ringway_switch_on{switch="auto"} 0`, `ringway_switch_on{switch="balance"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("n3's metrics lack %s", want)
+		}
+	}
 
 	// n1 (preferred by the gateway pair) is cut off and comes back: with
 	// AUTO off it rejoins the ring closed and gets nothing back.

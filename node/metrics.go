@@ -79,6 +79,7 @@ var (
 	mLinkRate    = desc("router_link_bytes_per_second", "This node's NIC traffic over the last second.", "nic", "direction")
 	mAuthFail    = desc("mgmt_auth_failures_total", "Wrong tokens presented to the management API.")
 	mAuthLocked  = desc("mgmt_auth_locked_out_total", "Management requests refused unchecked because their address sent too many wrong tokens.")
+	mSwitch      = desc("switch_on", "1 while the cluster switch is on (balance: L.BAL, auto: AUTO), as this node last committed it.", "switch")
 	mDeferred    = desc("filter_deferred_packets_total", "First packets of new flows held until their register was acknowledged, by outcome.", "outcome")
 )
 
@@ -112,6 +113,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if st := n.state.Load(); st != nil {
 		gauge(mMembers, float64(len(st.Members)))
 		gauge(mNoQuorum, b2f(st.NoQuorum))
+		sw := n.holder.Switches(st.Carriages)
+		gauge(mSwitch, b2f(sw.Balance), "balance")
+		gauge(mSwitch, b2f(sw.Auto), "auto")
 	}
 	gauge(mRotation, float64(rs.Rotation)*n.file.Ring.Tick.Seconds())
 	rc := rs.Counters
