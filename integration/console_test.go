@@ -219,6 +219,20 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("role %q after admin login", role)
 	}
 
+	// Turn L.BAL off from its badge, then on again: each shown applied,
+	// and the cluster's switch follows.
+	for _, on := range []bool{false, true} {
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button.switch[data-switch="balance"]`))); err != nil {
+			t.Fatalf("click L.BAL: %v", err)
+		}
+		want := map[bool]string{false: "turn balance off", true: "turn balance on"}[on]
+		jsUntil(t, ctx, fmt.Sprintf(`[...document.querySelectorAll('#actions li')].some(li => li.dataset.state === 'applied' && li.textContent.includes(%q)) && document.querySelector('button.switch[data-switch="balance"]').getAttribute('aria-pressed') === %q`, want, fmt.Sprint(on)),
+			5*time.Second, want+" shown applied")
+		if st, err := c.status(3); err != nil || st.Switches == nil || st.Switches.Balance != on {
+			t.Errorf("n3's switches after %q in the console: %+v (%v)", want, st.Switches, err)
+		}
+	}
+
 	// Drag the client's gateway VIP from n1 onto n3: the console reports
 	// the move applied, the table shows it, the client's ARP entry for the
 	// VIP changes to n3's MAC and its traffic keeps flowing.

@@ -148,8 +148,8 @@
     const holder = s.holder ? "token at " + s.holder + ", rotation " + s.rotation_ms.toFixed(1) + " ms" : "no token";
     $("summary").replaceChildren(
       el("span", { text: "via " + s.node + " (" + s.mode + (s.alone ? ", alone" : "") + "), " + holder + " " }),
-      el("span", { class: "badge", title: "load balancing " + (s.balancing ? "on" : "off"), text: s.balancing ? "L.BAL" : "L.BAL off" }), " ",
-      el("span", { class: "badge", title: "a recovered node takes its preferred VIPs back by itself", text: s.auto ? "AUTO" : "AUTO off" }), " ",
+      switchBadge("balance", s.balancing, "L.BAL", "load balancing"), " ",
+      switchBadge("auto", s.auto, "AUTO", "automatic rejoin: a node that comes back takes VIPs by itself"), " ",
       role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null);
 
     const nodes = $("nodes");
@@ -169,6 +169,17 @@
     $("events").replaceChildren(...(s.events || []).slice().reverse().slice(0, 20).map((e) =>
       el("li", { "data-kind": e.kind, text: time(e.time) + "  " + e.kind + (e.node ? " " + e.node : "") + ": " + e.cause })));
     updateActions();
+  }
+
+  // switchBadge shows a cluster switch; for an admin it is a button that
+  // turns the switch over, cluster-wide through the token.
+  function switchBadge(name, on, label, what) {
+    const text = on ? label : label + " off";
+    if (role !== "admin") return el("span", { class: "badge", "data-switch": name, title: what + (on ? " on" : " off"), text });
+    const b = el("button", { type: "button", class: "badge switch", "data-switch": name, "aria-pressed": on ? "true" : "false",
+      title: what + (on ? " on: click to turn it off" : " off: click to turn it on"), text });
+    b.addEventListener("click", () => switchOp(name, !on));
+    return b;
   }
 
   function time(t) {
@@ -372,6 +383,11 @@
       ? (s) => !(s.vips || []).some((v) => v.owner === node)
       : (s) => (s.node_states || []).some((n) => n.id === node && n.state !== "closed");
     post("/api/v1/nodes/" + encodeURIComponent(node) + "/" + op, null, op + " node " + node, check);
+  }
+
+  function switchOp(name, on) {
+    const field = name === "balance" ? "balancing" : "auto";
+    post("/api/v1/switches/" + name + "/" + (on ? "on" : "off"), null, "turn " + name + (on ? " on" : " off"), (s) => s[field] === on);
   }
 
   checkSession();
