@@ -210,3 +210,45 @@ func TestReadOnlyToken(t *testing.T) {
 		t.Errorf("admin token: %v", err)
 	}
 }
+
+type switchBackend struct {
+	fakeBackend
+	sw []SwitchOp
+}
+
+func (b *switchBackend) QueueSwitch(op SwitchOp) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sw = append(b.sw, op)
+	return uint64(len(b.sw)), nil
+}
+
+// TestSwitches: switches need the admin token, are validated, and reach a
+// backend that sets them; one that cannot answers 501.
+func TestSwitches(t *testing.T) {
+	const readToken = "read-only-token-0123456789"
+	b := &switchBackend{}
+	s := startServer(t, Config{ReadToken: readToken}, b)
+	ctx := context.Background()
+	admin := NewClient(s.Addr().String(), testToken, false)
+	if err := admin.Switch(ctx, SwitchOp{Switch: "balancing", To: "off"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewClient(s.Addr().String(), readToken, false).Switch(ctx, SwitchOp{Switch: "auto", To: "off"}); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("read-only switch: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, admin.Base+"/api/v1/switches/balancing/maybe", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad setting: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if len(b.sw) != 1 || b.sw[0] != (SwitchOp{"balancing", "off"}) {
+		t.Errorf("switches reaching the backend: %v", b.sw)
+	}
+	plain := startServer(t, Config{}, &fakeBackend{})
+	if err := NewClient(plain.Addr().String(), testToken, false).Switch(ctx, SwitchOp{Switch: "auto", To: "on"}); err == nil || !strings.Contains(err.Error(), "501") {
+		t.Errorf("backend without switches: %v", err)
+	}
+}

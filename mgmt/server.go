@@ -247,6 +247,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/flows", s.auth(roleRead, http.HandlerFunc(s.flows)))
 	mux.Handle("POST /api/v1/vips/{vip}/{op}", s.auth(roleAdmin, http.HandlerFunc(s.vip)))
 	mux.Handle("POST /api/v1/nodes/{node}/{op}", s.auth(roleAdmin, http.HandlerFunc(s.node)))
+	mux.Handle("POST /api/v1/switches/{switch}/{setting}", s.auth(roleAdmin, http.HandlerFunc(s.setSwitch)))
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.auth(roleRead, s.cfg.Metrics))
 	}

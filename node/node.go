@@ -451,6 +451,28 @@ func (n *Node) QueueNode(op mgmt.NodeOp) (uint64, error) {
 	return n.propose(ringstate.ProposeNode, data, fmt.Sprintf("node %s %s", op.Op, op.Node))
 }
 
+// QueueSwitch queues a cluster-wide run-time switch for this node's next
+// turn with the token (mgmt.Switcher).
+func (n *Node) QueueSwitch(op mgmt.SwitchOp) (uint64, error) {
+	st := n.state.Load()
+	if _, ok, _ := ringstateTable(st); !ok {
+		return 0, errNoTable
+	}
+	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return 0, errNotServing
+	}
+	w, err := ringstate.ParseSwitch(op.Switch)
+	if err != nil {
+		return 0, err
+	}
+	to := map[string]ringstate.Setting{"on": ringstate.On, "off": ringstate.Off, "default": ringstate.AsConfigured}[op.To]
+	_, data, err := ringstate.ProposeSwitchOp(ringstate.SwitchOp{Switch: w, To: to})
+	if err != nil {
+		return 0, err
+	}
+	return n.propose(ringstate.ProposeSwitch, data, fmt.Sprintf("switch %s %s", op.Switch, op.To))
+}
+
 // proposeTimeout bounds the wait for the ring driver to take a proposal
 // (it waits only for the core's lock).
 const proposeTimeout = 2 * time.Second

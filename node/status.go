@@ -66,10 +66,12 @@ func (n *Node) Status() mgmt.Status {
 	}
 	s.Moves = n.moveLog.list()
 	s.Ops = n.ops.list()
-	s.Balancing = n.file.Balancing.Enabled
-	// A recovered node takes its preferred VIPs back without an operator
-	// (vipstate's preference return); not yet switchable at run time.
-	s.Auto = true
+	var sw ringstate.Switches
+	if st := n.state.Load(); st != nil {
+		sw = ringstate.SwitchesOf(st.Carriages)
+	}
+	s.Balancing = sw.Balancing.Resolve(n.file.Balancing.Enabled)
+	s.Auto = sw.Auto.Resolve(true)
 	s.Counters = n.counters(rs)
 	s.Filter = n.filterStatus()
 	s.Events = n.membershipEvents()

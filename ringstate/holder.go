@@ -61,6 +61,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	table := h.cfg.Initial
 	var loads Load
 	var closed, unhealthy NodeSet
+	var sw Switches
 	var rest []ring.Carriage
 	for _, c := range t.Carriages {
 		switch c.Kind {
@@ -79,6 +80,8 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			_ = closed.UnmarshalBinary(c.Data)
 		case KindUnhealthyNodes:
 			_ = unhealthy.UnmarshalBinary(c.Data)
+		case KindSwitches:
+			_ = sw.UnmarshalBinary(c.Data) // unreadable: as configured
 		default:
 			// Kinds of a newer version ride on unchanged, up to a few:
 			// more would crowd the token, and only a forger sends
@@ -107,9 +110,17 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	// The core hands proposals over only to a member of a ring with
 	// quorum (ring.TokenView.Proposals).
 	var results []ring.Result
+	wasUnhealthy := slices.Clone(unhealthy)
 	for _, p := range t.Proposals {
 		var err error
-		table, closed, err = applyProposal(p, table, closed)
+		if p.Kind == ProposeSwitch {
+			var o SwitchOp
+			if err = o.UnmarshalBinary(p.Data); err == nil {
+				sw = o.apply(sw)
+			}
+		} else {
+			table, closed, err = applyProposal(p, table, closed)
+		}
 		r := ring.Result{ID: p.ID}
 		if err != nil {
 			r.Err = err.Error()
@@ -126,6 +137,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			unhealthy = unhealthy.with(n, false)
 		}
 	}
+	closed = sw.autoClose(closed, t, wasUnhealthy, unhealthy)
 	// Closed and unhealthy nodes alike receive no VIPs.
 	out := slices.Clone(closed)
 	for _, n := range unhealthy {
@@ -138,6 +150,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		live[i] = vipstate.Node(m)
 	}
 	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: h.cfg.Balance}
+	in.Balance.Enabled = sw.Balancing.Resolve(h.cfg.Balance.Enabled)
 	if len(loads) > 0 {
 		in.VIPLoad = loads
 	}
@@ -175,6 +188,11 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			if b, err := set.ns.MarshalBinary(); err == nil {
 				cs = append(cs, ring.Carriage{Kind: set.kind, Data: b})
 			}
+		}
+	}
+	if sw != (Switches{}) {
+		if b, err := sw.MarshalBinary(); err == nil {
+			cs = append(cs, ring.Carriage{Kind: KindSwitches, Data: b})
 		}
 	}
 	return ring.Turn{Carriages: append(cs, rest...), Urgent: urgent, Results: results}

@@ -29,6 +29,7 @@ func commands() []*cli.Command {
 		statusCommand(),
 		vipCommand(),
 		nodeCommand(),
+		switchCommand(),
 		flowsCommand(),
 		labCommand(),
 		versionCommand(),

@@ -294,6 +294,7 @@ func nodeCommand() *cli.Command {
 				printNodes, func(st mgmt.Status) any { return nodeRows(st) }),
 			nodeOpCommand("close", "hand the node's VIPs to the others at its next turn; it stays in the ring but answers no VIP until opened (maintenance)"),
 			nodeOpCommand("open", "let a closed node answer VIPs again (preferred VIPs return to it)"),
+			nodeDrainCommand(),
 		},
 	}
 }

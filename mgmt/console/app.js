@@ -146,10 +146,17 @@
     const s = status;
     $("cluster").textContent = s.cluster;
     const holder = s.holder ? "token at " + s.holder + ", rotation " + s.rotation_ms.toFixed(1) + " ms" : "no token";
+    // L.BAL and AUTO: badges, and for admins buttons that switch them for
+    // the whole cluster (through the token).
+    const toggle = (name, label, on, why) => role === "admin"
+      ? el("button", { type: "button", class: "badge switch" + (on ? " on" : ""), "aria-pressed": on ? "true" : "false",
+        "data-switch": name, "data-focus-key": "switch-" + name, title: why + " (click to switch " + (on ? "off" : "on") + " cluster-wide)",
+        onclick: () => switchOp(name, on ? "off" : "on"), text: label + (on ? "" : " off") })
+      : el("span", { class: "badge" + (on ? " on" : ""), "data-switch": name, title: why, text: label + (on ? "" : " off") });
     $("summary").replaceChildren(
       el("span", { text: "via " + s.node + " (" + s.mode + (s.alone ? ", alone" : "") + "), " + holder + " " }),
-      el("span", { class: "badge", title: "load balancing " + (s.balancing ? "on" : "off"), text: s.balancing ? "L.BAL" : "L.BAL off" }), " ",
-      el("span", { class: "badge", title: "a recovered node takes its preferred VIPs back by itself", text: s.auto ? "AUTO" : "AUTO off" }), " ",
+      toggle("balancing", "L.BAL", s.balancing, "load balancing moves VIPs from the most to the least loaded node"), " ",
+      toggle("auto", "AUTO", s.auto, "a node that joins or recovers takes VIPs by itself; off: it is closed until opened"), " ",
       role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null);
 
     const nodes = $("nodes");
@@ -193,7 +200,7 @@
       const down = s.links_down || [];
       lights.append(light("NIC", down.length ? "red" : "green", down.length ? "down: " + down.join(", ") : "links up"));
       const ping = s.ping_failing || [];
-      lights.append(light("ping", ping.length ? "red" : (s.counters && "green") || "green", ping.length ? "failing: " + ping.join(", ") : "answering or not monitored"));
+      lights.append(light("ping", ping.length ? "red" : "green", ping.length ? "failing: " + ping.join(", ") : "answering or not monitored"));
       lights.append(light("app", s.app_failure ? "red" : "green", s.app_failure || "passing or not monitored"));
     } else if (n.state === "down") {
       lights.append(light("health", "yellow", "not in the ring: unknown"));
@@ -372,6 +379,12 @@
       ? (s) => !(s.vips || []).some((v) => v.owner === node)
       : (s) => (s.node_states || []).some((n) => n.id === node && n.state !== "closed");
     post("/api/v1/nodes/" + encodeURIComponent(node) + "/" + op, null, op + " node " + node, check);
+  }
+
+  function switchOp(name, to) {
+    const want = to === "on";
+    post("/api/v1/switches/" + name + "/" + to, null, "switch " + name + " " + to,
+      (s) => (name === "balancing" ? s.balancing : s.auto) === want);
   }
 
   checkSession();
