@@ -59,4 +59,3 @@ func (c *Client) Switch(ctx context.Context, op SwitchOp) error {
 	}
 	return c.do(ctx, http.MethodPost, "/api/v1/switches/"+op.Switch+"/"+op.To, nil, nil)
 }
-
