@@ -122,3 +122,9 @@ bench-router:
 .PHONY: bench-flows
 bench-flows:
 	$(GO) run ./forward/cmd/benchflows
+
+.PHONY: test-balance
+# test-balance: integration TestBalancing with 5 minutes of steady traffic
+# after balancing (make test watches 10 s). Needs root.
+test-balance:
+	RINGWAY_BALANCE_STEADY=5m $(GO) test -count=1 -timeout 10m -run TestBalancing -v ./integration
