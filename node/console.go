@@ -207,3 +207,46 @@ func linkRates(prev map[string][2]uint64, now map[string][2]uint64, order []stri
 	}
 	return out
 }
+
+// autoCloseSelf closes this node, through the token, when it comes back
+// among other members while AUTO is off: it then waits for an operator to
+// open it (ringstate.Switches). Only the node can tell it was away (at a
+// merge each side sees the other as joined). It was away when st is its
+// first ring with others after a start, time alone or between rings
+// (prev), or when a ring event says it was added (rejoined: a join at its
+// request, or a merge that absorbed it).
+func (n *Node) autoCloseSelf(prev, st *ring.State, rejoined bool) {
+	if st == nil || len(st.Members) < 2 || !slices.Contains(st.Members, n.self) || st.NoQuorum {
+		return
+	}
+	if !rejoined && prev != nil && len(prev.Members) >= 2 && slices.Contains(prev.Members, n.self) {
+		return // it was in a ring with others already
+	}
+	if ringstate.SwitchesOf(st.Carriages).Auto != ringstate.Off || slices.Contains(ringstate.Closed(st.Carriages), vipstate.Node(n.self)) {
+		return
+	}
+	_, data, err := ringstate.ProposeNodeOp(ringstate.NodeOp{Node: vipstate.Node(n.self), Close: true})
+	if err != nil {
+		return
+	}
+	self := n.name(n.self)
+	go func() { // propose waits for the ring core; apply must not
+		if _, err := n.propose(ringstate.ProposeNode, data, "node close "+self+" (AUTO off: back in the ring)"); err != nil {
+			n.log.Warn("AUTO off: could not close this node after it rejoined", "err", err)
+			return
+		}
+		n.log.Info("AUTO off: this node is back in the ring and closes itself until an operator opens it", "members", n.nameList(st.Members))
+	}()
+}
+
+// addedSelf reports whether a ring event says this node was added to a
+// ring: a join at its request, or a merge that absorbed it.
+func (n *Node) addedSelf(ev ring.Event) bool {
+	switch ev.Cause.Kind {
+	case ring.CauseJoined:
+		return ev.Cause.Node == n.self
+	case ring.CauseMerged:
+		return slices.Contains(ev.Nodes, n.self)
+	}
+	return false
+}

@@ -322,6 +322,7 @@ func (n *Node) apply(st *ring.State) {
 	if ms := n.moves(prev, st, time.Now()); len(ms) > 0 {
 		n.moveLog.add(ms)
 	}
+	n.autoCloseSelf(prev, st, false)
 	if n.cfg.OnReady != nil {
 		n.readyOnce.Do(n.cfg.OnReady)
 	}
@@ -353,6 +354,9 @@ func (n *Node) logEvent(ev ring.Event) {
 	default:
 		n.log.Debug("ring event", "event", ev.String())
 		n.membershipEvent(ev, time.Now())
+		if n.addedSelf(ev) {
+			n.autoCloseSelf(nil, n.state.Load(), true)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/ringway/ringway/ring"
-	"github.com/ringway/ringway/vipstate"
 )
 
 // KindSwitches is the carriage of the cluster's run-time switches
@@ -59,9 +58,10 @@ func (s Setting) Resolve(configured bool) bool {
 //	version u8 (1) | balancing u8 | auto u8   (each a Setting)
 //
 // Balancing (L.BAL): load balancing may move VIPs. Auto (AUTO): a node that
-// joins the ring or becomes healthy again receives VIPs by itself; when
-// off, the holder closes such a node (as `ringway node close`) so it waits
-// for an operator to open it.
+// comes back to the ring or becomes healthy again receives VIPs by itself;
+// when off, such a node is closed (as `ringway node close`) and waits for
+// an operator to open it: the holder closes a member whose monitors pass
+// again, a node that rejoins closes itself.
 type Switches struct {
 	Balancing Setting
 	Auto      Setting
@@ -181,16 +181,15 @@ func ProposeSwitchOp(o SwitchOp) (kind uint16, data []byte, err error) {
 	return ProposeSwitch, data, err
 }
 
-// autoClose closes, when AUTO is off, the nodes that joined the ring since
-// this node's last turn and the members that became healthy again (were in
-// before, not in after), so they take no VIPs until an operator opens them.
-// A cold start (no carriages yet) closes nobody: every node joins then.
+// autoClose closes, when AUTO is off, the members that became healthy
+// again (were in the unhealthy set before, not after), so they take no
+// VIPs until an operator opens them. A node that comes back to the ring
+// (a restart, a healed cut) closes itself: only it can tell that it was
+// away (at a merge each side sees the other as joined), so the node
+// proposes that (node/console.go), not the holder.
 func (s Switches) autoClose(closed NodeSet, t ring.TokenView, before, after NodeSet) NodeSet {
-	if s.Auto != Off || t.Carriages == nil {
+	if s.Auto != Off {
 		return closed
-	}
-	for _, n := range t.Joined {
-		closed = closed.with(vipstate.Node(n), true)
 	}
 	for _, n := range before {
 		if !slices.Contains(after, n) && slices.Contains(t.Members, ring.NodeID(n)) {

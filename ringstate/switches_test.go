@@ -102,32 +102,28 @@ func TestBalancingSwitch(t *testing.T) {
 	}
 }
 
-// AUTO off: a node that joins, or becomes healthy again, is closed and
-// waits for an operator.
+// AUTO off: a member that becomes healthy again is closed and waits for an
+// operator; with AUTO on it is not.
 func TestAutoSwitch(t *testing.T) {
 	h := New(Config{Initial: initial(t)})
-	cs := cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2}})
-	if got := Closed(cs); len(got) != 0 {
-		t.Fatalf("closed %v at a cold start", got)
+	members := []ring.NodeID{1, 2, 3}
+	cs := cars(h, ring.TokenView{Self: 1, Members: members})
+	sick := cars(h, ring.TokenView{Self: 2, Members: members, Carriages: cs, Local: ring.Local{Unhealthy: true}})
+	if got := Closed(cars(h, ring.TokenView{Self: 2, Members: members, Carriages: sick})); len(got) != 0 {
+		t.Errorf("AUTO on: closed %v after node 2 recovered", got)
 	}
-	// AUTO on (default): node 3 joins and stays open.
-	on := cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}, Joined: []ring.NodeID{3}, Carriages: cs})
-	if got := Closed(on); len(got) != 0 {
-		t.Errorf("AUTO on: closed %v after node 3 joined", got)
-	}
-	cs = cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2}, Carriages: cs,
+	cs = cars(h, ring.TokenView{Self: 1, Members: members, Carriages: sick,
 		Proposals: []ring.Proposal{switchProp(t, 1, SwitchOp{Switch: SwitchAuto, To: Off})}})
-	cs = cars(h, ring.TokenView{Self: 2, Members: []ring.NodeID{1, 2, 3}, Joined: []ring.NodeID{3}, Carriages: cs})
-	if got := Closed(cs); !slices.Equal(got, NodeSet{3}) {
-		t.Errorf("AUTO off: closed %v after node 3 joined, want [3]", got)
+	if got := Closed(cs); len(got) != 0 {
+		t.Errorf("closed %v while node 2 is unhealthy", got)
 	}
-	// Node 2 turns unhealthy, then healthy again: closed.
-	cs = cars(h, ring.TokenView{Self: 2, Members: []ring.NodeID{1, 2, 3}, Carriages: cs, Local: ring.Local{Unhealthy: true}})
-	if got := Closed(cs); !slices.Equal(got, NodeSet{3}) {
-		t.Errorf("closed %v while node 2 is unhealthy, want [3]", got)
+	cs = cars(h, ring.TokenView{Self: 2, Members: members, Carriages: cs})
+	if got := Closed(cs); !slices.Equal(got, NodeSet{2}) {
+		t.Errorf("AUTO off: closed %v after node 2 recovered, want [2]", got)
 	}
-	cs = cars(h, ring.TokenView{Self: 2, Members: []ring.NodeID{1, 2, 3}, Carriages: cs})
-	if got := Closed(cs); !slices.Equal(got, NodeSet{2, 3}) {
-		t.Errorf("AUTO off: closed %v after node 2 recovered, want [2 3]", got)
+	// A node that joins is not closed by the holder (it closes itself).
+	cs = cars(h, ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}, Joined: []ring.NodeID{3}, Carriages: cs})
+	if got := Closed(cs); !slices.Equal(got, NodeSet{2}) {
+		t.Errorf("closed %v after node 3 joined, want [2]", got)
 	}
 }

@@ -125,7 +125,7 @@ func printStatus(w io.Writer, st mgmt.Status) {
 }
 
 // loadLine is every node's load (the sum of its VIPs' rates on the token)
-// and whether balancing may act on it.
+// and the run-time switches: L.BAL (balancing) and AUTO.
 func loadLine(st mgmt.Status) string {
 	if len(st.NodeStates) == 0 {
 		return ""
@@ -134,11 +134,13 @@ func loadLine(st mgmt.Status) string {
 	for _, n := range st.NodeStates {
 		parts = append(parts, fmt.Sprintf("%s %s", n.ID, rate(n.Load)))
 	}
-	bal := "balancing off"
-	if st.Balancing {
-		bal = "balancing on"
+	onOff := func(b bool) string {
+		if b {
+			return "on"
+		}
+		return "off"
 	}
-	return strings.Join(parts, ", ") + " (" + bal + ")"
+	return strings.Join(parts, ", ") + " (L.BAL " + onOff(st.Balancing) + ", AUTO " + onOff(st.Auto) + ")"
 }
 
 // rate renders bytes/s for people.

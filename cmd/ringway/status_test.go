@@ -29,7 +29,7 @@ func TestPrintStatus(t *testing.T) {
 	want := `cluster lab, seen from n2 (member)
 ring:    7, seq 42, members n1 n2 n3
 token:   at n3 (as far as n2 knows), rotation 12.0 ms
-load:    n1 1.2 MB/s, n2 0 B/s (balancing on)
+load:    n1 1.2 MB/s, n2 0 B/s (L.BAL on, AUTO off)
 nics:    ext0 in 2.5 kB/s out 120 B/s (on n2)
 
 VIP           SUBNET  OWNER   PREFERRED  PERSISTENCE  GROUP  RATE
