@@ -265,6 +265,16 @@ func TestConsoleBrowser(t *testing.T) {
 	jsUntil(t, ctx, `document.querySelector('.node[data-node="n1"]').dataset.state === 'closed' && document.querySelectorAll('.node[data-node="n1"] .vip').length === 0 && [...document.querySelectorAll('#actions li')].some(li => li.dataset.state === 'applied' && li.textContent.includes('close node n1'))`,
 		5*time.Second, "n1 closed, without VIPs, the action applied")
 
+	// Switch L.BAL off from its badge: applied for the whole cluster.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-switch="balancing"]`))); err != nil {
+		t.Fatalf("click L.BAL: %v", err)
+	}
+	jsUntil(t, ctx, `[...document.querySelectorAll('#actions li')].some(li => li.dataset.state === 'applied' && li.textContent.includes('switch balancing off')) && document.querySelector('[data-switch="balancing"]').getAttribute('aria-pressed') === 'false'`,
+		5*time.Second, "L.BAL off applied")
+	if st, err := c.status(3); err != nil || st.Balancing {
+		t.Errorf("n3's status after L.BAL off from the console: balancing %v, %v", st.Balancing, err)
+	}
+
 	// Cut n3 (it carries the gateway now): the console shows it down
 	// within a second.
 	if err := c.lab.Cut(3); err != nil {
@@ -317,7 +327,7 @@ func TestConsoleBrowser(t *testing.T) {
 	jsUntil(t, ctx, `!document.getElementById('login').hidden`, 3*time.Second, "the login form after logout")
 	login(t, ctx, base, hex.EncodeToString(readTok))
 	jsUntil(t, ctx, `document.body.dataset.role === 'read-only' && document.querySelectorAll('#nodes .vip[data-vip]').length === 8`, 5*time.Second, "read-only view with 8 VIPs")
-	controls, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll('button.mutate, .mutate button, .vip[draggable="true"]')].filter(e => e.offsetParent !== null).length`))
+	controls, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll('button.mutate, .mutate button, .vip[draggable="true"], button[data-switch]')].filter(e => e.offsetParent !== null).length`))
 	if err != nil {
 		t.Fatal(err)
 	}
