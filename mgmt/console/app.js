@@ -153,11 +153,11 @@
         "data-switch": name, "data-focus-key": "switch-" + name, title: why + " (click to switch " + (on ? "off" : "on") + " cluster-wide)",
         onclick: () => switchOp(name, on ? "off" : "on"), text: label + (on ? "" : " off") })
       : el("span", { class: "badge" + (on ? " on" : ""), "data-switch": name, title: why, text: label + (on ? "" : " off") });
-    $("summary").replaceChildren(
+    $("summary").replaceChildren(...[
       el("span", { text: "via " + s.node + " (" + s.mode + (s.alone ? ", alone" : "") + "), " + holder + " " }),
       toggle("balancing", "L.BAL", s.balancing, "load balancing moves VIPs from the most to the least loaded node"), " ",
       toggle("auto", "AUTO", s.auto, "a node that joins or recovers takes VIPs by itself; off: it is closed until opened"), " ",
-      role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null);
+      role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null].filter((x) => x !== null));
 
     const nodes = $("nodes");
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
