@@ -132,3 +132,9 @@ bench-flows:
 .PHONY: bench-stateful
 bench-stateful:
 	$(GO) run ./lab/cmd/stateful-bench -conns $(or $(CONNS),1000) -out bench/out/stateful.json
+
+.PHONY: test-balance
+# test-balance: integration TestBalancing with 5 minutes of steady traffic
+# after balancing (make test watches 10 s). Needs root.
+test-balance:
+	RINGWAY_BALANCE_STEADY=5m $(GO) test -count=1 -timeout 10m -run TestBalancing -v ./integration
