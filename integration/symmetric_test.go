@@ -194,6 +194,10 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	for _, want := range []string{
 		`ringway_tunnel_messages_total{direction="sent",type="ack"}`,
 		`ringway_filter_deferred_packets_total{outcome="held"}`,
+		`ringway_tunnel_peer_packets_total{direction="sent",peer="n1"}`,
+		`ringway_tunnel_peer_bytes_total{direction="sent",peer="n1"}`,
+		`ringway_tunnel_registry_flows `,
+		`ringway_tunnel_hints `,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("n2's metrics lack %q", want)
