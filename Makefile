@@ -122,3 +122,14 @@ bench-router:
 .PHONY: bench-flows
 bench-flows:
 	$(GO) run ./forward/cmd/benchflows
+
+# bench-forward: symmetric routing's tunnel on a 2-node lab (root; installs
+# iperf3 if missing): added round-trip latency of the tunnel hop (split
+# owners vs same owner, 64-byte UDP request/response), tunnelled TCP
+# throughput vs direct (iperf3 -R), modes interleaved over ROUNDS rounds;
+# and the directory rows a membership change moves vs the theoretical
+# minimum. Prints a table, writes bench/out/forward.json.
+.PHONY: bench-forward
+bench-forward: build
+	@command -v iperf3 >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3; }
+	$(GO) run ./forward/cmd/benchforward -bin $(BIN) -rounds $(or $(ROUNDS),3) -out bench/out/forward.json
