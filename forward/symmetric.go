@@ -63,6 +63,7 @@ type SymStats struct {
 	HintsStale      uint64 // hints refused: from an older epoch, or naming a node not a member here
 	Acked           uint64 // acks queued (registers taken, as authoritative node)
 	Defer           DeferStats
+	Repl            ReplStats // state replication and adoption (replicate.go, adopt.go)
 }
 
 // symmetric is the filter's symmetric-routing state; nil when Config.Self
@@ -78,9 +79,21 @@ type symmetric struct {
 	refreshSec uint32        // register again after this many seconds of activity
 	out        outbox
 	defers     *deferrals
+	repl       *replicator    // replicate.go
+	noRepl     bool           // Config.NoReplication
+	replicas   replicaStore   // replicate.go
+	resyncAt   [numShards]int // adopt.go: resyncSome's place in each shard
+	// resyncSome's pass over the table after a directory change, under
+	// resyncMu (Sweep and Resync may run at once), but for the two
+	// atomics Stats reads.
+	resyncMu    sync.Mutex
+	resyncGen   atomic.Uint32
+	resyncLeft  int
+	resyncStart int64
+	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
-	redirects, registered, hinted, acked atomic.Uint64
-	staleHints                           atomic.Uint64
+	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
+	staleHints                                               atomic.Uint64
 
 	epoch atomic.Uint64           // SetMembership's; 0: none
 	view  atomic.Pointer[dirView] // the last two directories (refresh)
@@ -92,7 +105,9 @@ func newSymmetric(c Config) *symmetric {
 		reg:        flowMap{m: map[Key]route{}, max: c.MaxRegistry},
 		hints:      flowMap{m: map[Key]route{}, max: c.MaxHints},
 		out:        outbox{ready: make(chan struct{}, 1)},
-		defers:     newDeferrals(c.Defer)}
+		defers:     newDeferrals(c.Defer),
+		repl:       newReplicator(c), noRepl: c.NoReplication,
+		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}}
 	return s
 }
 
@@ -110,7 +125,7 @@ func (s *symmetric) known(k Key, auth uint16, now int64) uint16 {
 		return h
 	}
 	if auth == s.self {
-		if h := s.reg.get(k, now); h != s.self {
+		if h := s.handlerOf(k, now); h != s.self {
 			return h
 		}
 	}
@@ -135,7 +150,7 @@ func (s *symmetric) redirect(k Key, auth uint16, v via, now int64, hint bool) ui
 	if v.hops != 1 {
 		return 0
 	}
-	h := s.reg.get(k, now)
+	h := s.handlerOf(k, now)
 	if h == 0 || h == s.self || h == v.from {
 		return 0
 	}
@@ -159,25 +174,39 @@ func (s *symmetric) register(e *entry, k Key, now int64) bool {
 	return false
 }
 
-// refresh registers flow k again when the register is due (refreshSec of
-// activity) or when the directory changed since its last register and
-// moved k's row to another authoritative node: a membership change costs
-// registers for the rows it moved only (about 1/N of the flows).
-func (s *symmetric) refresh(e *entry, k Key, now int64) {
-	if uint32(now/int64(time.Second))-e.regAt >= s.refreshSec {
+// refresh registers flow k again, and replicates its state, when a
+// refresh is due (refreshDue: a quarter of the flow's timeout or of the
+// registry's TTL, of activity; idle flows are refreshed by resyncSome) or
+// when the directory changed since its last register and gave k's row
+// another authoritative node (register and replicate) or only another
+// standby (replicate): a membership change costs work for the rows it
+// moved only (about 1/N of the flows for each role). It reports whether it
+// sent anything.
+func (s *symmetric) refresh(e *entry, k Key, now, timeout int64) bool {
+	if s.refreshDue(e, now, timeout) {
 		s.register(e, k, now)
-		return
+		s.replicate(e, now)
+		return true
 	}
-	if g := uint16(s.gen.Load()); e.regGen != g {
-		if v := s.view.Load(); v != nil && uint16(v.gen) == g && e.regGen == g-1 {
-			a, _ := v.prev.Lookup(k)
-			if b, _ := v.cur.Lookup(k); a == b {
-				e.regGen = g
-				return
+	g := uint16(s.gen.Load())
+	if e.regGen == g {
+		return false
+	}
+	if v := s.view.Load(); v != nil && uint16(v.gen) == g && e.regGen == g-1 {
+		a, sa := v.prev.Lookup(k)
+		b, sb := v.cur.Lookup(k)
+		if a == b {
+			e.regGen = g
+			if sa == sb {
+				return false
 			}
+			s.replicate(e, now)
+			return true
 		}
-		s.register(e, k, now)
 	}
+	s.register(e, k, now)
+	s.replicate(e, now)
+	return true
 }
 
 // dirView is the directory installed by SetDirectory generation gen and
@@ -266,6 +295,15 @@ func (f *flowMap) forget(keep func(uint16) bool) {
 	}
 }
 
+// del removes k's entry if its node is node.
+func (f *flowMap) del(k Key, node uint16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.m[k]; ok && r.node == node {
+		delete(f.m, k)
+	}
+}
+
 func (f *flowMap) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -325,6 +363,7 @@ func (f *Filter) SetDirectory(d *Directory) {
 		members[m] = true
 	}
 	s.hints.forget(func(n uint16) bool { return members[n] })
+	s.repl.retain(func(n uint16) bool { return members[n] })
 }
 
 // SetMembership installs the flow directory d of the committed membership
@@ -432,5 +471,6 @@ func (f *Filter) symStats() SymStats {
 	return SymStats{Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
 		Registry: s.reg.len(), RegistryRefused: s.reg.refused.Load(), Hints: s.hints.len(),
 		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load(),
-		Acked: s.acked.Load(), Defer: s.defers.stats(), Epoch: s.epoch.Load(), HintsStale: s.staleHints.Load()}
+		Acked: s.acked.Load(), Defer: s.defers.stats(), Epoch: s.epoch.Load(), HintsStale: s.staleHints.Load(),
+		Repl: s.replStats()}
 }

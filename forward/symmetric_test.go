@@ -77,11 +77,16 @@ func (c *symCluster) pump() {
 	for more := true; more; {
 		more = false
 		for id := uint16(1); id <= 3; id++ {
+			if c.f[id] == nil {
+				continue // dead (replicate_test.go's kill)
+			}
 			for _, m := range c.f[id].TunnelMessages(nil) {
 				more = true
 				m.Sender = id
 				c.steps = append(c.steps, m)
-				c.f[m.Receiver].Step(m, c.now)
+				if to := c.f[m.Receiver]; to != nil {
+					to.Step(m, c.now)
+				}
 			}
 		}
 	}
@@ -297,8 +302,10 @@ func TestSymmetricBoundsAndExpiry(t *testing.T) {
 		t.Errorf("registry holds %d after RegistryTTL, want 0", n)
 	}
 
-	// Re-registration at the handler.
-	c = newSymCluster(t, func(cfg *Config) { cfg.RegistryTTL = 40 * time.Second })
+	// Re-registration at the handler: every quarter of the TTL (the
+	// flow's own timeout, an hour here, is longer; replicate_test.go
+	// covers the shorter one).
+	c = newSymCluster(t, func(cfg *Config) { cfg.RegistryTTL = 40 * time.Second; cfg.Timeouts.UDP = time.Hour })
 	ck := [32]byte{7}
 	key, _ := DirectoryKey(ck[:])
 	without2 := NewDirectory(key, []uint16{1, 3})

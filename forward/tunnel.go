@@ -68,9 +68,8 @@ const (
 // TunnelType says what a tunnel datagram carries.
 type TunnelType uint8
 
-// Tunnel datagram types. 0 is invalid; types above TypeAck are reserved
-// for state replication (DESIGN.md: created, established, closing, gone,
-// their acks and bulk copy) and refused as malformed until they exist.
+// Tunnel datagram types. 0 is invalid; types above TypeSyncAck are
+// refused as malformed.
 const (
 	// TypeData carries a redirected IPv4 packet (header on) as payload.
 	TypeData TunnelType = 1
@@ -88,6 +87,13 @@ const (
 	// defer, symmetric.go), so a reply that reaches the authoritative
 	// node cannot overtake the register. No payload.
 	TypeAck TunnelType = 4
+	// TypeSync carries a batch of flow state records from a flow's
+	// handler to the flow's authoritative node and standby (replicate.go:
+	// SyncBatch). No flow section; the payload is the batch.
+	TypeSync TunnelType = 5
+	// TypeSyncAck acknowledges sync batches by sequence number
+	// (replicate.go: SyncAck). No flow section; the payload is the acks.
+	TypeSyncAck TunnelType = 6
 )
 
 func (t TunnelType) String() string {
@@ -100,6 +106,10 @@ func (t TunnelType) String() string {
 		return "hint"
 	case TypeAck:
 		return "ack"
+	case TypeSync:
+		return "sync"
+	case TypeSyncAck:
+		return "sync_ack"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -142,6 +152,10 @@ func (h *TunnelHeader) check() TunnelDrop {
 		// flow has exactly one encoding.
 		k := &h.Flow
 		if h.Hops != 0 || h.Handler == 0 || !less(k.A, k.PA, k.B, k.PB) {
+			return TunnelMalformed
+		}
+	case TypeSync, TypeSyncAck:
+		if h.Hops != 0 || h.Handler != 0 || h.Flow != (Key{}) {
 			return TunnelMalformed
 		}
 	default:

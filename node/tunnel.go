@@ -50,6 +50,7 @@ func (n *Node) setDirectory(members []ring.NodeID, seq uint64) {
 		ids[i] = uint16(m)
 	}
 	n.filter.SetMembership(forward.NewDirectory(n.dirKey, ids), forward.MembershipEpoch(seq, ids))
+	n.filter.Resync(n.routerNow()) // the new owners of the rows learn the flows handled here (replicate.go)
 }
 
 // tunnelStatus is the tunnel section of the status; nil without it.
@@ -64,7 +65,8 @@ func (n *Node) tunnelStatus(st forward.Stats) *mgmt.TunnelStatus {
 		Registers: ds.Registers, Hints: ds.Hints, Registry: st.Sym.Registry, HintsHeld: st.Sym.Hints,
 		Drops: map[string]uint64{}, Peers: map[string][2]uint64{}, Acks: ds.Acks,
 		Epoch: st.Sym.Epoch, EpochStale: ds.EpochStale, EpochFuture: ds.EpochFuture, HintsStale: st.Sym.HintsStale,
-		PeerBytes: map[string][2]uint64{}, MSSClamped: rs.MSSClamped, FragNeeded: rs.FragNeeded}
+		PeerBytes: map[string][2]uint64{}, MSSClamped: rs.MSSClamped, FragNeeded: rs.FragNeeded,
+		Replication: n.replicationStatus(st)}
 	d := st.Sym.Defer
 	ts.Defer = mgmt.DeferStatus{Deferred: d.Deferred, ReleasedAck: d.ReleasedAck, ReleasedTimeout: d.ReleasedTimeout,
 		Overflow: d.Overflow + rs.HoldRefused, Held: rs.HeldNow}

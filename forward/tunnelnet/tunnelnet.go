@@ -110,6 +110,7 @@ type Driver struct {
 	regs, hints, acks                [2]atomic.Uint64
 	sendErrs, queueFull              atomic.Uint64
 	epochStale, epochFuture          atomic.Uint64
+	sync                             syncCounters // sync.go
 }
 
 // New checks cfg and binds one UDP socket per local address.
@@ -188,6 +189,7 @@ func (d *Driver) Run(ctx context.Context) error {
 	for _, c := range d.conns {
 		d.wg.Go(func() { d.receive(c) })
 	}
+	d.wg.Go(func() { d.runSync(ctx) }) // sync.go
 	defer d.wg.Wait()
 	defer d.Close()
 	var msgs []forward.TunnelHeader
@@ -324,6 +326,10 @@ func (d *Driver) receive(c *net.UDPConn) {
 				d.queueFull.Add(1)
 				d.put(p.buf)
 			}
+			continue
+		case forward.TypeSync, forward.TypeSyncAck:
+			d.stepSync(h, payload) // sync.go
+			d.pool.Put(bp)
 			continue
 		case forward.TypeRegister:
 			d.regs[1].Add(1)
