@@ -56,7 +56,7 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	// fragments its large replies itself; the fragments follow their first
 	// fragment through the tunnel. That first reply is the one loss path
 	// MTU discovery costs: each datagram is sent again once if its echo
-	// does not come, and at most one may need it.
+	// does not come.
 	var uc net.Conn
 	if err := l.Do(l.Client(), func() (err error) {
 		uc, err = net.Dial("udp4", srv(7000))
@@ -92,8 +92,11 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		}
 	}
 	t.Logf("UDP echo: %d of 200 datagrams sent twice (path MTU discovery), %d lost", retried, lost)
-	if lost != 0 || retried > 1 {
-		t.Errorf("UDP echo through split owners: %d of 200 sent twice, %d lost; want at most 1 sent twice (path MTU discovery) and none lost", retried, lost)
+	// One retry is path MTU discovery's; two more are allowed for a
+	// loaded machine (an echo later than 1 s). Each of the 11 datagrams
+	// above the tunnel MTU needing one would be a regression.
+	if lost != 0 || retried > 3 {
+		t.Errorf("UDP echo through split owners: %d of 200 sent twice, %d lost; want at most 3 sent twice (1 for path MTU discovery) and none lost", retried, lost)
 	}
 	// 20 new flows of one exchange each, one try each: the first reply
 	// of a new flow whose authoritative node is n2 would overtake the
