@@ -42,6 +42,7 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == "n2"
 	}, 10*time.Second, "the client's gateway on n1 and the server's on n2")
 	l := c.lab
+	start := time.Now()
 
 	go echoUDP(listenUDP(t, l, l.Server(), ":7000"))
 	go echoTCP(listenTCP(t, l, l.Server(), ":80"))
@@ -147,6 +148,14 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		t.Fatalf("no tunnel section in the status: n1 %+v n2 %+v", st1.Filter, st2.Filter)
 	}
 	t.Logf("n1 tunnel %+v flows %d; n2 tunnel %+v flows %d", *t1, st1.Filter.Flows, *t2, st2.Filter.Flows)
+	// A ring flap on a loaded machine (a live node dropped for a moment)
+	// makes n2 adopt n1's flows (issue 12) and moves the counts below;
+	// the exchanges above must still have worked, the counts are then
+	// not asserted.
+	if un := c.unplannedChanges(start, []int{1, 2}); len(un) > 0 {
+		t.Logf("unplanned membership changes (load?): %v; counters not checked", un)
+		return
+	}
 	// 200 + 20 UDP echoes, and 4 MB of TCP at most 1448 bytes a packet.
 	const replies = 220 + (4<<20)/1448
 	if t2.Redirects < replies || t2.Sent < replies || t2.Peers["n1"][0] < replies {
