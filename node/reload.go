@@ -42,6 +42,39 @@ type reloads struct {
 	mu      sync.Mutex // serialises Reload
 	refused sync.Map   // proposal id → reason (string)
 	last    atomicString
+
+	knownMu sync.Mutex
+	known   []runConfig // the last configurations this node ran, newest last (remember)
+}
+
+// maxKnown is how many configurations a node remembers: a token
+// regenerated from an older copy may bring back an epoch whose content
+// has left the token, and the node can still run it.
+const maxKnown = 8
+
+func (r *reloads) remember(c runConfig) {
+	r.knownMu.Lock()
+	defer r.knownMu.Unlock()
+	for _, k := range r.known {
+		if k.hash == c.hash {
+			return
+		}
+	}
+	r.known = append(r.known, c)
+	if len(r.known) > maxKnown {
+		r.known = r.known[1:]
+	}
+}
+
+func (r *reloads) lookup(h [32]byte) *config.Config {
+	r.knownMu.Lock()
+	defer r.knownMu.Unlock()
+	for _, k := range r.known {
+		if k.hash == h {
+			return k.cfg
+		}
+	}
+	return nil
 }
 
 type atomicString struct {
@@ -61,6 +94,7 @@ func (n *Node) initConfig(f *config.Config) error {
 	h := config.Hash(shared)
 	n.run.Store(&runConfig{cfg: f, hash: h, groups: groupNames(f)})
 	n.fileNow.Store(&fileState{cfg: f, hash: h})
+	n.reload.remember(runConfig{cfg: f, hash: h})
 	return nil
 }
 
@@ -172,6 +206,8 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 	switch file := n.fileNow.Load(); {
 	case e.Hash == cur.hash:
 		next = cur.cfg // the epoch is what this node already runs
+	case n.reload.lookup(e.Hash) != nil:
+		next = n.reload.lookup(e.Hash) // one it ran before (a token regenerated from an older copy)
 	case e.Hash == file.hash && len(config.Refusals(config.Diff(cur.cfg, file.cfg))) == 0:
 		next = file.cfg // this node read the same file
 	case len(e.Content) > 0:
@@ -190,6 +226,11 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 		return
 	}
 	n.run.Store(&runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)})
+	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
+	if e.Epoch < cur.epoch {
+		n.log.Warn("the cluster's config epoch went back (the token was regenerated from an older copy); reload a node to apply the file again",
+			"from", cur.epoch, "to", e.Epoch, "hash", short(e.Hash))
+	}
 	if e.Hash != cur.hash {
 		n.log.Info("config epoch applied", "epoch", e.Epoch, "hash", short(e.Hash), "changes", changeKeys(config.Diff(cur.cfg, next)), "by", n.name(e.Proposer))
 		n.readFile()
