@@ -251,6 +251,7 @@ func TestReloadDelayed(t *testing.T) {
 	var differs []string
 	deadline := time.Now().Add(5 * time.Second)
 	applied := time.Time{}
+	n1SeesN3 := false
 	for time.Now().Before(deadline) {
 		sts, problem := c.statuses(all)
 		if problem == "" {
@@ -264,6 +265,10 @@ func TestReloadDelayed(t *testing.T) {
 				applied = time.Now()
 			}
 			differs = sts[2].Config.Differs
+			// n1's status shows n3's file hash, off the token.
+			if h := sts[0].Config.Files["n3"]; h != "" && h != sts[0].Config.Hash && h == sts[2].Config.FileHash {
+				n1SeesN3 = true
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -272,6 +277,14 @@ func TestReloadDelayed(t *testing.T) {
 	}
 	if !slices.Contains(differs, "subnets[0].vips") {
 		t.Errorf("n3's status while its file lacks .95: differs %v", differs)
+	}
+	if !n1SeesN3 {
+		t.Error("n1's status never showed n3's differing file hash")
+	}
+	if out, err := c.ringway(1, "status", "-c", c.lab.ConfigPath(1)); err != nil || !strings.Contains(out, "config:  epoch 1") || !strings.Contains(out, "n1 = n2 =") {
+		t.Errorf("ringway status: %v\n%s", err, out)
+	} else {
+		t.Logf("%s", out[strings.Index(out, "config:"):][:strings.Index(out[strings.Index(out, "config:"):], "\n")])
 	}
 	c.writeConfig(3, with95)
 	c.hup(3)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -199,8 +200,8 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 // the next reload's base) and compares its own file with it.
 func (n *Node) applyEpoch(e ringstate.Epoch) {
 	cur := n.run.Load()
-	if e.Epoch == cur.epoch && e.Hash == cur.hash {
-		return
+	if e.Epoch == 0 || (e.Epoch == cur.epoch && e.Hash == cur.hash) {
+		return // epoch 0: the carriage holds only the file hashes
 	}
 	var next *config.Config
 	switch file := n.fileNow.Load(); {
@@ -279,7 +280,36 @@ func (n *Node) configStatus() *mgmt.ConfigStatus {
 	if r == nil || f == nil {
 		return nil
 	}
-	return &mgmt.ConfigStatus{Epoch: r.epoch, Hash: short(r.hash), FileHash: short(f.hash), Differs: n.reload.last.get()}
+	s := &mgmt.ConfigStatus{Epoch: r.epoch, Hash: short(r.hash), FileHash: short(f.hash), Differs: n.reload.last.get()}
+	if st := n.state.Load(); st != nil {
+		if e, ok := ringstate.CurrentEpoch(st.Carriages); ok && len(e.Files) > 0 {
+			s.Files = map[string]string{}
+			for _, fh := range e.Files {
+				s.Files[n.name(fh.Node)] = hex.EncodeToString(fh.Hash[:])
+			}
+		}
+	}
+	return s
+}
+
+// reportFile puts this node's file hash on the token when the committed
+// state lacks it or has another (at start, after a reload, after a token
+// regenerated from an older copy), so that every node's status lists it.
+func (n *Node) reportFile(ctx context.Context) {
+	st, f := n.state.Load(), n.fileNow.Load()
+	if st == nil || f == nil || st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return
+	}
+	e, _ := ringstate.CurrentEpoch(st.Carriages)
+	if h, ok := e.FileOf(n.self); ok && h == [ringstate.FileHashLen]byte(f.hash[:]) {
+		return
+	}
+	kind, data := ringstate.ProposeFileHash(f.hash)
+	pctx, cancel := context.WithTimeout(ctx, proposeTimeout)
+	defer cancel()
+	if id, err := n.proposer.Propose(pctx, kind, data); err == nil {
+		n.ops.add(id, "file hash "+short(f.hash))
+	}
 }
 
 func changeKeys(cs []config.Change) []string {

@@ -122,6 +122,11 @@ func TestReload(t *testing.T) {
 		if !n2.logs.has(slog.LevelWarn, "differs from the cluster") {
 			t.Errorf("node 2 does not log that its file differs:\n%s", n2.logs)
 		}
+		// Every node's status lists both files' hashes, from the token.
+		c.waitFor(3*time.Second, "the token carries both nodes' file hashes", func() bool {
+			s := n1.Status().Config
+			return s.Files["n1"] == s.Hash && s.Files["n2"] == n2.Status().Config.FileHash && s.Files["n2"] != s.Hash
+		})
 		// Both stayed members throughout.
 		if st := n1.state.Load(); !slices.Equal(st.Members, []ring.NodeID{1, 2}) {
 			t.Errorf("members %v", st.Members)

@@ -117,13 +117,21 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	epochBefore := epoch.Epoch
 	for _, p := range t.Proposals {
 		var err error
-		if p.Kind == ProposeConfig {
-			if epochRaw != nil {
-				err = errors.New("the config epoch on the token does not decode")
-			} else if epoch, table, err = applyConfig(p, t.Self, epoch, haveEpoch, table); err == nil {
+		switch {
+		case (p.Kind == ProposeConfig || p.Kind == ProposeFile) && epochRaw != nil:
+			err = errors.New("the config epoch on the token does not decode")
+		case p.Kind == ProposeConfig:
+			if epoch, table, err = applyConfig(p, t.Self, epoch, haveEpoch, table); err == nil {
 				haveEpoch = true
 			}
-		} else {
+		case p.Kind == ProposeFile:
+			if len(p.Data) != 1+FileHashLen || p.Data[0] != 1 {
+				err = fmt.Errorf("%w: file hash of %d bytes", errProposal, len(p.Data))
+				break
+			}
+			epoch.Files = withFile(epoch.Files, FileHash{Node: t.Self, Hash: [FileHashLen]byte(p.Data[1:])})
+			haveEpoch = true
+		default:
 			table, closed, err = applyProposal(p, table, closed)
 		}
 		r := ring.Result{ID: p.ID}
@@ -155,7 +163,9 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	}
 	balance := h.cfg.Balance
 	if haveEpoch {
-		balance = epoch.Balance
+		if epoch.Epoch > 0 {
+			balance = epoch.Balance
+		}
 		epoch = epoch.carried(t.Members, t.Self, epoch.Epoch != epochBefore)
 	}
 	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: balance}

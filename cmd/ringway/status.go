@@ -108,6 +108,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 			fmt.Fprintf(w, "tunnel:  %s\n", tunnelLine(*t))
 		}
 	}
+	if st.Config != nil {
+		fmt.Fprintf(w, "config:  %s\n", configLine(st))
+	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
 	printEvents(w, st)
