@@ -133,7 +133,15 @@ func New(cfg Config) (*Node, error) {
 		n.nic = monitor.NewNIC(names, f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
 	}
 	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
-		n.app = monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
+		cmd := monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
+		if a.User != "" {
+			uid, gid, groups, err := lookupUser(a.User)
+			if err != nil {
+				return nil, fmt.Errorf("monitors.application.user: %w", err)
+			}
+			cmd.RunAs(uid, gid, groups)
+		}
+		n.app = cmd
 	}
 	// Without a command, the built-in check (monitor.Probe) needs the
 	// router: it is built below.
