@@ -52,8 +52,9 @@ const MaxConfigContent = 1 << 20
 // Files are the file hashes the members report (ProposeFile), so that
 // every node's status shows every node's file.
 //
-//	version u8 (1) | epoch u64 | hash [32]byte | proposer u16 |
-//	balance: enabled u8 | threshold u32 | min_rate u64 | cooldown u32 |
+//	version u8 (1) | epoch u64 |
+//	(epoch > 0 only:) hash [32]byte | proposer u16 |
+//	  balance: enabled u8 | threshold u32 | min_rate u64 | cooldown u32 |
 //	seen length uvarint | seen (a NodeSet, empty when length 0) |
 //	files count uvarint | (node uvarint | hash [6]byte) × count, nodes increasing |
 //	content length uvarint | content
@@ -71,7 +72,10 @@ type Epoch struct {
 	Files []FileHash
 }
 
-const epochFixed = 1 + 8 + 32 + 2 + 1 + 4 + 8 + 4 // up to the seen length
+const (
+	epochHead  = 1 + 8                              // version and epoch
+	epochFixed = epochHead + 32 + 2 + 1 + 4 + 8 + 4 // up to the seen length, epoch > 0
+)
 
 var errEpoch = errors.New("ringstate: malformed config epoch")
 
@@ -83,9 +87,11 @@ func (e Epoch) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, epochFixed+binary.MaxVarintLen64+len(e.Content))
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint64(b, e.Epoch)
-	b = append(b, e.Hash[:]...)
-	b = binary.BigEndian.AppendUint16(b, uint16(e.Proposer))
-	b = appendBalance(b, e.Balance)
+	if e.Epoch > 0 { // epoch 0 carries only file hashes: 51 bytes less on every hop
+		b = append(b, e.Hash[:]...)
+		b = binary.BigEndian.AppendUint16(b, uint16(e.Proposer))
+		b = appendBalance(b, e.Balance)
+	}
 	var seen []byte
 	if len(e.Seen) > 0 {
 		var err error
@@ -110,19 +116,27 @@ func (e Epoch) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes an Epoch, replacing *e. Content, when present,
 // must hash to Hash.
 func (e *Epoch) UnmarshalBinary(b []byte) error {
-	if len(b) < epochFixed+2 {
+	if len(b) < epochHead+3 {
 		return io.ErrUnexpectedEOF
 	}
 	if b[0] != 1 {
 		return fmt.Errorf("%w: version %d", errEpoch, b[0])
 	}
-	v := Epoch{Epoch: binary.BigEndian.Uint64(b[1:]), Proposer: ring.NodeID(binary.BigEndian.Uint16(b[41:]))}
-	copy(v.Hash[:], b[9:41])
-	if b[43] > 1 {
-		return fmt.Errorf("%w: balance flag %d", errEpoch, b[43])
+	v := Epoch{Epoch: binary.BigEndian.Uint64(b[1:])}
+	if v.Epoch > 0 {
+		if len(b) < epochFixed+3 {
+			return io.ErrUnexpectedEOF
+		}
+		copy(v.Hash[:], b[9:41])
+		v.Proposer = ring.NodeID(binary.BigEndian.Uint16(b[41:]))
+		if b[43] > 1 {
+			return fmt.Errorf("%w: balance flag %d", errEpoch, b[43])
+		}
+		v.Balance = readBalance(b[43:])
+		b = b[epochFixed:]
+	} else {
+		b = b[epochHead:]
 	}
-	v.Balance = readBalance(b[43:])
-	b = b[epochFixed:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || k != uvarintLen(n) || n > uint64(len(b)-k) || n > 4*vipstate.MaxNodes {
 		return fmt.Errorf("%w: seen", errEpoch)
