@@ -352,8 +352,10 @@ func (n *Node) logEvent(ev ring.Event) {
 		n.log.Info("operation applied", "op", n.ops.done(ev.Proposal), "id", ev.Proposal)
 	case ring.EventRefused:
 		op := n.ops.done(ev.Proposal)
-		if strings.HasPrefix(op, "reload ") {
-			n.reload.refused.Store(ev.Proposal, ev.Err) // Reload waits for it
+		if op == "?" || strings.HasPrefix(op, "reload ") {
+			// Reload waits for it ("?": the answer came before Reload
+			// recorded the proposal).
+			n.reload.refuse(ev.Proposal, ev.Err)
 		}
 		n.log.Warn("operation refused", "op", op, "id", ev.Proposal, "reason", ev.Err)
 	default:

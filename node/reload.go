@@ -40,9 +40,11 @@ type fileState struct {
 
 // reloads tracks the outcome of this node's reload proposals.
 type reloads struct {
-	mu      sync.Mutex // serialises Reload
-	refused sync.Map   // proposal id → reason (string)
-	last    atomicString
+	mu   sync.Mutex // serialises Reload
+	last atomicString
+
+	refusedMu sync.Mutex
+	refused   map[uint64]string // proposal id → the holder's reason, until Reload reads it
 
 	knownMu sync.Mutex
 	known   []runConfig // the last configurations this node ran, newest last (remember)
@@ -52,6 +54,25 @@ type reloads struct {
 // regenerated from an older copy may bring back an epoch whose content
 // has left the token, and the node can still run it.
 const maxKnown = 8
+
+// refuse records the holder's refusal of proposal id.
+func (r *reloads) refuse(id uint64, why string) {
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	if r.refused == nil || len(r.refused) >= 64 { // answers nobody waits for any more
+		r.refused = map[uint64]string{}
+	}
+	r.refused[id] = why
+}
+
+// refusal returns and forgets the refusal of proposal id, if any.
+func (r *reloads) refusal(id uint64) (string, bool) {
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	why, ok := r.refused[id]
+	delete(r.refused, id)
+	return why, ok
+}
 
 func (r *reloads) remember(c runConfig) {
 	r.knownMu.Lock()
@@ -182,8 +203,8 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 			res.Outcome, res.Epoch = "applied", r.epoch
 			return res
 		}
-		if why, ok := n.reload.refused.LoadAndDelete(id); ok {
-			return refuse(why.(string))
+		if why, ok := n.reload.refusal(id); ok {
+			return refuse(why)
 		}
 		select {
 		case <-ctx.Done():

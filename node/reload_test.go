@@ -131,6 +131,22 @@ func TestReload(t *testing.T) {
 		if st := n1.state.Load(); !slices.Equal(st.Members, []ring.NodeID{1, 2}) {
 			t.Errorf("members %v", st.Members)
 		}
+		// Two different files reloaded at once: one applies, the other is
+		// refused by the holder (its base is gone) and says to reload again.
+		write(1, reloadFile("n1", "203.0.113.91-203.0.113.93", pref))
+		write(2, reloadFile("n2", "203.0.113.91-203.0.113.92", pref))
+		outcomes := make(chan string, 2)
+		for _, tn := range []*testNode{n1, n2} {
+			go func() {
+				r := reload(tn)
+				outcomes <- r.Outcome + " " + strings.Join(r.Errors, ";")
+			}()
+		}
+		got := []string{<-outcomes, <-outcomes}
+		slices.Sort(got)
+		if !strings.HasPrefix(got[0], "applied") || !strings.HasPrefix(got[1], "refused") || !strings.Contains(got[1], "reload again") {
+			t.Errorf("racing reloads: %q", got)
+		}
 		// The content has left the token after a rotation.
 		c.waitFor(time.Second, "the epoch's content leaves the token", func() bool {
 			e, ok := ringstate.CurrentEpoch(n1.state.Load().Carriages)
