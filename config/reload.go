@@ -19,11 +19,12 @@ type Scope uint8
 
 const (
 	// Runtime keys change through a reload: the VIP pools
-	// (subnets[].vips), the VIP policies (vips) and balancing.
+	// (subnets[].vips), the VIP policies (vips), balancing and the
+	// gratuitous ARP schedule (router.garp).
 	Runtime Scope = iota
 	// RestartNode keys belong to this node alone (its id, its own entry
 	// in the node map, its interfaces, its management listener, its
-	// monitors, router and filter settings): restart this node to apply
+	// monitors, ARP cache and filter settings): restart this node to apply
 	// them.
 	RestartNode
 	// RestartCluster keys must be the same on every node and cannot change
@@ -110,7 +111,8 @@ func Diff(old, next *Config) []Change {
 	same("ring", old.Ring, next.Ring, RestartCluster, "ring timers "+restartAll)
 	same("monitors", old.Monitors, next.Monitors, RestartNode, restartNode)
 	same("balancing", old.Balancing, next.Balancing, Runtime, "")
-	same("router", old.Router, next.Router, RestartNode, restartNode)
+	same("router.garp", old.Router.GARP, next.Router.GARP, Runtime, "")
+	same("router.arp_cache", old.Router.ARPCache, next.Router.ARPCache, RestartNode, restartNode)
 	same("filter", old.Filter, next.Filter, RestartNode, "filter rules "+restartNode+" (the same rules on every node, one node at a time)")
 	same("forward", old.Forward, next.Forward, RestartCluster, restartAll)
 	same("management", old.Management, next.Management, RestartNode, restartNode)
@@ -163,7 +165,7 @@ func (c *Config) Shared() ([]byte, error) {
 func Hash(shared []byte) [32]byte { return sha256.Sum256(shared) }
 
 // WithShared returns a copy of c whose runtime keys (subnets[].vips, vips,
-// balancing) are those of shared, the cluster-wide part of another file
+// balancing, router.garp) are those of shared, the cluster-wide part of another file
 // (Shared), validated as a whole. The other keys of shared must equal c's
 // (a node never applies half an epoch): when they differ, WithShared
 // returns the changes that keep it from applying.
@@ -185,6 +187,7 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	}
 	out.VIPs = slices.Clone(e.VIPs)
 	out.Balancing = e.Balancing
+	out.Router.GARP = e.Router.GARP
 	out.src = nil // lines of c's file no longer match
 	if err := out.Validate(); err != nil {
 		return nil, nil, err

@@ -40,6 +40,8 @@ func TestDiff(t *testing.T) {
 		{"key", "key_file: cluster.key", "key_file: other.key", []Change{{Key: "cluster.key_file", Scope: RestartCluster}}},
 		{"ring timer", "quorum: availability", "quorum: availability\nring: {hop_interval: 3ms}", []Change{{Key: "ring", Scope: RestartCluster}}},
 		{"quorum", "quorum: availability", "quorum: majority", []Change{{Key: "quorum", Scope: RestartCluster}}},
+		{"garp", "quorum: availability", "quorum: availability\nrouter: {garp: {refresh: 45s}}", []Change{{Key: "router.garp", Scope: Runtime}}},
+		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: RestartNode}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := mustParse(t, "new.yaml", strings.ReplaceAll(base, tc.from, tc.to))

@@ -249,6 +249,7 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 	}
 	n.run.Store(&runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)})
 	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
+	n.applyRouter(cur.cfg, next)
 	if e.Epoch < cur.epoch {
 		n.log.Warn("the cluster's config epoch went back (the token was regenerated from an older copy); reload a node to apply the file again",
 			"from", cur.epoch, "to", e.Epoch, "hash", short(e.Hash))
@@ -258,6 +259,29 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 		n.readFile()
 	}
 	n.noteFile()
+}
+
+// garpSetter is a Plane whose GARP schedule changes at run time
+// (*router.Router).
+type garpSetter interface {
+	SetGARP(count int, interval, refresh time.Duration, rate float64) error
+}
+
+// applyRouter gives the data plane the new configuration's gratuitous ARP
+// schedule, when it changed. (The VIPs themselves need nothing here: the
+// plane answers whatever the committed table gives this node.)
+func (n *Node) applyRouter(old, next *config.Config) {
+	if old.Router.GARP == next.Router.GARP {
+		return
+	}
+	g, ok := n.plane.(garpSetter)
+	if !ok {
+		return
+	}
+	rc := routerConfig(next, n.log)
+	if err := g.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
+		n.log.Error("the new router.garp settings were not applied", "err", err)
+	}
 }
 
 // readFile reads this node's file again after the cluster's configuration
