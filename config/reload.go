@@ -19,8 +19,9 @@ type Scope uint8
 
 const (
 	// Runtime keys change through a reload: the VIP pools
-	// (subnets[].vips), the VIP policies (vips), balancing and the
-	// gratuitous ARP schedule (router.garp).
+	// (subnets[].vips), the VIP policies (vips), balancing, the
+	// gratuitous ARP schedule (router.garp) and nodes appended to the end
+	// of the node map.
 	Runtime Scope = iota
 	// RestartNode keys belong to this node alone (its id, its own entry
 	// in the node map, its interfaces, its management listener, its
@@ -28,8 +29,9 @@ const (
 	// them.
 	RestartNode
 	// RestartCluster keys must be the same on every node and cannot change
-	// while the ring runs (the cluster name and key, the rest of the node
-	// map, quorum, ring timers, the tunnel port): restart every node.
+	// while the ring runs (the cluster name and key, the node map but for
+	// nodes appended at its end, quorum, ring timers, the tunnel port):
+	// restart every node.
 	RestartCluster
 )
 
@@ -82,8 +84,7 @@ func Diff(old, next *Config) []Change {
 	case self > 0 && (self > len(next.Nodes) || !reflect.DeepEqual(old.Nodes[self-1], next.Nodes[self-1])):
 		add(fmt.Sprintf("nodes[%d]", self-1), RestartNode, "this node's own entry (its id and primary addresses) cannot change at run time; restart this node to apply it")
 	case len(next.Nodes) > len(old.Nodes) && reflect.DeepEqual(old.Nodes, next.Nodes[:len(old.Nodes)]):
-		add("nodes", RestartCluster, "appending nodes to the node map at run time is not supported yet; "+
-			"add them to every node's file and restart every node")
+		add("nodes", Runtime, "") // appended: the new nodes may join
 	case !reflect.DeepEqual(old.Nodes, next.Nodes):
 		add("nodes", RestartCluster, "the node map "+restartAll)
 	}
@@ -165,7 +166,7 @@ func (c *Config) Shared() ([]byte, error) {
 func Hash(shared []byte) [32]byte { return sha256.Sum256(shared) }
 
 // WithShared returns a copy of c whose runtime keys (subnets[].vips, vips,
-// balancing, router.garp) are those of shared, the cluster-wide part of another file
+// balancing, router.garp, nodes appended to the map) are those of shared, the cluster-wide part of another file
 // (Shared), validated as a whole. The other keys of shared must equal c's
 // (a node never applies half an epoch): when they differ, WithShared
 // returns the changes that keep it from applying.
@@ -188,7 +189,8 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	out.VIPs = slices.Clone(e.VIPs)
 	out.Balancing = e.Balancing
 	out.Router.GARP = e.Router.GARP
-	out.src = nil // lines of c's file no longer match
+	out.Nodes = slices.Clone(e.Nodes) // appended nodes (Diff refused any other change)
+	out.src = nil                     // lines of c's file no longer match
 	if err := out.Validate(); err != nil {
 		return nil, nil, err
 	}

@@ -58,7 +58,7 @@ type Node struct {
 	file  *config.Config
 	log   *slog.Logger
 	self  ring.NodeID
-	names []string // node ids by node-map position − 1
+	names atomic.Pointer[[]string] // node ids by node-map position − 1; grows when a reload appends nodes
 
 	// The configuration it runs and its file as last read (reload.go).
 	run     atomic.Pointer[runConfig]
@@ -250,9 +250,11 @@ func newNode(cfg Config) (*Node, error) {
 		cfg.LeaveTimeout = 3 * time.Second
 	}
 	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), hurry: make(chan struct{})}
+	names := make([]string, len(f.Nodes))
 	for i := range f.Nodes {
-		n.names = append(n.names, f.Nodes[i].ID)
+		names[i] = f.Nodes[i].ID
 	}
+	n.names.Store(&names)
 	if err := n.initConfig(f); err != nil {
 		return nil, err
 	}
@@ -387,10 +389,11 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) name(id ring.NodeID) string {
-	if id == 0 || int(id) > len(n.names) {
+	names := *n.names.Load()
+	if id == 0 || int(id) > len(names) {
 		return ""
 	}
-	return n.names[id-1]
+	return names[id-1]
 }
 
 func (n *Node) nameList(ids []ring.NodeID) []string {
@@ -415,7 +418,7 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 	if _, found := table.Lookup(op.VIP); !found {
 		return fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
 	}
-	o, err := vipOp(op, n.file.IndexOf(op.Node))
+	o, err := vipOp(op, n.run.Load().cfg.IndexOf(op.Node))
 	if err != nil {
 		return err
 	}
@@ -436,9 +439,9 @@ func (n *Node) Node(op mgmt.NodeOp) error {
 	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
 		return errNotServing
 	}
-	id := n.file.IndexOf(op.Node)
+	id := n.run.Load().cfg.IndexOf(op.Node)
 	if id == 0 {
-		return fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
+		return fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(*n.names.Load(), ", "), mgmt.ErrNotFound)
 	}
 	_, data, err := ringstate.ProposeNodeOp(ringstate.NodeOp{Node: vipstate.Node(id), Close: op.Op == "close"})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/mgmt"
+	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ringstate"
 )
 
@@ -163,6 +164,9 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 		}
 		return refuse(out...)
 	}
+	if len(f.Nodes) > len(cur.cfg.Nodes) && symmetricOn(cur.cfg) {
+		return refuse(fmt.Sprintf("%s: nodes: appending nodes while the stateful filter runs (its inter-node tunnel knows its peers from the start) is not supported yet; add them to every node's file and restart every node", n.file.File))
+	}
 	shared, err := f.Shared()
 	if err != nil {
 		return refuse(err.Error())
@@ -247,6 +251,10 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 		n.run.Store(&runConfig{cfg: cur.cfg, epoch: e.Epoch, hash: cur.hash, groups: cur.groups})
 		return
 	}
+	if !n.addNodes(cur.cfg, next) {
+		n.run.Store(&runConfig{cfg: cur.cfg, epoch: e.Epoch, hash: cur.hash, groups: cur.groups})
+		return
+	}
 	n.run.Store(&runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)})
 	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
 	n.applyRouter(cur.cfg, next)
@@ -259,6 +267,37 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 		n.readFile()
 	}
 	n.noteFile()
+}
+
+// addNodes gives the ring the nodes next appends to old's node map, so
+// that they can join; it reports false when the epoch cannot be applied.
+func (n *Node) addNodes(old, next *config.Config) bool {
+	if len(next.Nodes) <= len(old.Nodes) {
+		return true
+	}
+	if symmetricOn(old) {
+		n.log.Error("config epoch not applied here: it appends nodes, and the stateful filter's tunnel knows its peers from the start; restart this node",
+			"nodes", len(next.Nodes))
+		return false
+	}
+	all := ringAddrs(next, uint16(next.Ring.Port))
+	var ids []ring.NodeID
+	for i := len(old.Nodes); i < len(next.Nodes); i++ {
+		ids = append(ids, ring.NodeID(i+1))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	if err := n.ring.AddNodes(ctx, ids, all[len(old.Nodes):]); err != nil {
+		n.log.Error("config epoch not applied here: the ring did not take the new nodes", "err", err)
+		return false
+	}
+	names := make([]string, len(next.Nodes))
+	for i := range next.Nodes {
+		names[i] = next.Nodes[i].ID
+	}
+	n.names.Store(&names)
+	n.log.Info("nodes appended to the node map; they may join now", "nodes", names[len(old.Nodes):])
+	return true
 }
 
 // garpSetter is a Plane whose GARP schedule changes at run time

@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ringstate"
 )
@@ -152,5 +153,51 @@ func TestReload(t *testing.T) {
 			e, ok := ringstate.CurrentEpoch(n1.state.Load().Carriages)
 			return ok && len(e.Content) == 0
 		})
+	})
+}
+
+// TestReloadAppendNode: a node appended to every node's map by a reload
+// joins the running ring once started, and every node's status names it.
+func TestReloadAppendNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c := newClusterWith(t, fastRing, nil, func(id int, cfg *Config) {
+			cfg.File.File = filepath.Join(dir, cfg.File.Node.ID+".yaml")
+			cfg.File.Cluster.KeyFile = "/etc/ringway/cluster.key"
+		})
+		three := func(id string) string {
+			return strings.Replace(reloadFile(id, "203.0.113.91-203.0.113.94", ""), "  - {id: n2, addresses: [203.0.113.2]}\n",
+				"  - {id: n2, addresses: [203.0.113.2]}\n  - {id: n3, addresses: [203.0.113.3]}\n", 1)
+		}
+		for _, id := range []string{"n1", "n2", "n3"} {
+			if err := os.WriteFile(filepath.Join(dir, id+".yaml"), []byte(three(id)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if res := c.node(1).Reload(ctx); res.Outcome != "applied" || !slices.Contains(res.Changes, "nodes") {
+			t.Fatalf("appending n3: %+v", res)
+		}
+		c.waitFor(time.Second, "both nodes know n3", func() bool {
+			return slices.Equal(c.node(1).Status().Nodes, []string{"n1", "n2", "n3"}) && slices.Equal(c.node(2).Status().Nodes, []string{"n1", "n2", "n3"})
+		})
+		f3, err := config.Load(filepath.Join(dir, "n3.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n3 := c.start(f3, nil, nil)
+		c.waitFor(2*time.Second, "n3 joins the ring", func() bool {
+			for _, tn := range c.nodes {
+				st := tn.state.Load()
+				if st == nil || !slices.Equal(st.Members, []ring.NodeID{1, 2, 3}) {
+					return false
+				}
+			}
+			return true
+		})
+		if s := n3.Status().Config; s.Epoch != 1 || s.Hash != s.FileHash {
+			t.Errorf("n3's config after joining: %+v", s)
+		}
 	})
 }

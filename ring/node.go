@@ -180,6 +180,24 @@ func NewNode(cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// AddNodes appends ids to the node map (a reload that appended nodes to
+// every node's file). The new nodes may then join like any node of the
+// map; the automatic token-loss timeout grows with the map. Nodes never
+// leave the map at run time.
+func (n *Node) AddNodes(ids ...NodeID) error {
+	if len(n.cfg.Nodes)+len(ids) > MaxNodes {
+		return fmt.Errorf("ring: node map of %d nodes; at most %d", len(n.cfg.Nodes)+len(ids), MaxNodes)
+	}
+	for i, id := range ids {
+		if id == 0 || slices.Contains(n.cfg.Nodes, id) || slices.Contains(ids[:i], id) {
+			return fmt.Errorf("ring: node %d is already in the node map (or is 0)", id)
+		}
+	}
+	n.cfg.Nodes = append(n.cfg.Nodes, ids...)
+	n.tokLoss = int64(n.cfg.TokenLossTicks())
+	return nil
+}
+
 // Step hands the node one authenticated datagram payload received from
 // node from on path path. Bad input returns an error (and is counted);
 // it never panics.
