@@ -122,3 +122,13 @@ bench-router:
 .PHONY: bench-flows
 bench-flows:
 	$(GO) run ./forward/cmd/benchflows
+
+# bench-stateful: stateful fail-over (issue 12, docs/forward.md): long-lived
+# TCP echo connections through 3 nodes with the filter on; the handler
+# killed, cut, stopped, the authoritative node killed, a rolling restart, a
+# join; the stateless cluster's stalls on the same faults in the same run;
+# replication bytes share, lag, new flows/s with replication on and off.
+# Needs root. Prints a table, writes bench/out/stateful.json.
+.PHONY: bench-stateful
+bench-stateful:
+	$(GO) run ./lab/cmd/stateful-bench -conns $(or $(CONNS),1000) -out bench/out/stateful.json

@@ -134,6 +134,7 @@ func DefaultConfig() Config {
 			MaxFlows:     DefaultMaxFlows,     // flow-table entries
 			MaxFragments: DefaultMaxFragments, // tracked first fragments
 			Defer:        DefaultDefer,        // longest wait of a new flow's first packet for its register's ack
+			Replication:  true,                // flows' state to their authoritative node and standby
 			Timeouts: Timeouts{ // idle time per state
 				TCPSynSent:     DefaultTCPSynSent,
 				TCPSynRecv:     DefaultTCPSynRecv,

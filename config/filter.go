@@ -38,6 +38,10 @@ type Filter struct {
 	// reach that node before the register. 0: not held. Only used with
 	// more than one node.
 	Defer time.Duration `yaml:"defer"`
+	// Replication replicates every flow's state to its authoritative node
+	// and standby, so a node's loss breaks no connection (docs/forward.md).
+	// Turn it off only to measure what it costs.
+	Replication bool `yaml:"replication"`
 	// Timeouts are the idle timeouts of tracked flows by state.
 	Timeouts Timeouts `yaml:"timeouts"`
 }

@@ -76,6 +76,22 @@ type Config struct {
 	// node's ack of the register (defer.go). 0 (default): not held. The
 	// node sets it from filter.defer (DefaultDefer, 10 ms).
 	Defer time.Duration
+	// MaxSyncQueue caps the state changes waiting to be replicated, all
+	// peers together (replicate.go). Default DefaultSyncQueue (65,536).
+	MaxSyncQueue int
+	// SyncWindow caps the replication batches in flight to one peer.
+	// Default DefaultSyncWindow (64).
+	SyncWindow int
+	// SyncResend is how long a replication batch waits for its ack
+	// before it is sent again. Default DefaultSyncResend (20 ms).
+	SyncResend time.Duration
+	// MaxReplicas caps the flows whose state this node holds for their
+	// handlers. Default MaxFlows.
+	MaxReplicas int
+	// NoReplication turns state replication off (config
+	// filter.replication: false), to measure its cost: a handler's loss
+	// then breaks its flows.
+	NoReplication bool
 }
 
 // Stats are the filter's counters (cumulative) and gauges.
@@ -126,7 +142,20 @@ func New(cfg Config) (*Filter, error) {
 	if cfg.HintTTL <= 0 {
 		cfg.HintTTL = DefaultHintTTL
 	}
-	if cfg.MaxFlows < 0 || cfg.MaxFragments < 0 || cfg.MaxRegistry < 0 || cfg.MaxHints < 0 || cfg.Defer < 0 {
+	if cfg.MaxSyncQueue == 0 {
+		cfg.MaxSyncQueue = DefaultSyncQueue
+	}
+	if cfg.SyncWindow <= 0 {
+		cfg.SyncWindow = DefaultSyncWindow
+	}
+	if cfg.SyncResend <= 0 {
+		cfg.SyncResend = DefaultSyncResend
+	}
+	if cfg.MaxReplicas == 0 {
+		cfg.MaxReplicas = cfg.MaxFlows
+	}
+	if cfg.MaxFlows < 0 || cfg.MaxFragments < 0 || cfg.MaxRegistry < 0 || cfg.MaxHints < 0 || cfg.Defer < 0 ||
+		cfg.MaxSyncQueue < 0 || cfg.MaxReplicas < 0 {
 		return nil, errors.New("forward: negative table size")
 	}
 	if len(cfg.Links) > 64 {
@@ -136,6 +165,7 @@ func New(cfg Config) (*Filter, error) {
 		frag: frags{m: map[fragKey]fragEntry{}, max: cfg.MaxFragments}}
 	if cfg.Self != 0 {
 		f.sym = newSymmetric(cfg)
+		f.tab.gone = func(e *entry, now int64) { f.sym.gone(e, now) }
 	}
 	for _, r := range cfg.Rules {
 		c, err := compileRule(r, len(cfg.Links))
@@ -256,10 +286,20 @@ func (f *Filter) count(r Reason) Reason {
 func (f *Filter) forward(ip []byte, in, out int, v *via, now int64) (Reason, uint16) {
 	var p packet
 	if r, final := f.admit(ip, in, &p, now); final {
+		// A non-first fragment of a datagram whose first fragment was
+		// redirected follows it through the tunnel.
+		if r == ReasonFragment && v.redirect {
+			if to := f.frag.redirected(&p, now); to != 0 {
+				return ReasonNone, to
+			}
+		}
 		return r, 0
 	}
 	r, to := f.decide(&p, in, out, v, now)
 	if to != 0 {
+		if p.moreFrags && !f.frag.recordTo(&p, to, now) {
+			return ReasonFragFull, 0
+		}
 		return r, to
 	}
 	if p.moreFrags && !f.frag.record(&p, r == ReasonNone, now) {
@@ -313,6 +353,10 @@ func (f *Filter) decide(p *packet, in, out int, v *via, now int64) (Reason, uint
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := f.tab.lookup(s, k, now)
+	if e == nil && sym != nil {
+		e = f.adopt(s, k, now) // a flow whose handler left, replicated here (adopt.go)
+	}
+	created, was := e == nil, StateNone
 	if e == nil {
 		var auth uint16
 		if sym != nil {
@@ -361,6 +405,7 @@ func (f *Filter) decide(p *packet, in, out int, v *via, now int64) (Reason, uint
 			f.tab.setState(e, StateICMP)
 		}
 	} else {
+		was = e.state
 		orig := srcIsA == (e.flags&entryOrigIsA != 0)
 		switch e.state {
 		case StateUnreplied:
@@ -389,7 +434,11 @@ func (f *Filter) decide(p *packet, in, out int, v *via, now int64) (Reason, uint
 	e.bytes[dir] += uint64(p.size)
 	e.expires = now + f.timeout[e.state]
 	if f.sym != nil {
-		f.sym.refresh(e, k, now)
+		if created || e.state != was {
+			f.sym.replicate(e, now) // created, established, closing: replicate.go
+		} else {
+			f.sym.refresh(e, k, now, f.timeout[e.state])
+		}
 	}
 	return ReasonNone, 0
 }
@@ -467,6 +516,8 @@ func (f *Filter) Sweep(now int64) {
 	if f.sym != nil {
 		f.sym.reg.sweep(now, budget*8)
 		f.sym.hints.sweep(now, budget*8)
+		f.sym.replicas.sweep(now, budget*8)
+		f.resyncSome(now, budget)
 	}
 	f.frag.mu.Lock()
 	f.frag.expire(now)

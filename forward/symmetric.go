@@ -59,8 +59,11 @@ type SymStats struct {
 	HintsRefused    uint64 // hints refused at MaxHints
 	OutboxDropped   uint64 // registers, hints and acks dropped because the tunnel driver fell behind
 	Generation      uint32 // directories installed (SetDirectory)
+	Epoch           uint64 // this node's membership epoch (SetMembership), 0 before one
+	HintsStale      uint64 // hints refused: from an older epoch, or naming a node not a member here
 	Acked           uint64 // acks queued (registers taken, as authoritative node)
 	Defer           DeferStats
+	Repl            ReplStats // state replication and adoption (replicate.go, adopt.go)
 }
 
 // symmetric is the filter's symmetric-routing state; nil when Config.Self
@@ -76,8 +79,24 @@ type symmetric struct {
 	refreshSec uint32        // register again after this many seconds of activity
 	out        outbox
 	defers     *deferrals
+	repl       *replicator    // replicate.go
+	noRepl     bool           // Config.NoReplication
+	replicas   replicaStore   // replicate.go
+	resyncAt   [numShards]int // adopt.go: resyncSome's place in each shard
+	// resyncSome's pass over the table after a directory change, under
+	// resyncMu (Sweep and Resync may run at once), but for the two
+	// atomics Stats reads.
+	resyncMu    sync.Mutex
+	resyncGen   atomic.Uint32
+	resyncLeft  int
+	resyncStart int64
+	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
-	redirects, registered, hinted, acked atomic.Uint64
+	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
+	staleHints                                               atomic.Uint64
+
+	epoch atomic.Uint64           // SetMembership's; 0: none
+	view  atomic.Pointer[dirView] // the last two directories (refresh)
 }
 
 func newSymmetric(c Config) *symmetric {
@@ -86,7 +105,9 @@ func newSymmetric(c Config) *symmetric {
 		reg:        flowMap{m: map[Key]route{}, max: c.MaxRegistry},
 		hints:      flowMap{m: map[Key]route{}, max: c.MaxHints},
 		out:        outbox{ready: make(chan struct{}, 1)},
-		defers:     newDeferrals(c.Defer)}
+		defers:     newDeferrals(c.Defer),
+		repl:       newReplicator(c), noRepl: c.NoReplication,
+		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}}
 	return s
 }
 
@@ -104,7 +125,7 @@ func (s *symmetric) known(k Key, auth uint16, now int64) uint16 {
 		return h
 	}
 	if auth == s.self {
-		if h := s.reg.get(k, now); h != s.self {
+		if h := s.handlerOf(k, now); h != s.self {
 			return h
 		}
 	}
@@ -121,10 +142,15 @@ func (s *symmetric) redirect(k Key, auth uint16, v via, now int64, hint bool) ui
 		}
 		return 0
 	}
-	if v.hops != 1 || auth != s.self {
+	// Any node that knows the handler sends a packet of hops 1 on, not
+	// only the authoritative node: a sender still on the previous
+	// membership (an older epoch) sends to the node that was
+	// authoritative then, whose registry still has the flow until it
+	// expires.
+	if v.hops != 1 {
 		return 0
 	}
-	h := s.reg.get(k, now)
+	h := s.handlerOf(k, now)
 	if h == 0 || h == s.self || h == v.from {
 		return 0
 	}
@@ -148,12 +174,46 @@ func (s *symmetric) register(e *entry, k Key, now int64) bool {
 	return false
 }
 
-// refresh registers flow k again when the directory changed since its
-// last register or the register is due (refreshSec of activity).
-func (s *symmetric) refresh(e *entry, k Key, now int64) {
-	if e.regGen != uint16(s.gen.Load()) || uint32(now/int64(time.Second))-e.regAt >= s.refreshSec {
+// refresh registers flow k again, and replicates its state, when a
+// refresh is due (refreshDue: a quarter of the flow's timeout or of the
+// registry's TTL, of activity; idle flows are refreshed by resyncSome) or
+// when the directory changed since its last register and gave k's row
+// another authoritative node (register and replicate) or only another
+// standby (replicate): a membership change costs work for the rows it
+// moved only (about 1/N of the flows for each role). It reports whether it
+// sent anything.
+func (s *symmetric) refresh(e *entry, k Key, now, timeout int64) bool {
+	if s.refreshDue(e, now, timeout) {
 		s.register(e, k, now)
+		s.replicate(e, now)
+		return true
 	}
+	g := uint16(s.gen.Load())
+	if e.regGen == g {
+		return false
+	}
+	if v := s.view.Load(); v != nil && uint16(v.gen) == g && e.regGen == g-1 {
+		a, sa := v.prev.Lookup(k)
+		b, sb := v.cur.Lookup(k)
+		if a == b {
+			e.regGen = g
+			if sa == sb {
+				return false
+			}
+			s.replicate(e, now)
+			return true
+		}
+	}
+	s.register(e, k, now)
+	s.replicate(e, now)
+	return true
+}
+
+// dirView is the directory installed by SetDirectory generation gen and
+// the one before it, so that refresh can tell which rows moved.
+type dirView struct {
+	prev, cur *Directory
+	gen       uint32
 }
 
 // via says how a packet reached the filter: from == 0 on a link, else
@@ -235,6 +295,15 @@ func (f *flowMap) forget(keep func(uint16) bool) {
 	}
 }
 
+// del removes k's entry if its node is node.
+func (f *flowMap) del(k Key, node uint16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.m[k]; ok && r.node == node {
+		delete(f.m, k)
+	}
+}
+
 func (f *flowMap) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -287,13 +356,33 @@ func (f *Filter) SetDirectory(d *Directory) {
 	if s == nil {
 		return
 	}
-	s.dir.Store(d)
-	s.gen.Add(1)
+	old := s.dir.Swap(d)
+	s.view.Store(&dirView{prev: old, cur: d, gen: s.gen.Add(1)})
 	members := map[uint16]bool{}
 	for _, m := range d.Members() {
 		members[m] = true
 	}
 	s.hints.forget(func(n uint16) bool { return members[n] })
+	s.repl.retain(func(n uint16) bool { return members[n] })
+}
+
+// SetMembership installs the flow directory d of the committed membership
+// whose epoch is epoch (MembershipEpoch): SetDirectory, and the epoch this
+// node puts in its tunnel datagrams and judges received ones by (Step).
+func (f *Filter) SetMembership(d *Directory, epoch uint64) {
+	if f.sym == nil {
+		return
+	}
+	f.sym.epoch.Store(epoch)
+	f.SetDirectory(d)
+}
+
+// Epoch returns this node's membership epoch, 0 before SetMembership.
+func (f *Filter) Epoch() uint64 {
+	if f.sym == nil {
+		return 0
+	}
+	return f.sym.epoch.Load()
 }
 
 // Step takes a register, a hint or an ack that the tunnel brought (opened
@@ -317,6 +406,15 @@ func (f *Filter) Step(h TunnelHeader, now int64) {
 			s.out.push(TunnelHeader{Type: TypeAck, Receiver: h.Sender, Handler: h.Handler, Flow: h.Flow})
 		}
 	case TypeHint:
+		// A hint from an older epoch may name a handler that has left
+		// and come back without the flow since; one naming a node that
+		// is not a member here would be dropped by the next
+		// SetDirectory anyway. Refused: the flow's next packet goes the
+		// long way and its authoritative node hints again.
+		if CompareEpoch(s.epoch.Load(), h.Epoch) == EpochStale || !s.dir.Load().has(h.Handler) {
+			s.staleHints.Add(1)
+			return
+		}
 		if h.Handler != s.self {
 			s.hints.put(h.Flow, h.Handler, now+s.hintTTL)
 		}
@@ -373,5 +471,6 @@ func (f *Filter) symStats() SymStats {
 	return SymStats{Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
 		Registry: s.reg.len(), RegistryRefused: s.reg.refused.Load(), Hints: s.hints.len(),
 		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load(),
-		Acked: s.acked.Load(), Defer: s.defers.stats()}
+		Acked: s.acked.Load(), Defer: s.defers.stats(), Epoch: s.epoch.Load(), HintsStale: s.staleHints.Load(),
+		Repl: s.replStats()}
 }

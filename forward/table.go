@@ -45,7 +45,8 @@ type table struct {
 	shards  [numShards]shard
 	count   atomic.Int64
 	max     int64
-	byState [numStates]atomic.Int64 // flows in each state (StateNone: just inserted)
+	byState [numStates]atomic.Int64   // flows in each state (StateNone: just inserted)
+	gone    func(e *entry, now int64) // called as a flow is removed (replication: replicate.go); may be nil
 }
 
 func newTable(max int) *table {
@@ -67,7 +68,7 @@ func (t *table) lookup(s *shard, k Key, now int64) *entry {
 	}
 	e := &s.slab[i]
 	if now >= e.expires {
-		t.remove(s, i)
+		t.remove(s, i, now)
 		return nil
 	}
 	return e
@@ -104,9 +105,12 @@ func (t *table) setState(e *entry, s State) {
 	}
 }
 
-// remove frees slot i of s. The caller holds s.mu.
-func (t *table) remove(s *shard, i uint32) {
+// remove frees slot i of s at now. The caller holds s.mu.
+func (t *table) remove(s *shard, i uint32, now int64) {
 	e := &s.slab[i]
+	if t.gone != nil {
+		t.gone(e, now)
+	}
 	delete(s.index, e.key)
 	t.byState[e.state].Add(-1)
 	*e = entry{}
@@ -127,7 +131,7 @@ func (t *table) sweepSome(now int64, budget int) int {
 			}
 			e := &s.slab[s.sweep]
 			if e.flags&entryUsed != 0 && now >= e.expires {
-				t.remove(s, uint32(s.sweep))
+				t.remove(s, uint32(s.sweep), now)
 				removed++
 			}
 			s.sweep++

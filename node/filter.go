@@ -17,11 +17,12 @@ import (
 // subnet's prefix, and also the hosts beyond its routers (docs/forward.md).
 func filterConfig(f *config.Config) forward.Config {
 	fc := forward.Config{
-		Default:      action(f.Filter.Default),
-		MaxFlows:     f.Filter.MaxFlows,
-		MaxFragments: f.Filter.MaxFragments,
-		Timeouts:     forward.Timeouts(f.Filter.Timeouts),
-		Defer:        f.Filter.Defer,
+		Default:       action(f.Filter.Default),
+		MaxFlows:      f.Filter.MaxFlows,
+		MaxFragments:  f.Filter.MaxFragments,
+		Timeouts:      forward.Timeouts(f.Filter.Timeouts),
+		Defer:         f.Filter.Defer,
+		NoReplication: !f.Filter.Replication,
 	}
 	if symmetricOn(f) {
 		fc.Self = uint16(f.LocalIndex())
@@ -93,6 +94,7 @@ func (n *Node) sweepFlows(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			n.filter.Sweep(n.routerNow())
+			n.replicationAlarm()
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringway/ringway/config"
@@ -41,8 +42,9 @@ type fileState struct {
 
 // reloads tracks the outcome of this node's reload proposals.
 type reloads struct {
-	mu   sync.Mutex // serialises Reload
-	last atomicString
+	mu     sync.Mutex // serialises Reload
+	last   atomicString
+	fileOp atomic.Uint64 // the last file hash report's proposal id
 
 	refusedMu sync.Mutex
 	refused   map[uint64]string // proposal id → the holder's reason, until Reload reads it
@@ -197,7 +199,7 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 	if err != nil {
 		return refuse("propose the change to the ring: " + err.Error())
 	}
-	n.ops.add(id, "reload "+short(h))
+	n.ops.add(id, "reload "+short(h), time.Now())
 	// The answer: the epoch applied here (its hash is the file's), or the
 	// holder's refusal (logEvent records it).
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -392,7 +394,7 @@ func (n *Node) reportFile(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, proposeTimeout)
 	defer cancel()
 	if id, err := n.proposer.Propose(pctx, kind, data); err == nil {
-		n.ops.add(id, "file hash "+short(f.hash))
+		n.reload.fileOp.Store(id) // not an operator's operation: logEvent keeps it out of the list
 	}
 }
 

@@ -16,10 +16,10 @@ import (
 // (docs/operating.md, "Reload").
 const KindConfigEpoch uint16 = 3
 
-// Proposal kinds of the config epoch.
+// Proposal kinds of the config epoch (4 is ProposeSwitch).
 const (
 	ProposeConfig uint16 = 3 // a reload: a ConfigChange
-	ProposeFile   uint16 = 4 // the proposer's file hash: a FileHash's 6 bytes
+	ProposeFile   uint16 = 5 // the proposer's file hash: a FileHash's 6 bytes
 )
 
 // FileHashLen is how much of a file's hash the token carries per node.

@@ -29,6 +29,7 @@ func commands() []*cli.Command {
 		statusCommand(),
 		vipCommand(),
 		nodeCommand(),
+		clusterCommand(),
 		flowsCommand(),
 		labCommand(),
 		versionCommand(),

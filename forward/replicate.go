@@ -1,0 +1,526 @@
+package forward
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// State replication (issue 12; DESIGN.md "Replication"; conntrackd's FTFW
+// and pfsync). The handler of a flow sends every change of the flow's
+// state (created, each TCP or UDP state change, gone) and a refresh now
+// and then (refresh in symmetric.go) to the flow's authoritative node and
+// its standby (Directory.Lookup), leaving out itself. They keep the last
+// state in a bounded replica store; when the handler dies, the flow's
+// authoritative node adopts the flow from it (adopt.go), and when the
+// authoritative node dies, its standby, which becomes authoritative, has
+// it already.
+//
+// Per receiving peer the sender keeps:
+//   - pending: the records not sent yet, one per flow (a newer change of a
+//     flow replaces the one waiting: updates collapse);
+//   - a window of batches in flight, each under a sequence number (from 1,
+//     per boot), resent every Config.SyncResend until acknowledged.
+//
+// Every record is the flow's whole state, not a delta, so batches may be
+// applied in any order: a receiver keeps, per flow, the record of the
+// highest sequence number from the same sender and boot, and takes any
+// record from another sender (a new handler after an adoption). A resent
+// batch is applied again harmlessly and acknowledged again.
+//
+// Bounds: pending records (all peers together) Config.MaxSyncQueue, the
+// window Config.SyncWindow batches per peer, the replica store
+// Config.MaxReplicas flows; beyond them a change or a replica is refused
+// and counted (ReplStats.Overflow, ReplicaRefused), and the node logs it.
+// A peer that leaves the directory loses its pending records and window.
+//
+// All of it is pure: the filter queues changes under its shard locks,
+// the tunnel driver takes the datagrams to send (SyncMessages) and hands
+// over what it received (StepSync); time comes in as now.
+
+// Replication defaults.
+const (
+	// DefaultSyncQueue bounds the records waiting to be sent.
+	DefaultSyncQueue = 1 << 16
+	// DefaultSyncWindow bounds the batches in flight to one peer.
+	DefaultSyncWindow = 64
+	// DefaultSyncResend is how long a batch waits for its ack before it
+	// is sent again; a round trip between nodes of a LAN is well under
+	// a millisecond.
+	DefaultSyncResend = 20 * time.Millisecond
+	// lagBuckets is the number of replication lag histogram buckets.
+	lagBuckets = 16
+)
+
+// ReplStats are replication's counters and gauges.
+type ReplStats struct {
+	Queued    int    // records waiting to be sent now, all peers
+	InFlight  int    // batches sent and not yet acknowledged now, all peers
+	Records   uint64 // records sent (first sending)
+	Batches   uint64 // batches sent (first sending)
+	Bytes     uint64 // payload bytes of sync batches and acks sent, resends included
+	Resends   uint64 // batches sent again for want of an ack
+	Collapsed uint64 // changes that replaced a change of the same flow still waiting
+	Overflow  uint64 // changes refused: MaxSyncQueue records were waiting
+	Acked     uint64 // batches acknowledged
+	Dropped   uint64 // batches and records given up: their peer left the directory
+	Malformed uint64 // sync datagrams received that do not decode
+	Applied   uint64 // records received and stored
+	Stale     uint64 // records received older than the one stored
+	Replicas  int    // flows whose state this node holds for another node now
+	Refused   uint64 // replicas refused at MaxReplicas
+	Adoptions uint64 // flows this node took over from a handler that left (adopt.go)
+	Resyncs   uint64 // flows registered and replicated again by the walk after a directory change or for idleness
+	BytesRcvd uint64 // payload bytes of sync batches and acks received
+	// Resyncing says the walk after the last directory change has not
+	// yet looked at every flow (adopt.go resyncSome); ResyncTook is how
+	// long the last complete walk took (ns).
+	Resyncing  bool
+	ResyncTook int64
+	// Lag counts acknowledged batches by the time from the oldest change
+	// they carry being queued to their ack (the replica is stored before
+	// the ack leaves): bucket 0 under 1 µs, bucket i from 2^(i-1) to 2^i
+	// µs, the last also everything longer.
+	Lag [lagBuckets]uint64
+}
+
+// SyncDatagram is one sync batch or ack to send: the payload of a tunnel
+// datagram of Type to node To. Payload stays valid until the next call
+// of SyncMessages.
+type SyncDatagram struct {
+	To      uint16
+	Type    TunnelType // TypeSync or TypeSyncAck
+	Payload []byte
+}
+
+// pendingRec is a record waiting to be sent: expires is absolute (the
+// filter's clock), made relative when the batch is built.
+type pendingRec struct {
+	rec     SyncRecord
+	expires int64
+	queued  int64 // when the oldest change it carries was queued
+}
+
+// flight is a batch sent and not yet acknowledged.
+type flight struct {
+	seq    uint64
+	queued int64 // oldest change in it
+	sent   int64
+	buf    []byte // the payload, kept for resending
+}
+
+// syncPeer is the sending side towards one peer, and the acks owed to it.
+type syncPeer struct {
+	pending map[Key]pendingRec
+	flights []*flight // in sequence order, at most window
+	spare   []*flight
+	next    uint64
+	acks    []uint64 // sequence numbers received from it, to acknowledge
+}
+
+// replicator is the sending side of replication.
+type replicator struct {
+	self     uint16
+	maxQueue int
+	window   int
+	resend   int64
+	ready    chan struct{} // capacity 1: something to send
+	mu       sync.Mutex
+	peers    map[uint16]*syncPeer
+	queued   int
+	ackBuf   []byte
+
+	records, batches, bytes, resends, collapsed, overflow, acked, dropped atomic.Uint64
+	malformed, bytesRcvd                                                  atomic.Uint64
+	lag                                                                   [lagBuckets]atomic.Uint64
+}
+
+func newReplicator(c Config) *replicator {
+	return &replicator{self: c.Self, maxQueue: c.MaxSyncQueue, window: c.SyncWindow, resend: int64(c.SyncResend),
+		ready: make(chan struct{}, 1), peers: map[uint16]*syncPeer{}}
+}
+
+func (r *replicator) peer(id uint16) *syncPeer {
+	p := r.peers[id]
+	if p == nil {
+		p = &syncPeer{pending: map[Key]pendingRec{}, next: 1}
+		r.peers[id] = p
+	}
+	return p
+}
+
+// queue queues rec (expiring at expires) for node to.
+func (r *replicator) queue(to uint16, rec *SyncRecord, expires, now int64) {
+	r.mu.Lock()
+	p := r.peer(to)
+	if old, ok := p.pending[rec.Flow]; ok {
+		p.pending[rec.Flow] = pendingRec{rec: *rec, expires: expires, queued: old.queued}
+		r.mu.Unlock()
+		r.collapsed.Add(1)
+		return
+	}
+	if r.queued >= r.maxQueue {
+		r.mu.Unlock()
+		r.overflow.Add(1)
+		return
+	}
+	p.pending[rec.Flow] = pendingRec{rec: *rec, expires: expires, queued: now}
+	r.queued++
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *replicator) signal() {
+	select {
+	case r.ready <- struct{}{}:
+	default:
+	}
+}
+
+// messages appends the datagrams due at now to dst: acks owed, batches
+// whose ack is late, new batches while the window has room. next is when
+// the first batch in flight is due again (0: none is in flight).
+func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram, next int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ackBuf = r.ackBuf[:0]
+	for id, p := range r.peers {
+		for len(p.acks) > 0 {
+			n := min(len(p.acks), MaxSyncAcks)
+			start := len(r.ackBuf)
+			a := SyncAck{Seqs: p.acks[:n]}
+			r.ackBuf, _ = a.AppendBinary(r.ackBuf) // cannot fail: 1..MaxSyncAcks numbers ≥ 1
+			p.acks = p.acks[n:]
+			dst = append(dst, SyncDatagram{To: id, Type: TypeSyncAck, Payload: r.ackBuf[start:len(r.ackBuf):len(r.ackBuf)]})
+			r.bytes.Add(uint64(len(r.ackBuf) - start))
+		}
+		p.acks = p.acks[:0]
+		for _, f := range p.flights {
+			if now-f.sent >= r.resend {
+				f.sent = now
+				r.resends.Add(1)
+				r.bytes.Add(uint64(len(f.buf)))
+				dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
+			}
+		}
+		for len(p.pending) > 0 && len(p.flights) < r.window {
+			f := r.build(p, now)
+			p.flights = append(p.flights, f)
+			dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
+		}
+		for _, f := range p.flights {
+			if due := f.sent + r.resend; next == 0 || due < next {
+				next = due
+			}
+		}
+	}
+	return dst, next
+}
+
+// build takes up to MaxSyncRecords pending records of p into a new batch.
+func (r *replicator) build(p *syncPeer, now int64) *flight {
+	var f *flight
+	if n := len(p.spare); n > 0 {
+		f, p.spare = p.spare[n-1], p.spare[:n-1]
+	} else {
+		f = &flight{buf: make([]byte, 0, syncBatchHead+MaxSyncRecords*SyncRecordLen)}
+	}
+	f.seq, f.sent, f.queued = p.next, now, now
+	p.next++
+	b := f.buf[:syncBatchHead]
+	binary.BigEndian.PutUint64(b, f.seq)
+	b[10], b[11] = 0, 0
+	n := 0
+	for k, pr := range p.pending {
+		if n == MaxSyncRecords {
+			break
+		}
+		delete(p.pending, k)
+		r.queued--
+		rec := pr.rec
+		if !rec.Gone {
+			rec.Expires = uint32(min(max(0, pr.expires-now)/int64(time.Millisecond), 1<<32-1))
+		}
+		b = b[:len(b)+SyncRecordLen]
+		rec.put(b[len(b)-SyncRecordLen:])
+		f.queued = min(f.queued, pr.queued)
+		n++
+	}
+	binary.BigEndian.PutUint16(b[8:], uint16(n))
+	f.buf = b
+	r.records.Add(uint64(n))
+	r.batches.Add(1)
+	r.bytes.Add(uint64(len(b)))
+	return f
+}
+
+// acked removes the batches of seqs from peer from's window at now.
+func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.peers[from]
+	if p == nil {
+		return
+	}
+	for _, s := range seqs {
+		for i, f := range p.flights {
+			if f.seq != s {
+				continue
+			}
+			us := max(0, now-f.queued) / 1000
+			r.lag[min(bits.Len64(uint64(us)), lagBuckets-1)].Add(1)
+			r.acked.Add(1)
+			copy(p.flights[i:], p.flights[i+1:])
+			p.flights = p.flights[:len(p.flights)-1]
+			p.spare = append(p.spare, f)
+			break
+		}
+	}
+}
+
+// owe notes that batch seq from peer from must be acknowledged.
+func (r *replicator) owe(from uint16, seq uint64) {
+	r.mu.Lock()
+	p := r.peer(from)
+	if len(p.acks) < 4*MaxSyncAcks { // an ack lost or refused is resent by the batch's resend
+		p.acks = append(p.acks, seq)
+	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+// retain forgets the peers that are not members (keep).
+func (r *replicator) retain(keep func(uint16) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, p := range r.peers {
+		if keep(id) {
+			continue
+		}
+		r.queued -= len(p.pending)
+		r.dropped.Add(uint64(len(p.pending) + len(p.flights)))
+		delete(r.peers, id)
+	}
+}
+
+func (r *replicator) gauges() (queued, inFlight int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.peers {
+		inFlight += len(p.flights)
+	}
+	return r.queued, inFlight
+}
+
+// replica is one flow's state held for its handler.
+type replica struct {
+	handler uint16
+	state   State
+	flags   uint8 // entryOrigIsA, entryFinOrig
+	rule    uint16
+	sender  uint16
+	boot    uint64
+	seq     uint64
+	expires int64
+}
+
+// replicaStore is the flows' state this node holds as their authoritative
+// node or standby: bounded, expiring.
+type replicaStore struct {
+	mu                      sync.Mutex
+	m                       map[Key]replica
+	max                     int
+	applied, stale, refused atomic.Uint64
+}
+
+// apply stores rec, received from sender (boot) in batch seq at now.
+func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[rec.Flow]
+	if ok && old.sender == sender && (boot < old.boot || boot == old.boot && seq < old.seq) {
+		s.stale.Add(1)
+		return
+	}
+	if rec.Gone {
+		delete(s.m, rec.Flow)
+		s.applied.Add(1)
+		return
+	}
+	if !ok && len(s.m) >= s.max {
+		s.refused.Add(1)
+		return
+	}
+	var fl uint8
+	if rec.OrigIsA {
+		fl |= entryOrigIsA
+	}
+	if rec.FinOrig {
+		fl |= entryFinOrig
+	}
+	// The replica outlives the flow's timeout by a quarter of it and a
+	// second: the handler refreshes it at least every quarter of the
+	// timeout while the flow is active (refresh, symmetric.go), so it
+	// never expires before the flow does at its handler.
+	d := int64(rec.Expires) * int64(time.Millisecond)
+	s.m[rec.Flow] = replica{handler: rec.Handler, state: rec.State, flags: fl, rule: rec.Rule, sender: sender,
+		boot: boot, seq: seq, expires: now + d + d/4 + int64(time.Second)}
+	s.applied.Add(1)
+}
+
+func (s *replicaStore) get(k Key, now int64) (replica, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.m[k]
+	if ok && now >= r.expires {
+		delete(s.m, k)
+		return replica{}, false
+	}
+	return r, ok
+}
+
+func (s *replicaStore) del(k Key) {
+	s.mu.Lock()
+	delete(s.m, k)
+	s.mu.Unlock()
+}
+
+func (s *replicaStore) sweep(now int64, budget int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, r := range s.m {
+		if budget--; budget < 0 {
+			break
+		}
+		if now >= r.expires {
+			delete(s.m, k)
+		}
+	}
+}
+
+func (s *replicaStore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// recordOf returns e's state as a sync record from this node.
+func (s *symmetric) recordOf(e *entry) SyncRecord {
+	return SyncRecord{Flow: e.key, State: e.state, OrigIsA: e.flags&entryOrigIsA != 0,
+		FinOrig: e.flags&entryFinOrig != 0, Handler: s.self, Rule: e.rule}
+}
+
+// replicate queues e's state for its flow's authoritative node and
+// standby, leaving out this node. The caller holds e's shard lock.
+func (s *symmetric) replicate(e *entry, now int64) {
+	if e.state == StateNone || s.noRepl {
+		return
+	}
+	auth, standby := s.dir.Load().Lookup(e.key)
+	rec := s.recordOf(e)
+	for _, to := range [2]uint16{auth, standby} {
+		if to != 0 && to != s.self {
+			s.repl.queue(to, &rec, e.expires, now)
+		}
+	}
+}
+
+// gone queues the end of e's flow for the replicas at now. The caller
+// holds e's shard lock (table.remove).
+func (s *symmetric) gone(e *entry, now int64) {
+	if e.state == StateNone || s.noRepl {
+		return
+	}
+	auth, standby := s.dir.Load().Lookup(e.key)
+	rec := SyncRecord{Flow: e.key, Gone: true, Handler: s.self}
+	for _, to := range [2]uint16{auth, standby} {
+		if to != 0 && to != s.self {
+			s.repl.queue(to, &rec, 0, now)
+		}
+	}
+}
+
+// SyncMessages appends to dst the sync batches and acks due at now and
+// returns it, with when the next resend is due (0: nothing is in
+// flight). SyncReady signals earlier when there is something new. The
+// payloads stay valid until the next call. Without Config.Self it returns
+// dst and 0.
+func (f *Filter) SyncMessages(now int64, dst []SyncDatagram) (out []SyncDatagram, next int64) {
+	if f.sym == nil {
+		return dst, 0
+	}
+	return f.sym.repl.messages(now, dst)
+}
+
+// SyncReady receives a value when a change was queued or an ack is owed.
+// nil (never ready) without Config.Self.
+func (f *Filter) SyncReady() <-chan struct{} {
+	if f.sym == nil {
+		return nil
+	}
+	return f.sym.repl.ready
+}
+
+// StepSync takes a sync batch or sync ack that the tunnel brought (opened
+// by an Opener: Sender and Boot are authentic) at now. A batch's records
+// are stored and the batch acknowledged; a malformed payload is counted
+// and dropped whole. It never panics on any payload.
+func (f *Filter) StepSync(h TunnelHeader, payload []byte, now int64) {
+	s := f.sym
+	if s == nil || h.Sender == 0 || h.Sender == s.self {
+		return
+	}
+	s.repl.bytesRcvd.Add(uint64(len(payload)))
+	switch h.Type {
+	case TypeSync:
+		seq, n, err := syncBatchHeader(payload)
+		if err != nil {
+			s.repl.malformed.Add(1)
+			return
+		}
+		for i := range n {
+			var rec SyncRecord
+			if rec.get(payload[syncBatchHead+i*SyncRecordLen:]) != nil {
+				s.repl.malformed.Add(1)
+				return // the records before it are applied: each stands alone
+			}
+			if rec.Handler != h.Sender {
+				s.repl.malformed.Add(1) // a node replicates only the flows it handles
+				return
+			}
+			s.replicas.apply(&rec, h.Sender, h.Boot, seq, now)
+			if rec.Gone {
+				s.reg.del(rec.Flow, h.Sender)
+			}
+		}
+		s.repl.owe(h.Sender, seq)
+	case TypeSyncAck:
+		var a SyncAck
+		var seqs [MaxSyncAcks]uint64
+		a.Seqs = seqs[:0]
+		if a.UnmarshalBinary(payload) != nil {
+			s.repl.malformed.Add(1)
+			return
+		}
+		s.repl.ackedBy(h.Sender, a.Seqs, now)
+	}
+}
+
+func (s *symmetric) replStats() ReplStats {
+	r := s.repl
+	q, fl := r.gauges()
+	st := ReplStats{Queued: q, InFlight: fl, Records: r.records.Load(), Batches: r.batches.Load(), Bytes: r.bytes.Load(),
+		Resends: r.resends.Load(), Collapsed: r.collapsed.Load(), Overflow: r.overflow.Load(), Acked: r.acked.Load(),
+		Dropped: r.dropped.Load(), Malformed: r.malformed.Load(), Applied: s.replicas.applied.Load(),
+		Stale: s.replicas.stale.Load(), Replicas: s.replicas.len(), Refused: s.replicas.refused.Load(),
+		Adoptions: s.adoptions.Load(), Resyncs: s.resyncs.Load(), BytesRcvd: r.bytesRcvd.Load()}
+	took := s.resyncTook.Load()
+	st.Resyncing = took < 0 || s.resyncGen.Load() != s.gen.Load()
+	st.ResyncTook = max(took, 0)
+	for i := range st.Lag {
+		st.Lag[i] = r.lag[i].Load()
+	}
+	return st
+}

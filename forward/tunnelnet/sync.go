@@ -1,0 +1,99 @@
+package tunnelnet
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringway/ringway/forward"
+)
+
+// Syncer is what the driver needs of the filter for state replication
+// (forward/replicate.go): forward.Filter. A Core that is also a Syncer
+// gets its sync batches and acks sent and delivered.
+type Syncer interface {
+	// SyncMessages appends the sync datagrams due at now and returns when
+	// the next resend is due (0: none).
+	SyncMessages(now int64, dst []forward.SyncDatagram) ([]forward.SyncDatagram, int64)
+	// SyncReady receives a value when there is something new to send.
+	SyncReady() <-chan struct{}
+	// StepSync takes a received sync batch or ack.
+	StepSync(h forward.TunnelHeader, payload []byte, now int64)
+}
+
+// SyncStats are the driver's replication datagrams, [0] sent, [1]
+// received, and their bytes on the wire (tunnel header and tag included,
+// not the outer IPv4 and UDP headers).
+type SyncStats struct {
+	Batches, Acks, Bytes [2]uint64
+}
+
+type syncCounters struct {
+	batches, acks, bytes [2]atomic.Uint64
+}
+
+// SyncStats returns the replication datagrams' counters.
+func (d *Driver) SyncStats() SyncStats {
+	var s SyncStats
+	for i := range 2 {
+		s.Batches[i], s.Acks[i], s.Bytes[i] = d.sync.batches[i].Load(), d.sync.acks[i].Load(), d.sync.bytes[i].Load()
+	}
+	return s
+}
+
+// runSync sends the filter's sync batches and acks when it has new ones
+// and when a resend is due, until ctx ends or Close.
+func (d *Driver) runSync(ctx context.Context) {
+	sy, ok := d.cfg.Core.(Syncer)
+	if !ok {
+		return
+	}
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	var msgs []forward.SyncDatagram
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.done:
+			return
+		case <-sy.SyncReady():
+		case <-t.C:
+		}
+		now := d.cfg.Now()
+		var next int64
+		msgs, next = sy.SyncMessages(now, msgs[:0])
+		for _, m := range msgs {
+			if !d.send(forward.TunnelHeader{Type: m.Type, Receiver: m.To}, m.Payload) {
+				continue
+			}
+			i := &d.sync.acks[0]
+			if m.Type == forward.TypeSync {
+				i = &d.sync.batches[0]
+			}
+			i.Add(1)
+			d.sync.bytes[0].Add(uint64(forward.DataOverhead + len(m.Payload)))
+		}
+		clear(msgs) // the payloads belong to the filter
+		wait := time.Hour
+		if next != 0 {
+			wait = time.Duration(max(next-now, int64(100*time.Microsecond)))
+		}
+		t.Reset(wait)
+	}
+}
+
+// stepSync hands a received sync datagram to the filter.
+func (d *Driver) stepSync(h forward.TunnelHeader, payload []byte) {
+	sy, ok := d.cfg.Core.(Syncer)
+	if !ok {
+		return
+	}
+	i := &d.sync.acks[1]
+	if h.Type == forward.TypeSync {
+		i = &d.sync.batches[1]
+	}
+	i.Add(1)
+	d.sync.bytes[1].Add(uint64(forward.DataOverhead + len(payload)))
+	sy.StepSync(h, payload, d.cfg.Now())
+}

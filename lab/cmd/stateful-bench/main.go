@@ -1,0 +1,473 @@
+// Command stateful-bench measures stateful fail-over (issue 12) on the
+// reference lab with three ringway nodes: long-lived TCP echo
+// connections from the client to the server (a small message every 20 ms
+// each) through the cluster, the filter on with default drop, the
+// client's gateway on n1 and the server's on n2. For each fault (the
+// handler n1 killed -9, cut off its switch, stopped; the authoritative
+// node n3 killed; a rolling restart of every node; n3 joining while the
+// connections run) it reports the connections that survived, the resets
+// seen and the stalls, and, in the same run, the stateless cluster's
+// stalls on the same faults. It also measures the replication bytes as a
+// share of the forwarded bytes, the replication lag, and new TCP
+// connections per second with replication on and off (interleaved). It
+// prints a table and writes bench/out/stateful.json.
+//
+//	go run ./lab/cmd/stateful-bench -conns 1000
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/lab/workload"
+	"github.com/ringway/ringway/mgmt"
+)
+
+func main() {
+	conns := flag.Int("conns", 1000, "long-lived connections per fault")
+	out := flag.String("out", "bench/out/stateful.json", "JSON file (\"\" to skip)")
+	faults := flag.String("faults", "kill,cut,stop,kill-auth,rolling,join", "faults to run")
+	rounds := flag.Int("rate-rounds", 2, "rounds of the new-flows/s measurement (replication on, off, interleaved)")
+	bin := flag.String("ringway", "", "ringway binary (default: go build ./cmd/ringway)")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fail(errors.New("needs root to build network namespaces"))
+	}
+	if *bin == "" {
+		dir, err := os.MkdirTemp("", "stateful-bench-")
+		if err != nil {
+			fail(err)
+		}
+		defer os.RemoveAll(dir)
+		*bin = filepath.Join(dir, "ringway")
+		b := exec.Command("go", "build", "-o", *bin, "./cmd/ringway")
+		b.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if o, err := b.CombinedOutput(); err != nil {
+			fail(fmt.Errorf("go build ./cmd/ringway: %v\n%s", err, o))
+		}
+	}
+	rep := report{Date: time.Now().UTC().Format(time.RFC3339), Conns: *conns}
+	for _, f := range strings.Split(*faults, ",") {
+		for _, mode := range []string{"stateful", "stateless"} {
+			if mode == "stateless" && (f == "join" || f == "kill-auth") {
+				continue // nothing to compare: the stateless cluster has no authoritative node, and a join is not a fault
+			}
+			r, err := runFault(*bin, mode, f, *conns)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "stateful-bench: %s %s: %v\n", mode, f, err)
+				r = row{Mode: mode, Fault: f, Error: err.Error()}
+			}
+			fmt.Fprintf(os.Stderr, "%s %s: %d/%d alive, resets %d/%d, stall p50 %.0f ms p99 %.0f ms max %.0f ms\n",
+				mode, f, r.Alive, r.Conns, r.ClientResets, r.ServerResets, r.StallP50ms, r.StallP99ms, r.StallMaxms)
+			rep.Rows = append(rep.Rows, r)
+		}
+	}
+	for i := 0; i < *rounds; i++ {
+		for _, on := range []bool{true, false} {
+			v, err := flowRate(*bin, on)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "stateful-bench: flow rate (replication %v): %v\n", on, err)
+				continue
+			}
+			if on {
+				rep.FlowsOn = append(rep.FlowsOn, v)
+			} else {
+				rep.FlowsOff = append(rep.FlowsOff, v)
+			}
+		}
+	}
+	rep.print(os.Stdout)
+	if *out != "" {
+		os.MkdirAll(filepath.Dir(*out), 0o755)
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+			fail(err)
+		}
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "stateful-bench:", err)
+	os.Exit(1)
+}
+
+type row struct {
+	Mode, Fault                string
+	Conns, Alive               int
+	ClientResets, ServerResets int
+	StallP50ms, StallP99ms     float64
+	StallMaxms                 float64
+	Adoptions                  uint64  `json:",omitempty"`
+	ReplBytes, FwdBytes        uint64  `json:",omitempty"`
+	ReplShare                  float64 `json:",omitempty"` // replication bytes / forwarded bytes
+	LagP99us                   int     `json:",omitempty"` // upper bound of the bucket
+	Error                      string  `json:",omitempty"`
+}
+
+type report struct {
+	Date              string
+	Conns             int
+	Rows              []row
+	FlowsOn, FlowsOff []float64 // new TCP connections per second, replication on / off
+}
+
+func (r report) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODE\tFAULT\tALIVE\tRESETS (client/server)\tSTALL p50\tp99\tmax\tADOPTED\tREPL/FWD BYTES\tLAG p99")
+	for _, x := range r.Rows {
+		if x.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\terror: %s\n", x.Mode, x.Fault, x.Error)
+			continue
+		}
+		share, lag := "-", "-"
+		if x.Mode == "stateful" {
+			share = fmt.Sprintf("%.2f %%", 100*x.ReplShare)
+			lag = fmt.Sprintf("< %d µs", x.LagP99us)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%.0f ms\t%.0f ms\t%.0f ms\t%d\t%s\t%s\n", x.Mode, x.Fault, x.Alive, x.Conns,
+			x.ClientResets, x.ServerResets, x.StallP50ms, x.StallP99ms, x.StallMaxms, x.Adoptions, share, lag)
+	}
+	tw.Flush()
+	on, off := median(r.FlowsOn), median(r.FlowsOff)
+	if on > 0 && off > 0 {
+		fmt.Fprintf(w, "\nnew TCP connections/s through the cluster: replication on %.0f, off %.0f (median of %d each, interleaved): %.2f×\n",
+			on, off, len(r.FlowsOn), on/off)
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// cluster is a lab of three nodes running ringway.
+type cluster struct {
+	l   *lab.Lab
+	bin string
+}
+
+func newCluster(bin string, stateful, replicate bool) (*cluster, error) {
+	b := make([]byte, 3)
+	rand.Read(b)
+	dir, err := os.MkdirTemp("", "stateful-bench-lab-")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := lab.Build(ctx, lab.Spec{Prefix: "rsb" + hex.EncodeToString(b), Nodes: 3, StateDir: dir, WireChecksums: true})
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{l: l, bin: bin}
+	server := []config.Net{{Prefix: netip.PrefixFrom(lab.ServerAddr, 32)}}
+	_, err = l.WriteCluster(func(i int, cf *config.Config) {
+		cf.VIPs = []config.VIPPolicy{
+			{VIP: lab.ExtGateway, Preferred: "n1", Persistence: config.PersistPreferred},
+			{VIP: lab.IntGateway, Preferred: "n2", Persistence: config.PersistPreferred},
+		}
+		if !stateful {
+			return
+		}
+		cf.Filter.Enabled = true
+		cf.Filter.Default = config.ActionDrop
+		cf.Filter.Rules = []config.Rule{{Name: "web", From: []config.Net{{Name: "ext"}}, To: server, Proto: config.ProtoTCP,
+			Ports: []config.PortRange{{First: 80, Last: 80}}, Action: config.ActionAccept}}
+		cf.Filter.Replication = replicate
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cluster) close() { c.l.Close(); os.RemoveAll(c.l.Dir()) }
+
+func (c *cluster) start(i int) error { return c.l.StartNode(c.bin, i) }
+
+// waitMembers waits until every node of nodes sees exactly those members
+// and owns or knows an owner of both gateways among them.
+func (c *cluster) waitMembers(nodes []int, within time.Duration, gateways bool) error {
+	want := make([]string, len(nodes))
+	for k, i := range nodes {
+		want[k] = fmt.Sprintf("n%d", i)
+	}
+	deadline := time.Now().Add(within)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, i := range nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := c.l.NodeStatus(ctx, i)
+			cancel()
+			if err != nil || !slices.Equal(st.Members, want) {
+				ok, last = false, fmt.Sprintf("n%d: %v %v", i, st.Members, err)
+				break
+			}
+			if gateways && (st.Owner(lab.ExtGateway) != "n1" || st.Owner(lab.IntGateway) != "n2") {
+				ok, last = false, fmt.Sprintf("gateways on %s and %s", st.Owner(lab.ExtGateway), st.Owner(lab.IntGateway))
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("members %v not reached within %v: %s", want, within, last)
+}
+
+// snapshot is what the nodes' metrics and status said.
+type snapshot struct {
+	repl, fwd uint64
+	lag       []uint64
+	adoptions uint64
+}
+
+func (c *cluster) snapshot(i int) snapshot {
+	var s snapshot
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if st, err := c.l.NodeStatus(ctx, i); err == nil && st.Filter != nil && st.Filter.Tunnel != nil && st.Filter.Tunnel.Replication != nil {
+		r := st.Filter.Tunnel.Replication
+		s.lag, s.adoptions = r.LagUs, r.Adoptions
+	}
+	c.l.NodeAPI(i, func(cl *mgmt.Client) error {
+		m, err := cl.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(strings.NewReader(m))
+		for sc.Scan() {
+			line := sc.Text()
+			f := strings.Fields(line)
+			if len(f) != 2 {
+				continue
+			}
+			v, _ := strconv.ParseFloat(f[1], 64)
+			switch {
+			case strings.HasPrefix(line, "ringway_router_forwarded_bytes_total{"):
+				s.fwd += uint64(v)
+			case strings.HasPrefix(line, `ringway_replication_bytes_total{direction="sent"}`):
+				s.repl += uint64(v)
+			}
+		}
+		return nil
+	})
+	return s
+}
+
+func (s *snapshot) add(o snapshot) {
+	s.repl += o.repl
+	s.fwd += o.fwd
+	s.adoptions += o.adoptions
+	for i, v := range o.lag {
+		if i >= len(s.lag) {
+			s.lag = append(s.lag, 0)
+		}
+		s.lag[i] += v
+	}
+}
+
+func runFault(bin, mode, fault string, n int) (row, error) {
+	r := row{Mode: mode, Fault: fault, Conns: n}
+	c, err := newCluster(bin, mode == "stateful", true)
+	if err != nil {
+		return r, err
+	}
+	defer c.close()
+	all := []int{1, 2, 3}
+	first := all
+	if fault == "join" {
+		first = []int{1, 2}
+	}
+	for _, i := range first {
+		if err := c.start(i); err != nil {
+			return r, err
+		}
+	}
+	if fault == "join" {
+		if err := c.waitMembers(first, 20*time.Second, false); err != nil {
+			return r, err
+		}
+	} else if err := c.waitMembers(all, 20*time.Second, true); err != nil {
+		return r, err
+	}
+	l := c.l
+	srv, err := workload.ListenTCPEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 80))
+	if err != nil {
+		return r, err
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conns, err := workload.StartConns(ctx, l, l.Client(), workload.ConnsConfig{Server: netip.AddrPortFrom(lab.ServerAddr, 80), N: n})
+	if err != nil {
+		return r, err
+	}
+	defer conns.Stop()
+	time.Sleep(2 * time.Second)
+	if s := workload.Summarize(conns.Snapshot(), time.Second); s.Alive != n {
+		return r, fmt.Errorf("before the fault: %d of %d connections alive", s.Alive, n)
+	}
+	conns.ResetStalls()
+	var total snapshot
+	survivors := all
+	switch fault {
+	case "kill", "cut", "stop", "kill-auth":
+		victim := 1
+		if fault == "kill-auth" {
+			victim = 3
+		}
+		total.add(c.snapshot(victim))
+		switch fault {
+		case "cut":
+			err = l.Cut(victim)
+		case "stop":
+			_, err = l.Signal(l.Node(victim), syscall.SIGSTOP)
+			defer l.Signal(l.Node(victim), syscall.SIGCONT)
+		default:
+			_, err = l.Signal(l.Node(victim), syscall.SIGKILL)
+		}
+		if err != nil {
+			return r, err
+		}
+		survivors = slices.DeleteFunc(slices.Clone(all), func(i int) bool { return i == victim })
+		if err := c.waitMembers(survivors, 20*time.Second, false); err != nil {
+			return r, err
+		}
+	case "rolling":
+		for _, i := range all {
+			total.add(c.snapshot(i))
+			if err := l.StopNode(i, syscall.SIGKILL, 10*time.Second); err != nil {
+				return r, err
+			}
+			if err := c.start(i); err != nil {
+				return r, err
+			}
+			if err := c.waitMembers(all, 20*time.Second, true); err != nil {
+				return r, err
+			}
+			time.Sleep(2 * time.Second)
+		}
+	case "join":
+		if err := c.start(3); err != nil {
+			return r, err
+		}
+		if err := c.waitMembers(all, 20*time.Second, false); err != nil {
+			return r, err
+		}
+	}
+	time.Sleep(3 * time.Second)
+	s := workload.Summarize(conns.Snapshot(), time.Second)
+	for _, i := range survivors {
+		total.add(c.snapshot(i))
+	}
+	r.Alive, r.ClientResets, r.ServerResets = s.Alive, s.Resets, int(srv.Resets())
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	r.StallP50ms, r.StallP99ms, r.StallMaxms = ms(s.Quantile(0.5)), ms(s.Quantile(0.99)), ms(s.Quantile(1))
+	r.Adoptions, r.ReplBytes, r.FwdBytes = total.adoptions, total.repl, total.fwd
+	if total.fwd > 0 {
+		r.ReplShare = float64(total.repl) / float64(total.fwd)
+	}
+	r.LagP99us = quantileBucket(total.lag, 0.99)
+	return r, nil
+}
+
+func quantileBucket(h []uint64, q float64) int {
+	var n, sum uint64
+	for _, v := range h {
+		n += v
+	}
+	for i, v := range h {
+		if sum += v; n > 0 && float64(sum) >= q*float64(n) {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// flowRate opens short TCP connections (connect, one 16-byte echo,
+// close) from 16 client goroutines for 3 s through a fresh stateful
+// cluster and returns the connections completed per second.
+func flowRate(bin string, replicate bool) (float64, error) {
+	c, err := newCluster(bin, true, replicate)
+	if err != nil {
+		return 0, err
+	}
+	defer c.close()
+	for _, i := range []int{1, 2, 3} {
+		if err := c.start(i); err != nil {
+			return 0, err
+		}
+	}
+	if err := c.waitMembers([]int{1, 2, 3}, 20*time.Second, true); err != nil {
+		return 0, err
+	}
+	l := c.l
+	srv, err := workload.ListenTCPEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 80))
+	if err != nil {
+		return 0, err
+	}
+	defer srv.Close()
+	dst := netip.AddrPortFrom(lab.ServerAddr, 80).String()
+	var done, failed atomic.Uint64
+	var wg sync.WaitGroup
+	end := time.Now().Add(3 * time.Second)
+	for range 16 {
+		wg.Go(func() {
+			msg, got := make([]byte, 16), make([]byte, 16)
+			for time.Now().Before(end) {
+				err := l.Do(l.Client(), func() error {
+					cn, err := net.DialTimeout("tcp4", dst, time.Second)
+					if err != nil {
+						return err
+					}
+					defer cn.Close()
+					cn.SetDeadline(time.Now().Add(time.Second))
+					if _, err := cn.Write(msg); err != nil {
+						return err
+					}
+					_, err = io.ReadFull(cn, got)
+					return err
+				})
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	v := float64(done.Load()) / 3
+	fmt.Fprintf(os.Stderr, "new flows/s, replication %v: %.0f (%d failed)\n", replicate, v, failed.Load())
+	return v, nil
+}
