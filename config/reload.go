@@ -20,8 +20,8 @@ type Scope uint8
 const (
 	// Runtime keys change through a reload: the VIP pools
 	// (subnets[].vips), the VIP policies (vips), balancing, the
-	// gratuitous ARP schedule (router.garp) and nodes appended to the end
-	// of the node map.
+	// gratuitous ARP schedule (router.garp), the ring's timers (not its
+	// tick or port) and nodes appended to the end of the node map.
 	Runtime Scope = iota
 	// RestartNode keys belong to this node alone (its id, its own entry
 	// in the node map, its interfaces, its management listener, its
@@ -30,8 +30,8 @@ const (
 	RestartNode
 	// RestartCluster keys must be the same on every node and cannot change
 	// while the ring runs (the cluster name and key, the node map but for
-	// nodes appended at its end, quorum, ring timers, the tunnel port):
-	// restart every node.
+	// nodes appended at its end, quorum, the ring's tick and port, the
+	// tunnel port): restart every node.
 	RestartCluster
 )
 
@@ -109,7 +109,13 @@ func Diff(old, next *Config) []Change {
 	same("routes", old.Routes, next.Routes, RestartNode, restartNode)
 	same("vips", old.VIPs, next.VIPs, Runtime, "")
 	same("quorum", old.Quorum, next.Quorum, RestartCluster, restartAll)
-	same("ring", old.Ring, next.Ring, RestartCluster, "ring timers "+restartAll)
+	// The ring's timers change at run time within config check's bounds;
+	// its clock and port do not.
+	same("ring.tick", old.Ring.Tick, next.Ring.Tick, RestartCluster, "the ring's clock "+restartAll)
+	same("ring.port", old.Ring.Port, next.Ring.Port, RestartCluster, "the ring's port "+restartAll)
+	ot, nt := old.Ring, next.Ring
+	ot.Tick, ot.Port, nt.Tick, nt.Port = 0, 0, 0, 0
+	same("ring", ot, nt, Runtime, "")
 	same("monitors", old.Monitors, next.Monitors, RestartNode, restartNode)
 	same("balancing", old.Balancing, next.Balancing, Runtime, "")
 	same("router.garp", old.Router.GARP, next.Router.GARP, Runtime, "")
@@ -166,7 +172,8 @@ func (c *Config) Shared() ([]byte, error) {
 func Hash(shared []byte) [32]byte { return sha256.Sum256(shared) }
 
 // WithShared returns a copy of c whose runtime keys (subnets[].vips, vips,
-// balancing, router.garp, nodes appended to the map) are those of shared, the cluster-wide part of another file
+// balancing, router.garp, ring timers, nodes appended to the map) are
+// those of shared, the cluster-wide part of another file
 // (Shared), validated as a whole. The other keys of shared must equal c's
 // (a node never applies half an epoch): when they differ, WithShared
 // returns the changes that keep it from applying.
@@ -190,6 +197,7 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	out.Balancing = e.Balancing
 	out.Router.GARP = e.Router.GARP
 	out.Nodes = slices.Clone(e.Nodes) // appended nodes (Diff refused any other change)
+	out.Ring = e.Ring                 // timers (Diff refused another tick or port)
 	out.src = nil                     // lines of c's file no longer match
 	if err := out.Validate(); err != nil {
 		return nil, nil, err

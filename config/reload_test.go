@@ -39,7 +39,8 @@ func TestDiff(t *testing.T) {
 		{"node removed", "  - id: n3\n    addresses: [203.0.113.3, 198.51.100.3]\n", "", []Change{{Key: "nodes", Scope: RestartCluster}}},
 		{"interface", "interface: ext0", "interface: eth0", []Change{{Key: "subnets[0]", Scope: RestartNode}}},
 		{"key", "key_file: cluster.key", "key_file: other.key", []Change{{Key: "cluster.key_file", Scope: RestartCluster}}},
-		{"ring timer", "quorum: availability", "quorum: availability\nring: {hop_interval: 3ms}", []Change{{Key: "ring", Scope: RestartCluster}}},
+		{"ring timer", "quorum: availability", "quorum: availability\nring: {hop_interval: 3ms}", []Change{{Key: "ring", Scope: Runtime}}},
+		{"ring tick", "quorum: availability", "quorum: availability\nring: {tick: 1ms}", []Change{{Key: "ring.tick", Scope: RestartCluster}}},
 		{"quorum", "quorum: availability", "quorum: majority", []Change{{Key: "quorum", Scope: RestartCluster}}},
 		{"garp", "quorum: availability", "quorum: availability\nrouter: {garp: {refresh: 45s}}", []Change{{Key: "router.garp", Scope: Runtime}}},
 		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: RestartNode}}},
@@ -108,11 +109,11 @@ func TestWithShared(t *testing.T) {
 		t.Errorf("changes %q", Keys(cs))
 	}
 
-	ring := mustParse(t, "/etc/a/ringway.yaml", base+"ring: {hop_interval: 3ms}\n")
+	ring := mustParse(t, "/etc/a/ringway.yaml", base+"ring: {port: 7950}\n")
 	shared, _ = ring.Shared()
 	got, cs, err = n2.WithShared(shared)
-	if got != nil || err != nil || Keys(cs) != "ring" {
-		t.Errorf("an epoch with new ring timers: got %v, refusals %q, err %v; want refused on ring", got != nil, Keys(cs), err)
+	if got != nil || err != nil || Keys(cs) != "ring.port" {
+		t.Errorf("an epoch with a new ring port: got %v, refusals %q, err %v; want refused on ring.port", got != nil, Keys(cs), err)
 	}
 	if _, _, err := n2.WithShared([]byte("cluster: [")); err == nil {
 		t.Error("garbage epoch accepted")

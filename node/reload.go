@@ -260,6 +260,7 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 	n.run.Store(&runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)})
 	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
 	n.applyRouter(cur.cfg, next)
+	n.applyTimers(cur.cfg, next)
 	if e.Epoch < cur.epoch {
 		n.log.Warn("the cluster's config epoch went back (the token was regenerated from an older copy); reload a node to apply the file again",
 			"from", cur.epoch, "to", e.Epoch, "hash", short(e.Hash))
@@ -300,6 +301,23 @@ func (n *Node) addNodes(old, next *config.Config) bool {
 	n.names.Store(&names)
 	n.log.Info("nodes appended to the node map; they may join now", "nodes", names[len(old.Nodes):])
 	return true
+}
+
+// applyTimers gives the ring core the new configuration's timers, when
+// they changed (config check's bounds hold for them; the core checks them
+// again).
+func (n *Node) applyTimers(old, next *config.Config) {
+	if old.Ring == next.Ring && len(old.Nodes) == len(next.Nodes) {
+		return
+	}
+	rc := ringConfig(next)
+	t := ring.Timers{HopInterval: rc.HopInterval, MinRotation: rc.MinRotation, AckTimeout: rc.AckTimeout,
+		AckRetries: rc.AckRetries, TokenLoss: rc.TokenLoss, JoinTimeout: rc.JoinTimeout}
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	if err := n.ring.SetTimers(ctx, t); err != nil {
+		n.log.Error("the new ring timers were not applied; restart this node", "err", err)
+	}
 }
 
 // garpSetter is a Plane whose GARP schedule changes at run time

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ringstate"
 )
 
@@ -79,10 +80,10 @@ func TestReload(t *testing.T) {
 		if !n1.logs.has(slog.LevelError, "reload refused") {
 			t.Errorf("the refusal is not logged:\n%s", n1.logs)
 		}
-		// A ring timer: refused, saying the restart it needs.
-		write(1, strings.Replace(reloadFile("n1", "203.0.113.91-203.0.113.94", ""), "hop_interval: 1ms", "hop_interval: 2ms", 1))
+		// The ring's clock: refused, saying the restart it needs.
+		write(1, strings.Replace(reloadFile("n1", "203.0.113.91-203.0.113.94", ""), "tick: 1ms", "tick: 500us", 1))
 		if res := reload(n1); res.Outcome != "refused" || !strings.Contains(strings.Join(res.Errors, "\n"), "restart every node") {
-			t.Fatalf("ring timer change: %+v", res)
+			t.Fatalf("ring tick change: %+v", res)
 		}
 		if slices.Max(epochs()) != 0 {
 			t.Fatalf("epochs %v after refused reloads", epochs())
@@ -132,6 +133,20 @@ func TestReload(t *testing.T) {
 		if st := n1.state.Load(); !slices.Equal(st.Members, []ring.NodeID{1, 2}) {
 			t.Errorf("members %v", st.Members)
 		}
+		// A ring timer: both cores take it.
+		write(1, strings.Replace(reloadFile("n1", "203.0.113.91-203.0.113.94", pref), "hop_interval: 1ms", "hop_interval: 3ms", 1))
+		if res := reload(n1); res.Outcome != "applied" || res.Epoch != 3 {
+			t.Fatalf("a ring timer: %+v", res)
+		}
+		c.waitFor(time.Second, "both cores hold the token 3 ticks", func() bool {
+			for _, tn := range c.nodes {
+				var tm ring.Timers
+				if tn.ring.Do(ctx, func(ringnet.Core) { tm = tn.ring.core.Timers() }) != nil || tm.HopInterval != 3 {
+					return false
+				}
+			}
+			return true
+		})
 		// Two different files reloaded at once: one applies, the other is
 		// refused by the holder (its base is gone) and says to reload again.
 		write(1, reloadFile("n1", "203.0.113.91-203.0.113.93", pref))

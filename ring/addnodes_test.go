@@ -57,3 +57,33 @@ func TestAddNodes(t *testing.T) {
 		t.Errorf("node 1's token-loss timeout %d, want the 4-node map's %d", w.nodes[1].tokLoss, c.TokenLossTicks())
 	}
 }
+
+// TestSetTimers: a running node takes new timers that validate, refuses
+// others, and its token-loss timeout follows.
+func TestSetTimers(t *testing.T) {
+	w := newNet(t, []NodeID{1, 2, 3}, nil)
+	n := w.nodes[1]
+	old := n.Timers()
+	bad := old
+	bad.AckTimeout = 0
+	if err := n.SetTimers(bad); err == nil || n.Timers() != old {
+		t.Fatalf("ack timeout 0: %v, timers now %+v", err, n.Timers())
+	}
+	next := old
+	next.MinRotation *= 2
+	if err := n.SetTimers(next); err != nil {
+		t.Fatal(err)
+	}
+	c := TestConfig()
+	c.MinRotation = next.MinRotation
+	if n.Timers() != next || n.tokLoss != int64(c.TokenLossTicks()) {
+		t.Errorf("timers %+v, token loss %d; want %+v, %d", n.Timers(), n.tokLoss, next, c.TokenLossTicks())
+	}
+	// The ring keeps running on them.
+	for range 500 {
+		w.tick()
+	}
+	if st := w.states[1]; st == nil || !slices.Equal(st.Members, []NodeID{1, 2, 3}) {
+		t.Errorf("after new timers: %+v", st)
+	}
+}
