@@ -21,12 +21,13 @@ const (
 	// Runtime keys change through a reload: the VIP pools
 	// (subnets[].vips), the VIP policies (vips), balancing, the
 	// gratuitous ARP schedule (router.garp), the ring's timers (not its
-	// tick or port) and nodes appended to the end of the node map.
+	// tick or port), the filter's rules, default and local services, and
+	// nodes appended to the end of the node map.
 	Runtime Scope = iota
 	// RestartNode keys belong to this node alone (its id, its own entry
 	// in the node map, its interfaces, its management listener, its
-	// monitors, ARP cache and filter settings): restart this node to apply
-	// them.
+	// monitors, ARP cache and the filter's switch, tables and timers):
+	// restart this node to apply them.
 	RestartNode
 	// RestartCluster keys must be the same on every node and cannot change
 	// while the ring runs (the cluster name and key, the node map but for
@@ -120,7 +121,14 @@ func Diff(old, next *Config) []Change {
 	same("balancing", old.Balancing, next.Balancing, Runtime, "")
 	same("router.garp", old.Router.GARP, next.Router.GARP, Runtime, "")
 	same("router.arp_cache", old.Router.ARPCache, next.Router.ARPCache, RestartNode, restartNode)
-	same("filter", old.Filter, next.Filter, RestartNode, "filter rules "+restartNode+" (the same rules on every node, one node at a time)")
+	// The rules, the default and the local services change at run time;
+	// the filter's switch, tables and timers do not.
+	same("filter.default", old.Filter.Default, next.Filter.Default, Runtime, "")
+	same("filter.rules", old.Filter.Rules, next.Filter.Rules, Runtime, "")
+	same("filter.local", old.Filter.Local, next.Filter.Local, Runtime, "")
+	of, nf := old.Filter, next.Filter
+	of.Default, of.Rules, of.Local, nf.Default, nf.Rules, nf.Local = 0, nil, nil, 0, nil, nil
+	same("filter", of, nf, RestartNode, "the filter's switch, table sizes, defer and timeouts "+restartNode)
 	same("forward", old.Forward, next.Forward, RestartCluster, restartAll)
 	same("management", old.Management, next.Management, RestartNode, restartNode)
 	return cs
@@ -172,8 +180,8 @@ func (c *Config) Shared() ([]byte, error) {
 func Hash(shared []byte) [32]byte { return sha256.Sum256(shared) }
 
 // WithShared returns a copy of c whose runtime keys (subnets[].vips, vips,
-// balancing, router.garp, ring timers, nodes appended to the map) are
-// those of shared, the cluster-wide part of another file
+// balancing, router.garp, ring timers, filter rules, default and local
+// services, nodes appended to the map) are those of shared, the cluster-wide part of another file
 // (Shared), validated as a whole. The other keys of shared must equal c's
 // (a node never applies half an epoch): when they differ, WithShared
 // returns the changes that keep it from applying.
@@ -198,7 +206,8 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	out.Router.GARP = e.Router.GARP
 	out.Nodes = slices.Clone(e.Nodes) // appended nodes (Diff refused any other change)
 	out.Ring = e.Ring                 // timers (Diff refused another tick or port)
-	out.src = nil                     // lines of c's file no longer match
+	out.Filter.Default, out.Filter.Rules, out.Filter.Local = e.Filter.Default, slices.Clone(e.Filter.Rules), slices.Clone(e.Filter.Local)
+	out.src = nil // lines of c's file no longer match
 	if err := out.Validate(); err != nil {
 		return nil, nil, err
 	}

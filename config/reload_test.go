@@ -42,6 +42,8 @@ func TestDiff(t *testing.T) {
 		{"ring timer", "quorum: availability", "quorum: availability\nring: {hop_interval: 3ms}", []Change{{Key: "ring", Scope: Runtime}}},
 		{"ring tick", "quorum: availability", "quorum: availability\nring: {tick: 1ms}", []Change{{Key: "ring.tick", Scope: RestartCluster}}},
 		{"quorum", "quorum: availability", "quorum: majority", []Change{{Key: "quorum", Scope: RestartCluster}}},
+		{"filter rules", "quorum: availability", "quorum: availability\nfilter: {rules: [{name: r, from: [ext], to: [any], action: accept}]}", []Change{{Key: "filter.rules", Scope: Runtime}}},
+		{"filter switch", "quorum: availability", "quorum: availability\nfilter: {enabled: true}", []Change{{Key: "filter", Scope: RestartNode}}},
 		{"garp", "quorum: availability", "quorum: availability\nrouter: {garp: {refresh: 45s}}", []Change{{Key: "router.garp", Scope: Runtime}}},
 		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: RestartNode}}},
 	} {

@@ -335,3 +335,43 @@ func TestReloadAppendNode(t *testing.T) {
 		t.Errorf("the stream stalled %v while n4 was added", rep.LongestGap)
 	}
 }
+
+// TestReloadFilterRules: with the stateful filter on, a reload that takes
+// UDP port 7000 out of the rules keeps the open flow to it going and
+// refuses a new one; port 7001, still allowed, works.
+func TestReloadFilterRules(t *testing.T) {
+	c := newCluster(t, 3, func(i int, f *config.Config) { filterToServer(f, 7001) })
+	c.startAll()
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	l := c.lab
+	go echoUDP(listenUDP(t, l, l.Server(), ":7000"))
+	go echoUDP(listenUDP(t, l, l.Server(), ":7001"))
+	server := lab.ServerAddr.String()
+	open := "203.0.113.10:40000" // the flow that stays open
+	if err := udpRoundTrip(l, l.Client(), open, server+":7000"); err != nil {
+		t.Fatalf("before the reload: %v", err)
+	}
+	for i := 1; i <= 3; i++ {
+		c.writeConfig(i, func(f *config.Config) {
+			filterToServer(f, 7001)
+			f.Filter.Rules[0].Ports = []config.PortRange{{First: 7001, Last: 7001}}
+		})
+	}
+	c.hup(1, 2, 3)
+	c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == 1 }, 3*time.Second, "epoch 1")
+	time.Sleep(200 * time.Millisecond) // every node has committed it
+	if err := udpRoundTrip(l, l.Client(), open, server+":7000"); err != nil {
+		t.Errorf("the open flow after the reload: %v", err)
+	}
+	if err := udpRoundTrip(l, l.Client(), "203.0.113.10:40001", server+":7000"); !isTimeout(err) {
+		t.Errorf("a new flow to 7000 after the reload: %v, want it refused (a timeout)", err)
+	}
+	if err := udpRoundTrip(l, l.Client(), "203.0.113.10:40002", server+":7001"); err != nil {
+		t.Errorf("a new flow to 7001: %v", err)
+	}
+	for i := 1; i <= 3; i++ {
+		if !strings.Contains(c.log(i), `msg="filter rules applied"`) {
+			t.Errorf("n%d does not log the new rules", i)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -261,6 +262,7 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
 	n.applyRouter(cur.cfg, next)
 	n.applyTimers(cur.cfg, next)
+	n.applyFilter(cur.cfg, next)
 	if e.Epoch < cur.epoch {
 		n.log.Warn("the cluster's config epoch went back (the token was regenerated from an older copy); reload a node to apply the file again",
 			"from", cur.epoch, "to", e.Epoch, "hash", short(e.Hash))
@@ -318,6 +320,22 @@ func (n *Node) applyTimers(old, next *config.Config) {
 	if err := n.ring.SetTimers(ctx, t); err != nil {
 		n.log.Error("the new ring timers were not applied; restart this node", "err", err)
 	}
+}
+
+// applyFilter gives the stateful filter the new rules, default and local
+// services, when they changed: flows it already accepted go on, new ones
+// meet the new rules.
+func (n *Node) applyFilter(old, next *config.Config) {
+	o, x := old.Filter, next.Filter
+	if n.filter == nil || (o.Default == x.Default && reflect.DeepEqual(o.Rules, x.Rules) && reflect.DeepEqual(o.Local, x.Local)) {
+		return
+	}
+	fc := filterConfig(next)
+	if err := n.filter.SetRules(fc.Default, fc.Rules, fc.Local); err != nil {
+		n.log.Error("the new filter rules were not applied; the node keeps the old ones", "err", err)
+		return
+	}
+	n.log.Info("filter rules applied", "rules", len(fc.Rules), "default", x.Default.String())
 }
 
 // garpSetter is a Plane whose GARP schedule changes at run time
