@@ -141,6 +141,13 @@ type ApplicationMonitor struct {
 	// Command, if set, is run with /bin/sh -c at every interval; exit
 	// status 0 means healthy. Empty: the built-in check.
 	Command string `yaml:"command"`
+	// User, if set, is the user Command runs as (from the passwd
+	// database): an unprivileged account, so that a check cannot do what
+	// the gateway's root process could. Empty: the node's own user (under
+	// the packaged systemd unit, the unprivileged ringway user). Switching
+	// users needs ringway to run as root; it then also keeps CAP_SETUID
+	// and CAP_SETGID.
+	User string `yaml:"user"`
 }
 
 // PingMonitor pings remote hosts or routers (the patent's localmonitor.cfg

@@ -562,3 +562,18 @@ func TestWarningsMonitors(t *testing.T) {
 		t.Errorf("warnings %q with an application command, want none", w)
 	}
 }
+
+// monitors.application.user: a user name, only with a command, never root.
+func TestApplicationUser(t *testing.T) {
+	for _, tc := range []struct{ app, want string }{
+		{"{enabled: true, command: 'true', user: nobody}", ""},
+		{"{enabled: true, command: 'true', user: 'No Body'}", `monitors.application.user "No Body" is not a user name`},
+		{"{enabled: true, user: nobody}", "monitors.application.user is set but there is no command"},
+		{"{enabled: true, command: 'true', user: root}", "monitors.application.user is root"},
+	} {
+		_, err := Parse("app.yaml", []byte(base+"monitors:\n  application: "+tc.app+"\n"))
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %v, want %q", tc.app, err, tc.want)
+		}
+	}
+}

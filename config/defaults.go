@@ -99,6 +99,7 @@ func DefaultConfig() Config {
 				Enabled:  false,       // no application check unless asked
 				Interval: time.Second, // between checks
 				Command:  "",          // "" = built-in dummy-packet check
+				User:     "",          // "" = the node's own user runs Command
 			},
 			Ping: PingMonitor{
 				Enabled:  false,                  // patent: disableMonitor() is the default

@@ -19,16 +19,20 @@ type Scope uint8
 
 const (
 	// Runtime keys change through a reload: the VIP pools
-	// (subnets[].vips), the VIP policies (vips) and balancing.
+	// (subnets[].vips), the VIP policies (vips), balancing, the
+	// gratuitous ARP schedule (router.garp), the ring's timers (not its
+	// tick or port), the filter's rules, default and local services, and
+	// nodes appended to the end of the node map.
 	Runtime Scope = iota
 	// RestartNode keys belong to this node alone (its id, its own entry
 	// in the node map, its interfaces, its management listener, its
-	// monitors, router and filter settings): restart this node to apply
-	// them.
+	// monitors, ARP cache and the filter's switch, tables and timers):
+	// restart this node to apply them.
 	RestartNode
 	// RestartCluster keys must be the same on every node and cannot change
-	// while the ring runs (the cluster name and key, the rest of the node
-	// map, quorum, ring timers, the tunnel port): restart every node.
+	// while the ring runs (the cluster name and key, the node map but for
+	// nodes appended at its end, quorum, the ring's tick and port, the
+	// tunnel port): restart every node.
 	RestartCluster
 )
 
@@ -81,8 +85,7 @@ func Diff(old, next *Config) []Change {
 	case self > 0 && (self > len(next.Nodes) || !reflect.DeepEqual(old.Nodes[self-1], next.Nodes[self-1])):
 		add(fmt.Sprintf("nodes[%d]", self-1), RestartNode, "this node's own entry (its id and primary addresses) cannot change at run time; restart this node to apply it")
 	case len(next.Nodes) > len(old.Nodes) && reflect.DeepEqual(old.Nodes, next.Nodes[:len(old.Nodes)]):
-		add("nodes", RestartCluster, "appending nodes to the node map at run time is not supported yet; "+
-			"add them to every node's file and restart every node")
+		add("nodes", Runtime, "") // appended: the new nodes may join
 	case !reflect.DeepEqual(old.Nodes, next.Nodes):
 		add("nodes", RestartCluster, "the node map "+restartAll)
 	}
@@ -107,11 +110,25 @@ func Diff(old, next *Config) []Change {
 	same("routes", old.Routes, next.Routes, RestartNode, restartNode)
 	same("vips", old.VIPs, next.VIPs, Runtime, "")
 	same("quorum", old.Quorum, next.Quorum, RestartCluster, restartAll)
-	same("ring", old.Ring, next.Ring, RestartCluster, "ring timers "+restartAll)
+	// The ring's timers change at run time within config check's bounds;
+	// its clock and port do not.
+	same("ring.tick", old.Ring.Tick, next.Ring.Tick, RestartCluster, "the ring's clock "+restartAll)
+	same("ring.port", old.Ring.Port, next.Ring.Port, RestartCluster, "the ring's port "+restartAll)
+	ot, nt := old.Ring, next.Ring
+	ot.Tick, ot.Port, nt.Tick, nt.Port = 0, 0, 0, 0
+	same("ring", ot, nt, Runtime, "")
 	same("monitors", old.Monitors, next.Monitors, RestartNode, restartNode)
 	same("balancing", old.Balancing, next.Balancing, Runtime, "")
-	same("router", old.Router, next.Router, RestartNode, restartNode)
-	same("filter", old.Filter, next.Filter, RestartNode, "filter rules "+restartNode+" (the same rules on every node, one node at a time)")
+	same("router.garp", old.Router.GARP, next.Router.GARP, Runtime, "")
+	same("router.arp_cache", old.Router.ARPCache, next.Router.ARPCache, RestartNode, restartNode)
+	// The rules, the default and the local services change at run time;
+	// the filter's switch, tables and timers do not.
+	same("filter.default", old.Filter.Default, next.Filter.Default, Runtime, "")
+	same("filter.rules", old.Filter.Rules, next.Filter.Rules, Runtime, "")
+	same("filter.local", old.Filter.Local, next.Filter.Local, Runtime, "")
+	of, nf := old.Filter, next.Filter
+	of.Default, of.Rules, of.Local, nf.Default, nf.Rules, nf.Local = 0, nil, nil, 0, nil, nil
+	same("filter", of, nf, RestartNode, "the filter's switch, table sizes, defer and timeouts "+restartNode)
 	same("forward", old.Forward, next.Forward, RestartCluster, restartAll)
 	same("management", old.Management, next.Management, RestartNode, restartNode)
 	return cs
@@ -163,7 +180,8 @@ func (c *Config) Shared() ([]byte, error) {
 func Hash(shared []byte) [32]byte { return sha256.Sum256(shared) }
 
 // WithShared returns a copy of c whose runtime keys (subnets[].vips, vips,
-// balancing) are those of shared, the cluster-wide part of another file
+// balancing, router.garp, ring timers, filter rules, default and local
+// services, nodes appended to the map) are those of shared, the cluster-wide part of another file
 // (Shared), validated as a whole. The other keys of shared must equal c's
 // (a node never applies half an epoch): when they differ, WithShared
 // returns the changes that keep it from applying.
@@ -185,6 +203,10 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	}
 	out.VIPs = slices.Clone(e.VIPs)
 	out.Balancing = e.Balancing
+	out.Router.GARP = e.Router.GARP
+	out.Nodes = slices.Clone(e.Nodes) // appended nodes (Diff refused any other change)
+	out.Ring = e.Ring                 // timers (Diff refused another tick or port)
+	out.Filter.Default, out.Filter.Rules, out.Filter.Local = e.Filter.Default, slices.Clone(e.Filter.Rules), slices.Clone(e.Filter.Local)
 	out.src = nil // lines of c's file no longer match
 	if err := out.Validate(); err != nil {
 		return nil, nil, err

@@ -35,11 +35,17 @@ func TestDiff(t *testing.T) {
 		{"own address", "[203.0.113.1, 198.51.100.1]", "[203.0.113.11, 198.51.100.1]", []Change{{Key: "nodes[0]", Scope: RestartNode}}},
 		{"other address", "[203.0.113.2, 198.51.100.2]", "[203.0.113.12, 198.51.100.2]", []Change{{Key: "nodes", Scope: RestartCluster}}},
 		{"appended node", "    addresses: [203.0.113.3, 198.51.100.3]", "    addresses: [203.0.113.3, 198.51.100.3]\n  - id: n4\n    addresses: [203.0.113.4, 198.51.100.4]",
-			[]Change{{Key: "nodes", Scope: RestartCluster}}},
+			[]Change{{Key: "nodes", Scope: Runtime}}},
+		{"node removed", "  - id: n3\n    addresses: [203.0.113.3, 198.51.100.3]\n", "", []Change{{Key: "nodes", Scope: RestartCluster}}},
 		{"interface", "interface: ext0", "interface: eth0", []Change{{Key: "subnets[0]", Scope: RestartNode}}},
 		{"key", "key_file: cluster.key", "key_file: other.key", []Change{{Key: "cluster.key_file", Scope: RestartCluster}}},
-		{"ring timer", "quorum: availability", "quorum: availability\nring: {hop_interval: 3ms}", []Change{{Key: "ring", Scope: RestartCluster}}},
+		{"ring timer", "quorum: availability", "quorum: availability\nring: {hop_interval: 3ms}", []Change{{Key: "ring", Scope: Runtime}}},
+		{"ring tick", "quorum: availability", "quorum: availability\nring: {tick: 1ms}", []Change{{Key: "ring.tick", Scope: RestartCluster}}},
 		{"quorum", "quorum: availability", "quorum: majority", []Change{{Key: "quorum", Scope: RestartCluster}}},
+		{"filter rules", "quorum: availability", "quorum: availability\nfilter: {rules: [{name: r, from: [ext], to: [any], action: accept}]}", []Change{{Key: "filter.rules", Scope: Runtime}}},
+		{"filter switch", "quorum: availability", "quorum: availability\nfilter: {enabled: true}", []Change{{Key: "filter", Scope: RestartNode}}},
+		{"garp", "quorum: availability", "quorum: availability\nrouter: {garp: {refresh: 45s}}", []Change{{Key: "router.garp", Scope: Runtime}}},
+		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: RestartNode}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := mustParse(t, "new.yaml", strings.ReplaceAll(base, tc.from, tc.to))
@@ -105,11 +111,11 @@ func TestWithShared(t *testing.T) {
 		t.Errorf("changes %q", Keys(cs))
 	}
 
-	ring := mustParse(t, "/etc/a/ringway.yaml", base+"ring: {hop_interval: 3ms}\n")
+	ring := mustParse(t, "/etc/a/ringway.yaml", base+"ring: {port: 7950}\n")
 	shared, _ = ring.Shared()
 	got, cs, err = n2.WithShared(shared)
-	if got != nil || err != nil || Keys(cs) != "ring" {
-		t.Errorf("an epoch with new ring timers: got %v, refusals %q, err %v; want refused on ring", got != nil, Keys(cs), err)
+	if got != nil || err != nil || Keys(cs) != "ring.port" {
+		t.Errorf("an epoch with a new ring port: got %v, refusals %q, err %v; want refused on ring.port", got != nil, Keys(cs), err)
 	}
 	if _, _, err := n2.WithShared([]byte("cluster: [")); err == nil {
 		t.Error("garbage epoch accepted")

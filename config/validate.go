@@ -81,6 +81,8 @@ func (v *validator) line(path string) int { return v.at(path).Line }
 
 var (
 	idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
+	// userPattern is a portable user name (useradd's default NAME_REGEX).
+	userPattern = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 )
 
 // validIfName reports why name is not a valid Linux interface name, or "".
@@ -675,6 +677,16 @@ func (v *validator) monitors() {
 	}
 	if v.positive("monitors.application.interval", m.Application.Interval) {
 		v.between("monitors.application.interval", m.Application.Interval, MinMonitorInterval, MaxMonitorInterval, d.Application.Interval)
+	}
+	if u := m.Application.User; u != "" {
+		switch {
+		case !userPattern.MatchString(u):
+			v.errorf("monitors.application.user", "monitors.application.user %q is not a user name; write an unprivileged account such as nobody, or leave it empty", u)
+		case m.Application.Command == "":
+			v.errorf("monitors.application.user", "monitors.application.user is set but there is no command; the built-in check runs inside ringway (remove user, or add command)")
+		case u == "root":
+			v.errorf("monitors.application.user", "monitors.application.user is root; name an unprivileged account (nobody, or a user made for the check)")
+		}
 	}
 	if v.positive("monitors.ping.interval", m.Ping.Interval) && v.positive("monitors.ping.timeout", m.Ping.Timeout) {
 		v.between("monitors.ping.interval", m.Ping.Interval, MinMonitorInterval, MaxMonitorInterval, d.Ping.Interval)

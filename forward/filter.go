@@ -108,10 +108,11 @@ type Stats struct {
 
 // Filter is the stateful filter. Safe for concurrent use.
 type Filter struct {
-	rules   []rule
-	names   []string
-	def     Action
-	local   []Service
+	// policy is what decides a flow's first packet (and every packet of
+	// the stateless classes): the rules, the default and the local
+	// services. SetRules swaps it whole; a decision loads it once.
+	policy  atomic.Pointer[policy]
+	links   int // len(Config.Links), for compiling rules
 	spoof   spoofer
 	timeout [numStates]int64
 	tab     *table
@@ -161,19 +162,14 @@ func New(cfg Config) (*Filter, error) {
 	if len(cfg.Links) > 64 {
 		return nil, fmt.Errorf("forward: %d links, at most 64", len(cfg.Links))
 	}
-	f := &Filter{def: cfg.Default, local: slices.Clone(cfg.Local), tab: newTable(cfg.MaxFlows),
+	f := &Filter{links: len(cfg.Links), tab: newTable(cfg.MaxFlows),
 		frag: frags{m: map[fragKey]fragEntry{}, max: cfg.MaxFragments}}
 	if cfg.Self != 0 {
 		f.sym = newSymmetric(cfg)
 		f.tab.gone = func(e *entry, now int64) { f.sym.gone(e, now) }
 	}
-	for _, r := range cfg.Rules {
-		c, err := compileRule(r, len(cfg.Links))
-		if err != nil {
-			return nil, fmt.Errorf("forward: %w", err)
-		}
-		f.rules = append(f.rules, c)
-		f.names = append(f.names, r.Name)
+	if err := f.SetRules(cfg.Default, cfg.Rules, cfg.Local); err != nil {
+		return nil, err
 	}
 	f.spoof.ours = map[uint32]struct{}{}
 	for _, l := range cfg.Links {
@@ -236,7 +232,7 @@ func (f *Filter) Local(ip []byte, in int, now int64) Reason {
 		return f.count(r)
 	}
 	ok := false
-	for _, s := range f.local {
+	for _, s := range f.policy.Load().local {
 		if uint8(s.Proto) == p.proto && (len(s.Ports) == 0 || inPorts(s.Ports, p.dport)) {
 			ok = true
 			break
@@ -494,12 +490,40 @@ func (f *Filter) related(p *packet, v via, now int64) (Reason, uint16) {
 // match returns the index of the first rule that matches p and its
 // action; -1 and the default when none does.
 func (f *Filter) match(p *packet, in, out int) (int, Action) {
-	for i := range f.rules {
-		if f.rules[i].match(p, in, out) {
-			return i, f.rules[i].action
+	pol := f.policy.Load()
+	for i := range pol.rules {
+		if pol.rules[i].match(p, in, out) {
+			return i, pol.rules[i].action
 		}
 	}
-	return -1, f.def
+	return -1, pol.def
+}
+
+// policy is one set of rules with its default and local services.
+type policy struct {
+	rules []rule
+	names []string
+	def   Action
+	local []Service
+}
+
+// SetRules replaces the rules, the default verdict and the local services
+// (a reload). Flows already accepted keep passing by their entries; from
+// the next decision on, first packets (and stateless packets) meet the new
+// rules. A flow accepted by a rule of the old set may show another rule's
+// name (Flow.Rule) afterwards. Safe for concurrent use with decisions.
+func (f *Filter) SetRules(def Action, rules []Rule, local []Service) error {
+	p := &policy{def: def, local: slices.Clone(local)}
+	for _, r := range rules {
+		c, err := compileRule(r, f.links)
+		if err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+		p.rules = append(p.rules, c)
+		p.names = append(p.names, r.Name)
+	}
+	f.policy.Store(p)
+	return nil
 }
 
 func (f *Filter) ruleVerdict(p *packet, in, out int) Action {
@@ -602,8 +626,8 @@ func (f *Filter) flowOf(e *entry, now int64) Flow {
 		fl.Dst = netip.AddrPortFrom(fl.Dst.Addr(), 0)
 	}
 	fl.Rule = "default"
-	if e.rule > 0 && int(e.rule) <= len(f.names) {
-		fl.Rule = f.names[e.rule-1]
+	if names := f.policy.Load().names; e.rule > 0 && int(e.rule) <= len(names) {
+		fl.Rule = names[e.rule-1]
 	}
 	return fl
 }

@@ -335,3 +335,26 @@ func ExampleReason() {
 	fmt.Println(ReasonNoState, ReasonSpoofVIP)
 	// Output: no_state spoofed_vip
 }
+
+// SetRules (a reload): a flow the old rules accepted keeps passing both
+// ways; a new flow meets the new rules; a rule that does not compile
+// leaves the old ones in place.
+func TestSetRules(t *testing.T) {
+	f := newFilter(t, func(c *Config) {
+		c.Rules = []Rule{{Name: "all-udp", Proto: ProtoUDP, Action: Accept}}
+		c.Default = Drop
+	})
+	run(t, f, []step{{"old rules accept", udp(client, server, 1000, 7000, 0), ext, int_, 0, ReasonNone}})
+	if err := f.SetRules(Drop, []Rule{{Name: "bad", FromLinks: []int{9}, Action: Accept}}, nil); err == nil {
+		t.Error("a rule on link 9 of 2 accepted")
+	}
+	if err := f.SetRules(Drop, []Rule{{Name: "tcp-only", Proto: ProtoTCP, Action: Accept}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	run(t, f, []step{
+		{"the open flow goes on", udp(client, server, 1000, 7000, 0), ext, int_, 1, ReasonNone},
+		{"and its replies", udp(server, client, 7000, 1000, 0), int_, ext, 2, ReasonNone},
+		{"a new UDP flow is refused", udp(client, server, 1001, 7000, 0), ext, int_, 3, ReasonRule},
+		{"a new TCP flow passes", tcp(client, server, 2000, 80, tcpSYN), ext, int_, 4, ReasonNone},
+	})
+}

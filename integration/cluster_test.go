@@ -385,15 +385,21 @@ func TestPingMonitor(t *testing.T) {
 	}, 5*time.Second, "n1 healthy with its preferred pair back")
 }
 
-// TestApplicationMonitor: n1's application check (an operator's command)
-// starts failing; n1 hands its VIPs over, and takes its preferred pair back
-// once the check passes again.
+// TestApplicationMonitor: n1's application check (an operator's command,
+// run as the unprivileged user nobody) starts failing; n1 hands its VIPs
+// over, and takes its preferred pair back once the check passes again.
 func TestApplicationMonitor(t *testing.T) {
-	broken := filepath.Join(t.TempDir(), "broken")
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // nobody must see the file
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken := filepath.Join(dir, "broken")
 	c := newCluster(t, 3, func(i int, cfg *config.Config) {
 		if i == 1 {
 			cfg.Monitors.Application = config.ApplicationMonitor{Enabled: true, Interval: 100 * time.Millisecond,
-				Command: "test ! -e " + broken}
+				Command: "echo uid $(id -u); test ! -e " + broken, User: "nobody"}
 		}
 	})
 	c.startAll()
@@ -407,7 +413,7 @@ func TestApplicationMonitor(t *testing.T) {
 	c.waitFor(func(st mgmt.Status) bool {
 		return slices.Equal(st.Unhealthy, []string{"n1"}) && owner(st, "203.0.113.91") != "n1"
 	}, 5*time.Second, "n1 unhealthy and its gateway VIP moved")
-	if st, err := c.status(1); err != nil || !strings.Contains(st.AppFailure, "exit status 1") {
+	if st, err := c.status(1); err != nil || !strings.Contains(st.AppFailure, "exit status 1") || !strings.Contains(st.AppFailure, "uid 65534") {
 		t.Errorf("n1's status: app failure %q, %v", st.AppFailure, err)
 	}
 	if err := os.Remove(broken); err != nil {

@@ -20,6 +20,7 @@ type Command struct {
 	command  string
 	interval time.Duration
 	log      *slog.Logger
+	cred     *syscall.Credential // nil: the node's own user
 
 	outcome
 }
@@ -30,6 +31,37 @@ func NewCommand(command string, interval time.Duration, log *slog.Logger) *Comma
 	c := &Command{command: command, interval: interval, log: log}
 	c.healthy.init(true)
 	return c
+}
+
+// RunAs makes the check run as uid, gid with supplementary groups (the
+// operator's monitors.application.user) instead of the node's own user.
+// The node must be able to switch (root, or CAP_SETUID and CAP_SETGID).
+// Call it before Run.
+func (c *Command) RunAs(uid, gid uint32, groups []uint32) {
+	c.cred = &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}
+}
+
+// MaxOutput bounds what a check's output may take in memory: the first
+// MaxOutput bytes are kept (the log quotes at most 200 of them), the rest
+// is counted and dropped, however much the check writes.
+const MaxOutput = 4096
+
+// boundedBuffer keeps the first MaxOutput bytes written to it.
+type boundedBuffer struct {
+	b       bytes.Buffer
+	dropped int64
+}
+
+func (w *boundedBuffer) Write(p []byte) (int, error) {
+	room := MaxOutput - w.b.Len()
+	if room >= len(p) {
+		return w.b.Write(p)
+	}
+	if room > 0 {
+		w.b.Write(p[:room])
+	}
+	w.dropped += int64(len(p) - max(room, 0))
+	return len(p), nil
 }
 
 // Run runs the check every interval until ctx ends.
@@ -57,10 +89,10 @@ func (c *Command) once(ctx context.Context) string {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.command)
 	// A check that hangs is killed with everything it started (its own
 	// process group), and its output is not waited for much longer.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	var out bytes.Buffer
+	var out boundedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	if cmd.Process != nil {
@@ -74,9 +106,9 @@ func (c *Command) once(ctx context.Context) string {
 		return fmt.Sprintf("no result within %v", c.interval)
 	}
 	msg := err.Error()
-	if s := strings.TrimSpace(out.String()); s != "" {
-		if len(s) > 200 {
-			s = s[:200] + "..."
+	if s := strings.TrimSpace(out.b.String()); s != "" {
+		if len(s) > 200 || out.dropped > 0 {
+			s = s[:min(len(s), 200)] + "..."
 		}
 		msg += ": " + s
 	}

@@ -158,3 +158,33 @@ func TestCommandLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A check that floods its output keeps at most MaxOutput bytes of it, and
+// its failure still quotes the start.
+func TestCommandOutputBounded(t *testing.T) {
+	c := NewCommand("echo first; head -c 8000000 /dev/zero | tr '\\0' x; exit 2", 10*time.Second, slog.New(slog.DiscardHandler))
+	var w boundedBuffer
+	f := c.once(context.Background())
+	if !strings.Contains(f, "exit status 2: first") || len(f) > 300 {
+		t.Errorf("failure of a flooding check: %q... (%d bytes)", f[:min(len(f), 80)], len(f))
+	}
+	w.Write(make([]byte, 3*MaxOutput))
+	w.Write([]byte("more"))
+	if w.b.Len() != MaxOutput || w.dropped != 2*MaxOutput+4 {
+		t.Errorf("bounded buffer holds %d, dropped %d", w.b.Len(), w.dropped)
+	}
+}
+
+// RunAs: the check runs as the configured user (root only: switching users
+// needs it).
+func TestCommandRunAs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running a check as another user needs root")
+	}
+	// The ids come back in the failure message: exit 1 on purpose.
+	c := NewCommand("echo ids $(id -u) $(id -g); exit 1", 5*time.Second, slog.New(slog.DiscardHandler))
+	c.RunAs(65534, 65534, nil)
+	if f := c.once(context.Background()); !strings.HasSuffix(f, "ids 65534 65534") {
+		t.Errorf("the check as 65534: %q, want it to report uid and gid 65534", f)
+	}
+}

@@ -161,12 +161,13 @@ func loads(st *ring.State) ringstate.Load {
 
 // nodeStates is every node of the node map with its state, VIPs and load.
 func (n *Node) nodeStates(st *ring.State, vips []mgmt.VIP) []mgmt.NodeState {
-	out := make([]mgmt.NodeState, 0, len(n.names))
+	names := *n.names.Load()
+	out := make([]mgmt.NodeState, 0, len(names))
 	var closed, unhealthy ringstate.NodeSet
 	if st != nil {
 		closed, unhealthy = ringstate.Closed(st.Carriages), ringstate.Unhealthy(st.Carriages)
 	}
-	for i, name := range n.names {
+	for i, name := range names {
 		id := ring.NodeID(i + 1)
 		ns := mgmt.NodeState{ID: name, State: "down"}
 		if st != nil && slices.Contains(st.Members, id) {

@@ -19,7 +19,7 @@ func TestMoveReasons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.names = []string{"n1", "n2", "n3"} // lcConfig has two
+	n.names.Store(&[]string{"n1", "n2", "n3"}) // lcConfig has two
 	v := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, 90 + i}) }
 	state := func(members []ring.NodeID, closed ringstate.NodeSet, rows ...vipstate.Row) *ring.State {
 		tb, err := vipstate.New(3, rows)

@@ -71,7 +71,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.Close()
 	n.started = time.Now()
 	n.log.Info("starting", "cluster", n.file.Cluster.Name, "node", n.name(n.self),
-		"position", int(n.self), "of", len(n.names), "subnets", len(n.file.Subnets), "vips", len(n.file.AllVIPs()))
+		"position", int(n.self), "of", len(*n.names.Load()), "subnets", len(n.file.Subnets), "vips", len(n.file.AllVIPs()))
 	for _, w := range n.file.Warnings() {
 		n.log.Warn(w)
 	}

@@ -100,47 +100,10 @@ func newClusterWith(t *testing.T, ringSection string, extra func(id ring.NodeID)
 	t.Helper()
 	c := &cluster{t: t, net: ringnettest.New()}
 	base := lcConfig(t, ringSection)
-	key := bytes.Repeat([]byte{0x5a}, ringnet.KeyLen)
 	for i := range base.Nodes {
 		f := *base
 		f.Node.ID = base.Nodes[i].ID
-		logs := &logRecorder{}
-		cfg := Config{File: &f, Drain: testDrain, LeaveTimeout: testLeaveTimeout, Logger: slog.New(logs)}
-		if edit != nil {
-			edit(i+1, &cfg)
-		}
-		n, err := newNode(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The ring as New builds it, over the in-memory network.
-		table, err := initialTable(&f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc := ringConfig(&f)
-		rc.Holder = ringstate.New(ringstate.Config{Initial: table, Balance: balanceConfig(&f)})
-		rc.Rand = rand.New(rand.NewPCG(1, uint64(i))).Uint64
-		core, err := ring.NewNode(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dc := driverConfig(&f, key, n.log.With("part", "ring"))
-		dc.Listen, dc.Timer = c.net.Listen, ringnet.TimerGo
-		d, err := ringnet.New(dc, core)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tn := &testNode{Node: n, plane: routertest.NewFake(), ring: ringDriver{d, core}, logs: logs, done: make(chan error, 1)}
-		n.ring, n.plane, n.proposer = tn.ring, tn.plane, d
-		n.beside = []part{{"local", runnerFunc(n.reportLocal)}}
-		if extra != nil {
-			n.beside = append(n.beside, extra(n.self)...)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		tn.signal = cancel
-		go func() { tn.done <- n.Run(ctx) }()
-		c.nodes = append(c.nodes, tn)
+		c.start(&f, extra, edit)
 	}
 	t.Cleanup(c.stopAll)
 	c.waitFor(2*time.Second, "both nodes form one ring and place every VIP", func() bool {
@@ -153,6 +116,53 @@ func newClusterWith(t *testing.T, ringSection string, extra func(id ring.NodeID)
 		return len(c.nodes[0].plane.Owned())+len(c.nodes[1].plane.Owned()) == len(base.AllVIPs())
 	})
 	return c
+}
+
+// start builds node f.Node.ID of the cluster as New would, over the
+// in-memory network, and runs it.
+func (c *cluster) start(f *config.Config, extra func(id ring.NodeID) []part, edit func(id int, cfg *Config)) *testNode {
+	t := c.t
+	t.Helper()
+	key := bytes.Repeat([]byte{0x5a}, ringnet.KeyLen)
+	i := f.LocalIndex() - 1
+	logs := &logRecorder{}
+	cfg := Config{File: f, Drain: testDrain, LeaveTimeout: testLeaveTimeout, Logger: slog.New(logs)}
+	if edit != nil {
+		edit(i+1, &cfg)
+	}
+	n, err := newNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ring as New builds it, over the in-memory network.
+	table, err := initialTable(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := ringConfig(f)
+	rc.Holder = ringstate.New(ringstate.Config{Initial: table, Balance: balanceConfig(f)})
+	rc.Rand = rand.New(rand.NewPCG(1, uint64(i))).Uint64
+	core, err := ring.NewNode(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := driverConfig(f, key, n.log.With("part", "ring"))
+	dc.Listen, dc.Timer = c.net.Listen, ringnet.TimerGo
+	d, err := ringnet.New(dc, core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{Node: n, plane: routertest.NewFake(), ring: ringDriver{d, core}, logs: logs, done: make(chan error, 1)}
+	n.ring, n.plane, n.proposer = tn.ring, tn.plane, d
+	n.beside = []part{{"local", runnerFunc(n.reportLocal)}}
+	if extra != nil {
+		n.beside = append(n.beside, extra(n.self)...)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tn.signal = cancel
+	go func() { tn.done <- n.Run(ctx) }()
+	c.nodes = append(c.nodes, tn)
+	return tn
 }
 
 // stopAll stops every node still running at once and collects it.

@@ -63,6 +63,7 @@ func (n *Node) reportLocal(ctx context.Context) error {
 		case <-pingC:
 		case <-appC:
 		case now := <-t.C:
+			n.reportFile(ctx)
 			dt := now.Sub(last).Seconds()
 			last = now
 			rates := ringstate.Load{}

@@ -58,8 +58,8 @@ type Node struct {
 	file   *config.Config
 	log    *slog.Logger
 	self   ring.NodeID
-	names  []string         // node ids by node-map position − 1
-	holder ringstate.Config // the Holder's config: the switches' defaults
+	names  atomic.Pointer[[]string] // node ids by node-map position − 1; grows when a reload appends nodes
+	holder ringstate.Config         // the Holder's config: the switches' defaults
 
 	// The configuration it runs and its file as last read (reload.go).
 	run     atomic.Pointer[runConfig]
@@ -138,7 +138,15 @@ func New(cfg Config) (*Node, error) {
 		n.nic = monitor.NewNIC(names, f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
 	}
 	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
-		n.app = monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
+		cmd := monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
+		if a.User != "" {
+			uid, gid, groups, err := lookupUser(a.User)
+			if err != nil {
+				return nil, fmt.Errorf("monitors.application.user: %w", err)
+			}
+			cmd.RunAs(uid, gid, groups)
+		}
+		n.app = cmd
 	}
 	// Without a command, the built-in check (monitor.Probe) needs the
 	// router: it is built below.
@@ -255,9 +263,11 @@ func newNode(cfg Config) (*Node, error) {
 		cfg.LeaveTimeout = 3 * time.Second
 	}
 	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), hurry: make(chan struct{})}
+	names := make([]string, len(f.Nodes))
 	for i := range f.Nodes {
-		n.names = append(n.names, f.Nodes[i].ID)
+		names[i] = f.Nodes[i].ID
 	}
+	n.names.Store(&names)
 	if err := n.initConfig(f); err != nil {
 		return nil, err
 	}
@@ -355,6 +365,10 @@ func (n *Node) apply(st *ring.State) {
 }
 
 func (n *Node) logEvent(ev ring.Event) {
+	if (ev.Kind == ring.EventApplied || ev.Kind == ring.EventRefused) && ev.Proposal != 0 && ev.Proposal == n.reload.fileOp.Load() {
+		n.log.Debug("file hash reported on the token", "refused", ev.Err)
+		return
+	}
 	switch ev.Kind {
 	case ring.EventApplied:
 		n.log.Info("operation applied", "op", n.ops.done(ev.Proposal, ""), "id", ev.Proposal)
@@ -364,8 +378,10 @@ func (n *Node) logEvent(ev ring.Event) {
 			why = "refused"
 		}
 		op := n.ops.done(ev.Proposal, why)
-		if strings.HasPrefix(op, "reload ") {
-			n.reload.refused.Store(ev.Proposal, ev.Err) // Reload waits for it
+		if op == "?" || strings.HasPrefix(op, "reload ") {
+			// Reload waits for it ("?": the answer came before Reload
+			// recorded the proposal).
+			n.reload.refuse(ev.Proposal, ev.Err)
 		}
 		n.log.Warn("operation refused", "op", op, "id", ev.Proposal, "reason", ev.Err)
 	default:
@@ -397,10 +413,11 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) name(id ring.NodeID) string {
-	if id == 0 || int(id) > len(n.names) {
+	names := *n.names.Load()
+	if id == 0 || int(id) > len(names) {
 		return ""
 	}
-	return n.names[id-1]
+	return names[id-1]
 }
 
 func (n *Node) nameList(ids []ring.NodeID) []string {
@@ -431,7 +448,7 @@ func (n *Node) QueueVIP(op mgmt.VIPOp) (uint64, error) {
 	if _, found := table.Lookup(op.VIP); !found {
 		return 0, fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
 	}
-	o, err := vipOp(op, n.file.IndexOf(op.Node))
+	o, err := vipOp(op, n.run.Load().cfg.IndexOf(op.Node))
 	if err != nil {
 		return 0, err
 	}
@@ -458,9 +475,9 @@ func (n *Node) QueueNode(op mgmt.NodeOp) (uint64, error) {
 	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
 		return 0, errNotServing
 	}
-	id := n.file.IndexOf(op.Node)
+	id := n.run.Load().cfg.IndexOf(op.Node)
 	if id == 0 {
-		return 0, fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
+		return 0, fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(*n.names.Load(), ", "), mgmt.ErrNotFound)
 	}
 	_, data, err := ringstate.ProposeNodeOp(ringstate.NodeOp{Node: vipstate.Node(id), Close: op.Op == "close"})
 	if err != nil {

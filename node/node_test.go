@@ -115,7 +115,12 @@ func TestAdminOpsAppliedByHolder(t *testing.T) {
 	cs := h.OnToken(view).Carriages // cold start: the holder places every VIP
 	vip := c.Subnets[0].VIPs[1]
 	fp := &fakeProposer{}
-	n := &Node{file: c, self: 1, names: []string{"n1", "n2", "n3"}, proposer: fp, log: slog.New(slog.DiscardHandler)}
+	n := &Node{file: c, self: 1, proposer: fp, log: slog.New(slog.DiscardHandler)}
+	names := []string{"n1", "n2", "n3"}
+	n.names.Store(&names)
+	if err := n.initConfig(c); err != nil {
+		t.Fatal(err)
+	}
 	n.state.Store(&ring.State{Members: []ring.NodeID{1, 2, 3}, Carriages: cs})
 	if err := n.VIP(mgmt.VIPOp{Op: "move", VIP: vip, Node: "n3"}); err != nil {
 		t.Fatal(err)
@@ -164,7 +169,12 @@ func TestVIPOnlyWhileServing(t *testing.T) {
 	h := ringstate.New(ringstate.Config{Initial: tb, Balance: balanceConfig(c)})
 	cs := h.OnToken(ring.TokenView{Self: 1, Members: []ring.NodeID{1, 2, 3}}).Carriages
 	fp := &fakeProposer{}
-	n := &Node{file: c, self: 1, names: []string{"n1", "n2", "n3"}, proposer: fp, log: slog.New(slog.DiscardHandler)}
+	n := &Node{file: c, self: 1, proposer: fp, log: slog.New(slog.DiscardHandler)}
+	names := []string{"n1", "n2", "n3"}
+	n.names.Store(&names)
+	if err := n.initConfig(c); err != nil {
+		t.Fatal(err)
+	}
 	vip := c.Subnets[0].VIPs[0]
 	closeVIP := mgmt.VIPOp{Op: "close", VIP: vip}
 	tests := []struct {

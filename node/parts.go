@@ -70,6 +70,11 @@ type Ring interface {
 	// Close stops Run and releases the sockets, also when Run never ran;
 	// it returns after everything Run started has stopped.
 	Close() error
+	// AddNodes appends nodes ids (the next positions of the node map) with
+	// their addresses, one per path, to the ring's node map (a reload).
+	AddNodes(ctx context.Context, ids []ring.NodeID, addrs [][]netip.AddrPort) error
+	// SetTimers gives the ring core new timers (a reload).
+	SetTimers(ctx context.Context, t ring.Timers) error
 }
 
 // Runner is a part that runs beside the data plane until its context is
@@ -99,6 +104,18 @@ var (
 type ringDriver struct {
 	*ringnet.Driver
 	core *ring.Node
+}
+
+func (r ringDriver) AddNodes(ctx context.Context, ids []ring.NodeID, addrs [][]netip.AddrPort) error {
+	return r.Driver.AddNodes(ctx, addrs, func(ringnet.Core) error { return r.core.AddNodes(ids...) })
+}
+
+func (r ringDriver) SetTimers(ctx context.Context, t ring.Timers) error {
+	var err error
+	if derr := r.Do(ctx, func(ringnet.Core) { err = r.core.SetTimers(t) }); derr != nil {
+		return derr
+	}
+	return err
 }
 
 func (r ringDriver) Status(ctx context.Context) (ring.Status, error) {

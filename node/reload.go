@@ -5,11 +5,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/mgmt"
+	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ringstate"
 )
 
@@ -39,9 +43,64 @@ type fileState struct {
 
 // reloads tracks the outcome of this node's reload proposals.
 type reloads struct {
-	mu      sync.Mutex // serialises Reload
-	refused sync.Map   // proposal id → reason (string)
-	last    atomicString
+	mu     sync.Mutex // serialises Reload
+	last   atomicString
+	fileOp atomic.Uint64 // the last file hash report's proposal id
+
+	refusedMu sync.Mutex
+	refused   map[uint64]string // proposal id → the holder's reason, until Reload reads it
+
+	knownMu sync.Mutex
+	known   []runConfig // the last configurations this node ran, newest last (remember)
+}
+
+// maxKnown is how many configurations a node remembers: a token
+// regenerated from an older copy may bring back an epoch whose content
+// has left the token, and the node can still run it.
+const maxKnown = 8
+
+// refuse records the holder's refusal of proposal id.
+func (r *reloads) refuse(id uint64, why string) {
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	if r.refused == nil || len(r.refused) >= 64 { // answers nobody waits for any more
+		r.refused = map[uint64]string{}
+	}
+	r.refused[id] = why
+}
+
+// refusal returns and forgets the refusal of proposal id, if any.
+func (r *reloads) refusal(id uint64) (string, bool) {
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	why, ok := r.refused[id]
+	delete(r.refused, id)
+	return why, ok
+}
+
+func (r *reloads) remember(c runConfig) {
+	r.knownMu.Lock()
+	defer r.knownMu.Unlock()
+	for _, k := range r.known {
+		if k.hash == c.hash {
+			return
+		}
+	}
+	r.known = append(r.known, c)
+	if len(r.known) > maxKnown {
+		r.known = r.known[1:]
+	}
+}
+
+func (r *reloads) lookup(h [32]byte) *config.Config {
+	r.knownMu.Lock()
+	defer r.knownMu.Unlock()
+	for _, k := range r.known {
+		if k.hash == h {
+			return k.cfg
+		}
+	}
+	return nil
 }
 
 type atomicString struct {
@@ -61,6 +120,7 @@ func (n *Node) initConfig(f *config.Config) error {
 	h := config.Hash(shared)
 	n.run.Store(&runConfig{cfg: f, hash: h, groups: groupNames(f)})
 	n.fileNow.Store(&fileState{cfg: f, hash: h})
+	n.reload.remember(runConfig{cfg: f, hash: h})
 	return nil
 }
 
@@ -107,6 +167,9 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 		}
 		return refuse(out...)
 	}
+	if len(f.Nodes) > len(cur.cfg.Nodes) && symmetricOn(cur.cfg) {
+		return refuse(fmt.Sprintf("%s: nodes: appending nodes while the stateful filter runs (its inter-node tunnel knows its peers from the start) is not supported yet; add them to every node's file and restart every node", n.file.File))
+	}
 	shared, err := f.Shared()
 	if err != nil {
 		return refuse(err.Error())
@@ -147,8 +210,8 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 			res.Outcome, res.Epoch = "applied", r.epoch
 			return res
 		}
-		if why, ok := n.reload.refused.LoadAndDelete(id); ok {
-			return refuse(why.(string))
+		if why, ok := n.reload.refusal(id); ok {
+			return refuse(why)
 		}
 		select {
 		case <-ctx.Done():
@@ -165,13 +228,15 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 // the next reload's base) and compares its own file with it.
 func (n *Node) applyEpoch(e ringstate.Epoch) {
 	cur := n.run.Load()
-	if e.Epoch == cur.epoch && e.Hash == cur.hash {
-		return
+	if e.Epoch == 0 || (e.Epoch == cur.epoch && e.Hash == cur.hash) {
+		return // epoch 0: the carriage holds only the file hashes
 	}
 	var next *config.Config
 	switch file := n.fileNow.Load(); {
 	case e.Hash == cur.hash:
 		next = cur.cfg // the epoch is what this node already runs
+	case n.reload.lookup(e.Hash) != nil:
+		next = n.reload.lookup(e.Hash) // one it ran before (a token regenerated from an older copy)
 	case e.Hash == file.hash && len(config.Refusals(config.Diff(cur.cfg, file.cfg))) == 0:
 		next = file.cfg // this node read the same file
 	case len(e.Content) > 0:
@@ -189,12 +254,111 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 		n.run.Store(&runConfig{cfg: cur.cfg, epoch: e.Epoch, hash: cur.hash, groups: cur.groups})
 		return
 	}
+	if !n.addNodes(cur.cfg, next) {
+		n.run.Store(&runConfig{cfg: cur.cfg, epoch: e.Epoch, hash: cur.hash, groups: cur.groups})
+		return
+	}
 	n.run.Store(&runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)})
+	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
+	n.applyRouter(cur.cfg, next)
+	n.applyTimers(cur.cfg, next)
+	n.applyFilter(cur.cfg, next)
+	if e.Epoch < cur.epoch {
+		n.log.Warn("the cluster's config epoch went back (the token was regenerated from an older copy); reload a node to apply the file again",
+			"from", cur.epoch, "to", e.Epoch, "hash", short(e.Hash))
+	}
 	if e.Hash != cur.hash {
 		n.log.Info("config epoch applied", "epoch", e.Epoch, "hash", short(e.Hash), "changes", changeKeys(config.Diff(cur.cfg, next)), "by", n.name(e.Proposer))
 		n.readFile()
 	}
 	n.noteFile()
+}
+
+// addNodes gives the ring the nodes next appends to old's node map, so
+// that they can join; it reports false when the epoch cannot be applied.
+func (n *Node) addNodes(old, next *config.Config) bool {
+	if len(next.Nodes) <= len(old.Nodes) {
+		return true
+	}
+	if symmetricOn(old) {
+		n.log.Error("config epoch not applied here: it appends nodes, and the stateful filter's tunnel knows its peers from the start; restart this node",
+			"nodes", len(next.Nodes))
+		return false
+	}
+	all := ringAddrs(next, uint16(next.Ring.Port))
+	var ids []ring.NodeID
+	for i := len(old.Nodes); i < len(next.Nodes); i++ {
+		ids = append(ids, ring.NodeID(i+1))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	if err := n.ring.AddNodes(ctx, ids, all[len(old.Nodes):]); err != nil {
+		n.log.Error("config epoch not applied here: the ring did not take the new nodes", "err", err)
+		return false
+	}
+	names := make([]string, len(next.Nodes))
+	for i := range next.Nodes {
+		names[i] = next.Nodes[i].ID
+	}
+	n.names.Store(&names)
+	n.log.Info("nodes appended to the node map; they may join now", "nodes", names[len(old.Nodes):])
+	return true
+}
+
+// applyTimers gives the ring core the new configuration's timers, when
+// they changed (config check's bounds hold for them; the core checks them
+// again).
+func (n *Node) applyTimers(old, next *config.Config) {
+	if old.Ring == next.Ring && len(old.Nodes) == len(next.Nodes) {
+		return
+	}
+	rc := ringConfig(next)
+	t := ring.Timers{HopInterval: rc.HopInterval, MinRotation: rc.MinRotation, AckTimeout: rc.AckTimeout,
+		AckRetries: rc.AckRetries, TokenLoss: rc.TokenLoss, JoinTimeout: rc.JoinTimeout}
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	if err := n.ring.SetTimers(ctx, t); err != nil {
+		n.log.Error("the new ring timers were not applied; restart this node", "err", err)
+	}
+}
+
+// applyFilter gives the stateful filter the new rules, default and local
+// services, when they changed: flows it already accepted go on, new ones
+// meet the new rules.
+func (n *Node) applyFilter(old, next *config.Config) {
+	o, x := old.Filter, next.Filter
+	if n.filter == nil || (o.Default == x.Default && reflect.DeepEqual(o.Rules, x.Rules) && reflect.DeepEqual(o.Local, x.Local)) {
+		return
+	}
+	fc := filterConfig(next)
+	if err := n.filter.SetRules(fc.Default, fc.Rules, fc.Local); err != nil {
+		n.log.Error("the new filter rules were not applied; the node keeps the old ones", "err", err)
+		return
+	}
+	n.log.Info("filter rules applied", "rules", len(fc.Rules), "default", x.Default.String())
+}
+
+// garpSetter is a Plane whose GARP schedule changes at run time
+// (*router.Router).
+type garpSetter interface {
+	SetGARP(count int, interval, refresh time.Duration, rate float64) error
+}
+
+// applyRouter gives the data plane the new configuration's gratuitous ARP
+// schedule, when it changed. (The VIPs themselves need nothing here: the
+// plane answers whatever the committed table gives this node.)
+func (n *Node) applyRouter(old, next *config.Config) {
+	if old.Router.GARP == next.Router.GARP {
+		return
+	}
+	g, ok := n.plane.(garpSetter)
+	if !ok {
+		return
+	}
+	rc := routerConfig(next, n.log)
+	if err := g.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
+		n.log.Error("the new router.garp settings were not applied", "err", err)
+	}
 }
 
 // readFile reads this node's file again after the cluster's configuration
@@ -238,7 +402,36 @@ func (n *Node) configStatus() *mgmt.ConfigStatus {
 	if r == nil || f == nil {
 		return nil
 	}
-	return &mgmt.ConfigStatus{Epoch: r.epoch, Hash: short(r.hash), FileHash: short(f.hash), Differs: n.reload.last.get()}
+	s := &mgmt.ConfigStatus{Epoch: r.epoch, Hash: short(r.hash), FileHash: short(f.hash), Differs: n.reload.last.get()}
+	if st := n.state.Load(); st != nil {
+		if e, ok := ringstate.CurrentEpoch(st.Carriages); ok && len(e.Files) > 0 {
+			s.Files = map[string]string{}
+			for _, fh := range e.Files {
+				s.Files[n.name(fh.Node)] = hex.EncodeToString(fh.Hash[:])
+			}
+		}
+	}
+	return s
+}
+
+// reportFile puts this node's file hash on the token when the committed
+// state lacks it or has another (at start, after a reload, after a token
+// regenerated from an older copy), so that every node's status lists it.
+func (n *Node) reportFile(ctx context.Context) {
+	st, f := n.state.Load(), n.fileNow.Load()
+	if st == nil || f == nil || st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return
+	}
+	e, _ := ringstate.CurrentEpoch(st.Carriages)
+	if h, ok := e.FileOf(n.self); ok && h == [ringstate.FileHashLen]byte(f.hash[:]) {
+		return
+	}
+	kind, data := ringstate.ProposeFileHash(f.hash)
+	pctx, cancel := context.WithTimeout(ctx, proposeTimeout)
+	defer cancel()
+	if id, err := n.proposer.Propose(pctx, kind, data); err == nil {
+		n.reload.fileOp.Store(id) // not an operator's operation: logEvent keeps it out of the list
+	}
 }
 
 func changeKeys(cs []config.Change) []string {

@@ -12,7 +12,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ringstate"
 )
 
@@ -78,10 +80,10 @@ func TestReload(t *testing.T) {
 		if !n1.logs.has(slog.LevelError, "reload refused") {
 			t.Errorf("the refusal is not logged:\n%s", n1.logs)
 		}
-		// A ring timer: refused, saying the restart it needs.
-		write(1, strings.Replace(reloadFile("n1", "203.0.113.91-203.0.113.94", ""), "hop_interval: 1ms", "hop_interval: 2ms", 1))
+		// The ring's clock: refused, saying the restart it needs.
+		write(1, strings.Replace(reloadFile("n1", "203.0.113.91-203.0.113.94", ""), "tick: 1ms", "tick: 500us", 1))
 		if res := reload(n1); res.Outcome != "refused" || !strings.Contains(strings.Join(res.Errors, "\n"), "restart every node") {
-			t.Fatalf("ring timer change: %+v", res)
+			t.Fatalf("ring tick change: %+v", res)
 		}
 		if slices.Max(epochs()) != 0 {
 			t.Fatalf("epochs %v after refused reloads", epochs())
@@ -122,14 +124,95 @@ func TestReload(t *testing.T) {
 		if !n2.logs.has(slog.LevelWarn, "differs from the cluster") {
 			t.Errorf("node 2 does not log that its file differs:\n%s", n2.logs)
 		}
+		// Every node's status lists both files' hashes, from the token.
+		c.waitFor(3*time.Second, "the token carries both nodes' file hashes", func() bool {
+			s := n1.Status().Config
+			return s.Files["n1"] == s.Hash && s.Files["n2"] == n2.Status().Config.FileHash && s.Files["n2"] != s.Hash
+		})
 		// Both stayed members throughout.
 		if st := n1.state.Load(); !slices.Equal(st.Members, []ring.NodeID{1, 2}) {
 			t.Errorf("members %v", st.Members)
+		}
+		// A ring timer: both cores take it.
+		write(1, strings.Replace(reloadFile("n1", "203.0.113.91-203.0.113.94", pref), "hop_interval: 1ms", "hop_interval: 3ms", 1))
+		if res := reload(n1); res.Outcome != "applied" || res.Epoch != 3 {
+			t.Fatalf("a ring timer: %+v", res)
+		}
+		c.waitFor(time.Second, "both cores hold the token 3 ticks", func() bool {
+			for _, tn := range c.nodes {
+				var tm ring.Timers
+				if tn.ring.Do(ctx, func(ringnet.Core) { tm = tn.ring.core.Timers() }) != nil || tm.HopInterval != 3 {
+					return false
+				}
+			}
+			return true
+		})
+		// Two different files reloaded at once: one applies, the other is
+		// refused by the holder (its base is gone) and says to reload again.
+		write(1, reloadFile("n1", "203.0.113.91-203.0.113.93", pref))
+		write(2, reloadFile("n2", "203.0.113.91-203.0.113.92", pref))
+		outcomes := make(chan string, 2)
+		for _, tn := range []*testNode{n1, n2} {
+			go func() {
+				r := reload(tn)
+				outcomes <- r.Outcome + " " + strings.Join(r.Errors, ";")
+			}()
+		}
+		got := []string{<-outcomes, <-outcomes}
+		slices.Sort(got)
+		if !strings.HasPrefix(got[0], "applied") || !strings.HasPrefix(got[1], "refused") || !strings.Contains(got[1], "reload again") {
+			t.Errorf("racing reloads: %q", got)
 		}
 		// The content has left the token after a rotation.
 		c.waitFor(time.Second, "the epoch's content leaves the token", func() bool {
 			e, ok := ringstate.CurrentEpoch(n1.state.Load().Carriages)
 			return ok && len(e.Content) == 0
 		})
+	})
+}
+
+// TestReloadAppendNode: a node appended to every node's map by a reload
+// joins the running ring once started, and every node's status names it.
+func TestReloadAppendNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c := newClusterWith(t, fastRing, nil, func(id int, cfg *Config) {
+			cfg.File.File = filepath.Join(dir, cfg.File.Node.ID+".yaml")
+			cfg.File.Cluster.KeyFile = "/etc/ringway/cluster.key"
+		})
+		three := func(id string) string {
+			return strings.Replace(reloadFile(id, "203.0.113.91-203.0.113.94", ""), "  - {id: n2, addresses: [203.0.113.2]}\n",
+				"  - {id: n2, addresses: [203.0.113.2]}\n  - {id: n3, addresses: [203.0.113.3]}\n", 1)
+		}
+		for _, id := range []string{"n1", "n2", "n3"} {
+			if err := os.WriteFile(filepath.Join(dir, id+".yaml"), []byte(three(id)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if res := c.node(1).Reload(ctx); res.Outcome != "applied" || !slices.Contains(res.Changes, "nodes") {
+			t.Fatalf("appending n3: %+v", res)
+		}
+		c.waitFor(time.Second, "both nodes know n3", func() bool {
+			return slices.Equal(c.node(1).Status().Nodes, []string{"n1", "n2", "n3"}) && slices.Equal(c.node(2).Status().Nodes, []string{"n1", "n2", "n3"})
+		})
+		f3, err := config.Load(filepath.Join(dir, "n3.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n3 := c.start(f3, nil, nil)
+		c.waitFor(2*time.Second, "n3 joins the ring", func() bool {
+			for _, tn := range c.nodes {
+				st := tn.state.Load()
+				if st == nil || !slices.Equal(st.Members, []ring.NodeID{1, 2, 3}) {
+					return false
+				}
+			}
+			return true
+		})
+		if s := n3.Status().Config; s.Epoch != 1 || s.Hash != s.FileHash {
+			t.Errorf("n3's config after joining: %+v", s)
+		}
 	})
 }

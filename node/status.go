@@ -20,7 +20,7 @@ func (n *Node) Status() mgmt.Status {
 		Node:    n.name(n.self),
 		Version: n.cfg.Version,
 		UptimeS: time.Since(n.started).Seconds(),
-		Nodes:   slices.Clone(n.names),
+		Nodes:   slices.Clone(*n.names.Load()),
 	}
 	if n.nic != nil {
 		s.LinksDown = n.nic.Down()

@@ -180,6 +180,54 @@ func NewNode(cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// AddNodes appends ids to the node map (a reload that appended nodes to
+// every node's file). The new nodes may then join like any node of the
+// map; the automatic token-loss timeout grows with the map. Nodes never
+// leave the map at run time.
+func (n *Node) AddNodes(ids ...NodeID) error {
+	if len(n.cfg.Nodes)+len(ids) > MaxNodes {
+		return fmt.Errorf("ring: node map of %d nodes; at most %d", len(n.cfg.Nodes)+len(ids), MaxNodes)
+	}
+	for i, id := range ids {
+		if id == 0 || slices.Contains(n.cfg.Nodes, id) || slices.Contains(ids[:i], id) {
+			return fmt.Errorf("ring: node %d is already in the node map (or is 0)", id)
+		}
+	}
+	n.cfg.Nodes = append(n.cfg.Nodes, ids...)
+	n.tokLoss = int64(n.cfg.TokenLossTicks())
+	return nil
+}
+
+// Timers are the ring timers a running node may change (a reload), in
+// ticks, with Config's meanings.
+type Timers struct {
+	HopInterval, MinRotation, AckTimeout, AckRetries, TokenLoss, JoinTimeout int
+}
+
+// Timers returns the node's current timers.
+func (n *Node) Timers() Timers {
+	c := n.cfg
+	return Timers{c.HopInterval, c.MinRotation, c.AckTimeout, c.AckRetries, c.TokenLoss, c.JoinTimeout}
+}
+
+// SetTimers changes the timers of a running node (a reload), checked as
+// NewNode checks them; the tick stays. Messages already sent keep the
+// resend schedule they had; holds, resends and the token-loss timeout
+// that start from now follow the new values. During the rotation in which
+// the members switch, a member still on the old, shorter token-loss
+// timeout may send a 911 early, which is harmless (the holder answers it).
+func (n *Node) SetTimers(t Timers) error {
+	c := n.cfg
+	c.HopInterval, c.MinRotation, c.AckTimeout, c.AckRetries, c.TokenLoss, c.JoinTimeout =
+		t.HopInterval, t.MinRotation, t.AckTimeout, t.AckRetries, t.TokenLoss, t.JoinTimeout
+	if err := c.validate(); err != nil {
+		return err
+	}
+	n.cfg = c
+	n.tokLoss = int64(c.TokenLossTicks())
+	return nil
+}
+
 // Step hands the node one authenticated datagram payload received from
 // node from on path path. Bad input returns an error (and is counted);
 // it never panics.

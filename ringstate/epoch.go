@@ -16,8 +16,21 @@ import (
 // (docs/operating.md, "Reload").
 const KindConfigEpoch uint16 = 3
 
-// ProposeConfig is the proposal kind of a reload: a ConfigChange.
-const ProposeConfig uint16 = 3
+// Proposal kinds of the config epoch (4 is ProposeSwitch).
+const (
+	ProposeConfig uint16 = 3 // a reload: a ConfigChange
+	ProposeFile   uint16 = 5 // the proposer's file hash: a FileHash's 6 bytes
+)
+
+// FileHashLen is how much of a file's hash the token carries per node.
+const FileHashLen = 6
+
+// FileHash is one node's report of its config file: the first bytes of the
+// hash of its cluster-wide part (config.Hash), as it last read it.
+type FileHash struct {
+	Node ring.NodeID
+	Hash [FileHashLen]byte
+}
 
 // MaxConfigContent caps the shared configuration carried in an epoch or a
 // change (config.MaxConfigSize is the file's cap; the shared part is
@@ -33,12 +46,17 @@ const MaxConfigContent = 1 << 20
 // committed it: each member's Holder adds itself to Seen at its turn, and
 // the first Holder that finds every member in Seen at the start of its
 // turn strips Content (and Seen), so an epoch costs the ring's hops its
-// bytes for about one rotation. Absent means epoch 0: the files nodes
-// started with.
+// bytes for about one rotation. Epoch 0 (or no carriage) means the files
+// nodes started with; the carriage then exists only for Files.
 //
-//	version u8 (1) | epoch u64 | hash [32]byte | proposer u16 |
-//	balance: enabled u8 | threshold u32 | min_rate u64 | cooldown u32 |
+// Files are the file hashes the members report (ProposeFile), so that
+// every node's status shows every node's file.
+//
+//	version u8 (1) | epoch u64 |
+//	(epoch > 0 only:) hash [32]byte | proposer u16 |
+//	  balance: enabled u8 | threshold u32 | min_rate u64 | cooldown u32 |
 //	seen length uvarint | seen (a NodeSet, empty when length 0) |
+//	files count uvarint | (node uvarint | hash [6]byte) × count, nodes increasing |
 //	content length uvarint | content
 type Epoch struct {
 	Epoch    uint64
@@ -50,9 +68,14 @@ type Epoch struct {
 	Content []byte // nil once stripped
 	// Seen are the members that committed the token with Content.
 	Seen NodeSet
+	// Files are the members' file hashes, by node.
+	Files []FileHash
 }
 
-const epochFixed = 1 + 8 + 32 + 2 + 1 + 4 + 8 + 4 // up to the seen length
+const (
+	epochHead  = 1 + 8                              // version and epoch
+	epochFixed = epochHead + 32 + 2 + 1 + 4 + 8 + 4 // up to the seen length, epoch > 0
+)
 
 var errEpoch = errors.New("ringstate: malformed config epoch")
 
@@ -64,9 +87,11 @@ func (e Epoch) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, epochFixed+binary.MaxVarintLen64+len(e.Content))
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint64(b, e.Epoch)
-	b = append(b, e.Hash[:]...)
-	b = binary.BigEndian.AppendUint16(b, uint16(e.Proposer))
-	b = appendBalance(b, e.Balance)
+	if e.Epoch > 0 { // epoch 0 carries only file hashes: 51 bytes less on every hop
+		b = append(b, e.Hash[:]...)
+		b = binary.BigEndian.AppendUint16(b, uint16(e.Proposer))
+		b = appendBalance(b, e.Balance)
+	}
 	var seen []byte
 	if len(e.Seen) > 0 {
 		var err error
@@ -76,6 +101,14 @@ func (e Epoch) MarshalBinary() ([]byte, error) {
 	}
 	b = binary.AppendUvarint(b, uint64(len(seen)))
 	b = append(b, seen...)
+	b = binary.AppendUvarint(b, uint64(len(e.Files)))
+	for i, f := range e.Files {
+		if f.Node == 0 || int(f.Node) > vipstate.MaxNodes || (i > 0 && f.Node <= e.Files[i-1].Node) {
+			return nil, fmt.Errorf("ringstate: file hash of node %d out of order", f.Node)
+		}
+		b = binary.AppendUvarint(b, uint64(f.Node))
+		b = append(b, f.Hash[:]...)
+	}
 	b = binary.AppendUvarint(b, uint64(len(e.Content)))
 	return append(b, e.Content...), nil
 }
@@ -83,19 +116,27 @@ func (e Epoch) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes an Epoch, replacing *e. Content, when present,
 // must hash to Hash.
 func (e *Epoch) UnmarshalBinary(b []byte) error {
-	if len(b) < epochFixed+2 {
+	if len(b) < epochHead+3 {
 		return io.ErrUnexpectedEOF
 	}
 	if b[0] != 1 {
 		return fmt.Errorf("%w: version %d", errEpoch, b[0])
 	}
-	v := Epoch{Epoch: binary.BigEndian.Uint64(b[1:]), Proposer: ring.NodeID(binary.BigEndian.Uint16(b[41:]))}
-	copy(v.Hash[:], b[9:41])
-	if b[43] > 1 {
-		return fmt.Errorf("%w: balance flag %d", errEpoch, b[43])
+	v := Epoch{Epoch: binary.BigEndian.Uint64(b[1:])}
+	if v.Epoch > 0 {
+		if len(b) < epochFixed+3 {
+			return io.ErrUnexpectedEOF
+		}
+		copy(v.Hash[:], b[9:41])
+		v.Proposer = ring.NodeID(binary.BigEndian.Uint16(b[41:]))
+		if b[43] > 1 {
+			return fmt.Errorf("%w: balance flag %d", errEpoch, b[43])
+		}
+		v.Balance = readBalance(b[43:])
+		b = b[epochFixed:]
+	} else {
+		b = b[epochHead:]
 	}
-	v.Balance = readBalance(b[43:])
-	b = b[epochFixed:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || k != uvarintLen(n) || n > uint64(len(b)-k) || n > 4*vipstate.MaxNodes {
 		return fmt.Errorf("%w: seen", errEpoch)
@@ -105,7 +146,24 @@ func (e *Epoch) UnmarshalBinary(b []byte) error {
 			return fmt.Errorf("%w: seen: %v", errEpoch, err)
 		}
 	}
-	content, err := readBytes(b[k+int(n):], MaxConfigContent)
+	b = b[k+int(n):]
+	count, k := binary.Uvarint(b)
+	if k <= 0 || k != uvarintLen(count) || count > vipstate.MaxNodes || count*(1+FileHashLen) > uint64(len(b)) {
+		return fmt.Errorf("%w: files", errEpoch)
+	}
+	b = b[k:]
+	for range count {
+		node, k := binary.Uvarint(b)
+		if k <= 0 || k != uvarintLen(node) || node == 0 || node > vipstate.MaxNodes || len(b) < k+FileHashLen ||
+			(len(v.Files) > 0 && ring.NodeID(node) <= v.Files[len(v.Files)-1].Node) {
+			return fmt.Errorf("%w: file hash of node %d", errEpoch, node)
+		}
+		f := FileHash{Node: ring.NodeID(node)}
+		copy(f.Hash[:], b[k:])
+		v.Files = append(v.Files, f)
+		b = b[k+FileHashLen:]
+	}
+	content, err := readBytes(b, MaxConfigContent)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errEpoch, err)
 	}
@@ -256,6 +314,7 @@ func applyConfig(p ring.Proposal, self ring.NodeID, cur Epoch, ok bool, t vipsta
 		return cur, t, err
 	}
 	h := sha256.Sum256(c.Content)
+	ok = ok && cur.Epoch > 0 // epoch 0: the files nodes started with, whatever they were
 	if ok && h == cur.Hash {
 		return cur, t, nil // every node that reloads the same file proposes it
 	}
@@ -266,7 +325,29 @@ func applyConfig(p ring.Proposal, self ring.NodeID, cur Epoch, ok bool, t vipsta
 	if err != nil {
 		return cur, t, fmt.Errorf("the new VIP table: %w", err)
 	}
-	return Epoch{Epoch: cur.Epoch + 1, Hash: h, Proposer: self, Balance: c.Balance, Content: c.Content}, nt, nil
+	return Epoch{Epoch: cur.Epoch + 1, Hash: h, Proposer: self, Balance: c.Balance, Content: c.Content, Files: cur.Files}, nt, nil
+}
+
+// withFile returns files with node's hash set, sorted, without touching
+// files' array.
+func withFile(files []FileHash, f FileHash) []FileHash {
+	i, found := slices.BinarySearchFunc(files, f.Node, func(x FileHash, n ring.NodeID) int { return int(x.Node) - int(n) })
+	out := slices.Clone(files)
+	if found {
+		out[i] = f
+		return out
+	}
+	return slices.Insert(out, i, f)
+}
+
+// FileOf returns node's file hash in e, if it reported one.
+func (e Epoch) FileOf(node ring.NodeID) (h [FileHashLen]byte, ok bool) {
+	for _, f := range e.Files {
+		if f.Node == node {
+			return f.Hash, true
+		}
+	}
+	return h, false
 }
 
 // carried returns e as this turn of self passes it on: Content stripped
@@ -297,4 +378,10 @@ func (e Epoch) carried(members []ring.NodeID, self ring.NodeID, fresh bool) Epoc
 		e.Seen = e.Seen.with(vipstate.Node(self), true)
 	}
 	return e
+}
+
+// ProposeFileHash encodes this node's file hash report (the first
+// FileHashLen bytes of config.Hash) as a ring proposal.
+func ProposeFileHash(h [32]byte) (kind uint16, data []byte) {
+	return ProposeFile, append([]byte{1}, h[:FileHashLen]...)
 }

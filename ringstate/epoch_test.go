@@ -48,6 +48,13 @@ func TestConfigEpoch(t *testing.T) {
 	if _, ok := CurrentEpoch(cs); ok {
 		t.Fatal("an epoch before any reload")
 	}
+	// File hashes ride in an epoch-0 carriage, which changes no reload's
+	// base.
+	k, data := ProposeFileHash(sha256.Sum256([]byte("old file")))
+	cs = cars(h, ring.TokenView{Self: 3, Members: members, Carriages: cs, Proposals: []ring.Proposal{{ID: 1, Kind: k, Data: data}}})
+	if e := epochOf(t, cs); e.Epoch != 0 || len(e.Files) != 1 || e.Files[0].Node != 3 {
+		t.Fatalf("after node 3's file report: %+v", e)
+	}
 	turn := h.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs,
 		Proposals: []ring.Proposal{configProp(t, 7, [32]byte{}, "new file")}})
 	if diff := cmp.Diff([]ring.Result{{ID: 7}}, turn.Results); diff != "" {
@@ -75,7 +82,7 @@ func TestConfigEpoch(t *testing.T) {
 		}
 	}
 	cs = cars(h, ring.TokenView{Self: 2, Members: members, Carriages: cs})
-	if e := epochOf(t, cs); e.Epoch != 1 || len(e.Content) != 0 || len(e.Seen) != 0 {
+	if e := epochOf(t, cs); e.Epoch != 1 || len(e.Content) != 0 || len(e.Seen) != 0 || len(e.Files) != 1 {
 		t.Fatalf("after a rotation: %+v", e)
 	}
 	// The same file again (another node reloaded it): nothing changes.
@@ -103,7 +110,7 @@ func slicesEqual(a, b NodeSet) bool { return cmp.Equal(a, b) }
 func FuzzEpoch(f *testing.F) {
 	e, _ := Epoch{Epoch: 3, Hash: sha256.Sum256([]byte("x")), Proposer: 2, Content: []byte("x"), Seen: NodeSet{1, 2}}.MarshalBinary()
 	f.Add(e) // epoch 3 with its content, seen by nodes 1 and 2
-	e, _ = Epoch{Epoch: 1}.MarshalBinary()
+	e, _ = Epoch{Epoch: 1, Files: []FileHash{{Node: 1}, {Node: 3, Hash: [6]byte{1, 2, 3, 4, 5, 6}}}}.MarshalBinary()
 	f.Add(e)                             // stripped
 	f.Add([]byte{1, 0, 0, 0})            // short
 	f.Add(append(e[:len(e)-1], 0xff, 1)) // content length past the end

@@ -125,7 +125,8 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	epochBefore := epoch.Epoch
 	for _, p := range t.Proposals {
 		var err error
-		if p.Kind == ProposeSwitch {
+		switch {
+		case p.Kind == ProposeSwitch:
 			var o SwitchOp
 			if err = o.UnmarshalBinary(p.Data); err == nil {
 				if !swSet {
@@ -133,13 +134,20 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 				}
 				sw, swSet = o.apply(sw), true
 			}
-		} else if p.Kind == ProposeConfig {
-			if epochRaw != nil {
-				err = errors.New("the config epoch on the token does not decode")
-			} else if epoch, table, err = applyConfig(p, t.Self, epoch, haveEpoch, table); err == nil {
+		case (p.Kind == ProposeConfig || p.Kind == ProposeFile) && epochRaw != nil:
+			err = errors.New("the config epoch on the token does not decode")
+		case p.Kind == ProposeConfig:
+			if epoch, table, err = applyConfig(p, t.Self, epoch, haveEpoch, table); err == nil {
 				haveEpoch = true
 			}
-		} else {
+		case p.Kind == ProposeFile:
+			if len(p.Data) != 1+FileHashLen || p.Data[0] != 1 {
+				err = fmt.Errorf("%w: file hash of %d bytes", errProposal, len(p.Data))
+				break
+			}
+			epoch.Files = withFile(epoch.Files, FileHash{Node: t.Self, Hash: [FileHashLen]byte(p.Data[1:])})
+			haveEpoch = true
+		default:
 			table, closed, err = applyProposal(p, table, closed)
 		}
 		r := ring.Result{ID: p.ID}
@@ -184,7 +192,9 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	}
 	balance := h.cfg.Balance
 	if haveEpoch {
-		balance = epoch.Balance
+		if epoch.Epoch > 0 {
+			balance = epoch.Balance
+		}
 		epoch = epoch.carried(t.Members, t.Self, epoch.Epoch != epochBefore)
 	}
 	// L.BAL, once an operator set it, wins over the configured balancing.
@@ -276,7 +286,7 @@ func comingBack(members, joined []ring.NodeID) []ring.NodeID {
 // balancing as configured (by the config epoch, once there is one), AUTO
 // on.
 func (h *Holder) defaultSwitches(e Epoch, haveEpoch bool) Switches {
-	if haveEpoch {
+	if haveEpoch && e.Epoch > 0 { // epoch 0 carries only file hashes
 		return Switches{Balance: e.Balance.Enabled, Auto: true}
 	}
 	return Switches{Balance: h.cfg.Balance.Enabled, Auto: true}
@@ -288,7 +298,7 @@ func (cfg Config) Switches(cs []ring.Carriage) Switches {
 	def := Switches{Balance: cfg.Balance.Enabled, Auto: true}
 	for _, c := range cs {
 		var e Epoch
-		if c.Kind == KindConfigEpoch && e.UnmarshalBinary(c.Data) == nil {
+		if c.Kind == KindConfigEpoch && e.UnmarshalBinary(c.Data) == nil && e.Epoch > 0 {
 			def.Balance = e.Balance.Enabled
 		}
 	}

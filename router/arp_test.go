@@ -193,3 +193,28 @@ var cmpEmpty = cmp.Transformer("empty", func(s []netip.Addr) []netip.Addr {
 	}
 	return s
 })
+
+// A reload's new GARP schedule: a VIP in its initial announcements has at
+// most the new count of them still to come, and refreshes follow the new
+// period.
+func TestGARPSetConfig(t *testing.T) {
+	g := newGARPSched(garpConfig{count: 5, interval: time.Second, refresh: time.Hour, rate: 100, burst: 10})
+	a := netip.MustParseAddr("203.0.113.91")
+	g.acquire(a, 0)
+	if got := g.due(0); len(got) != 1 {
+		t.Fatalf("first announcement: %v", got)
+	}
+	g.setConfig(garpConfig{count: 2, interval: time.Second, refresh: 10 * time.Second, rate: 100, burst: 1})
+	var at []time.Duration
+	for now := time.Duration(0); now <= 30*time.Second; now += 100 * time.Millisecond {
+		if len(g.due(now)) > 0 {
+			at = append(at, now)
+		}
+	}
+	// At most two more of the initial ones (1 s, 2 s), then a refresh
+	// every 10 s.
+	want := []time.Duration{time.Second, 2 * time.Second, 12 * time.Second, 22 * time.Second}
+	if diff := cmp.Diff(want, at); diff != "" {
+		t.Errorf("announcements after the change (-want +got):\n%s", diff)
+	}
+}

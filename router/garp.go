@@ -42,6 +42,18 @@ func (g *garpSched) acquire(vip netip.Addr, now time.Duration) {
 	g.vips[vip] = &garpVIP{next: now, left: g.cfg.count}
 }
 
+// setConfig switches to cfg (a reload): VIPs in their initial
+// announcements have at most cfg.count of them still to come, the next at
+// its old time;
+// the token bucket keeps at most cfg.burst.
+func (g *garpSched) setConfig(cfg garpConfig) {
+	g.cfg = cfg
+	for _, v := range g.vips {
+		v.left = min(v.left, cfg.count)
+	}
+	g.tokens = min(g.tokens, float64(cfg.burst))
+}
+
 // release stops announcing vip.
 func (g *garpSched) release(vip netip.Addr) { delete(g.vips, vip) }
 

@@ -287,6 +287,27 @@ func (r *Router) Announce(vips []netip.Addr) {
 // Owned returns the VIPs currently answered for, sorted.
 func (r *Router) Owned() []netip.Addr { return r.owned.Load().addrs() }
 
+// SetGARP changes the gratuitous ARP schedule at run time (a reload):
+// count announcements after acquiring a VIP, interval apart, then one
+// every refresh (0: never), at most rate per second across all VIPs.
+// Announcements already scheduled keep their next time. Values outside
+// Config's rules are refused.
+func (r *Router) SetGARP(count int, interval, refresh time.Duration, rate float64) error {
+	c := r.cfg.garpConfig()
+	c.count, c.interval, c.refresh, c.rate = count, interval, refresh, rate
+	if c.count < 1 || c.interval <= 0 || c.refresh < 0 || c.rate <= 0 {
+		return errors.New("router: garp: count ≥ 1, interval > 0, refresh ≥ 0 and rate > 0 are required")
+	}
+	r.garpMu.Lock()
+	r.garp.setConfig(c)
+	r.garpMu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
 // setAttribution records that hosts sending from mac on link li use the VIP
 // counted by c as their gateway, so forwarded traffic is counted per VIP.
 func (r *Router) setAttribution(li int, mac MAC, c *vipCounters, now int64) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 )
 
 var errNotLinux = errors.New("router: the data plane needs Linux (AF_PACKET, TUN, netlink)")
@@ -22,6 +23,9 @@ func (*Router) SetOwned([]netip.Addr) (acquired, released []netip.Addr) { return
 
 // Announce does nothing on this platform.
 func (*Router) Announce([]netip.Addr) {}
+
+// SetGARP does nothing on this platform.
+func (*Router) SetGARP(int, time.Duration, time.Duration, float64) error { return errNotLinux }
 
 // Owned returns nothing on this platform.
 func (*Router) Owned() []netip.Addr { return nil }

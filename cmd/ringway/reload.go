@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ringway/ringway/mgmt"
@@ -56,4 +57,30 @@ func printReload(c *cli.Context, res mgmt.ReloadResult) error {
 		return reportedError{}
 	}
 	return nil
+}
+
+// configLine is the status's config line: the cluster's epoch and hash,
+// then each node's file hash ("=" when it is the cluster's), and the keys
+// in which the answering node's file differs.
+func configLine(st mgmt.Status) string {
+	c := st.Config
+	var b strings.Builder
+	fmt.Fprintf(&b, "epoch %d, hash %s; files:", c.Epoch, c.Hash)
+	for _, n := range st.Nodes {
+		h, ok := c.Files[n]
+		switch {
+		case n == st.Node:
+			h, ok = c.FileHash, true
+		case !ok:
+			h = "?"
+		}
+		if h == c.Hash {
+			h = "="
+		}
+		fmt.Fprintf(&b, " %s %s", n, h)
+	}
+	if len(c.Differs) > 0 {
+		fmt.Fprintf(&b, " (%s's file differs from the cluster's in %s: update it, or reload the node whose file is right)", st.Node, strings.Join(c.Differs, ", "))
+	}
+	return b.String()
 }

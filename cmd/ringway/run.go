@@ -68,7 +68,7 @@ func runCommand() *cli.Command {
 				return fmt.Errorf("%s: %w", cfg.File, err)
 			}
 			if os.Geteuid() == 0 && !c.Bool("keep-caps") {
-				dropCaps(log)
+				dropCaps(log, cfg.Monitors.Application.User != "")
 			}
 			// The first SIGTERM or SIGINT leaves gracefully; a second one
 			// stops at once (still undoing the kernel setup). A second
@@ -142,13 +142,20 @@ func notify(log *slog.Logger, state string) {
 // sysctls it restores on exit) and CAP_NET_RAW (its packet and ping
 // sockets, already open). Its uid stays 0, so it can still write the
 // root-owned sysctl files it restores.
-func dropCaps(log *slog.Logger) {
-	switch err := caps.Drop(unix.CAP_NET_ADMIN, unix.CAP_NET_RAW); {
+//
+// setuid: the application check runs as another user
+// (monitors.application.user), so CAP_SETUID and CAP_SETGID stay too.
+func dropCaps(log *slog.Logger, setuid bool) {
+	keep, kept := []uintptr{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}, "CAP_NET_ADMIN CAP_NET_RAW"
+	if setuid {
+		keep, kept = append(keep, unix.CAP_SETUID, unix.CAP_SETGID), kept+" CAP_SETUID CAP_SETGID (monitors.application.user)"
+	}
+	switch err := caps.Drop(keep...); {
 	case errors.Is(err, caps.ErrCgo):
 		log.Warn("keeping every capability: this binary was built with cgo; build it with CGO_ENABLED=0 (make build) to drop them", "err", err)
 	case err != nil:
 		log.Warn("keeping every capability", "err", err)
 	default:
-		log.Info("dropped capabilities", "kept", "CAP_NET_ADMIN CAP_NET_RAW")
+		log.Info("dropped capabilities", "kept", kept)
 	}
 }

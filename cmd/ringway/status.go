@@ -124,6 +124,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 			}
 		}
 	}
+	if st.Config != nil {
+		fmt.Fprintf(w, "config:  %s\n", configLine(st))
+	}
 	fmt.Fprintln(w)
 	printVIPs(w, st)
 	printEvents(w, st)

@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +62,8 @@ type Driver struct {
 	salt   uint64 // the boot's 64 random bits (Header.Salt)
 	opener *opener
 	stats  counters
+	// nodes is cfg.Nodes, grown by AddNodes: the senders read it.
+	nodes atomic.Pointer[[][]netip.AddrPort]
 
 	states chan State // latest changed committed state, capacity 1
 	events chan Event
@@ -133,6 +137,8 @@ func New(cfg Config, core Core) (*Driver, error) {
 		coreMu:  newLock(),
 		stopped: make(chan struct{}),
 	}
+	nodes := slices.Clone(cfg.Nodes)
+	d.nodes.Store(&nodes)
 	for p := range cfg.Nodes[cfg.Self-1] {
 		// Each path seals with its own AEAD instance (the same key): the
 		// paths are written concurrently, and cipher.AEAD does not promise
@@ -350,6 +356,35 @@ func (d *Driver) Do(ctx context.Context, fn func(Core)) error {
 	return nil
 }
 
+// AddNodes appends nodes to the node map at run time (a reload that
+// appended them to every node's file): addrs[i] are the new nodes'
+// addresses, one per path. It runs on the core's goroutine (as Do), gives
+// the receivers and the senders the new addresses, then calls core, which
+// must add the same nodes to the core's node map. Nodes never leave the
+// map at run time.
+func (d *Driver) AddNodes(ctx context.Context, addrs [][]netip.AddrPort, core func(Core) error) error {
+	for i, as := range addrs {
+		if len(as) != len(d.paths) {
+			return fmt.Errorf("ring: new node %d has %d addresses; give one per path (%d)", len(*d.nodes.Load())+i+1, len(as), len(d.paths))
+		}
+	}
+	var err error
+	if derr := d.Do(ctx, func(c Core) {
+		old := *d.nodes.Load()
+		if len(old)+len(addrs) > 1<<16-1 {
+			err = fmt.Errorf("ring: node map of %d nodes, at most 65535", len(old)+len(addrs))
+			return
+		}
+		d.opener.add(addrs)
+		nodes := append(slices.Clip(old), addrs...)
+		d.nodes.Store(&nodes)
+		err = core(c)
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
 // Leave asks the core to leave the ring gracefully (hand its VIPs over on the
 // token) and waits until it has, or ctx ends. Run returns after the leave.
 func (d *Driver) Leave(ctx context.Context) error {
@@ -446,7 +481,7 @@ func sameState(a, b *State) bool {
 // queue numbers p with the boot's next counter and queues it on its path
 // (sendPath); the caller holds d.coreMu, which orders the counters.
 func (d *Driver) queue(p Packet) {
-	if p.To == 0 || int(p.To) > len(d.cfg.Nodes) || p.To == d.cfg.Self || p.Path < 0 || p.Path >= len(d.paths) {
+	if p.To == 0 || int(p.To) > len(*d.nodes.Load()) || p.To == d.cfg.Self || p.Path < 0 || p.Path >= len(d.paths) {
 		d.stats.txErrors.Add(1)
 		if d.debugOn() {
 			d.cfg.Logger.Debug("ring: core addressed an unknown node or path", "to", p.To, "path", p.Path)

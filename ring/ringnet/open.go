@@ -3,7 +3,9 @@ package ringnet
 import (
 	"crypto/cipher"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringway/ringway/internal/replay"
@@ -14,10 +16,15 @@ import (
 type opener struct {
 	key       []byte
 	self      NodeID
-	addrs     [][]netip.AddrPort // addrs[id-1][path]
-	peers     []peerState        // peers[id-1]
+	tab       atomic.Pointer[peerTable] // grows when nodes are appended (add)
 	staleBoot time.Duration
 	now       func() time.Time
+}
+
+// peerTable is the node map as the opener knows it.
+type peerTable struct {
+	addrs [][]netip.AddrPort // addrs[id-1][path]
+	peers []*peerState       // peers[id-1]
 }
 
 // peerState is what this node remembers of one sender: its current boot, the
@@ -38,11 +45,22 @@ type peerState struct {
 }
 
 func newOpener(key []byte, self NodeID, addrs [][]netip.AddrPort, staleBoot time.Duration, now func() time.Time) *opener {
-	o := &opener{key: key, self: self, addrs: addrs, peers: make([]peerState, len(addrs)), staleBoot: staleBoot, now: now}
-	for i := range o.peers {
-		o.peers[i].win = replay.New(WindowSize)
-	}
+	o := &opener{key: key, self: self, staleBoot: staleBoot, now: now}
+	o.tab.Store(&peerTable{})
+	o.add(addrs)
 	return o
+}
+
+// add appends nodes to the node map (a reload): their addresses and fresh
+// peer states. The receive goroutines see the old table or the new one;
+// the peers they share keep their state. Callers serialise add.
+func (o *opener) add(addrs [][]netip.AddrPort) {
+	old := o.tab.Load()
+	t := &peerTable{addrs: append(slices.Clip(old.addrs), addrs...), peers: slices.Clip(old.peers)}
+	for range addrs {
+		t.peers = append(t.peers, &peerState{win: replay.New(WindowSize)})
+	}
+	o.tab.Store(t)
 }
 
 // deriveEvery is the least time between two key derivations for new boots
@@ -78,11 +96,12 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	if h.To != o.self {
 		return h, nil, bootSame, DropNotForUs
 	}
-	if h.From == 0 || int(h.From) > len(o.addrs) || h.From == o.self ||
-		path >= len(o.addrs[h.From-1]) || unmap(src) != o.addrs[h.From-1][path] {
+	t := o.tab.Load()
+	if h.From == 0 || int(h.From) > len(t.addrs) || h.From == o.self ||
+		path >= len(t.addrs[h.From-1]) || unmap(src) != t.addrs[h.From-1][path] {
 		return h, nil, bootSame, DropUnknownSender
 	}
-	p := &o.peers[h.From-1]
+	p := t.peers[h.From-1]
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := o.now()
@@ -141,7 +160,11 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 // newest returns the newest counter accepted from node from in its
 // current boot (for the replay drop's debug log).
 func (o *opener) newest(from NodeID) uint64 {
-	p := &o.peers[from-1]
+	t := o.tab.Load()
+	if from == 0 || int(from) > len(t.peers) {
+		return 0
+	}
+	p := t.peers[from-1]
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.win.Top()

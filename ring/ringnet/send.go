@@ -116,7 +116,7 @@ func (sp *sendPath) drain(wait bool) bool {
 			}
 			sp.buf = b
 		}
-		to := sp.d.cfg.Nodes[o.to-1][sp.index]
+		to := (*sp.d.nodes.Load())[o.to-1][sp.index]
 		var err error
 		if wait {
 			_, err = sp.conn.WriteTo(b, to)
