@@ -101,7 +101,6 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 	sym.resyncMu.Lock()
 	defer sym.resyncMu.Unlock()
 	g := sym.gen.Load()
-	gen := uint16(g)
 	if g != sym.resyncGen.Load() {
 		// A new directory: a new pass over the whole table begins.
 		slots := 0
@@ -130,7 +129,7 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 			if e.flags&entryUsed == 0 || now >= e.expires {
 				continue
 			}
-			if e.regGen != gen || sym.refreshDue(e, now, f.timeout[e.state]) {
+			if sym.ownersChanged(e) || sym.refreshDue(e, now, f.timeout[e.state]) {
 				sym.register(e, e.key, now)
 				sym.replicate(e, now)
 				n++
@@ -165,4 +164,26 @@ func (f *Filter) Resync(now int64) {
 		return
 	}
 	f.resyncSome(now, max(256, int(f.tab.max/numShards/8)))
+}
+
+// ownersChanged reports whether e's flow must be registered and
+// replicated again because of a new directory: it was last registered
+// under an older one, and its authoritative node or standby differ now
+// (a membership change moves about 1/N of the rows: only their flows are
+// sent again). A flow whose owners did not change is marked as
+// registered under the current directory.
+func (s *symmetric) ownersChanged(e *entry) bool {
+	gen := uint16(s.gen.Load())
+	if e.regGen == gen {
+		return false
+	}
+	if prev := s.prev.Load(); prev != nil && e.regGen+1 == gen {
+		a0, s0 := prev.Lookup(e.key)
+		a1, s1 := s.dir.Load().Lookup(e.key)
+		if a0 == a1 && s0 == s1 {
+			e.regGen = gen
+			return false
+		}
+	}
+	return true
 }

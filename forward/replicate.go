@@ -22,7 +22,9 @@ import (
 //   - pending: the records not sent yet, one per flow (a newer change of a
 //     flow replaces the one waiting: updates collapse);
 //   - a window of batches in flight, each under a sequence number (from 1,
-//     per boot), resent every Config.SyncResend until acknowledged.
+//     per boot), resent every Config.SyncResend until acknowledged; a
+//     batch that is not full waits until nothing is in flight (Nagle's
+//     rule, messages).
 //
 // Every record is the flow's whole state, not a delta, so batches may be
 // applied in any order: a receiver keeps, per flow, the record of the
@@ -205,7 +207,13 @@ func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram
 				dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
 			}
 		}
-		for len(p.pending) > 0 && len(p.flights) < r.window {
+		// Nagle's rule (RFC 896) for batches: a batch that is not full
+		// leaves only when nothing is in flight to the peer. The first
+		// change after a quiet time goes at once; under load, changes
+		// gather for one round trip and leave together, collapsed (a
+		// handshake's three states become one record) and many to a
+		// datagram.
+		for len(p.pending) > 0 && len(p.flights) < r.window && (len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords) {
 			f := r.build(p, now)
 			p.flights = append(p.flights, f)
 			dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
@@ -277,6 +285,9 @@ func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
 			p.spare = append(p.spare, f)
 			break
 		}
+	}
+	if len(p.pending) > 0 {
+		r.signal() // what waited for the window (or for Nagle's rule) may go now
 	}
 }
 

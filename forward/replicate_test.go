@@ -280,9 +280,9 @@ func TestReplicateToAuthAndStandby(t *testing.T) {
 	}
 }
 
-// TestReplicationResend: a lost batch is sent again after SyncResend,
-// a lost ack too (the batch is applied twice, harmlessly); a newer
-// record is not undone by a resent older one.
+// TestReplicationResend: a lost batch is sent again after SyncResend;
+// a change queued meanwhile waits for it (Nagle's rule) and follows; a
+// batch that arrives late does not undo a newer record.
 func TestReplicationResend(t *testing.T) {
 	c := newSymCluster(t, nil)
 	sp := c.portWithOwners(protoUDP, 7000, 2, 3)
@@ -302,21 +302,31 @@ func TestReplicationResend(t *testing.T) {
 	if ds, next := c.f[1].SyncMessages(c.now, nil); len(ds) != 0 || next != c.now+int64(DefaultSyncResend) {
 		t.Fatalf("before the resend time: %d datagrams, next %d", len(ds), next)
 	}
-	// The reply makes the flow assured; the new state goes in a second
-	// batch while the first waits for its resend.
+	// The reply makes the flow assured: the change waits while the
+	// first batch is in flight to n2 (it went to n3 at once).
 	c.send(1, udp(server, client, 7000, sp, 10), int_, ext)
 	c.pumpSync(nil)
-	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateAssured {
-		t.Fatalf("n2's replica %+v, want assured", r)
+	if s := c.f[1].Stats().Sym.Repl; s.Queued != 1 || s.InFlight != 1 {
+		t.Errorf("n1 while its batch to n2 is lost: %+v, want 1 queued, 1 in flight", s)
+	}
+	if r, _ := c.f[3].sym.replicas.get(k, c.now); r.state != StateAssured {
+		t.Errorf("n3's replica %+v, want assured", r)
 	}
 	c.now += int64(DefaultSyncResend)
-	c.pumpSync(nil) // the first batch again: older, refused
+	c.pumpSync(nil) // the first batch again, acked, then the second
 	s := c.f[1].Stats().Sym.Repl
-	if s.Resends != 1 || s.InFlight != 0 {
-		t.Errorf("n1: %+v, want 1 resend and nothing in flight", s)
+	if s.Resends != 1 || s.InFlight != 0 || s.Queued != 0 {
+		t.Errorf("n1: %+v, want 1 resend, nothing queued or in flight", s)
 	}
 	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateAssured {
-		t.Errorf("n2's replica after the old batch's resend %+v, want assured", r)
+		t.Errorf("n2's replica after the resend %+v, want assured", r)
+	}
+	// A batch that arrives after a newer one (a resend overtaken) is
+	// stale for the flows the newer one carried.
+	old, _ := (&SyncBatch{Seq: 1, Records: []SyncRecord{{Flow: k, State: StateUnreplied, Handler: 1, Expires: 30000}}}).MarshalBinary()
+	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2, Boot: 1}, old, c.now)
+	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateAssured {
+		t.Errorf("n2's replica after an old batch %+v, want assured", r)
 	}
 	if st := c.f[2].Stats().Sym.Repl.Stale; st != 1 {
 		t.Errorf("n2 counted %d stale records, want 1", st)
@@ -458,5 +468,31 @@ func TestAuthoritativeLost(t *testing.T) {
 	c.pumpSync(nil)
 	if after := c.f[1].Stats().Sym.Repl.Records; after != before+1 {
 		t.Errorf("n1 sent %d records after the new directory, want 1 (to n2)", after-before)
+	}
+}
+
+// TestResyncOnlyMovedRows: after a member leaves, only the flows whose
+// authoritative node or standby changed are registered and replicated
+// again; the others are not sent.
+func TestResyncOnlyMovedRows(t *testing.T) {
+	c := newSymCluster(t, nil)
+	stay := c.portWithOwners(protoUDP, 7000, 2, 1) // n3 ranks neither first nor second
+	move := c.portWithOwners(protoUDP, 7000, 3, 2) // n3 is authoritative
+	for _, p := range []uint16{stay, move} {
+		c.send(1, udp(client, server, p, 7000, 10), ext, int_)
+	}
+	c.pumpSync(nil)
+	before := c.f[1].Stats().Sym.Repl.Records
+	c.now += sec
+	c.kill(3)
+	c.f[1].Resync(c.now)
+	for _, p := range []uint16{stay, move} {
+		c.send(1, udp(client, server, p, 7000, 10), ext, int_)
+	}
+	c.pumpSync(nil)
+	// The moved flow: to n2, its new authoritative node (n1, its new
+	// standby, is the handler): one record.
+	if got := c.f[1].Stats().Sym.Repl.Records - before; got != 1 {
+		t.Errorf("%d records after n3 left, want 1 (the moved flow, to n2)", got)
 	}
 }

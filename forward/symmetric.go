@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,12 +70,13 @@ type SymStats struct {
 type symmetric struct {
 	self       uint16
 	dir        atomic.Pointer[Directory]
-	gen        atomic.Uint32 // bumped by SetDirectory
-	reg        flowMap       // authoritative side: flow → handler
-	hints      flowMap       // arriving side: flow → handler
-	regTTL     int64         // ns
-	hintTTL    int64         // ns
-	refreshSec uint32        // register again after this many seconds of activity
+	prev       atomic.Pointer[Directory] // the directory before dir (adopt.go ownersChanged)
+	gen        atomic.Uint32             // bumped by SetDirectory
+	reg        flowMap                   // authoritative side: flow → handler
+	hints      flowMap                   // arriving side: flow → handler
+	regTTL     int64                     // ns
+	hintTTL    int64                     // ns
+	refreshSec uint32                    // register again after this many seconds of activity
 	out        outbox
 	defers     *deferrals
 	repl       *replicator    // replicate.go
@@ -168,7 +170,7 @@ func (s *symmetric) register(e *entry, k Key, now int64) bool {
 // (refreshDue: a quarter of the flow's timeout or of the registry's TTL,
 // of activity; idle flows are refreshed by resyncSome).
 func (s *symmetric) refresh(e *entry, k Key, now, timeout int64) {
-	if e.regGen != uint16(s.gen.Load()) || s.refreshDue(e, now, timeout) {
+	if s.ownersChanged(e) || s.refreshDue(e, now, timeout) {
 		s.register(e, k, now)
 		s.replicate(e, now)
 	}
@@ -314,6 +316,15 @@ func (f *Filter) SetDirectory(d *Directory) {
 	if s == nil {
 		return
 	}
+	// Before the generation moves (adopt.go ownersChanged). The same
+	// members again may hide a member's restart (it left and joined
+	// between two committed memberships, or the ring re-formed): its
+	// replicas are gone, so every flow is sent again (no prev).
+	prev := s.dir.Load()
+	if prev != nil && slices.Equal(prev.members, d.members) {
+		prev = nil
+	}
+	s.prev.Store(prev)
 	s.dir.Store(d)
 	s.gen.Add(1)
 	members := map[uint16]bool{}
