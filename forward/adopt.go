@@ -51,7 +51,7 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 		return nil
 	}
 	r, ok := sym.replicas.get(k, now)
-	if !ok || r.handler == sym.self || d.isMember(r.handler) {
+	if !ok || r.handler == sym.self || d.isMember(r.handler) && !sym.restarted(r.handler, r.boot) {
 		return nil
 	}
 	if h := sym.reg.get(k, now); h != 0 && h != r.handler && h != sym.self && d.isMember(h) {
@@ -186,4 +186,41 @@ func (s *symmetric) ownersChanged(e *entry) bool {
 		}
 	}
 	return true
+}
+
+// PeerBoot tells the filter that node peer sent a tunnel datagram of boot
+// (authentic: the tunnel driver calls it for every boot it opens a
+// datagram of, before handing over the datagram). A newer boot than the
+// one known means peer restarted and lost its state:
+//   - the flows it handled are adopted by their authoritative nodes as if
+//     it had left (a restart can be quicker than the ring's detection, or
+//     than the flows' next packets: it comes back a member);
+//   - the flows handled here are registered and replicated again, every
+//     one (it may have been their authoritative node or standby), as after
+//     a new directory.
+func (f *Filter) PeerBoot(peer uint16, boot uint64, now int64) {
+	s := f.sym
+	if s == nil || peer == s.self {
+		return
+	}
+	s.bootMu.Lock()
+	old, known := s.boots[peer]
+	if boot > old {
+		s.boots[peer] = boot
+	}
+	s.bootMu.Unlock()
+	if !known || boot <= old {
+		return // the first boot heard of (this node's own start) or nothing new
+	}
+	s.prev.Store(nil)
+	s.gen.Add(1)
+	f.Resync(now)
+}
+
+// restarted reports whether node h has a newer boot than boot (the one
+// its replica came from).
+func (s *symmetric) restarted(h uint16, boot uint64) bool {
+	s.bootMu.Lock()
+	defer s.bootMu.Unlock()
+	return s.boots[h] > boot
 }

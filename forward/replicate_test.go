@@ -496,3 +496,33 @@ func TestResyncOnlyMovedRows(t *testing.T) {
 		t.Errorf("%d records after n3 left, want 1 (the moved flow, to n2)", got)
 	}
 }
+
+// TestAdoptionAfterRestart: the handler restarts faster than the ring
+// notices (it stays a member) and has lost its flows; the flow's
+// authoritative node hears its new boot and adopts the flow when its
+// next packet arrives, here from the restarted node itself.
+func TestAdoptionAfterRestart(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	for _, f := range c.f {
+		f.PeerBoot(1, 1, c.now) // the boot the replicas came from (pumpSync's)
+	}
+	c.f[1] = newFilter(t, func(cfg *Config) { cfg.Self = 1 }) // restarted: empty
+	c.f[1].SetDirectory(c.dir)
+	mid := tcp(client, server, sp, 80, tcpACK)
+	if got := c.send(1, mid, ext, int_); !cmp.Equal(got, []hop{{1, false, 2}, {2, false, 0}}) {
+		t.Fatalf("before n2 heard the new boot: %v, want n1 → n2, dropped there", got)
+	}
+	c.f[2].PeerBoot(1, 2, c.now)
+	c.f[3].PeerBoot(1, 2, c.now)
+	if got := c.send(1, mid, ext, int_); !cmp.Equal(got, []hop{{1, false, 2}, {2, true, 0}}) {
+		t.Errorf("after n2 heard n1's new boot: %v, want n1 → n2, passed (adopted)", got)
+	}
+	if n := c.f[2].Stats().Sym.Repl.Adoptions; n != 1 {
+		t.Errorf("n2 adopted %d flows, want 1", n)
+	}
+}

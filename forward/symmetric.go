@@ -93,6 +93,8 @@ type symmetric struct {
 	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
 	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
+	bootMu                                                   sync.Mutex
+	boots                                                    map[uint16]uint64 // peers' newest boot ids seen (adopt.go PeerBoot)
 }
 
 func newSymmetric(c Config) *symmetric {
@@ -103,7 +105,7 @@ func newSymmetric(c Config) *symmetric {
 		out:        outbox{ready: make(chan struct{}, 1)},
 		defers:     newDeferrals(c.Defer),
 		repl:       newReplicator(c), noRepl: c.NoReplication,
-		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}}
+		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}, boots: map[uint16]uint64{}}
 	return s
 }
 

@@ -51,6 +51,7 @@ func main() {
 	faults := flag.String("faults", "kill,cut,stop,kill-auth,rolling,join", "faults to run")
 	rounds := flag.Int("rate-rounds", 2, "rounds of the new-flows/s measurement (replication on, off, interleaved)")
 	bin := flag.String("ringway", "", "ringway binary (default: go build ./cmd/ringway)")
+	flag.StringVar(&logDir, "logs", "bench/out/stateful-logs", "copy the nodes' logs of each run here (\"\" to skip)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fail(errors.New("needs root to build network namespaces"))
@@ -168,8 +169,9 @@ func median(v []float64) float64 {
 
 // cluster is a lab of three nodes running ringway.
 type cluster struct {
-	l   *lab.Lab
-	bin string
+	l    *lab.Lab
+	bin  string
+	name string // for its logs
 }
 
 func newCluster(bin string, stateful, replicate bool) (*cluster, error) {
@@ -208,9 +210,50 @@ func newCluster(bin string, stateful, replicate bool) (*cluster, error) {
 	return c, nil
 }
 
-func (c *cluster) close() { c.l.Close(); os.RemoveAll(c.l.Dir()) }
+// logDir receives the nodes' logs of every run ("" none).
+var logDir string
+
+func (c *cluster) close() {
+	if logDir != "" && c.name != "" {
+		os.MkdirAll(logDir, 0o755)
+		for i := 1; i <= 3; i++ {
+			if b, err := os.ReadFile(c.l.LogPath(c.l.Node(i), "ringway")); err == nil {
+				os.WriteFile(filepath.Join(logDir, fmt.Sprintf("%s-n%d.log", c.name, i)), b, 0o644)
+			}
+		}
+	}
+	c.l.Close()
+	os.RemoveAll(c.l.Dir())
+}
 
 func (c *cluster) start(i int) error { return c.l.StartNode(c.bin, i) }
+
+// restart starts node i again after a kill, trying again while its
+// sockets are still held by the dead process (seen: "bind: address
+// already in use" right after the process was gone).
+func (c *cluster) restart(i int) error {
+	var err error
+	for try := 0; try < 10; try++ {
+		if err = c.start(i); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			_, err = c.l.NodeStatus(ctx, i)
+			cancel()
+			if err == nil {
+				return nil
+			}
+			if pids, _ := c.l.Pids(c.l.Node(i)); len(pids) == 0 {
+				break // it exited: start it again
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("n%d did not come back: %w", i, err)
+}
 
 // waitMembers waits until every node of nodes sees exactly those members
 // and owns or knows an owner of both gateways among them.
@@ -302,6 +345,7 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 	if err != nil {
 		return r, err
 	}
+	c.name = mode + "-" + fault
 	defer c.close()
 	all := []int{1, 2, 3}
 	first := all
@@ -369,7 +413,7 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 			if err := l.StopNode(i, syscall.SIGKILL, 10*time.Second); err != nil {
 				return r, err
 			}
-			if err := c.start(i); err != nil {
+			if err := c.restart(i); err != nil {
 				return r, err
 			}
 			if err := c.waitMembers(all, 20*time.Second, true); err != nil {
