@@ -51,7 +51,15 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 		return nil
 	}
 	r, ok := sym.replicas.get(k, now)
-	if !ok || r.handler == sym.self || d.isMember(r.handler) && !sym.restarted(r.handler, r.boot) {
+	if !ok {
+		return nil
+	}
+	// The handler is gone: left the membership, or restarted (a newer
+	// boot than the one the replica came from), or it is this node in an
+	// earlier life (a replica of its own flow can only come back as a
+	// bulk copy: bulkTo).
+	if gone := r.handler == sym.self || !d.isMember(r.handler) ||
+		r.sender == r.handler && sym.restarted(r.handler, r.boot); !gone {
 		return nil
 	}
 	if h := sym.reg.get(k, now); h != 0 && h != r.handler && h != sym.self && d.isMember(h) {
@@ -100,6 +108,13 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 	sym := f.sym
 	sym.resyncMu.Lock()
 	defer sym.resyncMu.Unlock()
+	sym.bootMu.Lock()
+	peers := sym.bulkPeers
+	sym.bulkPeers = nil
+	sym.bootMu.Unlock()
+	for _, p := range peers {
+		f.bulkTo(p, now)
+	}
 	g := sym.gen.Load()
 	if g != sym.resyncGen.Load() {
 		// A new directory: a new pass over the whole table begins.
@@ -214,7 +229,38 @@ func (f *Filter) PeerBoot(peer uint16, boot uint64, now int64) {
 	}
 	s.prev.Store(nil)
 	s.gen.Add(1)
+	s.bootMu.Lock()
+	s.bulkPeers = append(s.bulkPeers, peer)
+	s.bootMu.Unlock()
 	f.Resync(now)
+}
+
+// bulkTo queues for peer, a new member or one that restarted, a copy of
+// every replica this node holds of a row peer now ranks first or second
+// in (the joiner's fill: it becomes authoritative node or standby of rows
+// whose replicas it does not have; the handlers re-send their own flows
+// too, but a handler that left or restarted cannot). Bulk records never
+// replace a record the receiver has. The caller holds resyncMu.
+func (f *Filter) bulkTo(peer uint16, now int64) {
+	s := f.sym
+	d := s.dir.Load()
+	s.replicas.mu.Lock()
+	var recs []pendingRec
+	for k, r := range s.replicas.m {
+		if now >= r.expires {
+			continue
+		}
+		if a, st := d.Lookup(k); a != peer && st != peer {
+			continue
+		}
+		recs = append(recs, pendingRec{rec: SyncRecord{Flow: k, State: r.state, OrigIsA: r.flags&entryOrigIsA != 0,
+			FinOrig: r.flags&entryFinOrig != 0, Handler: r.handler, Rule: r.rule, Bulk: true}, expires: r.expires})
+	}
+	s.replicas.mu.Unlock()
+	for i := range recs {
+		s.repl.queue(peer, &recs[i].rec, recs[i].expires, now)
+	}
+	s.bulkSent.Add(uint64(len(recs)))
 }
 
 // restarted reports whether node h has a newer boot than boot (the one

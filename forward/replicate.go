@@ -81,6 +81,8 @@ type ReplStats struct {
 	// long the last complete walk took (ns).
 	Resyncing  bool
 	ResyncTook int64
+	BulkSent   uint64 // replicas copied on to a new authoritative node or standby of their row (bulkTo)
+	BulkRcvd   uint64 // replicas received as bulk copies and stored
 	// Lag counts acknowledged batches by the time from the oldest change
 	// they carry being queued to their ack (the replica is stored before
 	// the ack leaves): bucket 0 under 1 µs, bucket i from 2^(i-1) to 2^i
@@ -340,10 +342,10 @@ type replica struct {
 // replicaStore is the flows' state this node holds as their authoritative
 // node or standby: bounded, expiring.
 type replicaStore struct {
-	mu                      sync.Mutex
-	m                       map[Key]replica
-	max                     int
-	applied, stale, refused atomic.Uint64
+	mu                            sync.Mutex
+	m                             map[Key]replica
+	max                           int
+	applied, stale, refused, bulk atomic.Uint64
 }
 
 // apply stores rec, received from sender (boot) in batch seq at now.
@@ -351,8 +353,8 @@ func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, n
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.m[rec.Flow]
-	if ok && old.sender == sender && (boot < old.boot || boot == old.boot && seq < old.seq) {
-		s.stale.Add(1)
+	if ok && old.sender == sender && (boot < old.boot || boot == old.boot && seq < old.seq) || ok && rec.Bulk {
+		s.stale.Add(1) // older, or a bulk copy of a flow known already
 		return
 	}
 	if rec.Gone {
@@ -376,8 +378,13 @@ func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, n
 	// timeout while the flow is active (refresh, symmetric.go), so it
 	// never expires before the flow does at its handler.
 	d := int64(rec.Expires) * int64(time.Millisecond)
-	s.m[rec.Flow] = replica{handler: rec.Handler, state: rec.State, flags: fl, rule: rec.Rule, sender: sender,
+	rp := replica{handler: rec.Handler, state: rec.State, flags: fl, rule: rec.Rule, sender: sender,
 		boot: boot, seq: seq, expires: now + d + d/4 + int64(time.Second)}
+	if rec.Bulk {
+		rp.sender, rp.boot, rp.seq = 0, 0, 0 // any record from the handler replaces it
+		s.bulk.Add(1)
+	}
+	s.m[rec.Flow] = rp
 	s.applied.Add(1)
 }
 
@@ -497,7 +504,7 @@ func (f *Filter) StepSync(h TunnelHeader, payload []byte, now int64) {
 				s.repl.malformed.Add(1)
 				return // the records before it are applied: each stands alone
 			}
-			if rec.Handler != h.Sender {
+			if rec.Handler != h.Sender && !rec.Bulk {
 				s.repl.malformed.Add(1) // a node replicates only the flows it handles
 				return
 			}
@@ -530,6 +537,7 @@ func (s *symmetric) replStats() ReplStats {
 	took := s.resyncTook.Load()
 	st.Resyncing = took < 0 || s.resyncGen.Load() != s.gen.Load()
 	st.ResyncTook = max(took, 0)
+	st.BulkSent, st.BulkRcvd = s.bulkSent.Load(), s.replicas.bulk.Load()
 	for i := range st.Lag {
 		st.Lag[i] = r.lag[i].Load()
 	}

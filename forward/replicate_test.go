@@ -73,17 +73,18 @@ func TestSyncBatchRoundTrip(t *testing.T) {
 		{Flow: k, State: StateEstablished, OrigIsA: true, Handler: 1, Rule: 2, Expires: 432000000},
 		{Flow: k, Gone: true, Handler: 1},
 		{Flow: k, State: StateFinWait, FinOrig: true, Handler: 1},
+		{Flow: k, State: StateEstablished, Bulk: true, Handler: 3},
 	}}
 	p, err := b.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p) != syncBatchHead+3*SyncRecordLen {
-		t.Errorf("%d bytes, want %d", len(p), syncBatchHead+3*SyncRecordLen)
+	if len(p) != syncBatchHead+4*SyncRecordLen {
+		t.Errorf("%d bytes, want %d", len(p), syncBatchHead+4*SyncRecordLen)
 	}
 	want := []byte{
 		0, 0, 0, 0, 0, 0, 0, 7, // seq
-		0, 3, 0, 0, // count, reserved
+		0, 4, 0, 0, // count, reserved
 		198, 51, 100, 10, 203, 0, 113, 10, 0, 80, 0x9c, 0x40, 6, // key: A (server), B (client), PA, PB, proto
 		1, 3, 1, 0, 1, 0, 2, 0x19, 0xbf, 0xcc, 0x00, // update, established, orig is A, handler 1, rule 2, 5 days in ms
 	}
@@ -135,7 +136,8 @@ func TestSyncRefused(t *testing.T) {
 		{"kind 3", edit(good, 12+13, 3), false, nil},
 		{"state none", edit(good, 12+14, 0), false, nil},
 		{"state unknown", edit(good, 12+14, uint8(numStates)), false, nil},
-		{"flag unknown", edit(good, 12+15, 4), false, nil},
+		{"flag unknown", edit(good, 12+15, 8), false, nil},
+		{"gone bulk", edit(edit(edit(good, 12+13, 2), 12+14, 0), 12+15, 4), false, nil},
 		{"handler 0", edit(good, 12+17, 0), false, nil},
 		{"gone with a state", edit(good, 12+13, 2), false, nil},
 		{"ack empty", nil, true, io.ErrUnexpectedEOF},
@@ -521,6 +523,34 @@ func TestAdoptionAfterRestart(t *testing.T) {
 	c.f[3].PeerBoot(1, 2, c.now)
 	if got := c.send(1, mid, ext, int_); !cmp.Equal(got, []hop{{1, false, 2}, {2, true, 0}}) {
 		t.Errorf("after n2 heard n1's new boot: %v, want n1 → n2, passed (adopted)", got)
+	}
+	if n := c.f[2].Stats().Sym.Repl.Adoptions; n != 1 {
+		t.Errorf("n2 adopted %d flows, want 1", n)
+	}
+}
+
+// TestBulkFillAfterRestart: a node that handled flows as their
+// authoritative node restarts faster than the ring notices (the rolling
+// restart): the rows' standby hears its new boot and copies it the
+// replicas of its rows (bulk), and the restarted node, authoritative
+// again, adopts its former flows from them when their packets come.
+func TestBulkFillAfterRestart(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(2, tcp(client, server, sp, 80, tcpSYN), ext, int_) // n2: handler and authoritative node
+	c.send(2, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(2, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	c.f[3].PeerBoot(2, 1, c.now)
+	c.f[2] = newFilter(t, func(cfg *Config) { cfg.Self = 2 }) // restarted: empty
+	c.f[2].SetDirectory(c.dir)
+	c.f[3].PeerBoot(2, 2, c.now) // its first datagram after the restart
+	c.pumpSync(nil)
+	if s := c.f[2].Stats().Sym.Repl; s.BulkRcvd != 1 || s.Replicas != 1 {
+		t.Fatalf("n2 after the bulk copy: %+v, want 1 replica received in bulk", s)
+	}
+	if got := c.send(1, tcp(server, client, 80, sp, tcpACK), int_, ext); !cmp.Equal(got, []hop{{1, false, 2}, {2, true, 0}}) {
+		t.Errorf("a packet of the flow after the restart: %v, want n1 → n2, passed (adopted)", got)
 	}
 	if n := c.f[2].Stats().Sym.Repl.Adoptions; n != 1 {
 		t.Errorf("n2 adopted %d flows, want 1", n)

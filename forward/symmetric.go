@@ -93,7 +93,9 @@ type symmetric struct {
 	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
 	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
-	bootMu                                                   sync.Mutex
+	bootMu                                                   sync.Mutex // guards boots and bulkPeers
+	bulkPeers                                                []uint16   // peers to send a bulk copy to at the next resync (adopt.go bulkTo)
+	bulkSent                                                 atomic.Uint64
 	boots                                                    map[uint16]uint64 // peers' newest boot ids seen (adopt.go PeerBoot)
 }
 
@@ -327,6 +329,17 @@ func (f *Filter) SetDirectory(d *Directory) {
 		prev = nil
 	}
 	s.prev.Store(prev)
+	if prev != nil {
+		var added []uint16
+		for _, m := range d.members {
+			if m != s.self && !prev.isMember(m) {
+				added = append(added, m)
+			}
+		}
+		s.bootMu.Lock()
+		s.bulkPeers = append(s.bulkPeers, added...)
+		s.bootMu.Unlock()
+	}
 	s.dir.Store(d)
 	s.gen.Add(1)
 	members := map[uint16]bool{}

@@ -22,8 +22,11 @@ type ReplicationStatus struct {
 	// directory change has not yet re-sent every flow handled here to
 	// the flows' new authoritative nodes and standbys; ResyncTime is
 	// how long it took (or has taken so far), in seconds.
-	Resync     string  `json:"resync"`
-	ResyncTime float64 `json:"resync_s"`
+	Resync string `json:"resync"`
+	// Bulk counts replicas copied to a new or restarted owner of their
+	// row: [sent by this node, received and stored here] (the fill).
+	Bulk       [2]uint64 `json:"bulk"`
+	ResyncTime float64   `json:"resync_s"`
 	// LagUs counts acknowledged batches by the time from their oldest
 	// change to their ack: entry 0 under 1 µs, entry i from 2^(i-1) to
 	// 2^i µs; the last also counts everything longer.

@@ -435,6 +435,17 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 		total.add(c.snapshot(i))
 	}
 	r.Alive, r.ClientResets, r.ServerResets = s.Alive, s.Resets, int(srv.Resets())
+	if s.Alive < n {
+		for _, i := range survivors {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := c.l.NodeStatus(ctx, i)
+			cancel()
+			if err == nil && st.Filter != nil {
+				b, _ := json.Marshal(st.Filter)
+				fmt.Fprintf(os.Stderr, "%s %s: n%d members %v filter %s\n", mode, fault, i, st.Members, b)
+			}
+		}
+	}
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	r.StallP50ms, r.StallP99ms, r.StallMaxms = ms(s.Quantile(0.5)), ms(s.Quantile(0.99)), ms(s.Quantile(1))
 	r.Adoptions, r.ReplBytes, r.FwdBytes = total.adoptions, total.repl, total.fwd
