@@ -22,7 +22,8 @@ import (
 //   - pending: the records not sent yet, one per flow (a newer change of a
 //     flow replaces the one waiting: updates collapse);
 //   - a window of batches in flight, each under a sequence number (from 1,
-//     per boot), resent every Config.SyncResend until acknowledged; a
+//     per boot), resent after Config.SyncResend, then after twice as
+//     long each time (up to 64 times), until acknowledged; a
 //     batch that is not full waits until nothing is in flight (Nagle's
 //     rule, messages).
 //
@@ -112,8 +113,19 @@ type flight struct {
 	seq    uint64
 	queued int64 // oldest change in it
 	sent   int64
+	tries  uint8  // resends so far
 	buf    []byte // the payload, kept for resending
 }
+
+// maxBackoff caps the doubling of a batch's resend interval: 2^6 ×
+// SyncResend (1.28 s at the default).
+const maxBackoff = 6
+
+// rto is how long batch f waits for its ack since it was last sent:
+// SyncResend, doubled at every resend (as TCP's RTO, RFC 6298 5.5), so
+// a loaded peer whose acks come late is not sent every batch again every
+// SyncResend.
+func (r *replicator) rto(f *flight) int64 { return r.resend << min(f.tries, maxBackoff) }
 
 // syncPeer is the sending side towards one peer, and the acks owed to it.
 type syncPeer struct {
@@ -202,8 +214,9 @@ func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram
 		}
 		p.acks = p.acks[:0]
 		for _, f := range p.flights {
-			if now-f.sent >= r.resend {
+			if now-f.sent >= r.rto(f) {
 				f.sent = now
+				f.tries++
 				r.resends.Add(1)
 				r.bytes.Add(uint64(len(f.buf)))
 				dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
@@ -221,7 +234,7 @@ func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram
 			dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
 		}
 		for _, f := range p.flights {
-			if due := f.sent + r.resend; next == 0 || due < next {
+			if due := f.sent + r.rto(f); next == 0 || due < next {
 				next = due
 			}
 		}
@@ -237,7 +250,7 @@ func (r *replicator) build(p *syncPeer, now int64) *flight {
 	} else {
 		f = &flight{buf: make([]byte, 0, syncBatchHead+MaxSyncRecords*SyncRecordLen)}
 	}
-	f.seq, f.sent, f.queued = p.next, now, now
+	f.seq, f.sent, f.queued, f.tries = p.next, now, now, 0
 	p.next++
 	b := f.buf[:syncBatchHead]
 	binary.BigEndian.PutUint64(b, f.seq)

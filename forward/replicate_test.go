@@ -556,3 +556,26 @@ func TestBulkFillAfterRestart(t *testing.T) {
 		t.Errorf("n2 adopted %d flows, want 1", n)
 	}
 }
+
+// TestResendBackoff: a batch never acknowledged is sent again after
+// SyncResend, then after twice as long each time.
+func TestResendBackoff(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoUDP, 7000, 2, 3)
+	c.send(1, udp(client, server, sp, 7000, 10), ext, int_)
+	toN2 := func(d SyncDatagram, _ uint16) bool { return d.To == 2 } // n2 hears nothing
+	c.pumpSync(toN2)
+	r := int64(DefaultSyncResend)
+	start := c.now
+	for i, wait := range []int64{r, 2 * r, 4 * r, 8 * r} {
+		_, next := c.f[1].SyncMessages(c.now, nil)
+		if next != c.now+wait {
+			t.Fatalf("resend %d due %d ns after the last, want %d", i+1, next-c.now, wait)
+		}
+		c.now = next
+		c.pumpSync(toN2)
+	}
+	if s := c.f[1].Stats().Sym.Repl; s.Resends != 4 {
+		t.Errorf("%d resends in %v, want 4", s.Resends, c.now-start)
+	}
+}
