@@ -122,7 +122,8 @@ type row struct {
 	StallMaxms                 float64
 	Adoptions                  uint64  `json:",omitempty"`
 	ReplBytes, FwdBytes        uint64  `json:",omitempty"`
-	ReplShare                  float64 `json:",omitempty"` // replication bytes / forwarded bytes
+	ReplShare                  float64 `json:",omitempty"` // replication bytes / forwarded bytes, the whole run
+	SteadyShare                float64 `json:",omitempty"` // the same before the fault (setup and 2 s of exchanges)
 	LagP99us                   int     `json:",omitempty"` // upper bound of the bucket
 	Error                      string  `json:",omitempty"`
 }
@@ -136,7 +137,7 @@ type report struct {
 
 func (r report) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODE\tFAULT\tALIVE\tRESETS (client/server)\tSTALL p50\tp99\tmax\tADOPTED\tREPL/FWD BYTES\tLAG p99")
+	fmt.Fprintln(tw, "MODE\tFAULT\tALIVE\tRESETS (client/server)\tSTALL p50\tp99\tmax\tADOPTED\tREPL/FWD BYTES (before the fault)\tLAG p99")
 	for _, x := range r.Rows {
 		if x.Error != "" {
 			fmt.Fprintf(tw, "%s\t%s\terror: %s\n", x.Mode, x.Fault, x.Error)
@@ -144,7 +145,7 @@ func (r report) print(w io.Writer) {
 		}
 		share, lag := "-", "-"
 		if x.Mode == "stateful" {
-			share = fmt.Sprintf("%.2f %%", 100*x.ReplShare)
+			share = fmt.Sprintf("%.2f %% (%.2f %%)", 100*x.ReplShare, 100*x.SteadyShare)
 			lag = fmt.Sprintf("< %d µs", x.LagP99us)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%.0f ms\t%.0f ms\t%.0f ms\t%d\t%s\t%s\n", x.Mode, x.Fault, x.Alive, x.Conns,
@@ -382,6 +383,13 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 		return r, fmt.Errorf("before the fault: %d of %d connections alive", s.Alive, n)
 	}
 	conns.ResetStalls()
+	var steady snapshot // the connections' setup and 2 s of exchanges, before any fault
+	for _, i := range first {
+		steady.add(c.snapshot(i))
+	}
+	if steady.fwd > 0 {
+		r.SteadyShare = float64(steady.repl) / float64(steady.fwd)
+	}
 	var total snapshot
 	survivors := all
 	switch fault {
