@@ -70,7 +70,14 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 		return nil
 	}
 	f.tab.setState(e, r.state)
-	e.flags |= r.flags & (entryOrigIsA | entryFinOrig)
+	e.flags |= r.flags&(entryOrigIsA|entryFinOrig) | entryAdopted
+	if r.sender == r.handler && r.handler != sym.self {
+		sym.bootMu.Lock()
+		if len(sym.adoptedFrom) < sym.replicas.max {
+			sym.adoptedFrom[k] = origin{r.handler, r.boot}
+		}
+		sym.bootMu.Unlock()
+	}
 	e.rule = r.rule
 	e.expires = now + f.timeout[e.state]
 	sym.replicas.del(k)
@@ -269,4 +276,37 @@ func (s *symmetric) restarted(h uint16, boot uint64) bool {
 	s.bootMu.Lock()
 	defer s.bootMu.Unlock()
 	return s.boots[h] > boot
+}
+
+// origin is the handler an adopted flow was taken from, and its boot.
+type origin struct {
+	node uint16
+	boot uint64
+}
+
+// giveBack reports whether adopted flow e (key k) must go back to the
+// handler it was taken from, at the first packet after a new directory:
+// when that handler is a member again with the same boot, it was only
+// dropped from the membership for a moment (a busy node's missed ring
+// hops) and still has the flow; two handlers would each pass packets
+// and replicate. The registry then names the handler again; the caller
+// removes e without telling the replicas (the handler's are right). The
+// caller holds e's shard lock.
+func (s *symmetric) giveBack(e *entry, k Key, now int64) bool {
+	if e.regGen == uint16(s.gen.Load()) {
+		return false
+	}
+	s.bootMu.Lock()
+	o, ok := s.adoptedFrom[k]
+	back := ok && s.boots[o.node] == o.boot && s.dir.Load().isMember(o.node)
+	if back {
+		delete(s.adoptedFrom, k)
+	}
+	s.bootMu.Unlock()
+	if !back {
+		return false
+	}
+	s.reg.put(k, o.node, now+s.regTTL)
+	s.givenBack.Add(1)
+	return true
 }

@@ -75,6 +75,7 @@ type ReplStats struct {
 	Replicas  int    // flows whose state this node holds for another node now
 	Refused   uint64 // replicas refused at MaxReplicas
 	Adoptions uint64 // flows this node took over from a handler that left (adopt.go)
+	GivenBack uint64 // adopted flows given back to their handler, back in the membership with the same boot (adopt.go giveBack)
 	Resyncs   uint64 // flows registered and replicated again by the walk after a directory change or for idleness
 	BytesRcvd uint64 // payload bytes of sync batches and acks received
 	// Resyncing says the walk after the last directory change has not
@@ -461,7 +462,12 @@ func (s *symmetric) replicate(e *entry, now int64) {
 // gone queues the end of e's flow for the replicas at now. The caller
 // holds e's shard lock (table.remove).
 func (s *symmetric) gone(e *entry, now int64) {
-	if e.state == StateNone || s.noRepl {
+	if e.flags&entryAdopted != 0 {
+		s.bootMu.Lock()
+		delete(s.adoptedFrom, e.key)
+		s.bootMu.Unlock()
+	}
+	if e.state == StateNone || s.noRepl || e.flags&entryQuiet != 0 {
 		return
 	}
 	auth, standby := s.dir.Load().Lookup(e.key)
@@ -551,6 +557,7 @@ func (s *symmetric) replStats() ReplStats {
 	st.Resyncing = took < 0 || s.resyncGen.Load() != s.gen.Load()
 	st.ResyncTook = max(took, 0)
 	st.BulkSent, st.BulkRcvd = s.bulkSent.Load(), s.replicas.bulk.Load()
+	st.GivenBack = s.givenBack.Load()
 	for i := range st.Lag {
 		st.Lag[i] = r.lag[i].Load()
 	}

@@ -579,3 +579,41 @@ func TestResendBackoff(t *testing.T) {
 		t.Errorf("%d resends in %v, want 4", s.Resends, c.now-start)
 	}
 }
+
+// TestGiveBackAfterFlap: a handler dropped from the membership for a
+// moment (it never stopped: same boot) has its flow adopted by the
+// flow's authoritative node; once it is a member again, the adopter
+// gives the flow back at its next packet, and later packets go to the
+// handler again: one handler per flow.
+func TestGiveBackAfterFlap(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	for _, f := range c.f {
+		f.PeerBoot(1, 1, c.now)
+	}
+	full := c.dir
+	n1 := c.f[1]
+	c.kill(1) // n2 and n3 drop n1 for a moment; n1 keeps its flow
+	reply := tcp(server, client, 80, sp, tcpACK)
+	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, true, 0}}) {
+		t.Fatalf("during the flap: %v, want adopted and passed at n2", got)
+	}
+	c.f[1], c.dir = n1, full
+	for _, f := range c.f {
+		f.SetDirectory(full)
+	}
+	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, true, 0}}) {
+		t.Errorf("first packet after the flap: %v, want passed at n2 (giving the flow back)", got)
+	}
+	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, false, 1}, {1, true, 0}}) {
+		t.Errorf("next packet: %v, want n2 → n1, the handler again", got)
+	}
+	s := c.f[2].Stats()
+	if s.Sym.Repl.GivenBack != 1 || s.Flows != 0 {
+		t.Errorf("n2: given back %d, tracks %d flows; want 1 and 0", s.Sym.Repl.GivenBack, s.Flows)
+	}
+}

@@ -96,6 +96,8 @@ type symmetric struct {
 	bootMu                                                   sync.Mutex // guards boots and bulkPeers
 	bulkPeers                                                []uint16   // peers to send a bulk copy to at the next resync (adopt.go bulkTo)
 	bulkSent                                                 atomic.Uint64
+	adoptedFrom                                              map[Key]origin // adopted flows' former handlers, under bootMu (adopt.go giveBack)
+	givenBack                                                atomic.Uint64
 	boots                                                    map[uint16]uint64 // peers' newest boot ids seen (adopt.go PeerBoot)
 }
 
@@ -107,7 +109,7 @@ func newSymmetric(c Config) *symmetric {
 		out:        outbox{ready: make(chan struct{}, 1)},
 		defers:     newDeferrals(c.Defer),
 		repl:       newReplicator(c), noRepl: c.NoReplication,
-		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}, boots: map[uint16]uint64{}}
+		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}, boots: map[uint16]uint64{}, adoptedFrom: map[Key]origin{}}
 	return s
 }
 
