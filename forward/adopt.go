@@ -74,7 +74,7 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 	if r.sender == r.handler && r.handler != sym.self {
 		sym.bootMu.Lock()
 		if len(sym.adoptedFrom) < sym.replicas.max {
-			sym.adoptedFrom[k] = origin{r.handler, r.boot}
+			sym.adoptedFrom[k] = origin{r.handler, r.boot, now}
 		}
 		sym.bootMu.Unlock()
 	}
@@ -282,14 +282,22 @@ func (s *symmetric) restarted(h uint16, boot uint64) bool {
 type origin struct {
 	node uint16
 	boot uint64
+	at   int64 // when adopted
 }
+
+// flapWindow is how long after an adoption the flow may go back to its
+// former handler: a node dropped from the ring for a moment is back
+// within a second or two; one stopped for longer may have let the flow
+// expire meanwhile, and the adopter keeps it.
+const flapWindow = 10 * time.Second
 
 // giveBack reports whether adopted flow e (key k) must go back to the
 // handler it was taken from, at the first packet after a new directory:
-// when that handler is a member again with the same boot, it was only
-// dropped from the membership for a moment (a busy node's missed ring
-// hops) and still has the flow; two handlers would each pass packets
-// and replicate. The registry then names the handler again; the caller
+// when that handler is a member again with the same boot within
+// flapWindow of the adoption, it was only dropped from the membership for
+// a moment (a busy node's missed ring hops) and still has the flow; two
+// handlers would each pass packets and replicate. Either way the first
+// new directory after the adoption decides. The registry then names the handler again; the caller
 // removes e without telling the replicas (the handler's are right). The
 // caller holds e's shard lock.
 func (s *symmetric) giveBack(e *entry, k Key, now int64) bool {
@@ -298,8 +306,8 @@ func (s *symmetric) giveBack(e *entry, k Key, now int64) bool {
 	}
 	s.bootMu.Lock()
 	o, ok := s.adoptedFrom[k]
-	back := ok && s.boots[o.node] == o.boot && s.dir.Load().isMember(o.node)
-	if back {
+	back := ok && s.boots[o.node] == o.boot && s.dir.Load().isMember(o.node) && now-o.at < int64(flapWindow)
+	if ok {
 		delete(s.adoptedFrom, k)
 	}
 	s.bootMu.Unlock()
