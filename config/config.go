@@ -189,14 +189,17 @@ type ARPCache struct {
 	Queue int           `yaml:"queue"` // packets held per unresolved next hop
 }
 
-// Management configures the HTTP management API (the web console is not
-// built yet).
+// Management configures the HTTP management API and the web console.
 type Management struct {
 	// Listen is host:port; "" disables the management API.
 	Listen string `yaml:"listen"`
 	// TokenFile holds the bearer token clients must present. Relative
 	// paths are resolved against the config file's directory.
 	TokenFile string `yaml:"token_file"`
+	// ReadTokenFile, if set, holds a second token that may only read:
+	// status, flows, metrics and the console's read-only view (give this
+	// one to Prometheus and dashboards).
+	ReadTokenFile string `yaml:"read_token_file"`
 	// TLSCert and TLSKey, both or neither, switch the listener to HTTPS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`

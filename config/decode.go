@@ -122,7 +122,7 @@ func (c *Config) resolvePaths() {
 		return
 	}
 	dir := filepath.Dir(c.File)
-	for _, p := range []*string{&c.Cluster.KeyFile, &c.Management.TokenFile, &c.Management.TLSCert, &c.Management.TLSKey} {
+	for _, p := range []*string{&c.Cluster.KeyFile, &c.Management.TokenFile, &c.Management.ReadTokenFile, &c.Management.TLSCert, &c.Management.TLSKey} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

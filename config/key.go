@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
+	"unicode/utf8"
 )
 
 // KeySize is the length of the cluster key in bytes.
@@ -41,18 +43,78 @@ func parseKey(path string, data []byte) ([KeySize]byte, error) {
 	return key, nil
 }
 
-// ReadToken reads the management API's bearer token: the file's text,
-// surrounding white space removed, at least 16 characters.
-func ReadToken(path string) (string, error) {
-	b, err := ReadFile(path, "management.token_file", MaxSecretSize)
+// MinTokenBits is the least estimated entropy of a management token.
+const MinTokenBits = 128
+
+// ReadToken reads the management API's admin token (management.token_file);
+// see ReadTokenFor.
+func ReadToken(path string) (string, error) { return ReadTokenFor("management.token_file", path) }
+
+// ReadTokenFor reads a bearer token from path, named key in errors: the
+// file's text, surrounding white space removed. It refuses a file that
+// group or others may read or write (anyone who reads it is an operator),
+// and a token whose estimated entropy (TokenBits) is below MinTokenBits;
+// both errors say how to fix the file.
+func ReadTokenFor(key, path string) (string, error) {
+	b, err := ReadFile(path, key, MaxSecretSize)
 	if err != nil {
 		return "", fmt.Errorf("%w (write one with `ringway key generate %s`)", err, path)
 	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s %s has mode %04o, so group or others can read or change it; run `chmod 600 %s` (and chown it to the user ringway runs as)", key, path, st.Mode().Perm(), path)
+	}
 	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("management.token_file %s: the token is %d characters; use at least 16", path, len(tok))
+	if bits := TokenBits(tok); bits < MinTokenBits {
+		return "", fmt.Errorf("%s %s: the token holds about %.0f bits of entropy, fewer than %d; write a random one with `rm %s && ringway key generate %s` (64 hex characters, 256 bits)", key, path, bits, MinTokenBits, path, path)
 	}
 	return tok, nil
+}
+
+// TokenBits estimates the entropy of a token in bits, as if each character
+// were drawn at random from the smallest usual alphabet that holds all of
+// them (digits 10, hex 16, then letters, digits and punctuation), but
+// counting at most twice as many symbols as the token actually uses, so a
+// pattern such as "abababab..." scores low. 32 random hex characters score
+// 128, the 64 that `ringway key generate` writes 256.
+func TokenBits(tok string) float64 {
+	var lower, upper, digit, other, hexOnly = false, false, false, false, true
+	seen := map[rune]bool{}
+	for _, r := range tok {
+		seen[r] = true
+		switch {
+		case r >= '0' && r <= '9':
+			digit = true
+		case r >= 'a' && r <= 'z':
+			lower = true
+			hexOnly = hexOnly && r <= 'f'
+		case r >= 'A' && r <= 'Z':
+			upper = true
+			hexOnly = hexOnly && r <= 'F'
+		default:
+			other = true
+		}
+	}
+	class := 0
+	switch {
+	case !lower && !upper && !other:
+		class = 10
+	case hexOnly && !other && !(lower && upper):
+		class = 16
+	default:
+		for _, c := range []struct {
+			used bool
+			n    int
+		}{{lower, 26}, {upper, 26}, {digit, 10}, {other, 32}} {
+			if c.used {
+				class += c.n
+			}
+		}
+	}
+	class = min(class, 2*len(seen))
+	if class < 2 {
+		return 0
+	}
+	return float64(utf8.RuneCountInString(tok)) * math.Log2(float64(class))
 }
 
 // KeyWarnings lists what should be fixed about a readable key file without

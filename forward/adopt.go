@@ -123,6 +123,7 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 		f.bulkTo(p, now)
 	}
 	g := sym.gen.Load()
+	gen := uint16(g)
 	if g != sym.resyncGen.Load() {
 		// A new directory: a new pass over the whole table begins.
 		slots := 0
@@ -151,9 +152,7 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 			if e.flags&entryUsed == 0 || now >= e.expires {
 				continue
 			}
-			if sym.ownersChanged(e) || sym.refreshDue(e, now, f.timeout[e.state]) {
-				sym.register(e, e.key, now)
-				sym.replicate(e, now)
+			if (e.regGen != gen || sym.refreshDue(e, now, f.timeout[e.state])) && sym.refresh(e, e.key, now, f.timeout[e.state]) {
 				n++
 			}
 		}
@@ -188,28 +187,6 @@ func (f *Filter) Resync(now int64) {
 	f.resyncSome(now, max(256, int(f.tab.max/numShards/8)))
 }
 
-// ownersChanged reports whether e's flow must be registered and
-// replicated again because of a new directory: it was last registered
-// under an older one, and its authoritative node or standby differ now
-// (a membership change moves about 1/N of the rows: only their flows are
-// sent again). A flow whose owners did not change is marked as
-// registered under the current directory.
-func (s *symmetric) ownersChanged(e *entry) bool {
-	gen := uint16(s.gen.Load())
-	if e.regGen == gen {
-		return false
-	}
-	if prev := s.prev.Load(); prev != nil && e.regGen+1 == gen {
-		a0, s0 := prev.Lookup(e.key)
-		a1, s1 := s.dir.Load().Lookup(e.key)
-		if a0 == a1 && s0 == s1 {
-			e.regGen = gen
-			return false
-		}
-	}
-	return true
-}
-
 // PeerBoot tells the filter that node peer sent a tunnel datagram of boot
 // (authentic: the tunnel driver calls it for every boot it opens a
 // datagram of, before handing over the datagram). A newer boot than the
@@ -234,8 +211,7 @@ func (f *Filter) PeerBoot(peer uint16, boot uint64, now int64) {
 	if !known || boot <= old {
 		return // the first boot heard of (this node's own start) or nothing new
 	}
-	s.prev.Store(nil)
-	s.gen.Add(1)
+	s.view.Store(&dirView{cur: s.dir.Load(), gen: s.gen.Add(1)}) // no prev: every flow is sent again
 	s.bootMu.Lock()
 	s.bulkPeers = append(s.bulkPeers, peer)
 	s.bootMu.Unlock()

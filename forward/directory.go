@@ -131,6 +131,15 @@ func (d *Directory) Members() []uint16 {
 	return slices.Clone(d.members)
 }
 
+// has reports whether m is a member. It does not allocate.
+func (d *Directory) has(m uint16) bool {
+	if d == nil {
+		return false
+	}
+	_, ok := slices.BinarySearch(d.members, m)
+	return ok
+}
+
 // Row returns the row of flow k. It does not allocate.
 func (d *Directory) Row(k Key) uint16 {
 	if d == nil {

@@ -286,10 +286,20 @@ func (f *Filter) count(r Reason) Reason {
 func (f *Filter) forward(ip []byte, in, out int, v *via, now int64) (Reason, uint16) {
 	var p packet
 	if r, final := f.admit(ip, in, &p, now); final {
+		// A non-first fragment of a datagram whose first fragment was
+		// redirected follows it through the tunnel.
+		if r == ReasonFragment && v.redirect {
+			if to := f.frag.redirected(&p, now); to != 0 {
+				return ReasonNone, to
+			}
+		}
 		return r, 0
 	}
 	r, to := f.decide(&p, in, out, v, now)
 	if to != 0 {
+		if p.moreFrags && !f.frag.recordTo(&p, to, now) {
+			return ReasonFragFull, 0
+		}
 		return r, to
 	}
 	if p.moreFrags && !f.frag.record(&p, r == ReasonNone, now) {

@@ -16,6 +16,7 @@ type fragKey struct {
 
 type fragEntry struct {
 	pass    bool
+	to      uint16 // symmetric routing: the first fragment was redirected to this node, and so are the others
 	expires int64
 }
 
@@ -47,6 +48,35 @@ func (f *frags) record(p *packet, pass bool, now int64) bool {
 	}
 	f.m[k] = fragEntry{pass: pass, expires: now + fragTimeout}
 	return true
+}
+
+// recordTo stores that p's datagram, whose first fragment is p, was
+// redirected to node to: its other fragments go there too (they have no
+// L4 header to find their flow by). False when the tracker is full.
+func (f *frags) recordTo(p *packet, to uint16, now int64) bool {
+	k := f.key(p)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.m[k]; !ok && len(f.m) >= f.max {
+		f.expire(now)
+		if len(f.m) >= f.max {
+			return false
+		}
+	}
+	f.m[k] = fragEntry{to: to, expires: now + fragTimeout}
+	return true
+}
+
+// redirected returns the node p's datagram was redirected to, 0 if none
+// (or its first fragment was not seen).
+func (f *frags) redirected(p *packet, now int64) uint16 {
+	k := f.key(p)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e, ok := f.m[k]; ok && now < e.expires {
+		return e.to
+	}
+	return 0
 }
 
 // verdict returns the recorded verdict of p's datagram: found is false

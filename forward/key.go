@@ -1,5 +1,7 @@
 package forward
 
+import "net/netip"
+
 // IP protocol numbers.
 const (
 	protoICMP = 1
@@ -76,4 +78,12 @@ func (k *Key) get(b []byte) {
 	k.PA = uint16(b[8])<<8 | uint16(b[9])
 	k.PB = uint16(b[10])<<8 | uint16(b[11])
 	k.Proto = b[12]
+}
+
+// KeyOf returns the canonical key of the flow of a packet of protocol
+// proto from src to dst (IPv4 addresses; ICMP echo: both ports the echo
+// identifier): the key the directory and the tunnel know the flow by.
+func KeyOf(proto uint8, src, dst netip.AddrPort) Key {
+	k, _ := keyOf(proto, src.Addr().As4(), dst.Addr().As4(), src.Port(), dst.Port())
+	return k
 }

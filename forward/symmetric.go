@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +59,8 @@ type SymStats struct {
 	HintsRefused    uint64 // hints refused at MaxHints
 	OutboxDropped   uint64 // registers, hints and acks dropped because the tunnel driver fell behind
 	Generation      uint32 // directories installed (SetDirectory)
+	Epoch           uint64 // this node's membership epoch (SetMembership), 0 before one
+	HintsStale      uint64 // hints refused: from an older epoch, or naming a node not a member here
 	Acked           uint64 // acks queued (registers taken, as authoritative node)
 	Defer           DeferStats
 	Repl            ReplStats // state replication and adoption (replicate.go, adopt.go)
@@ -70,13 +71,12 @@ type SymStats struct {
 type symmetric struct {
 	self       uint16
 	dir        atomic.Pointer[Directory]
-	prev       atomic.Pointer[Directory] // the directory before dir (adopt.go ownersChanged)
-	gen        atomic.Uint32             // bumped by SetDirectory
-	reg        flowMap                   // authoritative side: flow → handler
-	hints      flowMap                   // arriving side: flow → handler
-	regTTL     int64                     // ns
-	hintTTL    int64                     // ns
-	refreshSec uint32                    // register again after this many seconds of activity
+	gen        atomic.Uint32 // bumped by SetDirectory
+	reg        flowMap       // authoritative side: flow → handler
+	hints      flowMap       // arriving side: flow → handler
+	regTTL     int64         // ns
+	hintTTL    int64         // ns
+	refreshSec uint32        // register again after this many seconds of activity
 	out        outbox
 	defers     *deferrals
 	repl       *replicator    // replicate.go
@@ -99,6 +99,10 @@ type symmetric struct {
 	adoptedFrom                                              map[Key]origin // adopted flows' former handlers, under bootMu (adopt.go giveBack)
 	givenBack                                                atomic.Uint64
 	boots                                                    map[uint16]uint64 // peers' newest boot ids seen (adopt.go PeerBoot)
+	staleHints                                               atomic.Uint64
+
+	epoch atomic.Uint64           // SetMembership's; 0: none
+	view  atomic.Pointer[dirView] // the last two directories (refresh)
 }
 
 func newSymmetric(c Config) *symmetric {
@@ -144,7 +148,12 @@ func (s *symmetric) redirect(k Key, auth uint16, v via, now int64, hint bool) ui
 		}
 		return 0
 	}
-	if v.hops != 1 || auth != s.self {
+	// Any node that knows the handler sends a packet of hops 1 on, not
+	// only the authoritative node: a sender still on the previous
+	// membership (an older epoch) sends to the node that was
+	// authoritative then, whose registry still has the flow until it
+	// expires.
+	if v.hops != 1 {
 		return 0
 	}
 	h := s.handlerOf(k, now)
@@ -171,15 +180,46 @@ func (s *symmetric) register(e *entry, k Key, now int64) bool {
 	return false
 }
 
-// refresh registers flow k again, and replicates its state, when the
-// directory changed since its last register or a refresh is due
-// (refreshDue: a quarter of the flow's timeout or of the registry's TTL,
-// of activity; idle flows are refreshed by resyncSome).
-func (s *symmetric) refresh(e *entry, k Key, now, timeout int64) {
-	if s.ownersChanged(e) || s.refreshDue(e, now, timeout) {
+// refresh registers flow k again, and replicates its state, when a
+// refresh is due (refreshDue: a quarter of the flow's timeout or of the
+// registry's TTL, of activity; idle flows are refreshed by resyncSome) or
+// when the directory changed since its last register and gave k's row
+// another authoritative node (register and replicate) or only another
+// standby (replicate): a membership change costs work for the rows it
+// moved only (about 1/N of the flows for each role). It reports whether it
+// sent anything.
+func (s *symmetric) refresh(e *entry, k Key, now, timeout int64) bool {
+	if s.refreshDue(e, now, timeout) {
 		s.register(e, k, now)
 		s.replicate(e, now)
+		return true
 	}
+	g := uint16(s.gen.Load())
+	if e.regGen == g {
+		return false
+	}
+	if v := s.view.Load(); v != nil && uint16(v.gen) == g && e.regGen == g-1 {
+		a, sa := v.prev.Lookup(k)
+		b, sb := v.cur.Lookup(k)
+		if a == b {
+			e.regGen = g
+			if sa == sb {
+				return false
+			}
+			s.replicate(e, now)
+			return true
+		}
+	}
+	s.register(e, k, now)
+	s.replicate(e, now)
+	return true
+}
+
+// dirView is the directory installed by SetDirectory generation gen and
+// the one before it, so that refresh can tell which rows moved.
+type dirView struct {
+	prev, cur *Directory
+	gen       uint32
 }
 
 // via says how a packet reached the filter: from == 0 on a link, else
@@ -322,19 +362,14 @@ func (f *Filter) SetDirectory(d *Directory) {
 	if s == nil {
 		return
 	}
-	// Before the generation moves (adopt.go ownersChanged). The same
-	// members again may hide a member's restart (it left and joined
-	// between two committed memberships, or the ring re-formed): its
-	// replicas are gone, so every flow is sent again (no prev).
-	prev := s.dir.Load()
-	if prev != nil && slices.Equal(prev.members, d.members) {
-		prev = nil
-	}
-	s.prev.Store(prev)
-	if prev != nil {
+	old := s.dir.Swap(d)
+	s.view.Store(&dirView{prev: old, cur: d, gen: s.gen.Add(1)})
+	if old != nil {
+		// Members new to this directory get a bulk copy of the replicas
+		// of their rows (adopt.go bulkTo).
 		var added []uint16
 		for _, m := range d.members {
-			if m != s.self && !prev.isMember(m) {
+			if m != s.self && !old.isMember(m) {
 				added = append(added, m)
 			}
 		}
@@ -342,14 +377,31 @@ func (f *Filter) SetDirectory(d *Directory) {
 		s.bulkPeers = append(s.bulkPeers, added...)
 		s.bootMu.Unlock()
 	}
-	s.dir.Store(d)
-	s.gen.Add(1)
 	members := map[uint16]bool{}
 	for _, m := range d.Members() {
 		members[m] = true
 	}
 	s.hints.forget(func(n uint16) bool { return members[n] })
 	s.repl.retain(func(n uint16) bool { return members[n] })
+}
+
+// SetMembership installs the flow directory d of the committed membership
+// whose epoch is epoch (MembershipEpoch): SetDirectory, and the epoch this
+// node puts in its tunnel datagrams and judges received ones by (Step).
+func (f *Filter) SetMembership(d *Directory, epoch uint64) {
+	if f.sym == nil {
+		return
+	}
+	f.sym.epoch.Store(epoch)
+	f.SetDirectory(d)
+}
+
+// Epoch returns this node's membership epoch, 0 before SetMembership.
+func (f *Filter) Epoch() uint64 {
+	if f.sym == nil {
+		return 0
+	}
+	return f.sym.epoch.Load()
 }
 
 // Step takes a register, a hint or an ack that the tunnel brought (opened
@@ -373,6 +425,15 @@ func (f *Filter) Step(h TunnelHeader, now int64) {
 			s.out.push(TunnelHeader{Type: TypeAck, Receiver: h.Sender, Handler: h.Handler, Flow: h.Flow})
 		}
 	case TypeHint:
+		// A hint from an older epoch may name a handler that has left
+		// and come back without the flow since; one naming a node that
+		// is not a member here would be dropped by the next
+		// SetDirectory anyway. Refused: the flow's next packet goes the
+		// long way and its authoritative node hints again.
+		if CompareEpoch(s.epoch.Load(), h.Epoch) == EpochStale || !s.dir.Load().has(h.Handler) {
+			s.staleHints.Add(1)
+			return
+		}
 		if h.Handler != s.self {
 			s.hints.put(h.Flow, h.Handler, now+s.hintTTL)
 		}
@@ -429,5 +490,6 @@ func (f *Filter) symStats() SymStats {
 	return SymStats{Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
 		Registry: s.reg.len(), RegistryRefused: s.reg.refused.Load(), Hints: s.hints.len(),
 		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load(),
-		Acked: s.acked.Load(), Defer: s.defers.stats(), Repl: s.replStats()}
+		Acked: s.acked.Load(), Defer: s.defers.stats(), Epoch: s.epoch.Load(), HintsStale: s.staleHints.Load(),
+		Repl: s.replStats()}
 }

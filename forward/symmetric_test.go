@@ -306,7 +306,18 @@ func TestSymmetricBoundsAndExpiry(t *testing.T) {
 	// flow's own timeout, an hour here, is longer; replicate_test.go
 	// covers the shorter one).
 	c = newSymCluster(t, func(cfg *Config) { cfg.RegistryTTL = 40 * time.Second; cfg.Timeouts.UDP = time.Hour })
+	ck := [32]byte{7}
+	key, _ := DirectoryKey(ck[:])
+	without2 := NewDirectory(key, []uint16{1, 3})
 	sp := c.portWithAuth(protoUDP, 7000, 2)
+	for ; ; sp++ { // authoritative n2, and n3 once n2 has left
+		k, _ := keyOf(protoUDP, client.As4(), server.As4(), sp, 7000)
+		a, _ := c.dir.Lookup(k)
+		b, _ := without2.Lookup(k)
+		if a == 2 && b == 3 {
+			break
+		}
+	}
 	out := udp(client, server, sp, 7000, 10)
 	count := func() int {
 		n := 0
@@ -328,10 +339,20 @@ func TestSymmetricBoundsAndExpiry(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Errorf("%d registers after a quarter of the TTL, want 2", n)
 	}
+	// A new directory that leaves the flow's row where it was: no
+	// register; one that moves it (n2 leaves): a register.
 	c.f[1].SetDirectory(c.dir)
 	c.send(1, out, ext, int_)
+	if n := count(); n != 2 {
+		t.Errorf("%d registers after a new directory with the row unmoved, want still 2", n)
+	}
+	c.dir = without2
+	for _, f := range c.f {
+		f.SetDirectory(c.dir)
+	}
+	c.send(1, out, ext, int_)
 	if n := count(); n != 3 {
-		t.Errorf("%d registers after a new directory, want 3", n)
+		t.Errorf("%d registers after a new directory that moved the row, want 3", n)
 	}
 }
 

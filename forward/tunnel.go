@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // The tunnel carries packets and flow ownership between nodes (DESIGN.md
@@ -48,6 +49,9 @@ const (
 	// counting the outer IPv4 and UDP headers (28 bytes): the path MTU of a
 	// tunnelled flow is the link MTU less 76 bytes.
 	DataOverhead = HeaderLen + TagLen
+	// TunnelOverhead is what carrying a packet through the tunnel adds on
+	// the wire: DataOverhead and the outer IPv4 (20) and UDP (8) headers.
+	TunnelOverhead = DataOverhead + 28
 	// MaxPayload is the largest payload: an IPv4 packet's largest total
 	// length.
 	MaxPayload = 65535
@@ -120,7 +124,7 @@ type TunnelHeader struct {
 	Hops     uint8  // data: tunnel hops taken, this one included (1..MaxHops); 0 otherwise
 	Sender   uint16 // node id of the sender
 	Receiver uint16 // node id it is for: a datagram cannot be replayed to another node
-	Epoch    uint64 // the sender's membership epoch; checking it is the caller's business
+	Epoch    uint64 // the sender's membership epoch (MembershipEpoch); 0: none. Judged by the receiver's filter (Step), not by Open
 	Boot     uint64 // the sender's boot id: its datagram key is per boot (seal.go)
 	Counter  uint64 // per-boot datagram number, from 1; the GCM nonce and the replay window's index
 	Handler  uint16 // register, hint and ack: the node that handles Flow
@@ -290,4 +294,67 @@ func TunnelDrops() []TunnelDrop {
 		rs = append(rs, r)
 	}
 	return rs
+}
+
+// Membership epochs. Every datagram carries its sender's membership epoch
+// (header bytes 8-15): which committed membership, and so which flow
+// directory, the sender acted on. An epoch is
+//
+//	seq << 24 | digest
+//
+// where digest is 24 bits of FNV-1a over the member ids, sorted, and seq
+// (40 bits) the ring's token sequence number at which the sender installed
+// that membership. Two nodes with the same members build the same
+// directory, so they are in the same epoch when their digests agree, even
+// though each installed the membership at its own seq (the token reaches
+// them one hop apart). When the digests differ, the seqs order the two:
+// the ring's seq never goes back, and a newer membership is installed
+// after an older one on every node, so the lower seq is the older
+// membership. 0 is no epoch (a node without a committed membership): it is
+// never judged.
+const epochDigestBits = 24
+
+// MembershipEpoch returns the epoch of members (node ids in any order),
+// installed at the ring's token sequence number seq.
+func MembershipEpoch(seq uint64, members []uint16) uint64 {
+	ms := slices.Clone(members)
+	slices.Sort(ms)
+	ms = slices.Compact(ms)
+	h := uint32(2166136261)
+	for _, m := range ms {
+		h = (h ^ uint32(m>>8)) * 16777619
+		h = (h ^ uint32(m&0xff)) * 16777619
+	}
+	e := seq<<epochDigestBits | uint64(h)&(1<<epochDigestBits-1)
+	return max(e, 1)
+}
+
+// EpochOrder is how a datagram's epoch compares with the receiver's.
+type EpochOrder uint8
+
+// Epoch orders, from the receiver's point of view.
+const (
+	EpochUnknown EpochOrder = iota // either epoch is 0: not judged
+	EpochSame                      // same members: the same directory
+	EpochStale                     // the sender acted on an older membership
+	EpochFuture                    // the sender knows a newer membership than the receiver
+)
+
+func (o EpochOrder) String() string {
+	return [...]string{"unknown", "same", "stale", "future"}[min(o, EpochFuture)]
+}
+
+// CompareEpoch says how the epoch theirs of a received datagram compares
+// with mine, the receiver's.
+func CompareEpoch(mine, theirs uint64) EpochOrder {
+	const digest = 1<<epochDigestBits - 1
+	switch {
+	case mine == 0 || theirs == 0:
+		return EpochUnknown
+	case mine&digest == theirs&digest:
+		return EpochSame
+	case theirs>>epochDigestBits < mine>>epochDigestBits:
+		return EpochStale
+	}
+	return EpochFuture
 }

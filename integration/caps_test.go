@@ -49,7 +49,7 @@ func TestDroppedCapsAndSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"msg=\"dropped capabilities\"", "SIGHUP: the file is valid; live reload is not built yet, restart the node to apply it", "msg=stopped"} {
+	for _, want := range []string{"msg=\"dropped capabilities\"", "msg=\"reload: unchanged\"", "msg=stopped"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("n1's log lacks %q:\n%s", want, b)
 		}

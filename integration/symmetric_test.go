@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,8 +49,14 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	srv := func(port int) string { return netip.AddrPortFrom(lab.ServerAddr, uint16(port)).String() }
 
 	// UDP: 200 datagrams on one flow, each echoed (sizes up to a full
-	// MTU, so the tunnel's datagrams are fragmented by the kernel), and
-	// 20 flows of one exchange each: nothing lost.
+	// MTU), and 20 flows of one exchange each: nothing lost. The replies
+	// cross the tunnel, which carries packets of up to 1424 bytes: the
+	// first larger reply (DF, as Linux sends UDP) is answered with ICMP
+	// fragmentation needed (router/mss.go), and from then on the server
+	// fragments its large replies itself; the fragments follow their first
+	// fragment through the tunnel. That first reply is the one loss path
+	// MTU discovery costs: each datagram is sent again once if its echo
+	// does not come, and at most one may need it.
 	var uc net.Conn
 	if err := l.Do(l.Client(), func() (err error) {
 		uc, err = net.Dial("udp4", srv(7000))
@@ -57,21 +65,35 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer uc.Close()
-	lost := 0
+	lost, retried := 0, 0
 	b := make([]byte, 2000)
-	for i := range 200 {
-		msg := bytes.Repeat([]byte{byte(i)}, 1+i*1471/199) // 1 to 1472 bytes: up to a 1500-byte packet
-		uc.SetDeadline(time.Now().Add(2 * time.Second))
+	echoed := func(msg []byte) bool {
+		uc.SetDeadline(time.Now().Add(time.Second))
 		if _, err := uc.Write(msg); err != nil {
 			t.Fatal(err)
 		}
-		n, err := uc.Read(b)
-		if err != nil || !bytes.Equal(b[:n], msg) {
-			lost++
+		for {
+			n, err := uc.Read(b)
+			if err != nil {
+				return false
+			}
+			if bytes.Equal(b[:n], msg) {
+				return true
+			}
 		}
 	}
-	if lost != 0 {
-		t.Errorf("UDP echo through split owners: %d of 200 lost or wrong", lost)
+	for i := range 200 {
+		msg := bytes.Repeat([]byte{byte(i)}, 1+i*1471/199) // 1 to 1472 bytes: up to a 1500-byte packet
+		if !echoed(msg) {
+			retried++
+			if !echoed(msg) {
+				lost++
+			}
+		}
+	}
+	t.Logf("UDP echo: %d of 200 datagrams sent twice (path MTU discovery), %d lost", retried, lost)
+	if lost != 0 || retried > 1 {
+		t.Errorf("UDP echo through split owners: %d of 200 sent twice, %d lost; want at most 1 sent twice (path MTU discovery) and none lost", retried, lost)
 	}
 	// 20 new flows of one exchange each, one try each: the first reply
 	// of a new flow whose authoritative node is n2 would overtake the
@@ -84,10 +106,22 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		}
 	}
 
-	// TCP: 4 MB echoed back whole (replies of full MTU size through the
-	// tunnel).
+	// TCP: 4 MB echoed back whole (replies of full segments through the
+	// tunnel). The MSS both ends announced was clamped to fit the tunnel
+	// (router/mss.go), so no tunnel datagram is fragmented: neither node's
+	// kernel creates a fragment during the transfer.
+	frags := func() (n uint64) {
+		for _, i := range []int{1, 2} {
+			n += ipCounter(t, l, l.Node(i), "FragCreates")
+		}
+		return n
+	}
+	fragsBefore := frags()
 	if err := tcpEcho(l, l.Client(), srv(80), 4<<20); err != nil {
 		t.Errorf("TCP echo of 4 MB through split owners: %v", err)
+	}
+	if n := frags() - fragsBefore; n != 0 {
+		t.Errorf("the nodes' kernels created %d IP fragments during the TCP transfer, want none (MSS clamped to the tunnel)", n)
 	}
 
 	// A connection the server opens to the client stays blocked.
@@ -214,4 +248,37 @@ func tcpEcho(l *lab.Lab, ns, dst string, size int) error {
 		return fmt.Errorf("the %d bytes read back differ from those written", size)
 	}
 	return nil
+}
+
+// ipCounter returns the counter name of the "Ip:" lines of
+// /proc/net/snmp in namespace ns (RFC 4293 ipSystemStats: FragCreates,
+// ReasmReqds, ...).
+func ipCounter(t *testing.T, l *lab.Lab, ns, name string) uint64 {
+	t.Helper()
+	var b []byte
+	if err := l.Do(ns, func() (err error) {
+		b, err = os.ReadFile("/proc/thread-self/net/snmp") // this thread's namespace
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Ip:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == name && i < len(f) {
+				v, _ := strconv.ParseUint(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	t.Fatalf("no Ip counter %s in %s's /proc/net/snmp", name, ns)
+	return 0
 }

@@ -134,6 +134,9 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 
+	if err := l.staticNeighbors(); err != nil {
+		return err
+	}
 	if l.spec.WireChecksums {
 		for _, ns := range []string{l.Client(), l.Server()} {
 			for _, o := range []Offload{OffloadTxChecksum, OffloadSG, OffloadTSO, OffloadGSO} {

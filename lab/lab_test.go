@@ -85,6 +85,32 @@ func TestSpecValidate(t *testing.T) {
 	}
 }
 
+func TestNodeAddresses(t *testing.T) {
+	// DESIGN.md "The reference lab": .i up to n9, .i+10 from n10 on, so no
+	// node collides with the client/server (.10) or the VIPs (.91-.94).
+	for _, tt := range []struct {
+		i        int
+		ext, int string
+	}{{1, "203.0.113.1", "198.51.100.1"}, {9, "203.0.113.9", "198.51.100.9"}, {10, "203.0.113.20", "198.51.100.20"}, {64, "203.0.113.74", "198.51.100.74"}} {
+		if got := NodeExt(tt.i).String(); got != tt.ext {
+			t.Errorf("NodeExt(%d) = %s, want %s", tt.i, got, tt.ext)
+		}
+		if got := NodeInt(tt.i).String(); got != tt.int {
+			t.Errorf("NodeInt(%d) = %s, want %s", tt.i, got, tt.int)
+		}
+	}
+	seen := map[netip.Addr]int{ClientAddr: 0, ExtGateway: 0}
+	for _, v := range VIPs(ExtPrefix) {
+		seen[v] = 0
+	}
+	for i := 1; i <= MaxNodes; i++ {
+		if j, dup := seen[NodeExt(i)]; dup {
+			t.Errorf("node %d's address %s is taken (by node %d, 0 = client or VIP)", i, NodeExt(i), j)
+		}
+		seen[NodeExt(i)] = i
+	}
+}
+
 func TestNames(t *testing.T) {
 	l := &Lab{spec: Spec{Prefix: "p", Nodes: 2}}
 	want := []string{"p-sw", "p-client", "p-server", "p-n1", "p-n2"}

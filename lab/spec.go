@@ -31,18 +31,29 @@ const (
 	BridgeInt = "br-int"
 )
 
-// MaxNodes is the largest lab: node i has address .i on both subnets, and .10
-// belongs to the client and the server.
-const MaxNodes = 9
+// MaxNodes is the largest lab: node i has address .i on both subnets for
+// i ≤ 9 and .(i+10) for i ≥ 10 (.10 belongs to the client and the server,
+// .91-.94 are the VIPs), as DESIGN.md "The reference lab" lays out.
+const MaxNodes = 64
+
+// hostByte is node i's last address byte on both subnets.
+func hostByte(i int) byte {
+	if i <= 9 {
+		return byte(i)
+	}
+	return byte(i + 10)
+}
 
 // DefaultStateDir holds one directory per lab: lab.json, pids, logs.
 const DefaultStateDir = "/run/ringway-lab"
 
-// NodeExt returns node i's primary address on the external subnet (203.0.113.i).
-func NodeExt(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}) }
+// NodeExt returns node i's primary address on the external subnet
+// (203.0.113.i, or .i+10 for i ≥ 10).
+func NodeExt(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, hostByte(i)}) }
 
-// NodeInt returns node i's primary address on the internal subnet (198.51.100.i).
-func NodeInt(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}) }
+// NodeInt returns node i's primary address on the internal subnet
+// (198.51.100.i, or .i+10 for i ≥ 10).
+func NodeInt(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, hostByte(i)}) }
 
 // VIPs returns the lab's VIPs .91-.94 on the given subnet prefix (ExtPrefix or IntPrefix).
 func VIPs(subnet netip.Prefix) []netip.Addr {
@@ -143,7 +154,7 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("lab prefix %q: use 1-24 letters, digits, '_' or '-'", s.Prefix)
 	}
 	if s.Nodes < 1 || s.Nodes > MaxNodes {
-		return fmt.Errorf("lab nodes %d: must be 1..%d (node i has address .i; .10 is the client/server)", s.Nodes, MaxNodes)
+		return fmt.Errorf("lab nodes %d: must be 1..%d (node i has address .i, or .i+10 from n10 on; .10 is the client/server, .91-.94 the VIPs)", s.Nodes, MaxNodes)
 	}
 	if s.StopGrace < 0 {
 		return fmt.Errorf("lab stop grace %v: must not be negative", s.StopGrace)

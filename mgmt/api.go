@@ -48,9 +48,71 @@ type Status struct {
 	// Filter is this node's stateful filter; nil when the node does not
 	// report one.
 	Filter *FilterStatus `json:"filter,omitempty"`
+	// Switches are the cluster's runtime switches (L.BAL, AUTO); nil
+	// before the node has committed a state.
+	Switches *Switches `json:"switches,omitempty"`
 	// Events are the last membership changes this node saw, oldest first,
 	// each with its cause (at most 32).
 	Events []MembershipEvent `json:"events,omitempty"`
+	// NodeStates is every node of the node map with its state and load, in
+	// ring order.
+	NodeStates []NodeState `json:"node_states,omitempty"`
+	// Links is the traffic of this node's subnet NICs, bytes/s averaged
+	// over the last second.
+	Links []LinkLoad `json:"links,omitempty"`
+	// Moves are the last VIP moves this node saw, oldest first, each with
+	// its reason (at most 32).
+	Moves []VIPMove `json:"moves,omitempty"`
+	// Ops are the last operator operations queued at this node, oldest
+	// first, with their outcome once the ring applied or refused them.
+	Ops []OpStatus `json:"ops,omitempty"`
+	// Balancing (L.BAL) says load balancing may move VIPs; Auto says a
+	// node that comes back takes VIPs by itself (Switches, set with
+	// `ringway cluster balance|auto on|off`).
+	Balancing bool          `json:"balancing"`
+	Auto      bool          `json:"auto"`
+	Config    *ConfigStatus `json:"config,omitempty"` // the config epoch and file hashes (reload.go)
+}
+
+// NodeState is one node of the node map as the console shows it.
+type NodeState struct {
+	ID string `json:"id"`
+	// State is member, alone (the only member), closed (by an operator),
+	// unhealthy (its monitors fail) or down (not in the ring).
+	State string `json:"state"`
+	// Load is the sum of the rates of the VIPs it owns, bytes/s, as
+	// carried on the token.
+	Load uint64 `json:"load_bps"`
+	VIPs int    `json:"vips"` // VIPs it answers
+}
+
+// LinkLoad is one NIC's traffic in bytes/s.
+type LinkLoad struct {
+	Name string `json:"name"`
+	Rx   uint64 `json:"rx_bps"`
+	Tx   uint64 `json:"tx_bps"`
+}
+
+// VIPMove is a VIP changing owner, as one node saw the table change.
+type VIPMove struct {
+	Time time.Time  `json:"time"`
+	VIP  netip.Addr `json:"vip"`
+	From string     `json:"from"` // "" when it had no owner
+	To   string     `json:"to"`   // "" when nobody answers it now
+	// Reason is failover (its owner left the ring), operator (a move,
+	// preference or close by an operator), handover (its owner was closed
+	// or became unhealthy), preference (back to its preferred node),
+	// assign (it had no owner) or balancing.
+	Reason string `json:"reason"`
+}
+
+// OpStatus is an operator operation queued at the node answering.
+type OpStatus struct {
+	ID    uint64    `json:"id"`
+	Desc  string    `json:"desc"`  // "vip move 203.0.113.91 n2"
+	State string    `json:"state"` // queued, applied (on the token), refused
+	Error string    `json:"error,omitempty"`
+	Time  time.Time `json:"time"` // when it was queued
 }
 
 // MembershipEvent is one change of the membership as one node saw it.
@@ -108,6 +170,14 @@ type TunnelStatus struct {
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Peers counts data packets by peer node id: [sent, received].
 	Peers map[string][2]uint64 `json:"peers,omitempty"`
+	// Epoch is this node's membership epoch (docs/forward.md "Membership
+	// epochs"); EpochStale and EpochFuture count datagrams from senders
+	// on an older or a newer membership; HintsStale the hints refused
+	// for an older epoch or a handler that is not a member.
+	Epoch       uint64 `json:"epoch"`
+	EpochStale  uint64 `json:"epoch_stale"`
+	EpochFuture uint64 `json:"epoch_future"`
+	HintsStale  uint64 `json:"hints_stale"`
 	// Replication is state replication and fail-over (replication.go).
 	Replication *ReplicationStatus `json:"replication,omitempty"`
 }
@@ -135,6 +205,9 @@ type VIP struct {
 	Persistence string     `json:"persistence"`
 	Group       string     `json:"group,omitempty"`
 	Closed      bool       `json:"closed,omitempty"`
+	// Rate is its traffic in bytes/s as its owner measured it (carried on
+	// the token; see docs/console.md for what is counted).
+	Rate uint64 `json:"rate_bps"`
 }
 
 // Lookup returns the row of vip in the status's VIP table.
@@ -201,6 +274,13 @@ func (op NodeOp) Validate() error {
 		return errors.New("no node given")
 	}
 	return nil
+}
+
+// OpQueuer is a Backend that names each queued operation; the API then
+// answers its id, which Status.Ops follows to applied or refused.
+type OpQueuer interface {
+	QueueVIP(op VIPOp) (uint64, error)
+	QueueNode(op NodeOp) (uint64, error)
 }
 
 // ErrNotFound is what a Backend returns (wrapped) for an unknown VIP or node;

@@ -166,7 +166,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Token: testToken}, errors.New("no listen address")},
 		{Config{Listen: "127.0.0.1:0", Token: "short"}, errors.New("at least 16")},
 		{Config{Listen: "127.0.0.1:0", Token: testToken, TLSCert: "c.pem"}, errors.New("both")},
-		{Config{Listen: "127.0.0.1:0", Token: testToken, MaxConns: -1}, errors.New("MaxConns is -1")},
+		{Config{Listen: "127.0.0.1:0", Token: testToken, MaxConns: -1}, errors.New("MaxConns -1")},
 	} {
 		err := tc.cfg.validate()
 		if (err == nil) != (tc.want == nil) || (err != nil && !strings.Contains(err.Error(), tc.want.Error())) {

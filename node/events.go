@@ -59,6 +59,7 @@ func (n *Node) membershipEvent(ev ring.Event, now time.Time) bool {
 		RingID: ev.RingID, Members: n.nameList(ev.Members),
 	}
 	n.events.add(me)
+	n.moveLog.membership(me.Kind)
 	attrs := []any{"change", me.Kind, "cause", me.Cause, "members", me.Members, "ring", fmt.Sprintf("%04x", ev.RingID&0xffff)}
 	if me.Learnt {
 		attrs = append(attrs, "learnt", true)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/ringway/ringway/ring"
@@ -40,6 +39,7 @@ func (n *Node) reportLocal(ctx context.Context) error {
 		appC = n.app.Changed()
 	}
 	prev := map[netip.Addr]uint64{}
+	var prevLinks map[string][2]uint64
 	last := time.Now()
 	var load []byte
 	var sent *ring.Local
@@ -66,7 +66,16 @@ func (n *Node) reportLocal(ctx context.Context) error {
 			dt := now.Sub(last).Seconds()
 			last = now
 			rates := ringstate.Load{}
-			for _, v := range n.plane.Stats().VIPs {
+			stats := n.plane.Stats()
+			links, order := map[string][2]uint64{}, []string{}
+			for _, l := range stats.Links {
+				links[l.Name] = [2]uint64{l.RxBytes, l.TxBytes}
+				order = append(order, l.Name)
+			}
+			ll := linkRates(prevLinks, links, order, time.Duration(dt*float64(time.Second)))
+			n.linkLoad.Store(&ll)
+			prevLinks = links
+			for _, v := range stats.VIPs {
 				if old, ok := prev[v.VIP]; ok && v.Owned && v.Bytes >= old && dt > 0 {
 					rates[v.VIP] = uint64(float64(v.Bytes-old) / dt)
 				}
@@ -79,34 +88,4 @@ func (n *Node) reportLocal(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// opLog remembers what each pending proposal was, for the log line that
-// reports its outcome (ring.EventApplied, ring.EventRefused).
-type opLog struct {
-	mu  sync.Mutex
-	ops map[uint64]string
-}
-
-func (l *opLog) add(id uint64, desc string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ops == nil || len(l.ops) > 2*ring.MaxProposals {
-		// Outcomes can be lost (a full event queue): forget old entries
-		// rather than grow.
-		l.ops = map[uint64]string{}
-	}
-	l.ops[id] = desc
-}
-
-// done returns the description of proposal id and forgets it.
-func (l *opLog) done(id uint64) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	d, ok := l.ops[id]
-	if !ok {
-		return "?"
-	}
-	delete(l.ops, id)
-	return d
 }

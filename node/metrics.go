@@ -72,6 +72,14 @@ var (
 	mTunRedirect = desc("tunnel_redirects_total", "Packets this node's filter sent to another node (the flow's authoritative node or handler).")
 	mTunMessages = desc("tunnel_messages_total", "Registers, hints and register acknowledgements.", "type", "direction")
 	mTunDrops    = desc("tunnel_drops_total", "Tunnel datagrams refused or packets the tunnel could not carry, by reason.", "reason")
+	mChangeCause = desc("membership_changes_by_cause_total", "Membership changes this node saw, by cause (formed, dropped, joined, merged, regenerated, left, stale, changed).", "cause")
+	mVIPMoves    = desc("vip_moves_total", "VIP owner changes this node saw in committed states, by inferred reason (failover, operator, handover, preference, assign, balancing).", "reason")
+	mVIPRate     = desc("vip_rate_bytes_per_second", "The VIP's traffic as its owner measured it, carried on the token.", "vip", "owner")
+	mNodeLoad    = desc("node_load_bytes_per_second", "Sum of the rates of the VIPs a node owns, as carried on the token.", "node")
+	mLinkRate    = desc("router_link_bytes_per_second", "This node's NIC traffic over the last second.", "nic", "direction")
+	mAuthFail    = desc("mgmt_auth_failures_total", "Wrong tokens presented to the management API.")
+	mAuthLocked  = desc("mgmt_auth_locked_out_total", "Management requests refused unchecked because their address sent too many wrong tokens.")
+	mSwitch      = desc("switch_on", "1 while the cluster switch is on (balance: L.BAL, auto: AUTO), as this node last committed it.", "switch")
 	mDeferred    = desc("filter_deferred_packets_total", "First packets of new flows held until their register was acknowledged, by outcome.", "outcome")
 )
 
@@ -105,6 +113,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if st := n.state.Load(); st != nil {
 		gauge(mMembers, float64(len(st.Members)))
 		gauge(mNoQuorum, b2f(st.NoQuorum))
+		sw := n.holder.Switches(st.Carriages)
+		gauge(mSwitch, b2f(sw.Balance), "balance")
+		gauge(mSwitch, b2f(sw.Auto), "auto")
 	}
 	gauge(mRotation, float64(rs.Rotation)*n.file.Ring.Tick.Seconds())
 	rc := rs.Counters
@@ -117,6 +128,37 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	count(mResends, rc.Resends)
 	count(mSendFail, rc.SendFailures)
 	count(mMembership, n.membershipChanges.Load())
+	moves, causes := n.moveLog.counts()
+	for r, v := range moves {
+		count(mVIPMoves, v, r)
+	}
+	for c, v := range causes {
+		count(mChangeCause, v, c)
+	}
+	if st := n.state.Load(); st != nil {
+		if t, ok, _ := ringstateTable(st); ok {
+			vips := n.vipRows(t)
+			l := loads(st)
+			for i := range vips {
+				vips[i].Rate = l[vips[i].VIP]
+				gauge(mVIPRate, float64(vips[i].Rate), vips[i].VIP.String(), vips[i].Owner)
+			}
+			for _, ns := range n.nodeStates(st, vips) {
+				gauge(mNodeLoad, float64(ns.Load), ns.ID)
+			}
+		}
+	}
+	if ll := n.linkLoad.Load(); ll != nil {
+		for _, l := range *ll {
+			gauge(mLinkRate, float64(l.Rx), l.Name, "rx")
+			gauge(mLinkRate, float64(l.Tx), l.Name, "tx")
+		}
+	}
+	if n.api != nil {
+		f, l := n.api.AuthFailures()
+		count(mAuthFail, f)
+		count(mAuthLocked, l)
+	}
 	gauge(mHealthy, b2f(n.healthy()))
 
 	ds := n.ring.Stats()

@@ -58,8 +58,13 @@ type Node struct {
 	file   *config.Config
 	log    *slog.Logger
 	self   ring.NodeID
-	names  []string          // node ids by node-map position − 1
-	groups map[uint16]string // VIP group numbers to names
+	names  []string         // node ids by node-map position − 1
+	holder ringstate.Config // the Holder's config: the switches' defaults
+
+	// The configuration it runs and its file as last read (reload.go).
+	run     atomic.Pointer[runConfig]
+	fileNow atomic.Pointer[fileState]
+	reload  reloads
 
 	// The parts Run drives (parts.go): New builds the real ones, tests
 	// put fakes in their place.
@@ -93,6 +98,8 @@ type Node struct {
 	readyOnce         sync.Once
 	stoppingOnce      sync.Once
 	events            membershipLog // the last membership changes with their causes (events.go)
+	moveLog           moveLog       // the last VIP moves with their reasons (console.go)
+	linkLoad          atomic.Pointer[[]mgmt.LinkLoad]
 }
 
 // New checks everything that can be checked before the node touches the
@@ -122,6 +129,7 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	hc := ringstate.Config{Initial: table, Balance: balanceConfig(f)}
+	n.holder = hc
 	if f.Monitors.NIC.Enabled {
 		names := make([]string, len(f.Subnets))
 		for i, s := range f.Subnets {
@@ -165,6 +173,7 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
 		rcfg.Tunnel = n.tunnel
+		rcfg.TunnelOverhead = forward.TunnelOverhead
 	}
 	rt, err := router.New(rcfg)
 	if err != nil {
@@ -193,8 +202,15 @@ func New(cfg Config) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		var readToken string
+		if f.Management.ReadTokenFile != "" {
+			if readToken, err = config.ReadTokenFor("management.read_token_file", f.Management.ReadTokenFile); err != nil {
+				n.Close()
+				return nil, err
+			}
+		}
 		n.api, err = mgmt.NewServer(mgmt.Config{
-			Listen: f.Management.Listen, Token: token,
+			Listen: f.Management.Listen, Token: token, ReadToken: readToken,
 			TLSCert: f.Management.TLSCert, TLSKey: f.Management.TLSKey,
 			Logger:  n.log.With("part", "mgmt"),
 			Metrics: n.metricsHandler(),
@@ -238,9 +254,12 @@ func newNode(cfg Config) (*Node, error) {
 	if cfg.LeaveTimeout == 0 {
 		cfg.LeaveTimeout = 3 * time.Second
 	}
-	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), groups: groupNames(f), hurry: make(chan struct{})}
+	n := &Node{cfg: cfg, file: f, log: cfg.Logger, self: ring.NodeID(f.LocalIndex()), hurry: make(chan struct{})}
 	for i := range f.Nodes {
 		n.names = append(n.names, f.Nodes[i].ID)
+	}
+	if err := n.initConfig(f); err != nil {
+		return nil, err
 	}
 	return n, nil
 }
@@ -305,18 +324,24 @@ func (n *Node) healthy() bool {
 // table gives this node are answered from now on, the others no longer.
 func (n *Node) apply(st *ring.State) {
 	prev := n.state.Swap(st)
+	if e, ok := ringstate.CurrentEpoch(st.Carriages); ok {
+		n.applyEpoch(e)
+	}
 	owned, err := ringstate.Owned(st, n.self)
 	if err != nil {
 		n.log.Error("committed state has an unreadable VIP table; keeping the previous ownership", "err", err)
 		return
 	}
 	n.plane.SetOwned(owned)
+	if ms := n.moves(prev, st, time.Now()); len(ms) > 0 {
+		n.moveLog.add(ms)
+	}
 	if n.cfg.OnReady != nil {
 		n.readyOnce.Do(n.cfg.OnReady)
 	}
 	if prev == nil || !slices.Equal(prev.Members, st.Members) {
 		n.membershipChanges.Add(1)
-		n.setDirectory(st.Members)
+		n.setDirectory(st.Members, st.Seq)
 		// Membership changed: announce again what this node owns, even
 		// what it owned before. After a partition heals, hosts may still
 		// hold the MAC of the node that took a VIP over while this one was
@@ -332,9 +357,17 @@ func (n *Node) apply(st *ring.State) {
 func (n *Node) logEvent(ev ring.Event) {
 	switch ev.Kind {
 	case ring.EventApplied:
-		n.log.Info("operation applied", "op", n.ops.done(ev.Proposal), "id", ev.Proposal)
+		n.log.Info("operation applied", "op", n.ops.done(ev.Proposal, ""), "id", ev.Proposal)
 	case ring.EventRefused:
-		n.log.Warn("operation refused", "op", n.ops.done(ev.Proposal), "id", ev.Proposal, "reason", ev.Err)
+		why := ev.Err
+		if why == "" {
+			why = "refused"
+		}
+		op := n.ops.done(ev.Proposal, why)
+		if strings.HasPrefix(op, "reload ") {
+			n.reload.refused.Store(ev.Proposal, ev.Err) // Reload waits for it
+		}
+		n.log.Warn("operation refused", "op", op, "id", ev.Proposal, "reason", ev.Err)
 	default:
 		n.log.Debug("ring event", "event", ev.String())
 		n.membershipEvent(ev, time.Now())
@@ -381,24 +414,30 @@ func (n *Node) nameList(ids []ring.NodeID) []string {
 // VIP queues an operator's VIP operation for this node's next turn with the
 // token (mgmt.Backend).
 func (n *Node) VIP(op mgmt.VIPOp) error {
+	_, err := n.QueueVIP(op)
+	return err
+}
+
+// QueueVIP is VIP, returning the operation's id (mgmt.OpQueuer).
+func (n *Node) QueueVIP(op mgmt.VIPOp) (uint64, error) {
 	st := n.state.Load()
 	table, ok, _ := ringstateTable(st)
 	if !ok {
-		return errNoTable
+		return 0, errNoTable
 	}
 	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
-		return errNotServing
+		return 0, errNotServing
 	}
 	if _, found := table.Lookup(op.VIP); !found {
-		return fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
+		return 0, fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
 	}
 	o, err := vipOp(op, n.file.IndexOf(op.Node))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, data, err := ringstate.ProposeVIPOp(o)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return n.propose(ringstate.ProposeVIP, data, fmt.Sprintf("vip %s %s %s", op.Op, op.VIP, op.Node))
 }
@@ -406,38 +445,70 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 // Node queues an operator's node operation (close or open) for this node's
 // next turn with the token (mgmt.Backend).
 func (n *Node) Node(op mgmt.NodeOp) error {
+	_, err := n.QueueNode(op)
+	return err
+}
+
+// QueueNode is Node, returning the operation's id (mgmt.OpQueuer).
+func (n *Node) QueueNode(op mgmt.NodeOp) (uint64, error) {
 	st := n.state.Load()
 	if _, ok, _ := ringstateTable(st); !ok {
-		return errNoTable
+		return 0, errNoTable
 	}
 	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
-		return errNotServing
+		return 0, errNotServing
 	}
 	id := n.file.IndexOf(op.Node)
 	if id == 0 {
-		return fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
+		return 0, fmt.Errorf("node %q is not in the node map (%s): %w", op.Node, strings.Join(n.names, ", "), mgmt.ErrNotFound)
 	}
 	_, data, err := ringstate.ProposeNodeOp(ringstate.NodeOp{Node: vipstate.Node(id), Close: op.Op == "close"})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return n.propose(ringstate.ProposeNode, data, fmt.Sprintf("node %s %s", op.Op, op.Node))
+}
+
+// Switch queues an operator's switch (L.BAL or AUTO on or off) for this
+// node's next turn with the token (mgmt.SwitchBackend).
+func (n *Node) Switch(op mgmt.SwitchOp) (uint64, error) {
+	st := n.state.Load()
+	if _, ok, _ := ringstateTable(st); !ok {
+		return 0, errNoTable
+	}
+	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return 0, errNotServing
+	}
+	w, err := ringstate.ParseSwitch(op.Switch)
+	if err != nil {
+		return 0, err
+	}
+	_, data, err := ringstate.ProposeSwitchOp(ringstate.SwitchOp{Switch: w, On: op.On})
+	if err != nil {
+		return 0, err
+	}
+	state := "off"
+	if op.On {
+		state = "on"
+	}
+	return n.propose(ringstate.ProposeSwitch, data, fmt.Sprintf("switch %s %s", op.Switch, state))
 }
 
 // proposeTimeout bounds the wait for the ring driver to take a proposal
 // (it waits only for the core's lock).
 const proposeTimeout = 2 * time.Second
 
-// propose hands an operation to the ring core for this node's next turn.
-func (n *Node) propose(kind uint16, data []byte, desc string) error {
+// propose hands an operation to the ring core for this node's next turn
+// and returns its id.
+func (n *Node) propose(kind uint16, data []byte, desc string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
 	defer cancel()
 	id, err := n.proposer.Propose(ctx, kind, data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", desc, err)
+		return 0, fmt.Errorf("%s: %w", desc, err)
 	}
-	n.ops.add(id, desc)
-	return nil
+	n.ops.add(id, desc, time.Now())
+	return id, nil
 }
 
 // vipOp turns an operator's VIP operation into ringstate's; to is the

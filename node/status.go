@@ -54,16 +54,36 @@ func (n *Node) Status() mgmt.Status {
 		}
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)
+			sw := n.holder.Switches(st.Carriages)
+			s.Switches = &mgmt.Switches{Balance: sw.Balance, Auto: sw.Auto}
+			l := loads(st)
+			for i := range s.VIPs {
+				s.VIPs[i].Rate = l[s.VIPs[i].VIP]
+			}
 		}
+	}
+	s.NodeStates = n.nodeStates(n.state.Load(), s.VIPs)
+	if ll := n.linkLoad.Load(); ll != nil {
+		s.Links = *ll
+	}
+	s.Moves = n.moveLog.list()
+	s.Ops = n.ops.list()
+	// The cluster's switches as committed (carriage kind 6); before the
+	// first state, what this node's config says.
+	s.Balancing, s.Auto = n.file.Balancing.Enabled, true
+	if s.Switches != nil {
+		s.Balancing, s.Auto = s.Switches.Balance, s.Switches.Auto
 	}
 	s.Counters = n.counters(rs)
 	s.Filter = n.filterStatus()
 	s.Events = n.membershipEvents()
+	s.Config = n.configStatus()
 	return s
 }
 
 func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
 	out := make([]mgmt.VIP, 0, t.Len())
+	groups := n.run.Load().groups
 	for i := range t.Len() {
 		r := t.Row(i)
 		v := mgmt.VIP{
@@ -71,7 +91,7 @@ func (n *Node) vipRows(t vipstate.Table) []mgmt.VIP {
 			Owner:       n.name(ring.NodeID(r.Current)),
 			Preferred:   n.name(ring.NodeID(r.Preferred)),
 			Persistence: r.Persistence.String(),
-			Group:       n.groups[r.Group],
+			Group:       groups[r.Group],
 			Closed:      r.Closed,
 		}
 		if int(r.Subnet) < len(n.file.Subnets) {

@@ -37,10 +37,11 @@ func (n *Node) newTunnel(f *config.Config, key []byte) (*tunnelnet.Driver, error
 	})
 }
 
-// setDirectory installs the flow directory of members (apply calls it on
-// every membership change, off the packet path: the build takes a few
-// ms at most, docs/forward.md).
-func (n *Node) setDirectory(members []ring.NodeID) {
+// setDirectory installs the flow directory of members, committed at the
+// ring's token seq, and its membership epoch (apply calls it on every
+// membership change, off the packet path: the build takes a few ms at
+// most, docs/forward.md).
+func (n *Node) setDirectory(members []ring.NodeID, seq uint64) {
 	if n.tunnel == nil {
 		return
 	}
@@ -48,7 +49,7 @@ func (n *Node) setDirectory(members []ring.NodeID) {
 	for i, m := range members {
 		ids[i] = uint16(m)
 	}
-	n.filter.SetDirectory(forward.NewDirectory(n.dirKey, ids))
+	n.filter.SetMembership(forward.NewDirectory(n.dirKey, ids), forward.MembershipEpoch(seq, ids))
 	n.filter.Resync(n.routerNow()) // the new owners of the rows learn the flows handled here (replicate.go)
 }
 
@@ -62,7 +63,9 @@ func (n *Node) tunnelStatus(st forward.Stats) *mgmt.TunnelStatus {
 	ts := &mgmt.TunnelStatus{Redirects: st.Sym.Redirects, Sent: ds.Sent, SentBytes: ds.SentBytes,
 		Received: ds.Received, ReceivedBytes: ds.RcvdBytes, Forwarded: rs.Forwarded, SentOn: rs.Redirected,
 		Registers: ds.Registers, Hints: ds.Hints, Registry: st.Sym.Registry, HintsHeld: st.Sym.Hints,
-		Drops: map[string]uint64{}, Peers: map[string][2]uint64{}, Acks: ds.Acks, Replication: n.replicationStatus(st)}
+		Drops: map[string]uint64{}, Peers: map[string][2]uint64{}, Acks: ds.Acks,
+		Epoch: st.Sym.Epoch, EpochStale: ds.EpochStale, EpochFuture: ds.EpochFuture, HintsStale: st.Sym.HintsStale,
+		Replication: n.replicationStatus(st)}
 	d := st.Sym.Defer
 	ts.Defer = mgmt.DeferStatus{Deferred: d.Deferred, ReleasedAck: d.ReleasedAck, ReleasedTimeout: d.ReleasedTimeout,
 		Overflow: d.Overflow + rs.HoldRefused, Held: rs.HeldNow}

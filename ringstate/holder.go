@@ -17,9 +17,10 @@ import (
 const (
 	KindVIPTable uint16 = 1 // vipstate.Table.MarshalBinary
 	KindLoad     uint16 = 2 // per-VIP load, see Load
-	// Kind 3 is reserved for the config epoch (docs/internals.md).
+	// Kind 3, KindConfigEpoch, is the config epoch (epoch.go).
 	KindClosedNodes    uint16 = 4 // nodes closed by an operator, see NodeSet
 	KindUnhealthyNodes uint16 = 5 // nodes whose monitors fail, see NodeSet
+	// Kind 6 (KindSwitches) is in switches.go.
 )
 
 // MaxForeignCarriages is how many carriages of kinds this package does not
@@ -61,9 +62,20 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	table := h.cfg.Initial
 	var loads Load
 	var closed, unhealthy NodeSet
+	// The switches an operator set (carriage kind 6); until then the
+	// defaults (defaultSwitches), which follow the configured balancing.
+	var sw Switches
+	swSet := false
 	var rest []ring.Carriage
+	var epoch Epoch
+	var epochRaw []byte // an epoch that does not decode rides on as it is
+	haveEpoch := false
 	for _, c := range t.Carriages {
 		switch c.Kind {
+		case KindConfigEpoch:
+			if haveEpoch = epoch.UnmarshalBinary(c.Data) == nil; !haveEpoch {
+				epochRaw = c.Data
+			}
 		case KindVIPTable:
 			var tb vipstate.Table
 			if err := tb.UnmarshalBinary(c.Data); err != nil {
@@ -79,6 +91,9 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			_ = closed.UnmarshalBinary(c.Data)
 		case KindUnhealthyNodes:
 			_ = unhealthy.UnmarshalBinary(c.Data)
+		case KindSwitches:
+			// Unreadable: the defaults, as if never set.
+			swSet = sw.UnmarshalBinary(c.Data) == nil
 		default:
 			// Kinds of a newer version ride on unchanged, up to a few:
 			// more would crowd the token, and only a forger sends
@@ -107,17 +122,47 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	// The core hands proposals over only to a member of a ring with
 	// quorum (ring.TokenView.Proposals).
 	var results []ring.Result
+	epochBefore := epoch.Epoch
 	for _, p := range t.Proposals {
 		var err error
-		table, closed, err = applyProposal(p, table, closed)
+		if p.Kind == ProposeSwitch {
+			var o SwitchOp
+			if err = o.UnmarshalBinary(p.Data); err == nil {
+				if !swSet {
+					sw = h.defaultSwitches(epoch, haveEpoch)
+				}
+				sw, swSet = o.apply(sw), true
+			}
+		} else if p.Kind == ProposeConfig {
+			if epochRaw != nil {
+				err = errors.New("the config epoch on the token does not decode")
+			} else if epoch, table, err = applyConfig(p, t.Self, epoch, haveEpoch, table); err == nil {
+				haveEpoch = true
+			}
+		} else {
+			table, closed, err = applyProposal(p, table, closed)
+		}
 		r := ring.Result{ID: p.ID}
 		if err != nil {
 			r.Err = err.Error()
 		}
 		results = append(results, r)
 	}
+	auto := !swSet || sw.Auto // AUTO is on until an operator turns it off
 	if member {
+		// AUTO off: a node whose monitors recover waits for an operator.
+		if !auto && !t.Local.Unhealthy && slices.Contains(unhealthy, self) {
+			closed = closed.with(self, true)
+		}
 		unhealthy = unhealthy.with(self, t.Local.Unhealthy)
+	}
+	// AUTO off: nodes that come back to a running ring (restarted,
+	// recovered from a cut, dropped as slow) are closed until an operator
+	// opens them.
+	if !auto && t.Carriages != nil {
+		for _, n := range comingBack(t.Members, t.Joined) {
+			closed = closed.with(vipstate.Node(n), true)
+		}
 	}
 	// A mark is its node's own word; a node that left the ring marks itself
 	// again at its first turn after it rejoins.
@@ -137,7 +182,16 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	for i, m := range t.Members {
 		live[i] = vipstate.Node(m)
 	}
-	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: h.cfg.Balance}
+	balance := h.cfg.Balance
+	if haveEpoch {
+		balance = epoch.Balance
+		epoch = epoch.carried(t.Members, t.Self, epoch.Epoch != epochBefore)
+	}
+	// L.BAL, once an operator set it, wins over the configured balancing.
+	if swSet {
+		balance.Enabled = sw.Balance
+	}
+	in := vipstate.Input{Self: self, Live: live, Closed: out, Balance: balance}
 	if len(loads) > 0 {
 		in.VIPLoad = loads
 	}
@@ -161,8 +215,18 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	if err != nil {
 		return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the VIP table does not encode: "+err.Error())}
 	}
-	cs := make([]ring.Carriage, 0, 4+len(rest))
+	cs := make([]ring.Carriage, 0, 5+len(rest))
 	cs = append(cs, ring.Carriage{Kind: KindVIPTable, Data: tb})
+	switch {
+	case epochRaw != nil:
+		cs = append(cs, ring.Carriage{Kind: KindConfigEpoch, Data: epochRaw})
+	case haveEpoch:
+		eb, err := epoch.MarshalBinary()
+		if err != nil {
+			return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the config epoch does not encode: "+err.Error())}
+		}
+		cs = append(cs, ring.Carriage{Kind: KindConfigEpoch, Data: eb})
+	}
 	if len(loads) > 0 {
 		lb, _ := loads.MarshalBinary()
 		cs = append(cs, ring.Carriage{Kind: KindLoad, Data: lb})
@@ -177,7 +241,58 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			}
 		}
 	}
+	if swSet {
+		b, _ := sw.MarshalBinary()
+		cs = append(cs, ring.Carriage{Kind: KindSwitches, Data: b})
+	}
 	return ring.Turn{Carriages: append(cs, rest...), Urgent: urgent, Results: results}
+}
+
+// comingBack returns the nodes that came back to the ring in a join: the
+// smaller side of it. A join looks the same from both sides (a node cut off
+// and healed sees the others join it, they see it join them), so the
+// holder compares the members it saw join with those it already had; the
+// fewer are the ones coming back, seen alike from either side. Equal sides
+// are ambiguous, and nobody is closed: serving beats not serving.
+func comingBack(members, joined []ring.NodeID) []ring.NodeID {
+	var in, stayed []ring.NodeID
+	for _, m := range members {
+		if slices.Contains(joined, m) {
+			in = append(in, m)
+		} else {
+			stayed = append(stayed, m)
+		}
+	}
+	switch {
+	case len(in) == 0 || len(in) == len(stayed):
+		return nil
+	case len(in) < len(stayed):
+		return in
+	}
+	return stayed
+}
+
+// defaultSwitches are the switches of a ring whose token carries none:
+// balancing as configured (by the config epoch, once there is one), AUTO
+// on.
+func (h *Holder) defaultSwitches(e Epoch, haveEpoch bool) Switches {
+	if haveEpoch {
+		return Switches{Balance: e.Balance.Enabled, Auto: true}
+	}
+	return Switches{Balance: h.cfg.Balance.Enabled, Auto: true}
+}
+
+// Switches returns the switches committed state s carries, or the
+// defaults of a Holder with cfg.
+func (cfg Config) Switches(cs []ring.Carriage) Switches {
+	def := Switches{Balance: cfg.Balance.Enabled, Auto: true}
+	for _, c := range cs {
+		var e Epoch
+		if c.Kind == KindConfigEpoch && e.UnmarshalBinary(c.Data) == nil {
+			def.Balance = e.Balance.Enabled
+		}
+	}
+	return SwitchesOf(cs, def)
 }
 
 // refuseAll answers every proposal with the same refusal.

@@ -136,3 +136,31 @@ func TestFloodCostsBoundedMemoryAndCPU(t *testing.T) {
 		t.Errorf("ext0 stats: attributed %d (table %d), evicted %d", l.Attributed, at.len(), l.AttribEvicted)
 	}
 }
+
+// A host's broadcast request for a VIP another node answers teaches this
+// node which VIP the host uses: when the VIP moves here, the host's
+// traffic is counted to it at once. A request for an address that is no
+// VIP teaches nothing (and creates no counters).
+func TestAttributionFromOthersRequests(t *testing.T) {
+	r, owned := testRouter(t)
+	other := netip.MustParseAddr("203.0.113.92")
+	vc := &vipCounters{}
+	r.vipCtrs[other] = vc
+	w := r.newWorker(0, nil, r.shards[0])
+	buf := make([]byte, vnetHdrLen+2048)
+	handle := func(f []byte) {
+		n := copy(buf[vnetHdrLen:], f)
+		w.handle(buf[:vnetHdrLen+n], r.now(), owned)
+	}
+	host := MAC{0x02, 0, 0, 0, 0x10, 0x11}
+	hostIP := netip.MustParseAddr("203.0.113.11")
+	handle(arpFrame(broadcastMAC, host, arpPacket{Op: arpRequest, SenderMAC: host, SenderIP: hostIP, TargetIP: other}))
+	if got := lookupAttrib(r.attrib[0], host); got != vc {
+		t.Fatalf("after %v asked for %v (not owned here): attributed to %p, want %v's counters %p", hostIP, other, got, other, vc)
+	}
+	stranger := MAC{0x02, 0, 0, 0, 0x10, 0x12}
+	handle(arpFrame(broadcastMAC, stranger, arpPacket{Op: arpRequest, SenderMAC: stranger, SenderIP: netip.MustParseAddr("203.0.113.12"), TargetIP: netip.MustParseAddr("203.0.113.77")}))
+	if got := lookupAttrib(r.attrib[0], stranger); got != nil || len(r.vipCtrs) != 1 {
+		t.Errorf("a request for a non-VIP attributed %p, %d VIP counters", got, len(r.vipCtrs))
+	}
+}

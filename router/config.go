@@ -160,6 +160,12 @@ type Config struct {
 	// packets of flows other nodes handle (symmetric routing,
 	// redirect.go); Run reads it and Close closes it. nil: no tunnel.
 	Tunnel TunnelDevice
+	// TunnelOverhead is what the tunnel adds to a packet it carries, in
+	// bytes, outer IPv4 and UDP headers included (76 for forward's
+	// tunnel). With a tunnel, TCP SYNs are clamped to an MSS that fits
+	// the tunnel and larger DF packets to be tunnelled get ICMP
+	// fragmentation needed (mss.go). Default 0: neither.
+	TunnelOverhead int
 }
 
 // DefaultConfig returns a Config with every default set and no links.

@@ -178,6 +178,8 @@ type tunnelCounters struct {
 	held            counter // first packets held for the filter (Decide's hold)
 	holdRefused     counter // first packets the filter asked to hold, forwarded at once
 	released        counter // held packets forwarded
+	mssClamped      counter // TCP SYNs whose MSS was lowered to fit the tunnel (mss.go)
+	fragNeeded      counter // DF packets too large for the tunnel, answered with ICMP fragmentation needed
 	drops           [numDropReasons]counter
 }
 
@@ -193,6 +195,8 @@ type TunnelStats struct {
 	HoldRefused         uint64 // first packets the filter asked to hold, forwarded at once (no slot, or already released)
 	Released            uint64 // held packets forwarded
 	HeldNow             int    // packets held now
+	MSSClamped          uint64 // TCP SYNs whose MSS was lowered to fit the tunnel
+	FragNeeded          uint64 // DF packets too large for the tunnel, dropped (ICMP fragmentation needed sent, rate permitting)
 	Drops               map[DropReason]uint64
 }
 
@@ -211,6 +215,8 @@ func sumTunnel(shards []*shard) TunnelStats {
 		s.Held += c.held.load()
 		s.HoldRefused += c.holdRefused.load()
 		s.Released += c.released.load()
+		s.MSSClamped += c.mssClamped.load()
+		s.FragNeeded += c.fragNeeded.load()
 		for d := range c.drops {
 			if v := c.drops[d].load(); v != 0 {
 				if s.Drops == nil {

@@ -198,6 +198,14 @@ func (r *Router) linkFor(a netip.Addr) int {
 	return best
 }
 
+// configuredVIP returns the counters of VIP v, or nil when v is not a VIP
+// of this node's configuration (never creates one: v comes off the wire).
+func (r *Router) configuredVIP(v netip.Addr) *vipCounters {
+	r.vipMu.Lock()
+	defer r.vipMu.Unlock()
+	return r.vipCtrs[v]
+}
+
 func (r *Router) vipCounter(v netip.Addr) *vipCounters {
 	r.vipMu.Lock()
 	defer r.vipMu.Unlock()

@@ -29,6 +29,9 @@ func (w *worker) filterForward(frame []byte, d ipDecision, now int64) bool {
 		return false
 	}
 	pass, to, hold := r.redir.Decide(ip, w.in, d.out, 0, 0, now)
+	if pass && d.hdr.proto == protoTCP {
+		w.clampMSS(ip, frame[vnetOffFlags]&vnetFlagNeedsCsum != 0)
+	}
 	switch {
 	case pass && hold != 0:
 		// The first packet of a new flow whose authoritative node is
@@ -49,20 +52,54 @@ func (w *worker) filterForward(frame []byte, d ipDecision, now int64) bool {
 	case to == 0:
 		w.sh.links[w.in].drops[DropFiltered].add(1)
 	default:
-		w.tunnelFrame(frame, d.hdr.proto, to)
+		w.tunnelFrame(frame, d, to, now)
 	}
 	return false
+}
+
+// clampMSS lowers the MSS of a TCP SYN the filter passed to what fits the
+// tunnel (mss.go); partial: its checksum is left to the device.
+func (w *worker) clampMSS(ip []byte, partial bool) {
+	if mtu := w.r.tunnelMTU(); mtu > 0 && clampMSS(ip, uint16(mtu-40), partial) {
+		w.sh.tunnel.mssClamped.add(1)
+	}
+}
+
+// tooBigForTunnel reports whether the packet of frame (virtio-net header
+// first), of which size bytes would be tunnelled at once, cannot cross the
+// tunnel unfragmented and must not be fragmented (DF); it then answers the
+// sender with ICMP fragmentation needed and the tunnel's MTU (RFC 1191),
+// rate permitting.
+func (w *worker) tooBigForTunnel(frame []byte, d ipDecision, size int, now int64) bool {
+	mtu := w.r.tunnelMTU()
+	if mtu == 0 || size <= mtu || !d.hdr.df {
+		return false
+	}
+	c := &w.sh.tunnel
+	c.fragNeeded.add(1)
+	f := frame[vnetHdrLen:]
+	if e := icmpError(f[ethHdrLen:], d.hdr, 3, 4, mtu, DropTooBig); e.action == ipICMPError {
+		w.icmpError(f, e, now)
+	}
+	return true
 }
 
 // tunnelFrame sends the packet of a received frame to node to (hops 1):
 // its L4 checksum completed if the device left it partial, a TCP GSO
 // super-frame cut into segments first (the tunnel carries packets of at
 // most one MTU).
-func (w *worker) tunnelFrame(frame []byte, proto uint8, to uint16) {
+func (w *worker) tunnelFrame(frame []byte, d ipDecision, to uint16, now int64) {
 	c := &w.sh.tunnel
 	vh, f := frame[:vnetHdrLen], frame[vnetHdrLen:]
+	proto := d.hdr.proto
 	if vnetIsGSO(vh) {
 		mss := int(binary.LittleEndian.Uint16(vh[vnetOffGSOSize:]))
+		if ip := f[ethHdrLen:]; len(ip) > ipv4MinHdr+13 && proto == protoTCP {
+			ihl := int(ip[0]&0x0f) * 4
+			if len(ip) > ihl+12 && w.tooBigForTunnel(frame, d, ihl+int(ip[ihl+12]>>4)*4+mss, now) {
+				return
+			}
+		}
 		if vh[vnetOffGSOType]&0x7f != vnetGSOTCPv4 {
 			c.drops[DropTooBig].add(1) // UDP GSO: not cut yet (docs/forward.md)
 			return
@@ -75,6 +112,9 @@ func (w *worker) tunnelFrame(frame []byte, proto uint8, to uint16) {
 			return
 		}
 		c.segmented.add(1)
+		return
+	}
+	if w.tooBigForTunnel(frame, d, d.hdr.totalLen, now) {
 		return
 	}
 	if !vnetCompleteCsum(vh, f, proto) {
@@ -152,6 +192,9 @@ func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8) {
 				c.drops[DropFiltered].add(1)
 			}
 			continue
+		}
+		if d.hdr.proto == protoTCP {
+			w.clampMSS(ip, false)
 		}
 		decTTL(ip)
 		c.forwarded.add(1)

@@ -245,6 +245,16 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 		}
 	}
 	if !d.answer {
+		if d.reason == DropARPNotOwned && a.Op == arpRequest && d.learn != learnNone {
+			// Requests are broadcast: every node learns which VIP a
+			// host uses, also one another node answers, so the node
+			// that takes the VIP over counts the host's traffic at
+			// once (the host asks again only when its entry goes
+			// stale, 15-45 s on Linux).
+			if vc := r.configuredVIP(a.TargetIP); vc != nil {
+				r.setAttribution(w.in, a.SenderMAC, vc, now)
+			}
+		}
 		if d.reason != DropNone {
 			c.drops[d.reason].add(1)
 		}

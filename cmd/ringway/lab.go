@@ -43,12 +43,14 @@ func labCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "up", Usage: "build the lab and start the nodes and an echo server",
-				Flags: append(labFlags(), &cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of ringway nodes (1-9)"}),
+				Flags: append(labFlags(),
+					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of ringway nodes (1-64)"},
+					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "the nodes' --log-level: debug, info, warn or error"}),
 				Action: func(c *cli.Context) error {
 					if err := needRoot(); err != nil {
 						return err
 					}
-					l, err := labUp(c.Context, c.String("prefix"), c.String("state-dir"), c.Int("nodes"), nil, c.App.Writer)
+					l, err := labUp(c.Context, c.String("prefix"), c.String("state-dir"), c.Int("nodes"), nil, c.App.Writer, "--log-level", c.String("log-level"))
 					if err != nil {
 						return err
 					}
@@ -204,10 +206,10 @@ func labNode(c *cli.Context) (*lab.Lab, int, error) {
 	return l, i, nil
 }
 
-// labUp builds the lab, writes the cluster's configs and starts everything.
 // labUp builds the lab, writes the node configs (edit, if set, adjusts
-// each) and starts the nodes and the server's UDP echo.
-func labUp(ctx context.Context, prefix, stateDir string, nodes int, edit func(i int, c *config.Config), w io.Writer) (*lab.Lab, error) {
+// each) and starts the nodes (with nodeArgs after `run -c FILE`) and the
+// server's UDP echo.
+func labUp(ctx context.Context, prefix, stateDir string, nodes int, edit func(i int, c *config.Config), w io.Writer, nodeArgs ...string) (*lab.Lab, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -226,7 +228,7 @@ func labUp(ctx context.Context, prefix, stateDir string, nodes int, edit func(i 
 		return fail(err)
 	}
 	for i := 1; i <= nodes; i++ {
-		if err := l.StartNode(bin, i); err != nil {
+		if err := l.StartNode(bin, i, nodeArgs...); err != nil {
 			return fail(err)
 		}
 	}

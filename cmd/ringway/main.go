@@ -29,10 +29,12 @@ func commands() []*cli.Command {
 		statusCommand(),
 		vipCommand(),
 		nodeCommand(),
+		clusterCommand(),
 		flowsCommand(),
 		labCommand(),
 		versionCommand(),
 		completionCommand(),
+		reloadCommand(),
 	}
 }
 

@@ -35,7 +35,7 @@ func TestUsage(t *testing.T) {
 		{"help", []string{"--help"}, exitOK, "COMMANDS:\n   config", ""},
 		{"help lists every command", []string{"--help"}, exitOK, "version  print the version", ""},
 		{"no command", nil, exitUsage, "USAGE:", "no command given"},
-		{"unknown command", []string{"frob"}, exitUsage, "", `unknown command "frob"; the commands are config, key, run, status, vip, node, flows, lab, version`},
+		{"unknown command", []string{"frob"}, exitUsage, "", `unknown command "frob"; the commands are config, key, run, status, vip, node, cluster, flows, lab, version`},
 		{"group without command", []string{"config"}, exitUsage, "check", "config needs a command"},
 		{"unknown subcommand", []string{"config", "frob"}, exitUsage, "", `config: unknown command "frob"; the commands are check, import`},
 		{"unknown flag", []string{"config", "import", "--bogus"}, exitUsage, "", "flag provided but not defined: -bogus; see `ringway config import --help`"},

@@ -31,8 +31,8 @@ func runCommand() *cli.Command {
 		Description: "Reads the config, joins the ring (or forms one alone), answers ARP for the VIPs\n" +
 			"the ring gives this node and routes between the subnets. SIGTERM or SIGINT makes\n" +
 			"the node hand its VIPs over to the others before it exits; a second one makes it\n" +
-			"stop at once (the others then detect it as failed). SIGHUP re-reads and checks\n" +
-			"the config file and logs the result; it does not apply it yet (restart the node).\n" +
+			"stop at once (the others then detect it as failed). SIGHUP re-reads the config\n" +
+			"file and applies it to the whole cluster (`ringway reload`; docs/operating.md).\n" +
 			"Under systemd (Type=notify) it reports READY=1 once it serves and STOPPING=1 when\n" +
 			"it begins to leave.",
 		Flags: []cli.Flag{
@@ -89,7 +89,12 @@ func runCommand() *cli.Command {
 					case <-done:
 						return
 					case <-hups:
-						checkReload(log, c.String("config"))
+						log.Info("SIGHUP: reloading the config file", "file", cfg.File)
+						go func() {
+							rctx, cancel := context.WithTimeout(ctx, reloadWait)
+							defer cancel()
+							n.Reload(rctx) // logs its outcome
+						}()
 					case sig := <-sigs:
 						switch {
 						case first.IsZero():
@@ -117,24 +122,9 @@ func runCommand() *cli.Command {
 // to ringway), not an operator asking to hurry.
 const relayWindow = 200 * time.Millisecond
 
-// checkReload is SIGHUP until live reload exists: it reads and validates
-// the config file as `config check` does and logs the verdict; the node
-// keeps running on the config it started with either way.
-func checkReload(log *slog.Logger, path string) {
-	_, err := config.Load(path)
-	var errs config.Errors
-	switch {
-	case errors.As(err, &errs):
-		log.Error("SIGHUP: the config file has errors; the node keeps running on the config it started with", "file", path, "errors", len(errs))
-		for _, e := range errs {
-			log.Error("SIGHUP: " + e.Error())
-		}
-	case err != nil:
-		log.Error("SIGHUP: cannot read the config file; the node keeps running on the config it started with", "err", err)
-	default:
-		log.Warn("SIGHUP: the file is valid; live reload is not built yet, restart the node to apply it", "file", path)
-	}
-}
+// reloadWait bounds how long a SIGHUP's reload waits for the ring to
+// apply it (the outcome is logged either way).
+const reloadWait = 4 * time.Second
 
 // notify tells systemd the node's state when it runs the node as a
 // Type=notify service; elsewhere it does nothing.

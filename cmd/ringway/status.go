@@ -83,6 +83,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 		}
 		fmt.Fprintf(w, "token:   at %s (as far as %s knows), %s\n", orDash(st.Holder), st.Node, rot)
 	}
+	if st.Switches != nil {
+		fmt.Fprintf(w, "switch:  %s\n", switchesLine(*st.Switches))
+	}
 	var out []string
 	if len(st.Closed) > 0 {
 		out = append(out, "closed "+strings.Join(st.Closed, " "))
@@ -244,6 +247,7 @@ func nodeCommand() *cli.Command {
 				printNodes, func(st mgmt.Status) any { return nodeRows(st) }),
 			nodeOpCommand("close", "hand the node's VIPs to the others at its next turn; it stays in the ring but answers no VIP until opened (maintenance)"),
 			nodeOpCommand("open", "let a closed node answer VIPs again (preferred VIPs return to it)"),
+			nodeDrainCommand(),
 		},
 	}
 }

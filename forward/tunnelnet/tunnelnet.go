@@ -33,6 +33,9 @@ type Core interface {
 	Step(h forward.TunnelHeader, now int64)
 	TunnelMessages(dst []forward.TunnelHeader) []forward.TunnelHeader
 	TunnelReady() <-chan struct{}
+	// Epoch is the membership epoch sent in every datagram
+	// (forward.MembershipEpoch); 0 before the first membership.
+	Epoch() uint64
 }
 
 // Config configures a Driver.
@@ -60,6 +63,8 @@ type Stats struct {
 	Acks                [2]uint64           // register acknowledgements: [0] sent, [1] received
 	SendErrors          uint64              // datagrams the sockets refused
 	QueueFull           uint64              // received packets dropped because the router fell behind
+	EpochStale          uint64              // datagrams opened whose sender was on an older membership than this node
+	EpochFuture         uint64              // datagrams opened whose sender was on a newer membership than this node
 	Tunnel              forward.TunnelStats // the opener's: opened and refused by reason
 	PerPeer             map[uint16]PeerStats
 }
@@ -104,6 +109,7 @@ type Driver struct {
 	sent, sentBytes, rcvd, rcvdBytes atomic.Uint64
 	regs, hints, acks                [2]atomic.Uint64
 	sendErrs, queueFull              atomic.Uint64
+	epochStale, epochFuture          atomic.Uint64
 	sync                             syncCounters              // sync.go
 	boots                            map[uint16]*atomic.Uint64 // sync.go noteBoot: the boot last told of each peer
 }
@@ -261,6 +267,7 @@ func (d *Driver) send(h forward.TunnelHeader, payload []byte) bool {
 	}
 	bp := d.pool.Get().(*[]byte)
 	defer d.pool.Put(bp)
+	h.Epoch = d.cfg.Core.Epoch()
 	b, err := d.sealer.Seal((*bp)[:0], h, payload)
 	if err != nil {
 		d.sendErrs.Add(1)
@@ -297,6 +304,15 @@ func (d *Driver) receive(c *net.UDPConn) {
 			continue
 		}
 		d.noteBoot(h) // sync.go
+		// Counted only: the filter judges the epoch of what it steps
+		// (hints), and a data packet is never dropped for it
+		// (docs/forward.md "Membership epochs").
+		switch forward.CompareEpoch(d.cfg.Core.Epoch(), h.Epoch) {
+		case forward.EpochStale:
+			d.epochStale.Add(1)
+		case forward.EpochFuture:
+			d.epochFuture.Add(1)
+		}
 		switch h.Type {
 		case forward.TypeData:
 			p := packet{buf: bp, off: len(b) - len(payload) - forward.TagLen, n: len(payload), from: h.Sender, hops: h.Hops}
@@ -395,7 +411,7 @@ func (d *Driver) closeConns() {
 // Stats returns the counters.
 func (d *Driver) Stats() Stats {
 	s := Stats{Sent: d.sent.Load(), SentBytes: d.sentBytes.Load(), Received: d.rcvd.Load(), RcvdBytes: d.rcvdBytes.Load(),
-		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
+		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), EpochStale: d.epochStale.Load(), EpochFuture: d.epochFuture.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
 	for i := range 2 {
 		s.Registers[i], s.Hints[i], s.Acks[i] = d.regs[i].Load(), d.hints[i].Load(), d.acks[i].Load()
 	}

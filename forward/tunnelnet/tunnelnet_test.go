@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type fakeCore struct {
 	out   []forward.TunnelHeader
 	ready chan struct{}
 	step  chan struct{}
+	epoch atomic.Uint64
 }
 
 func newFakeCore() *fakeCore {
@@ -43,6 +45,8 @@ func (c *fakeCore) TunnelMessages(dst []forward.TunnelHeader) []forward.TunnelHe
 }
 
 func (c *fakeCore) TunnelReady() <-chan struct{} { return c.ready }
+
+func (c *fakeCore) Epoch() uint64 { return c.epoch.Load() }
 
 func (c *fakeCore) queue(h forward.TunnelHeader) {
 	c.mu.Lock()
@@ -82,6 +86,11 @@ func start(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore) *Dri
 // cluster key is refused and counted, and reaches nobody.
 func TestTunnelLoopback(t *testing.T) {
 	c1, c2 := newFakeCore(), newFakeCore()
+	// n1 is a membership behind n2: its datagrams carry its epoch and
+	// n2 counts them as stale (and still takes them).
+	older, newer := forward.MembershipEpoch(10, []uint16{1, 2}), forward.MembershipEpoch(20, []uint16{1, 2, 3})
+	c1.epoch.Store(older)
+	c2.epoch.Store(newer)
 	d1 := start(t, 1, addr1, c1)
 	d2 := start(t, 2, addr2, c2)
 
@@ -121,8 +130,11 @@ func TestTunnelLoopback(t *testing.T) {
 	c2.mu.Lock()
 	got := c2.got[0]
 	c2.mu.Unlock()
-	if got.Type != forward.TypeRegister || got.Sender != 1 || got.Handler != 1 || got.Flow != k {
+	if got.Type != forward.TypeRegister || got.Sender != 1 || got.Handler != 1 || got.Flow != k || got.Epoch != older {
 		t.Errorf("register arrived as %+v", got)
+	}
+	if st := d2.Stats(); st.EpochStale != 2 || st.EpochFuture != 0 {
+		t.Errorf("n2 counted %d stale and %d future datagrams, want 2 stale (the packet and the register)", st.EpochStale, st.EpochFuture)
 	}
 
 	// Another cluster's key: refused.

@@ -489,7 +489,11 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 		if r != DropNone {
 			d.stats.drops[r].Add(1)
 			if d.debugOn() {
-				d.cfg.Logger.Debug("ring: drop datagram", "path", path, "src", src, "reason", r)
+				if r == DropReplay {
+					d.cfg.Logger.Debug("ring: drop datagram", "path", path, "src", src, "reason", r, "counter", h.Counter, "newest", d.opener.newest(h.From))
+				} else {
+					d.cfg.Logger.Debug("ring: drop datagram", "path", path, "src", src, "reason", r)
+				}
 			}
 			continue
 		}

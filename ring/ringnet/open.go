@@ -138,6 +138,15 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	return h, pt, ev, DropNone
 }
 
+// newest returns the newest counter accepted from node from in its
+// current boot (for the replay drop's debug log).
+func (o *opener) newest(from NodeID) uint64 {
+	p := &o.peers[from-1]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.win.Top()
+}
+
 // newer reports whether h is from a later boot than p's: a later boot
 // time, or the same millisecond and 16 bits and a larger salt.
 func newer(h Header, p *peerState) bool {

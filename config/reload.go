@@ -1,0 +1,193 @@
+package config
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// What a reload may change (docs/operating.md, "Reload"). A running
+// cluster applies the cluster-wide part of a config file (Shared) as one
+// versioned change on the token, the config epoch; Diff says which keys of
+// a new file differ from the running config and whether each may change
+// without a restart.
+
+// Scope says what applying a changed key takes.
+type Scope uint8
+
+const (
+	// Runtime keys change through a reload: the VIP pools
+	// (subnets[].vips), the VIP policies (vips) and balancing.
+	Runtime Scope = iota
+	// RestartNode keys belong to this node alone (its id, its own entry
+	// in the node map, its interfaces, its management listener, its
+	// monitors, router and filter settings): restart this node to apply
+	// them.
+	RestartNode
+	// RestartCluster keys must be the same on every node and cannot change
+	// while the ring runs (the cluster name and key, the rest of the node
+	// map, quorum, ring timers, the tunnel port): restart every node.
+	RestartCluster
+)
+
+func (s Scope) String() string {
+	switch s {
+	case Runtime:
+		return "runtime"
+	case RestartNode:
+		return "restart this node"
+	case RestartCluster:
+		return "restart every node"
+	}
+	return fmt.Sprintf("scope(%d)", uint8(s))
+}
+
+// Change is one key that differs between two configs.
+type Change struct {
+	Key   string // the key path as the file spells it, e.g. "subnets[0].vips"
+	Scope Scope
+	Why   string // for keys that cannot change at run time: what to do instead
+}
+
+func (c Change) String() string {
+	if c.Scope == Runtime {
+		return c.Key
+	}
+	return fmt.Sprintf("%s: %s", c.Key, c.Why)
+}
+
+// Diff lists the keys of next that differ from old, in file order. A
+// reload may apply next only if every change has Scope Runtime
+// (Refusals).
+func Diff(old, next *Config) []Change {
+	var cs []Change
+	add := func(key string, s Scope, why string) { cs = append(cs, Change{Key: key, Scope: s, Why: why}) }
+	restartNode := "cannot change at run time; restart this node to apply it"
+	restartAll := "must be the same on every node and cannot change while the ring runs; change it in every node's file and restart every node"
+	if old.Cluster.Name != next.Cluster.Name {
+		add("cluster.name", RestartCluster, restartAll)
+	}
+	if old.Cluster.KeyFile != next.Cluster.KeyFile {
+		add("cluster.key_file", RestartCluster, "the cluster key cannot change at run time; "+
+			"install the new key on every node and restart every node")
+	}
+	if old.Node.ID != next.Node.ID {
+		add("node.id", RestartNode, "this node's id cannot change at run time; restart this node to apply it")
+	}
+	self := old.LocalIndex()
+	switch {
+	case self > 0 && (self > len(next.Nodes) || !reflect.DeepEqual(old.Nodes[self-1], next.Nodes[self-1])):
+		add(fmt.Sprintf("nodes[%d]", self-1), RestartNode, "this node's own entry (its id and primary addresses) cannot change at run time; restart this node to apply it")
+	case len(next.Nodes) > len(old.Nodes) && reflect.DeepEqual(old.Nodes, next.Nodes[:len(old.Nodes)]):
+		add("nodes", RestartCluster, "appending nodes to the node map at run time is not supported yet; "+
+			"add them to every node's file and restart every node")
+	case !reflect.DeepEqual(old.Nodes, next.Nodes):
+		add("nodes", RestartCluster, "the node map "+restartAll)
+	}
+	if len(old.Subnets) != len(next.Subnets) {
+		add("subnets", RestartNode, "adding or removing subnets (interfaces) "+restartNode)
+	} else {
+		for i := range old.Subnets {
+			o, n := old.Subnets[i], next.Subnets[i]
+			if o.Name != n.Name || o.Interface != n.Interface || o.Prefix != n.Prefix {
+				add(fmt.Sprintf("subnets[%d]", i), RestartNode, "a subnet's name, interface or prefix "+restartNode)
+			}
+			if !slices.Equal(o.VIPs, n.VIPs) {
+				add(fmt.Sprintf("subnets[%d].vips", i), Runtime, "")
+			}
+		}
+	}
+	same := func(key string, a, b any, s Scope, why string) {
+		if !reflect.DeepEqual(a, b) {
+			add(key, s, why)
+		}
+	}
+	same("routes", old.Routes, next.Routes, RestartNode, restartNode)
+	same("vips", old.VIPs, next.VIPs, Runtime, "")
+	same("quorum", old.Quorum, next.Quorum, RestartCluster, restartAll)
+	same("ring", old.Ring, next.Ring, RestartCluster, "ring timers "+restartAll)
+	same("monitors", old.Monitors, next.Monitors, RestartNode, restartNode)
+	same("balancing", old.Balancing, next.Balancing, Runtime, "")
+	same("router", old.Router, next.Router, RestartNode, restartNode)
+	same("filter", old.Filter, next.Filter, RestartNode, "filter rules "+restartNode+" (the same rules on every node, one node at a time)")
+	same("forward", old.Forward, next.Forward, RestartCluster, restartAll)
+	same("management", old.Management, next.Management, RestartNode, restartNode)
+	return cs
+}
+
+// Refusals returns the changes that keep a reload from applying: those
+// whose Scope is not Runtime.
+func Refusals(cs []Change) []Change {
+	var out []Change
+	for _, c := range cs {
+		if c.Scope != Runtime {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Keys joins the keys of cs for a log line.
+func Keys(cs []Change) string {
+	ks := make([]string, len(cs))
+	for i, c := range cs {
+		ks[i] = c.Key
+	}
+	return strings.Join(ks, ", ")
+}
+
+// sharedFile names the cluster-wide part in error messages.
+const sharedFile = "config epoch"
+
+// Shared renders the cluster-wide part of c: the whole file but for what
+// belongs to one node (node.id, the paths of the key and token files, the
+// management listener), which Shared replaces by fixed values. Two nodes
+// whose files differ only in those keys get the same bytes; the config
+// epoch carries them (ringstate.ConfigEpoch) and their SHA-256 is the
+// file hash `ringway status` shows.
+func (c *Config) Shared() ([]byte, error) {
+	s := *c
+	s.File, s.src = "", nil
+	s.Node = Node{}
+	if len(c.Nodes) > 0 {
+		s.Node.ID = c.Nodes[0].ID // a valid id; the receiver puts its own
+	}
+	s.Cluster.KeyFile = "cluster.key"
+	s.Management = Management{}
+	return s.Marshal()
+}
+
+// Hash is the SHA-256 of shared bytes (Shared).
+func Hash(shared []byte) [32]byte { return sha256.Sum256(shared) }
+
+// WithShared returns a copy of c whose runtime keys (subnets[].vips, vips,
+// balancing) are those of shared, the cluster-wide part of another file
+// (Shared), validated as a whole. The other keys of shared must equal c's
+// (a node never applies half an epoch): when they differ, WithShared
+// returns the changes that keep it from applying.
+func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
+	e, err := Parse(sharedFile, shared)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The keys that belong to this node are this node's.
+	e.Node, e.Management, e.File, e.Cluster.KeyFile = c.Node, c.Management, c.File, c.Cluster.KeyFile
+	cs := Diff(c, e)
+	if r := Refusals(cs); len(r) > 0 {
+		return nil, r, nil
+	}
+	out := *c
+	out.Subnets = slices.Clone(c.Subnets)
+	for i := range out.Subnets {
+		out.Subnets[i].VIPs = slices.Clone(e.Subnets[i].VIPs)
+	}
+	out.VIPs = slices.Clone(e.VIPs)
+	out.Balancing = e.Balancing
+	out.src = nil // lines of c's file no longer match
+	if err := out.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return &out, cs, nil
+}

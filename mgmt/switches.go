@@ -1,0 +1,77 @@
+package mgmt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+)
+
+// Switches are the cluster's runtime switches as a node last committed
+// them (the patent's L.BAL and AUTO badges).
+type Switches struct {
+	// Balance (L.BAL): dynamic load balancing moves VIPs between nodes.
+	Balance bool `json:"balance"`
+	// Auto (AUTO): a node that joins or recovers receives VIPs by itself;
+	// off, it stays closed until an operator opens it.
+	Auto bool `json:"auto"`
+}
+
+// SwitchNames are the switches POST /api/v1/switches/{switch}/{on|off}
+// accepts.
+var SwitchNames = []string{"balance", "auto"}
+
+// SwitchOp turns a cluster switch on or off, cluster-wide through the
+// token.
+type SwitchOp struct {
+	Switch string // one of SwitchNames
+	On     bool
+}
+
+// Validate says what is wrong with op, if anything.
+func (op SwitchOp) Validate() error {
+	if !slices.Contains(SwitchNames, op.Switch) {
+		return fmt.Errorf("unknown switch %q: want one of %v", op.Switch, SwitchNames)
+	}
+	return nil
+}
+
+// SwitchBackend is a Backend that also sets the cluster's switches.
+type SwitchBackend interface {
+	// Switch queues op like Backend.Node and returns its operation id
+	// (OpQueuer).
+	Switch(op SwitchOp) (uint64, error)
+}
+
+func (s *Server) switchOp(w http.ResponseWriter, r *http.Request) {
+	b, ok := s.backend.(SwitchBackend)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this node does not set switches")
+		return
+	}
+	op := SwitchOp{Switch: r.PathValue("switch")}
+	validate := op.Validate
+	switch st := r.PathValue("state"); st {
+	case "on", "off":
+		op.On = st == "on"
+	default:
+		validate = func() error {
+			return errors.Join(op.Validate(), fmt.Errorf("switch state %q: want on or off", st))
+		}
+	}
+	s.queue(w, r, validate, func() (uint64, error) { return b.Switch(op) },
+		"switch queued", "switch", op.Switch, "on", op.On)
+}
+
+// Switch turns a cluster switch on or off.
+func (c *Client) Switch(ctx context.Context, op SwitchOp) error {
+	if err := op.Validate(); err != nil {
+		return err
+	}
+	state := "off"
+	if op.On {
+		state = "on"
+	}
+	return c.do(ctx, http.MethodPost, "/api/v1/switches/"+op.Switch+"/"+state, nil, nil)
+}

@@ -1,0 +1,300 @@
+package ringstate
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/ringway/ringway/ring"
+	"github.com/ringway/ringway/vipstate"
+)
+
+// KindConfigEpoch is carriage kind 3: the cluster's configuration epoch
+// (docs/operating.md, "Reload").
+const KindConfigEpoch uint16 = 3
+
+// ProposeConfig is the proposal kind of a reload: a ConfigChange.
+const ProposeConfig uint16 = 3
+
+// MaxConfigContent caps the shared configuration carried in an epoch or a
+// change (config.MaxConfigSize is the file's cap; the shared part is
+// smaller).
+const MaxConfigContent = 1 << 20
+
+// Epoch is carriage kind 3: the version of the cluster-wide configuration
+// every member runs. Only a Holder that applies a ConfigChange raises it,
+// so every node applies an epoch at the same point of the token's way:
+// when it commits the token that first carries it, together with the VIP
+// table the change produced. Content, the shared part of the file
+// (config.Config.Shared), rides on the token until every member has
+// committed it: each member's Holder adds itself to Seen at its turn, and
+// the first Holder that finds every member in Seen at the start of its
+// turn strips Content (and Seen), so an epoch costs the ring's hops its
+// bytes for about one rotation. Absent means epoch 0: the files nodes
+// started with.
+//
+//	version u8 (1) | epoch u64 | hash [32]byte | proposer u16 |
+//	balance: enabled u8 | threshold u32 | min_rate u64 | cooldown u32 |
+//	seen length uvarint | seen (a NodeSet, empty when length 0) |
+//	content length uvarint | content
+type Epoch struct {
+	Epoch    uint64
+	Hash     [32]byte // SHA-256 of the content (config.Hash)
+	Proposer ring.NodeID
+	// Balance is the balancing every Holder uses from this epoch on
+	// (Config.Balance until the first epoch).
+	Balance vipstate.BalanceConfig
+	Content []byte // nil once stripped
+	// Seen are the members that committed the token with Content.
+	Seen NodeSet
+}
+
+const epochFixed = 1 + 8 + 32 + 2 + 1 + 4 + 8 + 4 // up to the seen length
+
+var errEpoch = errors.New("ringstate: malformed config epoch")
+
+// MarshalBinary encodes e.
+func (e Epoch) MarshalBinary() ([]byte, error) {
+	if len(e.Content) > MaxConfigContent {
+		return nil, fmt.Errorf("ringstate: config epoch of %d bytes, more than %d", len(e.Content), MaxConfigContent)
+	}
+	b := make([]byte, 0, epochFixed+binary.MaxVarintLen64+len(e.Content))
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint64(b, e.Epoch)
+	b = append(b, e.Hash[:]...)
+	b = binary.BigEndian.AppendUint16(b, uint16(e.Proposer))
+	b = appendBalance(b, e.Balance)
+	var seen []byte
+	if len(e.Seen) > 0 {
+		var err error
+		if seen, err = e.Seen.MarshalBinary(); err != nil {
+			return nil, err
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(seen)))
+	b = append(b, seen...)
+	b = binary.AppendUvarint(b, uint64(len(e.Content)))
+	return append(b, e.Content...), nil
+}
+
+// UnmarshalBinary decodes an Epoch, replacing *e. Content, when present,
+// must hash to Hash.
+func (e *Epoch) UnmarshalBinary(b []byte) error {
+	if len(b) < epochFixed+2 {
+		return io.ErrUnexpectedEOF
+	}
+	if b[0] != 1 {
+		return fmt.Errorf("%w: version %d", errEpoch, b[0])
+	}
+	v := Epoch{Epoch: binary.BigEndian.Uint64(b[1:]), Proposer: ring.NodeID(binary.BigEndian.Uint16(b[41:]))}
+	copy(v.Hash[:], b[9:41])
+	if b[43] > 1 {
+		return fmt.Errorf("%w: balance flag %d", errEpoch, b[43])
+	}
+	v.Balance = readBalance(b[43:])
+	b = b[epochFixed:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || k != uvarintLen(n) || n > uint64(len(b)-k) || n > 4*vipstate.MaxNodes {
+		return fmt.Errorf("%w: seen", errEpoch)
+	}
+	if n > 0 {
+		if err := v.Seen.UnmarshalBinary(b[k : k+int(n)]); err != nil || len(v.Seen) == 0 {
+			return fmt.Errorf("%w: seen: %v", errEpoch, err)
+		}
+	}
+	content, err := readBytes(b[k+int(n):], MaxConfigContent)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errEpoch, err)
+	}
+	if len(content) > 0 {
+		if sha256.Sum256(content) != v.Hash {
+			return fmt.Errorf("%w: content does not match its hash", errEpoch)
+		}
+		v.Content = content
+	}
+	*e = v
+	return nil
+}
+
+func appendBalance(b []byte, c vipstate.BalanceConfig) []byte {
+	on := byte(0)
+	if c.Enabled {
+		on = 1
+	}
+	b = append(b, on)
+	b = binary.BigEndian.AppendUint32(b, c.Threshold)
+	b = binary.BigEndian.AppendUint64(b, c.MinRate)
+	return binary.BigEndian.AppendUint32(b, c.Cooldown)
+}
+
+// readBalance reads what appendBalance wrote (17 bytes, checked by the
+// caller). Any value is a valid BalanceConfig.
+func readBalance(b []byte) vipstate.BalanceConfig {
+	return vipstate.BalanceConfig{Enabled: b[0] == 1, Threshold: binary.BigEndian.Uint32(b[1:]),
+		MinRate: binary.BigEndian.Uint64(b[5:]), Cooldown: binary.BigEndian.Uint32(b[13:])}
+}
+
+// readBytes reads a uvarint length and that many bytes, which must end b.
+func readBytes(b []byte, limit int) ([]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || k != uvarintLen(n) {
+		return nil, errors.New("length")
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%d bytes, more than %d", n, limit)
+	}
+	b = b[k:]
+	if uint64(len(b)) < n {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if uint64(len(b)) != n {
+		return nil, fmt.Errorf("%d bytes after the content", uint64(len(b))-n)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return b[:n:n], nil
+}
+
+// CurrentEpoch decodes the epoch carried in cs; ok is false when there is
+// none (epoch 0) or it does not decode.
+func CurrentEpoch(cs []ring.Carriage) (e Epoch, ok bool) {
+	for _, c := range cs {
+		if c.Kind == KindConfigEpoch {
+			return e, e.UnmarshalBinary(c.Data) == nil
+		}
+	}
+	return e, false
+}
+
+// ConfigChange is a reload's proposal (kind ProposeConfig): the new shared
+// configuration and the VIP tables it implies, proposed by the node that
+// re-read its file.
+//
+//	version u8 (1) | base [32]byte | balance (17 bytes, as in Epoch) |
+//	content (uvarint length | bytes) | from (idem) | desired (idem)
+type ConfigChange struct {
+	// Base is the hash of the epoch the proposer ran when it read its
+	// file; the change applies only on top of that epoch (two reloads
+	// racing: the second is refused, or is a no-op when it carries the
+	// same content).
+	Base    [32]byte
+	Balance vipstate.BalanceConfig
+	Content []byte         // the new shared configuration
+	From    vipstate.Table // the table the proposer's running configuration builds
+	Desired vipstate.Table // the table the new configuration builds
+}
+
+// MarshalBinary encodes c.
+func (c ConfigChange) MarshalBinary() ([]byte, error) {
+	if len(c.Content) == 0 || len(c.Content) > MaxConfigContent {
+		return nil, fmt.Errorf("ringstate: config change of %d bytes, want 1 to %d", len(c.Content), MaxConfigContent)
+	}
+	b := append([]byte{1}, c.Base[:]...)
+	b = appendBalance(b, c.Balance)
+	b = binary.AppendUvarint(b, uint64(len(c.Content)))
+	b = append(b, c.Content...)
+	for _, t := range []vipstate.Table{c.From, c.Desired} {
+		tb, err := t.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		b = binary.AppendUvarint(b, uint64(len(tb)))
+		b = append(b, tb...)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a ConfigChange, replacing *c.
+func (c *ConfigChange) UnmarshalBinary(b []byte) error {
+	if len(b) < 1+32+17 {
+		return io.ErrUnexpectedEOF
+	}
+	if b[0] != 1 {
+		return fmt.Errorf("%w: config change version %d", errProposal, b[0])
+	}
+	if b[33] > 1 {
+		return fmt.Errorf("%w: balance flag %d", errProposal, b[33])
+	}
+	v := ConfigChange{Balance: readBalance(b[33:])}
+	copy(v.Base[:], b[1:33])
+	b = b[50:]
+	var parts [3][]byte
+	for i := range parts {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || k != uvarintLen(n) || n > MaxConfigContent || n > uint64(len(b)-k) {
+			return fmt.Errorf("%w: config change part %d", errProposal, i)
+		}
+		parts[i], b = b[k:k+int(n)], b[k+int(n):]
+	}
+	if len(b) != 0 || len(parts[0]) == 0 {
+		return fmt.Errorf("%w: config change of the wrong length", errProposal)
+	}
+	v.Content = parts[0]
+	if err := v.From.UnmarshalBinary(parts[1]); err != nil {
+		return fmt.Errorf("%w: from table: %v", errProposal, err)
+	}
+	if err := v.Desired.UnmarshalBinary(parts[2]); err != nil {
+		return fmt.Errorf("%w: desired table: %v", errProposal, err)
+	}
+	*c = v
+	return nil
+}
+
+// ErrStaleConfig refuses a reload whose base is not the cluster's epoch.
+var ErrStaleConfig = errors.New("the cluster's configuration changed since this node read its file; reload again")
+
+// applyConfig applies a ConfigChange on top of epoch cur (ok: present) and
+// table t, proposed by self. It returns the new epoch and table, or cur
+// and t unchanged when the change is already the cluster's.
+func applyConfig(p ring.Proposal, self ring.NodeID, cur Epoch, ok bool, t vipstate.Table) (Epoch, vipstate.Table, error) {
+	var c ConfigChange
+	if err := c.UnmarshalBinary(p.Data); err != nil {
+		return cur, t, err
+	}
+	h := sha256.Sum256(c.Content)
+	if ok && h == cur.Hash {
+		return cur, t, nil // every node that reloads the same file proposes it
+	}
+	if ok && c.Base != cur.Hash {
+		return cur, t, fmt.Errorf("%w (the cluster is at epoch %d, %x)", ErrStaleConfig, cur.Epoch, cur.Hash[:6])
+	}
+	nt, err := t.Reconfigure(c.From, c.Desired)
+	if err != nil {
+		return cur, t, fmt.Errorf("the new VIP table: %w", err)
+	}
+	return Epoch{Epoch: cur.Epoch + 1, Hash: h, Proposer: self, Balance: c.Balance, Content: c.Content}, nt, nil
+}
+
+// carried returns e as this turn of self passes it on: Content stripped
+// once every member had committed it before this turn, else self added to
+// Seen (self commits this turn). fresh: this turn made the epoch, whose
+// Seen starts with self.
+func (e Epoch) carried(members []ring.NodeID, self ring.NodeID, fresh bool) Epoch {
+	if len(e.Content) == 0 {
+		e.Seen = nil
+		return e
+	}
+	if fresh {
+		e.Seen = nil
+	} else if len(members) > 0 {
+		all := true
+		for _, m := range members {
+			if _, found := slices.BinarySearch(e.Seen, vipstate.Node(m)); !found {
+				all = false
+				break
+			}
+		}
+		if all {
+			e.Content, e.Seen = nil, nil
+			return e
+		}
+	}
+	if slices.Contains(members, self) {
+		e.Seen = e.Seen.with(vipstate.Node(self), true)
+	}
+	return e
+}
