@@ -142,6 +142,8 @@
 
   // --- rendering -------------------------------------------------------
 
+  let lastSummaryKey = "";
+
   function render() {
     const s = status;
     $("cluster").textContent = s.cluster;
@@ -153,11 +155,18 @@
         "data-switch": name, "data-focus-key": "switch-" + name, title: why + " (click to switch " + (on ? "off" : "on") + " cluster-wide)",
         onclick: () => switchOp(name, on ? "off" : "on"), text: label + (on ? "" : " off") })
       : el("span", { class: "badge" + (on ? " on" : ""), "data-switch": name, title: why, text: label + (on ? "" : " off") });
-    $("summary").replaceChildren(...[
-      el("span", { text: "via " + s.node + " (" + s.mode + (s.alone ? ", alone" : "") + "), " + holder + " " }),
-      toggle("balance", "L.BAL", s.balancing, "load balancing moves VIPs from the most to the least loaded node"), " ",
-      toggle("auto", "AUTO", s.auto, "a node that joins or recovers takes VIPs by itself; off: it is closed until opened"), " ",
-      role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null].filter((x) => x !== null));
+    // The badges are built again only when they change: a button replaced
+    // between the press and the release of a click loses the click.
+    const summaryKey = [role, s.balancing, s.auto].join(",");
+    if (summaryKey !== lastSummaryKey || !$("summary-text")) {
+      lastSummaryKey = summaryKey;
+      $("summary").replaceChildren(...[
+        el("span", { id: "summary-text" }),
+        toggle("balance", "L.BAL", s.balancing, "load balancing moves VIPs from the most to the least loaded node"), " ",
+        toggle("auto", "AUTO", s.auto, "a node that joins or recovers takes VIPs by itself; off: it is closed until opened"), " ",
+        role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null].filter((x) => x !== null));
+    }
+    $("summary-text").textContent = "via " + s.node + " (" + s.mode + (s.alone ? ", alone" : "") + "), " + holder + " ";
 
     const nodes = $("nodes");
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
