@@ -37,23 +37,19 @@ func (f *frags) key(p *packet) fragKey {
 // record stores the verdict for p's datagram; false when the tracker is
 // full.
 func (f *frags) record(p *packet, pass bool, now int64) bool {
-	k := f.key(p)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.m[k]; !ok && len(f.m) >= f.max {
-		f.expire(now)
-		if len(f.m) >= f.max {
-			return false
-		}
-	}
-	f.m[k] = fragEntry{pass: pass, expires: now + fragTimeout}
-	return true
+	return f.store(p, fragEntry{pass: pass, expires: now + fragTimeout}, now)
 }
 
 // recordTo stores that p's datagram, whose first fragment is p, was
 // redirected to node to: its other fragments go there too (they have no
 // L4 header to find their flow by). False when the tracker is full.
 func (f *frags) recordTo(p *packet, to uint16, now int64) bool {
+	return f.store(p, fragEntry{to: to, expires: now + fragTimeout}, now)
+}
+
+// store puts e for p's datagram, expiring old entries when the tracker is
+// full; false when it stays full.
+func (f *frags) store(p *packet, e fragEntry, now int64) bool {
 	k := f.key(p)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -63,7 +59,7 @@ func (f *frags) recordTo(p *packet, to uint16, now int64) bool {
 			return false
 		}
 	}
-	f.m[k] = fragEntry{to: to, expires: now + fragTimeout}
+	f.m[k] = e
 	return true
 }
 

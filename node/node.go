@@ -437,13 +437,9 @@ func (n *Node) VIP(op mgmt.VIPOp) error {
 
 // QueueVIP is VIP, returning the operation's id (mgmt.OpQueuer).
 func (n *Node) QueueVIP(op mgmt.VIPOp) (uint64, error) {
-	st := n.state.Load()
-	table, ok, _ := ringstateTable(st)
-	if !ok {
-		return 0, errNoTable
-	}
-	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
-		return 0, errNotServing
+	table, err := n.serving()
+	if err != nil {
+		return 0, err
 	}
 	if _, found := table.Lookup(op.VIP); !found {
 		return 0, fmt.Errorf("VIP %s is not in the table: %w", op.VIP, mgmt.ErrNotFound)
@@ -459,6 +455,20 @@ func (n *Node) QueueVIP(op mgmt.VIPOp) (uint64, error) {
 	return n.propose(ringstate.ProposeVIP, data, fmt.Sprintf("vip %s %s %s", op.Op, op.VIP, op.Node))
 }
 
+// serving returns the committed VIP table when this node may take an
+// operator's operation: a member of a ring with quorum that has a table.
+func (n *Node) serving() (vipstate.Table, error) {
+	st := n.state.Load()
+	table, ok, _ := ringstateTable(st)
+	if !ok {
+		return table, errNoTable
+	}
+	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
+		return table, errNotServing
+	}
+	return table, nil
+}
+
 // Node queues an operator's node operation (close or open) for this node's
 // next turn with the token (mgmt.Backend).
 func (n *Node) Node(op mgmt.NodeOp) error {
@@ -468,12 +478,8 @@ func (n *Node) Node(op mgmt.NodeOp) error {
 
 // QueueNode is Node, returning the operation's id (mgmt.OpQueuer).
 func (n *Node) QueueNode(op mgmt.NodeOp) (uint64, error) {
-	st := n.state.Load()
-	if _, ok, _ := ringstateTable(st); !ok {
-		return 0, errNoTable
-	}
-	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
-		return 0, errNotServing
+	if _, err := n.serving(); err != nil {
+		return 0, err
 	}
 	id := n.run.Load().cfg.IndexOf(op.Node)
 	if id == 0 {
@@ -489,12 +495,8 @@ func (n *Node) QueueNode(op mgmt.NodeOp) (uint64, error) {
 // Switch queues an operator's switch (L.BAL or AUTO on or off) for this
 // node's next turn with the token (mgmt.SwitchBackend).
 func (n *Node) Switch(op mgmt.SwitchOp) (uint64, error) {
-	st := n.state.Load()
-	if _, ok, _ := ringstateTable(st); !ok {
-		return 0, errNoTable
-	}
-	if st.NoQuorum || !slices.Contains(st.Members, n.self) {
-		return 0, errNotServing
+	if _, err := n.serving(); err != nil {
+		return 0, err
 	}
 	w, err := ringstate.ParseSwitch(op.Switch)
 	if err != nil {
