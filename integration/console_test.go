@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/vishvananda/netlink"
 
 	"github.com/ringway/ringway/config"
@@ -211,6 +212,7 @@ func clientNeigh(t *testing.T, l *lab.Lab, ip netip.Addr) string {
 // node go down, a read-only session that changes nothing, and a
 // cross-origin POST refused.
 func TestConsoleBrowser(t *testing.T) {
+	t0 := time.Now()
 	chromium(t)
 	readTok := make([]byte, 24)
 	rand.Read(readTok)
@@ -230,6 +232,7 @@ func TestConsoleBrowser(t *testing.T) {
 	ctx := browser(t)
 	tr := startTraffic(t, c) // the client's UDP stream through its gateway 203.0.113.91
 
+	t.Logf("phase %s at %v", "login", time.Since(t0).Round(100*time.Millisecond))
 	// Log in; 3 nodes and 8 VIPs.
 	login(t, ctx, base, admin)
 	jsUntil(t, ctx, `document.querySelectorAll('.node[data-node]').length === 3 && document.querySelectorAll('#nodes .vip[data-vip]').length === 8`,
@@ -238,6 +241,7 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("role %q after admin login", role)
 	}
 
+	t.Logf("phase %s at %v", "L.BAL", time.Since(t0).Round(100*time.Millisecond))
 	// Turn L.BAL off from its badge, then on again: each shown applied,
 	// and the cluster's switch follows.
 	for _, on := range []bool{false, true} {
@@ -252,6 +256,7 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	}
 
+	t.Logf("phase %s at %v", "drag", time.Since(t0).Round(100*time.Millisecond))
 	// Drag the client's gateway VIP from n1 onto n3: the console reports
 	// the move applied, the table shows it, the client's ARP entry for the
 	// VIP changes to n3's MAC and its traffic keeps flowing.
@@ -291,6 +296,39 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("n1's status after the move: owner %q, %v", owner(st, "203.0.113.91"), err)
 	}
 
+	t.Logf("phase %s at %v", "keyboard", time.Since(t0).Round(100*time.Millisecond))
+	// Keyboard only: focus a VIP, Enter opens its menu with the first item
+	// focused, Enter on it moves the VIP; the console reports it applied.
+	// And every control has a name a screen reader can say. (A rebuild of
+	// the cards between the focus and the key press, when the rates
+	// change, loses the focus: try a few times.)
+	for try := 1; ; try++ {
+		err = chromedp.Do(ctx,
+			chromedp.Focus(chromedp.CSS(`.vip[data-vip="203.0.113.92"]`)),
+			chromedp.KeyEvent(kb.Enter))
+		if err != nil {
+			t.Fatalf("keyboard: %v", err)
+		}
+		open := jsString(t, ctx, `String(!document.getElementById('menu').hidden && document.activeElement.getAttribute('role') === 'menuitem')`)
+		if open == "true" {
+			break
+		}
+		if try == 5 {
+			t.Fatalf("Enter on a focused VIP did not open its menu (5 tries); focused: %s", jsString(t, ctx, `document.activeElement.outerHTML.slice(0, 200)`))
+		}
+	}
+	target := jsString(t, ctx, `document.activeElement.dataset.op`)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	jsUntil(t, ctx, `[...document.querySelectorAll('#actions li')].some(li => li.dataset.state === 'applied' && li.textContent.includes('move 203.0.113.92 to '))`,
+		5*time.Second, "the keyboard move ("+target+") shown as applied")
+	unnamed := jsString(t, ctx, `String([...document.querySelectorAll('button, [tabindex], input')].filter(e => !(e.getAttribute('aria-label') || e.textContent.trim() || (e.id && document.querySelector('label[for="' + e.id + '"]')))).length)`)
+	if unnamed != "0" {
+		t.Errorf("%s controls without an accessible name", unnamed)
+	}
+
+	t.Logf("phase %s at %v", "close n1", time.Since(t0).Round(100*time.Millisecond))
 	// Close n1 from its card: its VIPs leave it.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.node[data-node="n1"] button[data-action="close"]`))); err != nil {
 		t.Fatalf("click close n1: %v", err)
@@ -298,6 +336,7 @@ func TestConsoleBrowser(t *testing.T) {
 	jsUntil(t, ctx, `document.querySelector('.node[data-node="n1"]').dataset.state === 'closed' && document.querySelectorAll('.node[data-node="n1"] .vip').length === 0 && [...document.querySelectorAll('#actions li')].some(li => li.dataset.state === 'applied' && li.textContent.includes('close node n1'))`,
 		5*time.Second, "n1 closed, without VIPs, the action applied")
 
+	t.Logf("phase %s at %v", "cut n3", time.Since(t0).Round(100*time.Millisecond))
 	// Cut n3 (it carries the gateway now): the console shows it down
 	// within a second.
 	if err := c.lab.Cut(3); err != nil {
@@ -313,6 +352,7 @@ func TestConsoleBrowser(t *testing.T) {
 	rep := tr.stream.Stop()
 	t.Logf("client stream over move, close and cut: sent %d received %d lost %d, longest gap %v", rep.Sent, rep.Received, rep.Lost, rep.LongestGap)
 
+	t.Logf("phase %s at %v", "reconnect", time.Since(t0).Round(100*time.Millisecond))
 	// The browser loses its connection to n2: the console says so, with the
 	// data's age, and reconnects by itself once n2 is reachable again.
 	cutProxy(true)
@@ -322,6 +362,7 @@ func TestConsoleBrowser(t *testing.T) {
 	back := jsUntil(t, ctx, `document.getElementById('conn').dataset.lost === 'false'`, 10*time.Second, "the console live again")
 	t.Logf("reconnected %v after the node was reachable again", back)
 
+	t.Logf("phase %s at %v", "cross-origin", time.Since(t0).Round(100*time.Millisecond))
 	// A cross-origin page (another port: same site, so the SameSite cookie
 	// goes along; only the Origin and CSRF checks stop it) posts a node
 	// close to the console: refused, and the node logs it.
@@ -346,6 +387,7 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("n2 did not log the refused cross-origin request")
 	}
 
+	t.Logf("phase %s at %v", "read-only", time.Since(t0).Round(100*time.Millisecond))
 	// Read-only: log out, log in with the read token: everything shown, no
 	// control, and a POST from the page itself (with the session's CSRF
 	// token) is refused.

@@ -1,10 +1,13 @@
-// Package mgmt is ringway's management API: HTTP+JSON on management.listen,
-// guarded by a bearer token, optionally over TLS.
+// Package mgmt is ringway's management API and web console: HTTP+JSON on
+// management.listen, guarded by a bearer token, optionally over TLS.
 //
 // The server knows the node only through Backend, so the API can be served by
-// the daemon and by a fake in tests. Every API request but GET /healthz
-// needs "Authorization: Bearer <token>" or a console session cookie; tokens
-// are compared in constant time.
+// the daemon and by a fake in tests. Every API request but GET /healthz needs
+// "Authorization: Bearer <token>" or a console session cookie (console.go);
+// tokens are compared in constant time. The admin token may do everything,
+// the read-only token (management.read_token_file) every GET. guard.go keeps
+// strangers from filling the listener (per-address cap, short idle timeout
+// before a valid token) and slows and logs wrong tokens.
 //
 //	GET  /healthz                    liveness, no token
 //	GET  /api/v1/status              Status: membership, token, VIP table,
@@ -14,14 +17,11 @@
 //	POST /api/v1/vips/{vip}/{op}     op = move (body {"node":"n2"}), prefer,
 //	                                 unprefer, stick, unstick, close, open
 //	POST /api/v1/nodes/{node}/{op}   op = close, open
-//	POST /api/v1/switches/{s}/{v}    s = balance, auto; v = on, off
+//	POST /api/v1/switches/{s}/{on}   s = balance, auto; on = on, off
+//	POST /api/v1/reload              re-read the config file (reload.go)
 //	GET  /api/v1/events              the status as Server-Sent Events
-//	GET  /metrics                    Prometheus
-//	GET  /                           the web console (console.go)
-//
-// The admin token (management.token_file) may do everything; the read-only
-// token (management.read_token_file) only the GETs. guard.go protects the
-// listener from strangers.
+//	GET  /metrics                    Prometheus text format
+//	GET  /, /console/...             the web console (console.go)
 //
 // A VIP operation is accepted by the node that serves the request and applied
 // by the ring the next time that node holds the token (only the holder changes

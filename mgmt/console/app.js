@@ -13,6 +13,7 @@
   let source = null;
   let retry = null;
   let dragging = false; // no re-rendering under a drag in progress
+  let cardsKey = ""; // what the node cards show now
   const actions = []; // {id, desc, el, state, check}
 
   function el(tag, attrs, ...kids) {
@@ -84,6 +85,7 @@
   });
 
   function start(s) {
+    cardsKey = "";
     csrf = s.csrf;
     role = s.role;
     document.body.classList.toggle("readonly", role !== "admin");
@@ -168,16 +170,24 @@
     }
     $("summary-text").textContent = "via " + s.node + " (" + s.mode + (s.alone ? ", alone" : "") + "), " + holder + " ";
 
-    const nodes = $("nodes");
-    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
-    nodes.replaceChildren();
-    for (const n of s.node_states || []) nodes.append(nodeCard(s, n));
-    const unowned = (s.vips || []).filter((v) => !v.owner);
-    $("unowned-box").hidden = unowned.length === 0;
-    $("unowned").replaceChildren(...unowned.map((v) => vipChip(v)));
-    if (focused) {
-      const f = document.querySelector('[data-focus-key="' + CSS.escape(focused) + '"]');
-      if (f) f.focus();
+    // The cards are rebuilt only when what they show changed (at most
+    // about once a second under traffic: the rates), not at every hop of
+    // the token (that rebuilt them four times a second and took the focus
+    // from a keyboard user), and not while a VIP's menu is open.
+    const key = JSON.stringify([role, s.node, s.node_states, s.vips, s.links, s.links_down, s.ping_failing, s.app_failure]);
+    if (key !== cardsKey && $("menu").hidden) {
+      cardsKey = key;
+      const nodes = $("nodes");
+      const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
+      nodes.replaceChildren();
+      for (const n of s.node_states || []) nodes.append(nodeCard(s, n));
+      const unowned = (s.vips || []).filter((v) => !v.owner);
+      $("unowned-box").hidden = unowned.length === 0;
+      $("unowned").replaceChildren(...unowned.map((v) => vipChip(v)));
+      if (focused) {
+        const f = document.querySelector('[data-focus-key="' + CSS.escape(focused) + '"]');
+        if (f) f.focus();
+      }
     }
 
     $("moves").replaceChildren(...(s.moves || []).slice().reverse().slice(0, 20).map((m) =>
@@ -197,8 +207,7 @@
     const card = el("article", { class: "node", "data-node": n.id, "data-state": n.state, "aria-label": "node " + n.id + ", " + n.state });
     const head = el("div", { class: "node-head" },
       el("h3", { text: n.id }),
-      el("span", { class: "badge state-" + n.state, text: n.state.toUpperCase() }),
-      s.holder === n.id ? el("span", { class: "badge holder", title: "holds the token", text: "TOKEN" }) : null);
+      el("span", { class: "badge state-" + n.state, text: n.state.toUpperCase() }));
     card.append(head);
 
     // Traffic lights: this node's own monitors are known in detail; for the
@@ -270,12 +279,17 @@
       li.addEventListener("dragstart", (ev) => { dragging = true; ev.dataTransfer.setData("text/plain", v.vip); ev.dataTransfer.effectAllowed = "move"; });
       li.addEventListener("dragend", () => { dragging = false; render(); });
       li.addEventListener("contextmenu", (ev) => { ev.preventDefault(); openMenu(v, ev.pageX, ev.pageY); });
+      // Enter opens the menu on keyup: opened on keydown, the menu's
+      // first item took the focus before the key's character event and was
+      // activated by the same press (an unintended move).
+      const open = () => { const r = li.getBoundingClientRect(); openMenu(v, r.left + window.scrollX, r.bottom + window.scrollY); };
       li.addEventListener("keydown", (ev) => {
-        if (ev.key === "Enter" || ev.key === "ContextMenu" || (ev.shiftKey && ev.key === "F10")) {
-          ev.preventDefault();
-          const r = li.getBoundingClientRect();
-          openMenu(v, r.left + window.scrollX, r.bottom + window.scrollY);
-        }
+        if (ev.target !== li) return;
+        if (ev.key === "Enter") ev.preventDefault();
+        if (ev.key === "ContextMenu" || (ev.shiftKey && ev.key === "F10")) { ev.preventDefault(); open(); }
+      });
+      li.addEventListener("keyup", (ev) => {
+        if (ev.target === li && ev.key === "Enter") { ev.preventDefault(); open(); }
       });
       li.append(el("button", { type: "button", class: "mutate", "aria-label": "actions for VIP " + v.vip, "aria-haspopup": "menu",
         "data-focus-key": "vip-" + v.vip + "-menu",
@@ -310,7 +324,7 @@
     if (first) first.focus();
   }
 
-  function closeMenu() { $("menu").hidden = true; }
+  function closeMenu() { $("menu").hidden = true; if (status) render(); }
   document.addEventListener("click", (ev) => { if (!$("menu").contains(ev.target) && !(ev.target.closest && ev.target.closest(".vip"))) closeMenu(); });
   document.addEventListener("keydown", (ev) => {
     const m = $("menu");
