@@ -122,3 +122,13 @@ bench-router:
 .PHONY: bench-flows
 bench-flows:
 	$(GO) run ./forward/cmd/benchflows
+
+# bench-ring-lab: full daemons in the reference lab, all started at once
+# (docs/ring.md "The ring at scale"): time to one ring, membership changes
+# in IDLE of idle, CPU per node. NODES picks the sizes (up to 64). Needs
+# root. Rows merge into bench/out/ring-lab.json.
+NODES ?= 8,32
+IDLE ?= 60s
+.PHONY: bench-ring-lab
+bench-ring-lab: build
+	$(GO) run ./lab/cmd/ringscale -nodes $(NODES) -idle $(IDLE)
