@@ -4,7 +4,7 @@ package ring
 // instead of assuming a LAN and an idle host.
 //
 // Why: 32 full daemons started at once on a 2-core host (docs/ring.md,
-// "The N=32 collapse") missed the fixed 28 ms ack budget whenever a peer
+// "The ring at scale") missed the fixed 28 ms ack budget whenever a peer
 // was not scheduled in time (its acks are sent when its process runs), and
 // a 911 whose answers sat unread in the asker's own socket while it was
 // descheduled was decided with nobody heard: the asker regenerated a ring
@@ -18,18 +18,18 @@ package ring
 //     from its first send (an upper bound: Karn's ambiguity resolved to
 //     the safe side, so that a peer slower than its timeout gets timed at
 //     all; a loss-induced resend, rare, adds a sample of one timeout);
-//     a message's
-//     first resend waits srtt + 4·rttvar, at least AckTimeout and at most
-//     maxRTOFactor × AckTimeout (a peer never timed: unmeasuredFactor ×
-//     AckTimeout, conservative like TCP's initial RTO). On an idle LAN the samples are under a tick and
-//     nothing changes; a peer whose process is slow to run widens its own
-//     budget, so the ring slows down around it instead of dropping it.
+//     a message's first resend waits srtt + 4·rttvar, at least AckTimeout
+//     and at most maxRTOFactor × AckTimeout (a peer never timed:
+//     unmeasuredFactor × AckTimeout, conservative like TCP's initial
+//     RTO). On an idle LAN the samples are under a tick and nothing
+//     changes; a peer whose process is slow to run widens its own budget,
+//     so the ring slows down around it instead of dropping it.
 //   - local health: a node that has itself been slow (its driver reported
 //     a stall of half an ack budget or more, Lag) raises a multiplier lhm
 //     (0..maxLHM) on the timeouts whose false firing starts a second token
 //     line (the 911's wait for answers, token loss), not on hop budgets
-//     (see firstTimeout); a healthy stretch
-//     of healthyTicks lowers it by one. A slow node thus widens its own
+//     (see firstTimeout); a healthy stretch of healthyTicks lowers it by
+//     one. A slow node thus widens its own
 //     timeouts instead of accusing healthy ones. Lifeguard also counts
 //     failed probes and refuted suspicions; here those happen in every
 //     partition, where a node alone is not slow, and raising its timeouts
@@ -45,8 +45,8 @@ package ring
 
 // AdaptiveFrom is the smallest node map whose nodes adapt their timeouts
 // (unless Config.FixedTimers). Measured on the loaded 2-core lab
-// (docs/ring.md, "Adaptive timeouts"): at N=3 adaptive budgets made
-// fail-over two to three times slower (detection p50 40 → 110-180 ms)
+// (docs/ring.md, "The ring at scale"): at N=3 adaptive timers made
+// fail-over two to three times slower (detection 28-70 ms → 60-540 ms)
 // for the false drops they avoided, while a rotation is short and a drop
 // costs one rejoin; at N=32 fixed timers never settled (4,787 membership
 // changes in 20 s) and adaptive ones did (21 in 30 s), and the rotation
@@ -77,8 +77,7 @@ type rttEst struct {
 // off: a datagram answered within microseconds still spans a tick
 // boundary half the time, and AckTimeout already allows for that (RFC
 // 6298's clock granularity G); without it the quantisation noise alone
-// raised every LAN peer's timeout by half (bench-failover N=3 p99 66 →
-// 127 ms).
+// raised every LAN peer's timeout from 2 to 3 ticks.
 func (e *rttEst) sample(ticks int64) {
 	r := min(max(ticks-1, 0), maxSampleTicks) * rttScale
 	if e.n == 0 {
