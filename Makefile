@@ -149,3 +149,13 @@ test-balance:
 bench-forward: build
 	@command -v iperf3 >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3; }
 	$(GO) run ./forward/cmd/benchforward -bin $(BIN) -rounds $(or $(ROUNDS),3) -out bench/out/forward.json
+
+# bench-ring-lab: full daemons in the reference lab, all started at once
+# (docs/ring.md "The ring at scale"): time to one ring, membership changes
+# in IDLE of idle, CPU per node. NODES picks the sizes (up to 64). Needs
+# root. Rows merge into bench/out/ring-lab.json.
+NODES ?= 8,32
+IDLE ?= 60s
+.PHONY: bench-ring-lab
+bench-ring-lab: build
+	$(GO) run ./lab/cmd/ringscale -nodes $(NODES) -idle $(IDLE)

@@ -4,7 +4,7 @@ package ring
 // instead of assuming a LAN and an idle host.
 //
 // Why: 32 full daemons started at once on a 2-core host (docs/ring.md,
-// "The N=32 collapse") missed the fixed 28 ms ack budget whenever a peer
+// "The ring at scale") missed the fixed 28 ms ack budget whenever a peer
 // was not scheduled in time (its acks are sent when its process runs), and
 // a 911 whose answers sat unread in the asker's own socket while it was
 // descheduled was decided with nobody heard: the asker regenerated a ring
@@ -14,17 +14,22 @@ package ring
 // memberlist's Lifeguard ("local health awareness"):
 //
 //   - per-peer retransmission timeout: each acknowledged first try is a
-//     round-trip sample (Karn: resent messages are not timed); a message's
-//     first resend waits srtt + 4·rttvar, at least AckTimeout and at most
-//     maxRTOFactor × AckTimeout (a peer never timed: unmeasuredFactor ×
-//     AckTimeout, conservative like TCP's initial RTO). On an idle LAN the samples are under a tick and
-//     nothing changes; a peer whose process is slow to run widens its own
-//     budget, so the ring slows down around it instead of dropping it.
+//     round-trip sample; a message acknowledged after resends is timed
+//     from its first send (an upper bound: Karn's ambiguity resolved to
+//     the safe side, so that a peer slower than its timeout gets timed at
+//     all; a loss-induced resend, rare, adds a sample of one timeout);
+//     a message's first resend waits srtt + 4·rttvar, at least AckTimeout
+//     and at most maxRTOFactor × AckTimeout (a peer never timed:
+//     unmeasuredFactor × AckTimeout, conservative like TCP's initial
+//     RTO). On an idle LAN the samples are under a tick and nothing
+//     changes; a peer whose process is slow to run widens its own budget,
+//     so the ring slows down around it instead of dropping it.
 //   - local health: a node that has itself been slow (its driver reported
-//     a stall of stallTicks or more, Lag) raises a multiplier lhm
-//     (0..maxLHM) on every timeout it uses to accuse others (message
-//     timeouts, the 911's wait for answers, token loss); a healthy stretch
-//     of healthyTicks lowers it by one. A slow node thus widens its own
+//     a stall of half an ack budget or more, Lag) raises a multiplier lhm
+//     (0..maxLHM) on the timeouts whose false firing starts a second token
+//     line (the 911's wait for answers, token loss), not on hop budgets
+//     (see firstTimeout); a healthy stretch of healthyTicks lowers it by
+//     one. A slow node thus widens its own
 //     timeouts instead of accusing healthy ones. Lifeguard also counts
 //     failed probes and refuted suspicions; here those happen in every
 //     partition, where a node alone is not slow, and raising its timeouts
@@ -38,12 +43,26 @@ package ring
 // tick, so that the inputs that arrived during the stall are stepped
 // before any timeout fires on their absence.
 
+// AdaptiveFrom is the smallest node map whose nodes adapt their timeouts
+// (unless Config.FixedTimers). Measured on the loaded 2-core lab
+// (docs/ring.md, "The ring at scale"): at N=3 adaptive timers made
+// fail-over two to three times slower (detection 28-70 ms → 60-540 ms)
+// for the false drops they avoided, while a rotation is short and a drop
+// costs one rejoin; at N=32 fixed timers never settled (4,787 membership
+// changes in 20 s) and adaptive ones did (21 in 30 s), and the rotation
+// (about 130 ms) dominates fail-over anyway.
+const AdaptiveFrom = 16
+
+// adaptive reports whether this node adapts its timeouts.
+func (n *Node) adaptive() bool {
+	return !n.cfg.FixedTimers && len(n.cfg.Nodes) >= AdaptiveFrom
+}
+
 const (
-	maxRTOFactor     = 8     // the per-peer first timeout is at most this × AckTimeout
+	maxRTOFactor     = 2     // the per-peer first timeout is at most this × AckTimeout (a budget of 56 ms at the defaults)
 	unmeasuredFactor = 3     // first timeout to a peer never timed: this × AckTimeout
 	maxLHM           = 4     // local health multiplier cap: timeouts at most (1+maxLHM)×
 	healthyTicks     = 500   // ticks without a health problem that lower lhm by one (1 s)
-	stallTicks       = 2     // a Lag of at least this many ticks counts against health
 	rttScale         = 8     // srtt and rttvar are kept in 1/8 ticks (RFC 6298 fixed point)
 	maxSampleTicks   = 10000 // samples are clamped to this (a peer paused for minutes)
 )
@@ -52,16 +71,15 @@ const (
 type rttEst struct {
 	srtt, rttvar int64
 	n            int // samples so far
-	// backoff is the resend timeout, in ticks, at which the peer's last
-	// message was acknowledged after a resend (Karn: such an ack times
-	// nothing, but the next first try waits that long, or a peer slower
-	// than its estimate would never be timed again); 0 after a clean
-	// sample.
-	backoff int
 }
 
+// sample records a round trip of ticks whole ticks. One tick is taken
+// off: a datagram answered within microseconds still spans a tick
+// boundary half the time, and AckTimeout already allows for that (RFC
+// 6298's clock granularity G); without it the quantisation noise alone
+// raised every LAN peer's timeout from 2 to 3 ticks.
 func (e *rttEst) sample(ticks int64) {
-	r := min(max(ticks, 0), maxSampleTicks) * rttScale
+	r := min(max(ticks-1, 0), maxSampleTicks) * rttScale
 	if e.n == 0 {
 		e.srtt, e.rttvar = r, r/2
 	} else {
@@ -80,11 +98,8 @@ func (e *rttEst) sample(ticks int64) {
 func (n *Node) rto(to NodeID) int {
 	base := n.cfg.AckTimeout
 	e, ok := n.rl.est[to]
-	if n.cfg.FixedTimers {
+	if !n.adaptive() {
 		return base
-	}
-	if ok && e.n == 0 && e.backoff > 0 {
-		return min(max(base*unmeasuredFactor, e.backoff), base*maxRTOFactor)
 	}
 	if !ok || e.n == 0 {
 		// Like TCP's initial RTO, conservative until measured: at a
@@ -92,14 +107,15 @@ func (n *Node) rto(to NodeID) int {
 		// slow (docs/ring.md).
 		return base * unmeasuredFactor
 	}
-	t := int((e.srtt + max(4*e.rttvar, rttScale) + rttScale - 1) / rttScale)
-	return min(max(t, base, e.backoff), base*maxRTOFactor)
+	t := int((e.srtt + 4*e.rttvar + rttScale - 1) / rttScale)
+	return min(max(t, base), base*maxRTOFactor)
 }
 
-// firstTimeout is a new message's first resend timeout to peer to.
-func (n *Node) firstTimeout(to NodeID) int {
-	return n.rto(to) * (1 + n.health())
-}
+// firstTimeout is a new message's first resend timeout to peer to. Local
+// health does not widen it: a hop that fails costs a drop and a rejoin,
+// while wider hop budgets cost every fail-over (measured on the loaded
+// lab: N=3 detection p50 40 → 180 ms with health on hop budgets).
+func (n *Node) firstTimeout(to NodeID) int { return n.rto(to) }
 
 // health is the local health multiplier now, after the healthy stretch
 // since the last problem has lowered it.
@@ -114,7 +130,7 @@ func (n *Node) health() int {
 
 // unhealthy records a sign that this node itself is slow.
 func (n *Node) unhealthy() {
-	if n.cfg.FixedTimers {
+	if !n.adaptive() {
 		return
 	}
 	n.health()
@@ -142,7 +158,7 @@ func (n *Node) maxBudget() int {
 // so that IdleTicks, which reads n.tokLoss, stays exact.
 func (n *Node) adaptTokenLoss() {
 	t := int64(n.cfg.TokenLossTicks())
-	if n.cfg.TokenLoss == 0 && n.gapMax > 0 && !n.cfg.FixedTimers {
+	if n.cfg.TokenLoss == 0 && n.gapMax > 0 && n.adaptive() {
 		t = max(t, n.gapMax+int64(n.maxBudget())+2)
 	}
 	n.tokLoss = t * int64(1+n.health())
@@ -167,29 +183,39 @@ func (n *Node) queryWait() int64 {
 	return int64(w * (1 + n.health()))
 }
 
+// stallTicks is the least Lag that counts against local health: half an
+// ack budget (14 ms at the defaults). A timer a few milliseconds late is
+// ordinary on a busy virtual machine; counting it made the N=3 lab's
+// token loss five times longer (bench-failover p50 52 → 115 ms).
+func (n *Node) stallTicks() int { return max(n.cfg.AckBudget()/2, 2) }
+
 // Lag tells the node that its driver could not tick it for ticks ticks
 // (the process was not scheduled: a stall). Those ticks are gone; the
-// inputs that arrived meanwhile have not been stepped yet. Deadlines due
-// within the next tick move to the tick after it, so those inputs are
-// stepped first; a stall of stallTicks or more counts against local
-// health. Call it before the Tick that follows the stall.
+// inputs that arrived meanwhile have not been stepped yet. A message
+// whose next resend or failure falls due in the next tick, and a 911
+// whose answers are due, wait one tick more, so that those inputs are
+// stepped first; each at most once, so that a node late at every wakeup
+// still times out (a timer a tick late is ordinary and ignored). A stall
+// of stallTicks or more also postpones the token-loss timer the same way
+// and counts against local health. Call it before the Tick that follows
+// the stall.
 func (n *Node) Lag(ticks int) {
-	if ticks <= 0 || n.mode == ModeLeft || n.cfg.FixedTimers {
+	if ticks < 2 || n.mode == ModeLeft || !n.adaptive() {
 		return
 	}
 	grace := n.now + 2
 	for _, o := range n.rl.out {
-		o.nextAt = max(o.nextAt, grace)
-		if o.hedgeAt != 0 {
-			o.hedgeAt = max(o.hedgeAt, grace-1)
+		if !o.deferred && o.nextAt < grace {
+			o.nextAt, o.deferred = grace, true
 		}
 	}
-	if n.query != nil {
-		n.query.deadline = max(n.query.deadline, grace)
+	if q := n.query; q != nil && !q.deferred && q.deadline < grace {
+		q.deadline, q.deferred = grace, true
 	}
-	if ticks >= stallTicks {
-		n.unhealthy()
+	if ticks < n.stallTicks() {
+		return
 	}
+	n.unhealthy()
 	// Token loss fires when now − from > tokLoss: from ≥ grace − 1 −
 	// tokLoss keeps it quiet through the next tick.
 	n.waitFrom = max(n.waitFrom, grace-1-n.tokLoss)

@@ -39,8 +39,18 @@ func timed(t *testing.T, n *Node, rtt, k int) {
 	}
 }
 
-func TestAdaptiveAckTimeout(t *testing.T) {
+// adaptiveConfig is TestConfig with a node map large enough to adapt.
+func adaptiveConfig() Config {
 	c := TestConfig() // AckTimeout 2 ticks
+	c.Nodes = nil
+	for i := 1; i <= AdaptiveFrom; i++ {
+		c.Nodes = append(c.Nodes, NodeID(i))
+	}
+	return c
+}
+
+func TestAdaptiveAckTimeout(t *testing.T) {
+	c := adaptiveConfig()
 	newNode := func() *Node {
 		n, err := NewNode(c)
 		if err != nil {
@@ -57,11 +67,11 @@ func TestAdaptiveAckTimeout(t *testing.T) {
 	if got := resendAfter(t, n); got != 2 {
 		t.Errorf("peer answering within the tick: first resend after %d ticks, want AckTimeout (2)", got)
 	}
-	// A peer whose process runs late: acks after 6 ticks. Its timeout
+	// A peer whose process runs late: acks after 3 ticks. Its timeout
 	// widens beyond the sample, so its hops stop failing.
-	timed(t, n, 6, 30)
-	if got := resendAfter(t, n); got <= 6 || got > 2*maxRTOFactor {
-		t.Errorf("peer acking after 6 ticks: first resend after %d ticks, want 7..%d", got, 2*maxRTOFactor)
+	timed(t, n, 3, 30)
+	if got := resendAfter(t, n); got < 3 || got > 2*maxRTOFactor {
+		t.Errorf("peer acking after 3 ticks: first resend after %d ticks, want 3..%d", got, 2*maxRTOFactor)
 	}
 	// However slow, capped.
 	timed(t, n, 30, 10)
@@ -69,28 +79,41 @@ func TestAdaptiveAckTimeout(t *testing.T) {
 		t.Errorf("peer acking after 30 ticks: first resend after %d ticks, want the cap %d", got, 2*maxRTOFactor)
 	}
 
-	// Local health: a node that was itself stalled widens its timeouts,
-	// and a healthy second brings them back.
+	// Local health: a node that was itself stalled waits longer for the
+	// answers to its 911 (not for hop acks: firstTimeout), and a healthy
+	// second brings it back.
 	n = newNode()
 	timed(t, n, 0, 20)
+	w := n.queryWait()
+	n.Lag(2) // a timer a little late: ordinary
+	if got := n.queryWait(); got != w {
+		t.Errorf("after a short lag: 911 waits %d ticks, want %d", got, w)
+	}
 	n.Lag(10)
-	if got := resendAfter(t, n); got != 4 {
-		t.Errorf("after one stall: first resend after %d ticks, want 2 × AckTimeout", got)
+	if got := n.queryWait(); got != 2*w {
+		t.Errorf("after one stall: 911 waits %d ticks, want %d", got, 2*w)
+	}
+	if got := resendAfter(t, n); got != 2 {
+		t.Errorf("after one stall: first resend after %d ticks, want AckTimeout (hop budgets do not widen)", got)
 	}
 	for range healthyTicks {
 		n.Tick()
 	}
-	if got := resendAfter(t, n); got != 2 {
-		t.Errorf("a healthy second after the stall: first resend after %d ticks, want AckTimeout", got)
+	if got := n.queryWait(); got != w {
+		t.Errorf("a healthy second after the stall: 911 waits %d ticks, want %d", got, w)
 	}
 
-	// Fixed timers: none of it.
-	c.FixedTimers = true
-	n = newNode()
-	timed(t, n, 6, 30)
-	n.Lag(10)
-	if got := resendAfter(t, n); got != 2 {
-		t.Errorf("fixed timers: first resend after %d ticks, want AckTimeout", got)
+	// Fixed timers, and any small node map: none of it.
+	for _, c := range []Config{TestConfig(), func() Config { c := adaptiveConfig(); c.FixedTimers = true; return c }()} {
+		n, err := NewNode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		timed(t, n, 6, 30)
+		n.Lag(10)
+		if got := resendAfter(t, n); got != 2 {
+			t.Errorf("%d nodes, fixed %v: first resend after %d ticks, want AckTimeout", len(c.Nodes), c.FixedTimers, got)
+		}
 	}
 }
 
@@ -98,7 +121,7 @@ func TestAdaptiveAckTimeout(t *testing.T) {
 // of the node's own process is not failed by the tick that ends the stall
 // (its ack may be waiting, unread, in the socket), but a tick later.
 func TestLagPostponesTimeouts(t *testing.T) {
-	c := TestConfig()
+	c := adaptiveConfig()
 	for _, lag := range []bool{false, true} {
 		n, err := NewNode(c)
 		if err != nil {

@@ -96,6 +96,7 @@ type query struct {
 	waiting  []NodeID
 	answers  []answer
 	deadline int64
+	deferred bool // a stall (Lag) has postponed the deadline once already
 }
 
 type answer struct {

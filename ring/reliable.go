@@ -42,6 +42,9 @@ type outMsg struct {
 	tag     sendTag
 	paths   uint8 // a bit per path the message went out on (Cause.Paths)
 	lastTx  int64 // tick of the last (re)send, for the round trip
+	firstTx int64 // tick of the first send
+	// deferred: a stall (Lag) has postponed its timer once already.
+	deferred bool
 }
 
 type inMsg struct {
@@ -136,6 +139,7 @@ func (n *Node) send(to NodeID, m *Message, tag sendTag) uint64 {
 		f := Frame{Type: FrameData, MsgID: o.id, Index: uint16(i), Count: uint16(count), Payload: body[lo:hi]}
 		o.frames[i], _ = f.AppendBinary(make([]byte, 0, frameHeader+hi-lo))
 	}
+	o.firstTx = n.now
 	n.rl.out = append(n.rl.out, o)
 	n.counters.MessagesSent++
 	n.counters.BytesSent += uint64(len(body))
@@ -279,13 +283,7 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 					e = new(rttEst)
 					n.rl.est[from] = e
 				}
-				if o.tries == 1 {
-					// Karn: only a first try's ack times the path.
-					e.sample(n.now - o.lastTx)
-					e.backoff = 0
-				} else {
-					e.backoff = o.timeout
-				}
+				e.sample(n.now - o.firstTx) // resent: an upper bound (adapt.go)
 				n.rl.out = append(n.rl.out[:i], n.rl.out[i+1:]...)
 				n.onSendDone(o)
 			}

@@ -17,7 +17,7 @@ import (
 // queue and by everybody else's. The delays feed back: a ring that churns
 // does more work (911s to every node, merges, states to apply), which
 // delays everyone further. This is how 32 full daemons on a 2-core machine
-// behaved (docs/ring.md, "The N=32 collapse").
+// behaved (docs/ring.md, "The ring at scale").
 //
 // Ticks follow the driver (ring/ringnet): a tick the core promised idle
 // (IdleTicks) costs nothing; one that may act is a wakeup like a

@@ -46,8 +46,8 @@ func idleChurn(t *testing.T, seed uint64, n int, h Host, formLimit, idle int64, 
 // TestLoadedHostScale: 32 full nodes started at once on a loaded 2-core
 // host (LoadedHost) form one ring and then stay quiet. The fixed timers'
 // row is logged for comparison: this model delays every node alike, so it
-// does not reproduce the lab's collapse (docs/ring.md, "The N=32
-// collapse"); it shows the start-up, which the fixed timers take longer
+// does not reproduce the lab's collapse (docs/ring.md, "The ring at
+// scale"); it shows the start-up, which the fixed timers take longer
 // to get through.
 func TestLoadedHostScale(t *testing.T) {
 	if testing.Short() {
