@@ -242,11 +242,12 @@ func TestReloadDelayed(t *testing.T) {
 	applied := time.Time{}
 	n1SeesN3 := false
 	for time.Now().Before(deadline) {
-		sts, problem := c.statuses(all)
-		if problem == "" {
-			problem = halfChange(sts, 1)
+		sts, unreachable := c.statuses(all)
+		if unreachable != "" {
+			time.Sleep(20 * time.Millisecond) // a slow API on a loaded box: sample again
+			continue
 		}
-		if problem != "" && !strings.Contains(problem, "context deadline") {
+		if problem := halfChange(sts, 1); problem != "" {
 			t.Fatalf("during the delayed reload: %s", problem)
 		}
 		if len(sts) == 3 && sts[2].Config != nil && sts[2].Config.Epoch == 1 {
