@@ -191,12 +191,12 @@ func TestCommandRunAs(t *testing.T) {
 
 // A reload's new check: Run adopts it before its next check.
 func TestCommandReconfigure(t *testing.T) {
-	c := NewCommand("exit 0", 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	c := NewCommand("exit 0", 2*time.Second, slog.New(slog.DiscardHandler))
+	c.Reconfigure("echo now failing; exit 4", 2*time.Second, false, 0, 0, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	c.Reconfigure("echo now failing; exit 4", 20*time.Millisecond, false, 0, 0, nil)
 	for deadline := time.Now().Add(5 * time.Second); c.Healthy(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the new check never ran")
