@@ -132,3 +132,20 @@ bench-flows:
 .PHONY: bench-stateful
 bench-stateful:
 	$(GO) run ./lab/cmd/stateful-bench -conns $(or $(CONNS),1000) -out bench/out/stateful.json
+
+.PHONY: test-balance
+# test-balance: integration TestBalancing with 5 minutes of steady traffic
+# after balancing (make test watches 10 s). Needs root.
+test-balance:
+	RINGWAY_BALANCE_STEADY=5m $(GO) test -count=1 -timeout 10m -run TestBalancing -v ./integration
+
+# bench-forward: symmetric routing's tunnel on a 2-node lab (root; installs
+# iperf3 if missing): added round-trip latency of the tunnel hop (split
+# owners vs same owner, 64-byte UDP request/response), tunnelled TCP
+# throughput vs direct (iperf3 -R), modes interleaved over ROUNDS rounds;
+# and the directory rows a membership change moves vs the theoretical
+# minimum. Prints a table, writes bench/out/forward.json.
+.PHONY: bench-forward
+bench-forward: build
+	@command -v iperf3 >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3; }
+	$(GO) run ./forward/cmd/benchforward -bin $(BIN) -rounds $(or $(ROUNDS),3) -out bench/out/forward.json

@@ -51,7 +51,15 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 		return nil
 	}
 	r, ok := sym.replicas.get(k, now)
-	if !ok || r.handler == sym.self || d.isMember(r.handler) {
+	if !ok {
+		return nil
+	}
+	// The handler is gone: left the membership, or restarted (a newer
+	// boot than the one the replica came from), or it is this node in an
+	// earlier life (a replica of its own flow can only come back as a
+	// bulk copy: bulkTo).
+	if gone := r.handler == sym.self || !d.isMember(r.handler) ||
+		r.sender == r.handler && sym.restarted(r.handler, r.boot); !gone {
 		return nil
 	}
 	if h := sym.reg.get(k, now); h != 0 && h != r.handler && h != sym.self && d.isMember(h) {
@@ -62,7 +70,14 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 		return nil
 	}
 	f.tab.setState(e, r.state)
-	e.flags |= r.flags & (entryOrigIsA | entryFinOrig)
+	e.flags |= r.flags&(entryOrigIsA|entryFinOrig) | entryAdopted
+	if r.sender == r.handler && r.handler != sym.self {
+		sym.bootMu.Lock()
+		if len(sym.adoptedFrom) < sym.replicas.max {
+			sym.adoptedFrom[k] = origin{r.handler, r.boot, now}
+		}
+		sym.bootMu.Unlock()
+	}
 	e.rule = r.rule
 	e.expires = now + f.timeout[e.state]
 	sym.replicas.del(k)
@@ -100,6 +115,13 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 	sym := f.sym
 	sym.resyncMu.Lock()
 	defer sym.resyncMu.Unlock()
+	sym.bootMu.Lock()
+	peers := sym.bulkPeers
+	sym.bulkPeers = nil
+	sym.bootMu.Unlock()
+	for _, p := range peers {
+		f.bulkTo(p, now)
+	}
 	g := sym.gen.Load()
 	gen := uint16(g)
 	if g != sym.resyncGen.Load() {
@@ -163,4 +185,112 @@ func (f *Filter) Resync(now int64) {
 		return
 	}
 	f.resyncSome(now, max(256, int(f.tab.max/numShards/8)))
+}
+
+// PeerBoot tells the filter that node peer sent a tunnel datagram of boot
+// (authentic: the tunnel driver calls it for every boot it opens a
+// datagram of, before handing over the datagram). A newer boot than the
+// one known means peer restarted and lost its state:
+//   - the flows it handled are adopted by their authoritative nodes as if
+//     it had left (a restart can be quicker than the ring's detection, or
+//     than the flows' next packets: it comes back a member);
+//   - the flows handled here are registered and replicated again, every
+//     one (it may have been their authoritative node or standby), as after
+//     a new directory.
+func (f *Filter) PeerBoot(peer uint16, boot uint64, now int64) {
+	s := f.sym
+	if s == nil || peer == s.self {
+		return
+	}
+	s.bootMu.Lock()
+	old, known := s.boots[peer]
+	if boot > old {
+		s.boots[peer] = boot
+	}
+	s.bootMu.Unlock()
+	if !known || boot <= old {
+		return // the first boot heard of (this node's own start) or nothing new
+	}
+	s.view.Store(&dirView{cur: s.dir.Load(), gen: s.gen.Add(1)}) // no prev: every flow is sent again
+	s.bootMu.Lock()
+	s.bulkPeers = append(s.bulkPeers, peer)
+	s.bootMu.Unlock()
+	f.Resync(now)
+}
+
+// bulkTo queues for peer, a new member or one that restarted, a copy of
+// every replica this node holds of a row peer now ranks first or second
+// in (the joiner's fill: it becomes authoritative node or standby of rows
+// whose replicas it does not have; the handlers re-send their own flows
+// too, but a handler that left or restarted cannot). Bulk records never
+// replace a record the receiver has. The caller holds resyncMu.
+func (f *Filter) bulkTo(peer uint16, now int64) {
+	s := f.sym
+	d := s.dir.Load()
+	s.replicas.mu.Lock()
+	var recs []pendingRec
+	for k, r := range s.replicas.m {
+		if now >= r.expires {
+			continue
+		}
+		if a, st := d.Lookup(k); a != peer && st != peer {
+			continue
+		}
+		recs = append(recs, pendingRec{rec: SyncRecord{Flow: k, State: r.state, OrigIsA: r.flags&entryOrigIsA != 0,
+			FinOrig: r.flags&entryFinOrig != 0, Handler: r.handler, Rule: r.rule, Bulk: true}, expires: r.expires})
+	}
+	s.replicas.mu.Unlock()
+	for i := range recs {
+		s.repl.queue(peer, &recs[i].rec, recs[i].expires, now)
+	}
+	s.bulkSent.Add(uint64(len(recs)))
+}
+
+// restarted reports whether node h has a newer boot than boot (the one
+// its replica came from).
+func (s *symmetric) restarted(h uint16, boot uint64) bool {
+	s.bootMu.Lock()
+	defer s.bootMu.Unlock()
+	return s.boots[h] > boot
+}
+
+// origin is the handler an adopted flow was taken from, and its boot.
+type origin struct {
+	node uint16
+	boot uint64
+	at   int64 // when adopted
+}
+
+// flapWindow is how long after an adoption the flow may go back to its
+// former handler: a node dropped from the ring for a moment is back
+// within a second or two; one stopped for longer may have let the flow
+// expire meanwhile, and the adopter keeps it.
+const flapWindow = 10 * time.Second
+
+// giveBack reports whether adopted flow e (key k) must go back to the
+// handler it was taken from, at the first packet after a new directory:
+// when that handler is a member again with the same boot within
+// flapWindow of the adoption, it was only dropped from the membership for
+// a moment (a busy node's missed ring hops) and still has the flow; two
+// handlers would each pass packets and replicate. Either way the first
+// new directory after the adoption decides. The registry then names the handler again; the caller
+// removes e without telling the replicas (the handler's are right). The
+// caller holds e's shard lock.
+func (s *symmetric) giveBack(e *entry, k Key, now int64) bool {
+	if e.regGen == uint16(s.gen.Load()) {
+		return false
+	}
+	s.bootMu.Lock()
+	o, ok := s.adoptedFrom[k]
+	back := ok && s.boots[o.node] == o.boot && s.dir.Load().isMember(o.node) && now-o.at < int64(flapWindow)
+	if ok {
+		delete(s.adoptedFrom, k)
+	}
+	s.bootMu.Unlock()
+	if !back {
+		return false
+	}
+	s.reg.put(k, o.node, now+s.regTTL)
+	s.givenBack.Add(1)
+	return true
 }

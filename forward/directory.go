@@ -181,3 +181,13 @@ func Moved(old, new *Directory) int {
 	}
 	return n
 }
+
+// Owners returns the authoritative node of flow k and its standby in the
+// directory installed now (SetDirectory); both 0 without symmetric routing
+// (Config.Self) or before a directory. It does not allocate.
+func (f *Filter) Owners(k Key) (auth, standby uint16) {
+	if f.sym == nil {
+		return 0, 0
+	}
+	return f.sym.dir.Load().Lookup(k)
+}

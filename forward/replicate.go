@@ -22,7 +22,10 @@ import (
 //   - pending: the records not sent yet, one per flow (a newer change of a
 //     flow replaces the one waiting: updates collapse);
 //   - a window of batches in flight, each under a sequence number (from 1,
-//     per boot), resent every Config.SyncResend until acknowledged.
+//     per boot), resent after Config.SyncResend, then after twice as
+//     long each time (up to 64 times), until acknowledged; a
+//     batch that is not full waits until nothing is in flight (Nagle's
+//     rule, messages).
 //
 // Every record is the flow's whole state, not a delta, so batches may be
 // applied in any order: a receiver keeps, per flow, the record of the
@@ -72,6 +75,7 @@ type ReplStats struct {
 	Replicas  int    // flows whose state this node holds for another node now
 	Refused   uint64 // replicas refused at MaxReplicas
 	Adoptions uint64 // flows this node took over from a handler that left (adopt.go)
+	GivenBack uint64 // adopted flows given back to their handler, back in the membership with the same boot (adopt.go giveBack)
 	Resyncs   uint64 // flows registered and replicated again by the walk after a directory change or for idleness
 	BytesRcvd uint64 // payload bytes of sync batches and acks received
 	// Resyncing says the walk after the last directory change has not
@@ -79,6 +83,8 @@ type ReplStats struct {
 	// long the last complete walk took (ns).
 	Resyncing  bool
 	ResyncTook int64
+	BulkSent   uint64 // replicas copied on to a new authoritative node or standby of their row (bulkTo)
+	BulkRcvd   uint64 // replicas received as bulk copies and stored
 	// Lag counts acknowledged batches by the time from the oldest change
 	// they carry being queued to their ack (the replica is stored before
 	// the ack leaves): bucket 0 under 1 µs, bucket i from 2^(i-1) to 2^i
@@ -108,8 +114,19 @@ type flight struct {
 	seq    uint64
 	queued int64 // oldest change in it
 	sent   int64
+	tries  uint8  // resends so far
 	buf    []byte // the payload, kept for resending
 }
+
+// maxBackoff caps the doubling of a batch's resend interval: 2^6 ×
+// SyncResend (1.28 s at the default).
+const maxBackoff = 6
+
+// rto is how long batch f waits for its ack since it was last sent:
+// SyncResend, doubled at every resend (as TCP's RTO, RFC 6298 5.5), so
+// a loaded peer whose acks come late is not sent every batch again every
+// SyncResend.
+func (r *replicator) rto(f *flight) int64 { return r.resend << min(f.tries, maxBackoff) }
 
 // syncPeer is the sending side towards one peer, and the acks owed to it.
 type syncPeer struct {
@@ -198,20 +215,27 @@ func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram
 		}
 		p.acks = p.acks[:0]
 		for _, f := range p.flights {
-			if now-f.sent >= r.resend {
+			if now-f.sent >= r.rto(f) {
 				f.sent = now
+				f.tries++
 				r.resends.Add(1)
 				r.bytes.Add(uint64(len(f.buf)))
 				dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
 			}
 		}
-		for len(p.pending) > 0 && len(p.flights) < r.window {
+		// Nagle's rule (RFC 896) for batches: a batch that is not full
+		// leaves only when nothing is in flight to the peer. The first
+		// change after a quiet time goes at once; under load, changes
+		// gather for one round trip and leave together, collapsed (a
+		// handshake's three states become one record) and many to a
+		// datagram.
+		for len(p.pending) > 0 && len(p.flights) < r.window && (len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords) {
 			f := r.build(p, now)
 			p.flights = append(p.flights, f)
 			dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
 		}
 		for _, f := range p.flights {
-			if due := f.sent + r.resend; next == 0 || due < next {
+			if due := f.sent + r.rto(f); next == 0 || due < next {
 				next = due
 			}
 		}
@@ -227,7 +251,7 @@ func (r *replicator) build(p *syncPeer, now int64) *flight {
 	} else {
 		f = &flight{buf: make([]byte, 0, syncBatchHead+MaxSyncRecords*SyncRecordLen)}
 	}
-	f.seq, f.sent, f.queued = p.next, now, now
+	f.seq, f.sent, f.queued, f.tries = p.next, now, now, 0
 	p.next++
 	b := f.buf[:syncBatchHead]
 	binary.BigEndian.PutUint64(b, f.seq)
@@ -277,6 +301,9 @@ func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
 			p.spare = append(p.spare, f)
 			break
 		}
+	}
+	if len(p.pending) > 0 {
+		r.signal() // what waited for the window (or for Nagle's rule) may go now
 	}
 }
 
@@ -329,10 +356,10 @@ type replica struct {
 // replicaStore is the flows' state this node holds as their authoritative
 // node or standby: bounded, expiring.
 type replicaStore struct {
-	mu                      sync.Mutex
-	m                       map[Key]replica
-	max                     int
-	applied, stale, refused atomic.Uint64
+	mu                            sync.Mutex
+	m                             map[Key]replica
+	max                           int
+	applied, stale, refused, bulk atomic.Uint64
 }
 
 // apply stores rec, received from sender (boot) in batch seq at now.
@@ -340,8 +367,8 @@ func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, n
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.m[rec.Flow]
-	if ok && old.sender == sender && (boot < old.boot || boot == old.boot && seq < old.seq) {
-		s.stale.Add(1)
+	if ok && old.sender == sender && (boot < old.boot || boot == old.boot && seq < old.seq) || ok && rec.Bulk {
+		s.stale.Add(1) // older, or a bulk copy of a flow known already
 		return
 	}
 	if rec.Gone {
@@ -365,8 +392,13 @@ func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, n
 	// timeout while the flow is active (refresh, symmetric.go), so it
 	// never expires before the flow does at its handler.
 	d := int64(rec.Expires) * int64(time.Millisecond)
-	s.m[rec.Flow] = replica{handler: rec.Handler, state: rec.State, flags: fl, rule: rec.Rule, sender: sender,
+	rp := replica{handler: rec.Handler, state: rec.State, flags: fl, rule: rec.Rule, sender: sender,
 		boot: boot, seq: seq, expires: now + d + d/4 + int64(time.Second)}
+	if rec.Bulk {
+		rp.sender, rp.boot, rp.seq = 0, 0, 0 // any record from the handler replaces it
+		s.bulk.Add(1)
+	}
+	s.m[rec.Flow] = rp
 	s.applied.Add(1)
 }
 
@@ -430,7 +462,12 @@ func (s *symmetric) replicate(e *entry, now int64) {
 // gone queues the end of e's flow for the replicas at now. The caller
 // holds e's shard lock (table.remove).
 func (s *symmetric) gone(e *entry, now int64) {
-	if e.state == StateNone || s.noRepl {
+	if e.flags&entryAdopted != 0 {
+		s.bootMu.Lock()
+		delete(s.adoptedFrom, e.key)
+		s.bootMu.Unlock()
+	}
+	if e.state == StateNone || s.noRepl || e.flags&entryQuiet != 0 {
 		return
 	}
 	auth, standby := s.dir.Load().Lookup(e.key)
@@ -486,7 +523,7 @@ func (f *Filter) StepSync(h TunnelHeader, payload []byte, now int64) {
 				s.repl.malformed.Add(1)
 				return // the records before it are applied: each stands alone
 			}
-			if rec.Handler != h.Sender {
+			if rec.Handler != h.Sender && !rec.Bulk {
 				s.repl.malformed.Add(1) // a node replicates only the flows it handles
 				return
 			}
@@ -519,6 +556,8 @@ func (s *symmetric) replStats() ReplStats {
 	took := s.resyncTook.Load()
 	st.Resyncing = took < 0 || s.resyncGen.Load() != s.gen.Load()
 	st.ResyncTook = max(took, 0)
+	st.BulkSent, st.BulkRcvd = s.bulkSent.Load(), s.replicas.bulk.Load()
+	st.GivenBack = s.givenBack.Load()
 	for i := range st.Lag {
 		st.Lag[i] = r.lag[i].Load()
 	}

@@ -73,17 +73,18 @@ func TestSyncBatchRoundTrip(t *testing.T) {
 		{Flow: k, State: StateEstablished, OrigIsA: true, Handler: 1, Rule: 2, Expires: 432000000},
 		{Flow: k, Gone: true, Handler: 1},
 		{Flow: k, State: StateFinWait, FinOrig: true, Handler: 1},
+		{Flow: k, State: StateEstablished, Bulk: true, Handler: 3},
 	}}
 	p, err := b.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p) != syncBatchHead+3*SyncRecordLen {
-		t.Errorf("%d bytes, want %d", len(p), syncBatchHead+3*SyncRecordLen)
+	if len(p) != syncBatchHead+4*SyncRecordLen {
+		t.Errorf("%d bytes, want %d", len(p), syncBatchHead+4*SyncRecordLen)
 	}
 	want := []byte{
 		0, 0, 0, 0, 0, 0, 0, 7, // seq
-		0, 3, 0, 0, // count, reserved
+		0, 4, 0, 0, // count, reserved
 		198, 51, 100, 10, 203, 0, 113, 10, 0, 80, 0x9c, 0x40, 6, // key: A (server), B (client), PA, PB, proto
 		1, 3, 1, 0, 1, 0, 2, 0x19, 0xbf, 0xcc, 0x00, // update, established, orig is A, handler 1, rule 2, 5 days in ms
 	}
@@ -135,7 +136,8 @@ func TestSyncRefused(t *testing.T) {
 		{"kind 3", edit(good, 12+13, 3), false, nil},
 		{"state none", edit(good, 12+14, 0), false, nil},
 		{"state unknown", edit(good, 12+14, uint8(numStates)), false, nil},
-		{"flag unknown", edit(good, 12+15, 4), false, nil},
+		{"flag unknown", edit(good, 12+15, 8), false, nil},
+		{"gone bulk", edit(edit(edit(good, 12+13, 2), 12+14, 0), 12+15, 4), false, nil},
 		{"handler 0", edit(good, 12+17, 0), false, nil},
 		{"gone with a state", edit(good, 12+13, 2), false, nil},
 		{"ack empty", nil, true, io.ErrUnexpectedEOF},
@@ -280,9 +282,9 @@ func TestReplicateToAuthAndStandby(t *testing.T) {
 	}
 }
 
-// TestReplicationResend: a lost batch is sent again after SyncResend,
-// a lost ack too (the batch is applied twice, harmlessly); a newer
-// record is not undone by a resent older one.
+// TestReplicationResend: a lost batch is sent again after SyncResend;
+// a change queued meanwhile waits for it (Nagle's rule) and follows; a
+// batch that arrives late does not undo a newer record.
 func TestReplicationResend(t *testing.T) {
 	c := newSymCluster(t, nil)
 	sp := c.portWithOwners(protoUDP, 7000, 2, 3)
@@ -302,21 +304,31 @@ func TestReplicationResend(t *testing.T) {
 	if ds, next := c.f[1].SyncMessages(c.now, nil); len(ds) != 0 || next != c.now+int64(DefaultSyncResend) {
 		t.Fatalf("before the resend time: %d datagrams, next %d", len(ds), next)
 	}
-	// The reply makes the flow assured; the new state goes in a second
-	// batch while the first waits for its resend.
+	// The reply makes the flow assured: the change waits while the
+	// first batch is in flight to n2 (it went to n3 at once).
 	c.send(1, udp(server, client, 7000, sp, 10), int_, ext)
 	c.pumpSync(nil)
-	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateAssured {
-		t.Fatalf("n2's replica %+v, want assured", r)
+	if s := c.f[1].Stats().Sym.Repl; s.Queued != 1 || s.InFlight != 1 {
+		t.Errorf("n1 while its batch to n2 is lost: %+v, want 1 queued, 1 in flight", s)
+	}
+	if r, _ := c.f[3].sym.replicas.get(k, c.now); r.state != StateAssured {
+		t.Errorf("n3's replica %+v, want assured", r)
 	}
 	c.now += int64(DefaultSyncResend)
-	c.pumpSync(nil) // the first batch again: older, refused
+	c.pumpSync(nil) // the first batch again, acked, then the second
 	s := c.f[1].Stats().Sym.Repl
-	if s.Resends != 1 || s.InFlight != 0 {
-		t.Errorf("n1: %+v, want 1 resend and nothing in flight", s)
+	if s.Resends != 1 || s.InFlight != 0 || s.Queued != 0 {
+		t.Errorf("n1: %+v, want 1 resend, nothing queued or in flight", s)
 	}
 	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateAssured {
-		t.Errorf("n2's replica after the old batch's resend %+v, want assured", r)
+		t.Errorf("n2's replica after the resend %+v, want assured", r)
+	}
+	// A batch that arrives after a newer one (a resend overtaken) is
+	// stale for the flows the newer one carried.
+	old, _ := (&SyncBatch{Seq: 1, Records: []SyncRecord{{Flow: k, State: StateUnreplied, Handler: 1, Expires: 30000}}}).MarshalBinary()
+	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2, Boot: 1}, old, c.now)
+	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateAssured {
+		t.Errorf("n2's replica after an old batch %+v, want assured", r)
 	}
 	if st := c.f[2].Stats().Sym.Repl.Stale; st != 1 {
 		t.Errorf("n2 counted %d stale records, want 1", st)
@@ -458,5 +470,150 @@ func TestAuthoritativeLost(t *testing.T) {
 	c.pumpSync(nil)
 	if after := c.f[1].Stats().Sym.Repl.Records; after != before+1 {
 		t.Errorf("n1 sent %d records after the new directory, want 1 (to n2)", after-before)
+	}
+}
+
+// TestResyncOnlyMovedRows: after a member leaves, only the flows whose
+// authoritative node or standby changed are registered and replicated
+// again; the others are not sent.
+func TestResyncOnlyMovedRows(t *testing.T) {
+	c := newSymCluster(t, nil)
+	stay := c.portWithOwners(protoUDP, 7000, 2, 1) // n3 ranks neither first nor second
+	move := c.portWithOwners(protoUDP, 7000, 3, 2) // n3 is authoritative
+	for _, p := range []uint16{stay, move} {
+		c.send(1, udp(client, server, p, 7000, 10), ext, int_)
+	}
+	c.pumpSync(nil)
+	before := c.f[1].Stats().Sym.Repl.Records
+	c.now += sec
+	c.kill(3)
+	c.f[1].Resync(c.now)
+	for _, p := range []uint16{stay, move} {
+		c.send(1, udp(client, server, p, 7000, 10), ext, int_)
+	}
+	c.pumpSync(nil)
+	// The moved flow: to n2, its new authoritative node (n1, its new
+	// standby, is the handler): one record.
+	if got := c.f[1].Stats().Sym.Repl.Records - before; got != 1 {
+		t.Errorf("%d records after n3 left, want 1 (the moved flow, to n2)", got)
+	}
+}
+
+// TestAdoptionAfterRestart: the handler restarts faster than the ring
+// notices (it stays a member) and has lost its flows; the flow's
+// authoritative node hears its new boot and adopts the flow when its
+// next packet arrives, here from the restarted node itself.
+func TestAdoptionAfterRestart(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	for _, f := range c.f {
+		f.PeerBoot(1, 1, c.now) // the boot the replicas came from (pumpSync's)
+	}
+	c.f[1] = newFilter(t, func(cfg *Config) { cfg.Self = 1 }) // restarted: empty
+	c.f[1].SetDirectory(c.dir)
+	mid := tcp(client, server, sp, 80, tcpACK)
+	if got := c.send(1, mid, ext, int_); !cmp.Equal(got, []hop{{1, false, 2}, {2, false, 0}}) {
+		t.Fatalf("before n2 heard the new boot: %v, want n1 → n2, dropped there", got)
+	}
+	c.f[2].PeerBoot(1, 2, c.now)
+	c.f[3].PeerBoot(1, 2, c.now)
+	if got := c.send(1, mid, ext, int_); !cmp.Equal(got, []hop{{1, false, 2}, {2, true, 0}}) {
+		t.Errorf("after n2 heard n1's new boot: %v, want n1 → n2, passed (adopted)", got)
+	}
+	if n := c.f[2].Stats().Sym.Repl.Adoptions; n != 1 {
+		t.Errorf("n2 adopted %d flows, want 1", n)
+	}
+}
+
+// TestBulkFillAfterRestart: a node that handled flows as their
+// authoritative node restarts faster than the ring notices (the rolling
+// restart): the rows' standby hears its new boot and copies it the
+// replicas of its rows (bulk), and the restarted node, authoritative
+// again, adopts its former flows from them when their packets come.
+func TestBulkFillAfterRestart(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(2, tcp(client, server, sp, 80, tcpSYN), ext, int_) // n2: handler and authoritative node
+	c.send(2, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(2, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	c.f[3].PeerBoot(2, 1, c.now)
+	c.f[2] = newFilter(t, func(cfg *Config) { cfg.Self = 2 }) // restarted: empty
+	c.f[2].SetDirectory(c.dir)
+	c.f[3].PeerBoot(2, 2, c.now) // its first datagram after the restart
+	c.pumpSync(nil)
+	if s := c.f[2].Stats().Sym.Repl; s.BulkRcvd != 1 || s.Replicas != 1 {
+		t.Fatalf("n2 after the bulk copy: %+v, want 1 replica received in bulk", s)
+	}
+	if got := c.send(1, tcp(server, client, 80, sp, tcpACK), int_, ext); !cmp.Equal(got, []hop{{1, false, 2}, {2, true, 0}}) {
+		t.Errorf("a packet of the flow after the restart: %v, want n1 → n2, passed (adopted)", got)
+	}
+	if n := c.f[2].Stats().Sym.Repl.Adoptions; n != 1 {
+		t.Errorf("n2 adopted %d flows, want 1", n)
+	}
+}
+
+// TestResendBackoff: a batch never acknowledged is sent again after
+// SyncResend, then after twice as long each time.
+func TestResendBackoff(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoUDP, 7000, 2, 3)
+	c.send(1, udp(client, server, sp, 7000, 10), ext, int_)
+	toN2 := func(d SyncDatagram, _ uint16) bool { return d.To == 2 } // n2 hears nothing
+	c.pumpSync(toN2)
+	r := int64(DefaultSyncResend)
+	start := c.now
+	for i, wait := range []int64{r, 2 * r, 4 * r, 8 * r} {
+		_, next := c.f[1].SyncMessages(c.now, nil)
+		if next != c.now+wait {
+			t.Fatalf("resend %d due %d ns after the last, want %d", i+1, next-c.now, wait)
+		}
+		c.now = next
+		c.pumpSync(toN2)
+	}
+	if s := c.f[1].Stats().Sym.Repl; s.Resends != 4 {
+		t.Errorf("%d resends in %v, want 4", s.Resends, c.now-start)
+	}
+}
+
+// TestGiveBackAfterFlap: a handler dropped from the membership for a
+// moment (it never stopped: same boot) has its flow adopted by the
+// flow's authoritative node; once it is a member again, the adopter
+// gives the flow back at its next packet, and later packets go to the
+// handler again: one handler per flow.
+func TestGiveBackAfterFlap(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	for _, f := range c.f {
+		f.PeerBoot(1, 1, c.now)
+	}
+	full := c.dir
+	n1 := c.f[1]
+	c.kill(1) // n2 and n3 drop n1 for a moment; n1 keeps its flow
+	reply := tcp(server, client, 80, sp, tcpACK)
+	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, true, 0}}) {
+		t.Fatalf("during the flap: %v, want adopted and passed at n2", got)
+	}
+	c.f[1], c.dir = n1, full
+	for _, f := range c.f {
+		f.SetDirectory(full)
+	}
+	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, true, 0}}) {
+		t.Errorf("first packet after the flap: %v, want passed at n2 (giving the flow back)", got)
+	}
+	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, false, 1}, {1, true, 0}}) {
+		t.Errorf("next packet: %v, want n2 → n1, the handler again", got)
+	}
+	s := c.f[2].Stats()
+	if s.Sym.Repl.GivenBack != 1 || s.Flows != 0 {
+		t.Errorf("n2: given back %d, tracks %d flows; want 1 and 0", s.Sym.Repl.GivenBack, s.Flows)
 	}
 }

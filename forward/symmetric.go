@@ -93,6 +93,12 @@ type symmetric struct {
 	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
 	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
+	bootMu                                                   sync.Mutex // guards boots and bulkPeers
+	bulkPeers                                                []uint16   // peers to send a bulk copy to at the next resync (adopt.go bulkTo)
+	bulkSent                                                 atomic.Uint64
+	adoptedFrom                                              map[Key]origin // adopted flows' former handlers, under bootMu (adopt.go giveBack)
+	givenBack                                                atomic.Uint64
+	boots                                                    map[uint16]uint64 // peers' newest boot ids seen (adopt.go PeerBoot)
 	staleHints                                               atomic.Uint64
 
 	epoch atomic.Uint64           // SetMembership's; 0: none
@@ -107,7 +113,7 @@ func newSymmetric(c Config) *symmetric {
 		out:        outbox{ready: make(chan struct{}, 1)},
 		defers:     newDeferrals(c.Defer),
 		repl:       newReplicator(c), noRepl: c.NoReplication,
-		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}}
+		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}, boots: map[uint16]uint64{}, adoptedFrom: map[Key]origin{}}
 	return s
 }
 
@@ -358,6 +364,19 @@ func (f *Filter) SetDirectory(d *Directory) {
 	}
 	old := s.dir.Swap(d)
 	s.view.Store(&dirView{prev: old, cur: d, gen: s.gen.Add(1)})
+	if old != nil {
+		// Members new to this directory get a bulk copy of the replicas
+		// of their rows (adopt.go bulkTo).
+		var added []uint16
+		for _, m := range d.members {
+			if m != s.self && !old.isMember(m) {
+				added = append(added, m)
+			}
+		}
+		s.bootMu.Lock()
+		s.bulkPeers = append(s.bulkPeers, added...)
+		s.bootMu.Unlock()
+	}
 	members := map[uint16]bool{}
 	for _, m := range d.Members() {
 		members[m] = true

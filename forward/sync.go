@@ -23,8 +23,10 @@ import (
 //	  13     kind: 1 update, 2 gone
 //	  14     state (State; 0 when gone)
 //	  15     flags: bit 0 the initiator is the key's A side, bit 1 the
-//	         first FIN came from the initiator; other bits 0 (0 when gone)
-//	  16-17  handler node id, not 0
+//	         first FIN came from the initiator, bit 2 bulk copy (a
+//	         replica sent on by a node that is not the handler); other
+//	         bits 0 (0 when gone)
+//	  16-17  handler node id, not 0; the sender unless bulk
 //	  18-19  rule that accepted the flow (1-based; 0 default)
 //	  20-23  ms until the flow expires if nothing more is seen (0 when gone)
 //
@@ -52,6 +54,7 @@ const (
 
 	syncFlagOrigIsA = 1 << 0
 	syncFlagFinOrig = 1 << 1
+	syncFlagBulk    = 1 << 2
 )
 
 // SyncRecord is one flow's state as its handler replicates it.
@@ -61,6 +64,7 @@ type SyncRecord struct {
 	State   State  // a flow's state (not StateNone)
 	OrigIsA bool   // the initiator is Flow's A side
 	FinOrig bool   // the first FIN came from the initiator
+	Bulk    bool   // a replica copied on to a new owner of its row by a node that is not the handler (replicate.go bulkTo)
 	Handler uint16 // the node that handles the flow (the sender)
 	Rule    uint16 // the rule that accepted it, 1-based; 0: the default
 	Expires uint32 // ms from the batch's sending until the flow expires unless more is seen
@@ -77,7 +81,7 @@ func (r *SyncRecord) check() error {
 		return errSyncMalformed
 	}
 	if r.Gone {
-		if r.State != StateNone || r.OrigIsA || r.FinOrig || r.Rule != 0 || r.Expires != 0 {
+		if r.State != StateNone || r.OrigIsA || r.FinOrig || r.Bulk || r.Rule != 0 || r.Expires != 0 {
 			return errSyncMalformed
 		}
 		return nil
@@ -104,6 +108,9 @@ func (r *SyncRecord) put(b []byte) {
 	if r.FinOrig {
 		fl |= syncFlagFinOrig
 	}
+	if r.Bulk {
+		fl |= syncFlagBulk
+	}
 	b[15] = fl
 	binary.BigEndian.PutUint16(b[16:], r.Handler)
 	binary.BigEndian.PutUint16(b[18:], r.Rule)
@@ -124,10 +131,10 @@ func (r *SyncRecord) get(b []byte) error {
 	}
 	r.State = State(b[14])
 	fl := b[15]
-	if fl&^(syncFlagOrigIsA|syncFlagFinOrig) != 0 {
+	if fl&^(syncFlagOrigIsA|syncFlagFinOrig|syncFlagBulk) != 0 {
 		return errSyncMalformed
 	}
-	r.OrigIsA, r.FinOrig = fl&syncFlagOrigIsA != 0, fl&syncFlagFinOrig != 0
+	r.OrigIsA, r.FinOrig, r.Bulk = fl&syncFlagOrigIsA != 0, fl&syncFlagFinOrig != 0, fl&syncFlagBulk != 0
 	r.Handler = binary.BigEndian.Uint16(b[16:])
 	r.Rule = binary.BigEndian.Uint16(b[18:])
 	r.Expires = binary.BigEndian.Uint32(b[20:])

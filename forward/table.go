@@ -28,6 +28,8 @@ const (
 	entryUsed    = 1 << iota // the slot holds a flow
 	entryOrigIsA             // the initiator is the key's A side
 	entryFinOrig             // the first FIN came from the initiator
+	entryAdopted             // taken over from a handler that left (adopt.go)
+	entryQuiet               // being removed without telling the replicas (adopt.go giveBack)
 )
 
 // shard is one lock's worth of the table: a map from key to slot in a

@@ -42,8 +42,9 @@ func chromium(t *testing.T) string {
 // namespace) reachable from the host, where the browser runs, at the
 // returned base URL. It copies bytes only, so the browser's Host and
 // Origin are the proxy's, as they would be for any address an operator
-// uses.
-func nsProxy(t *testing.T, l *lab.Lab, i int) string {
+// uses. cut(true) breaks every connection and refuses new ones (the node
+// unreachable from the browser), cut(false) lets them through again.
+func nsProxy(t *testing.T, l *lab.Lab, i int) (base string, cut func(bool)) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,6 +53,17 @@ func nsProxy(t *testing.T, l *lab.Lab, i int) string {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
+	down := false
+	cut = func(d bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		down = d
+		if d {
+			for c := range conns {
+				c.Close()
+			}
+		}
+	}
 	track := func(c net.Conn, add bool) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -78,6 +90,13 @@ func nsProxy(t *testing.T, l *lab.Lab, i int) string {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			refuse := down
+			mu.Unlock()
+			if refuse {
+				front.Close()
+				continue
+			}
 			var back net.Conn
 			err = l.Do(l.Node(i), func() error {
 				var err error
@@ -103,7 +122,7 @@ func nsProxy(t *testing.T, l *lab.Lab, i int) string {
 			go pipe(back, front)
 		}
 	}()
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), cut
 }
 
 // browser starts a headless chromium for the test.
@@ -207,7 +226,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := nsProxy(t, c.lab, 2) // the browser talks to n2
+	base, cutProxy := nsProxy(t, c.lab, 2) // the browser talks to n2
 	ctx := browser(t)
 	tr := startTraffic(t, c) // the client's UDP stream through its gateway 203.0.113.91
 
@@ -225,7 +244,7 @@ func TestConsoleBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button.switch[data-switch="balance"]`))); err != nil {
 			t.Fatalf("click L.BAL: %v", err)
 		}
-		want := map[bool]string{false: "turn balance off", true: "turn balance on"}[on]
+		want := map[bool]string{false: "switch balance off", true: "switch balance on"}[on]
 		jsUntil(t, ctx, fmt.Sprintf(`[...document.querySelectorAll('#actions li')].some(li => li.dataset.state === 'applied' && li.textContent.includes(%q)) && document.querySelector('button.switch[data-switch="balance"]').getAttribute('aria-pressed') === %q`, want, fmt.Sprint(on)),
 			5*time.Second, want+" shown applied")
 		if st, err := c.status(3); err != nil || st.Switches == nil || st.Switches.Balance != on {
@@ -294,6 +313,15 @@ func TestConsoleBrowser(t *testing.T) {
 	rep := tr.stream.Stop()
 	t.Logf("client stream over move, close and cut: sent %d received %d lost %d, longest gap %v", rep.Sent, rep.Received, rep.Lost, rep.LongestGap)
 
+	// The browser loses its connection to n2: the console says so, with the
+	// data's age, and reconnects by itself once n2 is reachable again.
+	cutProxy(true)
+	jsUntil(t, ctx, `document.getElementById('conn').dataset.lost === 'true' && /data is \d+ s old/.test(document.getElementById('conn').textContent)`,
+		5*time.Second, "the lost connection shown with the data's age")
+	cutProxy(false)
+	back := jsUntil(t, ctx, `document.getElementById('conn').dataset.lost === 'false'`, 10*time.Second, "the console live again")
+	t.Logf("reconnected %v after the node was reachable again", back)
+
 	// A cross-origin page (another port: same site, so the SameSite cookie
 	// goes along; only the Origin and CSRF checks stop it) posts a node
 	// close to the console: refused, and the node logs it.
@@ -331,7 +359,7 @@ func TestConsoleBrowser(t *testing.T) {
 	jsUntil(t, ctx, `!document.getElementById('login').hidden`, 3*time.Second, "the login form after logout")
 	login(t, ctx, base, hex.EncodeToString(readTok))
 	jsUntil(t, ctx, `document.body.dataset.role === 'read-only' && document.querySelectorAll('#nodes .vip[data-vip]').length === 8`, 5*time.Second, "read-only view with 8 VIPs")
-	controls, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll('button.mutate, .mutate button, .vip[draggable="true"]')].filter(e => e.offsetParent !== null).length`))
+	controls, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll('button.mutate, .mutate button, .vip[draggable="true"], button[data-switch]')].filter(e => e.offsetParent !== null).length`))
 	if err != nil {
 		t.Fatal(err)
 	}

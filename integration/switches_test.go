@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -25,13 +26,22 @@ func TestSwitchesAndDrain(t *testing.T) {
 	c.startAll()
 	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
 	cfg := func(i int) string { return c.lab.ConfigPath(i) }
+	// run runs a command at node i; an operation a node refuses because
+	// it is between rings for a moment (a flap on a starved machine) is
+	// tried again, as an operator would.
 	run := func(i int, args ...string) string {
 		t.Helper()
-		out, err := c.ringway(i, args...)
-		if err != nil {
-			t.Fatalf("ringway %s: %v\n%s", strings.Join(args, " "), err, out)
+		for try := 1; ; try++ {
+			out, err := c.ringway(i, args...)
+			if err == nil {
+				return out
+			}
+			if try == 3 || !strings.Contains(out, "409") {
+				t.Fatalf("ringway %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			t.Logf("ringway %s (try %d): %v: %s", strings.Join(args, " "), try, err, out)
+			time.Sleep(500 * time.Millisecond)
 		}
-		return out
 	}
 	if out := run(1, "status", "-c", cfg(1)); !strings.Contains(out, "switch:  L.BAL on, AUTO on") {
 		t.Errorf("status does not show the default switches:\n%s", out)
@@ -196,12 +206,25 @@ func sendBalanceLoad(ctx context.Context, t *testing.T, l *lab.Lab) *sync.WaitGr
 
 // TestBalancing: skewed traffic over four VIPs that all sit on n1 spreads
 // them until the nodes' loads are within the threshold, with a bounded
-// number of moves and none back and forth while the traffic stays steady;
+// number of moves and none back and forth while the traffic stays steady
+// (RINGWAY_BALANCE_STEADY: 10 s here, 5 minutes in `make test-balance`);
 // with L.BAL off nothing moves.
 func TestBalancing(t *testing.T) {
+	steady := 10 * time.Second
+	if s := os.Getenv("RINGWAY_BALANCE_STEADY"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("RINGWAY_BALANCE_STEADY=%q: %v", s, err)
+		}
+		steady = d
+	}
 	c := newCluster(t, 3, func(i int, cf *config.Config) {
 		cf.Balancing.Cooldown = time.Second
 		cf.VIPs = nil // no preferences: balancing may move every VIP
+		// Balancing needs no fast detection; slow resends keep a starved
+		// machine (the shared CI box) from dropping members, whose
+		// fail-overs would move the VIPs under test.
+		cf.Ring.AckTimeout = 40 * time.Millisecond
 	})
 	c.startAll()
 	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
@@ -234,20 +257,23 @@ func TestBalancing(t *testing.T) {
 	wg := sendBalanceLoad(ctx, t, c.lab)
 	defer func() { cancel(); wg.Wait() }()
 
-	placement := func() (map[string]string, error) {
+	// placement is where the four VIPs are, and the ring it was read in:
+	// moves are counted only within one unchanged ring, since a member
+	// dropped on a starved machine moves VIPs by fail-over, not balancing.
+	placement := func() (map[string]string, uint64, error) {
 		st, err := c.status(3)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		m := map[string]string{}
 		for _, bh := range balanceHosts {
 			m[bh.gw.String()] = owner(st, bh.gw.String())
 		}
-		return m, nil
+		return m, st.RingID, nil
 	}
 	// L.BAL off: 3 s of load (several load reports), nothing moves.
 	time.Sleep(3 * time.Second)
-	if p, err := placement(); err != nil || p["203.0.113.92"] != "n1" || p["203.0.113.93"] != "n1" || p["203.0.113.94"] != "n1" || p["203.0.113.91"] != "n1" {
+	if p, _, err := placement(); err != nil || p["203.0.113.92"] != "n1" || p["203.0.113.93"] != "n1" || p["203.0.113.94"] != "n1" || p["203.0.113.91"] != "n1" {
 		t.Fatalf("L.BAL off, yet the VIPs moved: %v (%v)", p, err)
 	}
 
@@ -267,13 +293,15 @@ func TestBalancing(t *testing.T) {
 		}
 		return float64(hi-lo) / (float64(total) / 3)
 	}
-	moves, last := 0, map[string]string(nil)
+	moves, last, lastRing := 0, map[string]string(nil), uint64(0)
 	watch := func(d time.Duration) {
 		end := time.Now().Add(d)
 		for time.Now().Before(end) {
-			p, err := placement()
+			p, ring, err := placement()
 			if err == nil {
-				if last != nil {
+				if last != nil && ring != lastRing {
+					t.Logf("the ring changed (%x → %x): moves not counted across it", lastRing, ring)
+				} else if last != nil {
 					for v, o := range p {
 						if last[v] != o {
 							moves++
@@ -281,7 +309,7 @@ func TestBalancing(t *testing.T) {
 						}
 					}
 				}
-				last = p
+				last, lastRing = p, ring
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -294,10 +322,9 @@ func TestBalancing(t *testing.T) {
 		t.Fatalf("not balanced within 30 s: placement %v, imbalance %.2f (threshold 0.25), %d moves", last, imbalance(last), moves)
 	}
 	balancedAfter := moves
-	// Steady traffic: no move back and forth (the make soak run watches
-	// longer).
-	watch(10 * time.Second)
-	t.Logf("balanced with %d moves; %d more in 10 s of steady traffic; placement %v", balancedAfter, moves-balancedAfter, last)
+	// Steady traffic: no move back and forth.
+	watch(steady)
+	t.Logf("balanced with %d moves; %d more in %v of steady traffic; placement %v", balancedAfter, moves-balancedAfter, steady, last)
 	if moves > 4 {
 		t.Errorf("%d moves for 4 VIPs: want at most 4 (3 make the balanced placement)", moves)
 	}

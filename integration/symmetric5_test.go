@@ -360,6 +360,8 @@ func checkFiveNodeCounters(t *testing.T, c *cluster, flows []*symFlow, perAuth m
 		switch {
 		case !ok:
 			t.Errorf("n1 does not track %s flow from port %d (authoritative n%d)", name, f.port, f.auth)
+		case x.Handler != "n1" || x.Authoritative != fmt.Sprintf("n%d", f.auth):
+			t.Errorf("n1 lists %s flow from port %d with handler %q and authoritative node %q, want n1 and n%d", name, f.port, x.Handler, x.Authoritative, f.auth)
 		case x.PacketsOrig < uint64(f.done[0].Load()) || x.PacketsReply < uint64(ok2):
 			t.Errorf("n1 counted %s flow from port %d (authoritative n%d) %d packets out and %d back; the client sent %d and had %d echoed",
 				name, f.port, f.auth, x.PacketsOrig, x.PacketsReply, f.done[0].Load(), ok2)

@@ -42,6 +42,7 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == "n2"
 	}, 10*time.Second, "the client's gateway on n1 and the server's on n2")
 	l := c.lab
+	start := time.Now()
 
 	go echoUDP(listenUDP(t, l, l.Server(), ":7000"))
 	go echoTCP(listenTCP(t, l, l.Server(), ":80"))
@@ -56,7 +57,7 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	// fragments its large replies itself; the fragments follow their first
 	// fragment through the tunnel. That first reply is the one loss path
 	// MTU discovery costs: each datagram is sent again once if its echo
-	// does not come, and at most one may need it.
+	// does not come.
 	var uc net.Conn
 	if err := l.Do(l.Client(), func() (err error) {
 		uc, err = net.Dial("udp4", srv(7000))
@@ -92,8 +93,11 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		}
 	}
 	t.Logf("UDP echo: %d of 200 datagrams sent twice (path MTU discovery), %d lost", retried, lost)
-	if lost != 0 || retried > 1 {
-		t.Errorf("UDP echo through split owners: %d of 200 sent twice, %d lost; want at most 1 sent twice (path MTU discovery) and none lost", retried, lost)
+	// One retry is path MTU discovery's; two more are allowed for a
+	// loaded machine (an echo later than 1 s). Each of the 11 datagrams
+	// above the tunnel MTU needing one would be a regression.
+	if lost != 0 || retried > 3 {
+		t.Errorf("UDP echo through split owners: %d of 200 sent twice, %d lost; want at most 3 sent twice (1 for path MTU discovery) and none lost", retried, lost)
 	}
 	// 20 new flows of one exchange each, one try each: the first reply
 	// of a new flow whose authoritative node is n2 would overtake the
@@ -144,6 +148,14 @@ func TestSymmetricSplitOwners(t *testing.T) {
 		t.Fatalf("no tunnel section in the status: n1 %+v n2 %+v", st1.Filter, st2.Filter)
 	}
 	t.Logf("n1 tunnel %+v flows %d; n2 tunnel %+v flows %d", *t1, st1.Filter.Flows, *t2, st2.Filter.Flows)
+	// A ring flap on a loaded machine (a live node dropped for a moment)
+	// makes n2 adopt n1's flows (issue 12) and moves the counts below;
+	// the exchanges above must still have worked, the counts are then
+	// not asserted.
+	if un := c.unplannedChanges(start, []int{1, 2}); len(un) > 0 {
+		t.Logf("unplanned membership changes (load?): %v; counters not checked", un)
+		return
+	}
 	// 200 + 20 UDP echoes, and 4 MB of TCP at most 1448 bytes a packet.
 	const replies = 220 + (4<<20)/1448
 	if t2.Redirects < replies || t2.Sent < replies || t2.Peers["n1"][0] < replies {
@@ -194,6 +206,10 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	for _, want := range []string{
 		`ringway_tunnel_messages_total{direction="sent",type="ack"}`,
 		`ringway_filter_deferred_packets_total{outcome="held"}`,
+		`ringway_tunnel_peer_packets_total{direction="sent",peer="n1"}`,
+		`ringway_tunnel_peer_bytes_total{direction="sent",peer="n1"}`,
+		`ringway_tunnel_registry_flows `,
+		`ringway_tunnel_hints `,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("n2's metrics lack %q", want)

@@ -178,6 +178,14 @@ type TunnelStatus struct {
 	EpochStale  uint64 `json:"epoch_stale"`
 	EpochFuture uint64 `json:"epoch_future"`
 	HintsStale  uint64 `json:"hints_stale"`
+	// PeerBytes counts the bytes of the data packets by peer node id:
+	// [sent, received].
+	PeerBytes map[string][2]uint64 `json:"peer_bytes,omitempty"`
+	// MSSClamped counts TCP SYNs whose MSS was lowered to fit the tunnel;
+	// FragNeeded the DF packets too large for it, answered with ICMP
+	// fragmentation needed.
+	MSSClamped uint64 `json:"mss_clamped"`
+	FragNeeded uint64 `json:"frag_needed"`
 	// Replication is state replication and fail-over (replication.go).
 	Replication *ReplicationStatus `json:"replication,omitempty"`
 }

@@ -35,6 +35,13 @@ type Flow struct {
 	PacketsReply uint64 `json:"packets_reply"`
 	BytesOrig    uint64 `json:"bytes_orig"`
 	BytesReply   uint64 `json:"bytes_reply"`
+	// Handler is the node that keeps the flow's state (the node
+	// answering: a node lists the flows it handles) and Authoritative
+	// the flow's authoritative node in its directory, which knows the
+	// handler; both empty without symmetric routing (one node, or the
+	// filter off).
+	Handler       string `json:"handler,omitempty"`
+	Authoritative string `json:"authoritative,omitempty"`
 }
 
 // Flows is what GET /api/v1/flows returns: some of one node's tracked flows.

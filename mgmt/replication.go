@@ -3,27 +3,31 @@ package mgmt
 // ReplicationStatus is state replication and fail-over on one node
 // (docs/forward.md "State replication and fail-over").
 type ReplicationStatus struct {
-	Queued    int       `json:"queued"`    // changes waiting to be sent now
-	QueueMax  int       `json:"queue_max"` // their cap
-	InFlight  int       `json:"in_flight"` // batches sent and not yet acknowledged now
-	Records   uint64    `json:"records"`   // flow records sent
-	Batches   [2]uint64 `json:"batches"`   // [sent, received]
-	Resends   uint64    `json:"resends"`   // batches sent again for want of an ack
-	Collapsed uint64    `json:"collapsed"` // changes merged into one still waiting
-	Overflow  uint64    `json:"overflow"`  // changes refused at the queue's cap (alarm)
-	Dropped   uint64    `json:"dropped"`   // batches and records given up with a peer that left
-	Malformed uint64    `json:"malformed"` // sync datagrams received that did not decode
-	Bytes     [2]uint64 `json:"bytes"`     // replication datagrams' bytes on the wire [sent, received]
-	Replicas  int       `json:"replicas"`  // flows whose state this node holds for their handler
-	Refused   uint64    `json:"refused"`   // replicas refused at their cap (alarm)
-	Adoptions uint64    `json:"adoptions"` // flows this node took over from a handler that left
-	Resyncs   uint64    `json:"resyncs"`   // flows re-registered and replicated by the walk (after a directory change, or idle)
+	Queued    int       `json:"queued"`     // changes waiting to be sent now
+	QueueMax  int       `json:"queue_max"`  // their cap
+	InFlight  int       `json:"in_flight"`  // batches sent and not yet acknowledged now
+	Records   uint64    `json:"records"`    // flow records sent
+	Batches   [2]uint64 `json:"batches"`    // [sent, received]
+	Resends   uint64    `json:"resends"`    // batches sent again for want of an ack
+	Collapsed uint64    `json:"collapsed"`  // changes merged into one still waiting
+	Overflow  uint64    `json:"overflow"`   // changes refused at the queue's cap (alarm)
+	Dropped   uint64    `json:"dropped"`    // batches and records given up with a peer that left
+	Malformed uint64    `json:"malformed"`  // sync datagrams received that did not decode
+	Bytes     [2]uint64 `json:"bytes"`      // replication datagrams' bytes on the wire [sent, received]
+	Replicas  int       `json:"replicas"`   // flows whose state this node holds for their handler
+	Refused   uint64    `json:"refused"`    // replicas refused at their cap (alarm)
+	Adoptions uint64    `json:"adoptions"`  // flows this node took over from a handler that left
+	GivenBack uint64    `json:"given_back"` // adopted flows given back to a handler that was only dropped for a moment
+	Resyncs   uint64    `json:"resyncs"`    // flows re-registered and replicated by the walk (after a directory change, or idle)
 	// Resync is "done", or "running" while the walk after the last
 	// directory change has not yet re-sent every flow handled here to
 	// the flows' new authoritative nodes and standbys; ResyncTime is
 	// how long it took (or has taken so far), in seconds.
-	Resync     string  `json:"resync"`
-	ResyncTime float64 `json:"resync_s"`
+	Resync string `json:"resync"`
+	// Bulk counts replicas copied to a new or restarted owner of their
+	// row: [sent by this node, received and stored here] (the fill).
+	Bulk       [2]uint64 `json:"bulk"`
+	ResyncTime float64   `json:"resync_s"`
 	// LagUs counts acknowledged batches by the time from their oldest
 	// change to their ack: entry 0 under 1 µs, entry i from 2^(i-1) to
 	// 2^i µs; the last also counts everything longer.

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"net/netip"
+
 	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/mgmt"
+	"github.com/ringway/ringway/ring"
 )
 
 var _ mgmt.FlowBackend = (*Node)(nil)
@@ -21,7 +24,19 @@ func (n *Node) Flows(q mgmt.FlowQuery) (mgmt.Flows, error) {
 		fs, out.Truncated = fs[:q.Limit], true
 	}
 	for _, f := range fs {
+		var handler, auth string
+		if n.tunnel != nil {
+			src, dst := f.Src, f.Dst
+			if f.Proto == 1 { // ICMP echo: the identifier is both ports of the key
+				src, dst = netip.AddrPortFrom(src.Addr(), f.ICMPEchoID), netip.AddrPortFrom(dst.Addr(), f.ICMPEchoID)
+			}
+			if a, _ := n.filter.Owners(forward.KeyOf(f.Proto, src, dst)); a != 0 {
+				auth = n.name(ring.NodeID(a))
+			}
+			handler = out.Node
+		}
 		out.Flows = append(out.Flows, mgmt.Flow{
+			Handler: handler, Authoritative: auth,
 			Proto: protoName(f.Proto), Src: f.Src, Dst: f.Dst, ICMPID: f.ICMPEchoID,
 			State: f.State.String(), Rule: f.Rule,
 			AgeS: f.Age.Seconds(), IdleS: f.Idle.Seconds(), ExpiresS: f.Expires.Seconds(),

@@ -81,6 +81,15 @@ var (
 	mAuthLocked  = desc("mgmt_auth_locked_out_total", "Management requests refused unchecked because their address sent too many wrong tokens.")
 	mSwitch      = desc("switch_on", "1 while the cluster switch is on (balance: L.BAL, auto: AUTO), as this node last committed it.", "switch")
 	mDeferred    = desc("filter_deferred_packets_total", "First packets of new flows held until their register was acknowledged, by outcome.", "outcome")
+	mTunPeerPkts = desc("tunnel_peer_packets_total", "Data packets carried by the inter-node tunnel, by peer node.", "peer", "direction")
+	mTunPeerByte = desc("tunnel_peer_bytes_total", "Bytes of the packets carried by the inter-node tunnel, by peer node.", "peer", "direction")
+	mTunHints    = desc("tunnel_hints", "Hints (flow → handler) this node holds now.")
+	mTunRegistry = desc("tunnel_registry_flows", "Flows whose handler this node knows as their authoritative node (its part of the flow directory).")
+	mTunSentOn   = desc("tunnel_sent_on_total", "Packets received through the tunnel and sent on to their flow's handler.")
+	mTunMSS      = desc("tunnel_mss_clamped_total", "TCP SYNs whose MSS was lowered to fit the tunnel.")
+	mTunFragNeed = desc("tunnel_frag_needed_total", "DF packets too large for the tunnel, answered with ICMP fragmentation needed.")
+	mTunEpoch    = desc("tunnel_epoch_datagrams_total", "Tunnel datagrams from senders on another membership, by order.", "order")
+	mTunStaleHnt = desc("tunnel_hints_refused_total", "Hints refused: from an older membership epoch, or naming a node not a member.")
 )
 
 // collector implements prometheus.Collector over a running node.
@@ -233,6 +242,22 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			count(mDeferred, d.ReleasedAck, "released_ack")
 			count(mDeferred, d.ReleasedTimeout, "released_timeout")
 			count(mDeferred, d.Overflow, "overflow")
+			for peer, v := range ts.Peers {
+				count(mTunPeerPkts, v[0], peer, "sent")
+				count(mTunPeerPkts, v[1], peer, "received")
+			}
+			for peer, v := range ts.PeerBytes {
+				count(mTunPeerByte, v[0], peer, "sent")
+				count(mTunPeerByte, v[1], peer, "received")
+			}
+			gauge(mTunHints, float64(ts.HintsHeld))
+			gauge(mTunRegistry, float64(ts.Registry))
+			count(mTunSentOn, ts.SentOn)
+			count(mTunMSS, ts.MSSClamped)
+			count(mTunFragNeed, ts.FragNeeded)
+			count(mTunEpoch, ts.EpochStale, "stale")
+			count(mTunEpoch, ts.EpochFuture, "future")
+			count(mTunStaleHnt, ts.HintsStale)
 		}
 	}
 }

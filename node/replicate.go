@@ -35,7 +35,8 @@ func (n *Node) replicationStatus(st forward.Stats) *mgmt.ReplicationStatus {
 	rs := &mgmt.ReplicationStatus{Queued: r.Queued, QueueMax: forward.DefaultSyncQueue, InFlight: r.InFlight,
 		Records: r.Records, Resends: r.Resends, Collapsed: r.Collapsed, Overflow: r.Overflow, Dropped: r.Dropped,
 		Malformed: r.Malformed, Bytes: ss.Bytes, Batches: ss.Batches, Replicas: r.Replicas, Refused: r.Refused,
-		Adoptions: r.Adoptions, Resyncs: r.Resyncs, Resync: "done", ResyncTime: time.Duration(r.ResyncTook).Seconds()}
+		Adoptions: r.Adoptions, Resyncs: r.Resyncs, Resync: "done", ResyncTime: time.Duration(r.ResyncTook).Seconds(),
+		Bulk: [2]uint64{r.BulkSent, r.BulkRcvd}, GivenBack: r.GivenBack}
 	if r.Resyncing {
 		rs.Resync = "running"
 	}

@@ -65,6 +65,7 @@ func (n *Node) tunnelStatus(st forward.Stats) *mgmt.TunnelStatus {
 		Registers: ds.Registers, Hints: ds.Hints, Registry: st.Sym.Registry, HintsHeld: st.Sym.Hints,
 		Drops: map[string]uint64{}, Peers: map[string][2]uint64{}, Acks: ds.Acks,
 		Epoch: st.Sym.Epoch, EpochStale: ds.EpochStale, EpochFuture: ds.EpochFuture, HintsStale: st.Sym.HintsStale,
+		PeerBytes: map[string][2]uint64{}, MSSClamped: rs.MSSClamped, FragNeeded: rs.FragNeeded,
 		Replication: n.replicationStatus(st)}
 	d := st.Sym.Defer
 	ts.Defer = mgmt.DeferStatus{Deferred: d.Deferred, ReleasedAck: d.ReleasedAck, ReleasedTimeout: d.ReleasedTimeout,
@@ -85,6 +86,7 @@ func (n *Node) tunnelStatus(st forward.Stats) *mgmt.TunnelStatus {
 	}
 	for id, p := range ds.PerPeer {
 		ts.Peers[n.name(ring.NodeID(id))] = [2]uint64{p.Sent, p.Received}
+		ts.PeerBytes[n.name(ring.NodeID(id))] = [2]uint64{p.SentBytes, p.RcvdBytes}
 	}
 	return ts
 }

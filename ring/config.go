@@ -50,6 +50,11 @@ type Config struct {
 	ProbeInterval int
 	MaxMessage    int  // largest reassembled message, bytes
 	TraceTokens   bool // also emit an Event for every token accepted (transcripts)
+	// FixedTimers turns the adaptive timeouts off (adapt.go): every
+	// message's first resend after AckTimeout, the 911's wait and the
+	// token loss as configured, whatever the node measures. For
+	// comparisons; the simulator's loaded-host test shows why not.
+	FixedTimers bool
 }
 
 // DefaultConfig returns the production timers (2 ms ticks); ID, Nodes,

@@ -147,6 +147,12 @@ type Node struct {
 	causes causes // membership changes to tell the next members (cause.go)
 	asker  NodeID // the node whose 911 nudged ours (the regeneration's cause names it)
 
+	// Adaptive timeouts (adapt.go): local health multiplier, when it was
+	// last raised, and the longest recent gap between token visits.
+	lhm    int
+	lhmAt  int64
+	gapMax int64
+
 	proposals    []Proposal // waiting for this node's turn (Propose)
 	lastProposal uint64     // ID of the last proposal
 	local        Local      // SetLocal
@@ -174,6 +180,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.rl.recent = make(map[NodeID]*recentIDs)
 	n.rl.ackPath = make(map[NodeID]int)
 	n.rl.rtt = make(map[NodeID]uint16)
+	n.rl.est = make(map[NodeID]*rttEst)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()

@@ -591,7 +591,8 @@ func maxInt(a, b int) int {
 // is neither hedged nor resent.
 func TestFirstTryPaths(t *testing.T) {
 	c := TestConfig()
-	c.Paths = 2 // AckTimeout 2: hedge after 1 tick, first resend after 2
+	c.Paths = 2          // AckTimeout 2: hedge after 1 tick, first resend after 2
+	c.FixedTimers = true // the first resend at AckTimeout, though the peer was never timed (adapt_test.go)
 	n, err := NewNode(c)
 	if err != nil {
 		t.Fatal(err)

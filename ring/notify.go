@@ -297,7 +297,7 @@ func (n *Node) addRequest(id NodeID, maxSeq uint64, ring uint64, via NodeID) {
 // ring id, jumped seq) has been. This keeps the crash of the token holder
 // from costing a second ack budget (docs/ring.md, "Timers").
 func (n *Node) startQuery() {
-	q := &query{id: n.cfg.Rand(), deadline: n.now + int64(2*n.cfg.AckTimeout+1)}
+	q := &query{id: n.cfg.Rand(), deadline: n.now + n.queryWait()}
 	for _, id := range n.cfg.Nodes {
 		if id != n.cfg.ID {
 			q.waiting = append(q.waiting, id)

@@ -90,6 +90,8 @@ type reliable struct {
 	// rtt is, per peer, the ticks from the last send of its latest
 	// acknowledged message to the ack of its last frame (Cause.RTT).
 	rtt map[NodeID]uint16
+	// est is, per peer, the smoothed round trip of first tries (adapt.go).
+	est map[NodeID]*rttEst
 }
 
 var errBadFrame = errors.New("ring: bad frame")
@@ -123,7 +125,7 @@ func (n *Node) send(to NodeID, m *Message, tag sendTag) uint64 {
 		frames:  make([][]byte, count),
 		acked:   make([]bool, count),
 		left:    count,
-		timeout: n.cfg.AckTimeout,
+		timeout: n.firstTimeout(to),
 		tag:     tag,
 	}
 	for i := 0; i < count; i++ {
@@ -272,6 +274,18 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 			}
 			if o.left == 0 {
 				n.rl.rtt[from] = uint16(min(n.now-o.lastTx, NoRTT-1))
+				e := n.rl.est[from]
+				if e == nil {
+					e = new(rttEst)
+					n.rl.est[from] = e
+				}
+				if o.tries == 1 {
+					// Karn: only a first try's ack times the path.
+					e.sample(n.now - o.lastTx)
+					e.backoff = 0
+				} else {
+					e.backoff = o.timeout
+				}
 				n.rl.out = append(n.rl.out[:i], n.rl.out[i+1:]...)
 				n.onSendDone(o)
 			}

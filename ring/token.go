@@ -60,6 +60,9 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 		n.leaveRing(n.tok.RingID)
 	}
 	prevMax := n.maxSeq
+	if prev != nil && m.RingID == n.tok.RingID && !n.holding {
+		n.noteGap(n.now - n.lastSeen)
+	}
 	n.tok = *m
 	n.tok.Members = n.sortMembers(m.Members)
 	var recs causes
@@ -80,6 +83,7 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	if prev != nil {
 		dropped, came = minus(prev, n.tok.Members), minus(n.tok.Members, prev)
 	}
+	n.adaptTokenLoss()
 	n.learn(from, recs, prevMax, prev == nil || len(dropped) > 0 || len(came) > 0, dropped, came)
 	joined := n.addPending(false)
 	if prev != nil {

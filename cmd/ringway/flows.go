@@ -84,15 +84,26 @@ func printFlows(w io.Writer, fl mgmt.Flows, addr netip.Addr) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROTO\tSRC\tDST\tSTATE\tRULE\tAGE\tIDLE\tPKTS(orig/reply)\tBYTES(orig/reply)")
+	// Symmetric routing (more than one node): each flow's handler and
+	// authoritative node, as two more columns.
+	sym := slices.ContainsFunc(fl.Flows, func(f mgmt.Flow) bool { return f.Handler != "" })
+	cols := "PROTO\tSRC\tDST\tSTATE\tRULE\tAGE\tIDLE\tPKTS(orig/reply)\tBYTES(orig/reply)"
+	if sym {
+		cols += "\tHANDLER\tAUTH"
+	}
+	fmt.Fprintln(tw, cols)
 	for _, f := range fl.Flows {
+		end := "\n"
+		if sym {
+			end = fmt.Sprintf("\t%s\t%s\n", cmp.Or(f.Handler, "-"), cmp.Or(f.Authoritative, "-"))
+		}
 		src, dst := f.Src.String(), f.Dst.String()
 		if f.Proto == "icmp" {
 			// Echo flows have no ports; the identifier is the initiator's.
 			src, dst = fmt.Sprintf("%s id %d", f.Src.Addr(), f.ICMPID), f.Dst.Addr().String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d/%d\n", f.Proto, src, dst, f.State, f.Rule,
-			seconds(f.AgeS), seconds(f.IdleS), f.PacketsOrig, f.PacketsReply, f.BytesOrig, f.BytesReply)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d/%d%s", f.Proto, src, dst, f.State, f.Rule,
+			seconds(f.AgeS), seconds(f.IdleS), f.PacketsOrig, f.PacketsReply, f.BytesOrig, f.BytesReply, end)
 	}
 	tw.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -126,6 +127,27 @@ icmp   198.51.100.10 id 4242  203.0.113.11        icmp         inside-out       
 	}
 	if diff := cmp.Diff([]mgmt.FlowQuery{{Limit: mgmt.DefaultFlowLimit}}, n.asked(), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("query sent (-want +got):\n%s", diff)
+	}
+}
+
+// TestFlowsCommandSymmetric: with symmetric routing every flow names its
+// handler and authoritative node, in two more columns.
+func TestFlowsCommandSymmetric(t *testing.T) {
+	fs := slices.Clone(labFlows[:2])
+	fs[0].Handler, fs[0].Authoritative = "n1", "n3"
+	fs[1].Handler, fs[1].Authoritative = "n1", "n1"
+	api := serveAPI(t, newFlowNode("n1", fs...))
+	code, out, errOut := runCLI(t, append([]string{"flows"}, api...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := `node n1: 2 of 1048576 flows
+PROTO  SRC                    DST                 STATE    RULE                AGE    IDLE  PKTS(orig/reply)  BYTES(orig/reply)  HANDLER  AUTH
+udp    203.0.113.10:40000     198.51.100.10:7000  assured  clients-to-service  1m05s  0s    10/9              840/756            n1       n3
+icmp   198.51.100.10 id 4242  203.0.113.11        icmp     inside-out          1s     1s    1/0               84/0               n1       n1
+`
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("ringway flows (-want +got):\n%s", diff)
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 
 // replicationLine renders state replication on one line of the status.
 func replicationLine(r mgmt.ReplicationStatus) string {
-	s := fmt.Sprintf("queued %d/%d, in flight %d, records sent %d, resends %d, replicas held %d, adopted %d, resync %s (%.1f s)",
-		r.Queued, r.QueueMax, r.InFlight, r.Records, r.Resends, r.Replicas, r.Adoptions, r.Resync, r.ResyncTime)
+	s := fmt.Sprintf("queued %d/%d, in flight %d, records sent %d, resends %d, replicas held %d, adopted %d, resync %s (%.1f s), bulk sent %d received %d",
+		r.Queued, r.QueueMax, r.InFlight, r.Records, r.Resends, r.Replicas, r.Adoptions, r.Resync, r.ResyncTime, r.Bulk[0], r.Bulk[1])
 	if p := lagQuantile(r.LagUs, 0.99); p > 0 {
 		s += fmt.Sprintf(", lag p99 < %d µs", p)
 	}

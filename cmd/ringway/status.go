@@ -105,6 +105,16 @@ func printStatus(w io.Writer, st mgmt.Status) {
 	if st.AppFailure != "" {
 		fmt.Fprintf(w, "app:     check failed on %s: %s\n", st.Node, st.AppFailure)
 	}
+	if line := loadLine(st); line != "" {
+		fmt.Fprintf(w, "load:    %s\n", line)
+	}
+	if len(st.Links) > 0 {
+		var ls []string
+		for _, l := range st.Links {
+			ls = append(ls, fmt.Sprintf("%s in %s out %s", l.Name, rate(l.Rx), rate(l.Tx)))
+		}
+		fmt.Fprintf(w, "nics:    %s (on %s)\n", strings.Join(ls, ", "), st.Node)
+	}
 	if st.Filter != nil {
 		fmt.Fprintf(w, "filter:  %s\n", filterLine(*st.Filter))
 		if t := st.Filter.Tunnel; t != nil {
@@ -120,6 +130,45 @@ func printStatus(w io.Writer, st mgmt.Status) {
 	fmt.Fprintln(w)
 	printVIPs(w, st)
 	printEvents(w, st)
+	printMoves(w, st)
+}
+
+// loadLine is every node's load (the sum of its VIPs' rates on the token);
+// the switch: line shows L.BAL and AUTO.
+func loadLine(st mgmt.Status) string {
+	if len(st.NodeStates) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, n := range st.NodeStates {
+		parts = append(parts, fmt.Sprintf("%s %s", n.ID, rate(n.Load)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// rate renders bytes/s for people.
+func rate(bps uint64) string {
+	switch {
+	case bps >= 1e9:
+		return fmt.Sprintf("%.1f GB/s", float64(bps)/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%.1f MB/s", float64(bps)/1e6)
+	case bps >= 1e3:
+		return fmt.Sprintf("%.1f kB/s", float64(bps)/1e3)
+	}
+	return fmt.Sprintf("%d B/s", bps)
+}
+
+// printMoves renders the last VIP moves with their reasons.
+func printMoves(w io.Writer, st mgmt.Status) {
+	if len(st.Moves) == 0 {
+		return
+	}
+	ms := st.Moves[max(0, len(st.Moves)-statusEvents):]
+	fmt.Fprintf(w, "\nVIP moves (last %d of %d %s remembers, oldest first):\n", len(ms), len(st.Moves), st.Node)
+	for _, m := range ms {
+		fmt.Fprintf(w, "  %s  %-15s %s -> %s (%s)\n", m.Time.Local().Format("15:04:05.000"), m.VIP, orDash(m.From), orDash(m.To), m.Reason)
+	}
 }
 
 // statusEvents is how many of the last membership changes status shows.
@@ -144,13 +193,13 @@ func printVIPs(w io.Writer, st mgmt.Status) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VIP\tSUBNET\tOWNER\tPREFERRED\tPERSISTENCE\tGROUP")
+	fmt.Fprintln(tw, "VIP\tSUBNET\tOWNER\tPREFERRED\tPERSISTENCE\tGROUP\tRATE")
 	for _, v := range st.VIPs {
 		owner := orDash(v.Owner)
 		if v.Closed {
 			owner = "CLOSED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.VIP, v.Subnet, owner, orDash(v.Preferred), v.Persistence, orDash(v.Group))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.VIP, v.Subnet, owner, orDash(v.Preferred), v.Persistence, orDash(v.Group), rate(v.Rate))
 	}
 	tw.Flush()
 }

@@ -16,19 +16,28 @@ func TestPrintStatus(t *testing.T) {
 		Cluster: "lab", Node: "n2", Mode: "member", RingID: 7, Seq: 42,
 		Members: []string{"n1", "n2", "n3"}, Holder: "n3", Rotation: 12,
 		VIPs: []mgmt.VIP{
-			{VIP: netip.MustParseAddr("203.0.113.91"), Subnet: "ext", Owner: "n1", Preferred: "n1", Persistence: "preferred", Group: "gw1"},
+			{VIP: netip.MustParseAddr("203.0.113.91"), Subnet: "ext", Owner: "n1", Preferred: "n1", Persistence: "preferred", Group: "gw1", Rate: 1_250_000},
 			{VIP: netip.MustParseAddr("203.0.113.92"), Subnet: "ext", Persistence: "none", Closed: true},
 		},
+		NodeStates: []mgmt.NodeState{{ID: "n1", State: "member", Load: 1_250_000, VIPs: 1}, {ID: "n2", State: "member"}},
+		Links:      []mgmt.LinkLoad{{Name: "ext0", Rx: 2500, Tx: 120}},
+		Balancing:  true,
+		Moves:      []mgmt.VIPMove{{Time: time.Date(2026, 12, 4, 10, 0, 0, 0, time.Local), VIP: netip.MustParseAddr("203.0.113.91"), From: "n3", To: "n1", Reason: "preference"}},
 	}
 	var b strings.Builder
 	printStatus(&b, st)
 	want := `cluster lab, seen from n2 (member)
 ring:    7, seq 42, members n1 n2 n3
 token:   at n3 (as far as n2 knows), rotation 12.0 ms
+load:    n1 1.2 MB/s, n2 0 B/s
+nics:    ext0 in 2.5 kB/s out 120 B/s (on n2)
 
-VIP           SUBNET  OWNER   PREFERRED  PERSISTENCE  GROUP
-203.0.113.91  ext     n1      n1         preferred    gw1
-203.0.113.92  ext     CLOSED  -          none         -
+VIP           SUBNET  OWNER   PREFERRED  PERSISTENCE  GROUP  RATE
+203.0.113.91  ext     n1      n1         preferred    gw1    1.2 MB/s
+203.0.113.92  ext     CLOSED  -          none         -      0 B/s
+
+VIP moves (last 1 of 1 n2 remembers, oldest first):
+  10:00:00.000  203.0.113.91    n3 -> n1 (preference)
 `
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("status output (-want +got):\n%s", diff)

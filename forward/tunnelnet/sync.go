@@ -8,6 +8,28 @@ import (
 	"github.com/ringway/ringway/forward"
 )
 
+// Booter is what the driver tells the filter of its peers' boots
+// (forward.Filter.PeerBoot): a peer's new boot means it restarted and
+// lost its state.
+type Booter interface {
+	PeerBoot(peer uint16, boot uint64, now int64)
+}
+
+// noteBoot tells the core, if it is a Booter, the boot of h's sender when
+// it is not the one last told (a lock-free check per datagram).
+func (d *Driver) noteBoot(h forward.TunnelHeader) {
+	b, ok := d.cfg.Core.(Booter)
+	if !ok {
+		return
+	}
+	last := d.boots[h.Sender]
+	if last == nil || last.Load() == h.Boot {
+		return
+	}
+	last.Store(h.Boot)
+	b.PeerBoot(h.Sender, h.Boot, d.cfg.Now())
+}
+
 // Syncer is what the driver needs of the filter for state replication
 // (forward/replicate.go): forward.Filter. A Core that is also a Syncer
 // gets its sync batches and acks sent and delivered.

@@ -110,7 +110,8 @@ type Driver struct {
 	regs, hints, acks                [2]atomic.Uint64
 	sendErrs, queueFull              atomic.Uint64
 	epochStale, epochFuture          atomic.Uint64
-	sync                             syncCounters // sync.go
+	sync                             syncCounters              // sync.go
+	boots                            map[uint16]*atomic.Uint64 // sync.go noteBoot: the boot last told of each peer
 }
 
 // New checks cfg and binds one UDP socket per local address.
@@ -137,13 +138,15 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, sealer: s, opener: o, peers: map[uint16][]netip.AddrPort{},
-		ctrs: map[uint16]*peerCounters{}, in: make(chan packet, cfg.Queue), done: make(chan struct{})}
+		ctrs: map[uint16]*peerCounters{}, in: make(chan packet, cfg.Queue), done: make(chan struct{}),
+		boots: map[uint16]*atomic.Uint64{}}
 	d.pool.New = func() any { b := make([]byte, forward.MaxDatagram); return &b }
 	d.small.New = func() any { b := make([]byte, smallBuf); return &b }
 	for id, as := range cfg.Peers {
 		if id != cfg.Self && id != 0 {
 			d.peers[id] = as
 			d.ctrs[id] = &peerCounters{}
+			d.boots[id] = new(atomic.Uint64)
 		}
 	}
 	for _, a := range cfg.Local {
@@ -300,6 +303,7 @@ func (d *Driver) receive(c *net.UDPConn) {
 			d.pool.Put(bp)
 			continue
 		}
+		d.noteBoot(h) // sync.go
 		// Counted only: the filter judges the epoch of what it steps
 		// (hints), and a data packet is never dropped for it
 		// (docs/forward.md "Membership epochs").

@@ -146,11 +146,18 @@
     const s = status;
     $("cluster").textContent = s.cluster;
     const holder = s.holder ? "token at " + s.holder + ", rotation " + s.rotation_ms.toFixed(1) + " ms" : "no token";
-    $("summary").replaceChildren(
+    // L.BAL and AUTO: badges, and for admins buttons that switch them for
+    // the whole cluster (through the token).
+    const toggle = (name, label, on, why) => role === "admin"
+      ? el("button", { type: "button", class: "badge switch" + (on ? " on" : ""), "aria-pressed": on ? "true" : "false",
+        "data-switch": name, "data-focus-key": "switch-" + name, title: why + " (click to switch " + (on ? "off" : "on") + " cluster-wide)",
+        onclick: () => switchOp(name, on ? "off" : "on"), text: label + (on ? "" : " off") })
+      : el("span", { class: "badge" + (on ? " on" : ""), "data-switch": name, title: why, text: label + (on ? "" : " off") });
+    $("summary").replaceChildren(...[
       el("span", { text: "via " + s.node + " (" + s.mode + (s.alone ? ", alone" : "") + "), " + holder + " " }),
-      switchBadge("balance", s.balancing, "L.BAL", "load balancing"), " ",
-      switchBadge("auto", s.auto, "AUTO", "automatic rejoin: a node that comes back takes VIPs by itself"), " ",
-      role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null);
+      toggle("balance", "L.BAL", s.balancing, "load balancing moves VIPs from the most to the least loaded node"), " ",
+      toggle("auto", "AUTO", s.auto, "a node that joins or recovers takes VIPs by itself; off: it is closed until opened"), " ",
+      role !== "admin" ? el("span", { class: "badge", text: "read-only" }) : null].filter((x) => x !== null));
 
     const nodes = $("nodes");
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
@@ -169,17 +176,6 @@
     $("events").replaceChildren(...(s.events || []).slice().reverse().slice(0, 20).map((e) =>
       el("li", { "data-kind": e.kind, text: time(e.time) + "  " + e.kind + (e.node ? " " + e.node : "") + ": " + e.cause })));
     updateActions();
-  }
-
-  // switchBadge shows a cluster switch; for an admin it is a button that
-  // turns the switch over, cluster-wide through the token.
-  function switchBadge(name, on, label, what) {
-    const text = on ? label : label + " off";
-    if (role !== "admin") return el("span", { class: "badge", "data-switch": name, title: what + (on ? " on" : " off"), text });
-    const b = el("button", { type: "button", class: "badge switch", "data-switch": name, "aria-pressed": on ? "true" : "false",
-      title: what + (on ? " on: click to turn it off" : " off: click to turn it on"), text });
-    b.addEventListener("click", () => switchOp(name, !on));
-    return b;
   }
 
   function time(t) {
@@ -204,7 +200,7 @@
       const down = s.links_down || [];
       lights.append(light("NIC", down.length ? "red" : "green", down.length ? "down: " + down.join(", ") : "links up"));
       const ping = s.ping_failing || [];
-      lights.append(light("ping", ping.length ? "red" : (s.counters && "green") || "green", ping.length ? "failing: " + ping.join(", ") : "answering or not monitored"));
+      lights.append(light("ping", ping.length ? "red" : "green", ping.length ? "failing: " + ping.join(", ") : "answering or not monitored"));
       lights.append(light("app", s.app_failure ? "red" : "green", s.app_failure || "passing or not monitored"));
     } else if (n.state === "down") {
       lights.append(light("health", "yellow", "not in the ring: unknown"));
@@ -385,9 +381,10 @@
     post("/api/v1/nodes/" + encodeURIComponent(node) + "/" + op, null, op + " node " + node, check);
   }
 
-  function switchOp(name, on) {
-    const field = name === "balance" ? "balancing" : "auto";
-    post("/api/v1/switches/" + name + "/" + (on ? "on" : "off"), null, "turn " + name + (on ? " on" : " off"), (s) => s[field] === on);
+  function switchOp(name, to) {
+    const want = to === "on";
+    post("/api/v1/switches/" + name + "/" + to, null, "switch " + name + " " + to,
+      (s) => (name === "balance" ? s.balancing : s.auto) === want);
   }
 
   checkSession();

@@ -35,6 +35,15 @@ type Core interface {
 	Leave()
 }
 
+// Lagger is implemented by a core that wants to know when the driver
+// could not tick it on time (ring.Node.Lag): before the tick that ends a
+// stall (the timer fired a tick or more late), the driver calls Lag with
+// the ticks it was late, so that the core does not time out on inputs
+// that arrived during the stall and have not been stepped yet.
+type Lagger interface {
+	Lag(ticks int)
+}
+
 // Idler is implemented by a core that can tell how many of its coming Ticks
 // would only advance its clock. IdleTicks returns n ≥ 0: if no Step, Leave
 // or other call comes first, the next n Ticks change nothing but the clock

@@ -20,7 +20,8 @@ type tickClock struct {
 	next  time.Time        // when the next undelivered tick is due
 	idle  int              // ticks from next on that the core promised idle
 	core  Core
-	idler Idler // nil: tick every period
+	idler Idler  // nil: tick every period
+	lag   Lagger // nil: the core is not told of stalls
 	timer wakeTimer
 	// armedAt is when the timer is set to fire, while armed: arm leaves a
 	// timer that is already right alone (a Reset to an earlier time wakes
@@ -32,6 +33,7 @@ type tickClock struct {
 func newTickClock(tick time.Duration, now func() time.Time, core Core, kind TimerKind) *tickClock {
 	c := &tickClock{tick: tick, now: now, next: now().Add(tick), core: core}
 	c.idler, _ = core.(Idler)
+	c.lag, _ = core.(Lagger)
 	c.timer = newWakeTimer(kind, tick)
 	c.armed, c.armedAt = true, c.next
 	c.ask()
@@ -81,6 +83,9 @@ func (c *tickClock) advance(flush func() bool) bool {
 			break
 		}
 		acted = true
+		if late := now.Sub(c.next) / c.tick; late > 0 && c.lag != nil {
+			c.lag.Lag(int(min(late, 1<<20)))
+		}
 		c.core.Tick()
 		c.next = c.next.Add(c.tick)
 		if flush() {

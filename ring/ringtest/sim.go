@@ -50,6 +50,9 @@ type Options struct {
 	Quorum ring.Quorum
 	// Holder, if set, replaces the production Holder (checker tests).
 	Holder func(id ring.NodeID, real ring.Holder) ring.Holder
+	// Host models the CPU time of a real node on a shared machine; the
+	// zero value handles every input the instant it is due.
+	Host Host
 }
 
 type nodeState struct {
@@ -68,6 +71,14 @@ type nodeState struct {
 	// unhealthy is what the node says of itself (SetHealthy, through
 	// ring.Node.SetLocal); it outlives restarts, like a failing monitor.
 	unhealthy bool
+	// Host model (host.go): when the node's queued work ends, the core it
+	// last ran on, the due time of its tick waiting for a core (0: none)
+	// and the ticks dropped meanwhile.
+	busyUntil int64
+	served    []ring.NodeID // members of the last committed state
+	core      int
+	tickJob   int64
+	missed    int
 }
 
 type delivery struct {
@@ -84,6 +95,7 @@ type event struct {
 	inc  int
 	d    *delivery // a delivery
 	fn   func()    // a scheduled action
+	job  *job      // a node's input whose CPU time has passed (Host)
 }
 
 type queue []*event
@@ -127,6 +139,12 @@ type Sim struct {
 	lines []string
 	err   error
 	stats Stats
+	host  hostState
+	// events and states count protocol events and served-state changes
+	// (the Host model's costs).
+	events, states uint64
+	garps          uint64 // VIPs acquired (two GARPs each)
+	defending      bool
 	// OnEvent, if set, sees every protocol event (benchmarks).
 	OnEvent func(at int64, e ring.Event)
 	// OnState, if set, sees every committed state.
@@ -238,8 +256,17 @@ func (s *Sim) Start(id ring.NodeID) {
 	ns.n, ns.up, ns.paused, ns.left, ns.state, ns.owned, ns.maxSeq, ns.held = n, true, false, false, nil, nil, 0, nil
 	n.SetLocal(s.local(ns))
 
-	ns.quiet = 0
+	ns.quiet, ns.tickJob, ns.missed = 0, 0, 0
 	s.logf("--- start n%d", id)
+	if s.hostOn() {
+		if s.opt.Host.StartCost > 0 {
+			s.schedule(ns, s.now, s.opt.Host.StartCost)
+		}
+		if s.opt.Host.DefendEvery > 0 && !s.defending {
+			s.defending = true
+			s.At(s.now+s.opt.Host.DefendEvery, s.defend)
+		}
+	}
 	phase := s.rng.Int64N(TickUS)
 	s.push(&event{at: s.now + phase + 1, tick: id, inc: ns.inc})
 }
@@ -441,6 +468,8 @@ func (s *Sim) Run(d int64) {
 			e.fn()
 		case e.d != nil:
 			s.deliver(*e.d)
+		case e.job != nil:
+			s.runJob(e.job)
 		default:
 			ns := s.node(e.tick)
 			if !ns.up || ns.inc != e.inc {
@@ -450,19 +479,28 @@ func (s *Sim) Run(d int64) {
 			if ns.paused {
 				continue
 			}
-			ns.n.Tick()
-			if ns.quiet > 0 {
-				ns.quiet--
-				if ns.n.HasReady() {
-					st := ns.n.Status()
-					r := ns.n.Ready()
-					s.fail("n%d produced output on a tick it promised idle (IdleTicks): %d packets, state %v, events %v; status %+v", ns.id, len(r.Packets), r.State != nil, r.Events, st)
-				}
+			if s.hostOn() {
+				s.hostTick(ns, s.now)
+				continue
 			}
-			s.drain(ns)
+			s.tickNow(ns)
 		}
 	}
 	s.now = end
+}
+
+// tickNow ticks node ns and handles its output.
+func (s *Sim) tickNow(ns *nodeState) {
+	ns.n.Tick()
+	if ns.quiet > 0 {
+		ns.quiet--
+		if ns.n.HasReady() {
+			st := ns.n.Status()
+			r := ns.n.Ready()
+			s.fail("n%d produced output on a tick it promised idle (IdleTicks): %d packets, state %v, events %v; status %+v", ns.id, len(r.Packets), r.State != nil, r.Events, st)
+		}
+	}
+	s.drain(ns)
 }
 
 // RunTicks runs for k ticks.
@@ -477,6 +515,10 @@ func (s *Sim) deliver(d delivery) {
 		if len(ns.held) < 1024 {
 			ns.held = append(ns.held, d)
 		}
+		return
+	}
+	if s.hostOn() {
+		s.hostDeliver(d)
 		return
 	}
 	s.stats.Delivered++
@@ -500,6 +542,7 @@ func (s *Sim) drain(ns *nodeState) {
 	for _, p := range r.Packets {
 		s.send(ns.id, p)
 	}
+	s.events += uint64(len(r.Events))
 	for _, e := range r.Events {
 		if e.Kind == ring.EventRegenerated {
 			s.stats.Regenerations++
@@ -515,7 +558,16 @@ func (s *Sim) drain(ns *nodeState) {
 		if err != nil {
 			s.fail("n%d committed a state whose VIP table does not decode: %v", ns.id, err)
 		}
+		if !slices.Equal(owned, ns.owned) || !slices.Equal(r.State.Members, ns.served) {
+			s.states++
+		}
+		for _, v := range owned {
+			if !slices.Contains(ns.owned, v) {
+				s.garps += 2
+			}
+		}
 		ns.owned = owned
+		ns.served = slices.Clone(r.State.Members)
 		if s.OnState != nil {
 			s.OnState(s.now, ns.id, r.State)
 		}

@@ -51,6 +51,7 @@ func main() {
 	faults := flag.String("faults", "kill,cut,stop,kill-auth,rolling,join", "faults to run")
 	rounds := flag.Int("rate-rounds", 2, "rounds of the new-flows/s measurement (replication on, off, interleaved)")
 	bin := flag.String("ringway", "", "ringway binary (default: go build ./cmd/ringway)")
+	flag.StringVar(&logDir, "logs", "bench/out/stateful-logs", "copy the nodes' logs of each run here (\"\" to skip)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fail(errors.New("needs root to build network namespaces"))
@@ -121,7 +122,8 @@ type row struct {
 	StallMaxms                 float64
 	Adoptions                  uint64  `json:",omitempty"`
 	ReplBytes, FwdBytes        uint64  `json:",omitempty"`
-	ReplShare                  float64 `json:",omitempty"` // replication bytes / forwarded bytes
+	ReplShare                  float64 `json:",omitempty"` // replication bytes / forwarded bytes, the whole run
+	SteadyShare                float64 `json:",omitempty"` // the same before the fault (setup and 2 s of exchanges)
 	LagP99us                   int     `json:",omitempty"` // upper bound of the bucket
 	Error                      string  `json:",omitempty"`
 }
@@ -135,7 +137,7 @@ type report struct {
 
 func (r report) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODE\tFAULT\tALIVE\tRESETS (client/server)\tSTALL p50\tp99\tmax\tADOPTED\tREPL/FWD BYTES\tLAG p99")
+	fmt.Fprintln(tw, "MODE\tFAULT\tALIVE\tRESETS (client/server)\tSTALL p50\tp99\tmax\tADOPTED\tREPL/FWD BYTES (before the fault)\tLAG p99")
 	for _, x := range r.Rows {
 		if x.Error != "" {
 			fmt.Fprintf(tw, "%s\t%s\terror: %s\n", x.Mode, x.Fault, x.Error)
@@ -143,7 +145,7 @@ func (r report) print(w io.Writer) {
 		}
 		share, lag := "-", "-"
 		if x.Mode == "stateful" {
-			share = fmt.Sprintf("%.2f %%", 100*x.ReplShare)
+			share = fmt.Sprintf("%.2f %% (%.2f %%)", 100*x.ReplShare, 100*x.SteadyShare)
 			lag = fmt.Sprintf("< %d µs", x.LagP99us)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%.0f ms\t%.0f ms\t%.0f ms\t%d\t%s\t%s\n", x.Mode, x.Fault, x.Alive, x.Conns,
@@ -168,8 +170,9 @@ func median(v []float64) float64 {
 
 // cluster is a lab of three nodes running ringway.
 type cluster struct {
-	l   *lab.Lab
-	bin string
+	l    *lab.Lab
+	bin  string
+	name string // for its logs
 }
 
 func newCluster(bin string, stateful, replicate bool) (*cluster, error) {
@@ -208,9 +211,50 @@ func newCluster(bin string, stateful, replicate bool) (*cluster, error) {
 	return c, nil
 }
 
-func (c *cluster) close() { c.l.Close(); os.RemoveAll(c.l.Dir()) }
+// logDir receives the nodes' logs of every run ("" none).
+var logDir string
+
+func (c *cluster) close() {
+	if logDir != "" && c.name != "" {
+		os.MkdirAll(logDir, 0o755)
+		for i := 1; i <= 3; i++ {
+			if b, err := os.ReadFile(c.l.LogPath(c.l.Node(i), "ringway")); err == nil {
+				os.WriteFile(filepath.Join(logDir, fmt.Sprintf("%s-n%d.log", c.name, i)), b, 0o644)
+			}
+		}
+	}
+	c.l.Close()
+	os.RemoveAll(c.l.Dir())
+}
 
 func (c *cluster) start(i int) error { return c.l.StartNode(c.bin, i) }
+
+// restart starts node i again after a kill, trying again while its
+// sockets are still held by the dead process (seen: "bind: address
+// already in use" right after the process was gone).
+func (c *cluster) restart(i int) error {
+	var err error
+	for try := 0; try < 10; try++ {
+		if err = c.start(i); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			_, err = c.l.NodeStatus(ctx, i)
+			cancel()
+			if err == nil {
+				return nil
+			}
+			if pids, _ := c.l.Pids(c.l.Node(i)); len(pids) == 0 {
+				break // it exited: start it again
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("n%d did not come back: %w", i, err)
+}
 
 // waitMembers waits until every node of nodes sees exactly those members
 // and owns or knows an owner of both gateways among them.
@@ -302,6 +346,7 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 	if err != nil {
 		return r, err
 	}
+	c.name = mode + "-" + fault
 	defer c.close()
 	all := []int{1, 2, 3}
 	first := all
@@ -338,6 +383,13 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 		return r, fmt.Errorf("before the fault: %d of %d connections alive", s.Alive, n)
 	}
 	conns.ResetStalls()
+	var steady snapshot // the connections' setup and 2 s of exchanges, before any fault
+	for _, i := range first {
+		steady.add(c.snapshot(i))
+	}
+	if steady.fwd > 0 {
+		r.SteadyShare = float64(steady.repl) / float64(steady.fwd)
+	}
 	var total snapshot
 	survivors := all
 	switch fault {
@@ -369,7 +421,7 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 			if err := l.StopNode(i, syscall.SIGKILL, 10*time.Second); err != nil {
 				return r, err
 			}
-			if err := c.start(i); err != nil {
+			if err := c.restart(i); err != nil {
 				return r, err
 			}
 			if err := c.waitMembers(all, 20*time.Second, true); err != nil {
@@ -391,6 +443,17 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 		total.add(c.snapshot(i))
 	}
 	r.Alive, r.ClientResets, r.ServerResets = s.Alive, s.Resets, int(srv.Resets())
+	if s.Alive < n {
+		for _, i := range survivors {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := c.l.NodeStatus(ctx, i)
+			cancel()
+			if err == nil && st.Filter != nil {
+				b, _ := json.Marshal(st.Filter)
+				fmt.Fprintf(os.Stderr, "%s %s: n%d members %v filter %s\n", mode, fault, i, st.Members, b)
+			}
+		}
+	}
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	r.StallP50ms, r.StallP99ms, r.StallMaxms = ms(s.Quantile(0.5)), ms(s.Quantile(0.99)), ms(s.Quantile(1))
 	r.Adoptions, r.ReplBytes, r.FwdBytes = total.adoptions, total.repl, total.fwd
