@@ -44,6 +44,9 @@ func TestDiff(t *testing.T) {
 		{"quorum", "quorum: availability", "quorum: majority", []Change{{Key: "quorum", Scope: RestartCluster}}},
 		{"filter rules", "quorum: availability", "quorum: availability\nfilter: {rules: [{name: r, from: [ext], to: [any], action: accept}]}", []Change{{Key: "filter.rules", Scope: Runtime}}},
 		{"filter switch", "quorum: availability", "quorum: availability\nfilter: {enabled: true}", []Change{{Key: "filter", Scope: RestartNode}}},
+		{"ping targets", "quorum: availability", "quorum: availability\nmonitors: {ping: {targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: Runtime}}},
+		{"ping on", "quorum: availability", "quorum: availability\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: RestartNode}}},
+		{"app on", "quorum: availability", "quorum: availability\nmonitors: {application: {enabled: true, command: 'true'}}", []Change{{Key: "monitors.application", Scope: RestartNode}}},
 		{"garp", "quorum: availability", "quorum: availability\nrouter: {garp: {refresh: 45s}}", []Change{{Key: "router.garp", Scope: Runtime}}},
 		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: RestartNode}}},
 	} {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,7 +23,41 @@ type Command struct {
 	log      *slog.Logger
 	cred     *syscall.Credential // nil: the node's own user
 
+	// next is a reload's new settings, adopted by Run before its next
+	// check (Run's goroutine owns command, interval and cred).
+	mu   sync.Mutex
+	next *Command
+
 	outcome
+}
+
+// Reconfigure makes Run use command and interval from its next check on
+// (a reload), run as uid, gid and groups when runAs, else as the node's
+// own user. Safe for concurrent use with Run.
+func (c *Command) Reconfigure(command string, interval time.Duration, runAs bool, uid, gid uint32, groups []uint32) {
+	n := &Command{command: command, interval: interval}
+	if runAs {
+		n.cred = &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}
+	}
+	c.mu.Lock()
+	c.next = n
+	c.mu.Unlock()
+}
+
+// adopt takes the settings of the last Reconfigure, if any, and reports
+// whether the interval changed.
+func (c *Command) adopt() bool {
+	c.mu.Lock()
+	n := c.next
+	c.next = nil
+	c.mu.Unlock()
+	if n == nil {
+		return false
+	}
+	changed := n.interval != c.interval
+	c.command, c.interval, c.cred = n.command, n.interval, n.cred
+	c.log.Info("application monitor: new settings", "command", c.command, "interval", c.interval, "as_user", c.cred != nil)
+	return changed
 }
 
 // NewCommand returns a monitor running command with /bin/sh -c; it is
@@ -69,6 +104,9 @@ func (c *Command) Run(ctx context.Context) error {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	for {
+		if c.adopt() {
+			t.Reset(c.interval)
+		}
 		failure := c.once(ctx)
 		if ctx.Err() != nil {
 			return nil // a check killed by the shutdown says nothing

@@ -188,3 +188,47 @@ func TestCommandRunAs(t *testing.T) {
 		t.Errorf("the check as 65534: %q, want it to report uid and gid 65534", f)
 	}
 }
+
+// A reload's new check: Run adopts it before its next check.
+func TestCommandReconfigure(t *testing.T) {
+	c := NewCommand("exit 0", 2*time.Second, slog.New(slog.DiscardHandler))
+	c.Reconfigure("echo now failing; exit 4", 2*time.Second, false, 0, 0, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(5 * time.Second); c.Healthy(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the new check never ran")
+		}
+	}
+	if f := c.Failure(); !strings.Contains(f, "exit status 4: now failing") {
+		t.Errorf("failure %q, want the new check's", f)
+	}
+}
+
+// A reload's new ping targets: kept targets keep their misses, dropped
+// ones are forgotten; bad settings are refused.
+func TestPingReconfigure(t *testing.T) {
+	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
+	p := &Ping{targets: []netip.Addr{a, b}, interval: time.Second, timeout: time.Second, log: slog.New(slog.DiscardHandler)}
+	if err := p.Reconfigure(nil, time.Second, time.Second); err == nil {
+		t.Error("no targets accepted")
+	}
+	if err := p.Reconfigure([]netip.Addr{netip.MustParseAddr("2001:db8::1")}, time.Second, time.Second); err == nil {
+		t.Error("an IPv6 target accepted")
+	}
+	if p.adopt(map[netip.Addr]int{}) {
+		t.Error("refused settings adopted")
+	}
+	if err := p.Reconfigure([]netip.Addr{b, c}, 2*time.Second, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	misses := map[netip.Addr]int{a: 3, b: 1}
+	if !p.adopt(misses) || !slices.Equal(p.targets, []netip.Addr{b, c}) || p.interval != 2*time.Second {
+		t.Fatalf("after adopt: targets %v interval %v", p.targets, p.interval)
+	}
+	if _, ok := misses[a]; ok || misses[b] != 1 {
+		t.Errorf("misses after adopt: %v", misses)
+	}
+}

@@ -33,6 +33,51 @@ type Ping struct {
 	healthy verdict
 	mu      sync.Mutex
 	failing []netip.Addr
+	// next is a reload's new settings, adopted by Run before its next
+	// round (Run's goroutine owns targets, interval and timeout).
+	next *Ping
+}
+
+// Reconfigure makes Run ping targets every interval, waiting timeout for
+// the answers, from its next round on (a reload). A target kept keeps its
+// count of missed rounds. Safe for concurrent use with Run.
+func (p *Ping) Reconfigure(targets []netip.Addr, interval, timeout time.Duration) error {
+	n := &Ping{interval: interval, timeout: timeout}
+	for _, a := range targets {
+		if a = a.Unmap(); !a.Is4() {
+			return fmt.Errorf("ping monitor: target %s is not IPv4", a)
+		}
+		n.targets = append(n.targets, a)
+	}
+	if len(n.targets) == 0 || interval <= 0 || timeout <= 0 {
+		return fmt.Errorf("ping monitor: %d targets, interval %v, timeout %v: need targets and positive times", len(n.targets), interval, timeout)
+	}
+	p.mu.Lock()
+	p.next = n
+	p.mu.Unlock()
+	return nil
+}
+
+// adopt takes the settings of the last Reconfigure, if any, forgets the
+// misses of targets no longer pinged, and reports whether the interval
+// changed.
+func (p *Ping) adopt(misses map[netip.Addr]int) bool {
+	p.mu.Lock()
+	n := p.next
+	p.next = nil
+	p.mu.Unlock()
+	if n == nil {
+		return false
+	}
+	changed := n.interval != p.interval
+	p.targets, p.interval, p.timeout = n.targets, n.interval, n.timeout
+	for a := range misses {
+		if !slices.Contains(p.targets, a) {
+			delete(misses, a)
+		}
+	}
+	p.log.Info("ping monitor: new settings", "targets", p.targets, "interval", p.interval, "timeout", p.timeout)
+	return changed
 }
 
 // NewPing opens the raw ICMP socket (root or CAP_NET_RAW), so that a node
@@ -94,6 +139,9 @@ func (p *Ping) Run(ctx context.Context) error {
 	defer t.Stop()
 	buf := make([]byte, 1500)
 	for seq := 1; ; seq++ {
+		if p.adopt(misses) {
+			t.Reset(p.interval)
+		}
 		answered := p.round(conn, id, seq&0xffff, buf)
 		if ctx.Err() != nil {
 			return nil

@@ -190,7 +190,8 @@ func NewNode(cfg Config) (*Node, error) {
 
 // AddNodes appends ids to the node map (a reload that appended nodes to
 // every node's file). The new nodes may then join like any node of the
-// map; the automatic token-loss timeout grows with the map. Nodes never
+// map; the token-loss timeout is recomputed (adaptTokenLoss), and its
+// static floor grows with the map. Nodes never
 // leave the map at run time.
 func (n *Node) AddNodes(ids ...NodeID) error {
 	if len(n.cfg.Nodes)+len(ids) > MaxNodes {
@@ -202,7 +203,7 @@ func (n *Node) AddNodes(ids ...NodeID) error {
 		}
 	}
 	n.cfg.Nodes = append(n.cfg.Nodes, ids...)
-	n.tokLoss = int64(n.cfg.TokenLossTicks())
+	n.adaptTokenLoss()
 	return nil
 }
 
@@ -232,7 +233,7 @@ func (n *Node) SetTimers(t Timers) error {
 		return err
 	}
 	n.cfg = c
-	n.tokLoss = int64(c.TokenLossTicks())
+	n.adaptTokenLoss()
 	return nil
 }
 
