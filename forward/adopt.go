@@ -204,7 +204,7 @@ func (f *Filter) PeerBoot(peer uint16, boot uint64, now int64) {
 	}
 	s.bootMu.Lock()
 	old, known := s.boots[peer]
-	if boot > old {
+	if !known || boot > old {
 		s.boots[peer] = boot
 	}
 	s.bootMu.Unlock()
@@ -267,30 +267,34 @@ type origin struct {
 // expire meanwhile, and the adopter keeps it.
 const flapWindow = 10 * time.Second
 
-// giveBack reports whether adopted flow e (key k) must go back to the
-// handler it was taken from, at the first packet after a new directory:
-// when that handler is a member again with the same boot within
-// flapWindow of the adoption, it was only dropped from the membership for
-// a moment (a busy node's missed ring hops) and still has the flow; two
-// handlers would each pass packets and replicate. Either way the first
-// new directory after the adoption decides. The registry then names the handler again; the caller
-// removes e without telling the replicas (the handler's are right). The
-// caller holds e's shard lock.
-func (s *symmetric) giveBack(e *entry, k Key, now int64) bool {
-	if e.regGen == uint16(s.gen.Load()) {
-		return false
-	}
+// giveBack hands adopted flow k back to node h, which registered it
+// again from boot: the node it was adopted from, with the same boot,
+// within flapWindow of the adoption. That node was only dropped from the
+// membership for a moment (a busy node's missed ring hops) and still has
+// the flow: two handlers would each pass packets and replicate. Its
+// register is the proof that it still has the flow (a restarted node,
+// whose new boot may not have been heard yet when the membership
+// changes back, registers only flows it has). The entry is removed
+// without telling the replicas (the handler's records are right); the
+// registry names h again (Step).
+func (f *Filter) giveBack(k Key, h uint16, boot uint64, now int64) {
+	s := f.sym
 	s.bootMu.Lock()
 	o, ok := s.adoptedFrom[k]
-	back := ok && s.boots[o.node] == o.boot && s.dir.Load().isMember(o.node) && now-o.at < int64(flapWindow)
-	if ok {
+	back := ok && o.node == h && o.boot == boot && now-o.at < int64(flapWindow)
+	if back {
 		delete(s.adoptedFrom, k)
 	}
 	s.bootMu.Unlock()
 	if !back {
-		return false
+		return
 	}
-	s.reg.put(k, o.node, now+s.regTTL)
-	s.givenBack.Add(1)
-	return true
+	sh := f.tab.shard(k)
+	sh.mu.Lock()
+	if i, ok := sh.index[k]; ok && sh.slab[i].flags&entryAdopted != 0 {
+		sh.slab[i].flags |= entryQuiet
+		f.tab.remove(sh, i, now)
+		s.givenBack.Add(1)
+	}
+	sh.mu.Unlock()
 }

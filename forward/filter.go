@@ -430,12 +430,6 @@ func (f *Filter) decide(p *packet, in, out int, v *via, now int64) (Reason, uint
 	e.bytes[dir] += uint64(p.size)
 	e.expires = now + f.timeout[e.state]
 	if f.sym != nil {
-		if e.flags&entryAdopted != 0 && f.sym.giveBack(e, k, now) {
-			// This packet passes here; the next go to the handler.
-			e.flags |= entryQuiet
-			f.tab.remove(s, s.index[k], now)
-			return ReasonNone, 0
-		}
 		if created || e.state != was {
 			f.sym.replicate(e, now) // created, established, closing: replicate.go
 		} else {

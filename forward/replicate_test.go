@@ -28,7 +28,7 @@ func (c *symCluster) pumpSync(lose func(SyncDatagram, uint16) bool) (sent int) {
 				if to == nil || lose != nil && lose(d, id) {
 					continue
 				}
-				to.StepSync(TunnelHeader{Type: d.Type, Sender: id, Receiver: d.To, Boot: 1}, bytes.Clone(d.Payload), c.now)
+				to.StepSync(TunnelHeader{Type: d.Type, Sender: id, Receiver: d.To}, bytes.Clone(d.Payload), c.now) // boot 0, as pump's registers
 			}
 		}
 	}
@@ -326,7 +326,7 @@ func TestReplicationResend(t *testing.T) {
 	// A batch that arrives after a newer one (a resend overtaken) is
 	// stale for the flows the newer one carried.
 	old, _ := (&SyncBatch{Seq: 1, Records: []SyncRecord{{Flow: k, State: StateUnreplied, Handler: 1, Expires: 30000}}}).MarshalBinary()
-	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2, Boot: 1}, old, c.now)
+	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2, Boot: 0}, old, c.now)
 	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateAssured {
 		t.Errorf("n2's replica after an old batch %+v, want assured", r)
 	}
@@ -511,7 +511,7 @@ func TestAdoptionAfterRestart(t *testing.T) {
 	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
 	c.pumpSync(nil)
 	for _, f := range c.f {
-		f.PeerBoot(1, 1, c.now) // the boot the replicas came from (pumpSync's)
+		f.PeerBoot(1, 0, c.now) // the boot the replicas came from (pumpSync's)
 	}
 	c.f[1] = newFilter(t, func(cfg *Config) { cfg.Self = 1 }) // restarted: empty
 	c.f[1].SetDirectory(c.dir)
@@ -519,8 +519,8 @@ func TestAdoptionAfterRestart(t *testing.T) {
 	if got := c.send(1, mid, ext, int_); !cmp.Equal(got, []hop{{1, false, 2}, {2, false, 0}}) {
 		t.Fatalf("before n2 heard the new boot: %v, want n1 → n2, dropped there", got)
 	}
-	c.f[2].PeerBoot(1, 2, c.now)
-	c.f[3].PeerBoot(1, 2, c.now)
+	c.f[2].PeerBoot(1, 1, c.now)
+	c.f[3].PeerBoot(1, 1, c.now)
 	if got := c.send(1, mid, ext, int_); !cmp.Equal(got, []hop{{1, false, 2}, {2, true, 0}}) {
 		t.Errorf("after n2 heard n1's new boot: %v, want n1 → n2, passed (adopted)", got)
 	}
@@ -541,10 +541,10 @@ func TestBulkFillAfterRestart(t *testing.T) {
 	c.send(2, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
 	c.send(2, tcp(client, server, sp, 80, tcpACK), ext, int_)
 	c.pumpSync(nil)
-	c.f[3].PeerBoot(2, 1, c.now)
+	c.f[3].PeerBoot(2, 0, c.now)
 	c.f[2] = newFilter(t, func(cfg *Config) { cfg.Self = 2 }) // restarted: empty
 	c.f[2].SetDirectory(c.dir)
-	c.f[3].PeerBoot(2, 2, c.now) // its first datagram after the restart
+	c.f[3].PeerBoot(2, 1, c.now) // its first datagram after the restart
 	c.pumpSync(nil)
 	if s := c.f[2].Stats().Sym.Repl; s.BulkRcvd != 1 || s.Replicas != 1 {
 		t.Fatalf("n2 after the bulk copy: %+v, want 1 replica received in bulk", s)
@@ -581,10 +581,10 @@ func TestResendBackoff(t *testing.T) {
 }
 
 // TestGiveBackAfterFlap: a handler dropped from the membership for a
-// moment (it never stopped: same boot) has its flow adopted by the
-// flow's authoritative node; once it is a member again, the adopter
-// gives the flow back at its next packet, and later packets go to the
-// handler again: one handler per flow.
+// moment (it never stopped: same boot; it was alone meanwhile) has its
+// flow adopted by the flow's authoritative node; once it is a member
+// again, it registers the flow again and the adopter gives the flow
+// back: later packets go to the handler again, one handler per flow.
 func TestGiveBackAfterFlap(t *testing.T) {
 	c := newSymCluster(t, nil)
 	sp := c.portWithOwners(protoTCP, 80, 2, 3)
@@ -593,11 +593,15 @@ func TestGiveBackAfterFlap(t *testing.T) {
 	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
 	c.pumpSync(nil)
 	for _, f := range c.f {
-		f.PeerBoot(1, 1, c.now)
+		f.PeerBoot(1, 0, c.now) // the boot of pump's and pumpSync's datagrams
 	}
 	full := c.dir
 	n1 := c.f[1]
 	c.kill(1) // n2 and n3 drop n1 for a moment; n1 keeps its flow
+	var ck [32]byte
+	ck[0] = 7
+	key, _ := DirectoryKey(ck[:])
+	n1.SetDirectory(NewDirectory(key, []uint16{1})) // n1 alone meanwhile
 	reply := tcp(server, client, 80, sp, tcpACK)
 	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, true, 0}}) {
 		t.Fatalf("during the flap: %v, want adopted and passed at n2", got)
@@ -606,8 +610,8 @@ func TestGiveBackAfterFlap(t *testing.T) {
 	for _, f := range c.f {
 		f.SetDirectory(full)
 	}
-	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, true, 0}}) {
-		t.Errorf("first packet after the flap: %v, want passed at n2 (giving the flow back)", got)
+	if got := c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_); !cmp.Equal(got, []hop{{1, true, 0}}) {
+		t.Errorf("n1's next packet: %v, want passed at n1 (which registers the flow again)", got)
 	}
 	if got := c.send(2, reply, int_, ext); !cmp.Equal(got, []hop{{2, false, 1}, {1, true, 0}}) {
 		t.Errorf("next packet: %v, want n2 → n1, the handler again", got)

@@ -365,16 +365,17 @@ func (f *Filter) SetDirectory(d *Directory) {
 	old := s.dir.Swap(d)
 	s.view.Store(&dirView{prev: old, cur: d, gen: s.gen.Add(1)})
 	if old != nil {
-		// Members new to this directory get a bulk copy of the replicas
-		// of their rows (adopt.go bulkTo).
-		var added []uint16
+		// Members new to this directory and never heard of get a bulk
+		// copy of the replicas of their rows (adopt.go bulkTo).
+		// A member that was only dropped for a moment (its boot is
+		// known) still has its replicas; one that restarted gets its copy
+		// when its new boot is heard (PeerBoot).
+		s.bootMu.Lock()
 		for _, m := range d.members {
-			if m != s.self && !old.isMember(m) {
-				added = append(added, m)
+			if _, known := s.boots[m]; m != s.self && !old.isMember(m) && !known {
+				s.bulkPeers = append(s.bulkPeers, m)
 			}
 		}
-		s.bootMu.Lock()
-		s.bulkPeers = append(s.bulkPeers, added...)
 		s.bootMu.Unlock()
 	}
 	members := map[uint16]bool{}
@@ -420,6 +421,9 @@ func (f *Filter) Step(h TunnelHeader, now int64) {
 		// may be holding the flow's first packet until then (defer.go);
 		// a register refused at MaxRegistry is not, and its packet goes
 		// when its deferral runs out.
+		if h.Handler == h.Sender {
+			f.giveBack(h.Flow, h.Sender, h.Boot, now) // adopt.go
+		}
 		if s.reg.put(h.Flow, h.Handler, now+s.regTTL) && h.Sender != 0 && h.Sender != s.self {
 			s.acked.Add(1)
 			s.out.push(TunnelHeader{Type: TypeAck, Receiver: h.Sender, Handler: h.Handler, Flow: h.Flow})

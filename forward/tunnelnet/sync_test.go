@@ -70,12 +70,15 @@ func TestSyncLoopback(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// One batch, sent again if its ack was late (a loaded test host):
+	// the driver counts every datagram, the filter its resends.
 	s1, s2 := drivers[1].SyncStats(), drivers[2].SyncStats()
-	if s1.Batches != [2]uint64{1, 0} || s2.Batches != [2]uint64{0, 1} || s1.Acks[1] != 1 || s2.Acks[0] != 1 {
-		t.Errorf("sync datagrams: node 1 %+v, node 2 %+v", s1, s2)
+	sent := 1 + filters[1].Stats().Sym.Repl.Resends
+	if s1.Batches[0] != sent || s1.Batches[1] != 0 || s2.Batches[1] == 0 || s2.Batches[1] > sent || s1.Acks[1] == 0 || s2.Acks[0] == 0 {
+		t.Errorf("sync datagrams: node 1 %+v, node 2 %+v, %d batches sent", s1, s2, sent)
 	}
 	want := uint64(forward.DataOverhead + 12 + forward.SyncRecordLen)
-	if s1.Bytes[0] != want || s2.Bytes[1] != want {
-		t.Errorf("batch bytes: sent %d, received %d, want %d", s1.Bytes[0], s2.Bytes[1], want)
+	if s1.Bytes[0] != sent*want || s2.Bytes[1] != s2.Batches[1]*want {
+		t.Errorf("batch bytes: sent %d, received %d, want %d a batch", s1.Bytes[0], s2.Bytes[1], want)
 	}
 }
