@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringway/ringway/forward"
+	"github.com/ringway/ringway/router"
 )
 
 // Core is what the driver needs of the filter: forward.Filter.
@@ -63,6 +64,8 @@ type Stats struct {
 	Acks                [2]uint64           // register acknowledgements: [0] sent, [1] received
 	SendErrors          uint64              // datagrams the sockets refused
 	QueueFull           uint64              // received packets dropped because the router fell behind
+	Whole               [2]uint64           // TCP super-packets carried whole (data_gso): [0] sent, [1] received
+	BadGSO              uint64              // authentic data_gso datagrams with a malformed GSO prefix, dropped
 	EpochStale          uint64              // datagrams opened whose sender was on an older membership than this node
 	EpochFuture         uint64              // datagrams opened whose sender was on a newer membership than this node
 	Tunnel              forward.TunnelStats // the opener's: opened and refused by reason
@@ -84,6 +87,7 @@ type packet struct {
 	off, n int
 	from   uint16
 	hops   uint8
+	seg    router.Segments
 }
 
 // Driver is the tunnel. New binds the sockets; Run runs the receivers and
@@ -109,6 +113,8 @@ type Driver struct {
 	sent, sentBytes, rcvd, rcvdBytes atomic.Uint64
 	regs, hints, acks                [2]atomic.Uint64
 	sendErrs, queueFull              atomic.Uint64
+	whole                            [2]atomic.Uint64
+	badGSO                           atomic.Uint64
 	epochStale, epochFuture          atomic.Uint64
 	sync                             syncCounters // sync.go
 }
@@ -161,7 +167,11 @@ func New(cfg Config) (*Driver, error) {
 }
 
 // listen binds a to a UDP socket that never sets DF: the kernel fragments
-// datagrams larger than the path MTU.
+// datagrams larger than the path MTU (a TCP super-packet carried whole is
+// one datagram of up to 64 KiB). Its buffers are 4 MiB, beyond the
+// sysctl caps when the process may (CAP_NET_ADMIN): a reassembled 64 KiB
+// datagram takes about 100 KiB of receive buffer, so the default 208 KiB
+// would hold two.
 func listen(a netip.AddrPort) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -178,6 +188,18 @@ func listen(a netip.AddrPort) (*net.UDPConn, error) {
 		return nil, fmt.Errorf("tunnel: bind %v: %w (forward.port must be free on every primary address)", a, err)
 	}
 	c := pc.(*net.UDPConn)
+	if rc, err := c.SyscallConn(); err == nil {
+		var ferr error
+		_ = rc.Control(func(fd uintptr) {
+			ferr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+			if ferr == nil {
+				ferr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+			}
+		})
+		if ferr == nil {
+			return c, nil
+		}
+	}
 	_ = c.SetReadBuffer(4 << 20) // best effort: the kernel caps it at rmem_max
 	_ = c.SetWriteBuffer(4 << 20)
 	return c, nil
@@ -239,9 +261,18 @@ func (d *Driver) sendMessages(msgs []forward.TunnelHeader) []forward.TunnelHeade
 	return msgs
 }
 
-// Send seals ip for node to (router.TunnelDevice).
-func (d *Driver) Send(to uint16, hops uint8, ip []byte) error {
-	if !d.send(forward.TunnelHeader{Type: forward.TypeData, Hops: hops, Receiver: to}, ip) {
+// Send seals ip for node to (router.TunnelDevice): one datagram, also for
+// a TCP super-packet (seg.Size != 0) of up to forward.MaxGSOPacket bytes.
+func (d *Driver) Send(to uint16, hops uint8, seg router.Segments, ip []byte) error {
+	if seg.Size != 0 {
+		if len(ip) > forward.MaxGSOPacket {
+			return router.ErrSegmentsTooBig
+		}
+		if !d.sendWhole(forward.TunnelHeader{Type: forward.TypeDataGSO, Hops: hops, Receiver: to}, seg, ip) {
+			return errSend
+		}
+		d.whole[0].Add(1)
+	} else if !d.send(forward.TunnelHeader{Type: forward.TypeData, Hops: hops, Receiver: to}, ip) {
 		return errSend
 	}
 	d.sent.Add(1)
@@ -257,16 +288,40 @@ var errSend = errors.New("tunnel: not sent")
 
 // send seals and sends one datagram, on the first path that takes it.
 func (d *Driver) send(h forward.TunnelHeader, payload []byte) bool {
-	as := d.peers[h.Receiver]
-	if len(as) == 0 {
-		d.sendErrs.Add(1)
-		return false
-	}
 	bp := d.pool.Get().(*[]byte)
 	defer d.pool.Put(bp)
 	h.Epoch = d.cfg.Core.Epoch()
 	b, err := d.sealer.Seal((*bp)[:0], h, payload)
 	if err != nil {
+		d.sendErrs.Add(1)
+		return false
+	}
+	return d.write(h.Receiver, b)
+}
+
+// sendWhole seals the super-packet ip behind its GSO prefix, in place in
+// a pooled buffer (one copy of the packet), and sends it.
+func (d *Driver) sendWhole(h forward.TunnelHeader, seg router.Segments, ip []byte) bool {
+	bp := d.pool.Get().(*[]byte)
+	defer d.pool.Put(bp)
+	h.Epoch = d.cfg.Core.Epoch()
+	buf := *bp
+	p := buf[forward.HeaderLen : forward.HeaderLen+forward.GSOPrefixLen+len(ip)]
+	forward.PutGSO(p, seg.GSOType, seg.Size)
+	copy(p[forward.GSOPrefixLen:], ip)
+	b, err := d.sealer.Seal(buf[:0], h, p)
+	if err != nil {
+		d.sendErrs.Add(1)
+		return false
+	}
+	return d.write(h.Receiver, b)
+}
+
+// write sends the sealed datagram b to node to on the first path that
+// takes it.
+func (d *Driver) write(to uint16, b []byte) bool {
+	as := d.peers[to]
+	if len(as) == 0 {
 		d.sendErrs.Add(1)
 		return false
 	}
@@ -310,8 +365,19 @@ func (d *Driver) receive(c *net.UDPConn) {
 			d.epochFuture.Add(1)
 		}
 		switch h.Type {
-		case forward.TypeData:
-			p := packet{buf: bp, off: len(b) - len(payload) - forward.TagLen, n: len(payload), from: h.Sender, hops: h.Hops}
+		case forward.TypeData, forward.TypeDataGSO:
+			var seg router.Segments
+			if h.Type == forward.TypeDataGSO {
+				typ, size, ip, ok := forward.ParseGSO(payload)
+				if !ok {
+					d.badGSO.Add(1)
+					d.pool.Put(bp)
+					continue
+				}
+				seg, payload = router.Segments{GSOType: typ, Size: size}, ip
+				d.whole[1].Add(1)
+			}
+			p := packet{buf: bp, off: len(b) - len(payload) - forward.TagLen, n: len(payload), from: h.Sender, hops: h.Hops, seg: seg}
 			if p.n <= smallBuf {
 				// Queue packets of an MTU in small buffers: the queue
 				// then holds thousands at little cost.
@@ -344,7 +410,7 @@ func (d *Driver) receive(c *net.UDPConn) {
 }
 
 // Read hands received packets to the router (router.TunnelDevice).
-func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, offset int) (int, error) {
+func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
 	var p packet
 	select {
 	case p = <-d.in:
@@ -355,7 +421,7 @@ func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, 
 	for {
 		if offset+p.n <= len(bufs[n]) {
 			copy(bufs[n][offset:], (*p.buf)[p.off:p.off+p.n])
-			sizes[n], froms[n], hops[n] = p.n, p.from, p.hops
+			sizes[n], froms[n], hops[n], segs[n] = p.n, p.from, p.hops, p.seg
 			d.rcvd.Add(1)
 			d.rcvdBytes.Add(uint64(p.n))
 			if c := d.ctrs[p.from]; c != nil {
@@ -407,9 +473,10 @@ func (d *Driver) closeConns() {
 // Stats returns the counters.
 func (d *Driver) Stats() Stats {
 	s := Stats{Sent: d.sent.Load(), SentBytes: d.sentBytes.Load(), Received: d.rcvd.Load(), RcvdBytes: d.rcvdBytes.Load(),
-		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), EpochStale: d.epochStale.Load(), EpochFuture: d.epochFuture.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
+		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), BadGSO: d.badGSO.Load(), EpochStale: d.epochStale.Load(), EpochFuture: d.epochFuture.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
 	for i := range 2 {
 		s.Registers[i], s.Hints[i], s.Acks[i] = d.regs[i].Load(), d.hints[i].Load(), d.acks[i].Load()
+		s.Whole[i] = d.whole[i].Load()
 	}
 	for id, c := range d.ctrs {
 		s.PerPeer[id] = PeerStats{Sent: c.sent.Load(), SentBytes: c.sentBytes.Load(), Received: c.rcvd.Load(), RcvdBytes: c.rcvdBytes.Load()}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ringway/ringway/forward"
+	"github.com/ringway/ringway/router"
 )
 
 // fakeCore stands in for the filter: it records what the tunnel steps it
@@ -95,14 +96,14 @@ func TestTunnelLoopback(t *testing.T) {
 	d2 := start(t, 2, addr2, c2)
 
 	ip := bytes.Repeat([]byte{0x45, 1, 2, 3}, 100)
-	if err := d1.Send(2, 1, ip); err != nil {
+	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
 		t.Fatal(err)
 	}
 	bufs := [][]byte{make([]byte, 2048)}
 	sizes, froms, hops := make([]int, 1), make([]uint16, 1), make([]uint8, 1)
 	readDone := make(chan error, 1)
 	go func() {
-		n, err := d2.Read(bufs, sizes, froms, hops, 0)
+		n, err := d2.Read(bufs, sizes, froms, hops, make([]router.Segments, 1), 0)
 		if err == nil && n != 1 {
 			err = net.UnknownNetworkError("no packet")
 		}
@@ -161,5 +162,82 @@ func TestTunnelLoopback(t *testing.T) {
 	}
 	if st := d2.Stats(); st.Received != 1 {
 		t.Errorf("received %d data packets, want only the one sent by node 1", st.Received)
+	}
+}
+
+// readOne reads one packet from d within 5 s.
+func readOne(t *testing.T, d *Driver) ([]byte, uint16, uint8, router.Segments) {
+	t.Helper()
+	bufs := [][]byte{make([]byte, 70000)}
+	sizes, froms, hops, segs := make([]int, 1), make([]uint16, 1), make([]uint8, 1), make([]router.Segments, 1)
+	done := make(chan error, 1)
+	go func() {
+		n, err := d.Read(bufs, sizes, froms, hops, segs, 0)
+		if err == nil && n != 1 {
+			err = net.UnknownNetworkError("no packet")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no packet arrived")
+	}
+	return bufs[0][:sizes[0]], froms[0], hops[0], segs[0]
+}
+
+// A TCP super-packet crosses whole, as one datagram, with its GSO type and
+// segment size; one too large for a datagram is refused with
+// ErrSegmentsTooBig (the router then cuts it); an authentic datagram whose
+// GSO prefix is malformed is dropped and counted.
+func TestTunnelSuperPacket(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := start(t, 2, addr2, c2)
+
+	ip := bytes.Repeat([]byte{0x45, 9, 8, 7}, 60000/4)
+	seg := router.Segments{GSOType: forward.GSOTCPv4 | forward.GSOECN, Size: 1384}
+	if err := d1.Send(2, 2, seg, ip); err != nil {
+		t.Fatal(err)
+	}
+	got, from, hops, gotSeg := readOne(t, d2)
+	if !bytes.Equal(got, ip) || from != 1 || hops != 2 || gotSeg != seg {
+		t.Errorf("got %d bytes from node %d, hops %d, %+v; want %d from node 1, hops 2, %+v", len(got), from, hops, gotSeg, len(ip), seg)
+	}
+	if err := d1.Send(2, 1, seg, make([]byte, forward.MaxGSOPacket+1)); err != router.ErrSegmentsTooBig {
+		t.Errorf("Send of %d bytes: %v, want ErrSegmentsTooBig", forward.MaxGSOPacket+1, err)
+	}
+	if st1, st2 := d1.Stats(), d2.Stats(); st1.Whole[0] != 1 || st2.Whole[1] != 1 {
+		t.Errorf("whole sent %d, received %d; want 1 and 1", st1.Whole[0], st2.Whole[1])
+	}
+
+	// Sealed with the cluster key as node 1 (a later boot), but the GSO
+	// prefix says UDP GSO.
+	s, err := forward.NewSealer(key, 1, uint64(time.Now().UnixNano())+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := s.Seal(nil, forward.TunnelHeader{Type: forward.TypeDataGSO, Hops: 1, Receiver: 2}, append([]byte{5, 0, 5, 0x68}, ip[:100]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(bad)
+	deadline := time.Now().Add(5 * time.Second)
+	for d2.Stats().BadGSO == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a malformed GSO prefix was not counted: %+v", d2.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := d2.Stats(); st.Received != 1 {
+		t.Errorf("received %d data packets, want 1", st.Received)
 	}
 }
