@@ -52,8 +52,14 @@ type Config struct {
 	Now   func() int64 // the filter's clock (ns)
 	// Queue bounds the received packets waiting for the router. Default
 	// 4096; at the bound a packet is dropped and counted.
-	Queue  int
-	Logger *slog.Logger
+	Queue int
+	// ReadsSocket says the router reads the tunnel (Read) all the time:
+	// with one local address, Read then reads the socket itself, which
+	// saves a goroutine hand-over per packet, and Run does not read it
+	// (registers, hints and acks are then taken in Read). Leave it off
+	// when nothing calls Read.
+	ReadsSocket bool
+	Logger      *slog.Logger
 }
 
 // Stats are the driver's counters. All are monotonic.
@@ -104,6 +110,10 @@ type Driver struct {
 	small  sync.Pool // *[]byte of smallBuf bytes: queued packets of one MTU
 	in     chan packet
 	done   chan struct{}
+	// direct: Read reads the only socket itself (Config.ReadsSocket),
+	// into scratch.
+	direct  bool
+	scratch *[]byte
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -146,6 +156,8 @@ func New(cfg Config) (*Driver, error) {
 		ctrs: map[uint16]*peerCounters{}, in: make(chan packet, cfg.Queue), done: make(chan struct{})}
 	d.pool.New = func() any { b := make([]byte, forward.MaxDatagram); return &b }
 	d.small.New = func() any { b := make([]byte, smallBuf); return &b }
+	scratch := make([]byte, forward.MaxDatagram)
+	d.scratch = &scratch
 	for id, as := range cfg.Peers {
 		if id != cfg.Self && id != 0 {
 			d.peers[id] = as
@@ -163,6 +175,7 @@ func New(cfg Config) (*Driver, error) {
 	if len(d.conns) == 0 {
 		return nil, errors.New("tunnel: no local address")
 	}
+	d.direct = cfg.ReadsSocket && len(d.conns) == 1
 	return d, nil
 }
 
@@ -208,8 +221,10 @@ func listen(a netip.AddrPort) (*net.UDPConn, error) {
 // Run receives datagrams and sends the filter's registers and hints until
 // ctx is done or Close; it returns nil then.
 func (d *Driver) Run(ctx context.Context) error {
-	for _, c := range d.conns {
-		d.wg.Go(func() { d.receive(c) })
+	if !d.direct {
+		for _, c := range d.conns {
+			d.wg.Go(func() { d.receive(c) })
+		}
 	}
 	d.wg.Go(func() { d.runSync(ctx) }) // sync.go
 	defer d.wg.Wait()
@@ -337,7 +352,8 @@ func (d *Driver) write(to uint16, b []byte) bool {
 	return false
 }
 
-// receive reads one socket until it is closed.
+// receive reads one socket until it is closed, queueing data packets for
+// Read (sockets other than the one Read reads itself).
 func (d *Driver) receive(c *net.UDPConn) {
 	for {
 		bp := d.pool.Get().(*[]byte)
@@ -350,67 +366,136 @@ func (d *Driver) receive(c *net.UDPConn) {
 			continue
 		}
 		b := (*bp)[:n]
-		h, payload, r := d.opener.Open(b)
-		if r != forward.TunnelOK {
+		payload, p, ok := d.handle(b)
+		if !ok {
 			d.pool.Put(bp)
 			continue
 		}
-		// Counted only: the filter judges the epoch of what it steps
-		// (hints), and a data packet is never dropped for it
-		// (docs/forward.md "Membership epochs").
-		switch forward.CompareEpoch(d.cfg.Core.Epoch(), h.Epoch) {
-		case forward.EpochStale:
-			d.epochStale.Add(1)
-		case forward.EpochFuture:
-			d.epochFuture.Add(1)
-		}
-		switch h.Type {
-		case forward.TypeData, forward.TypeDataGSO:
-			var seg router.Segments
-			if h.Type == forward.TypeDataGSO {
-				typ, size, ip, ok := forward.ParseGSO(payload)
-				if !ok {
-					d.badGSO.Add(1)
-					d.pool.Put(bp)
-					continue
-				}
-				seg, payload = router.Segments{GSOType: typ, Size: size}, ip
-				d.whole[1].Add(1)
-			}
-			p := packet{buf: bp, off: len(b) - len(payload) - forward.TagLen, n: len(payload), from: h.Sender, hops: h.Hops, seg: seg}
-			if p.n <= smallBuf {
-				// Queue packets of an MTU in small buffers: the queue
-				// then holds thousands at little cost.
-				sp := d.small.Get().(*[]byte)
-				copy(*sp, payload)
-				d.pool.Put(bp)
-				p.buf, p.off = sp, 0
-			}
-			select {
-			case d.in <- p:
-			default:
-				d.queueFull.Add(1)
-				d.put(p.buf)
-			}
-			continue
-		case forward.TypeSync, forward.TypeSyncAck:
-			d.stepSync(h, payload) // sync.go
+		p.buf, p.off = bp, len(b)-len(payload)-forward.TagLen
+		if p.n <= smallBuf {
+			// Queue packets of an MTU in small buffers: the queue
+			// then holds thousands at little cost.
+			sp := d.small.Get().(*[]byte)
+			copy(*sp, payload)
 			d.pool.Put(bp)
-			continue
-		case forward.TypeRegister:
-			d.regs[1].Add(1)
-		case forward.TypeHint:
-			d.hints[1].Add(1)
-		case forward.TypeAck:
-			d.acks[1].Add(1)
+			p.buf, p.off = sp, 0
 		}
-		d.cfg.Core.Step(h, d.cfg.Now())
-		d.pool.Put(bp)
+		select {
+		case d.in <- p:
+		default:
+			d.queueFull.Add(1)
+			d.put(p.buf)
+		}
 	}
 }
 
-// Read hands received packets to the router (router.TunnelDevice).
+// handle opens the datagram b and acts on it: registers, hints, acks and
+// sync go to the filter now; a data packet is returned (its payload, in b,
+// and a packet without buf) with ok, for the router.
+func (d *Driver) handle(b []byte) (payload []byte, p packet, ok bool) {
+	h, payload, r := d.opener.Open(b)
+	if r != forward.TunnelOK {
+		return nil, p, false
+	}
+	// Counted only: the filter judges the epoch of what it steps
+	// (hints), and a data packet is never dropped for it
+	// (docs/forward.md "Membership epochs").
+	switch forward.CompareEpoch(d.cfg.Core.Epoch(), h.Epoch) {
+	case forward.EpochStale:
+		d.epochStale.Add(1)
+	case forward.EpochFuture:
+		d.epochFuture.Add(1)
+	}
+	switch h.Type {
+	case forward.TypeData, forward.TypeDataGSO:
+		var seg router.Segments
+		if h.Type == forward.TypeDataGSO {
+			typ, size, ip, ok := forward.ParseGSO(payload)
+			if !ok {
+				d.badGSO.Add(1)
+				return nil, p, false
+			}
+			seg, payload = router.Segments{GSOType: typ, Size: size}, ip
+			d.whole[1].Add(1)
+		}
+		return payload, packet{n: len(payload), from: h.Sender, hops: h.Hops, seg: seg}, true
+	case forward.TypeSync, forward.TypeSyncAck:
+		d.stepSync(h, payload) // sync.go
+		return nil, p, false
+	case forward.TypeRegister:
+		d.regs[1].Add(1)
+	case forward.TypeHint:
+		d.hints[1].Add(1)
+	case forward.TypeAck:
+		d.acks[1].Add(1)
+	}
+	d.cfg.Core.Step(h, d.cfg.Now())
+	return nil, p, false
+}
+
+// Read hands received packets to the router (router.TunnelDevice). With
+// one socket (one subnet) and Config.ReadsSocket, the router's tunnel
+// worker reads it here itself: a packet then reaches the router with one
+// wake-up, not two (socket reader, queue, worker). Otherwise a receiver
+// per socket queues the packets.
 func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+	if d.direct {
+		return d.readDirect(bufs, sizes, froms, hops, segs, offset)
+	}
+	return d.readQueued(bufs, sizes, froms, hops, segs, offset)
+}
+
+// readDirect reads datagrams from the only socket: it waits for the first
+// data packet, then takes what else is there without waiting, up to
+// len(bufs).
+func (d *Driver) readDirect(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+	rc, err := d.conns[0].SyscallConn()
+	if err != nil {
+		return 0, net.ErrClosed
+	}
+	buf := *d.scratch
+	n := 0
+	for n < len(bufs) {
+		var m int
+		var rerr error
+		wait := n == 0
+		err := rc.Read(func(fd uintptr) bool {
+			m, rerr = unix.Read(int(fd), buf)
+			return !wait || rerr != unix.EAGAIN
+		})
+		switch {
+		case err != nil && n == 0:
+			return 0, net.ErrClosed
+		case err != nil || rerr == unix.EAGAIN:
+			return n, nil
+		case rerr != nil || m <= 0:
+			continue
+		}
+		payload, p, ok := d.handle(buf[:m])
+		if !ok || offset+p.n > len(bufs[n]) {
+			continue
+		}
+		copy(bufs[n][offset:], payload)
+		d.deliver(p, n, sizes, froms, hops, segs)
+		n++
+	}
+	return n, nil
+}
+
+// deliver fills in slot i for the packet p and counts it.
+func (d *Driver) deliver(p packet, i int, sizes []int, froms []uint16, hops []uint8, segs []router.Segments) {
+	sizes[i], froms[i], hops[i], segs[i] = p.n, p.from, p.hops, p.seg
+	d.rcvd.Add(1)
+	d.rcvdBytes.Add(uint64(p.n))
+	if c := d.ctrs[p.from]; c != nil {
+		c.rcvd.Add(1)
+		c.rcvdBytes.Add(uint64(p.n))
+	}
+}
+
+// readQueued waits for a packet the sockets' receivers queued and reads
+// it and what else is queued, up to len(bufs).
+func (d *Driver) readQueued(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
 	var p packet
 	select {
 	case p = <-d.in:
@@ -421,13 +506,7 @@ func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, 
 	for {
 		if offset+p.n <= len(bufs[n]) {
 			copy(bufs[n][offset:], (*p.buf)[p.off:p.off+p.n])
-			sizes[n], froms[n], hops[n], segs[n] = p.n, p.from, p.hops, p.seg
-			d.rcvd.Add(1)
-			d.rcvdBytes.Add(uint64(p.n))
-			if c := d.ctrs[p.from]; c != nil {
-				c.rcvd.Add(1)
-				c.rcvdBytes.Add(uint64(p.n))
-			}
+			d.deliver(p, n, sizes, froms, hops, segs)
 			n++
 		}
 		d.put(p.buf)

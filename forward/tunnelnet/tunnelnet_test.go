@@ -3,6 +3,7 @@ package tunnelnet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -63,9 +64,13 @@ var (
 )
 
 func start(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore) *Driver {
+	return startReads(t, self, local, core, false)
+}
+
+func startReads(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore, readsSocket bool) *Driver {
 	t.Helper()
 	d, err := New(Config{Self: self, Key: key, Boot: uint64(time.Now().UnixNano()), Local: []netip.AddrPort{local},
-		Peers: map[uint16][]netip.AddrPort{1: {addr1}, 2: {addr2}}, Core: core,
+		Peers: map[uint16][]netip.AddrPort{1: {addr1}, 2: {addr2}}, Core: core, ReadsSocket: readsSocket,
 		Now: func() int64 { return 0 }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Skipf("cannot bind %v on loopback: %v", local, err)
@@ -239,5 +244,58 @@ func TestTunnelSuperPacket(t *testing.T) {
 	}
 	if st := d2.Stats(); st.Received != 1 {
 		t.Errorf("received %d data packets, want 1", st.Received)
+	}
+}
+
+// With ReadsSocket, Read reads the socket itself: packets and
+// super-packets arrive through it, several in one Read when they are
+// there, and a register is stepped by the filter while Read waits.
+func TestTunnelReadsSocket(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := startReads(t, 2, addr2, c2, true)
+	if !d2.direct {
+		t.Fatal("one local address and ReadsSocket, but Read does not read the socket")
+	}
+	ip := bytes.Repeat([]byte{0x45, 1, 2, 3}, 100)
+	big := bytes.Repeat([]byte{0x45, 4, 5, 6}, 10000)
+	seg := router.Segments{GSOType: forward.GSOTCPv4, Size: 1000}
+	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.Send(2, 1, seg, big); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // both in the socket's buffer
+	bufs := [][]byte{make([]byte, 70000), make([]byte, 70000), make([]byte, 70000)}
+	sizes, froms, hops, segs := make([]int, 3), make([]uint16, 3), make([]uint8, 3), make([]router.Segments, 3)
+	n, err := d2.Read(bufs, sizes, froms, hops, segs, 20)
+	if err != nil || n != 2 {
+		t.Fatalf("Read = %d, %v; want both packets", n, err)
+	}
+	if !bytes.Equal(bufs[0][20:20+sizes[0]], ip) || segs[0] != (router.Segments{}) || !bytes.Equal(bufs[1][20:20+sizes[1]], big) || segs[1] != seg {
+		t.Errorf("read %d bytes %+v and %d bytes %+v", sizes[0], segs[0], sizes[1], segs[1])
+	}
+
+	readDone := make(chan error, 1)
+	go func() {
+		_, err := d2.Read(bufs, sizes, froms, hops, segs, 0)
+		readDone <- err
+	}()
+	k := forward.Key{A: [4]byte{198, 51, 100, 10}, B: [4]byte{203, 0, 113, 10}, PA: 7000, PB: 5000, Proto: 17}
+	c1.queue(forward.TunnelHeader{Type: forward.TypeRegister, Receiver: 2, Handler: 1, Flow: k})
+	select {
+	case <-c2.step:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the register did not reach the filter")
+	}
+	d2.Close()
+	select {
+	case err := <-readDone:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Read after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read did not return after Close")
 	}
 }
