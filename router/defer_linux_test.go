@@ -32,6 +32,8 @@ func newFakeTunnel(f *forward.Filter) *fakeTunnel {
 
 func (d *fakeTunnel) Send(uint16, uint8, router.Segments, []byte) error { return nil }
 
+func (d *fakeTunnel) SendBatch([]router.TunnelPacket) int { return 0 }
+
 func (d *fakeTunnel) Read([][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
 	<-d.done
 	return 0, net.ErrClosed

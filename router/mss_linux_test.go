@@ -29,6 +29,13 @@ func (d *sendTunnel) Send(_ uint16, _ uint8, _ router.Segments, ip []byte) error
 	return nil
 }
 
+func (d *sendTunnel) SendBatch(pkts []router.TunnelPacket) int {
+	for _, p := range pkts {
+		d.sent <- slices.Clone(p.IP)
+	}
+	return 0
+}
+
 func (d *sendTunnel) Read([][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
 	<-d.done
 	return 0, net.ErrClosed

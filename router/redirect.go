@@ -159,6 +159,10 @@ type TunnelDevice interface {
 	// nothing, when it cannot carry one that large (the caller then cuts
 	// it into segments).
 	Send(to uint16, hops uint8, seg Segments, ip []byte) error
+	// SendBatch sends plain packets (Seg zero) as Send would, in as few
+	// system calls as it can, and returns how many it could not send
+	// (counted by it and lost). It does not keep the packets.
+	SendBatch(pkts []TunnelPacket) (failed int)
 	// Read waits for at least one packet from the tunnel and reads up to
 	// len(bufs): packet i is written to bufs[i][offset:offset+sizes[i]],
 	// came from node froms[i] after hops[i] hops, and is a super-packet
@@ -178,6 +182,13 @@ type TunnelDevice interface {
 type Segments struct {
 	GSOType uint8  // the virtio-net header's gso_type: vnetGSOTCPv4, optionally with vnetGSOECN
 	Size    uint16 // TCP payload bytes per segment (the virtio-net gso_size)
+}
+
+// TunnelPacket is one packet for TunnelDevice.SendBatch.
+type TunnelPacket struct {
+	To   uint16
+	Hops uint8
+	IP   []byte
 }
 
 // ErrSegmentsTooBig is TunnelDevice.Send's refusal of a super-packet

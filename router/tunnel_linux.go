@@ -147,6 +147,10 @@ func (w *worker) tunnelSend(ip []byte, to uint16, hops uint8) {
 
 func (w *worker) tunnelSendSegs(ip []byte, to uint16, hops uint8, seg Segments) {
 	c := &w.sh.tunnel
+	if seg.Size == 0 {
+		w.tq.add(w, ip, to, hops)
+		return
+	}
 	if err := w.r.tunnel.Send(to, hops, seg, ip); err != nil {
 		c.sendErrors.add(1)
 		return
@@ -319,4 +323,51 @@ func vnetSetTCPGSO(h, ip []byte, seg Segments, mtu int) bool {
 	binary.LittleEndian.PutUint16(h[vnetOffCsumStart:], uint16(ethHdrLen+ihl))
 	binary.LittleEndian.PutUint16(h[vnetOffCsumOffset:], 16)
 	return true
+}
+
+// tunnelQueue batches one worker's plain packets for the tunnel: copied
+// into an arena (the frames they come from are reused before the batch
+// ends), sent with one TunnelDevice.SendBatch at the worker's flush.
+type tunnelQueue struct {
+	pkts  []TunnelPacket
+	arena []byte
+}
+
+// tunnelQueueMax bounds the packets and bytes queued between flushes.
+const (
+	tunnelQueueMax   = 64
+	tunnelArenaBytes = 256 << 10
+)
+
+func (q *tunnelQueue) add(w *worker, ip []byte, to uint16, hops uint8) {
+	if q.arena == nil {
+		q.arena = make([]byte, 0, tunnelArenaBytes)
+		q.pkts = make([]TunnelPacket, 0, tunnelQueueMax)
+	}
+	if len(q.pkts) == tunnelQueueMax || len(q.arena)+len(ip) > cap(q.arena) {
+		q.flush(w)
+	}
+	if len(ip) > cap(q.arena) {
+		return // cannot happen: a packet is at most 64 KiB
+	}
+	n := len(q.arena)
+	q.arena = append(q.arena, ip...)
+	q.pkts = append(q.pkts, TunnelPacket{To: to, Hops: hops, IP: q.arena[n:len(q.arena):len(q.arena)]})
+}
+
+func (q *tunnelQueue) flush(w *worker) {
+	if len(q.pkts) == 0 {
+		return
+	}
+	c := &w.sh.tunnel
+	failed := w.r.tunnel.SendBatch(q.pkts)
+	var bytes uint64
+	for _, p := range q.pkts {
+		bytes += uint64(len(p.IP))
+	}
+	c.sent.add(uint64(len(q.pkts) - failed))
+	c.sentBytes.add(bytes) // of those handed over (failures are rare: counted by number only)
+	c.sendErrors.add(uint64(failed))
+	clear(q.pkts)
+	q.pkts, q.arena = q.pkts[:0], q.arena[:0]
 }

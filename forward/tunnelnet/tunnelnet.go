@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringway/ringway/forward"
@@ -104,6 +105,10 @@ type Driver struct {
 	sealer *forward.Sealer
 	opener *forward.Opener
 	conns  []*net.UDPConn
+	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
+	addrs  map[uint16][]*net.UDPAddr
+	sends  sync.Pool  // *sendBatch
+	rbatch *recvBatch // Read's, with Config.ReadsSocket
 	peers  map[uint16][]netip.AddrPort
 	ctrs   map[uint16]*peerCounters
 	pool   sync.Pool // *[]byte of forward.MaxDatagram bytes
@@ -111,9 +116,8 @@ type Driver struct {
 	in     chan packet
 	done   chan struct{}
 	// direct: Read reads the only socket itself (Config.ReadsSocket),
-	// into scratch.
-	direct  bool
-	scratch *[]byte
+	// with rbatch.
+	direct bool
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -156,14 +160,17 @@ func New(cfg Config) (*Driver, error) {
 		ctrs: map[uint16]*peerCounters{}, in: make(chan packet, cfg.Queue), done: make(chan struct{})}
 	d.pool.New = func() any { b := make([]byte, forward.MaxDatagram); return &b }
 	d.small.New = func() any { b := make([]byte, smallBuf); return &b }
-	scratch := make([]byte, forward.MaxDatagram)
-	d.scratch = &scratch
+	d.addrs = map[uint16][]*net.UDPAddr{}
 	for id, as := range cfg.Peers {
 		if id != cfg.Self && id != 0 {
 			d.peers[id] = as
 			d.ctrs[id] = &peerCounters{}
+			for _, a := range as {
+				d.addrs[id] = append(d.addrs[id], net.UDPAddrFromAddrPort(a))
+			}
 		}
 	}
+	d.sends.New = func() any { return &sendBatch{} }
 	for _, a := range cfg.Local {
 		c, err := listen(a)
 		if err != nil {
@@ -171,11 +178,15 @@ func New(cfg Config) (*Driver, error) {
 			return nil, err
 		}
 		d.conns = append(d.conns, c)
+		d.pconns = append(d.pconns, ipv4.NewPacketConn(c))
 	}
 	if len(d.conns) == 0 {
 		return nil, errors.New("tunnel: no local address")
 	}
 	d.direct = cfg.ReadsSocket && len(d.conns) == 1
+	if d.direct {
+		d.rbatch = newRecvBatch()
+	}
 	return d, nil
 }
 
@@ -301,6 +312,83 @@ func (d *Driver) Send(to uint16, hops uint8, seg router.Segments, ip []byte) err
 
 var errSend = errors.New("tunnel: not sent")
 
+// sendBatchMax is the most datagrams one sendmmsg carries.
+const sendBatchMax = 64
+
+// sendBatch is one SendBatch call's scratch: the sealed datagrams in one
+// arena, and their messages.
+type sendBatch struct {
+	arena []byte
+	msgs  []ipv4.Message
+	to    []uint16
+	size  []int
+}
+
+// SendBatch seals plain packets and sends them with as few sendmmsg calls
+// as it can on the first path; a datagram that path refuses is sent alone
+// on the next (router.TunnelDevice).
+func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
+	b := d.sends.Get().(*sendBatch)
+	defer d.sends.Put(b)
+	epoch := d.cfg.Core.Epoch()
+	for len(pkts) > 0 {
+		chunk := pkts[:min(len(pkts), sendBatchMax)]
+		pkts = pkts[len(chunk):]
+		need := 0
+		for _, p := range chunk {
+			need += len(p.IP) + forward.DataOverhead
+		}
+		if cap(b.arena) < need {
+			b.arena = make([]byte, 0, need)
+		}
+		b.arena, b.msgs, b.to, b.size = b.arena[:0], b.msgs[:0], b.to[:0], b.size[:0]
+		for _, p := range chunk {
+			as := d.addrs[p.To]
+			n := len(b.arena)
+			sealed, err := d.sealer.Seal(b.arena, forward.TunnelHeader{Type: forward.TypeData, Hops: p.Hops, Receiver: p.To, Epoch: epoch}, p.IP)
+			if err != nil || len(as) == 0 {
+				d.sendErrs.Add(1)
+				failed++
+				continue
+			}
+			b.arena = sealed
+			dg := b.arena[n:len(b.arena):len(b.arena)]
+			b.msgs = append(b.msgs, ipv4.Message{Buffers: [][]byte{dg}, Addr: as[0]})
+			b.to, b.size = append(b.to, p.To), append(b.size, len(p.IP))
+		}
+		for i := 0; i < len(b.msgs); {
+			n, err := d.pconns[0].WriteBatch(b.msgs[i:], 0)
+			if err != nil || n <= 0 {
+				// This one datagram on the other paths, then go on.
+				if !d.writeFrom(1, b.to[i], b.msgs[i].Buffers[0]) {
+					failed++
+				} else {
+					d.countSent(b.to[i], b.size[i])
+				}
+				i++
+				continue
+			}
+			for j := i; j < i+n; j++ {
+				d.countSent(b.to[j], b.size[j])
+			}
+			i += n
+		}
+		for i := range b.msgs {
+			b.msgs[i].Buffers[0] = nil
+		}
+	}
+	return failed
+}
+
+func (d *Driver) countSent(to uint16, n int) {
+	d.sent.Add(1)
+	d.sentBytes.Add(uint64(n))
+	if c := d.ctrs[to]; c != nil {
+		c.sent.Add(1)
+		c.sentBytes.Add(uint64(n))
+	}
+}
+
 // send seals and sends one datagram, on the first path that takes it.
 func (d *Driver) send(h forward.TunnelHeader, payload []byte) bool {
 	bp := d.pool.Get().(*[]byte)
@@ -334,13 +422,20 @@ func (d *Driver) sendWhole(h forward.TunnelHeader, seg router.Segments, ip []byt
 
 // write sends the sealed datagram b to node to on the first path that
 // takes it.
-func (d *Driver) write(to uint16, b []byte) bool {
+func (d *Driver) write(to uint16, b []byte) bool { return d.writeFrom(0, to, b) }
+
+// writeFrom sends the sealed datagram b to node to on the first path from
+// path first on that takes it.
+func (d *Driver) writeFrom(first int, to uint16, b []byte) bool {
 	as := d.peers[to]
 	if len(as) == 0 {
 		d.sendErrs.Add(1)
 		return false
 	}
 	for i, a := range as {
+		if i < first {
+			continue
+		}
 		if i >= len(d.conns) {
 			break
 		}
@@ -445,41 +540,55 @@ func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, 
 	return d.readQueued(bufs, sizes, froms, hops, segs, offset)
 }
 
-// readDirect reads datagrams from the only socket: it waits for the first
-// data packet, then takes what else is there without waiting, up to
-// len(bufs).
+// recvBatchMax is the most datagrams one recvmmsg takes.
+const recvBatchMax = 16
+
+// recvBatch is Read's scratch for recvmmsg: a buffer of a whole datagram
+// per message.
+type recvBatch struct {
+	msgs []ipv4.Message
+}
+
+func newRecvBatch() *recvBatch {
+	b := &recvBatch{msgs: make([]ipv4.Message, recvBatchMax)}
+	for i := range b.msgs {
+		b.msgs[i].Buffers = [][]byte{make([]byte, forward.MaxDatagram)}
+	}
+	return b
+}
+
+// readDirect reads datagrams from the only socket with recvmmsg: it waits
+// for the first, takes what else is there, up to len(bufs), and returns
+// the data packets among them (again if there were none).
 func (d *Driver) readDirect(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
-	rc, err := d.conns[0].SyscallConn()
-	if err != nil {
-		return 0, net.ErrClosed
-	}
-	buf := *d.scratch
-	n := 0
-	for n < len(bufs) {
-		var m int
-		var rerr error
-		wait := n == 0
-		err := rc.Read(func(fd uintptr) bool {
-			m, rerr = unix.Read(int(fd), buf)
-			return !wait || rerr != unix.EAGAIN
-		})
-		switch {
-		case err != nil && n == 0:
-			return 0, net.ErrClosed
-		case err != nil || rerr == unix.EAGAIN:
+	ms := d.rbatch.msgs[:min(len(d.rbatch.msgs), len(bufs))]
+	for {
+		m, err := d.pconns[0].ReadBatch(ms, 0)
+		if err != nil {
+			select {
+			case <-d.done:
+				return 0, net.ErrClosed
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return 0, net.ErrClosed
+			}
+			continue
+		}
+		n := 0
+		for i := range m {
+			payload, p, ok := d.handle(ms[i].Buffers[0][:ms[i].N])
+			if !ok || offset+p.n > len(bufs[n]) {
+				continue
+			}
+			copy(bufs[n][offset:], payload)
+			d.deliver(p, n, sizes, froms, hops, segs)
+			n++
+		}
+		if n > 0 {
 			return n, nil
-		case rerr != nil || m <= 0:
-			continue
 		}
-		payload, p, ok := d.handle(buf[:m])
-		if !ok || offset+p.n > len(bufs[n]) {
-			continue
-		}
-		copy(bufs[n][offset:], payload)
-		d.deliver(p, n, sizes, froms, hops, segs)
-		n++
 	}
-	return n, nil
 }
 
 // deliver fills in slot i for the packet p and counts it.

@@ -299,3 +299,26 @@ func TestTunnelReadsSocket(t *testing.T) {
 		t.Fatal("Read did not return after Close")
 	}
 }
+
+// SendBatch: a batch of packets arrives whole and in order, counted.
+func TestTunnelSendBatch(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := startReads(t, 2, addr2, c2, true)
+	var pkts []router.TunnelPacket
+	for i := range 5 {
+		pkts = append(pkts, router.TunnelPacket{To: 2, Hops: 1, IP: bytes.Repeat([]byte{0x45, byte(i)}, 200+i)})
+	}
+	if failed := d1.SendBatch(pkts); failed != 0 {
+		t.Fatalf("%d of 5 not sent", failed)
+	}
+	for i := range pkts {
+		got, from, hops, seg := readOne(t, d2)
+		if !bytes.Equal(got, pkts[i].IP) || from != 1 || hops != 1 || seg.Size != 0 {
+			t.Fatalf("packet %d: got %d bytes from %d hops %d", i, len(got), from, hops)
+		}
+	}
+	if st := d1.Stats(); st.Sent != 5 || st.PerPeer[2].Sent != 5 {
+		t.Errorf("sent %d (%d to node 2), want 5", st.Sent, st.PerPeer[2].Sent)
+	}
+}

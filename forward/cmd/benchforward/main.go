@@ -72,6 +72,11 @@ type report struct {
 	MSSClamped   uint64    `json:"mss_clamped"`
 	TunnelFrags  uint64    `json:"frag_needed"`
 	TunnelDrops  string    `json:"tunnel_drops,omitempty"`
+	// TunnelSent and TunnelSentBytes are n2's data packets into the
+	// tunnel (the replies of every split round) and their bytes: their
+	// ratio shows whether super-packets crossed whole.
+	TunnelSent      uint64 `json:"tunnel_sent"`
+	TunnelSentBytes uint64 `json:"tunnel_sent_bytes"`
 	RingwayBuild string    `json:"binary"`
 	// UDPRcvbufErrors are the nodes' kernel counts of UDP datagrams
 	// dropped for a full socket receive buffer (the tunnel's sockets).
@@ -184,6 +189,7 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	}
 	if st, err := status(l, 2); err == nil && st.Filter != nil && st.Filter.Tunnel != nil {
 		rep.TunnelFrags = st.Filter.Tunnel.FragNeeded
+		rep.TunnelSent, rep.TunnelSentBytes = st.Filter.Tunnel.Sent, st.Filter.Tunnel.SentBytes
 		if len(st.Filter.Tunnel.Drops) > 0 {
 			rep.TunnelDrops = fmt.Sprint(st.Filter.Tunnel.Drops)
 		}
@@ -203,6 +209,9 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 		fmt.Printf("%-22s %10d %9.2f%% %11.2f%% %6.3f\n", m.Change, m.RowsMoved, 100*m.Fraction, 100*m.Theoretical, m.Ratio)
 	}
 	fmt.Printf("(load average at start %s; MSS clamped %d, frag-needed %d, UDP receive buffer drops %v)\n", rep.LoadAvg, rep.MSSClamped, rep.TunnelFrags, rep.UDPRcvbufErrors)
+	if rep.TunnelSent > 0 {
+		fmt.Printf("(n2 into the tunnel: %d packets, %.0f bytes each on average)\n", rep.TunnelSent, float64(rep.TunnelSentBytes)/float64(rep.TunnelSent))
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
