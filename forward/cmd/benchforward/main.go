@@ -57,27 +57,27 @@ type moved struct {
 }
 
 type report struct {
-	Date         time.Time `json:"date"`
-	LoadAvg      string    `json:"loadavg_at_start"`
-	Rounds       []round   `json:"rounds"`
-	AddedP50us   float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
-	AddedP99us   float64   `json:"added_latency_p99_us"`
-	TCPRatio     float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
-	Moved        []moved   `json:"rows_moved"`
-	Exchanges    int       `json:"rr_exchanges_per_round"`
-	TCPSeconds   float64   `json:"tcp_seconds_per_round"`
-	TargetP50us  float64   `json:"target_added_p50_us"`
-	TargetP99us  float64   `json:"target_added_p99_us"`
-	TargetTCP    float64   `json:"target_tcp_ratio"`
-	MSSClamped   uint64    `json:"mss_clamped"`
-	TunnelFrags  uint64    `json:"frag_needed"`
-	TunnelDrops  string    `json:"tunnel_drops,omitempty"`
+	Date        time.Time `json:"date"`
+	LoadAvg     string    `json:"loadavg_at_start"`
+	Rounds      []round   `json:"rounds"`
+	AddedP50us  float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
+	AddedP99us  float64   `json:"added_latency_p99_us"`
+	TCPRatio    float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
+	Moved       []moved   `json:"rows_moved"`
+	Exchanges   int       `json:"rr_exchanges_per_round"`
+	TCPSeconds  float64   `json:"tcp_seconds_per_round"`
+	TargetP50us float64   `json:"target_added_p50_us"`
+	TargetP99us float64   `json:"target_added_p99_us"`
+	TargetTCP   float64   `json:"target_tcp_ratio"`
+	MSSClamped  uint64    `json:"mss_clamped"`
+	TunnelFrags uint64    `json:"frag_needed"`
+	TunnelDrops string    `json:"tunnel_drops,omitempty"`
 	// TunnelSent and TunnelSentBytes are n2's data packets into the
 	// tunnel (the replies of every split round) and their bytes: their
 	// ratio shows whether super-packets crossed whole.
 	TunnelSent      uint64 `json:"tunnel_sent"`
 	TunnelSentBytes uint64 `json:"tunnel_sent_bytes"`
-	RingwayBuild string    `json:"binary"`
+	RingwayBuild    string `json:"binary"`
 	// UDPRcvbufErrors are the nodes' kernel counts of UDP datagrams
 	// dropped for a full socket receive buffer (the tunnel's sockets).
 	UDPRcvbufErrors map[string]uint64 `json:"udp_rcvbuf_errors"`
