@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -109,6 +110,11 @@ type Driver struct {
 	addrs  map[uint16][]*net.UDPAddr
 	sends  sync.Pool  // *sendBatch
 	rbatch *recvBatch // Read's, with Config.ReadsSocket
+	// segMax is the largest datagram the first path sends in a UDP GSO
+	// run (UDP_SEGMENT): its interface's MTU less the outer headers; 0
+	// when unknown or refused by the kernel (then one datagram per
+	// message).
+	segMax atomic.Int64
 	peers  map[uint16][]netip.AddrPort
 	ctrs   map[uint16]*peerCounters
 	pool   sync.Pool // *[]byte of forward.MaxDatagram bytes
@@ -180,14 +186,50 @@ func New(cfg Config) (*Driver, error) {
 		d.conns = append(d.conns, c)
 		d.pconns = append(d.pconns, ipv4.NewPacketConn(c))
 	}
+	if len(cfg.Local) > 0 {
+		if mtu := ifaceMTU(cfg.Local[0].Addr()); mtu > 28 {
+			d.segMax.Store(int64(mtu - 28))
+		}
+	}
 	if len(d.conns) == 0 {
 		return nil, errors.New("tunnel: no local address")
 	}
 	d.direct = cfg.ReadsSocket && len(d.conns) == 1
 	if d.direct {
 		d.rbatch = newRecvBatch()
+		// Runs of datagrams from one sender arrive as one message
+		// (Read splits them): one pass through the kernel's UDP receive
+		// path per run. Best effort: without it each arrives alone.
+		if rc, err := d.conns[0].SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+			})
+		}
 	}
 	return d, nil
+}
+
+// ifaceMTU returns the MTU of the interface that has address a, 0 when
+// none has.
+func ifaceMTU(a netip.Addr) int {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0
+	}
+	for _, ifc := range ifs {
+		as, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, x := range as {
+			if n, ok := x.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+					return ifc.MTU
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // listen binds a to a UDP socket that never sets DF: the kernel fragments
@@ -316,12 +358,98 @@ var errSend = errors.New("tunnel: not sent")
 const sendBatchMax = 64
 
 // sendBatch is one SendBatch call's scratch: the sealed datagrams in one
-// arena, and their messages.
+// arena, one message each (msgs, to, size), and the messages sent: a run
+// of datagrams of one size to one peer goes as one UDP GSO message.
 type sendBatch struct {
 	arena []byte
 	msgs  []ipv4.Message
 	to    []uint16
 	size  []int
+	out   []ipv4.Message
+	first []int // out[k] is msgs[first[k]:first[k+1]]
+	oob   [][]byte
+}
+
+// maxSegments is the most datagrams of one UDP GSO message
+// (UDP_MAX_SEGMENTS of older kernels).
+const maxSegments = 64
+
+// sendMsgs sends b's datagrams: runs of equal size (the last of a run may
+// be shorter) to one peer as UDP GSO messages, all with sendmmsg on the
+// first path; what it refuses goes alone, on the next paths.
+func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
+	segMax := int(d.segMax.Load())
+	b.out, b.first = b.out[:0], b.first[:0]
+	for i := 0; i < len(b.msgs); {
+		dg := b.msgs[i].Buffers[0]
+		j := i + 1
+		if len(dg) <= segMax {
+			total := len(dg)
+			for j < len(b.msgs) && j-i < maxSegments && b.to[j] == b.to[i] {
+				l := len(b.msgs[j].Buffers[0])
+				if l > len(dg) || total+l > 65507 {
+					break
+				}
+				total += l
+				j++
+				if l < len(dg) {
+					break // a shorter one ends the run
+				}
+			}
+		}
+		k := len(b.out)
+		if k == len(b.oob) {
+			b.oob = append(b.oob, make([]byte, unix.CmsgSpace(2)))
+		}
+		m := ipv4.Message{Addr: b.msgs[i].Addr}
+		if j-i == 1 {
+			m.Buffers = b.msgs[i].Buffers
+		} else {
+			for x := i; x < j; x++ {
+				m.Buffers = append(m.Buffers, b.msgs[x].Buffers[0])
+			}
+			oob := b.oob[k]
+			h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+			h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			h.SetLen(unix.CmsgLen(2))
+			*(*uint16)(unsafe.Pointer(&oob[unix.SizeofCmsghdr])) = uint16(len(dg))
+			m.OOB = oob
+		}
+		b.out = append(b.out, m)
+		b.first = append(b.first, i)
+		i = j
+	}
+	b.first = append(b.first, len(b.msgs))
+	for k := 0; k < len(b.out); {
+		n, err := d.pconns[0].WriteBatch(b.out[k:], 0)
+		if err == nil && n > 0 {
+			for x := b.first[k]; x < b.first[k+n]; x++ {
+				d.countSent(b.to[x], b.size[x])
+			}
+			k += n
+			continue
+		}
+		if b.out[k].OOB != nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EIO)) {
+			d.segMax.Store(0) // the kernel or the device cannot: no more runs
+		}
+		// Message k's datagrams alone; the first path again for a run
+		// (its GSO may be what failed), else the next paths.
+		from := 1
+		if b.out[k].OOB != nil {
+			from = 0
+		}
+		for x := b.first[k]; x < b.first[k+1]; x++ {
+			if d.writeFrom(from, b.to[x], b.msgs[x].Buffers[0]) {
+				d.countSent(b.to[x], b.size[x])
+			} else {
+				*failed++
+			}
+		}
+		k++
+	}
+	for k := range b.out {
+		b.out[k] = ipv4.Message{}
+	}
 }
 
 // SendBatch seals plain packets and sends them with as few sendmmsg calls
@@ -356,26 +484,7 @@ func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
 			b.msgs = append(b.msgs, ipv4.Message{Buffers: [][]byte{dg}, Addr: as[0]})
 			b.to, b.size = append(b.to, p.To), append(b.size, len(p.IP))
 		}
-		for i := 0; i < len(b.msgs); {
-			n, err := d.pconns[0].WriteBatch(b.msgs[i:], 0)
-			if err != nil || n <= 0 {
-				// This one datagram on the other paths, then go on.
-				if !d.writeFrom(1, b.to[i], b.msgs[i].Buffers[0]) {
-					failed++
-				} else {
-					d.countSent(b.to[i], b.size[i])
-				}
-				i++
-				continue
-			}
-			for j := i; j < i+n; j++ {
-				d.countSent(b.to[j], b.size[j])
-			}
-			i += n
-		}
-		for i := range b.msgs {
-			b.msgs[i].Buffers[0] = nil
-		}
+		d.sendMsgs(b, &failed)
 	}
 	return failed
 }
@@ -540,30 +649,80 @@ func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, 
 	return d.readQueued(bufs, sizes, froms, hops, segs, offset)
 }
 
-// recvBatchMax is the most datagrams one recvmmsg takes.
+// recvBatchMax is the most messages one recvmmsg takes; with UDP_GRO a
+// message may hold many datagrams of one sender.
 const recvBatchMax = 16
 
 // recvBatch is Read's scratch for recvmmsg: a buffer of a whole datagram
-// per message.
+// (or of a coalesced run of them, UDP_GRO) per message, and where the
+// last Read stopped when the router's buffers were full.
 type recvBatch struct {
 	msgs []ipv4.Message
+	m    int // messages read by the last recvmmsg
+	i    int // next message to take datagrams from
+	off  int // next datagram's offset in message i
 }
 
 func newRecvBatch() *recvBatch {
 	b := &recvBatch{msgs: make([]ipv4.Message, recvBatchMax)}
 	for i := range b.msgs {
 		b.msgs[i].Buffers = [][]byte{make([]byte, forward.MaxDatagram)}
+		b.msgs[i].OOB = make([]byte, 64)
 	}
 	return b
 }
 
+// groSize returns the datagram size of a message the kernel coalesced
+// (UDP_GRO), from its control messages; 0 when it holds one datagram.
+func groSize(oob []byte) int {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && l >= unix.SizeofCmsghdr+4 {
+			return int(*(*int32)(unsafe.Pointer(&oob[unix.SizeofCmsghdr])))
+		}
+		oob = oob[min(unix.CmsgSpace(l-unix.SizeofCmsghdr), len(oob)):]
+	}
+	return 0
+}
+
 // readDirect reads datagrams from the only socket with recvmmsg: it waits
-// for the first, takes what else is there, up to len(bufs), and returns
-// the data packets among them (again if there were none).
+// for the first, takes what else is there, and returns up to len(bufs)
+// data packets (again if there were none); what does not fit waits for
+// the next Read.
 func (d *Driver) readDirect(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
-	ms := d.rbatch.msgs[:min(len(d.rbatch.msgs), len(bufs))]
+	rb := d.rbatch
+	n := 0
 	for {
-		m, err := d.pconns[0].ReadBatch(ms, 0)
+		for ; rb.i < rb.m && n < len(bufs); rb.i, rb.off = rb.i+1, 0 {
+			msg := &rb.msgs[rb.i]
+			all := msg.Buffers[0][:msg.N]
+			size := len(all)
+			if g := groSize(msg.OOB[:msg.NN]); g > 0 {
+				size = g
+			}
+			for rb.off < len(all) && n < len(bufs) {
+				dg := all[rb.off:min(rb.off+size, len(all))]
+				rb.off += len(dg)
+				payload, p, ok := d.handle(dg)
+				if !ok || offset+p.n > len(bufs[n]) {
+					continue
+				}
+				copy(bufs[n][offset:], payload)
+				d.deliver(p, n, sizes, froms, hops, segs)
+				n++
+			}
+			if rb.off < len(all) {
+				return n, nil // bufs full; the rest of this message next time
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+		m, err := d.pconns[0].ReadBatch(rb.msgs, 0)
 		if err != nil {
 			select {
 			case <-d.done:
@@ -575,19 +734,7 @@ func (d *Driver) readDirect(bufs [][]byte, sizes []int, froms []uint16, hops []u
 			}
 			continue
 		}
-		n := 0
-		for i := range m {
-			payload, p, ok := d.handle(ms[i].Buffers[0][:ms[i].N])
-			if !ok || offset+p.n > len(bufs[n]) {
-				continue
-			}
-			copy(bufs[n][offset:], payload)
-			d.deliver(p, n, sizes, froms, hops, segs)
-			n++
-		}
-		if n > 0 {
-			return n, nil
-		}
+		rb.m, rb.i, rb.off = m, 0, 0
 	}
 }
 

@@ -322,3 +322,28 @@ func TestTunnelSendBatch(t *testing.T) {
 		t.Errorf("sent %d (%d to node 2), want 5", st.Sent, st.PerPeer[2].Sent)
 	}
 }
+
+// A run of equal datagrams to one peer leaves as one UDP GSO message and
+// is split again by Read (UDP_GRO): every packet arrives, in order.
+func TestTunnelSendRun(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := startReads(t, 2, addr2, c2, true)
+	var pkts []router.TunnelPacket
+	for i := range 20 {
+		n := 1400
+		if i == 19 {
+			n = 300
+		}
+		pkts = append(pkts, router.TunnelPacket{To: 2, Hops: 1, IP: bytes.Repeat([]byte{byte(i)}, n)})
+	}
+	if failed := d1.SendBatch(pkts); failed != 0 {
+		t.Fatalf("%d of 20 not sent", failed)
+	}
+	for i := range pkts {
+		got, _, _, _ := readOne(t, d2)
+		if !bytes.Equal(got, pkts[i].IP) {
+			t.Fatalf("packet %d: got %d bytes starting %d", i, len(got), got[0])
+		}
+	}
+}
