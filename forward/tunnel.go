@@ -68,7 +68,7 @@ const (
 // TunnelType says what a tunnel datagram carries.
 type TunnelType uint8
 
-// Tunnel datagram types. 0 is invalid; types above TypeSyncAck are
+// Tunnel datagram types. 0 is invalid; types above TypeDataGSO are
 // refused as malformed.
 const (
 	// TypeData carries a redirected IPv4 packet (header on) as payload.
@@ -94,6 +94,11 @@ const (
 	// TypeSyncAck acknowledges sync batches by sequence number
 	// (replicate.go: SyncAck). No flow section; the payload is the acks.
 	TypeSyncAck TunnelType = 6
+	// TypeDataGSO carries a redirected TCP GSO super-packet whole (one
+	// datagram instead of one per segment; the kernel fragments the
+	// outer datagram): the payload is a GSO prefix (GSOPrefixLen bytes,
+	// PutGSO, ParseGSO) and the IPv4 packet. Same hops rule as TypeData.
+	TypeDataGSO TunnelType = 7
 )
 
 func (t TunnelType) String() string {
@@ -110,12 +115,58 @@ func (t TunnelType) String() string {
 		return "sync"
 	case TypeSyncAck:
 		return "sync_ack"
+	case TypeDataGSO:
+		return "data_gso"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
 // hasFlow reports whether datagrams of type t carry the flow section.
 func (t TunnelType) hasFlow() bool { return t == TypeRegister || t == TypeHint || t == TypeAck }
+
+// The GSO prefix of a TypeDataGSO payload, before the IPv4 packet:
+//
+//	byte 0     GSO type: GSOTCPv4, optionally with GSOECN (the virtio-net
+//	           header's gso_type: the packet's CWR goes on its first
+//	           segment only)
+//	byte 1     reserved, 0
+//	bytes 2-3  segment size: TCP payload bytes per segment, 1 to 65535
+//
+// The receiver sends the packet on as the same super-packet; its TCP
+// checksum is partial (the pseudo-header's sum, as the sender's device
+// left it), completed by whoever segments it.
+const (
+	GSOPrefixLen = 4
+	GSOTCPv4     = 1    // VIRTIO_NET_HDR_GSO_TCPV4
+	GSOECN       = 0x80 // VIRTIO_NET_HDR_GSO_ECN
+	// MaxGSOPacket is the largest IPv4 packet a TypeDataGSO datagram
+	// carries: the datagram must fit one UDP datagram (65,507 bytes).
+	MaxGSOPacket = 65507 - DataOverhead - GSOPrefixLen
+)
+
+// PutGSO writes the GSO prefix of a super-packet of GSO type typ
+// (GSOTCPv4, optionally | GSOECN) and segment size size into
+// b[:GSOPrefixLen].
+func PutGSO(b []byte, typ uint8, size uint16) {
+	_ = b[GSOPrefixLen-1]
+	b[0], b[1] = typ, 0
+	binary.BigEndian.PutUint16(b[2:], size)
+}
+
+// ParseGSO splits a TypeDataGSO payload into its GSO type, segment size
+// and IPv4 packet. ok is false when the prefix breaks a rule (unknown
+// type, reserved byte, size 0) or no packet follows it; the packet itself
+// is the router's to check, as any packet's.
+func ParseGSO(payload []byte) (typ uint8, size uint16, ip []byte, ok bool) {
+	if len(payload) <= GSOPrefixLen {
+		return 0, 0, nil, false
+	}
+	typ, size = payload[0], binary.BigEndian.Uint16(payload[2:])
+	if typ&^GSOECN != GSOTCPv4 || payload[1] != 0 || size == 0 {
+		return 0, 0, nil, false
+	}
+	return typ, size, payload[GSOPrefixLen:], true
+}
 
 // TunnelHeader is the clear part of a tunnel datagram: it is the AES-GCM
 // additional data, so it is authenticated with the payload.
@@ -143,7 +194,7 @@ func (h *TunnelHeader) Len() int {
 // check returns why h cannot be sent or was not well formed, or TunnelOK.
 func (h *TunnelHeader) check() TunnelDrop {
 	switch h.Type {
-	case TypeData:
+	case TypeData, TypeDataGSO:
 		if h.Hops == 0 || h.Hops > MaxHops || h.Handler != 0 || h.Flow != (Key{}) {
 			return TunnelMalformed
 		}

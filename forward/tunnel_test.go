@@ -18,6 +18,7 @@ func sampleHeaders() []TunnelHeader {
 		{Type: TypeRegister, Sender: 2, Receiver: 5, Epoch: 9, Boot: 42, Counter: 1000, Handler: 2, Flow: tunnelFlow},
 		{Type: TypeHint, Sender: 5, Receiver: 3, Epoch: 9, Boot: 43, Counter: 7, Handler: 2, Flow: tunnelFlow},
 		{Type: TypeAck, Sender: 5, Receiver: 2, Epoch: 9, Boot: 43, Counter: 8, Handler: 2, Flow: tunnelFlow},
+		{Type: TypeDataGSO, Hops: 1, Sender: 3, Receiver: 2, Epoch: 9, Boot: 44, Counter: 9},
 	}
 }
 
@@ -158,6 +159,55 @@ func FuzzTunnelHeader(f *testing.F) {
 			t.Fatalf("decoded %+v does not encode: %v", h, err)
 		}
 		if !bytes.Equal(out, b) {
+			t.Fatalf("round trip:\n in % x\nout % x", b, out)
+		}
+	})
+}
+
+func TestGSOPrefix(t *testing.T) {
+	ip := []byte{0x45, 0, 0, 20}
+	b := make([]byte, GSOPrefixLen, GSOPrefixLen+len(ip))
+	PutGSO(b, GSOTCPv4|GSOECN, 1384)
+	b = append(b, ip...)
+	typ, size, got, ok := ParseGSO(b)
+	if !ok || typ != GSOTCPv4|GSOECN || size != 1384 || !bytes.Equal(got, ip) {
+		t.Fatalf("ParseGSO = %#x %d % x %v", typ, size, got, ok)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"prefix only", b[:GSOPrefixLen]},
+		{"UDP GSO type", append([]byte{5, 0, 5, 0x68}, ip...)},
+		{"no type", append([]byte{0, 0, 5, 0x68}, ip...)},
+		{"reserved byte", append([]byte{1, 1, 5, 0x68}, ip...)},
+		{"segment size 0", append([]byte{1, 0, 0, 0}, ip...)},
+	} {
+		if _, _, _, ok := ParseGSO(tc.b); ok {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	h := TunnelHeader{Type: TypeDataGSO, Hops: 0, Sender: 1, Receiver: 2, Counter: 1}
+	if _, err := h.MarshalBinary(); err == nil {
+		t.Error("data_gso with hops 0 marshalled")
+	}
+}
+
+// FuzzParseGSO: ParseGSO never panics, and what it accepts has one
+// encoding.
+func FuzzParseGSO(f *testing.F) {
+	f.Add([]byte{1, 0, 5, 0x68, 0x45})
+	f.Add([]byte{0x81, 0, 0, 1, 0})
+	f.Add([]byte{1, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		typ, size, ip, ok := ParseGSO(b)
+		if !ok {
+			return
+		}
+		out := make([]byte, GSOPrefixLen, GSOPrefixLen+len(ip))
+		PutGSO(out, typ, size)
+		if out = append(out, ip...); !bytes.Equal(out, b) {
 			t.Fatalf("round trip:\n in % x\nout % x", b, out)
 		}
 	})

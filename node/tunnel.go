@@ -32,8 +32,9 @@ func (n *Node) newTunnel(f *config.Config, key []byte) (*tunnelnet.Driver, error
 	return tunnelnet.New(tunnelnet.Config{
 		Self: uint16(n.self), Key: key, Boot: uint64(time.Now().UnixNano()),
 		Local: addrs[n.self-1], Peers: peers, Core: n.filter,
-		Now:    func() int64 { return n.routerNow() },
-		Logger: n.log.With("part", "tunnel"),
+		Now:         func() int64 { return n.routerNow() },
+		ReadsSocket: true, // the router's tunnel worker reads it (router/tunnel_linux.go)
+		Logger:      n.log.With("part", "tunnel"),
 	})
 }
 

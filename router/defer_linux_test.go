@@ -30,9 +30,11 @@ func newFakeTunnel(f *forward.Filter) *fakeTunnel {
 	return &fakeTunnel{f: f, msgs: make(chan forward.TunnelHeader, 64), done: make(chan struct{})}
 }
 
-func (d *fakeTunnel) Send(uint16, uint8, []byte) error { return nil }
+func (d *fakeTunnel) Send(uint16, uint8, router.Segments, []byte) error { return nil }
 
-func (d *fakeTunnel) Read([][]byte, []int, []uint16, []uint8, int) (int, error) {
+func (d *fakeTunnel) SendBatch([]router.TunnelPacket) int { return 0 }
+
+func (d *fakeTunnel) Read([][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
 	<-d.done
 	return 0, net.ErrClosed
 }

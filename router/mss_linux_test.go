@@ -24,12 +24,19 @@ type sendTunnel struct {
 
 var _ router.TunnelDevice = (*sendTunnel)(nil)
 
-func (d *sendTunnel) Send(_ uint16, _ uint8, ip []byte) error {
+func (d *sendTunnel) Send(_ uint16, _ uint8, _ router.Segments, ip []byte) error {
 	d.sent <- slices.Clone(ip)
 	return nil
 }
 
-func (d *sendTunnel) Read([][]byte, []int, []uint16, []uint8, int) (int, error) {
+func (d *sendTunnel) SendBatch(pkts []router.TunnelPacket) int {
+	for _, p := range pkts {
+		d.sent <- slices.Clone(p.IP)
+	}
+	return 0
+}
+
+func (d *sendTunnel) Read([][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
 	<-d.done
 	return 0, net.ErrClosed
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 )
 
@@ -152,12 +153,21 @@ type TunnelDevice interface {
 	// this one. It does not keep ip, does not block for long and does
 	// not allocate in the steady state; a packet it cannot send is
 	// counted by it and lost.
-	Send(to uint16, hops uint8, ip []byte) error
+	// With seg.Size != 0, ip is a TCP GSO super-packet (checksum
+	// partial, as the device left it) to be carried whole and sent on as
+	// the same super-packet; Send returns ErrSegmentsTooBig, sending
+	// nothing, when it cannot carry one that large (the caller then cuts
+	// it into segments).
+	Send(to uint16, hops uint8, seg Segments, ip []byte) error
+	// SendBatch sends plain packets (Seg zero) as Send would, in as few
+	// system calls as it can, and returns how many it could not send
+	// (counted by it and lost). It does not keep the packets.
+	SendBatch(pkts []TunnelPacket) (failed int)
 	// Read waits for at least one packet from the tunnel and reads up to
 	// len(bufs): packet i is written to bufs[i][offset:offset+sizes[i]],
-	// came from node froms[i] after hops[i] hops. It returns
-	// net.ErrClosed after Close.
-	Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, offset int) (n int, err error)
+	// came from node froms[i] after hops[i] hops, and is a super-packet
+	// when segs[i].Size != 0. It returns net.ErrClosed after Close.
+	Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (n int, err error)
 	// Flush sends the registers and hints the filter has queued, if any,
 	// at once: a worker calls it before it forwards a packet the filter
 	// passed, so a new flow's register leaves before its first packet.
@@ -167,11 +177,30 @@ type TunnelDevice interface {
 	Close() error
 }
 
+// Segments describes a TCP GSO super-packet handed through the tunnel
+// whole (TunnelDevice): the zero value is a plain packet.
+type Segments struct {
+	GSOType uint8  // the virtio-net header's gso_type: vnetGSOTCPv4, optionally with vnetGSOECN
+	Size    uint16 // TCP payload bytes per segment (the virtio-net gso_size)
+}
+
+// TunnelPacket is one packet for TunnelDevice.SendBatch.
+type TunnelPacket struct {
+	To   uint16
+	Hops uint8
+	IP   []byte
+}
+
+// ErrSegmentsTooBig is TunnelDevice.Send's refusal of a super-packet
+// larger than one datagram can carry.
+var ErrSegmentsTooBig = errors.New("tunnel: super-packet too large for one datagram")
+
 // tunnelCounters count one goroutine's use of the tunnel.
 type tunnelCounters struct {
 	sent, sentBytes counter // packets handed to TunnelDevice.Send
 	sendErrors      counter // Send refused them
 	segmented       counter // GSO super-frames cut into segments before sending
+	whole           counter // GSO super-frames sent whole (Segments)
 	received, rcvd  counter // packets read from the tunnel, and their bytes
 	forwarded       counter // of those, forwarded by this node
 	redirected      counter // of those, sent on to another node (hops 2)
@@ -188,6 +217,7 @@ type TunnelStats struct {
 	Sent, SentBytes     uint64 // packets this node sent through the tunnel (redirected) and their bytes
 	SendErrors          uint64 // packets the tunnel device refused
 	Segmented           uint64 // GSO super-frames segmented before they were sent
+	Whole               uint64 // GSO super-frames sent whole, as one datagram
 	Received, RcvdBytes uint64 // packets the tunnel brought and their bytes
 	Forwarded           uint64 // of those, forwarded out of a link
 	Redirected          uint64 // of those, sent on to the flow's handler
@@ -208,6 +238,7 @@ func sumTunnel(shards []*shard) TunnelStats {
 		s.SentBytes += c.sentBytes.load()
 		s.SendErrors += c.sendErrors.load()
 		s.Segmented += c.segmented.load()
+		s.Whole += c.whole.load()
 		s.Received += c.received.load()
 		s.RcvdBytes += c.rcvd.load()
 		s.Forwarded += c.forwarded.load()
@@ -232,7 +263,8 @@ func sumTunnel(shards []*shard) TunnelStats {
 // virtio-net GSO fields (include/uapi/linux/virtio_net.h).
 const (
 	vnetOffGSOSize = 4
-	vnetGSOTCPv4   = 1 // VIRTIO_NET_HDR_GSO_TCPV4
+	vnetGSOTCPv4   = 1    // VIRTIO_NET_HDR_GSO_TCPV4
+	vnetGSOECN     = 0x80 // VIRTIO_NET_HDR_GSO_ECN
 )
 
 // segmentTCP cuts the IPv4 TCP GSO super-packet ip into segments of at

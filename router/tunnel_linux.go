@@ -100,9 +100,26 @@ func (w *worker) tunnelFrame(frame []byte, d ipDecision, to uint16, now int64) {
 				return
 			}
 		}
-		if vh[vnetOffGSOType]&0x7f != vnetGSOTCPv4 {
+		if vh[vnetOffGSOType]&^vnetGSOECN != vnetGSOTCPv4 {
 			c.drops[DropTooBig].add(1) // UDP GSO: not cut yet (docs/forward.md)
 			return
+		}
+		// Whole, as one datagram, when the device left the checksum
+		// partial (it then is the pseudo-header's sum the receiver's
+		// device completes per segment).
+		if ip := f[ethHdrLen:]; vh[vnetOffFlags]&vnetFlagNeedsCsum != 0 && d.hdr.totalLen <= len(ip) {
+			seg := Segments{GSOType: vh[vnetOffGSOType], Size: uint16(mss)}
+			err := w.r.tunnel.Send(to, 1, seg, ip[:d.hdr.totalLen])
+			if err == nil {
+				c.whole.add(1)
+				c.sent.add(1)
+				c.sentBytes.add(uint64(d.hdr.totalLen))
+				return
+			}
+			if err != ErrSegmentsTooBig {
+				c.sendErrors.add(1)
+				return
+			}
 		}
 		bp := w.r.segPool.Get().(*[]byte)
 		ok := segmentTCP(f[ethHdrLen:], mss, *bp, func(seg []byte) { w.tunnelSend(seg, to, 1) })
@@ -125,8 +142,16 @@ func (w *worker) tunnelFrame(frame []byte, d ipDecision, to uint16, now int64) {
 }
 
 func (w *worker) tunnelSend(ip []byte, to uint16, hops uint8) {
+	w.tunnelSendSegs(ip, to, hops, Segments{})
+}
+
+func (w *worker) tunnelSendSegs(ip []byte, to uint16, hops uint8, seg Segments) {
 	c := &w.sh.tunnel
-	if err := w.r.tunnel.Send(to, hops, ip); err != nil {
+	if seg.Size == 0 {
+		w.tq.add(w, ip, to, hops)
+		return
+	}
+	if err := w.r.tunnel.Send(to, hops, seg, ip); err != nil {
 		c.sendErrors.add(1)
 		return
 	}
@@ -138,8 +163,9 @@ func (w *worker) tunnelSend(ip []byte, to uint16, hops uint8) {
 func (w *worker) runTunnel() error {
 	froms := make([]uint16, len(w.bufs))
 	hops := make([]uint8, len(w.bufs))
+	segs := make([]Segments, len(w.bufs))
 	for {
-		n, err := w.r.tunnel.Read(w.bufs, w.sizes, froms, hops, tunnelOffset)
+		n, err := w.r.tunnel.Read(w.bufs, w.sizes, froms, hops, segs, tunnelOffset)
 		if err != nil {
 			if isStop(err) {
 				return nil
@@ -147,7 +173,7 @@ func (w *worker) runTunnel() error {
 			return err
 		}
 		if n > 0 {
-			w.tunnelBatch(n, froms, hops)
+			w.tunnelBatch(n, froms, hops, segs)
 		}
 	}
 }
@@ -157,20 +183,24 @@ func (w *worker) runTunnel() error {
 // link their source is routed by), as if they had arrived here: forwarded
 // (TTL decremented once, by the handler), sent on to the flow's handler,
 // or dropped.
-func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8) {
+func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8, segs []Segments) {
 	r := w.r
 	c := &w.sh.tunnel
 	now := r.now()
 	for i := range n {
-		size := w.sizes[i]
+		size, seg := w.sizes[i], segs[i]
 		c.received.add(1)
 		c.rcvd.add(uint64(size))
 		frame := w.bufs[i][:tunnelOffset+size]
-		clear(frame[:vnetHdrLen]) // the sender completed the checksums
+		clear(frame[:vnetHdrLen]) // the sender completed the checksums, or seg says otherwise
 		ip := frame[tunnelOffset:]
-		d := r.plane.decideLocalOut(ip, false)
+		d := r.plane.decideLocalOut(ip, seg.Size != 0)
 		if d.action != ipForward {
 			c.drops[d.reason].add(1)
+			continue
+		}
+		if seg.Size != 0 && !vnetSetTCPGSO(frame[:vnetHdrLen], ip[:d.hdr.totalLen], seg, r.plane.links[d.out].mtu.get()) {
+			c.drops[DropBadIPHeader].add(1)
 			continue
 		}
 		if d.hdr.ttl <= 1 {
@@ -186,7 +216,7 @@ func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8) {
 		pass, to, _ := r.redir.Decide(ip, in, d.out, froms[i], hops[i], now) // a tunnelled packet starts no flow: never held
 		if !pass {
 			if to != 0 && hops[i] == 1 {
-				w.tunnelSend(ip, to, 2)
+				w.tunnelSendSegs(ip, to, 2, seg)
 				c.redirected.add(1)
 			} else {
 				c.drops[DropFiltered].add(1)
@@ -194,7 +224,7 @@ func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8) {
 			continue
 		}
 		if d.hdr.proto == protoTCP {
-			w.clampMSS(ip, false)
+			w.clampMSS(ip, seg.Size != 0)
 		}
 		decTTL(ip)
 		c.forwarded.add(1)
@@ -266,4 +296,78 @@ func (w *worker) release(p *heldPacket, now int64) {
 	}
 	vnetForTx(p.frame[:vnetHdrLen])
 	w.send(p.d.out, p.d.nextHop, p.frame, now, true)
+}
+
+// vnetSetTCPGSO writes into the virtio-net header h what the device needs
+// to send the IPv4 TCP super-packet ip (after an Ethernet header) as the
+// segments seg describes: GSO type and size, header length, and the
+// partial checksum's start and offset. It returns false, for a packet to
+// drop, when ip is not TCP, its headers are not whole, or a segment would
+// not fit mtu.
+func vnetSetTCPGSO(h, ip []byte, seg Segments, mtu int) bool {
+	if len(ip) < ipv4MinHdr || ip[9] != protoTCP || seg.GSOType&^vnetGSOECN != vnetGSOTCPv4 || seg.Size == 0 {
+		return false
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	if len(ip) < ihl+20 {
+		return false
+	}
+	hl := ihl + int(ip[ihl+12]>>4)*4
+	if hl < ihl+20 || hl >= len(ip) || hl+int(seg.Size) > mtu {
+		return false
+	}
+	h[vnetOffFlags] = vnetFlagNeedsCsum
+	h[vnetOffGSOType] = seg.GSOType
+	binary.LittleEndian.PutUint16(h[vnetOffHdrLen:], uint16(ethHdrLen+hl))
+	binary.LittleEndian.PutUint16(h[vnetOffGSOSize:], seg.Size)
+	binary.LittleEndian.PutUint16(h[vnetOffCsumStart:], uint16(ethHdrLen+ihl))
+	binary.LittleEndian.PutUint16(h[vnetOffCsumOffset:], 16)
+	return true
+}
+
+// tunnelQueue batches one worker's plain packets for the tunnel: copied
+// into an arena (the frames they come from are reused before the batch
+// ends), sent with one TunnelDevice.SendBatch at the worker's flush.
+type tunnelQueue struct {
+	pkts  []TunnelPacket
+	arena []byte
+}
+
+// tunnelQueueMax bounds the packets and bytes queued between flushes.
+const (
+	tunnelQueueMax   = 64
+	tunnelArenaBytes = 256 << 10
+)
+
+func (q *tunnelQueue) add(w *worker, ip []byte, to uint16, hops uint8) {
+	if q.arena == nil {
+		q.arena = make([]byte, 0, tunnelArenaBytes)
+		q.pkts = make([]TunnelPacket, 0, tunnelQueueMax)
+	}
+	if len(q.pkts) == tunnelQueueMax || len(q.arena)+len(ip) > cap(q.arena) {
+		q.flush(w)
+	}
+	if len(ip) > cap(q.arena) {
+		return // cannot happen: a packet is at most 64 KiB
+	}
+	n := len(q.arena)
+	q.arena = append(q.arena, ip...)
+	q.pkts = append(q.pkts, TunnelPacket{To: to, Hops: hops, IP: q.arena[n:len(q.arena):len(q.arena)]})
+}
+
+func (q *tunnelQueue) flush(w *worker) {
+	if len(q.pkts) == 0 {
+		return
+	}
+	c := &w.sh.tunnel
+	failed := w.r.tunnel.SendBatch(q.pkts)
+	var bytes uint64
+	for _, p := range q.pkts {
+		bytes += uint64(len(p.IP))
+	}
+	c.sent.add(uint64(len(q.pkts) - failed))
+	c.sentBytes.add(bytes) // of those handed over (failures are rare: counted by number only)
+	c.sendErrors.add(uint64(failed))
+	clear(q.pkts)
+	q.pkts, q.arena = q.pkts[:0], q.arena[:0]
 }

@@ -42,6 +42,8 @@ type worker struct {
 	probeFwd   []byte // Ethernet frame that must be forwarded, or nil
 	probeSpoof []byte // Ethernet frame the filter must drop, or nil
 	probeOut   []byte // TUN reader: IPv4 packet that must be routed, or nil
+
+	tq tunnelQueue // packets for the tunnel, sent at flush (tunnel_linux.go)
 }
 
 func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {
@@ -112,6 +114,7 @@ func (w *worker) batch(n int) {
 
 // flush writes every queued frame: one Write per output link, one to TUN.
 func (w *worker) flush() {
+	w.tq.flush(w)
 	for _, q := range w.tx {
 		if q.n > 0 {
 			q.flush()

@@ -22,10 +22,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringway/ringway/forward"
+	"github.com/ringway/ringway/router"
 )
 
 // Core is what the driver needs of the filter: forward.Filter.
@@ -51,8 +54,14 @@ type Config struct {
 	Now   func() int64 // the filter's clock (ns)
 	// Queue bounds the received packets waiting for the router. Default
 	// 4096; at the bound a packet is dropped and counted.
-	Queue  int
-	Logger *slog.Logger
+	Queue int
+	// ReadsSocket says the router reads the tunnel (Read) all the time:
+	// with one local address, Read then reads the socket itself, which
+	// saves a goroutine hand-over per packet, and Run does not read it
+	// (registers, hints and acks are then taken in Read). Leave it off
+	// when nothing calls Read.
+	ReadsSocket bool
+	Logger      *slog.Logger
 }
 
 // Stats are the driver's counters. All are monotonic.
@@ -63,6 +72,8 @@ type Stats struct {
 	Acks                [2]uint64           // register acknowledgements: [0] sent, [1] received
 	SendErrors          uint64              // datagrams the sockets refused
 	QueueFull           uint64              // received packets dropped because the router fell behind
+	Whole               [2]uint64           // TCP super-packets carried whole (data_gso): [0] sent, [1] received
+	BadGSO              uint64              // authentic data_gso datagrams with a malformed GSO prefix, dropped
 	EpochStale          uint64              // datagrams opened whose sender was on an older membership than this node
 	EpochFuture         uint64              // datagrams opened whose sender was on a newer membership than this node
 	Tunnel              forward.TunnelStats // the opener's: opened and refused by reason
@@ -84,6 +95,7 @@ type packet struct {
 	off, n int
 	from   uint16
 	hops   uint8
+	seg    router.Segments
 }
 
 // Driver is the tunnel. New binds the sockets; Run runs the receivers and
@@ -94,12 +106,24 @@ type Driver struct {
 	sealer *forward.Sealer
 	opener *forward.Opener
 	conns  []*net.UDPConn
+	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
+	addrs  map[uint16][]*net.UDPAddr
+	sends  sync.Pool  // *sendBatch
+	rbatch *recvBatch // Read's, with Config.ReadsSocket
+	// segMax is the largest datagram the first path sends in a UDP GSO
+	// run (UDP_SEGMENT): its interface's MTU less the outer headers; 0
+	// when unknown or refused by the kernel (then one datagram per
+	// message).
+	segMax atomic.Int64
 	peers  map[uint16][]netip.AddrPort
 	ctrs   map[uint16]*peerCounters
 	pool   sync.Pool // *[]byte of forward.MaxDatagram bytes
 	small  sync.Pool // *[]byte of smallBuf bytes: queued packets of one MTU
 	in     chan packet
 	done   chan struct{}
+	// direct: Read reads the only socket itself (Config.ReadsSocket),
+	// with rbatch.
+	direct bool
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -109,6 +133,8 @@ type Driver struct {
 	sent, sentBytes, rcvd, rcvdBytes atomic.Uint64
 	regs, hints, acks                [2]atomic.Uint64
 	sendErrs, queueFull              atomic.Uint64
+	whole                            [2]atomic.Uint64
+	badGSO                           atomic.Uint64
 	epochStale, epochFuture          atomic.Uint64
 	sync                             syncCounters              // sync.go
 	boots                            map[uint16]*atomic.Uint64 // sync.go noteBoot: the boot last told of each peer
@@ -142,13 +168,18 @@ func New(cfg Config) (*Driver, error) {
 		boots: map[uint16]*atomic.Uint64{}}
 	d.pool.New = func() any { b := make([]byte, forward.MaxDatagram); return &b }
 	d.small.New = func() any { b := make([]byte, smallBuf); return &b }
+	d.addrs = map[uint16][]*net.UDPAddr{}
 	for id, as := range cfg.Peers {
 		if id != cfg.Self && id != 0 {
 			d.peers[id] = as
 			d.ctrs[id] = &peerCounters{}
 			d.boots[id] = new(atomic.Uint64)
+			for _, a := range as {
+				d.addrs[id] = append(d.addrs[id], net.UDPAddrFromAddrPort(a))
+			}
 		}
 	}
+	d.sends.New = func() any { return &sendBatch{} }
 	for _, a := range cfg.Local {
 		c, err := listen(a)
 		if err != nil {
@@ -156,15 +187,60 @@ func New(cfg Config) (*Driver, error) {
 			return nil, err
 		}
 		d.conns = append(d.conns, c)
+		d.pconns = append(d.pconns, ipv4.NewPacketConn(c))
+	}
+	if len(cfg.Local) > 0 {
+		if mtu := ifaceMTU(cfg.Local[0].Addr()); mtu > 28 {
+			d.segMax.Store(int64(mtu - 28))
+		}
 	}
 	if len(d.conns) == 0 {
 		return nil, errors.New("tunnel: no local address")
 	}
+	d.direct = cfg.ReadsSocket && len(d.conns) == 1
+	if d.direct {
+		d.rbatch = newRecvBatch()
+		// Runs of datagrams from one sender arrive as one message
+		// (Read splits them): one pass through the kernel's UDP receive
+		// path per run. Best effort: without it each arrives alone.
+		if rc, err := d.conns[0].SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+			})
+		}
+	}
 	return d, nil
 }
 
+// ifaceMTU returns the MTU of the interface that has address a, 0 when
+// none has.
+func ifaceMTU(a netip.Addr) int {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0
+	}
+	for _, ifc := range ifs {
+		as, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, x := range as {
+			if n, ok := x.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+					return ifc.MTU
+				}
+			}
+		}
+	}
+	return 0
+}
+
 // listen binds a to a UDP socket that never sets DF: the kernel fragments
-// datagrams larger than the path MTU.
+// datagrams larger than the path MTU (a TCP super-packet carried whole is
+// one datagram of up to 64 KiB). Its buffers are 4 MiB, beyond the
+// sysctl caps when the process may (CAP_NET_ADMIN): a reassembled 64 KiB
+// datagram takes about 100 KiB of receive buffer, so the default 208 KiB
+// would hold two.
 func listen(a netip.AddrPort) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -181,6 +257,18 @@ func listen(a netip.AddrPort) (*net.UDPConn, error) {
 		return nil, fmt.Errorf("tunnel: bind %v: %w (forward.port must be free on every primary address)", a, err)
 	}
 	c := pc.(*net.UDPConn)
+	if rc, err := c.SyscallConn(); err == nil {
+		var ferr error
+		_ = rc.Control(func(fd uintptr) {
+			ferr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+			if ferr == nil {
+				ferr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+			}
+		})
+		if ferr == nil {
+			return c, nil
+		}
+	}
 	_ = c.SetReadBuffer(4 << 20) // best effort: the kernel caps it at rmem_max
 	_ = c.SetWriteBuffer(4 << 20)
 	return c, nil
@@ -189,8 +277,10 @@ func listen(a netip.AddrPort) (*net.UDPConn, error) {
 // Run receives datagrams and sends the filter's registers and hints until
 // ctx is done or Close; it returns nil then.
 func (d *Driver) Run(ctx context.Context) error {
-	for _, c := range d.conns {
-		d.wg.Go(func() { d.receive(c) })
+	if !d.direct {
+		for _, c := range d.conns {
+			d.wg.Go(func() { d.receive(c) })
+		}
 	}
 	d.wg.Go(func() { d.runSync(ctx) }) // sync.go
 	defer d.wg.Wait()
@@ -242,9 +332,18 @@ func (d *Driver) sendMessages(msgs []forward.TunnelHeader) []forward.TunnelHeade
 	return msgs
 }
 
-// Send seals ip for node to (router.TunnelDevice).
-func (d *Driver) Send(to uint16, hops uint8, ip []byte) error {
-	if !d.send(forward.TunnelHeader{Type: forward.TypeData, Hops: hops, Receiver: to}, ip) {
+// Send seals ip for node to (router.TunnelDevice): one datagram, also for
+// a TCP super-packet (seg.Size != 0) of up to forward.MaxGSOPacket bytes.
+func (d *Driver) Send(to uint16, hops uint8, seg router.Segments, ip []byte) error {
+	if seg.Size != 0 {
+		if len(ip) > forward.MaxGSOPacket {
+			return router.ErrSegmentsTooBig
+		}
+		if !d.sendWhole(forward.TunnelHeader{Type: forward.TypeDataGSO, Hops: hops, Receiver: to}, seg, ip) {
+			return errSend
+		}
+		d.whole[0].Add(1)
+	} else if !d.send(forward.TunnelHeader{Type: forward.TypeData, Hops: hops, Receiver: to}, ip) {
 		return errSend
 	}
 	d.sent.Add(1)
@@ -258,13 +357,152 @@ func (d *Driver) Send(to uint16, hops uint8, ip []byte) error {
 
 var errSend = errors.New("tunnel: not sent")
 
+// sendBatchMax is the most datagrams one sendmmsg carries.
+const sendBatchMax = 64
+
+// sendBatch is one SendBatch call's scratch: the sealed datagrams in one
+// arena, one message each (msgs, to, size), and the messages sent: a run
+// of datagrams of one size to one peer goes as one UDP GSO message.
+type sendBatch struct {
+	arena []byte
+	msgs  []ipv4.Message
+	to    []uint16
+	size  []int
+	out   []ipv4.Message
+	first []int // out[k] is msgs[first[k]:first[k+1]]
+	oob   [][]byte
+}
+
+// maxSegments is the most datagrams of one UDP GSO message
+// (UDP_MAX_SEGMENTS of older kernels).
+const maxSegments = 64
+
+// sendMsgs sends b's datagrams: runs of equal size (the last of a run may
+// be shorter) to one peer as UDP GSO messages, all with sendmmsg on the
+// first path; what it refuses goes alone, on the next paths.
+func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
+	segMax := int(d.segMax.Load())
+	b.out, b.first = b.out[:0], b.first[:0]
+	for i := 0; i < len(b.msgs); {
+		dg := b.msgs[i].Buffers[0]
+		j := i + 1
+		if len(dg) <= segMax {
+			total := len(dg)
+			for j < len(b.msgs) && j-i < maxSegments && b.to[j] == b.to[i] {
+				l := len(b.msgs[j].Buffers[0])
+				if l > len(dg) || total+l > 65507 {
+					break
+				}
+				total += l
+				j++
+				if l < len(dg) {
+					break // a shorter one ends the run
+				}
+			}
+		}
+		k := len(b.out)
+		if k == len(b.oob) {
+			b.oob = append(b.oob, make([]byte, unix.CmsgSpace(2)))
+		}
+		m := ipv4.Message{Addr: b.msgs[i].Addr}
+		if j-i == 1 {
+			m.Buffers = b.msgs[i].Buffers
+		} else {
+			for x := i; x < j; x++ {
+				m.Buffers = append(m.Buffers, b.msgs[x].Buffers[0])
+			}
+			oob := b.oob[k]
+			h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+			h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			h.SetLen(unix.CmsgLen(2))
+			*(*uint16)(unsafe.Pointer(&oob[unix.SizeofCmsghdr])) = uint16(len(dg))
+			m.OOB = oob
+		}
+		b.out = append(b.out, m)
+		b.first = append(b.first, i)
+		i = j
+	}
+	b.first = append(b.first, len(b.msgs))
+	for k := 0; k < len(b.out); {
+		n, err := d.pconns[0].WriteBatch(b.out[k:], 0)
+		if err == nil && n > 0 {
+			for x := b.first[k]; x < b.first[k+n]; x++ {
+				d.countSent(b.to[x], b.size[x])
+			}
+			k += n
+			continue
+		}
+		if b.out[k].OOB != nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EIO)) {
+			d.segMax.Store(0) // the kernel or the device cannot: no more runs
+		}
+		// Message k's datagrams alone; the first path again for a run
+		// (its GSO may be what failed), else the next paths.
+		from := 1
+		if b.out[k].OOB != nil {
+			from = 0
+		}
+		for x := b.first[k]; x < b.first[k+1]; x++ {
+			if d.writeFrom(from, b.to[x], b.msgs[x].Buffers[0]) {
+				d.countSent(b.to[x], b.size[x])
+			} else {
+				*failed++
+			}
+		}
+		k++
+	}
+	for k := range b.out {
+		b.out[k] = ipv4.Message{}
+	}
+}
+
+// SendBatch seals plain packets and sends them with as few sendmmsg calls
+// as it can on the first path; a datagram that path refuses is sent alone
+// on the next (router.TunnelDevice).
+func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
+	b := d.sends.Get().(*sendBatch)
+	defer d.sends.Put(b)
+	epoch := d.cfg.Core.Epoch()
+	for len(pkts) > 0 {
+		chunk := pkts[:min(len(pkts), sendBatchMax)]
+		pkts = pkts[len(chunk):]
+		need := 0
+		for _, p := range chunk {
+			need += len(p.IP) + forward.DataOverhead
+		}
+		if cap(b.arena) < need {
+			b.arena = make([]byte, 0, need)
+		}
+		b.arena, b.msgs, b.to, b.size = b.arena[:0], b.msgs[:0], b.to[:0], b.size[:0]
+		for _, p := range chunk {
+			as := d.addrs[p.To]
+			n := len(b.arena)
+			sealed, err := d.sealer.Seal(b.arena, forward.TunnelHeader{Type: forward.TypeData, Hops: p.Hops, Receiver: p.To, Epoch: epoch}, p.IP)
+			if err != nil || len(as) == 0 {
+				d.sendErrs.Add(1)
+				failed++
+				continue
+			}
+			b.arena = sealed
+			dg := b.arena[n:len(b.arena):len(b.arena)]
+			b.msgs = append(b.msgs, ipv4.Message{Buffers: [][]byte{dg}, Addr: as[0]})
+			b.to, b.size = append(b.to, p.To), append(b.size, len(p.IP))
+		}
+		d.sendMsgs(b, &failed)
+	}
+	return failed
+}
+
+func (d *Driver) countSent(to uint16, n int) {
+	d.sent.Add(1)
+	d.sentBytes.Add(uint64(n))
+	if c := d.ctrs[to]; c != nil {
+		c.sent.Add(1)
+		c.sentBytes.Add(uint64(n))
+	}
+}
+
 // send seals and sends one datagram, on the first path that takes it.
 func (d *Driver) send(h forward.TunnelHeader, payload []byte) bool {
-	as := d.peers[h.Receiver]
-	if len(as) == 0 {
-		d.sendErrs.Add(1)
-		return false
-	}
 	bp := d.pool.Get().(*[]byte)
 	defer d.pool.Put(bp)
 	h.Epoch = d.cfg.Core.Epoch()
@@ -273,7 +511,43 @@ func (d *Driver) send(h forward.TunnelHeader, payload []byte) bool {
 		d.sendErrs.Add(1)
 		return false
 	}
+	return d.write(h.Receiver, b)
+}
+
+// sendWhole seals the super-packet ip behind its GSO prefix, in place in
+// a pooled buffer (one copy of the packet), and sends it.
+func (d *Driver) sendWhole(h forward.TunnelHeader, seg router.Segments, ip []byte) bool {
+	bp := d.pool.Get().(*[]byte)
+	defer d.pool.Put(bp)
+	h.Epoch = d.cfg.Core.Epoch()
+	buf := *bp
+	p := buf[forward.HeaderLen : forward.HeaderLen+forward.GSOPrefixLen+len(ip)]
+	forward.PutGSO(p, seg.GSOType, seg.Size)
+	copy(p[forward.GSOPrefixLen:], ip)
+	b, err := d.sealer.Seal(buf[:0], h, p)
+	if err != nil {
+		d.sendErrs.Add(1)
+		return false
+	}
+	return d.write(h.Receiver, b)
+}
+
+// write sends the sealed datagram b to node to on the first path that
+// takes it.
+func (d *Driver) write(to uint16, b []byte) bool { return d.writeFrom(0, to, b) }
+
+// writeFrom sends the sealed datagram b to node to on the first path from
+// path first on that takes it.
+func (d *Driver) writeFrom(first int, to uint16, b []byte) bool {
+	as := d.peers[to]
+	if len(as) == 0 {
+		d.sendErrs.Add(1)
+		return false
+	}
 	for i, a := range as {
+		if i < first {
+			continue
+		}
 		if i >= len(d.conns) {
 			break
 		}
@@ -285,7 +559,8 @@ func (d *Driver) send(h forward.TunnelHeader, payload []byte) bool {
 	return false
 }
 
-// receive reads one socket until it is closed.
+// receive reads one socket until it is closed, queueing data packets for
+// Read (sockets other than the one Read reads itself).
 func (d *Driver) receive(c *net.UDPConn) {
 	for {
 		bp := d.pool.Get().(*[]byte)
@@ -298,57 +573,189 @@ func (d *Driver) receive(c *net.UDPConn) {
 			continue
 		}
 		b := (*bp)[:n]
-		h, payload, r := d.opener.Open(b)
-		if r != forward.TunnelOK {
+		payload, p, ok := d.handle(b)
+		if !ok {
 			d.pool.Put(bp)
 			continue
 		}
-		d.noteBoot(h) // sync.go
-		// Counted only: the filter judges the epoch of what it steps
-		// (hints), and a data packet is never dropped for it
-		// (docs/forward.md "Membership epochs").
-		switch forward.CompareEpoch(d.cfg.Core.Epoch(), h.Epoch) {
-		case forward.EpochStale:
-			d.epochStale.Add(1)
-		case forward.EpochFuture:
-			d.epochFuture.Add(1)
-		}
-		switch h.Type {
-		case forward.TypeData:
-			p := packet{buf: bp, off: len(b) - len(payload) - forward.TagLen, n: len(payload), from: h.Sender, hops: h.Hops}
-			if p.n <= smallBuf {
-				// Queue packets of an MTU in small buffers: the queue
-				// then holds thousands at little cost.
-				sp := d.small.Get().(*[]byte)
-				copy(*sp, payload)
-				d.pool.Put(bp)
-				p.buf, p.off = sp, 0
-			}
-			select {
-			case d.in <- p:
-			default:
-				d.queueFull.Add(1)
-				d.put(p.buf)
-			}
-			continue
-		case forward.TypeSync, forward.TypeSyncAck:
-			d.stepSync(h, payload) // sync.go
+		p.buf, p.off = bp, len(b)-len(payload)-forward.TagLen
+		if p.n <= smallBuf {
+			// Queue packets of an MTU in small buffers: the queue
+			// then holds thousands at little cost.
+			sp := d.small.Get().(*[]byte)
+			copy(*sp, payload)
 			d.pool.Put(bp)
-			continue
-		case forward.TypeRegister:
-			d.regs[1].Add(1)
-		case forward.TypeHint:
-			d.hints[1].Add(1)
-		case forward.TypeAck:
-			d.acks[1].Add(1)
+			p.buf, p.off = sp, 0
 		}
-		d.cfg.Core.Step(h, d.cfg.Now())
-		d.pool.Put(bp)
+		select {
+		case d.in <- p:
+		default:
+			d.queueFull.Add(1)
+			d.put(p.buf)
+		}
 	}
 }
 
-// Read hands received packets to the router (router.TunnelDevice).
-func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, offset int) (int, error) {
+// handle opens the datagram b and acts on it: registers, hints, acks and
+// sync go to the filter now; a data packet is returned (its payload, in b,
+// and a packet without buf) with ok, for the router.
+func (d *Driver) handle(b []byte) (payload []byte, p packet, ok bool) {
+	h, payload, r := d.opener.Open(b)
+	if r != forward.TunnelOK {
+		return nil, p, false
+	}
+	d.noteBoot(h) // sync.go
+	// Counted only: the filter judges the epoch of what it steps
+	// (hints), and a data packet is never dropped for it
+	// (docs/forward.md "Membership epochs").
+	switch forward.CompareEpoch(d.cfg.Core.Epoch(), h.Epoch) {
+	case forward.EpochStale:
+		d.epochStale.Add(1)
+	case forward.EpochFuture:
+		d.epochFuture.Add(1)
+	}
+	switch h.Type {
+	case forward.TypeData, forward.TypeDataGSO:
+		var seg router.Segments
+		if h.Type == forward.TypeDataGSO {
+			typ, size, ip, ok := forward.ParseGSO(payload)
+			if !ok {
+				d.badGSO.Add(1)
+				return nil, p, false
+			}
+			seg, payload = router.Segments{GSOType: typ, Size: size}, ip
+			d.whole[1].Add(1)
+		}
+		return payload, packet{n: len(payload), from: h.Sender, hops: h.Hops, seg: seg}, true
+	case forward.TypeSync, forward.TypeSyncAck:
+		d.stepSync(h, payload) // sync.go
+		return nil, p, false
+	case forward.TypeRegister:
+		d.regs[1].Add(1)
+	case forward.TypeHint:
+		d.hints[1].Add(1)
+	case forward.TypeAck:
+		d.acks[1].Add(1)
+	}
+	d.cfg.Core.Step(h, d.cfg.Now())
+	return nil, p, false
+}
+
+// Read hands received packets to the router (router.TunnelDevice). With
+// one socket (one subnet) and Config.ReadsSocket, the router's tunnel
+// worker reads it here itself: a packet then reaches the router with one
+// wake-up, not two (socket reader, queue, worker). Otherwise a receiver
+// per socket queues the packets.
+func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+	if d.direct {
+		return d.readDirect(bufs, sizes, froms, hops, segs, offset)
+	}
+	return d.readQueued(bufs, sizes, froms, hops, segs, offset)
+}
+
+// recvBatchMax is the most messages one recvmmsg takes; with UDP_GRO a
+// message may hold many datagrams of one sender.
+const recvBatchMax = 16
+
+// recvBatch is Read's scratch for recvmmsg: a buffer of a whole datagram
+// (or of a coalesced run of them, UDP_GRO) per message, and where the
+// last Read stopped when the router's buffers were full.
+type recvBatch struct {
+	msgs []ipv4.Message
+	m    int // messages read by the last recvmmsg
+	i    int // next message to take datagrams from
+	off  int // next datagram's offset in message i
+}
+
+func newRecvBatch() *recvBatch {
+	b := &recvBatch{msgs: make([]ipv4.Message, recvBatchMax)}
+	for i := range b.msgs {
+		b.msgs[i].Buffers = [][]byte{make([]byte, forward.MaxDatagram)}
+		b.msgs[i].OOB = make([]byte, 64)
+	}
+	return b
+}
+
+// groSize returns the datagram size of a message the kernel coalesced
+// (UDP_GRO), from its control messages; 0 when it holds one datagram.
+func groSize(oob []byte) int {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && l >= unix.SizeofCmsghdr+4 {
+			return int(*(*int32)(unsafe.Pointer(&oob[unix.SizeofCmsghdr])))
+		}
+		oob = oob[min(unix.CmsgSpace(l-unix.SizeofCmsghdr), len(oob)):]
+	}
+	return 0
+}
+
+// readDirect reads datagrams from the only socket with recvmmsg: it waits
+// for the first, takes what else is there, and returns up to len(bufs)
+// data packets (again if there were none); what does not fit waits for
+// the next Read.
+func (d *Driver) readDirect(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+	rb := d.rbatch
+	n := 0
+	for {
+		for ; rb.i < rb.m && n < len(bufs); rb.i, rb.off = rb.i+1, 0 {
+			msg := &rb.msgs[rb.i]
+			all := msg.Buffers[0][:msg.N]
+			size := len(all)
+			if g := groSize(msg.OOB[:msg.NN]); g > 0 {
+				size = g
+			}
+			for rb.off < len(all) && n < len(bufs) {
+				dg := all[rb.off:min(rb.off+size, len(all))]
+				rb.off += len(dg)
+				payload, p, ok := d.handle(dg)
+				if !ok || offset+p.n > len(bufs[n]) {
+					continue
+				}
+				copy(bufs[n][offset:], payload)
+				d.deliver(p, n, sizes, froms, hops, segs)
+				n++
+			}
+			if rb.off < len(all) {
+				return n, nil // bufs full; the rest of this message next time
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+		m, err := d.pconns[0].ReadBatch(rb.msgs, 0)
+		if err != nil {
+			select {
+			case <-d.done:
+				return 0, net.ErrClosed
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return 0, net.ErrClosed
+			}
+			continue
+		}
+		rb.m, rb.i, rb.off = m, 0, 0
+	}
+}
+
+// deliver fills in slot i for the packet p and counts it.
+func (d *Driver) deliver(p packet, i int, sizes []int, froms []uint16, hops []uint8, segs []router.Segments) {
+	sizes[i], froms[i], hops[i], segs[i] = p.n, p.from, p.hops, p.seg
+	d.rcvd.Add(1)
+	d.rcvdBytes.Add(uint64(p.n))
+	if c := d.ctrs[p.from]; c != nil {
+		c.rcvd.Add(1)
+		c.rcvdBytes.Add(uint64(p.n))
+	}
+}
+
+// readQueued waits for a packet the sockets' receivers queued and reads
+// it and what else is queued, up to len(bufs).
+func (d *Driver) readQueued(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
 	var p packet
 	select {
 	case p = <-d.in:
@@ -359,13 +766,7 @@ func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, 
 	for {
 		if offset+p.n <= len(bufs[n]) {
 			copy(bufs[n][offset:], (*p.buf)[p.off:p.off+p.n])
-			sizes[n], froms[n], hops[n] = p.n, p.from, p.hops
-			d.rcvd.Add(1)
-			d.rcvdBytes.Add(uint64(p.n))
-			if c := d.ctrs[p.from]; c != nil {
-				c.rcvd.Add(1)
-				c.rcvdBytes.Add(uint64(p.n))
-			}
+			d.deliver(p, n, sizes, froms, hops, segs)
 			n++
 		}
 		d.put(p.buf)
@@ -411,9 +812,10 @@ func (d *Driver) closeConns() {
 // Stats returns the counters.
 func (d *Driver) Stats() Stats {
 	s := Stats{Sent: d.sent.Load(), SentBytes: d.sentBytes.Load(), Received: d.rcvd.Load(), RcvdBytes: d.rcvdBytes.Load(),
-		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), EpochStale: d.epochStale.Load(), EpochFuture: d.epochFuture.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
+		SendErrors: d.sendErrs.Load(), QueueFull: d.queueFull.Load(), BadGSO: d.badGSO.Load(), EpochStale: d.epochStale.Load(), EpochFuture: d.epochFuture.Load(), Tunnel: d.opener.Stats(), PerPeer: map[uint16]PeerStats{}}
 	for i := range 2 {
 		s.Registers[i], s.Hints[i], s.Acks[i] = d.regs[i].Load(), d.hints[i].Load(), d.acks[i].Load()
+		s.Whole[i] = d.whole[i].Load()
 	}
 	for id, c := range d.ctrs {
 		s.PerPeer[id] = PeerStats{Sent: c.sent.Load(), SentBytes: c.sentBytes.Load(), Received: c.rcvd.Load(), RcvdBytes: c.rcvdBytes.Load()}

@@ -3,6 +3,7 @@ package tunnelnet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringway/ringway/forward"
+	"github.com/ringway/ringway/router"
 )
 
 // fakeCore stands in for the filter: it records what the tunnel steps it
@@ -62,9 +64,13 @@ var (
 )
 
 func start(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore) *Driver {
+	return startReads(t, self, local, core, false)
+}
+
+func startReads(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore, readsSocket bool) *Driver {
 	t.Helper()
 	d, err := New(Config{Self: self, Key: key, Boot: uint64(time.Now().UnixNano()), Local: []netip.AddrPort{local},
-		Peers: map[uint16][]netip.AddrPort{1: {addr1}, 2: {addr2}}, Core: core,
+		Peers: map[uint16][]netip.AddrPort{1: {addr1}, 2: {addr2}}, Core: core, ReadsSocket: readsSocket,
 		Now: func() int64 { return 0 }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Skipf("cannot bind %v on loopback: %v", local, err)
@@ -95,14 +101,14 @@ func TestTunnelLoopback(t *testing.T) {
 	d2 := start(t, 2, addr2, c2)
 
 	ip := bytes.Repeat([]byte{0x45, 1, 2, 3}, 100)
-	if err := d1.Send(2, 1, ip); err != nil {
+	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
 		t.Fatal(err)
 	}
 	bufs := [][]byte{make([]byte, 2048)}
 	sizes, froms, hops := make([]int, 1), make([]uint16, 1), make([]uint8, 1)
 	readDone := make(chan error, 1)
 	go func() {
-		n, err := d2.Read(bufs, sizes, froms, hops, 0)
+		n, err := d2.Read(bufs, sizes, froms, hops, make([]router.Segments, 1), 0)
 		if err == nil && n != 1 {
 			err = net.UnknownNetworkError("no packet")
 		}
@@ -161,5 +167,183 @@ func TestTunnelLoopback(t *testing.T) {
 	}
 	if st := d2.Stats(); st.Received != 1 {
 		t.Errorf("received %d data packets, want only the one sent by node 1", st.Received)
+	}
+}
+
+// readOne reads one packet from d within 5 s.
+func readOne(t *testing.T, d *Driver) ([]byte, uint16, uint8, router.Segments) {
+	t.Helper()
+	bufs := [][]byte{make([]byte, 70000)}
+	sizes, froms, hops, segs := make([]int, 1), make([]uint16, 1), make([]uint8, 1), make([]router.Segments, 1)
+	done := make(chan error, 1)
+	go func() {
+		n, err := d.Read(bufs, sizes, froms, hops, segs, 0)
+		if err == nil && n != 1 {
+			err = net.UnknownNetworkError("no packet")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no packet arrived")
+	}
+	return bufs[0][:sizes[0]], froms[0], hops[0], segs[0]
+}
+
+// A TCP super-packet crosses whole, as one datagram, with its GSO type and
+// segment size; one too large for a datagram is refused with
+// ErrSegmentsTooBig (the router then cuts it); an authentic datagram whose
+// GSO prefix is malformed is dropped and counted.
+func TestTunnelSuperPacket(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := start(t, 2, addr2, c2)
+
+	ip := bytes.Repeat([]byte{0x45, 9, 8, 7}, 60000/4)
+	seg := router.Segments{GSOType: forward.GSOTCPv4 | forward.GSOECN, Size: 1384}
+	if err := d1.Send(2, 2, seg, ip); err != nil {
+		t.Fatal(err)
+	}
+	got, from, hops, gotSeg := readOne(t, d2)
+	if !bytes.Equal(got, ip) || from != 1 || hops != 2 || gotSeg != seg {
+		t.Errorf("got %d bytes from node %d, hops %d, %+v; want %d from node 1, hops 2, %+v", len(got), from, hops, gotSeg, len(ip), seg)
+	}
+	if err := d1.Send(2, 1, seg, make([]byte, forward.MaxGSOPacket+1)); err != router.ErrSegmentsTooBig {
+		t.Errorf("Send of %d bytes: %v, want ErrSegmentsTooBig", forward.MaxGSOPacket+1, err)
+	}
+	if st1, st2 := d1.Stats(), d2.Stats(); st1.Whole[0] != 1 || st2.Whole[1] != 1 {
+		t.Errorf("whole sent %d, received %d; want 1 and 1", st1.Whole[0], st2.Whole[1])
+	}
+
+	// Sealed with the cluster key as node 1 (a later boot), but the GSO
+	// prefix says UDP GSO.
+	s, err := forward.NewSealer(key, 1, uint64(time.Now().UnixNano())+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := s.Seal(nil, forward.TunnelHeader{Type: forward.TypeDataGSO, Hops: 1, Receiver: 2}, append([]byte{5, 0, 5, 0x68}, ip[:100]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(bad)
+	deadline := time.Now().Add(5 * time.Second)
+	for d2.Stats().BadGSO == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a malformed GSO prefix was not counted: %+v", d2.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := d2.Stats(); st.Received != 1 {
+		t.Errorf("received %d data packets, want 1", st.Received)
+	}
+}
+
+// With ReadsSocket, Read reads the socket itself: packets and
+// super-packets arrive through it, several in one Read when they are
+// there, and a register is stepped by the filter while Read waits.
+func TestTunnelReadsSocket(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := startReads(t, 2, addr2, c2, true)
+	if !d2.direct {
+		t.Fatal("one local address and ReadsSocket, but Read does not read the socket")
+	}
+	ip := bytes.Repeat([]byte{0x45, 1, 2, 3}, 100)
+	big := bytes.Repeat([]byte{0x45, 4, 5, 6}, 10000)
+	seg := router.Segments{GSOType: forward.GSOTCPv4, Size: 1000}
+	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.Send(2, 1, seg, big); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // both in the socket's buffer
+	bufs := [][]byte{make([]byte, 70000), make([]byte, 70000), make([]byte, 70000)}
+	sizes, froms, hops, segs := make([]int, 3), make([]uint16, 3), make([]uint8, 3), make([]router.Segments, 3)
+	n, err := d2.Read(bufs, sizes, froms, hops, segs, 20)
+	if err != nil || n != 2 {
+		t.Fatalf("Read = %d, %v; want both packets", n, err)
+	}
+	if !bytes.Equal(bufs[0][20:20+sizes[0]], ip) || segs[0] != (router.Segments{}) || !bytes.Equal(bufs[1][20:20+sizes[1]], big) || segs[1] != seg {
+		t.Errorf("read %d bytes %+v and %d bytes %+v", sizes[0], segs[0], sizes[1], segs[1])
+	}
+
+	readDone := make(chan error, 1)
+	go func() {
+		_, err := d2.Read(bufs, sizes, froms, hops, segs, 0)
+		readDone <- err
+	}()
+	k := forward.Key{A: [4]byte{198, 51, 100, 10}, B: [4]byte{203, 0, 113, 10}, PA: 7000, PB: 5000, Proto: 17}
+	c1.queue(forward.TunnelHeader{Type: forward.TypeRegister, Receiver: 2, Handler: 1, Flow: k})
+	select {
+	case <-c2.step:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the register did not reach the filter")
+	}
+	d2.Close()
+	select {
+	case err := <-readDone:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Read after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read did not return after Close")
+	}
+}
+
+// SendBatch: a batch of packets arrives whole and in order, counted.
+func TestTunnelSendBatch(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := startReads(t, 2, addr2, c2, true)
+	var pkts []router.TunnelPacket
+	for i := range 5 {
+		pkts = append(pkts, router.TunnelPacket{To: 2, Hops: 1, IP: bytes.Repeat([]byte{0x45, byte(i)}, 200+i)})
+	}
+	if failed := d1.SendBatch(pkts); failed != 0 {
+		t.Fatalf("%d of 5 not sent", failed)
+	}
+	for i := range pkts {
+		got, from, hops, seg := readOne(t, d2)
+		if !bytes.Equal(got, pkts[i].IP) || from != 1 || hops != 1 || seg.Size != 0 {
+			t.Fatalf("packet %d: got %d bytes from %d hops %d", i, len(got), from, hops)
+		}
+	}
+	if st := d1.Stats(); st.Sent != 5 || st.PerPeer[2].Sent != 5 {
+		t.Errorf("sent %d (%d to node 2), want 5", st.Sent, st.PerPeer[2].Sent)
+	}
+}
+
+// A run of equal datagrams to one peer leaves as one UDP GSO message and
+// is split again by Read (UDP_GRO): every packet arrives, in order.
+func TestTunnelSendRun(t *testing.T) {
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1)
+	d2 := startReads(t, 2, addr2, c2, true)
+	var pkts []router.TunnelPacket
+	for i := range 20 {
+		n := 1400
+		if i == 19 {
+			n = 300
+		}
+		pkts = append(pkts, router.TunnelPacket{To: 2, Hops: 1, IP: bytes.Repeat([]byte{byte(i)}, n)})
+	}
+	if failed := d1.SendBatch(pkts); failed != 0 {
+		t.Fatalf("%d of 20 not sent", failed)
+	}
+	for i := range pkts {
+		got, _, _, _ := readOne(t, d2)
+		if !bytes.Equal(got, pkts[i].IP) {
+			t.Fatalf("packet %d: got %d bytes starting %d", i, len(got), got[0])
+		}
 	}
 }

@@ -57,22 +57,27 @@ type moved struct {
 }
 
 type report struct {
-	Date         time.Time `json:"date"`
-	LoadAvg      string    `json:"loadavg_at_start"`
-	Rounds       []round   `json:"rounds"`
-	AddedP50us   float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
-	AddedP99us   float64   `json:"added_latency_p99_us"`
-	TCPRatio     float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
-	Moved        []moved   `json:"rows_moved"`
-	Exchanges    int       `json:"rr_exchanges_per_round"`
-	TCPSeconds   float64   `json:"tcp_seconds_per_round"`
-	TargetP50us  float64   `json:"target_added_p50_us"`
-	TargetP99us  float64   `json:"target_added_p99_us"`
-	TargetTCP    float64   `json:"target_tcp_ratio"`
-	MSSClamped   uint64    `json:"mss_clamped"`
-	TunnelFrags  uint64    `json:"frag_needed"`
-	TunnelDrops  string    `json:"tunnel_drops,omitempty"`
-	RingwayBuild string    `json:"binary"`
+	Date        time.Time `json:"date"`
+	LoadAvg     string    `json:"loadavg_at_start"`
+	Rounds      []round   `json:"rounds"`
+	AddedP50us  float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
+	AddedP99us  float64   `json:"added_latency_p99_us"`
+	TCPRatio    float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
+	Moved       []moved   `json:"rows_moved"`
+	Exchanges   int       `json:"rr_exchanges_per_round"`
+	TCPSeconds  float64   `json:"tcp_seconds_per_round"`
+	TargetP50us float64   `json:"target_added_p50_us"`
+	TargetP99us float64   `json:"target_added_p99_us"`
+	TargetTCP   float64   `json:"target_tcp_ratio"`
+	MSSClamped  uint64    `json:"mss_clamped"`
+	TunnelFrags uint64    `json:"frag_needed"`
+	TunnelDrops string    `json:"tunnel_drops,omitempty"`
+	// TunnelSent and TunnelSentBytes are n2's data packets into the
+	// tunnel (the replies of every split round) and their bytes: their
+	// ratio shows whether super-packets crossed whole.
+	TunnelSent      uint64 `json:"tunnel_sent"`
+	TunnelSentBytes uint64 `json:"tunnel_sent_bytes"`
+	RingwayBuild    string `json:"binary"`
 	// UDPRcvbufErrors are the nodes' kernel counts of UDP datagrams
 	// dropped for a full socket receive buffer (the tunnel's sockets).
 	UDPRcvbufErrors map[string]uint64 `json:"udp_rcvbuf_errors"`
@@ -184,6 +189,7 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	}
 	if st, err := status(l, 2); err == nil && st.Filter != nil && st.Filter.Tunnel != nil {
 		rep.TunnelFrags = st.Filter.Tunnel.FragNeeded
+		rep.TunnelSent, rep.TunnelSentBytes = st.Filter.Tunnel.Sent, st.Filter.Tunnel.SentBytes
 		if len(st.Filter.Tunnel.Drops) > 0 {
 			rep.TunnelDrops = fmt.Sprint(st.Filter.Tunnel.Drops)
 		}
@@ -203,6 +209,9 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 		fmt.Printf("%-22s %10d %9.2f%% %11.2f%% %6.3f\n", m.Change, m.RowsMoved, 100*m.Fraction, 100*m.Theoretical, m.Ratio)
 	}
 	fmt.Printf("(load average at start %s; MSS clamped %d, frag-needed %d, UDP receive buffer drops %v)\n", rep.LoadAvg, rep.MSSClamped, rep.TunnelFrags, rep.UDPRcvbufErrors)
+	if rep.TunnelSent > 0 {
+		fmt.Printf("(n2 into the tunnel: %d packets, %.0f bytes each on average)\n", rep.TunnelSent, float64(rep.TunnelSentBytes)/float64(rep.TunnelSent))
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
