@@ -104,26 +104,9 @@ func TestTunnelLoopback(t *testing.T) {
 	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
 		t.Fatal(err)
 	}
-	bufs := [][]byte{make([]byte, 2048)}
-	sizes, froms, hops := make([]int, 1), make([]uint16, 1), make([]uint8, 1)
-	readDone := make(chan error, 1)
-	go func() {
-		n, err := d2.Read(bufs, sizes, froms, hops, make([]router.Segments, 1), 0)
-		if err == nil && n != 1 {
-			err = net.UnknownNetworkError("no packet")
-		}
-		readDone <- err
-	}()
-	select {
-	case err := <-readDone:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the packet did not arrive")
-	}
-	if !bytes.Equal(bufs[0][:sizes[0]], ip) || froms[0] != 1 || hops[0] != 1 {
-		t.Errorf("got %d bytes from node %d with hops %d, want the %d sent by node 1 with hops 1", sizes[0], froms[0], hops[0], len(ip))
+	got, from, hops, _ := readOne(t, d2)
+	if !bytes.Equal(got, ip) || from != 1 || hops != 1 {
+		t.Errorf("got %d bytes from node %d with hops %d, want the %d sent by node 1 with hops 1", len(got), from, hops, len(ip))
 	}
 
 	k := forward.Key{A: [4]byte{198, 51, 100, 10}, B: [4]byte{203, 0, 113, 10}, PA: 7000, PB: 5000, Proto: 17} // canonical: A < B
@@ -134,10 +117,10 @@ func TestTunnelLoopback(t *testing.T) {
 		t.Fatal("the register did not arrive")
 	}
 	c2.mu.Lock()
-	got := c2.got[0]
+	reg := c2.got[0]
 	c2.mu.Unlock()
-	if got.Type != forward.TypeRegister || got.Sender != 1 || got.Handler != 1 || got.Flow != k || got.Epoch != older {
-		t.Errorf("register arrived as %+v", got)
+	if reg.Type != forward.TypeRegister || reg.Sender != 1 || reg.Handler != 1 || reg.Flow != k || reg.Epoch != older {
+		t.Errorf("register arrived as %+v", reg)
 	}
 	if st := d2.Stats(); st.EpochStale != 2 || st.EpochFuture != 0 {
 		t.Errorf("n2 counted %d stale and %d future datagrams, want 2 stale (the packet and the register)", st.EpochStale, st.EpochFuture)
