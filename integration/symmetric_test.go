@@ -177,7 +177,7 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	// held until n2 acknowledged their register: released by the ack,
 	// none by the deferral's end, none forwarded unheld.
 	d := t1.Defer
-	t.Logf("n1 defer %+v; acks n1 %v n2 %v; median ack latency < %d µs", d, t1.Acks, t2.Acks, medianBucket(d.AckLatencyUs))
+	t.Logf("n1 defer %+v; acks n1 %v n2 %v; median ack latency < %d µs", d, t1.Acks, t2.Acks, mgmt.BucketQuantile(d.AckLatencyUs, 0.5))
 	if d.Deferred == 0 || d.ReleasedAck != d.Deferred || d.ReleasedTimeout != 0 || d.Overflow != 0 || d.Held != 0 {
 		t.Errorf("n1 defer %+v: want first packets held and all released by their ack", d)
 	}
@@ -215,21 +215,6 @@ func TestSymmetricSplitOwners(t *testing.T) {
 			t.Errorf("n2's metrics lack %q", want)
 		}
 	}
-}
-
-// medianBucket returns the upper bound (µs) of the ack-latency histogram
-// bucket holding the median; 0 when it is empty.
-func medianBucket(h []uint64) int {
-	var n, sum uint64
-	for _, v := range h {
-		n += v
-	}
-	for i, v := range h {
-		if sum += v; n > 0 && 2*sum >= n {
-			return 1 << i
-		}
-	}
-	return 0
 }
 
 // tcpEcho connects from ns to dst (an echo service), writes size bytes

@@ -311,3 +311,20 @@ type Backend interface {
 type apiError struct {
 	Error string `json:"error"`
 }
+
+// BucketQuantile returns the upper bound, µs, of the bucket that holds the
+// q-quantile of a power-of-two histogram as the status carries them
+// (DeferStatus.AckLatencyUs, ReplicationStatus.LagUs: entry i counts up
+// to 2^i µs); 0 when it is empty.
+func BucketQuantile(h []uint64, q float64) int {
+	var n, sum uint64
+	for _, v := range h {
+		n += v
+	}
+	for i, v := range h {
+		if sum += v; n > 0 && float64(sum) >= q*float64(n) {
+			return 1 << i
+		}
+	}
+	return 0
+}

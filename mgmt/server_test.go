@@ -284,3 +284,18 @@ func TestNodeOps(t *testing.T) {
 		t.Error("unknown op accepted by the client")
 	}
 }
+
+func TestBucketQuantile(t *testing.T) {
+	h := []uint64{0, 5, 0, 4, 1} // 10 samples: 5 ≤ 2 µs, 9 ≤ 8 µs
+	for _, c := range []struct {
+		q    float64
+		want int
+	}{{0.5, 2}, {0.9, 8}, {0.99, 16}, {1, 16}} {
+		if got := BucketQuantile(h, c.q); got != c.want {
+			t.Errorf("q %v: %d, want %d", c.q, got, c.want)
+		}
+	}
+	if got := BucketQuantile(nil, 0.5); got != 0 {
+		t.Errorf("empty: %d", got)
+	}
+}

@@ -460,21 +460,8 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 	if total.fwd > 0 {
 		r.ReplShare = float64(total.repl) / float64(total.fwd)
 	}
-	r.LagP99us = quantileBucket(total.lag, 0.99)
+	r.LagP99us = mgmt.BucketQuantile(total.lag, 0.99)
 	return r, nil
-}
-
-func quantileBucket(h []uint64, q float64) int {
-	var n, sum uint64
-	for _, v := range h {
-		n += v
-	}
-	for i, v := range h {
-		if sum += v; n > 0 && float64(sum) >= q*float64(n) {
-			return 1 << i
-		}
-	}
-	return 0
 }
 
 // flowRate opens short TCP connections (connect, one 16-byte echo,
