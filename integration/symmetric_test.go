@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -252,34 +250,12 @@ func tcpEcho(l *lab.Lab, ns, dst string, size int) error {
 }
 
 // ipCounter returns the counter name of the "Ip:" lines of
-// /proc/net/snmp in namespace ns (RFC 4293 ipSystemStats: FragCreates,
-// ReasmReqds, ...).
+// /proc/net/snmp in namespace ns (FragCreates, ReasmReqds, ...).
 func ipCounter(t *testing.T, l *lab.Lab, ns, name string) uint64 {
 	t.Helper()
-	var b []byte
-	if err := l.Do(ns, func() (err error) {
-		b, err = os.ReadFile("/proc/thread-self/net/snmp") // this thread's namespace
-		return err
-	}); err != nil {
+	v, err := l.SNMP(ns, "Ip:", name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Ip:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, n := range names {
-			if n == name && i < len(f) {
-				v, _ := strconv.ParseUint(f[i], 10, 64)
-				return v
-			}
-		}
-	}
-	t.Fatalf("no Ip counter %s in %s's /proc/net/snmp", name, ns)
-	return 0
+	return v
 }

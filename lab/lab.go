@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,6 +175,36 @@ func (l *Lab) Sysctl(ns, key string) (string, error) {
 		return err
 	})
 	return v, err
+}
+
+// SNMP returns counter name of group ("Ip:", "Udp:", ...) in namespace
+// ns's /proc/net/snmp (RFC 4293 ipSystemStats: FragCreates, ReasmReqds;
+// Udp: RcvbufErrors, ...); an error when there is no such counter.
+func (l *Lab) SNMP(ns, group, name string) (uint64, error) {
+	var b []byte
+	if err := l.Do(ns, func() (err error) {
+		b, err = os.ReadFile("/proc/thread-self/net/snmp") // this thread's namespace
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != group {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == name && i < len(f) {
+				return strconv.ParseUint(f[i], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("lab: no counter %s %s in %s's /proc/net/snmp", group, name, ns)
 }
 
 // AddAddr adds addr to interface dev in namespace ns.

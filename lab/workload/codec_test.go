@@ -129,3 +129,16 @@ func FuzzARPFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestParseIperf3(t *testing.T) {
+	gbps, retr, err := ParseIperf3([]byte(`{"end":{"sum_sent":{"retransmits":7},"sum_received":{"bits_per_second":2.5e9}}}`))
+	if err != nil || gbps != 2.5 || retr != 7 {
+		t.Errorf("got %v Gbit/s, %d retransmits, %v", gbps, retr, err)
+	}
+	if _, _, err := ParseIperf3([]byte(`{"error":"unable to connect"}`)); err == nil {
+		t.Error("an iperf3 error was not reported")
+	}
+	if _, _, err := ParseIperf3([]byte(`not json`)); err == nil {
+		t.Error("garbage parsed")
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/lab/workload"
 	"github.com/ringway/ringway/mgmt"
 )
 
@@ -197,7 +198,7 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	rep.Moved = rowsMoved()
 	rep.UDPRcvbufErrors = map[string]uint64{}
 	for i := 1; i <= 2; i++ {
-		rep.UDPRcvbufErrors[fmt.Sprintf("n%d", i)] = snmp(l, l.Node(i), "Udp:", "RcvbufErrors")
+		rep.UDPRcvbufErrors[fmt.Sprintf("n%d", i)], _ = l.SNMP(l.Node(i), "Udp:", "RcvbufErrors") // 0 if absent
 	}
 
 	fmt.Printf("\n%-34s %10s %10s\n", "", "measured", "target")
@@ -340,20 +341,7 @@ func iperf(l *lab.Lab, d time.Duration) (float64, int, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("iperf3: %w", err)
 	}
-	var res struct {
-		End struct {
-			SumSent struct {
-				Retransmits int `json:"retransmits"`
-			} `json:"sum_sent"`
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal(outb, &res); err != nil {
-		return 0, 0, fmt.Errorf("iperf3 output: %w", err)
-	}
-	return res.End.SumReceived.BitsPerSecond / 1e9, res.End.SumSent.Retransmits, nil
+	return workload.ParseIperf3(outb)
 }
 
 // rowsMoved measures the directory rows whose authoritative node a leave
@@ -397,34 +385,3 @@ func pct(v []float64, p float64) float64 {
 }
 
 func median(v []float64) float64 { return pct(v, 0.5) }
-
-// snmp returns counter name of the lines starting with group in
-// /proc/net/snmp of namespace ns (0 if absent).
-func snmp(l *lab.Lab, ns, group, name string) uint64 {
-	var b []byte
-	if l.Do(ns, func() (err error) {
-		b, err = os.ReadFile("/proc/thread-self/net/snmp")
-		return err
-	}) != nil {
-		return 0
-	}
-	var names []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != group {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, n := range names {
-			if n == name && i < len(f) {
-				var v uint64
-				fmt.Sscan(f[i], &v)
-				return v
-			}
-		}
-	}
-	return 0
-}

@@ -42,6 +42,7 @@ import (
 
 	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/lab"
+	"github.com/ringway/ringway/lab/workload"
 	"github.com/ringway/ringway/router"
 )
 
@@ -519,24 +520,7 @@ func iperf(ctx context.Context, l *lab.Lab, dur time.Duration) (gbps float64, re
 	if err != nil {
 		return 0, 0, fmt.Errorf("iperf3 client: %w: %s", err, out)
 	}
-	var r struct {
-		End struct {
-			SumSent struct {
-				Retransmits int `json:"retransmits"`
-			} `json:"sum_sent"`
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, 0, fmt.Errorf("iperf3 JSON: %w", err)
-	}
-	if r.Error != "" {
-		return 0, 0, fmt.Errorf("iperf3: %s", r.Error)
-	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, r.End.SumSent.Retransmits, nil
+	return workload.ParseIperf3(out)
 }
 
 // generator sends 64-byte (60 without FCS) UDP frames from the client to
