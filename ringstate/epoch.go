@@ -220,12 +220,8 @@ func readBytes(b []byte, limit int) ([]byte, error) {
 // CurrentEpoch decodes the epoch carried in cs; ok is false when there is
 // none (epoch 0) or it does not decode.
 func CurrentEpoch(cs []ring.Carriage) (e Epoch, ok bool) {
-	for _, c := range cs {
-		if c.Kind == KindConfigEpoch {
-			return e, e.UnmarshalBinary(c.Data) == nil
-		}
-	}
-	return e, false
+	b, found := carriage(cs, KindConfigEpoch)
+	return e, found && e.UnmarshalBinary(b) == nil
 }
 
 // ConfigChange is a reload's proposal (kind ProposeConfig): the new shared

@@ -130,7 +130,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			var o SwitchOp
 			if err = o.UnmarshalBinary(p.Data); err == nil {
 				if !swSet {
-					sw = h.defaultSwitches(epoch, haveEpoch)
+					sw = h.cfg.defaultSwitches(epoch, haveEpoch)
 				}
 				sw, swSet = o.apply(sw), true
 			}
@@ -285,24 +285,28 @@ func comingBack(members, joined []ring.NodeID) []ring.NodeID {
 // defaultSwitches are the switches of a ring whose token carries none:
 // balancing as configured (by the config epoch, once there is one), AUTO
 // on.
-func (h *Holder) defaultSwitches(e Epoch, haveEpoch bool) Switches {
+func (cfg Config) defaultSwitches(e Epoch, haveEpoch bool) Switches {
 	if haveEpoch && e.Epoch > 0 { // epoch 0 carries only file hashes
 		return Switches{Balance: e.Balance.Enabled, Auto: true}
 	}
-	return Switches{Balance: h.cfg.Balance.Enabled, Auto: true}
+	return Switches{Balance: cfg.Balance.Enabled, Auto: true}
 }
 
-// Switches returns the switches committed state s carries, or the
-// defaults of a Holder with cfg.
+// Switches returns the switches carriages cs carry, or the defaults of a
+// Holder with cfg.
 func (cfg Config) Switches(cs []ring.Carriage) Switches {
-	def := Switches{Balance: cfg.Balance.Enabled, Auto: true}
+	e, ok := CurrentEpoch(cs)
+	return switchesIn(cs, cfg.defaultSwitches(e, ok))
+}
+
+// carriage returns the data of the carriage of kind in cs.
+func carriage(cs []ring.Carriage, kind uint16) ([]byte, bool) {
 	for _, c := range cs {
-		var e Epoch
-		if c.Kind == KindConfigEpoch && e.UnmarshalBinary(c.Data) == nil && e.Epoch > 0 {
-			def.Balance = e.Balance.Enabled
+		if c.Kind == kind {
+			return c.Data, true
 		}
 	}
-	return SwitchesOf(cs, def)
+	return nil, false
 }
 
 // refuseAll answers every proposal with the same refusal.
@@ -316,13 +320,12 @@ func refuseAll(ps []ring.Proposal, why string) []ring.Result {
 
 // Table decodes the VIP table carried in cs; ok is false when there is none.
 func Table(cs []ring.Carriage) (t vipstate.Table, ok bool, err error) {
-	for _, c := range cs {
-		if c.Kind == KindVIPTable {
-			err = t.UnmarshalBinary(c.Data)
-			return t, err == nil, err
-		}
+	b, found := carriage(cs, KindVIPTable)
+	if !found {
+		return t, false, nil
 	}
-	return t, false, nil
+	err = t.UnmarshalBinary(b)
+	return t, err == nil, err
 }
 
 // Owned returns the VIPs node self must answer under committed state s:

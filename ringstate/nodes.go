@@ -88,13 +88,9 @@ func Closed(cs []ring.Carriage) NodeSet { return nodeSet(cs, KindClosedNodes) }
 func Unhealthy(cs []ring.Carriage) NodeSet { return nodeSet(cs, KindUnhealthyNodes) }
 
 func nodeSet(cs []ring.Carriage, kind uint16) NodeSet {
-	for _, c := range cs {
-		if c.Kind == kind {
-			var ns NodeSet
-			if ns.UnmarshalBinary(c.Data) == nil {
-				return ns
-			}
-		}
+	var ns NodeSet
+	if b, ok := carriage(cs, kind); ok && ns.UnmarshalBinary(b) == nil {
+		return ns
 	}
 	return nil
 }

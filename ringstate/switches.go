@@ -150,17 +150,12 @@ func ProposeSwitchOp(o SwitchOp) (kind uint16, data []byte, err error) {
 	return ProposeSwitch, data, err
 }
 
-// SwitchesOf returns the switches carried in cs, or def when cs carries
+// switchesIn returns the switches carried in cs, or def when cs carries
 // none or an unreadable one.
-func SwitchesOf(cs []ring.Carriage, def Switches) Switches {
-	for _, c := range cs {
-		if c.Kind == KindSwitches {
-			var s Switches
-			if s.UnmarshalBinary(c.Data) == nil {
-				return s
-			}
-			return def
-		}
+func switchesIn(cs []ring.Carriage, def Switches) Switches {
+	var s Switches
+	if b, ok := carriage(cs, KindSwitches); ok && s.UnmarshalBinary(b) == nil {
+		return s
 	}
 	return def
 }

@@ -89,18 +89,9 @@ func TestSwitchBalance(t *testing.T) {
 		t.Errorf("L.BAL on again, node 1 still owns %d of its %d VIPs with all the load", got, before)
 	}
 	// The carriage stays once set, also when it says what the default says.
-	if !bytes.Equal(carriage(cs, KindSwitches), []byte{1, switchBalance | switchAuto}) {
-		t.Errorf("switch carriage % x", carriage(cs, KindSwitches))
+	if b, _ := carriage(cs, KindSwitches); !bytes.Equal(b, []byte{1, switchBalance | switchAuto}) {
+		t.Errorf("switch carriage % x", b)
 	}
-}
-
-func carriage(cs []ring.Carriage, kind uint16) []byte {
-	for _, c := range cs {
-		if c.Kind == kind {
-			return c.Data
-		}
-	}
-	return nil
 }
 
 // AUTO off: a node that joins a running ring, and a node whose monitors
