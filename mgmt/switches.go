@@ -2,7 +2,6 @@ package mgmt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -50,17 +49,13 @@ func (s *Server) switchOp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "this node does not set switches")
 		return
 	}
-	op := SwitchOp{Switch: r.PathValue("switch")}
-	validate := op.Validate
-	switch st := r.PathValue("state"); st {
-	case "on", "off":
-		op.On = st == "on"
-	default:
-		validate = func() error {
-			return errors.Join(op.Validate(), fmt.Errorf("switch state %q: want on or off", st))
-		}
+	st := r.PathValue("state")
+	if st != "on" && st != "off" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("switch state %q: want on or off", st))
+		return
 	}
-	s.queue(w, r, validate, func() (uint64, error) { return b.Switch(op) },
+	op := SwitchOp{Switch: r.PathValue("switch"), On: st == "on"}
+	s.queue(w, r, op.Validate, func() (uint64, error) { return b.Switch(op) },
 		"switch queued", "switch", op.Switch, "on", op.On)
 }
 
