@@ -49,7 +49,7 @@ func TestSwitchesAndDrain(t *testing.T) {
 	run(2, "cluster", "auto", "-c", cfg(2), "off")
 	run(2, "cluster", "balance", "-c", cfg(2), "off")
 	c.waitFor(func(st mgmt.Status) bool {
-		return st.Switches != nil && !st.Switches.Auto && !st.Switches.Balance
+		return !st.Auto && !st.Balancing
 	}, 5*time.Second, "AUTO and L.BAL off")
 	if out := run(3, "status", "-c", cfg(3)); !strings.Contains(out, "switch:  L.BAL off, AUTO off") {
 		t.Errorf("n3's status does not show the switches off:\n%s", out)
@@ -88,7 +88,7 @@ func TestSwitchesAndDrain(t *testing.T) {
 	run(3, "cluster", "auto", "-c", cfg(3), "on")
 	run(3, "node", "open", "-c", cfg(3), "n1")
 	c.waitFor(func(st mgmt.Status) bool {
-		return len(st.Closed) == 0 && owner(st, "203.0.113.91") == "n1" && st.Switches != nil && st.Switches.Auto
+		return len(st.Closed) == 0 && owner(st, "203.0.113.91") == "n1" && st.Auto
 	}, 5*time.Second, "n1 open and the gw1 pair back on it")
 
 	// Drain n2, asked through n2 itself.
@@ -243,7 +243,7 @@ func TestBalancing(t *testing.T) {
 				return false
 			}
 		}
-		return st.Switches != nil && !st.Switches.Balance
+		return !st.Balancing
 	}, 5*time.Second, "the four ext VIPs on n1, L.BAL off")
 	ops = ops[:0]
 	for _, bh := range balanceHosts {

@@ -48,9 +48,6 @@ type Status struct {
 	// Filter is this node's stateful filter; nil when the node does not
 	// report one.
 	Filter *FilterStatus `json:"filter,omitempty"`
-	// Switches are the cluster's runtime switches (L.BAL, AUTO); nil
-	// before the node has committed a state.
-	Switches *Switches `json:"switches,omitempty"`
 	// Events are the last membership changes this node saw, oldest first,
 	// each with its cause (at most 32).
 	Events []MembershipEvent `json:"events,omitempty"`

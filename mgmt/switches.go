@@ -7,16 +7,6 @@ import (
 	"slices"
 )
 
-// Switches are the cluster's runtime switches as a node last committed
-// them (the patent's L.BAL and AUTO badges).
-type Switches struct {
-	// Balance (L.BAL): dynamic load balancing moves VIPs between nodes.
-	Balance bool `json:"balance"`
-	// Auto (AUTO): a node that joins or recovers receives VIPs by itself;
-	// off, it stays closed until an operator opens it.
-	Auto bool `json:"auto"`
-}
-
 // SwitchNames are the switches POST /api/v1/switches/{switch}/{on|off}
 // accepts.
 var SwitchNames = []string{"balance", "auto"}

@@ -54,8 +54,6 @@ func (n *Node) Status() mgmt.Status {
 		}
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)
-			sw := n.holder.Switches(st.Carriages)
-			s.Switches = &mgmt.Switches{Balance: sw.Balance, Auto: sw.Auto}
 			l := loads(st)
 			for i := range s.VIPs {
 				s.VIPs[i].Rate = l[s.VIPs[i].VIP]
@@ -69,11 +67,13 @@ func (n *Node) Status() mgmt.Status {
 	s.Moves = n.moveLog.list()
 	s.Ops = n.ops.list()
 	// The cluster's switches as committed (carriage kind 6); before the
-	// first state, what this node's config says.
-	s.Balancing, s.Auto = n.file.Balancing.Enabled, true
-	if s.Switches != nil {
-		s.Balancing, s.Auto = s.Switches.Balance, s.Switches.Auto
+	// first state, the defaults of this node's config.
+	var cs []ring.Carriage
+	if st := n.state.Load(); st != nil {
+		cs = st.Carriages
 	}
+	sw := n.holder.Switches(cs)
+	s.Balancing, s.Auto = sw.Balance, sw.Auto
 	s.Counters = n.counters(rs)
 	s.Filter = n.filterStatus()
 	s.Events = n.membershipEvents()

@@ -47,14 +47,14 @@ func clusterCommand() *cli.Command {
 }
 
 // switchesLine renders the switches for `ringway status`.
-func switchesLine(s mgmt.Switches) string {
+func switchesLine(balance, auto bool) string {
 	onOff := func(b bool) string {
 		if b {
 			return "on"
 		}
 		return "off"
 	}
-	return fmt.Sprintf("L.BAL %s, AUTO %s", onOff(s.Balance), onOff(s.Auto))
+	return fmt.Sprintf("L.BAL %s, AUTO %s", onOff(balance), onOff(auto))
 }
 
 // nodeDrainCommand is `ringway node drain NODE`: close the node, then wait

@@ -82,9 +82,7 @@ func printStatus(w io.Writer, st mgmt.Status) {
 			rot = "rotation not measured yet" // two visits of the token
 		}
 		fmt.Fprintf(w, "token:   at %s (as far as %s knows), %s\n", orDash(st.Holder), st.Node, rot)
-	}
-	if st.Switches != nil {
-		fmt.Fprintf(w, "switch:  %s\n", switchesLine(*st.Switches))
+		fmt.Fprintf(w, "switch:  %s\n", switchesLine(st.Balancing, st.Auto))
 	}
 	var out []string
 	if len(st.Closed) > 0 {

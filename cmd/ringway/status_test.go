@@ -29,6 +29,7 @@ func TestPrintStatus(t *testing.T) {
 	want := `cluster lab, seen from n2 (member)
 ring:    7, seq 42, members n1 n2 n3
 token:   at n3 (as far as n2 knows), rotation 12.0 ms
+switch:  L.BAL on, AUTO off
 load:    n1 1.2 MB/s, n2 0 B/s
 nics:    ext0 in 2.5 kB/s out 120 B/s (on n2)
 
