@@ -123,7 +123,6 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 		f.bulkTo(p, now)
 	}
 	g := sym.gen.Load()
-	gen := uint16(g)
 	if g != sym.resyncGen.Load() {
 		// A new directory: a new pass over the whole table begins.
 		slots := 0
@@ -152,7 +151,7 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 			if e.flags&entryUsed == 0 || now >= e.expires {
 				continue
 			}
-			if (e.regGen != gen || sym.refreshDue(e, now, f.timeout[e.state])) && sym.refresh(e, e.key, now, f.timeout[e.state]) {
+			if sym.refresh(e, e.key, now, f.timeout[e.state]) {
 				n++
 			}
 		}
