@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,8 +25,7 @@ type Command struct {
 
 	// next is a reload's new settings, adopted by Run before its next
 	// check (Run's goroutine owns command, interval and cred).
-	mu   sync.Mutex
-	next *Command
+	next atomic.Pointer[Command]
 
 	outcome
 }
@@ -39,18 +38,13 @@ func (c *Command) Reconfigure(command string, interval time.Duration, runAs bool
 	if runAs {
 		n.cred = &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}
 	}
-	c.mu.Lock()
-	c.next = n
-	c.mu.Unlock()
+	c.next.Store(n)
 }
 
 // adopt takes the settings of the last Reconfigure, if any, and reports
 // whether the interval changed.
 func (c *Command) adopt() bool {
-	c.mu.Lock()
-	n := c.next
-	c.next = nil
-	c.mu.Unlock()
+	n := c.next.Swap(nil)
 	if n == nil {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/icmp"
@@ -35,7 +36,7 @@ type Ping struct {
 	failing []netip.Addr
 	// next is a reload's new settings, adopted by Run before its next
 	// round (Run's goroutine owns targets, interval and timeout).
-	next *Ping
+	next atomic.Pointer[Ping]
 }
 
 // Reconfigure makes Run ping targets every interval, waiting timeout for
@@ -52,9 +53,7 @@ func (p *Ping) Reconfigure(targets []netip.Addr, interval, timeout time.Duration
 	if len(n.targets) == 0 || interval <= 0 || timeout <= 0 {
 		return fmt.Errorf("ping monitor: %d targets, interval %v, timeout %v: need targets and positive times", len(n.targets), interval, timeout)
 	}
-	p.mu.Lock()
-	p.next = n
-	p.mu.Unlock()
+	p.next.Store(n)
 	return nil
 }
 
@@ -62,10 +61,7 @@ func (p *Ping) Reconfigure(targets []netip.Addr, interval, timeout time.Duration
 // misses of targets no longer pinged, and reports whether the interval
 // changed.
 func (p *Ping) adopt(misses map[netip.Addr]int) bool {
-	p.mu.Lock()
-	n := p.next
-	p.next = nil
-	p.mu.Unlock()
+	n := p.next.Swap(nil)
 	if n == nil {
 		return false
 	}
