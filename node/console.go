@@ -145,20 +145,6 @@ func (n *Node) moves(prev, st *ring.State, now time.Time) []mgmt.VIPMove {
 	return out
 }
 
-// loads returns the per-VIP rates carried on a committed state's token.
-func loads(st *ring.State) ringstate.Load {
-	var l ringstate.Load
-	if st == nil {
-		return l
-	}
-	for _, c := range st.Carriages {
-		if c.Kind == ringstate.KindLoad {
-			_ = l.UnmarshalBinary(c.Data) // unreadable: no load shown
-		}
-	}
-	return l
-}
-
 // nodeStates is every node of the node map with its state, VIPs and load.
 func (n *Node) nodeStates(st *ring.State, vips []mgmt.VIP) []mgmt.NodeState {
 	names := *n.names.Load()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/ring/ringnet"
+	"github.com/ringway/ringway/ringstate"
 )
 
 // The Prometheus metrics of a node, served at /metrics on the management
@@ -147,7 +148,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if st := n.state.Load(); st != nil {
 		if t, ok, _ := ringstateTable(st); ok {
 			vips := n.vipRows(t)
-			l := loads(st)
+			l := ringstate.Loads(st.Carriages)
 			for i := range vips {
 				vips[i].Rate = l[vips[i].VIP]
 				gauge(mVIPRate, float64(vips[i].Rate), vips[i].VIP.String(), vips[i].Owner)

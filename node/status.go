@@ -54,7 +54,7 @@ func (n *Node) Status() mgmt.Status {
 		}
 		if t, ok, _ := ringstateTable(st); ok {
 			s.VIPs = n.vipRows(t)
-			l := loads(st)
+			l := ringstate.Loads(st.Carriages)
 			for i := range s.VIPs {
 				s.VIPs[i].Rate = l[s.VIPs[i].VIP]
 			}

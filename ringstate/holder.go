@@ -328,6 +328,16 @@ func Table(cs []ring.Carriage) (t vipstate.Table, ok bool, err error) {
 	return t, err == nil, err
 }
 
+// Loads returns the per-VIP load carried in cs (bytes/s, as each VIP's
+// owner measured it); empty when there is none or it does not decode.
+func Loads(cs []ring.Carriage) Load {
+	var l Load
+	if b, ok := carriage(cs, KindLoad); ok {
+		_ = l.UnmarshalBinary(b) // unreadable: no load
+	}
+	return l
+}
+
 // Owned returns the VIPs node self must answer under committed state s:
 // those the table gives it, if self is a member of s's ring and the ring
 // has quorum; none otherwise (starting, between rings, leaving, minority).
