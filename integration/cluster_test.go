@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -204,6 +205,28 @@ func checkAgreement(sts []mgmt.Status, want []string) string {
 }
 
 func owner(st mgmt.Status, vip string) string { return st.Owner(netip.MustParseAddr(vip)) }
+
+// metric scrapes node i's /metrics and returns the value of the sample
+// whose line starts with name followed by a space (labels included in
+// name, as the exposition writes them); ok is false when there is none.
+func (c *cluster) metric(i int, name string) (v float64, ok bool, err error) {
+	var text string
+	err = c.lab.NodeAPI(i, func(cl *mgmt.Client) error {
+		var err error
+		text, err = cl.Metrics(context.Background())
+		return err
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if rest, found := strings.CutPrefix(line, name+" "); found {
+			v, err = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil, err
+		}
+	}
+	return 0, false, nil
+}
 
 func TestClusterColdStartTogether(t *testing.T) {
 	c := newCluster(t, 3, nil)

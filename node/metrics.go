@@ -128,6 +128,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(mSwitch, b2f(sw.Auto), "auto")
 	}
 	gauge(mRotation, float64(rs.Rotation)*n.file.Ring.Tick.Seconds())
+	n.failover.collect(ch)
 	rc := rs.Counters
 	count(mTokens, rc.TokensAccepted)
 	count(mDropped, rc.Drops)

@@ -567,6 +567,9 @@ func (r *Router) timerPass(now int64, sh *shard, ctl *ctlTx) (at int64, ok bool)
 		if !failed {
 			c.garps.add(1)
 			ov.c.garps.Add(1)
+			if r.cfg.OnGARP != nil {
+				r.cfg.OnGARP(v, time.Now())
+			}
 		}
 	}
 	for i, nt := range r.neigh {
