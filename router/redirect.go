@@ -177,6 +177,25 @@ type TunnelDevice interface {
 	Close() error
 }
 
+// TunnelPaths is a TunnelDevice with several receive paths (sockets)
+// that the router reads each with a worker of its own, so that a packet
+// wakes one goroutine on its way in. Without it the router reads Read
+// with one worker.
+type TunnelPaths interface {
+	// Paths is how many paths there are to read, ≥ 1; it does not change.
+	Paths() int
+	// ReadPath is Read for path 0 ≤ path < Paths (Read is ReadPath 0).
+	ReadPath(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (n int, err error)
+}
+
+// tunnelPaths is how many tunnel workers read t.
+func tunnelPaths(t TunnelDevice) int {
+	if p, ok := t.(TunnelPaths); ok {
+		return max(1, p.Paths())
+	}
+	return 1
+}
+
 // Segments describes a TCP GSO super-packet handed through the tunnel
 // whole (TunnelDevice): the zero value is a plain packet.
 type Segments struct {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -19,6 +20,27 @@ import (
 )
 
 const defaultConfigPath = "/etc/ringway/ringway.yaml"
+
+// startCPUProfile profiles the process into a new file at path until
+// the returned stop runs.
+func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func(log *slog.Logger) {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Error("CPU profile not written", "file", path, "err", err)
+			return
+		}
+		log.Info("CPU profile written", "file", path)
+	}, nil
+}
 
 func configFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: defaultConfigPath, Usage: "the node's config `FILE`"}
@@ -39,6 +61,7 @@ func runCommand() *cli.Command {
 			configFlag(),
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "keep-caps", Usage: "run as root: keep every capability instead of only CAP_NET_ADMIN and CAP_NET_RAW once set up"},
+			&cli.StringFlag{Name: "cpu-profile", Usage: "for developers: write a CPU profile (go tool pprof) of the whole run to `FILE`"},
 		},
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -46,6 +69,13 @@ func runCommand() *cli.Command {
 				return usagef("--log-level: %v", err)
 			}
 			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			if p := c.String("cpu-profile"); p != "" {
+				stop, err := startCPUProfile(p)
+				if err != nil {
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				defer stop(log)
+			}
 			cfg, err := config.Load(c.String("config"))
 			if err != nil {
 				var errs config.Errors

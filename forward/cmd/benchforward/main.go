@@ -90,12 +90,16 @@ func main() {
 	n := flag.Int("rr", 3000, "request/response exchanges per round and mode")
 	secs := flag.Duration("tcp", 3*time.Second, "TCP transfer per round and mode")
 	out := flag.String("out", "bench/out/forward.json", "JSON report")
+	flag.StringVar(&profileDir, "profile", "", "write each node's CPU profile (ringway run --cpu-profile) to `DIR`/n1.pprof, n2.pprof")
 	flag.Parse()
 	if err := run(*bin, *rounds, *n, *secs, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "benchforward:", err)
 		os.Exit(1)
 	}
 }
+
+// profileDir is -profile: where the nodes write their CPU profiles.
+var profileDir string
 
 func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	bin, err := filepath.Abs(bin)
@@ -131,7 +135,18 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 		return err
 	}
 	for i := 1; i <= 2; i++ {
-		if err := l.StartNode(bin, i); err != nil {
+		var args []string
+		if profileDir != "" {
+			dir, err := filepath.Abs(profileDir)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			args = []string{"--cpu-profile", filepath.Join(dir, fmt.Sprintf("n%d.pprof", i))}
+		}
+		if err := l.StartNode(bin, i, args...); err != nil {
 			return err
 		}
 	}
