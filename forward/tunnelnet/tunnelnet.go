@@ -101,14 +101,14 @@ type packet struct {
 // Driver is the tunnel. New binds the sockets; Run runs the receivers and
 // the sender of registers and hints; Close closes everything.
 type Driver struct {
-	cfg    Config
-	log    *slog.Logger
-	sealer *forward.Sealer
-	opener *forward.Opener
-	conns  []*net.UDPConn
-	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
-	addrs  map[uint16][]*net.UDPAddr
-	sends  sync.Pool  // *sendBatch
+	cfg      Config
+	log      *slog.Logger
+	sealer   *forward.Sealer
+	opener   *forward.Opener
+	conns    []*net.UDPConn
+	pconns   []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
+	addrs    map[uint16][]*net.UDPAddr
+	sends    sync.Pool    // *sendBatch
 	rbatches []*recvBatch // ReadPath's, one per socket, with Config.ReadsSocket
 	// segMax is the largest datagram the first path sends in a UDP GSO
 	// run (UDP_SEGMENT): its interface's MTU less the outer headers; 0
