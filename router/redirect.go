@@ -228,6 +228,8 @@ type tunnelCounters struct {
 	released        counter // held packets forwarded
 	mssClamped      counter // TCP SYNs whose MSS was lowered to fit the tunnel (mss.go)
 	fragNeeded      counter // DF packets too large for the tunnel, answered with ICMP fragmentation needed
+	coalesced       counter // segments from the tunnel sent as part of a super-frame (coalesce.go)
+	superFrames     counter // those super-frames
 	drops           [numDropReasons]counter
 }
 
@@ -246,6 +248,8 @@ type TunnelStats struct {
 	HeldNow             int    // packets held now
 	MSSClamped          uint64 // TCP SYNs whose MSS was lowered to fit the tunnel
 	FragNeeded          uint64 // DF packets too large for the tunnel, dropped (ICMP fragmentation needed sent, rate permitting)
+	Coalesced           uint64 // TCP segments from the tunnel that left in SuperFrames (coalesce.go)
+	SuperFrames         uint64 // GSO super-frames the handler built from them
 	Drops               map[DropReason]uint64
 }
 
@@ -267,6 +271,8 @@ func sumTunnel(shards []*shard) TunnelStats {
 		s.Released += c.released.load()
 		s.MSSClamped += c.mssClamped.load()
 		s.FragNeeded += c.fragNeeded.load()
+		s.Coalesced += c.coalesced.load()
+		s.SuperFrames += c.superFrames.load()
 		for d := range c.drops {
 			if v := c.drops[d].load(); v != 0 {
 				if s.Drops == nil {

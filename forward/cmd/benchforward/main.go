@@ -71,8 +71,12 @@ type report struct {
 	TargetP99us float64   `json:"target_added_p99_us"`
 	TargetTCP   float64   `json:"target_tcp_ratio"`
 	MSSClamped  uint64    `json:"mss_clamped"`
-	TunnelFrags uint64    `json:"frag_needed"`
-	TunnelDrops string    `json:"tunnel_drops,omitempty"`
+	// Coalesced and SuperFrames: n1's tunnelled TCP segments sent on in
+	// GSO super-frames it built, and those frames.
+	Coalesced   uint64 `json:"coalesced"`
+	SuperFrames uint64 `json:"super_frames"`
+	TunnelFrags uint64 `json:"frag_needed"`
+	TunnelDrops string `json:"tunnel_drops,omitempty"`
 	// TunnelSent and TunnelSentBytes are n2's data packets into the
 	// tunnel (the replies of every split round) and their bytes: their
 	// ratio shows whether super-packets crossed whole.
@@ -202,6 +206,7 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	rep.AddedP50us, rep.AddedP99us, rep.TCPRatio = median(addedP50), median(addedP99), median(tcpRatio)
 	if st, err := status(l, 1); err == nil && st.Filter != nil && st.Filter.Tunnel != nil {
 		rep.MSSClamped = st.Filter.Tunnel.MSSClamped
+		rep.Coalesced, rep.SuperFrames = st.Filter.Tunnel.Coalesced, st.Filter.Tunnel.SuperFrames
 	}
 	if st, err := status(l, 2); err == nil && st.Filter != nil && st.Filter.Tunnel != nil {
 		rep.TunnelFrags = st.Filter.Tunnel.FragNeeded
@@ -225,6 +230,9 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 		fmt.Printf("%-22s %10d %9.2f%% %11.2f%% %6.3f\n", m.Change, m.RowsMoved, 100*m.Fraction, 100*m.Theoretical, m.Ratio)
 	}
 	fmt.Printf("(load average at start %s; MSS clamped %d, frag-needed %d, UDP receive buffer drops %v)\n", rep.LoadAvg, rep.MSSClamped, rep.TunnelFrags, rep.UDPRcvbufErrors)
+	if rep.SuperFrames > 0 {
+		fmt.Printf("(n1 sent %d tunnelled segments on in %d super-frames, %.1f each)\n", rep.Coalesced, rep.SuperFrames, float64(rep.Coalesced)/float64(rep.SuperFrames))
+	}
 	if rep.TunnelSent > 0 {
 		fmt.Printf("(n2 into the tunnel: %d packets, %.0f bytes each on average)\n", rep.TunnelSent, float64(rep.TunnelSentBytes)/float64(rep.TunnelSent))
 	}
