@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/internal/caps"
+	"github.com/ringway/ringway/internal/rtsched"
 	"github.com/ringway/ringway/internal/sdnotify"
 	"github.com/ringway/ringway/node"
 	"github.com/urfave/cli/v2"
@@ -97,6 +98,7 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfg.File, err)
 			}
+			realtime(log, cfg.Ring.RealtimePriority) // needs CAP_SYS_NICE: before dropCaps
 			if os.Geteuid() == 0 && !c.Bool("keep-caps") {
 				dropCaps(log, cfg.Monitors.Application.User != "")
 			}
@@ -163,6 +165,34 @@ func notify(log *slog.Logger, state string) {
 		log.Warn("cannot notify systemd", "state", state, "err", err)
 	} else if sent {
 		log.Debug("notified systemd", "state", state)
+	}
+}
+
+// realtime puts the node under real-time scheduling at prio
+// (ring.realtime_priority; 0: normal scheduling), or says why it cannot.
+// Under systemd the unit has set it already (CPUSchedulingPolicy=rr).
+func realtime(log *slog.Logger, prio int) {
+	policy, cur, err := rtsched.Current()
+	switch {
+	case err != nil:
+		log.Warn("cannot read this process's scheduling policy", "err", err)
+		return
+	case prio > 0 && rtsched.Realtime(policy):
+		log.Info("real-time scheduling set before start (systemd CPUSchedulingPolicy)", "policy", policy, "priority", cur, "ring.realtime_priority", prio)
+		return
+	case prio == 0 && !rtsched.Realtime(policy):
+		return
+	}
+	n, err := rtsched.Set(prio)
+	switch {
+	case err != nil:
+		log.Warn("real-time scheduling not available: on a busy host the ring may remove this node by mistake; "+
+			"run as root or with CAP_SYS_NICE (the systemd unit sets CPUSchedulingPolicy=rr), or set ring.realtime_priority: 0",
+			"ring.realtime_priority", prio, "err", err)
+	case prio == 0:
+		log.Info("normal scheduling (ring.realtime_priority: 0)", "threads", n)
+	default:
+		log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", prio, "threads", n)
 	}
 }
 
