@@ -97,6 +97,10 @@ type Driver struct {
 	ended   bool   // Run is returning (or the core has left): the core is not called again
 	counter uint64 // the last datagram counter of this boot given out (sendPath)
 	last    *State // the last state offered on states
+
+	logMu       sync.Mutex // the two below
+	loggedAt    time.Time  // the last not_fresh info line (notFreshLogEvery)
+	loggedDrops uint64     // Stats.Drops[DropNotFresh] at that line
 }
 
 // lock is a mutex made of a channel of capacity 1 (newLock).
@@ -131,14 +135,16 @@ func New(cfg Config, core Core) (*Driver, error) {
 	// separate two boots in one millisecond. The salt's 64 random bits make
 	// the boot id (and with it the boot's key and nonces) unpredictable and
 	// never shared by two boots, whatever the clock does.
+	// The salt is also what peers echo to prove a datagram was sent to
+	// this boot (Header.Echo), where 0 means "no boot known": it is never 0.
 	boot := uint64(cfg.Now().UnixMilli())<<16 | uint64(binary.BigEndian.Uint16(r[:]))
-	salt := binary.BigEndian.Uint64(r[2:])
+	salt := max(binary.BigEndian.Uint64(r[2:]), 1)
 	d := &Driver{
 		cfg:     cfg,
 		core:    core,
 		boot:    boot,
 		salt:    salt,
-		opener:  newOpener(cfg.Key, cfg.Self, cfg.Nodes, cfg.StaleBoot, cfg.Now),
+		opener:  newOpener(cfg.Key, cfg.Self, salt, cfg.Nodes, cfg.StaleBoot, cfg.Now),
 		states:  make(chan State, 1),
 		events:  make(chan Event, cfg.EventQueue),
 		left:    make(chan struct{}),
@@ -235,6 +241,17 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 	d.coreMu.Lock()
 	d.clk = newTickClock(d.cfg.Tick, d.cfg.Now, d.core, d.cfg.Timer)
+	// Announce this boot to every peer on every path before the core
+	// says anything: each answers with an announce that echoes it, so
+	// the core's first messages (its hellos, a tick later) already echo
+	// the peers' boots and are fresh where they arrive.
+	for id := range *d.nodes.Load() {
+		if to := NodeID(id + 1); to != d.cfg.Self {
+			for p := range d.paths {
+				d.queueAnnounce(to, p)
+			}
+		}
+	}
 	d.afterInput(d.flush(), cancel)
 	d.coreMu.Unlock()
 	d.push()
@@ -501,6 +518,27 @@ func (d *Driver) queue(p Packet) {
 	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, data: p.Data})
 }
 
+// queueAnnounce numbers an announce to node to and queues it on path; the
+// caller holds d.coreMu (which orders the counters) and pushes the path.
+func (d *Driver) queueAnnounce(to NodeID, path int) {
+	d.counter++
+	d.paths[path].put(outPacket{to: to, counter: d.counter, announce: true})
+	d.stats.announcesSent.Add(1)
+}
+
+// answer sends an announce to node to on path: to sent a datagram that did
+// not echo this boot, and learns it from this one.
+func (d *Driver) answer(to NodeID, path int) {
+	d.coreMu.Lock()
+	if d.ended {
+		d.coreMu.Unlock()
+		return
+	}
+	d.queueAnnounce(to, path)
+	d.coreMu.Unlock()
+	d.paths[path].push()
+}
+
 // debugOn reports whether debug logging is on. Callers on per-datagram
 // paths check it first so the log arguments are not boxed (allocated) per
 // datagram when it is off, as it is unless an operator asks.
@@ -530,6 +568,23 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 			continue
 		}
 		h, pt, ev, r := d.opener.open(b.buf[:n], path, src)
+		if r == DropNone || r == DropNotFresh {
+			d.bootEvent(h, ev)
+		}
+		if r == DropNotFresh {
+			if h.Kind == KindAnnounce {
+				// Not a drop: an announce carries nothing for the core;
+				// its sender has not heard of this boot yet.
+				d.stats.announcesReceived.Add(1)
+			} else {
+				d.stats.drops[r].Add(1)
+				d.notFresh(h, path)
+			}
+			if d.opener.answerDue(h.From) {
+				d.answer(h.From, path)
+			}
+			continue
+		}
 		if r != DropNone {
 			d.stats.drops[r].Add(1)
 			if d.debugOn() {
@@ -541,14 +596,9 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 			}
 			continue
 		}
-		switch ev {
-		case bootNewer:
-			d.stats.peerRestarts.Add(1)
-			d.cfg.Logger.Info("ring: peer restarted", "peer", d.cfg.name(h.From), "boot", h.Boot)
-		case bootRollback:
-			d.stats.peerRollbacks.Add(1)
-			d.cfg.Logger.Warn("ring: peer came back with an older boot id than before: its clock went back across a restart, or someone replays its past datagrams",
-				"peer", d.cfg.name(h.From), "boot", h.Boot)
+		if h.Kind == KindAnnounce {
+			d.stats.announcesReceived.Add(1)
+			continue
 		}
 		stepped := d.input(cancel, func() {
 			d.stats.rxDatagrams.Add(1)
@@ -563,5 +613,51 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 		if !stepped {
 			return
 		}
+	}
+}
+
+// bootEvent counts and logs what an authentic datagram told about its
+// sender's boot.
+func (d *Driver) bootEvent(h Header, ev bootEvent) {
+	switch ev {
+	case bootNewer:
+		d.stats.peerRestarts.Add(1)
+		d.cfg.Logger.Info("ring: peer restarted", "peer", d.cfg.name(h.From), "boot", h.Boot)
+	case bootRollback:
+		d.stats.peerRollbacks.Add(1)
+		d.cfg.Logger.Warn("ring: peer came back with an older boot id than before: its clock went back across a restart, or someone replays its past datagrams",
+			"peer", d.cfg.name(h.From), "boot", h.Boot)
+	}
+}
+
+// notFreshLogEvery is the least time between two info lines about
+// datagrams dropped as not fresh (each line counts those since the last).
+const notFreshLogEvery = 10 * time.Second
+
+// notFresh logs a datagram dropped as DropNotFresh, at info at most once
+// per notFreshLogEvery. A few are normal around a restart of this node
+// (datagrams its peers sent to the previous boot, delivered after the
+// restart) or of a peer (its first datagrams, sent before it heard of this
+// boot); a steady stream is someone replaying recorded datagrams.
+func (d *Driver) notFresh(h Header, path int) {
+	echo := "an earlier boot of this node"
+	if h.Echo == 0 {
+		echo = "none (the peer had not heard of this boot)"
+	}
+	if d.debugOn() {
+		d.cfg.Logger.Debug("ring: drop datagram", "path", path, "from", d.cfg.name(h.From), "reason", DropNotFresh, "echo", echo)
+	}
+	total := d.stats.drops[DropNotFresh].Load()
+	now := d.cfg.Now()
+	d.logMu.Lock()
+	due := d.loggedAt.IsZero() || now.Sub(d.loggedAt) >= notFreshLogEvery
+	since := total - d.loggedDrops
+	if due {
+		d.loggedAt, d.loggedDrops = now, total
+	}
+	d.logMu.Unlock()
+	if due {
+		d.cfg.Logger.Info("ring: dropped datagrams that were not sent to this boot of the node (sent before a restart and delivered after it, or replayed); the sender is told this boot",
+			"reason", DropNotFresh, "peer", d.cfg.name(h.From), "path", path, "echo", echo, "dropped", since, "total", total)
 	}
 }
