@@ -219,7 +219,7 @@ func TestOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: time.Unix(1000, 0)}
-			o := newOpener(testKey, 2, rxSalt, nodes, time.Second, clk.now)
+			o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, clk.now)
 			s := mustSealer(t, testKey, 1, 77<<16)
 			b, path, src := tt.mk(s)
 			_, pt, _, got := o.open(b, path, src)
@@ -258,7 +258,7 @@ func TestOpenSequence(t *testing.T) {
 	nodes := threeNodes()
 	src := nodes[0][0]
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, clk.now)
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	open := func(b []byte) DropReason {
 		t.Helper()
 		_, _, _, r := o.open(append([]byte(nil), b...), 0, src)
@@ -327,7 +327,7 @@ func TestOpenFreshness(t *testing.T) {
 	nodes := threeNodes()
 	src := nodes[0][0]
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, clk.now)
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	if e := o.echo(1); e != 0 {
 		t.Fatalf("echo before any datagram = %#x, want 0", e)
 	}
@@ -346,11 +346,11 @@ func TestOpenFreshness(t *testing.T) {
 		t.Errorf("fresh datagram: %v %q", r, pt)
 	}
 	if !o.answerDue(1) || o.answerDue(1) {
-		t.Error("want one answer, then none within answerEvery")
+		t.Error("want one answer, then none within a tick")
 	}
-	clk.t = clk.t.Add(answerEvery)
+	clk.t = clk.t.Add(o.answerEvery)
 	if !o.answerDue(1) {
-		t.Error("no answer after answerEvery")
+		t.Error("no answer after a tick")
 	}
 	if o.answerDue(0) || o.answerDue(9) {
 		t.Error("answer due to a node not in the map")
@@ -372,7 +372,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(ann, uint8(0)) // valid announce
 	f.Fuzz(func(t *testing.T, b []byte, path uint8) {
 		p := int(path % 3)
-		o := newOpener(testKey, 2, rxSalt, nodes, time.Second, func() time.Time { return time.Unix(0, 0) })
+		o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, func() time.Time { return time.Unix(0, 0) })
 		src := nodes[0][min(p, 1)]
 		orig := append([]byte(nil), b...)
 		h, pt, _, r := o.open(b, p, src)
@@ -436,7 +436,7 @@ func FuzzHeader(f *testing.F) {
 func BenchmarkSealOpen(b *testing.B) {
 	nodes := threeNodes()
 	s := mustSealer(b, testKey, 1, 1<<16)
-	o := newOpener(testKey, 2, rxSalt, nodes, time.Second, time.Now)
+	o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, time.Now)
 	payload := make([]byte, 200)
 	buf := make([]byte, 0, MaxDatagram)
 	b.ReportAllocs()
@@ -452,7 +452,7 @@ func BenchmarkSealOpen(b *testing.B) {
 func TestSealOpenAllocs(t *testing.T) {
 	nodes := threeNodes()
 	s := mustSealer(t, testKey, 1, 1<<16)
-	o := newOpener(testKey, 2, rxSalt, nodes, time.Second, time.Now)
+	o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, time.Now)
 	payload := make([]byte, 200)
 	buf := make([]byte, 0, MaxDatagram)
 	d, _ := s.seal(buf, 2, 0, payload, rxSalt)
@@ -474,7 +474,7 @@ func TestSealOpenAllocs(t *testing.T) {
 func TestBootSalt(t *testing.T) {
 	nodes := threeNodes()
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, clk.now)
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	const boot = 1000 << 16
 	a := mustSealerSalt(t, testKey, 1, boot, 1)
 	b := mustSealerSalt(t, testKey, 1, boot, 2)
@@ -505,7 +505,7 @@ func TestBootSalt(t *testing.T) {
 func TestNewBootDerivationsLimited(t *testing.T) {
 	nodes := threeNodes()
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, clk.now)
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	real := mustSealer(t, testKey, 1, 1000<<16)
 	if _, _, _, r := o.open(mustSeal(t, real, 2, 0, []byte("x")), 0, nodes[0][0]); r != DropNone {
 		t.Fatal(r)

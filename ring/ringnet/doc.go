@@ -160,7 +160,7 @@
 //
 //	node A (boot a, restarted)                     node B (boot b)
 //	Run: announce, echo 0        ──────────────▶   not fresh: learn a,
-//	                                               answer (≤ 1 per 10 ms)
+//	                                               answer (≤ 1 per tick)
 //	learn b (fresh: echoes a)    ◀──────────────   announce, echo a
 //	core hello, echo b           ──────────────▶   fresh: core.Step
 //	                             ◀──────────────   ack, token...: echo a
@@ -169,7 +169,7 @@
 // (from any authentic datagram of the receiver), or 0. A driver announces
 // its boot to every peer on every path when Run starts, before its core
 // sends anything, and answers a datagram that does not echo its current
-// boot with an announce (at most one per sender per 10 ms; an announce is
+// boot with an announce (at most one per sender per tick; an announce is
 // answered too, which ends at the first fresh one). An authentic datagram
 // that does not echo the receiver's current boot still teaches the
 // sender's boot and uses up its counter, but goes no further: dropped as
@@ -222,7 +222,7 @@
 //   - cannot exhaust memory: buffers (one per receive goroutine), the
 //     send queues and the event queue are bounded; per-peer state is one
 //     entry per node-map node; nor make a node send more than one announce
-//     per peer per 10 ms by replaying.
+//     per peer per tick by replaying.
 //
 // One trade-off is deliberate: boot ids come from the wall clock, so a node
 // whose clock went back across a restart (no RTC battery, an NTP step)

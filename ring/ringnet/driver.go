@@ -144,7 +144,7 @@ func New(cfg Config, core Core) (*Driver, error) {
 		core:    core,
 		boot:    boot,
 		salt:    salt,
-		opener:  newOpener(cfg.Key, cfg.Self, salt, cfg.Nodes, cfg.StaleBoot, cfg.Now),
+		opener:  newOpener(cfg.Key, cfg.Self, salt, cfg.Nodes, cfg.StaleBoot, cfg.Tick, cfg.Now),
 		states:  make(chan State, 1),
 		events:  make(chan Event, cfg.EventQueue),
 		left:    make(chan struct{}),

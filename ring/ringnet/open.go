@@ -20,7 +20,15 @@ type opener struct {
 	salt      uint64                    // this boot's (Header.Salt): fresh datagrams echo it
 	tab       atomic.Pointer[peerTable] // grows when nodes are appended (add)
 	staleBoot time.Duration
-	now       func() time.Time
+	// answerEvery is the least time between two announces that answer one
+	// sender's datagrams that were not fresh: the driver's tick. The core
+	// sends a message's tries at least a tick apart (the hedge after
+	// AckTimeout/2 ≥ 1 tick, resends after AckTimeout, doubling), so
+	// every try is answered even if an answer is lost, while a replay
+	// flood makes this node send at most one datagram per tick to a peer
+	// (and a replayed datagram passes the replay window once).
+	answerEvery time.Duration
+	now         func() time.Time
 }
 
 // peerTable is the node map as the opener knows it.
@@ -42,7 +50,7 @@ type peerState struct {
 	// derivation (deriveEvery).
 	derived time.Time
 	// answered is when this node last answered a datagram of this sender
-	// that was not fresh with an announce (answerEvery).
+	// that was not fresh with an announce (opener.answerEvery).
 	answered time.Time
 	// echo is salt, read without the lock by the senders (Header.Echo of
 	// every datagram to this peer); 0 until a first authentic datagram.
@@ -52,8 +60,8 @@ type peerState struct {
 	nonce [12]byte
 }
 
-func newOpener(key []byte, self NodeID, salt uint64, addrs [][]netip.AddrPort, staleBoot time.Duration, now func() time.Time) *opener {
-	o := &opener{key: key, self: self, salt: salt, staleBoot: staleBoot, now: now}
+func newOpener(key []byte, self NodeID, salt uint64, addrs [][]netip.AddrPort, staleBoot, answerEvery time.Duration, now func() time.Time) *opener {
+	o := &opener{key: key, self: self, salt: salt, staleBoot: staleBoot, answerEvery: answerEvery, now: now}
 	o.tab.Store(&peerTable{})
 	o.add(addrs)
 	return o
@@ -74,14 +82,6 @@ func (o *opener) add(addrs [][]netip.AddrPort) {
 // deriveEvery is the least time between two key derivations for new boots
 // of one known sender (one restart needs one).
 const deriveEvery = 50 * time.Millisecond
-
-// answerEvery is the least time between two announces that answer one
-// sender's datagrams that were not fresh. One answer teaches the sender
-// this boot; the bound keeps a replay flood from making this node send
-// more than 100 datagrams a second to any peer. The core's resends of a
-// message come 4, 8 and 16 ms apart (ring.Config.AckTimeout), so if an
-// answer is lost, the next resend but one is answered within its budget.
-const answerEvery = 10 * time.Millisecond
 
 // bootEvent says what an accepted datagram told about its sender's boot.
 type bootEvent uint8
@@ -189,7 +189,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 }
 
 // answerDue reports whether a datagram of node from that was not fresh
-// should be answered with an announce now (answerEvery), and if so
+// should be answered with an announce now (opener.answerEvery), and if so
 // records that it is.
 func (o *opener) answerDue(from NodeID) bool {
 	t := o.tab.Load()
@@ -200,7 +200,7 @@ func (o *opener) answerDue(from NodeID) bool {
 	now := o.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.answered.IsZero() && now.Sub(p.answered) < answerEvery {
+	if !p.answered.IsZero() && now.Sub(p.answered) < o.answerEvery {
 		return false
 	}
 	p.answered = now

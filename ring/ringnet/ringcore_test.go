@@ -94,8 +94,16 @@ func TestRingOverUDP(t *testing.T) {
 		t.Errorf("node 1 saw %d restarts of node 2, want 1", got)
 	}
 	for id := ringnet.NodeID(1); id <= 3; id++ {
-		if d := uc.n[id-1].d.Stats().Dropped(); d != 0 {
-			t.Errorf("node %d dropped %d datagrams on a clean network: %v", id, d, uc.n[id-1].d.Stats().Drops)
+		// A core message of node 2 sent before the peers' answers to its
+		// announces came back (on a loaded machine the round trip can
+		// exceed the tick before its first hello) is dropped as not fresh
+		// and resent; nothing else may be dropped.
+		s := uc.n[id-1].d.Stats()
+		if d := s.Dropped() - s.Drops[ringnet.DropNotFresh]; d != 0 {
+			t.Errorf("node %d dropped %d datagrams on a clean network: %v", id, d, s.Drops)
+		}
+		if n := s.Drops[ringnet.DropNotFresh]; n != 0 {
+			t.Logf("node %d: %d datagrams not fresh around the restart", id, n)
 		}
 	}
 
