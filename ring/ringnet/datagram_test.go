@@ -277,8 +277,8 @@ func TestOpenSequence(t *testing.T) {
 	b := mustSeal(t, boot1, 2, 0, []byte("b"))
 	c := mustSeal(t, boot1, 2, 0, []byte("c"))
 
-	if ev := openEv(b); ev != bootSame {
-		t.Errorf("first boot seen: boot event %d, want none", ev)
+	if ev := openEv(b); ev != bootFirst {
+		t.Errorf("first boot seen: boot event %d, want the first", ev)
 	}
 	if r := open(b); r != DropReplay {
 		t.Errorf("replayed b: %v, want replay", r)

@@ -98,6 +98,10 @@ type Driver struct {
 	counter uint64 // the last datagram counter of this boot given out (sendPath)
 	last    *State // the last state offered on states
 
+	// recent holds the latest core packets to each peer (recent[id-1]),
+	// sent again when the peer's boot is learnt (fresh.go).
+	recent []recentRing
+
 	logMu       sync.Mutex // the two below
 	loggedAt    time.Time  // the last not_fresh info line (notFreshLogEvery)
 	loggedDrops uint64     // Stats.Drops[DropNotFresh] at that line
@@ -151,6 +155,7 @@ func New(cfg Config, core Core) (*Driver, error) {
 		started: make(chan struct{}),
 		coreMu:  newLock(),
 		stopped: make(chan struct{}),
+		recent:  make([]recentRing, len(cfg.Nodes)),
 	}
 	nodes := slices.Clone(cfg.Nodes)
 	d.nodes.Store(&nodes)
@@ -402,6 +407,7 @@ func (d *Driver) AddNodes(ctx context.Context, addrs [][]netip.AddrPort, core fu
 			return
 		}
 		d.opener.add(addrs)
+		d.recent = append(d.recent, make([]recentRing, len(addrs))...)
 		nodes := append(slices.Clip(old), addrs...)
 		d.nodes.Store(&nodes)
 		err = core(c)
@@ -516,27 +522,7 @@ func (d *Driver) queue(p Packet) {
 	}
 	d.counter++
 	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, data: p.Data})
-}
-
-// queueAnnounce numbers an announce to node to and queues it on path; the
-// caller holds d.coreMu (which orders the counters) and pushes the path.
-func (d *Driver) queueAnnounce(to NodeID, path int) {
-	d.counter++
-	d.paths[path].put(outPacket{to: to, counter: d.counter, announce: true})
-	d.stats.announcesSent.Add(1)
-}
-
-// answer sends an announce to node to on path: to sent a datagram that did
-// not echo this boot, and learns it from this one.
-func (d *Driver) answer(to NodeID, path int) {
-	d.coreMu.Lock()
-	if d.ended {
-		d.coreMu.Unlock()
-		return
-	}
-	d.queueAnnounce(to, path)
-	d.coreMu.Unlock()
-	d.paths[path].push()
+	d.remember(p)
 }
 
 // debugOn reports whether debug logging is on. Callers on per-datagram
@@ -570,6 +556,9 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 		h, pt, ev, r := d.opener.open(b.buf[:n], path, src)
 		if r == DropNone || r == DropNotFresh {
 			d.bootEvent(h, ev)
+			if ev != bootSame {
+				d.learnt(h.From)
+			}
 		}
 		if r == DropNotFresh {
 			if h.Kind == KindAnnounce {
@@ -627,37 +616,5 @@ func (d *Driver) bootEvent(h Header, ev bootEvent) {
 		d.stats.peerRollbacks.Add(1)
 		d.cfg.Logger.Warn("ring: peer came back with an older boot id than before: its clock went back across a restart, or someone replays its past datagrams",
 			"peer", d.cfg.name(h.From), "boot", h.Boot)
-	}
-}
-
-// notFreshLogEvery is the least time between two info lines about
-// datagrams dropped as not fresh (each line counts those since the last).
-const notFreshLogEvery = 10 * time.Second
-
-// notFresh logs a datagram dropped as DropNotFresh, at info at most once
-// per notFreshLogEvery. A few are normal around a restart of this node
-// (datagrams its peers sent to the previous boot, delivered after the
-// restart) or of a peer (its first datagrams, sent before it heard of this
-// boot); a steady stream is someone replaying recorded datagrams.
-func (d *Driver) notFresh(h Header, path int) {
-	echo := "an earlier boot of this node"
-	if h.Echo == 0 {
-		echo = "none (the peer had not heard of this boot)"
-	}
-	if d.debugOn() {
-		d.cfg.Logger.Debug("ring: drop datagram", "path", path, "from", d.cfg.name(h.From), "reason", DropNotFresh, "echo", echo)
-	}
-	total := d.stats.drops[DropNotFresh].Load()
-	now := d.cfg.Now()
-	d.logMu.Lock()
-	due := d.loggedAt.IsZero() || now.Sub(d.loggedAt) >= notFreshLogEvery
-	since := total - d.loggedDrops
-	if due {
-		d.loggedAt, d.loggedDrops = now, total
-	}
-	d.logMu.Unlock()
-	if due {
-		d.cfg.Logger.Info("ring: dropped datagrams that were not sent to this boot of the node (sent before a restart and delivered after it, or replayed); the sender is told this boot",
-			"reason", DropNotFresh, "peer", d.cfg.name(h.From), "path", path, "echo", echo, "dropped", since, "total", total)
 	}
 }

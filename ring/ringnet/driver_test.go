@@ -561,3 +561,43 @@ func TestDriverEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestDriverResendsWhenBootLearnt: a core packet that went out echoing a
+// peer's earlier boot (the peer restarted and its announces were lost) is
+// dropped there as not fresh; as soon as the peer's new boot is learnt,
+// from any authentic datagram, the driver sends it again, echoing the new
+// boot, without waiting for the core to resend.
+func TestDriverResendsWhenBootLearnt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeCluster(t, 2, nil)
+		fc.d[1].Close()
+		if err := <-fc.done[1]; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // a later boot id (virtual time stands still)
+		// Node 2 restarts, but nothing it sends reaches node 1 for now.
+		n2 := map[netip.AddrPort]bool{fc.nodes[1][0]: true, fc.nodes[1][1]: true}
+		fc.net.SetFilter(func(from, to netip.AddrPort) bool { return !n2[from] })
+		fc.start(2, nil)
+		fc.do(1, func(c *fakeCore) { c.out = []ringnet.Packet{{To: 2, Data: []byte("x")}} })
+		synctest.Wait()
+		if s := fc.steps(2); len(s) != 0 {
+			t.Fatalf("node 2 stepped %v echoing its earlier boot", s)
+		}
+		if got := fc.d[1].Stats().Drops[ringnet.DropNotFresh]; got != 1 {
+			t.Fatalf("node 2 not_fresh drops = %d, want 1", got)
+		}
+		fc.net.SetFilter(nil)
+		fc.do(2, func(c *fakeCore) { c.out = []ringnet.Packet{{To: 1, Data: []byte("y")}} })
+		synctest.Wait()
+		if diff := cmp.Diff([]step{{1, 0, "x"}}, fc.steps(2)); diff != "" {
+			t.Errorf("node 2 steps (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]step{{2, 0, "y"}}, fc.steps(1)); diff != "" {
+			t.Errorf("node 1 steps (-want +got):\n%s", diff)
+		}
+		if s := fc.d[0].Stats(); s.Resent != 1 || s.PeerRestarts != 1 {
+			t.Errorf("node 1 resent %d, saw %d restarts; want 1, 1", s.Resent, s.PeerRestarts)
+		}
+	})
+}

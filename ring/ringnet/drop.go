@@ -57,6 +57,10 @@ type Stats struct {
 	// AnnouncesReceived counts authentic announces received (a peer
 	// telling its boot); they are not datagrams for the core.
 	AnnouncesReceived uint64
+	// Resent counts core packets sent again, echoing a peer's boot just
+	// learnt, because they went out before (they echoed no boot or an
+	// earlier one of that peer).
+	Resent uint64
 }
 
 // Dropped returns the total of all drop counters.
@@ -78,6 +82,7 @@ type counters struct {
 	eventsDropped        atomic.Uint64
 	announcesSent        atomic.Uint64
 	announcesReceived    atomic.Uint64
+	resent               atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -94,6 +99,7 @@ func (c *counters) snapshot() Stats {
 
 		AnnouncesSent:     c.announcesSent.Load(),
 		AnnouncesReceived: c.announcesReceived.Load(),
+		Resent:            c.resent.Load(),
 	}
 	for i := range s.Drops {
 		s.Drops[i] = c.drops[i].Load()

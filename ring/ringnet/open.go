@@ -87,7 +87,8 @@ const deriveEvery = 50 * time.Millisecond
 type bootEvent uint8
 
 const (
-	bootSame     bootEvent = iota // the boot already known (or the first one seen)
+	bootSame     bootEvent = iota // the boot already known
+	bootFirst                     // the first boot seen of this sender
 	bootNewer                     // a restart: a newer boot id
 	bootRollback                  // an older boot id, believed after StaleBoot of silence
 )
@@ -166,6 +167,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	if newBoot {
 		switch {
 		case p.aead == nil:
+			ev = bootFirst
 		case newer(h, p):
 			ev = bootNewer
 		default:
