@@ -176,11 +176,15 @@
 // not_fresh (announces are only counted, as Stats.AnnouncesReceived) and
 // logged at info at most once per 10 s with the count. Around a restart a
 // few are normal: the peers' datagrams to the previous boot still in
-// flight, and a core message that raced the announces (the core resends
-// it, echoing the right boot, 2-4 ms later). The handshake costs one
-// round trip at start; a restarted node rejoins as fast as before
-// (TestRingRestartRejoinTime), and a replay of its peers' datagrams to its
-// previous boot moves nothing (TestRingRestartedNodeRefusesReplay).
+// flight, and a core message that raced the announces. The driver keeps
+// the last 8 core packets to each peer and, when an authentic datagram
+// teaches it that peer's boot (a first one, a restart), sends again those
+// of the last 8 ticks that echoed something else (Stats.Resent), so the
+// handshake costs one round trip rather than a core resend timeout. A
+// restarted node rejoins as fast as before on a LAN, and up to one round trip
+// later when the round trip exceeds a tick (TestRingRestartRejoinTime),
+// and a replay of its peers' datagrams to its previous boot moves nothing
+// (TestRingRestartedNodeRefusesReplay).
 //
 // # Receive checks, in order (each failure is a counted DropReason)
 //
