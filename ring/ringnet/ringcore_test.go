@@ -133,20 +133,27 @@ func TestRingOverUDP(t *testing.T) {
 }
 
 // TestRingOverUDPReplayToRestartedNode: a node that restarted knows no
-// peer's boot, so its driver accepts a replay of a peer's old datagrams;
-// the core's ring ids and sequence numbers must keep them from moving
-// anything back, and the ring must end whole.
+// peer's boot or window, and its peers' old datagrams to it echo its
+// previous boot: its driver drops them as not fresh (before format
+// version 3 it accepted them, and only the core's ring ids and sequence
+// numbers stood between them and its state); nothing may move back, and
+// the ring must end whole. TestRingRestartedNodeRefusesReplay isolates
+// the restarted node to check that it commits nothing from them.
 func TestRingOverUDPReplayToRestartedNode(t *testing.T) {
 	cores := make([]*ring.Node, 3)
 	uc := newUDPCluster(t, 3, realCores(3, cores), nil)
 	uc.agree(10*time.Second, 1, 2, 3)
 	// Let the ring move on well past what will be replayed.
 	old := [][]byte{}
+	oldCore := 0 // not counting node 2's announces
 	for _, b := range uc.n[1].conns[0].captured() {
 		var h ringnet.Header
 		h.UnmarshalBinary(b)
 		if h.To == 1 {
 			old = append(old, b)
+			if h.Kind == ringnet.KindCore {
+				oldCore++
+			}
 		}
 	}
 	seq := status(uc, cores, 2).MaxSeq
@@ -165,6 +172,9 @@ func TestRingOverUDPReplayToRestartedNode(t *testing.T) {
 		uc.n[1].conns[0].Conn.WriteTo(b, uc.nodes[0][0])
 	}
 	uc.agree(10*time.Second, 1, 2, 3)
+	if n := u.d.Stats().Drops[ringnet.DropNotFresh]; n < uint64(oldCore) {
+		t.Errorf("restarted node 1 dropped %d datagrams as not fresh; %d old ones for its core were replayed to it", n, oldCore)
+	}
 	for i, b := range []ring.Status{before2, before3} {
 		id := ringnet.NodeID(i + 2)
 		if s := status(uc, cores, id); s.MaxSeq < b.MaxSeq {
