@@ -57,7 +57,9 @@ func (d *Driver) learnt(from NodeID) {
 		return
 	}
 	echo := d.opener.echo(from)
-	oldest := d.clk.next.Add(-resendTicks * d.clk.tick)
+	// Now, not the tick clock: it lags while the driver sleeps through
+	// ticks the core promised idle.
+	oldest := d.cfg.Now().Add(-resendTicks * d.clk.tick)
 	var paths uint64 // bit per path to push (paths beyond 63 are pushed anyway)
 	r := &d.recent[from-1]
 	for i := range recentPackets {
