@@ -44,9 +44,18 @@ func mustSealerSalt(t testing.TB, key []byte, from NodeID, boot, salt uint64) *s
 	return s
 }
 
+// rxSalt is the salt of the receiving node's boot in these tests (node 2's
+// opener): mustSeal's datagrams echo it, so they are fresh there.
+const rxSalt = 0x2222_3333_4444_5555
+
 func mustSeal(t testing.TB, s *sealer, to NodeID, path int, payload []byte) []byte {
 	t.Helper()
-	b, err := s.seal(nil, to, path, payload)
+	return mustSealEcho(t, s, to, path, payload, rxSalt)
+}
+
+func mustSealEcho(t testing.TB, s *sealer, to NodeID, path int, payload []byte, echo uint64) []byte {
+	t.Helper()
+	b, err := s.seal(nil, to, path, payload, echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +63,7 @@ func mustSeal(t testing.TB, s *sealer, to NodeID, path int, payload []byte) []by
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
-	h := Header{Version: Version, Path: 1, From: 3, To: 65535, Boot: 0x0123456789abcdef, Salt: 0xfedcba9876543210, Counter: 1<<64 - 1}
+	h := Header{Version: Version, Path: 1, From: 3, To: 65535, Kind: KindAnnounce, Boot: 0x0123456789abcdef, Salt: 0xfedcba9876543210, Counter: 1<<64 - 1, Echo: 0x0f1e2d3c4b5a6978}
 	b, _ := h.MarshalBinary()
 	if len(b) != HeaderLen {
 		t.Fatalf("len = %d, want %d", len(b), HeaderLen)
@@ -165,6 +174,39 @@ func TestOpen(t *testing.T) {
 			o := mustSealer(t, bytes.Repeat([]byte{7}, KeyLen), 1, s.boot)
 			return mustSeal(t, o, 2, 0, payload), 0, src1p0
 		}, DropAuth},
+		{"echoes no boot", func(s *sealer) ([]byte, int, netip.AddrPort) {
+			return mustSealEcho(t, s, 2, 0, payload, 0), 0, src1p0
+		}, DropNotFresh},
+		{"echoes an earlier boot", func(s *sealer) ([]byte, int, netip.AddrPort) {
+			return mustSealEcho(t, s, 2, 0, payload, rxSalt-1), 0, src1p0
+		}, DropNotFresh},
+		{"echo edited", func(s *sealer) ([]byte, int, netip.AddrPort) {
+			b := mustSealEcho(t, s, 2, 0, payload, rxSalt-1)
+			binary.BigEndian.PutUint64(b[32:], rxSalt)
+			return b, 0, src1p0
+		}, DropAuth},
+		{"announce", func(s *sealer) ([]byte, int, netip.AddrPort) {
+			b, err := s.sealAs(nil, Header{To: 2, Kind: KindAnnounce, Counter: 9, Echo: rxSalt}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b, 0, src1p0
+		}, DropNone},
+		{"announce with a payload", func(s *sealer) ([]byte, int, netip.AddrPort) {
+			b := mustSeal(t, s, 2, 0, payload)
+			b[6] = byte(KindAnnounce)
+			return b, 0, src1p0
+		}, DropMalformed},
+		{"unknown kind", func(s *sealer) ([]byte, int, netip.AddrPort) {
+			b := mustSeal(t, s, 2, 0, payload)
+			b[6] = 2
+			return b, 0, src1p0
+		}, DropMalformed},
+		{"salt zero", func(s *sealer) ([]byte, int, netip.AddrPort) {
+			b := mustSeal(t, s, 2, 0, payload)
+			binary.BigEndian.PutUint64(b[16:], 0)
+			return b, 0, src1p0
+		}, DropMalformed},
 		{"sealed by node 3 claiming node 1", func(s *sealer) ([]byte, int, netip.AddrPort) {
 			// Node 3 has the key, but node 1's per-boot key is derived from
 			// the sender id in the header: relabelling fails.
@@ -177,7 +219,7 @@ func TestOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: time.Unix(1000, 0)}
-			o := newOpener(testKey, 2, nodes, time.Second, clk.now)
+			o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, clk.now)
 			s := mustSealer(t, testKey, 1, 77<<16)
 			b, path, src := tt.mk(s)
 			_, pt, _, got := o.open(b, path, src)
@@ -196,11 +238,14 @@ func TestOpen(t *testing.T) {
 
 func TestSealRejects(t *testing.T) {
 	s := mustSealer(t, testKey, 1, 1)
-	if _, err := s.seal(nil, 2, 0, make([]byte, MaxPacket+1)); err == nil {
+	if _, err := s.seal(nil, 2, 0, make([]byte, MaxPacket+1), 0); err == nil {
 		t.Error("seal of MaxPacket+1 bytes: no error")
 	}
-	if _, err := s.seal(nil, 2, MaxPaths, nil); err == nil {
+	if _, err := s.seal(nil, 2, MaxPaths, nil, 0); err == nil {
 		t.Error("seal on path MaxPaths: no error")
+	}
+	if _, err := s.sealAs(nil, Header{To: 2, Kind: KindAnnounce, Counter: 1}, []byte("x")); err == nil {
+		t.Error("announce with a payload: no error")
 	}
 	if _, err := newSealer(testKey[:16], 1, 1, 1); err == nil {
 		t.Error("16-byte key accepted")
@@ -213,7 +258,7 @@ func TestOpenSequence(t *testing.T) {
 	nodes := threeNodes()
 	src := nodes[0][0]
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	o := newOpener(testKey, 2, nodes, 5*time.Second, clk.now)
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	open := func(b []byte) DropReason {
 		t.Helper()
 		_, _, _, r := o.open(append([]byte(nil), b...), 0, src)
@@ -232,8 +277,8 @@ func TestOpenSequence(t *testing.T) {
 	b := mustSeal(t, boot1, 2, 0, []byte("b"))
 	c := mustSeal(t, boot1, 2, 0, []byte("c"))
 
-	if ev := openEv(b); ev != bootSame {
-		t.Errorf("first boot seen: boot event %d, want none", ev)
+	if ev := openEv(b); ev != bootFirst {
+		t.Errorf("first boot seen: boot event %d, want the first", ev)
 	}
 	if r := open(b); r != DropReplay {
 		t.Errorf("replayed b: %v, want replay", r)
@@ -275,35 +320,115 @@ func TestOpenSequence(t *testing.T) {
 	}
 }
 
+// TestOpenFreshness: only datagrams that echo this boot's salt are handed
+// on, but the others still teach the sender's boot (echo) and use up their
+// counters, and answers to them are limited per sender.
+func TestOpenFreshness(t *testing.T) {
+	nodes := threeNodes()
+	src := nodes[0][0]
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
+	if e := o.echo(1); e != 0 {
+		t.Fatalf("echo before any datagram = %#x, want 0", e)
+	}
+	s := mustSealerSalt(t, testKey, 1, 1000<<16, 0xabc)
+	stale := mustSealEcho(t, s, 2, 0, []byte("to the earlier boot"), rxSalt^1)
+	if _, pt, _, r := o.open(bytes.Clone(stale), 0, src); r != DropNotFresh || pt != nil {
+		t.Fatalf("echo of an earlier boot: %v, plaintext %q; want not_fresh and nothing", r, pt)
+	}
+	if e := o.echo(1); e != 0xabc {
+		t.Errorf("echo after a datagram that was not fresh = %#x, want the sender's salt 0xabc", e)
+	}
+	if _, _, _, r := o.open(bytes.Clone(stale), 0, src); r != DropReplay {
+		t.Errorf("the same datagram again: %v, want replay", r)
+	}
+	if _, pt, _, r := o.open(mustSeal(t, s, 2, 0, []byte("fresh")), 0, src); r != DropNone || string(pt) != "fresh" {
+		t.Errorf("fresh datagram: %v %q", r, pt)
+	}
+	if !o.answerDue(1) || o.answerDue(1) {
+		t.Error("want one answer, then none within a tick")
+	}
+	clk.t = clk.t.Add(o.answerEvery)
+	if !o.answerDue(1) {
+		t.Error("no answer after a tick")
+	}
+	if o.answerDue(0) || o.answerDue(9) {
+		t.Error("answer due to a node not in the map")
+	}
+}
+
 // FuzzOpen feeds arbitrary datagrams to the receive path: it must never panic
 // and must never accept anything that is not a valid sealing by node 1.
 func FuzzOpen(f *testing.F) {
 	nodes := threeNodes()
 	s := mustSealer(f, testKey, 1, 1<<16)
-	f.Add(mustSeal(f, s, 2, 0, []byte("hello")), uint8(0)) // valid
-	f.Add(mustSeal(f, s, 2, 1, nil), uint8(1))             // valid, empty payload, path 1
-	f.Add([]byte{1, 0, 0, 1, 0, 2}, uint8(0))              // truncated header
-	f.Add(make([]byte, MaxDatagram+1), uint8(0))           // oversize
-	f.Add(make([]byte, Overhead), uint8(0))                // zeros: version 0
+	f.Add(mustSeal(f, s, 2, 0, []byte("hello")), uint8(0))    // valid
+	f.Add(mustSeal(f, s, 2, 1, nil), uint8(1))                // valid, empty payload, path 1
+	f.Add([]byte{1, 0, 0, 1, 0, 2}, uint8(0))                 // truncated header
+	f.Add(make([]byte, MaxDatagram+1), uint8(0))              // oversize
+	f.Add(make([]byte, Overhead), uint8(0))                   // zeros: version 0
+	f.Add(mustSealEcho(f, s, 2, 0, []byte("x"), 0), uint8(0)) // valid, echoes no boot: not fresh
+	ann, _ := s.sealAs(nil, Header{To: 2, Kind: KindAnnounce, Counter: 99, Echo: rxSalt}, nil)
+	f.Add(ann, uint8(0)) // valid announce
 	f.Fuzz(func(t *testing.T, b []byte, path uint8) {
 		p := int(path % 3)
-		o := newOpener(testKey, 2, nodes, time.Second, func() time.Time { return time.Unix(0, 0) })
+		o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, func() time.Time { return time.Unix(0, 0) })
 		src := nodes[0][min(p, 1)]
 		orig := append([]byte(nil), b...)
 		h, pt, _, r := o.open(b, p, src)
 		if r >= NumDropReasons {
 			t.Fatalf("reason %d out of range", r)
 		}
+		if r == DropNotFresh && pt != nil {
+			t.Fatalf("not fresh, yet plaintext %q handed on", pt)
+		}
 		if r != DropNone {
 			return
+		}
+		if h.Echo != rxSalt {
+			t.Fatalf("accepted a datagram echoing %#x, not this boot's %#x", h.Echo, uint64(rxSalt))
 		}
 		// Accepted: it must verify as a sealing of pt by node 1 under the
 		// header it carries.
 		s2 := mustSealerSalt(t, testKey, h.From, h.Boot, h.Salt)
-		s2.counter = h.Counter - 1
-		again, err := s2.seal(nil, h.To, int(h.Path), pt)
+		again, err := s2.sealAs(nil, Header{To: h.To, Path: h.Path, Kind: h.Kind, Counter: h.Counter, Echo: h.Echo}, pt)
 		if err != nil || !bytes.Equal(again, orig) {
 			t.Fatalf("accepted a datagram that is not a sealing by node %d: %x", h.From, orig)
+		}
+	})
+}
+
+// FuzzHeader decodes arbitrary bytes as a header: it must never panic, a
+// header it accepts must encode back to the same bytes, and what it
+// rejects must say why (short input is io.ErrUnexpectedEOF).
+func FuzzHeader(f *testing.F) {
+	h := Header{Version: Version, Path: 1, From: 1, To: 2, Kind: KindCore, Boot: 1000 << 16, Salt: 7, Counter: 1, Echo: rxSalt}
+	good, _ := h.MarshalBinary()
+	f.Add(good) // a core datagram's header
+	h.Kind, h.Echo = KindAnnounce, 0
+	ann, _ := h.MarshalBinary()
+	f.Add(ann)                                             // an announce that echoes no boot
+	f.Add(good[:HeaderLen-1])                              // short
+	f.Add(make([]byte, HeaderLen))                         // zeros: version 0
+	f.Add(append([]byte{2}, make([]byte, HeaderLen-1)...)) // version 2
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h Header
+		err := h.UnmarshalBinary(b)
+		if len(b) < HeaderLen {
+			if err != errShort {
+				t.Fatalf("%d bytes: err %v, want io.ErrUnexpectedEOF", len(b), err)
+			}
+			return
+		}
+		if err != nil {
+			if h.Version == Version && h.Kind <= KindAnnounce && b[7] == 0 && h.Counter != 0 && h.Salt != 0 {
+				t.Fatalf("well-formed header refused: %v", err)
+			}
+			return
+		}
+		again, _ := h.MarshalBinary()
+		if !bytes.Equal(again, b[:HeaderLen]) {
+			t.Fatalf("round trip: %x became %x", b[:HeaderLen], again)
 		}
 	})
 }
@@ -311,13 +436,13 @@ func FuzzOpen(f *testing.F) {
 func BenchmarkSealOpen(b *testing.B) {
 	nodes := threeNodes()
 	s := mustSealer(b, testKey, 1, 1<<16)
-	o := newOpener(testKey, 2, nodes, time.Second, time.Now)
+	o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, time.Now)
 	payload := make([]byte, 200)
 	buf := make([]byte, 0, MaxDatagram)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(payload)))
 	for b.Loop() {
-		d, _ := s.seal(buf, 2, 0, payload)
+		d, _ := s.seal(buf, 2, 0, payload, rxSalt)
 		if _, _, _, r := o.open(d, 0, nodes[0][0]); r != DropNone {
 			b.Fatal(r)
 		}
@@ -327,13 +452,13 @@ func BenchmarkSealOpen(b *testing.B) {
 func TestSealOpenAllocs(t *testing.T) {
 	nodes := threeNodes()
 	s := mustSealer(t, testKey, 1, 1<<16)
-	o := newOpener(testKey, 2, nodes, time.Second, time.Now)
+	o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, time.Now)
 	payload := make([]byte, 200)
 	buf := make([]byte, 0, MaxDatagram)
-	d, _ := s.seal(buf, 2, 0, payload)
+	d, _ := s.seal(buf, 2, 0, payload, rxSalt)
 	o.open(d, 0, nodes[0][0]) // first datagram derives the key
 	n := testing.AllocsPerRun(100, func() {
-		d, _ := s.seal(buf, 2, 0, payload)
+		d, _ := s.seal(buf, 2, 0, payload, rxSalt)
 		if _, _, _, r := o.open(d, 0, nodes[0][0]); r != DropNone {
 			t.Fatal(r)
 		}
@@ -349,7 +474,7 @@ func TestSealOpenAllocs(t *testing.T) {
 func TestBootSalt(t *testing.T) {
 	nodes := threeNodes()
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	o := newOpener(testKey, 2, nodes, 5*time.Second, clk.now)
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	const boot = 1000 << 16
 	a := mustSealerSalt(t, testKey, 1, boot, 1)
 	b := mustSealerSalt(t, testKey, 1, boot, 2)
@@ -370,8 +495,8 @@ func TestBootSalt(t *testing.T) {
 		t.Errorf("salt edited: %v, want auth", r)
 	}
 	// Drivers draw the salt from Config.Rand: 64 bits on the wire.
-	if HeaderLen != 32 {
-		t.Errorf("HeaderLen %d, want 32 (boot time, salt, counter)", HeaderLen)
+	if HeaderLen != 40 {
+		t.Errorf("HeaderLen %d, want 40 (boot time, salt, counter, echo)", HeaderLen)
 	}
 }
 
@@ -380,7 +505,7 @@ func TestBootSalt(t *testing.T) {
 func TestNewBootDerivationsLimited(t *testing.T) {
 	nodes := threeNodes()
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	o := newOpener(testKey, 2, nodes, 5*time.Second, clk.now)
+	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	real := mustSealer(t, testKey, 1, 1000<<16)
 	if _, _, _, r := o.open(mustSeal(t, real, 2, 0, []byte("x")), 0, nodes[0][0]); r != DropNone {
 		t.Fatal(r)

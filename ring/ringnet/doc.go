@@ -8,7 +8,8 @@
 //	(203.0.113.1:P)     (198.51.100.1:P)          node's primary address only)
 //	       │                   │
 //	 receive goroutine   receive goroutine        size check, header check, source
-//	       │                   │                  check, replay window, AES-GCM open
+//	       │                   │                  check, replay window, AES-GCM open,
+//	       │                   │                  freshness (the echo of this boot)
 //	       └────────┬──────────┘
 //	                ▼
 //	   core lock: one input at a time, on the goroutine that has it
@@ -94,39 +95,46 @@
 // # Datagram format
 //
 // Every datagram is one core payload (at most ring.MaxPacket = 1200 bytes)
-// sealed with AES-256-GCM. Integers are big-endian.
+// or an announce (no payload), sealed with AES-256-GCM. Integers are
+// big-endian.
 //
 //	 0                   1                   2                   3
 //	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
 //	+---------------+---------------+-------------------------------+ ─┐
-//	|  version = 2  |  path index   |        sender NodeID          |  │
-//	+---------------+---------------+-------------------------------+  │ header:
-//	|       receiver NodeID         |       reserved (zero)         |  │ 32 bytes,
-//	+-------------------------------+-------------------------------+  │ cleartext,
-//	|              boot time and 16 random bits (64 bits)           |  │ authenticated
-//	|                                                               |  │ (GCM additional
-//	+---------------------------------------------------------------+  │ data)
-//	|                boot salt: 64 random bits                      |  │
+//	|  version = 3  |  path index   |        sender NodeID          |  │
+//	+---------------+---------------+---------------+---------------+  │
+//	|       receiver NodeID         |     kind      | reserved (0)  |  │ header:
+//	+-------------------------------+---------------+---------------+  │ 40 bytes,
+//	|              boot time and 16 random bits (64 bits)           |  │ cleartext,
+//	|                                                               |  │ authenticated
+//	+---------------------------------------------------------------+  │ (GCM additional
+//	|         boot salt: 64 random bits, never 0 (the sender's)     |  │ data)
 //	|                                                               |  │
 //	+---------------------------------------------------------------+  │
 //	|                  packet counter (64 bits, ≥ 1)                |  │
 //	|                                                               |  │
+//	+---------------------------------------------------------------+  │
+//	|   echo: the receiver's boot salt as the sender last learnt it |  │
+//	|         (0: the sender has heard from no boot of it)          |  │
 //	+---------------------------------------------------------------+ ─┘
 //	|                                                               |
-//	:            core payload, encrypted (0..1200 bytes)            :
+//	:  core payload, encrypted (0..1200 bytes; none in an announce) :
 //	|                                                               |
 //	+---------------------------------------------------------------+
 //	|                 GCM tag (128 bits)                            |
 //	+---------------------------------------------------------------+
 //
-// Overhead is 48 bytes (plus 28 of IPv4 and UDP), so the largest datagram
-// is 1248 bytes and an IP packet 1276 bytes, under the IPv6 minimum MTU.
+// Kind 0 carries a core payload, kind 1 is an announce (see Freshness).
+// Overhead is 56 bytes (plus 28 of IPv4 and UDP), so the largest datagram
+// is 1256 bytes and an IPv4 packet 1284 bytes (1304 over IPv6): it needs a
+// path MTU of 1304, which any Ethernet or common tunnel has.
 // Version 2 added the salt (version 1 had a 24-byte header and 16 random
-// bits per boot); the versions do not talk to each other (DropVersion), so
-// an upgrade from version 1 restarts every node.
+// bits per boot), version 3 the kind and the echo; the versions do not
+// talk to each other (DropVersion), so an upgrade across them restarts
+// every node.
 //
 // Keys and nonces: the sender derives a key per boot,
-// K = HKDF-SHA256(cluster key, info = "ringway ring datagram v2" ‖ sender ‖
+// K = HKDF-SHA256(cluster key, info = "ringway ring datagram v3" ‖ sender ‖
 // boot time ‖ salt), and uses the 96-bit nonce 0x00000000 ‖ counter. The counter
 // starts at 1 on every boot and grows by one per datagram (all peers and
 // paths share it), so a nonce is never reused under a key: a new boot is a
@@ -138,13 +146,54 @@
 // does (two boots in one millisecond once had only 16 bits between them).
 // Boots are ordered by boot time, then salt.
 //
+// # Freshness
+//
+// A node that restarts has forgotten every peer's boot and counters, and
+// its core has forgotten every ring: without more, it would take a token
+// recorded during its previous boot and replayed to it for the live ring
+// (the security review saw a restarted node commit an old token, and so
+// announce its old VIP table by GARP, after 17 replayed datagrams). So a
+// datagram reaches the core only if it proves it was sent to the
+// receiver's current boot: its header echoes the receiver's salt, 64
+// random bits drawn at boot that nobody can know before the receiver has
+// sent a datagram from that boot.
+//
+//	node A (boot a, restarted)                     node B (boot b)
+//	Run: announce, echo 0        ──────────────▶   not fresh: learn a,
+//	                                               answer (≤ 1 per tick)
+//	learn b (fresh: echoes a)    ◀──────────────   announce, echo a
+//	core hello, echo b           ──────────────▶   fresh: core.Step
+//	                             ◀──────────────   ack, token...: echo a
+//
+// Every datagram echoes the receiver's salt as the sender last learnt it
+// (from any authentic datagram of the receiver), or 0. A driver announces
+// its boot to every peer on every path when Run starts, before its core
+// sends anything, and answers a datagram that does not echo its current
+// boot with an announce (at most one per sender per tick; an announce is
+// answered too, which ends at the first fresh one). An authentic datagram
+// that does not echo the receiver's current boot still teaches the
+// sender's boot and uses up its counter, but goes no further: dropped as
+// not_fresh (announces are only counted, as Stats.AnnouncesReceived) and
+// logged at info at most once per 10 s with the count. Around a restart a
+// few are normal: the peers' datagrams to the previous boot still in
+// flight, and a core message that raced the announces. The driver keeps
+// the last 8 core packets to each peer and, when an authentic datagram
+// teaches it that peer's boot (a first one, a restart), sends again those
+// of the last 8 ticks that echoed something else (Stats.Resent), so the
+// handshake costs one round trip rather than a core resend timeout. A
+// restarted node rejoins as fast as before on a LAN, and up to one round trip
+// later when the round trip exceeds a tick (TestRingRestartRejoinTime),
+// and a replay of its peers' datagrams to its previous boot moves nothing
+// (TestRingRestartedNodeRefusesReplay).
+//
 // # Receive checks, in order (each failure is a counted DropReason)
 //
-//  1. length: shorter than 48 bytes → short; longer than 1248 → oversize.
-//     The read buffer is 1249 bytes, so nothing larger is ever parsed.
-//  2. header: version, reserved bytes zero, counter ≠ 0, path byte = the
-//     socket it came in on, receiver = this node, sender in the node map,
-//     not this node, and the UDP source = the sender's address on that path.
+//  1. length: shorter than 56 bytes → short; longer than 1256 → oversize.
+//     The read buffer is 1257 bytes, so nothing larger is ever parsed.
+//  2. header: version, known kind, reserved byte zero, counter ≠ 0,
+//     salt ≠ 0, an announce has no payload, path byte = the socket it came
+//     in on, receiver = this node, sender in the node map, not this node,
+//     and the UDP source = the sender's address on that path.
 //  3. boot: the sender's current boot → replay window (1024 counters,
 //     RFC 6479 style); a larger boot id → a restart: decrypt with the new
 //     boot's key and, if authentic, adopt it with a fresh window (for a
@@ -155,6 +204,9 @@
 //     Config.StaleBoot (its clock went back across a restart).
 //  4. AES-GCM open, in place → auth on failure. Only now does the window
 //     move or the boot change: a forgery changes no state.
+//  5. freshness: the echo is not this boot's salt → not_fresh (answered
+//     with an announce); an announce ends here too. The rest goes to
+//     core.Step.
 //
 // # Security properties
 //
@@ -165,16 +217,16 @@
 //   - cannot replay a datagram: within a boot the window drops counters
 //     seen or older than the window; datagrams of an earlier boot are
 //     dropped once the receiver has seen the newer boot; a receiver that
-//     restarted and so forgot the boots accepts one old boot until the real
-//     one shows up, and the core's ring id and sequence numbers then refuse
-//     an old token;
+//     restarted, and so forgot the boots and windows, steps only datagrams
+//     that echo its new boot, which none sent before it started does;
 //   - cannot redirect a datagram to another node, another path or
 //     impersonate another sender: receiver, path and sender are
 //     authenticated, and the per-boot key is bound to the sender id;
 //   - cannot read the token (VIP table, loads): the payload is encrypted;
 //   - cannot exhaust memory: buffers (one per receive goroutine), the
 //     send queues and the event queue are bounded; per-peer state is one
-//     entry per node-map node.
+//     entry per node-map node; nor make a node send more than one announce
+//     per peer per tick by replaying.
 //
 // One trade-off is deliberate: boot ids come from the wall clock, so a node
 // whose clock went back across a restart (no RTC battery, an NTP step)
@@ -183,9 +235,11 @@
 // Config.StaleBoot (5 s; a reboot takes longer), counted as
 // Stats.PeerRollbacks and logged as a warning. While a node is down, an
 // attacker holding datagrams captured from one of its earlier boots can use
-// that to replay them once each: the core refuses their old tokens (ring id
-// and sequence numbers), but old hellos can make the ring try to add the
-// dead node, which fails at the next hop (one ack budget, tens of ms).
+// that to replay them once each to a peer that has not restarted since
+// they were sent (to any other, they are not fresh): the core refuses
+// their old tokens (ring id and sequence numbers, which that peer has seen
+// pass), but old hellos can make the ring try to add the dead node, which
+// fails at the next hop (one ack budget, tens of ms).
 //
 // It can: drop, delay or reorder datagrams (the core's acks, resends over
 // every path and 911 recovery handle that; enough loss looks like a crash);

@@ -97,6 +97,14 @@ type Driver struct {
 	ended   bool   // Run is returning (or the core has left): the core is not called again
 	counter uint64 // the last datagram counter of this boot given out (sendPath)
 	last    *State // the last state offered on states
+
+	// recent holds the latest core packets to each peer (recent[id-1]),
+	// sent again when the peer's boot is learnt (fresh.go).
+	recent []recentRing
+
+	logMu       sync.Mutex // the two below
+	loggedAt    time.Time  // the last not_fresh info line (notFreshLogEvery)
+	loggedDrops uint64     // Stats.Drops[DropNotFresh] at that line
 }
 
 // lock is a mutex made of a channel of capacity 1 (newLock).
@@ -131,20 +139,23 @@ func New(cfg Config, core Core) (*Driver, error) {
 	// separate two boots in one millisecond. The salt's 64 random bits make
 	// the boot id (and with it the boot's key and nonces) unpredictable and
 	// never shared by two boots, whatever the clock does.
+	// The salt is also what peers echo to prove a datagram was sent to
+	// this boot (Header.Echo), where 0 means "no boot known": it is never 0.
 	boot := uint64(cfg.Now().UnixMilli())<<16 | uint64(binary.BigEndian.Uint16(r[:]))
-	salt := binary.BigEndian.Uint64(r[2:])
+	salt := max(binary.BigEndian.Uint64(r[2:]), 1)
 	d := &Driver{
 		cfg:     cfg,
 		core:    core,
 		boot:    boot,
 		salt:    salt,
-		opener:  newOpener(cfg.Key, cfg.Self, cfg.Nodes, cfg.StaleBoot, cfg.Now),
+		opener:  newOpener(cfg.Key, cfg.Self, salt, cfg.Nodes, cfg.StaleBoot, cfg.Tick, cfg.Now),
 		states:  make(chan State, 1),
 		events:  make(chan Event, cfg.EventQueue),
 		left:    make(chan struct{}),
 		started: make(chan struct{}),
 		coreMu:  newLock(),
 		stopped: make(chan struct{}),
+		recent:  make([]recentRing, len(cfg.Nodes)),
 	}
 	nodes := slices.Clone(cfg.Nodes)
 	d.nodes.Store(&nodes)
@@ -235,6 +246,17 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 	d.coreMu.Lock()
 	d.clk = newTickClock(d.cfg.Tick, d.cfg.Now, d.core, d.cfg.Timer)
+	// Announce this boot to every peer on every path before the core
+	// says anything: each answers with an announce that echoes it, so
+	// the core's first messages (its hellos, a tick later) already echo
+	// the peers' boots and are fresh where they arrive.
+	for id := range *d.nodes.Load() {
+		if to := NodeID(id + 1); to != d.cfg.Self {
+			for p := range d.paths {
+				d.queueAnnounce(to, p)
+			}
+		}
+	}
 	d.afterInput(d.flush(), cancel)
 	d.coreMu.Unlock()
 	d.push()
@@ -385,6 +407,7 @@ func (d *Driver) AddNodes(ctx context.Context, addrs [][]netip.AddrPort, core fu
 			return
 		}
 		d.opener.add(addrs)
+		d.recent = append(d.recent, make([]recentRing, len(addrs))...)
 		nodes := append(slices.Clip(old), addrs...)
 		d.nodes.Store(&nodes)
 		err = core(c)
@@ -499,6 +522,7 @@ func (d *Driver) queue(p Packet) {
 	}
 	d.counter++
 	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, data: p.Data})
+	d.remember(p)
 }
 
 // debugOn reports whether debug logging is on. Callers on per-datagram
@@ -530,6 +554,26 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 			continue
 		}
 		h, pt, ev, r := d.opener.open(b.buf[:n], path, src)
+		if r == DropNone || r == DropNotFresh {
+			d.bootEvent(h, ev)
+			if ev != bootSame {
+				d.learnt(h.From)
+			}
+		}
+		if r == DropNotFresh {
+			if h.Kind == KindAnnounce {
+				// Not a drop: an announce carries nothing for the core;
+				// its sender has not heard of this boot yet.
+				d.stats.announcesReceived.Add(1)
+			} else {
+				d.stats.drops[r].Add(1)
+				d.notFresh(h, path)
+			}
+			if d.opener.answerDue(h.From) {
+				d.answer(h.From, path)
+			}
+			continue
+		}
 		if r != DropNone {
 			d.stats.drops[r].Add(1)
 			if d.debugOn() {
@@ -541,14 +585,9 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 			}
 			continue
 		}
-		switch ev {
-		case bootNewer:
-			d.stats.peerRestarts.Add(1)
-			d.cfg.Logger.Info("ring: peer restarted", "peer", d.cfg.name(h.From), "boot", h.Boot)
-		case bootRollback:
-			d.stats.peerRollbacks.Add(1)
-			d.cfg.Logger.Warn("ring: peer came back with an older boot id than before: its clock went back across a restart, or someone replays its past datagrams",
-				"peer", d.cfg.name(h.From), "boot", h.Boot)
+		if h.Kind == KindAnnounce {
+			d.stats.announcesReceived.Add(1)
+			continue
 		}
 		stepped := d.input(cancel, func() {
 			d.stats.rxDatagrams.Add(1)
@@ -563,5 +602,19 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 		if !stepped {
 			return
 		}
+	}
+}
+
+// bootEvent counts and logs what an authentic datagram told about its
+// sender's boot.
+func (d *Driver) bootEvent(h Header, ev bootEvent) {
+	switch ev {
+	case bootNewer:
+		d.stats.peerRestarts.Add(1)
+		d.cfg.Logger.Info("ring: peer restarted", "peer", d.cfg.name(h.From), "boot", h.Boot)
+	case bootRollback:
+		d.stats.peerRollbacks.Add(1)
+		d.cfg.Logger.Warn("ring: peer came back with an older boot id than before: its clock went back across a restart, or someone replays its past datagrams",
+			"peer", d.cfg.name(h.From), "boot", h.Boot)
 	}
 }

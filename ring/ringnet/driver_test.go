@@ -112,6 +112,11 @@ func (fc *fakeCluster) start(id ringnet.NodeID, tweak func(*ringnet.Config)) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(context.Background()) }()
 	fc.d[id-1], fc.c[id-1], fc.done[id-1] = d, c, done
+	// The new driver's announces and its running peers' answers: from
+	// here on each knows the other's boot, so datagrams between them are
+	// fresh (a datagram sent before that is dropped as not fresh, and a
+	// fake core does not resend).
+	synctest.Wait()
 }
 
 func (fc *fakeCluster) closeAll() {
@@ -139,6 +144,7 @@ func (fc *fakeCluster) steps(id ringnet.NodeID) []step {
 func TestDriverDelivers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fc := newFakeCluster(t, 3, nil)
+		s1before := fc.d[0].Stats()
 		fc.do(1, func(c *fakeCore) {
 			c.out = []ringnet.Packet{{To: 2, Path: 0, Data: []byte("p0")}, {To: 2, Path: 1, Data: []byte("p1")}, {To: 3, Path: 1, Data: nil}}
 		})
@@ -151,8 +157,8 @@ func TestDriverDelivers(t *testing.T) {
 			t.Errorf("node 3 steps (-want +got):\n%s", diff)
 		}
 		s1, s2 := fc.d[0].Stats(), fc.d[1].Stats()
-		if s1.TxDatagrams != 3 || s1.TxBytes != 3*ringnet.Overhead+4 {
-			t.Errorf("node 1 sent %d datagrams, %d bytes; want 3, %d", s1.TxDatagrams, s1.TxBytes, 3*ringnet.Overhead+4)
+		if n, b := s1.TxDatagrams-s1before.TxDatagrams, s1.TxBytes-s1before.TxBytes; n != 3 || b != 3*ringnet.Overhead+4 {
+			t.Errorf("node 1 sent %d datagrams, %d bytes; want 3, %d", n, b, 3*ringnet.Overhead+4)
 		}
 		if s2.RxDatagrams != 2 || s2.Dropped() != 0 {
 			t.Errorf("node 2: %d received, %d dropped; want 2, 0", s2.RxDatagrams, s2.Dropped())
@@ -552,6 +558,46 @@ func TestDriverEvents(t *testing.T) {
 		}
 		if got := fc.d[0].Stats().EventsDropped; got != 2 {
 			t.Errorf("events dropped = %d, want 2", got)
+		}
+	})
+}
+
+// TestDriverResendsWhenBootLearnt: a core packet that went out echoing a
+// peer's earlier boot (the peer restarted and its announces were lost) is
+// dropped there as not fresh; as soon as the peer's new boot is learnt,
+// from any authentic datagram, the driver sends it again, echoing the new
+// boot, without waiting for the core to resend.
+func TestDriverResendsWhenBootLearnt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := newFakeCluster(t, 2, nil)
+		fc.d[1].Close()
+		if err := <-fc.done[1]; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // a later boot id (virtual time stands still)
+		// Node 2 restarts, but nothing it sends reaches node 1 for now.
+		n2 := map[netip.AddrPort]bool{fc.nodes[1][0]: true, fc.nodes[1][1]: true}
+		fc.net.SetFilter(func(from, to netip.AddrPort) bool { return !n2[from] })
+		fc.start(2, nil)
+		fc.do(1, func(c *fakeCore) { c.out = []ringnet.Packet{{To: 2, Data: []byte("x")}} })
+		synctest.Wait()
+		if s := fc.steps(2); len(s) != 0 {
+			t.Fatalf("node 2 stepped %v echoing its earlier boot", s)
+		}
+		if got := fc.d[1].Stats().Drops[ringnet.DropNotFresh]; got != 1 {
+			t.Fatalf("node 2 not_fresh drops = %d, want 1", got)
+		}
+		fc.net.SetFilter(nil)
+		fc.do(2, func(c *fakeCore) { c.out = []ringnet.Packet{{To: 1, Data: []byte("y")}} })
+		synctest.Wait()
+		if diff := cmp.Diff([]step{{1, 0, "x"}}, fc.steps(2)); diff != "" {
+			t.Errorf("node 2 steps (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]step{{2, 0, "y"}}, fc.steps(1)); diff != "" {
+			t.Errorf("node 1 steps (-want +got):\n%s", diff)
+		}
+		if s := fc.d[0].Stats(); s.Resent != 1 || s.PeerRestarts != 1 {
+			t.Errorf("node 1 resent %d, saw %d restarts; want 1, 1", s.Resent, s.PeerRestarts)
 		}
 	})
 }

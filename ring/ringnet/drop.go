@@ -21,12 +21,14 @@ const (
 	DropAuth                            // authentication failed: forged, corrupted or another key
 	DropCoreReject                      // authentic, but the core's Step returned an error
 	DropBootLimited                     // claims a new boot of a known sender less than deriveEvery after the last derivation for it
+	DropNotFresh                        // authentic, but does not echo this node's current boot: sent to an earlier boot of this node (a replay, or in flight across its restart) or before the sender heard of this boot
 	NumDropReasons                      // number of reasons, for arrays
 )
 
 var dropNames = [NumDropReasons]string{
 	"none", "short", "oversize", "version", "malformed", "wrong_path", "not_for_us",
 	"unknown_sender", "stale_boot", "replay", "auth", "core_reject", "boot_limited",
+	"not_fresh",
 }
 
 // String returns the reason's metric label, e.g. "replay".
@@ -49,6 +51,16 @@ type Stats struct {
 	PeerRestarts  uint64                 // a known peer was seen with a newer boot id
 	PeerRollbacks uint64                 // a peer silent for StaleBoot came back with an older boot id (Config.StaleBoot)
 	EventsDropped uint64                 // core events dropped because nobody read Events()
+	// AnnouncesSent counts the announces this driver sent: one per peer
+	// and path at Run, and the answers to datagrams that were not fresh.
+	AnnouncesSent uint64
+	// AnnouncesReceived counts authentic announces received (a peer
+	// telling its boot); they are not datagrams for the core.
+	AnnouncesReceived uint64
+	// Resent counts core packets sent again, echoing a peer's boot just
+	// learnt, because they went out before (they echoed no boot or an
+	// earlier one of that peer).
+	Resent uint64
 }
 
 // Dropped returns the total of all drop counters.
@@ -68,6 +80,9 @@ type counters struct {
 	peerRestarts         atomic.Uint64
 	peerRollbacks        atomic.Uint64
 	eventsDropped        atomic.Uint64
+	announcesSent        atomic.Uint64
+	announcesReceived    atomic.Uint64
+	resent               atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -81,6 +96,10 @@ func (c *counters) snapshot() Stats {
 		PeerRestarts:  c.peerRestarts.Load(),
 		PeerRollbacks: c.peerRollbacks.Load(),
 		EventsDropped: c.eventsDropped.Load(),
+
+		AnnouncesSent:     c.announcesSent.Load(),
+		AnnouncesReceived: c.announcesReceived.Load(),
+		Resent:            c.resent.Load(),
 	}
 	for i := range s.Drops {
 		s.Drops[i] = c.drops[i].Load()

@@ -11,14 +11,24 @@ import (
 	"github.com/ringway/ringway/internal/replay"
 )
 
-// opener authenticates received datagrams and enforces the replay rules. It
-// is shared by the receive goroutines; each peer's state has its own lock.
+// opener authenticates received datagrams and enforces the replay and
+// freshness rules. It is shared by the receive goroutines; each peer's
+// state has its own lock.
 type opener struct {
 	key       []byte
 	self      NodeID
+	salt      uint64                    // this boot's (Header.Salt): fresh datagrams echo it
 	tab       atomic.Pointer[peerTable] // grows when nodes are appended (add)
 	staleBoot time.Duration
-	now       func() time.Time
+	// answerEvery is the least time between two announces that answer one
+	// sender's datagrams that were not fresh: the driver's tick. The core
+	// sends a message's tries at least a tick apart (the hedge after
+	// AckTimeout/2 ≥ 1 tick, resends after AckTimeout, doubling), so
+	// every try is answered even if an answer is lost, while a replay
+	// flood makes this node send at most one datagram per tick to a peer
+	// (and a replayed datagram passes the replay window once).
+	answerEvery time.Duration
+	now         func() time.Time
 }
 
 // peerTable is the node map as the opener knows it.
@@ -39,13 +49,19 @@ type peerState struct {
 	// derived is when a new boot of this known sender last cost a key
 	// derivation (deriveEvery).
 	derived time.Time
+	// answered is when this node last answered a datagram of this sender
+	// that was not fresh with an announce (opener.answerEvery).
+	answered time.Time
+	// echo is salt, read without the lock by the senders (Header.Echo of
+	// every datagram to this peer); 0 until a first authentic datagram.
+	echo atomic.Uint64
 	// nonce lives here, not on the stack, where it would escape through the
 	// AEAD interface call and allocate per datagram.
 	nonce [12]byte
 }
 
-func newOpener(key []byte, self NodeID, addrs [][]netip.AddrPort, staleBoot time.Duration, now func() time.Time) *opener {
-	o := &opener{key: key, self: self, staleBoot: staleBoot, now: now}
+func newOpener(key []byte, self NodeID, salt uint64, addrs [][]netip.AddrPort, staleBoot, answerEvery time.Duration, now func() time.Time) *opener {
+	o := &opener{key: key, self: self, salt: salt, staleBoot: staleBoot, answerEvery: answerEvery, now: now}
 	o.tab.Store(&peerTable{})
 	o.add(addrs)
 	return o
@@ -71,14 +87,18 @@ const deriveEvery = 50 * time.Millisecond
 type bootEvent uint8
 
 const (
-	bootSame     bootEvent = iota // the boot already known (or the first one seen)
+	bootSame     bootEvent = iota // the boot already known
+	bootFirst                     // the first boot seen of this sender
 	bootNewer                     // a restart: a newer boot id
 	bootRollback                  // an older boot id, believed after StaleBoot of silence
 )
 
 // open checks datagram b that arrived on path from src and, if it is
-// authentic, fresh and for this node, decrypts it in place and returns the
+// authentic, new and for this node, decrypts it in place and returns the
 // plaintext (a subslice of b) and what it said about the sender's boot.
+// An authentic datagram that does not echo this boot is DropNotFresh: it
+// still teaches the sender's boot (so that this node echoes it from now
+// on) and ev says so, but it must reach nothing else.
 func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload []byte, ev bootEvent, r DropReason) {
 	// Size checks first: nothing is decrypted or parsed past the buffer.
 	if len(b) < Overhead {
@@ -89,6 +109,9 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	}
 	if r = parseHeader(b, &h); r != DropNone {
 		return h, nil, bootSame, r
+	}
+	if h.Kind == KindAnnounce && len(b) != Overhead {
+		return h, nil, bootSame, DropMalformed
 	}
 	if int(h.Path) != path {
 		return h, nil, bootSame, DropWrongPath
@@ -144,17 +167,56 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	if newBoot {
 		switch {
 		case p.aead == nil:
+			ev = bootFirst
 		case newer(h, p):
 			ev = bootNewer
 		default:
 			ev = bootRollback
 		}
 		p.boot, p.salt, p.aead = h.Boot, h.Salt, aead
+		p.echo.Store(h.Salt)
 		p.win.Reset()
 	}
 	p.win.Mark(h.Counter)
 	p.last = now
+	if h.Echo != o.salt {
+		// Sent to an earlier boot of this node, or before the sender
+		// heard of this one: a replay may be among them, and nothing but
+		// the datagram's own age tells them apart. A restarted node must
+		// not take a token or a ring state from its past (the core, having
+		// forgotten everything, would accept an old ring's token).
+		return h, nil, ev, DropNotFresh
+	}
 	return h, pt, ev, DropNone
+}
+
+// answerDue reports whether a datagram of node from that was not fresh
+// should be answered with an announce now (opener.answerEvery), and if so
+// records that it is.
+func (o *opener) answerDue(from NodeID) bool {
+	t := o.tab.Load()
+	if from == 0 || int(from) > len(t.peers) {
+		return false
+	}
+	p := t.peers[from-1]
+	now := o.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.answered.IsZero() && now.Sub(p.answered) < o.answerEvery {
+		return false
+	}
+	p.answered = now
+	return true
+}
+
+// echo returns what datagrams to node to echo: its current boot's salt as
+// this node learnt it, or 0 before a first authentic datagram from it.
+func (o *opener) echo(to NodeID) uint64 {
+	t := o.tab.Load()
+	if to == 0 || int(to) > len(t.peers) {
+		return 0
+	}
+	return t.peers[to-1].echo.Load()
 }
 
 // newest returns the newest counter accepted from node from in its

@@ -94,8 +94,16 @@ func TestRingOverUDP(t *testing.T) {
 		t.Errorf("node 1 saw %d restarts of node 2, want 1", got)
 	}
 	for id := ringnet.NodeID(1); id <= 3; id++ {
-		if d := uc.n[id-1].d.Stats().Dropped(); d != 0 {
-			t.Errorf("node %d dropped %d datagrams on a clean network: %v", id, d, uc.n[id-1].d.Stats().Drops)
+		// A core message of node 2 sent before the peers' answers to its
+		// announces came back (on a loaded machine the round trip can
+		// exceed the tick before its first hello) is dropped as not fresh
+		// and resent; nothing else may be dropped.
+		s := uc.n[id-1].d.Stats()
+		if d := s.Dropped() - s.Drops[ringnet.DropNotFresh]; d != 0 {
+			t.Errorf("node %d dropped %d datagrams on a clean network: %v", id, d, s.Drops)
+		}
+		if n := s.Drops[ringnet.DropNotFresh]; n != 0 {
+			t.Logf("node %d: %d datagrams not fresh around the restart", id, n)
 		}
 	}
 
@@ -125,20 +133,27 @@ func TestRingOverUDP(t *testing.T) {
 }
 
 // TestRingOverUDPReplayToRestartedNode: a node that restarted knows no
-// peer's boot, so its driver accepts a replay of a peer's old datagrams;
-// the core's ring ids and sequence numbers must keep them from moving
-// anything back, and the ring must end whole.
+// peer's boot or window, and its peers' old datagrams to it echo its
+// previous boot: its driver drops them as not fresh (before format
+// version 3 it accepted them, and only the core's ring ids and sequence
+// numbers stood between them and its state); nothing may move back, and
+// the ring must end whole. TestRingRestartedNodeRefusesReplay isolates
+// the restarted node to check that it commits nothing from them.
 func TestRingOverUDPReplayToRestartedNode(t *testing.T) {
 	cores := make([]*ring.Node, 3)
 	uc := newUDPCluster(t, 3, realCores(3, cores), nil)
 	uc.agree(10*time.Second, 1, 2, 3)
 	// Let the ring move on well past what will be replayed.
 	old := [][]byte{}
+	oldCore := 0 // not counting node 2's announces
 	for _, b := range uc.n[1].conns[0].captured() {
 		var h ringnet.Header
 		h.UnmarshalBinary(b)
 		if h.To == 1 {
 			old = append(old, b)
+			if h.Kind == ringnet.KindCore {
+				oldCore++
+			}
 		}
 	}
 	seq := status(uc, cores, 2).MaxSeq
@@ -157,6 +172,9 @@ func TestRingOverUDPReplayToRestartedNode(t *testing.T) {
 		uc.n[1].conns[0].Conn.WriteTo(b, uc.nodes[0][0])
 	}
 	uc.agree(10*time.Second, 1, 2, 3)
+	if n := u.d.Stats().Drops[ringnet.DropNotFresh]; n < uint64(oldCore) {
+		t.Errorf("restarted node 1 dropped %d datagrams as not fresh; %d old ones for its core were replayed to it", n, oldCore)
+	}
 	for i, b := range []ring.Status{before2, before3} {
 		id := ringnet.NodeID(i + 2)
 		if s := status(uc, cores, id); s.MaxSeq < b.MaxSeq {

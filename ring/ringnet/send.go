@@ -42,9 +42,10 @@ type sendPath struct {
 
 // outPacket is a core packet waiting to be sealed and sent.
 type outPacket struct {
-	to      NodeID
-	counter uint64
-	data    []byte // the core's; the driver owns it after Ready
+	to       NodeID
+	counter  uint64
+	data     []byte // the core's; the driver owns it after Ready
+	announce bool   // a KindAnnounce (data is nil)
 }
 
 // put queues o, or drops it when the path has SendQueue datagrams waiting.
@@ -109,7 +110,11 @@ func (sp *sendPath) drain(wait bool) bool {
 		b := sp.sealed
 		if b == nil {
 			var err error
-			b, err = sp.sealer.sealAs(sp.buf, o.to, sp.index, o.data, o.counter)
+			h := Header{To: o.to, Path: uint8(sp.index), Kind: KindCore, Counter: o.counter, Echo: sp.d.opener.echo(o.to)}
+			if o.announce {
+				h.Kind = KindAnnounce
+			}
+			b, err = sp.sealer.sealAs(sp.buf, h, o.data)
 			if err != nil {
 				sp.failed(o, "ring: seal", err)
 				continue

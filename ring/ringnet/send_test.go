@@ -69,8 +69,12 @@ func TestDriverBlockedPath(t *testing.T) {
 		defer release()
 		c1 := &chattyCore{fakeCore: &fakeCore{}}
 		c2 := &fakeCore{}
-		d1 := startDriver(t, n, nodes, 1, c1)
+		// Node 2 first: its announces find nobody. Node 1's announces get
+		// counters 1 (path 0, held) and 2 (path 1, answered by node 2, so
+		// node 1's datagrams are fresh from its first tick on).
 		d2 := startDriver(t, n, nodes, 2, c2)
+		synctest.Wait()
+		d1 := startDriver(t, n, nodes, 1, c1)
 		byPath := func() [2][]string {
 			var got [2][]string
 			d2.Do(context.Background(), func(ringnet.Core) {
@@ -95,10 +99,11 @@ func TestDriverBlockedPath(t *testing.T) {
 		if len(got[0]) != 0 {
 			t.Errorf("node 2 got %d datagrams on the blocked path 0", len(got[0]))
 		}
+		// Path 0's queue holds the announce and SendQueue-1 ticks.
 		s := d1.Stats()
-		if s.TxDropped != ticks-ringnet.SendQueue || s.TxDatagrams != ticks || s.TxErrors != 0 {
+		if s.TxDropped != ticks-ringnet.SendQueue+1 || s.TxDatagrams != ticks+1 || s.TxErrors != 0 {
 			t.Errorf("node 1 sent %d, dropped %d, failed %d; want %d sent (path 1), %d dropped (path 0), 0 failed",
-				s.TxDatagrams, s.TxDropped, s.TxErrors, ticks, ticks-ringnet.SendQueue)
+				s.TxDatagrams, s.TxDropped, s.TxErrors, ticks+1, ticks-ringnet.SendQueue+1)
 		}
 
 		// What node 1 writes on path 0 from now on, in the order it writes it.
@@ -119,15 +124,15 @@ func TestDriverBlockedPath(t *testing.T) {
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		// Tick k's datagrams got counters 2k-1 (path 0) and 2k (path 1):
-		// the queue goes first, oldest first, then the ticks after the
-		// release; the dropped ones never.
-		var want []uint64
-		for k := uint64(1); k <= ringnet.SendQueue; k++ {
-			want = append(want, 2*k-1)
+		// After the announces (1 and 2), tick k's datagrams got counters
+		// 2k+1 (path 0) and 2k+2 (path 1): the queue goes first, oldest
+		// first, then the ticks after the release; the dropped ones never.
+		want := []uint64{1}
+		for k := uint64(1); k < ringnet.SendQueue; k++ {
+			want = append(want, 2*k+1)
 		}
 		for k := uint64(ticks + 1); k <= ticks+5; k++ {
-			want = append(want, 2*k-1)
+			want = append(want, 2*k+1)
 		}
 		if diff := cmp.Diff(want, counters); diff != "" {
 			t.Errorf("counters written on path 0 after the release (-want +got):\n%s", diff)
