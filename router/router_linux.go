@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -308,10 +309,52 @@ func (r *Router) SetGARP(count int, interval, refresh time.Duration, rate float6
 	return nil
 }
 
-// setAttribution records that hosts sending from mac on link li use the VIP
-// counted by c as their gateway, so forwarded traffic is counted per VIP.
-func (r *Router) setAttribution(li int, mac MAC, c *vipCounters, now int64) {
-	setAttrib(r.attrib[li], mac, c, now)
+// setAttribution records that hosts sending from mac (whose ARP request
+// gave address host) on link li use the VIP counted by c as their gateway,
+// so forwarded traffic is counted per VIP.
+func (r *Router) setAttribution(li int, mac MAC, host [4]byte, c *vipCounters, now int64) {
+	setAttrib(r.attrib[li], mac, c, host, now)
+}
+
+// GatewayHosts returns the addresses of the hosts whose last ARP request
+// (seen on any link, answered here or by another node) was for one of
+// vips: the hosts that use them as their gateway, as far as this node
+// knows (a reload's --drop-flows drops their flows). A host behind a
+// router that uses a VIP as its next hop is not among them (only the
+// router's address is); a host that asked for another VIP since counts on
+// that one. Sorted, without duplicates.
+func (r *Router) GatewayHosts(vips []netip.Addr) []netip.Addr {
+	want := map[*vipCounters]bool{}
+	r.vipMu.Lock()
+	for _, v := range vips {
+		if c := r.vipCtrs[v]; c != nil {
+			want[c] = true
+		}
+	}
+	r.vipMu.Unlock()
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, t := range r.attrib {
+		for e := range t.all() {
+			if h := netip.AddrFrom4(e.val.host); want[e.val.c] && !seen[h] && !h.IsUnspecified() {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// SetVIPs makes vips the VIPs of this node's configuration (a reload that
+// adds VIPs): a host's ARP request for one of them is attributed even
+// while another node answers it. Counters of VIPs no longer configured
+// stay (they are every VIP ever configured or owned); the TUN device's
+// addresses are not changed.
+func (r *Router) SetVIPs(vips []netip.Addr) {
+	for _, v := range vips {
+		r.vipCounter(v)
+	}
 }
 
 // Run runs the data plane until ctx is done or Close is called; it returns
