@@ -141,7 +141,7 @@ func Diff(old, next *Config) []Change {
 	}
 	same("balancing", old.Balancing, next.Balancing, Runtime, "")
 	same("router.garp", old.Router.GARP, next.Router.GARP, Runtime, "")
-	same("router.arp_cache", old.Router.ARPCache, next.Router.ARPCache, RestartNode, restartNode)
+	same("router.arp_cache", old.Router.ARPCache, next.Router.ARPCache, Runtime, "")
 	// The rules, the default and the local services change at run time;
 	// the filter's switch, tables and timers do not.
 	same("filter.default", old.Filter.Default, next.Filter.Default, Runtime, "")
@@ -225,7 +225,7 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	}
 	out.VIPs = slices.Clone(e.VIPs)
 	out.Balancing = e.Balancing
-	out.Router.GARP = e.Router.GARP
+	out.Router.GARP, out.Router.ARPCache = e.Router.GARP, e.Router.ARPCache
 	out.Nodes = slices.Clone(e.Nodes) // appended nodes (Diff refused any other change)
 	out.Ring = e.Ring                 // timers (Diff refused another tick or port)
 	out.Filter.Default, out.Filter.Rules, out.Filter.Local = e.Filter.Default, slices.Clone(e.Filter.Rules), slices.Clone(e.Filter.Local)

@@ -4,6 +4,8 @@ package integration
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/lab"
@@ -412,4 +416,116 @@ func TestReloadMonitor(t *testing.T) {
 		return len(st.Unhealthy) == 3 && st.Config != nil && st.Config.Epoch == 1
 	}, 5*time.Second, "every node runs the new check, which fails")
 	t.Logf("unhealthy after the reload: %v", st.Unhealthy)
+}
+
+// TestReloadDropFlows: with the stateful filter on, the client reaches
+// the server through gateway VIP .95 (a host route). A reload that
+// removes .95 leaves the open TCP connection going (the client still
+// holds the old owner's MAC); .95 added back and removed again by
+// `ringway reload --drop-flows` cuts the connection opened through it:
+// every node drops the client's flows (it used .95 as gateway).
+func TestReloadDropFlows(t *testing.T) {
+	filter := func(f *config.Config) { filterToServer(f, 7001) }
+	both := func(f *config.Config) { filter(f); with95(f) }
+	c := newCluster(t, 3, func(i int, f *config.Config) { both(f) })
+	c.startAll()
+	all := []int{1, 2, 3}
+	c.waitConverged(all, 10*time.Second)
+	l := c.lab
+	go echoTCP(listenTCP(t, l, l.Server(), ":80"))
+	h, err := l.Netlink(l.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(lab.HostIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: lab.ServerAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}, Gw: ext95.AsSlice()}
+	if err := h.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	server := netip.AddrPortFrom(lab.ServerAddr, 80).String()
+	dial := func() net.Conn {
+		t.Helper()
+		var conn net.Conn
+		if err := l.Do(l.Client(), func() (err error) {
+			conn, err = net.DialTimeout("tcp4", server, 2*time.Second)
+			return err
+		}); err != nil {
+			t.Fatalf("connect to the server through .95: %v", err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	echo := func(conn net.Conn, wait time.Duration) error {
+		conn.SetDeadline(time.Now().Add(wait))
+		msg := []byte("through .95\n")
+		if _, err := conn.Write(msg); err != nil {
+			return err
+		}
+		b := make([]byte, len(msg))
+		_, err := io.ReadFull(conn, b)
+		return err
+	}
+	epoch := func(want uint64) {
+		t.Helper()
+		c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == want }, 3*time.Second, fmt.Sprintf("epoch %d", want))
+		time.Sleep(200 * time.Millisecond) // every node has committed it
+	}
+
+	a := dial()
+	if err := echo(a, 2*time.Second); err != nil {
+		t.Fatalf("through .95 before any reload: %v", err)
+	}
+	// Removed without --drop-flows: the connection goes on.
+	for _, i := range all {
+		c.writeConfig(i, filter)
+	}
+	if out, err := c.ringway(1, "reload", "-c", l.ConfigPath(1)); err != nil || strings.Contains(out, "dropped") {
+		t.Fatalf("ringway reload: %v\n%s", err, out)
+	}
+	epoch(1)
+	if err := echo(a, 2*time.Second); err != nil {
+		t.Errorf("the connection through .95 after a reload removed it (without --drop-flows): %v", err)
+	}
+
+	// Added back; a new connection; removed with --drop-flows: cut.
+	for _, i := range all {
+		c.writeConfig(i, both)
+	}
+	c.hup(all...)
+	epoch(2)
+	if err := pingFrom(l, l.Client(), ext95, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b := dial()
+	if err := echo(b, 2*time.Second); err != nil {
+		t.Fatalf("through .95 added back: %v", err)
+	}
+	for _, i := range all {
+		c.writeConfig(i, filter)
+	}
+	out, err := c.ringway(2, "reload", "--drop-flows", "-c", l.ConfigPath(2))
+	if err != nil || !strings.Contains(out, "flows through 198.51.100.95, 203.0.113.95 dropped on every node") {
+		t.Fatalf("ringway reload --drop-flows: %v\n%s", err, out)
+	}
+	t.Logf("%s", strings.TrimSpace(out))
+	epoch(3)
+	if err := echo(b, 1500*time.Millisecond); err == nil {
+		t.Error("the connection through .95 still works after a reload removed it with --drop-flows")
+	}
+	dropped := 0
+	for _, i := range all {
+		for _, line := range strings.Split(c.log(i), "\n") {
+			if strings.Contains(line, "flows through removed VIPs dropped") {
+				t.Logf("n%d: %s", i, line[strings.Index(line, "msg="):])
+				dropped++
+			}
+		}
+	}
+	if dropped != 3 {
+		t.Errorf("%d nodes log the drop, want 3", dropped)
+	}
 }

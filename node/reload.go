@@ -419,17 +419,25 @@ func (n *Node) applyRouter(old, next *config.Config) {
 		}
 		v.SetVIPs(vips)
 	}
-	if old.Router.GARP == next.Router.GARP {
-		return
-	}
-	g, ok := n.plane.(garpSetter)
-	if !ok {
-		return
-	}
 	rc := routerConfig(next, n.log)
-	if err := g.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
-		n.log.Error("the new router.garp settings were not applied", "err", err)
+	if g, ok := n.plane.(garpSetter); ok && old.Router.GARP != next.Router.GARP {
+		if err := g.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
+			n.log.Error("the new router.garp settings were not applied", "err", err)
+		}
 	}
+	if a, ok := n.plane.(arpCacheSetter); ok && old.Router.ARPCache != next.Router.ARPCache {
+		if err := a.SetARPCache(rc.NeighReachable, rc.NeighQueue); err != nil {
+			n.log.Error("the new router.arp_cache settings were not applied", "err", err)
+		} else {
+			n.log.Info("router.arp_cache applied", "ttl", rc.NeighReachable, "queue", rc.NeighQueue)
+		}
+	}
+}
+
+// arpCacheSetter is a Plane whose ARP cache settings change at run time
+// (*router.Router).
+type arpCacheSetter interface {
+	SetARPCache(reachable time.Duration, queue int) error
 }
 
 // removedVIPs returns the VIPs of old that next no longer has, sorted.

@@ -309,6 +309,22 @@ func (r *Router) SetGARP(count int, interval, refresh time.Duration, rate float6
 	return nil
 }
 
+// SetARPCache changes the ARP cache of every link at run time (a reload):
+// reachable is how long a resolved host is used without re-probing it,
+// queue how many packets wait per unresolved next hop. Entries keep
+// their last confirmation: a shorter reachable makes older ones stale at
+// once (used while re-probed, as usual). Values outside Config's rules
+// are refused.
+func (r *Router) SetARPCache(reachable time.Duration, queue int) error {
+	if reachable <= 0 || queue < 1 {
+		return errors.New("router: arp cache: reachable > 0 and queue ≥ 1 are required")
+	}
+	for _, t := range r.neigh {
+		t.setTunables(reachable, queue)
+	}
+	return nil
+}
+
 // setAttribution records that hosts sending from mac (whose ARP request
 // gave address host) on link li use the VIP counted by c as their gateway,
 // so forwarded traffic is counted per VIP.
