@@ -40,7 +40,7 @@ const (
 // Time is an argument (nanoseconds on a monotonic clock of the caller's
 // choosing), so the table is deterministic under test.
 type neighTable struct {
-	cfg      neighConfig // reachable and queueLen: see reach and qlen
+	cfg      neighConfig                        // reachable and queueLen: see reach and qlen
 	resolved *boundedTable[[4]byte, neighEntry] // used: the last confirmation, ns
 
 	// reach and qlen are cfg.reachable (ns) and cfg.queueLen as they are
