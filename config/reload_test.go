@@ -45,8 +45,10 @@ func TestDiff(t *testing.T) {
 		{"filter rules", "quorum: availability", "quorum: availability\nfilter: {rules: [{name: r, from: [ext], to: [any], action: accept}]}", []Change{{Key: "filter.rules", Scope: Runtime}}},
 		{"filter switch", "quorum: availability", "quorum: availability\nfilter: {enabled: true}", []Change{{Key: "filter", Scope: RestartNode}}},
 		{"ping targets", "quorum: availability", "quorum: availability\nmonitors: {ping: {targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: Runtime}}},
-		{"ping on", "quorum: availability", "quorum: availability\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: RestartNode}}},
-		{"app on", "quorum: availability", "quorum: availability\nmonitors: {application: {enabled: true, command: 'true'}}", []Change{{Key: "monitors.application", Scope: RestartNode}}},
+		{"ping on", "quorum: availability", "quorum: availability\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: Runtime}}},
+		{"app on", "quorum: availability", "quorum: availability\nmonitors: {application: {enabled: true, command: 'true'}}", []Change{{Key: "monitors.application", Scope: Runtime}}},
+		{"app user", "quorum: availability", "quorum: availability\nmonitors: {application: {command: 'true', user: nobody}}", []Change{{Key: "monitors.application.user", Scope: RestartNode}}},
+		{"nic off", "quorum: availability", "quorum: availability\nmonitors: {nic: {enabled: false}}", []Change{{Key: "monitors.nic", Scope: Runtime}}},
 		{"garp", "quorum: availability", "quorum: availability\nrouter: {garp: {refresh: 45s}}", []Change{{Key: "router.garp", Scope: Runtime}}},
 		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: Runtime}}},
 	} {

@@ -165,7 +165,7 @@ func (c *cluster) start(f *config.Config, extra func(id ring.NodeID) []part, edi
 	}
 	tn := &testNode{Node: n, plane: routertest.NewFake(), ring: ringDriver{d, core}, logs: logs, done: make(chan error, 1)}
 	n.ring, n.plane, n.proposer = tn.ring, tn.plane, d
-	n.beside = []part{{"local", runnerFunc(n.reportLocal)}}
+	n.beside = []part{{"local", runnerFunc(n.reportLocal)}, {"monitors", runnerFunc(n.runMonitors)}}
 	if extra != nil {
 		n.beside = append(n.beside, extra(n.self)...)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/mgmt"
-	"github.com/ringway/ringway/monitor"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ringstate"
 )
@@ -371,30 +370,6 @@ func (n *Node) applyFilter(old, next *config.Config) {
 		return
 	}
 	n.log.Info("filter rules applied", "rules", len(fc.Rules), "default", x.Default.String())
-}
-
-// applyMonitors gives the monitors that run their new settings: the
-// operator's check (command, interval, user) and the ping monitor's
-// targets and times. Each adopts them before its next check.
-func (n *Node) applyMonitors(old, next *config.Config) {
-	oa, na := old.Monitors.Application, next.Monitors.Application
-	if cmd, ok := n.app.(*monitor.Command); ok && oa != na && na.Command != "" {
-		var uid, gid uint32
-		var groups []uint32
-		var err error
-		if na.User != "" {
-			if uid, gid, groups, err = lookupUser(na.User); err != nil {
-				n.log.Error("the new application check was not applied; the old one runs", "err", fmt.Errorf("monitors.application.user: %w", err))
-				return
-			}
-		}
-		cmd.Reconfigure(na.Command, na.Interval, na.User != "", uid, gid, groups)
-	}
-	if op, np := old.Monitors.Ping, next.Monitors.Ping; n.ping != nil && !reflect.DeepEqual(op, np) {
-		if err := n.ping.Reconfigure(np.Targets, np.Interval, np.Timeout); err != nil {
-			n.log.Error("the new ping monitor settings were not applied; the old ones run", "err", err)
-		}
-	}
 }
 
 // garpSetter is a Plane whose GARP schedule changes at run time

@@ -18,6 +18,7 @@ import (
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ringstate"
+	"github.com/ringway/ringway/vipstate"
 )
 
 // reloadYAML is lcConfig's cluster as a file; %ID%, %VIPS% and %EXTRA% are
@@ -334,4 +335,58 @@ func udpPacket(src, dst netip.Addr) []byte {
 	copy(b[16:], d[:])
 	b[20], b[21], b[22], b[23], b[25] = 0x13, 0x88, 0x1b, 0x58, 8
 	return b
+}
+
+// TestReloadMonitorsOnOff: a reload turns the application monitor on (its
+// failing check makes both nodes unhealthy) and off again (healthy), and
+// the ring carries each verdict; the ping monitor's targets change on a
+// node without it, which needs nothing.
+func TestReloadMonitorsOnOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c := newClusterWith(t, fastRing, nil, func(id int, cfg *Config) {
+			cfg.File.File = filepath.Join(dir, cfg.File.Node.ID+".yaml")
+			cfg.File.Cluster.KeyFile = "/etc/ringway/cluster.key"
+		})
+		reload := func(extra string) mgmt.ReloadResult {
+			t.Helper()
+			for _, id := range []string{"n1", "n2"} {
+				if err := os.WriteFile(filepath.Join(dir, id+".yaml"), []byte(reloadFile(id, "203.0.113.91-203.0.113.94", extra)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return c.node(1).Reload(ctx, mgmt.ReloadOptions{})
+		}
+		unhealthy := func(tn *testNode) bool {
+			st := tn.state.Load()
+			return st != nil && slices.Contains(ringstate.Unhealthy(st.Carriages), vipstate.Node(tn.self))
+		}
+		if res := reload("monitors: {application: {enabled: true, interval: 100ms, command: 'exit 3'}}\n"); res.Outcome != "applied" {
+			t.Fatalf("turning the application check on: %+v", res)
+		}
+		c.waitFor(5*time.Second, "both nodes run the failing check and the token says so", func() bool {
+			return unhealthy(c.node(1)) && unhealthy(c.node(2))
+		})
+		for _, tn := range c.nodes {
+			if f := tn.mons.Load().app.Failure(); !strings.Contains(f, "3") {
+				t.Errorf("%s: failure %q, want the exit status", tn.name(tn.self), f)
+			}
+			if !tn.logs.has(slog.LevelInfo, "monitors changed by the config epoch") {
+				t.Errorf("%s does not log the monitor it started", tn.name(tn.self))
+			}
+		}
+		if res := reload("monitors: {ping: {targets: [192.0.2.9]}}\n"); res.Outcome != "applied" {
+			t.Fatalf("turning the application check off: %+v", res)
+		}
+		c.waitFor(5*time.Second, "both nodes healthy without the check", func() bool {
+			return !unhealthy(c.node(1)) && !unhealthy(c.node(2))
+		})
+		for _, tn := range c.nodes {
+			if m := tn.mons.Load(); m.app != nil || m.ping != nil {
+				t.Errorf("%s still runs %+v", tn.name(tn.self), m)
+			}
+		}
+	})
 }
