@@ -529,3 +529,56 @@ func TestReloadDropFlows(t *testing.T) {
 		t.Errorf("%d nodes log the drop, want 3", dropped)
 	}
 }
+
+// TestReloadAppendNodeFilter: with the stateful filter on (symmetric
+// routing over the inter-node tunnel), a fourth node appended by a reload
+// joins; the running nodes' tunnels learn it, so it takes its share of
+// the flow directory: connections through the gateway work, and n4
+// receives registers for the flows whose authoritative node it is.
+func TestReloadAppendNodeFilter(t *testing.T) {
+	c := newCluster(t, 4, func(i int, f *config.Config) {
+		filterToServer(f, 7001)
+		if i <= 3 {
+			f.Nodes = f.Nodes[:3]
+		}
+	})
+	for i := 1; i <= 3; i++ {
+		c.start(i)
+	}
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	l := c.lab
+	go echoTCP(listenTCP(t, l, l.Server(), ":80"))
+	server := netip.AddrPortFrom(lab.ServerAddr, 80).String()
+	if err := tcpRoundTrip(l, l.Client(), server); err != nil {
+		t.Fatalf("before the reload: %v", err)
+	}
+	for i := 1; i <= 3; i++ {
+		c.writeConfig(i, func(f *config.Config) { filterToServer(f, 7001) })
+	}
+	c.hup(1, 2, 3)
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Nodes) == 4 && st.Config != nil && st.Config.Epoch == 1
+	}, 3*time.Second, "the node map has n4")
+	c.start(4)
+	c.waitConverged([]int{1, 2, 3, 4}, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // every node has the new directory
+	for k := range 30 {
+		if err := tcpRoundTrip(l, l.Client(), server); err != nil {
+			t.Errorf("connection %d after n4 joined: %v", k, err)
+		}
+	}
+	st, err := c.status(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Filter == nil || st.Filter.Tunnel == nil || st.Filter.Tunnel.Registers[1] == 0 {
+		t.Errorf("n4 received no register over the tunnel: %+v", st.Filter)
+	} else {
+		t.Logf("n4's tunnel: registers %v, replication %+v", st.Filter.Tunnel.Registers, st.Filter.Tunnel.Replication)
+	}
+	for i := 1; i <= 3; i++ {
+		if strings.Contains(c.log(i), "config epoch not applied here") {
+			t.Errorf("n%d did not apply the epoch", i)
+		}
+	}
+}

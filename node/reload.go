@@ -172,8 +172,8 @@ func (n *Node) reloadFile(ctx context.Context, o mgmt.ReloadOptions) mgmt.Reload
 		}
 		return refuse(out...)
 	}
-	if len(f.Nodes) > len(cur.cfg.Nodes) && symmetricOn(cur.cfg) {
-		return refuse(fmt.Sprintf("%s: nodes: appending nodes while the stateful filter runs (its inter-node tunnel knows its peers from the start) is not supported yet; add them to every node's file and restart every node", n.file.File))
+	if len(f.Nodes) > len(cur.cfg.Nodes) && !symmetricOn(cur.cfg) && symmetricOn(f) {
+		return refuse(fmt.Sprintf("%s: nodes: a second node with the stateful filter on needs the inter-node tunnel, which a node sets up at start only when its node map has more than one node; add the nodes to every node's file and restart this node", n.file.File))
 	}
 	shared, err := f.Shared()
 	if err != nil {
@@ -307,10 +307,19 @@ func (n *Node) addNodes(old, next *config.Config) bool {
 	if len(next.Nodes) <= len(old.Nodes) {
 		return true
 	}
-	if symmetricOn(old) {
-		n.log.Error("config epoch not applied here: it appends nodes, and the stateful filter's tunnel knows its peers from the start; restart this node",
+	if !symmetricOn(old) && symmetricOn(next) {
+		n.log.Error("config epoch not applied here: it appends nodes to a one-node map with the stateful filter on, whose inter-node tunnel a node sets up at start; restart this node",
 			"nodes", len(next.Nodes))
 		return false
+	}
+	if n.tunnel != nil {
+		// The tunnel first: the new nodes' datagrams are believed, and
+		// they can be sent to, before the ring admits them.
+		peers := map[uint16][]netip.AddrPort{}
+		for i, as := range ringAddrs(next, uint16(next.Forward.Port)) {
+			peers[uint16(i+1)] = as
+		}
+		n.tunnel.AddPeers(peers)
 	}
 	all := ringAddrs(next, uint16(next.Ring.Port))
 	var ids []ring.NodeID
