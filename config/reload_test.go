@@ -96,7 +96,9 @@ func TestShared(t *testing.T) {
 func TestWithShared(t *testing.T) {
 	n2 := mustParse(t, "/etc/b/ringway.yaml", strings.Replace(base, "id: n1\nnodes", "id: n2\nnodes", 1))
 	otherText := strings.Replace(base, "preferred: n1", "preferred: n3", 2) +
-		"balancing: {threshold: 0.5}\nrouter: {arp_cache: {ttl: 10s, queue: 5}}\n"
+		"balancing: {threshold: 0.5}\nrouter: {arp_cache: {ttl: 10s, queue: 5}, garp: {refresh: 45s}}\n" +
+		"ring: {hop_interval: 3ms}\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}, nic: {enabled: false}}\n" +
+		"filter: {rules: [{name: r, from: [ext], to: [any], action: accept}]}\n"
 	other := mustParse(t, "/etc/a/ringway.yaml", otherText)
 	other.Subnets[0].VIPs = append(other.Subnets[0].VIPs, mustAddr(t, "203.0.113.95"))
 	shared, err := other.Shared()
@@ -113,7 +115,7 @@ func TestWithShared(t *testing.T) {
 	if got.VIPs[0].Preferred != "n3" || got.Balancing.Threshold != 0.5 || len(got.Subnets[0].VIPs) != 5 {
 		t.Errorf("runtime keys not taken: %+v %+v %v", got.VIPs[0], got.Balancing, got.Subnets[0].VIPs)
 	}
-	if Keys(cs) != "subnets[0].vips, vips, balancing, router.arp_cache" {
+	if Keys(cs) != "subnets[0].vips, vips, ring, monitors.nic, monitors.ping, balancing, router.garp, router.arp_cache, filter.rules" {
 		t.Errorf("changes %q", Keys(cs))
 	}
 	// Every key the epoch changed is taken: the result is the other file
