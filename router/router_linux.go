@@ -352,7 +352,9 @@ func (r *Router) GatewayHosts(vips []netip.Addr) []netip.Addr {
 	var out []netip.Addr
 	for _, t := range r.attrib {
 		for e := range t.all() {
-			if h := netip.AddrFrom4(e.val.host); want[e.val.c] && !seen[h] && !h.IsUnspecified() {
+			// A node's gratuitous ARP for a VIP (sender and target the
+			// VIP) is attributed too; the VIP is no host.
+			if h := netip.AddrFrom4(e.val.host); want[e.val.c] && !seen[h] && !h.IsUnspecified() && !slices.Contains(vips, h) {
 				seen[h] = true
 				out = append(out, h)
 			}

@@ -111,8 +111,8 @@ type Driver struct {
 	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
 	// pt is the peers: replaced whole by AddPeers (a reload appends
 	// nodes), read lock-free on the packet path.
-	pt    atomic.Pointer[peerTable]
-	addMu sync.Mutex // serialises AddPeers
+	pt     atomic.Pointer[peerTable]
+	addMu  sync.Mutex // serialises AddPeers
 	sends  sync.Pool  // *sendBatch
 	rbatch *recvBatch // Read's, with Config.ReadsSocket
 	// segMax is the largest datagram the first path sends in a UDP GSO
@@ -179,7 +179,6 @@ func (d *Driver) AddPeers(peers map[uint16][]netip.AddrPort) {
 	d.opener.SetPeers(ids)
 	d.pt.Store(pt)
 }
-
 
 // New checks cfg and binds one UDP socket per local address.
 func New(cfg Config) (*Driver, error) {
