@@ -101,27 +101,6 @@ func containsRunner(rs []Runner, r Runner) bool {
 	return false
 }
 
-// monitorsFor builds the monitors f turns on that need nothing from the
-// node's other parts: the NIC monitor, the operator's application check
-// (as its user) and the ping monitor (which opens its raw socket). The
-// built-in application check needs the router (newProbe).
-func monitorsFor(f *config.Config, log *slog.Logger) (nic *monitor.NIC, cmd *monitor.Command, ping *monitor.Ping, err error) {
-	if f.Monitors.NIC.Enabled {
-		nic = monitor.NewNIC(interfaces(f), f.Monitors.NIC.Interval, log)
-	}
-	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
-		if cmd, err = newCommand(a, log); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	if p := f.Monitors.Ping; p.Enabled {
-		if ping, err = monitor.NewPing(p.Targets, p.Interval, p.Timeout, log); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	return nic, cmd, ping, nil
-}
-
 func interfaces(f *config.Config) []string {
 	names := make([]string, len(f.Subnets))
 	for i, s := range f.Subnets {
