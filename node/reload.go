@@ -186,8 +186,8 @@ func (n *Node) reloadFile(ctx context.Context, o mgmt.ReloadOptions) mgmt.Reload
 	if o.DropFlows {
 		drop = removedVIPs(cur.cfg, f)
 		if len(drop) == 0 {
-			res.Notes = append(res.Notes, "--drop-flows: this reload removes no VIP, so no flow is dropped "+
-				"(give --drop-flows with the reload that removes the VIPs)")
+			res.Notes = append(res.Notes, "--drop-flows: this reload removes no VIP from the configuration the cluster runs, so no flow is dropped "+
+				"(give --drop-flows with the first reload of the file that removes the VIPs, before other nodes get SIGHUP)")
 		} else if n.filter == nil {
 			res.Notes = append(res.Notes, "--drop-flows: this node tracks no flows (filter.enabled is false): "+
 				"nothing to drop here; nodes with the stateful filter drop theirs")
