@@ -582,3 +582,84 @@ func TestReloadAppendNodeFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadLocalService: a VIP added by a reload is on every node's TUN
+// device, so a local service can listen on it and the client reaches it
+// through the VIP's owner; removed, it is no longer a local address.
+func TestReloadLocalService(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	all := []int{1, 2, 3}
+	c.waitConverged(all, 10*time.Second)
+	l := c.lab
+	svc := netip.AddrPortFrom(ext95, 8081).String()
+	listen := func(i int) (net.Listener, error) {
+		var ln net.Listener
+		err := l.Do(l.Node(i), func() (err error) {
+			ln, err = net.Listen("tcp4", svc)
+			return err
+		})
+		return ln, err
+	}
+	if ln, err := listen(1); err == nil {
+		ln.Close()
+		t.Fatal("listening on .95 before it is a VIP worked")
+	}
+	for _, i := range all {
+		c.writeConfig(i, with95)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == 1 }, 3*time.Second, "epoch 1")
+	time.Sleep(200 * time.Millisecond) // every node has committed it
+	for _, i := range all {
+		ln, err := listen(i)
+		if err != nil {
+			t.Fatalf("n%d: a local service on the VIP added by the reload: %v", i, err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(conn, "n%d\n", i)
+				conn.Close()
+			}
+		}()
+	}
+	var got []byte
+	if err := l.Do(l.Client(), func() error {
+		conn, err := net.DialTimeout("tcp4", svc, 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		got, err = io.ReadAll(conn)
+		return err
+	}); err != nil {
+		t.Fatalf("client → the service on .95: %v", err)
+	}
+	st, _ := c.status(1)
+	t.Logf("the service on .95 answered %q (owner %s)", strings.TrimSpace(string(got)), owner(st, ext95.String()))
+	if owner := owner(st, ext95.String()); strings.TrimSpace(string(got)) != owner {
+		t.Errorf("answered by %q, want the owner %s", got, owner)
+	}
+
+	for _, i := range all {
+		c.writeConfig(i, nil)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == 2 }, 3*time.Second, "epoch 2")
+	time.Sleep(200 * time.Millisecond)
+	for _, i := range all {
+		addrs, err := l.Addrs(l.Node(i), "ringway0")
+		if err != nil {
+			t.Fatalf("n%d: %v", i, err)
+		}
+		if slices.Contains(addrs, netip.PrefixFrom(ext95, 32)) {
+			t.Errorf("n%d's TUN device still has .95 after it was removed: %v", i, addrs)
+		}
+	}
+}

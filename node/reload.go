@@ -389,7 +389,7 @@ type garpSetter interface {
 
 // vipSetter is a Plane told the configured VIPs at run time
 // (*router.Router).
-type vipSetter interface{ SetVIPs(vips []netip.Addr) }
+type vipSetter interface{ SetVIPs(vips []netip.Addr) error }
 
 // applyRouter gives the data plane the new configuration's gratuitous ARP
 // schedule, when it changed, and its VIPs, for the attribution of hosts to
@@ -401,7 +401,9 @@ func (n *Node) applyRouter(old, next *config.Config) {
 		for _, a := range next.AllVIPs() {
 			vips = append(vips, a.Addr)
 		}
-		v.SetVIPs(vips)
+		if err := v.SetVIPs(vips); err != nil {
+			n.log.Error("the VIPs on the local delivery (TUN) device do not match the configuration; local services may not reach new VIPs", "err", err)
+		}
 	}
 	rc := routerConfig(next, n.log)
 	if g, ok := n.plane.(garpSetter); ok && old.Router.GARP != next.Router.GARP {

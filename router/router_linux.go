@@ -365,14 +365,19 @@ func (r *Router) GatewayHosts(vips []netip.Addr) []netip.Addr {
 }
 
 // SetVIPs makes vips the VIPs of this node's configuration (a reload that
-// adds VIPs): a host's ARP request for one of them is attributed even
-// while another node answers it. Counters of VIPs no longer configured
-// stay (they are every VIP ever configured or owned); the TUN device's
-// addresses are not changed.
-func (r *Router) SetVIPs(vips []netip.Addr) {
+// adds or removes VIPs): a host's ARP request for one of them is
+// attributed even while another node answers it, and the TUN device
+// carries each one's address and policy rule (local services can listen
+// on a new VIP; a removed one is no longer the OS's). Counters of VIPs no
+// longer configured stay (they are every VIP ever configured or owned).
+func (r *Router) SetVIPs(vips []netip.Addr) error {
 	for _, v := range vips {
 		r.vipCounter(v)
 	}
+	if r.tunDev != nil {
+		return r.tunDev.setVIPs(vips)
+	}
+	return nil
 }
 
 // Run runs the data plane until ctx is done or Close is called; it returns
