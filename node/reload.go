@@ -279,17 +279,22 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 		n.run.Store(&runConfig{cfg: cur.cfg, epoch: e.Epoch, hash: cur.hash, groups: cur.groups})
 		return
 	}
+	// Stored first: the status shows the epoch with the table it came
+	// with (n.state), not after the parts below took their time.
+	run := &runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)}
+	n.run.Store(run)
+	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
 	n.applyRouter(cur.cfg, next)
 	n.applyTimers(cur.cfg, next)
 	n.applyFilter(cur.cfg, next)
 	n.applyMonitors(cur.cfg, next)
 	if len(e.DropVIPs) > 0 && e.Epoch > cur.epoch {
 		n.dropFlows(e.DropVIPs)
+		// A reload with --drop-flows answers once the flows are gone.
+		done := *run
+		done.drop = e.DropVIPs
+		n.run.Store(&done)
 	}
-	// Stored last: a reload that waits for this epoch answers once every
-	// part of it is applied here.
-	n.run.Store(&runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next), drop: e.DropVIPs})
-	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
 	if e.Epoch < cur.epoch {
 		n.log.Warn("the cluster's config epoch went back (the token was regenerated from an older copy); reload a node to apply the file again",
 			"from", cur.epoch, "to", e.Epoch, "hash", short(e.Hash))
