@@ -113,6 +113,12 @@ type Ring struct {
 	// JoinTimeout is how long a starting node waits for an answer from the
 	// node map before it forms a ring alone.
 	JoinTimeout time.Duration `yaml:"join_timeout"`
+	// RealtimePriority runs the node's threads with real-time scheduling
+	// (SCHED_RR at this priority, 1-99) so that a busy host cannot delay
+	// the ring's acknowledgements into a false removal, as corosync does;
+	// 0 turns it off. It needs CAP_SYS_NICE at start (or the unit's
+	// CPUSchedulingPolicy=rr); without it the node warns and runs normally.
+	RealtimePriority int `yaml:"realtime_priority"`
 }
 
 // Monitors configures the local fault detectors; a failing monitor makes

@@ -22,6 +22,11 @@ const (
 	DefaultAckRetries  = 2                      // resends before a hop fails
 	DefaultTokenLoss   = 0                      // 0 = automatic (Ring.TokenLossFor)
 	DefaultJoinTimeout = 200 * time.Millisecond // start-up wait before going alone
+
+	// DefaultRealtimePriority is ring.realtime_priority: SCHED_RR, low
+	// among real-time priorities (any beats every normal process).
+	DefaultRealtimePriority = 10
+	MaxRealtimePriority     = 99
 )
 
 // DefaultRingPort is the ring's UDP port on every primary address.
@@ -89,6 +94,8 @@ func DefaultConfig() Config {
 			AckRetries:  DefaultAckRetries,
 			TokenLoss:   DefaultTokenLoss,
 			JoinTimeout: DefaultJoinTimeout,
+
+			RealtimePriority: DefaultRealtimePriority,
 		},
 		Monitors: Monitors{
 			NIC: NICMonitor{

@@ -116,8 +116,10 @@ func Diff(old, next *Config) []Change {
 	// its clock and port do not.
 	same("ring.tick", old.Ring.Tick, next.Ring.Tick, RestartCluster, "the ring's clock "+restartAll)
 	same("ring.port", old.Ring.Port, next.Ring.Port, RestartCluster, "the ring's port "+restartAll)
+	same("ring.realtime_priority", old.Ring.RealtimePriority, next.Ring.RealtimePriority, RestartNode, "this node's scheduling "+restartNode)
 	ot, nt := old.Ring, next.Ring
 	ot.Tick, ot.Port, nt.Tick, nt.Port = 0, 0, 0, 0
+	ot.RealtimePriority, nt.RealtimePriority = 0, 0
 	same("ring", ot, nt, Runtime, "")
 	// Monitors are turned on and off, and change their settings, at run
 	// time; the application check's user does not (ringway keeps
@@ -172,7 +174,8 @@ const sharedFile = "config epoch"
 
 // Shared renders the cluster-wide part of c: the whole file but for what
 // belongs to one node (node.id, the paths of the key and token files, the
-// management listener), which Shared replaces by fixed values. Two nodes
+// management listener, ring.realtime_priority), which Shared replaces by
+// fixed values. Two nodes
 // whose files differ only in those keys get the same bytes; the config
 // epoch carries them (ringstate.ConfigEpoch) and their SHA-256 is the
 // file hash `ringway status` shows.
@@ -185,6 +188,7 @@ func (c *Config) Shared() ([]byte, error) {
 	}
 	s.Cluster.KeyFile = "cluster.key"
 	s.Management = Management{}
+	s.Ring.RealtimePriority = DefaultRealtimePriority // the receiver keeps its own
 	return s.Marshal()
 }
 
@@ -205,6 +209,7 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	}
 	// The keys that belong to this node are this node's.
 	e.Node, e.Management, e.File, e.Cluster.KeyFile = c.Node, c.Management, c.File, c.Cluster.KeyFile
+	e.Ring.RealtimePriority = c.Ring.RealtimePriority
 	cs := Diff(c, e)
 	if r := Refusals(cs); len(r) > 0 {
 		return nil, r, nil

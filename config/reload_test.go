@@ -145,3 +145,25 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 	}
 	return a
 }
+
+// ring.realtime_priority is this node's: a reload that changes it is
+// refused until a restart, and another node's value neither rides the
+// epoch nor keeps this node from applying it.
+func TestReloadRealtimePriority(t *testing.T) {
+	old := mustParse(t, "old.yaml", base)
+	next := mustParse(t, "new.yaml", strings.ReplaceAll(base, "quorum: availability", "quorum: availability\nring: {realtime_priority: 20}"))
+	if r := Refusals(Diff(old, next)); len(r) != 1 || r[0].Key != "ring.realtime_priority" || r[0].Scope != RestartNode {
+		t.Fatalf("refusals %v, want ring.realtime_priority (restart this node)", r)
+	}
+	shared, err := next.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, changes, err := old.WithShared(shared)
+	if err != nil || len(changes) != 0 {
+		t.Fatalf("another node's priority in the epoch: changes %v, err %v; want it applied with no change", changes, err)
+	}
+	if got.Ring.RealtimePriority != old.Ring.RealtimePriority {
+		t.Errorf("applying the epoch set this node's priority to %d, want its own %d", got.Ring.RealtimePriority, old.Ring.RealtimePriority)
+	}
+}

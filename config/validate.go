@@ -642,6 +642,9 @@ func (v *validator) ring() {
 	} else if r.MinRotation > MaxMinRotation {
 		v.errorf("ring.min_rotation", "ring.min_rotation is %v; write 0 to turn it off or at most %v (default %v)", r.MinRotation, MaxMinRotation, DefaultMinRotation)
 	}
+	if r.RealtimePriority < 0 || r.RealtimePriority > MaxRealtimePriority {
+		v.errorf("ring.realtime_priority", "ring.realtime_priority is %d; write 0 for normal scheduling or a SCHED_RR priority from 1 to %d (default %d)", r.RealtimePriority, MaxRealtimePriority, DefaultRealtimePriority)
+	}
 	if r.Port < 1 || r.Port > 65535 {
 		v.errorf("ring.port", "ring.port is %d; use a UDP port from 1 to 65535 (default %d), the same on every node", r.Port, DefaultRingPort)
 	}

@@ -89,6 +89,22 @@ func TestFailoverCut(t *testing.T) {
 			if time.Since(tr.stream.LastReply()) > time.Second {
 				t.Errorf("the stream did not resume: last reply %v ago", time.Since(tr.stream.LastReply()))
 			}
+			// The new owner timed its take-over: from the dropper's last
+			// ack of n1 to its own first gratuitous ARP for .91.
+			newOwner := map[string]int{"n2": 2, "n3": 3}[owner(st, "203.0.113.91")]
+			if newOwner == 0 {
+				t.Fatalf("203.0.113.91 is on %q, not n2 or n3", owner(st, "203.0.113.91"))
+			}
+			count, ok, err := c.metric(newOwner, "ringway_failover_detect_to_garp_seconds_count")
+			if err != nil || !ok || count < 1 {
+				t.Fatalf("n%d's detection-to-GARP histogram: count %v (found %v, err %v), want at least 1", newOwner, count, ok, err)
+			}
+			sum, _, _ := c.metric(newOwner, "ringway_failover_detect_to_garp_seconds_sum")
+			took := time.Duration(sum / count * float64(time.Second))
+			t.Logf("%s: detection to GARP on n%d: %v (mean of %v)", mode.name, newOwner, took, count)
+			if took <= 0 || took > failoverBudget {
+				t.Errorf("detection to GARP %v, want within (0, %v]", took, failoverBudget)
+			}
 		})
 	}
 }

@@ -183,6 +183,10 @@ type TunnelStatus struct {
 	// fragmentation needed.
 	MSSClamped uint64 `json:"mss_clamped"`
 	FragNeeded uint64 `json:"frag_needed"`
+	// Coalesced counts the TCP segments from the tunnel that left this
+	// node in one of SuperFrames (GSO frames built at the handler).
+	Coalesced   uint64 `json:"coalesced"`
+	SuperFrames uint64 `json:"super_frames"`
 	// Replication is state replication and fail-over (replication.go).
 	Replication *ReplicationStatus `json:"replication,omitempty"`
 }

@@ -1,6 +1,8 @@
 package monitor
 
 import (
+	"github.com/ringway/ringway/internal/rtsched"
+
 	"bytes"
 	"context"
 	"errors"
@@ -126,7 +128,12 @@ func (c *Command) once(ctx context.Context) string {
 	cmd.WaitDelay = time.Second
 	var out boundedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	// Under normal scheduling even when the node runs real-time
+	// (ring.realtime_priority): a check must not outrank the ring.
+	err := rtsched.Start(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if cmd.Process != nil {
 		// Whatever the check left behind goes with it.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

@@ -60,6 +60,9 @@ func (n *Node) membershipEvent(ev ring.Event, now time.Time) bool {
 	}
 	n.events.add(me)
 	n.moveLog.membership(me.Kind)
+	if c.Kind == ring.CauseDropped {
+		n.failover.dropped(c.Node, c.LastAck)
+	}
 	attrs := []any{"change", me.Kind, "cause", me.Cause, "members", me.Members, "ring", fmt.Sprintf("%04x", ev.RingID&0xffff)}
 	if me.Learnt {
 		attrs = append(attrs, "learnt", true)

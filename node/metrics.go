@@ -88,6 +88,8 @@ var (
 	mTunRegistry = desc("tunnel_registry_flows", "Flows whose handler this node knows as their authoritative node (its part of the flow directory).")
 	mTunSentOn   = desc("tunnel_sent_on_total", "Packets received through the tunnel and sent on to their flow's handler.")
 	mTunMSS      = desc("tunnel_mss_clamped_total", "TCP SYNs whose MSS was lowered to fit the tunnel.")
+	mTunCoalesce = desc("tunnel_coalesced_segments_total", "TCP segments from the tunnel sent on as part of a GSO super-frame built by this node.")
+	mTunSuper    = desc("tunnel_super_frames_total", "GSO super-frames this node built from TCP segments that came through the tunnel.")
 	mTunFragNeed = desc("tunnel_frag_needed_total", "DF packets too large for the tunnel, answered with ICMP fragmentation needed.")
 	mTunEpoch    = desc("tunnel_epoch_datagrams_total", "Tunnel datagrams from senders on another membership, by order.", "order")
 	mTunStaleHnt = desc("tunnel_hints_refused_total", "Hints refused: from an older membership epoch, or naming a node not a member.")
@@ -128,6 +130,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(mSwitch, b2f(sw.Auto), "auto")
 	}
 	gauge(mRotation, float64(rs.Rotation)*n.file.Ring.Tick.Seconds())
+	n.failover.collect(ch)
 	rc := rs.Counters
 	count(mTokens, rc.TokensAccepted)
 	count(mDropped, rc.Drops)
@@ -255,6 +258,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(mTunRegistry, float64(ts.Registry))
 			count(mTunSentOn, ts.SentOn)
 			count(mTunMSS, ts.MSSClamped)
+			count(mTunCoalesce, ts.Coalesced)
+			count(mTunSuper, ts.SuperFrames)
 			count(mTunFragNeed, ts.FragNeeded)
 			count(mTunEpoch, ts.EpochStale, "stale")
 			count(mTunEpoch, ts.EpochFuture, "future")

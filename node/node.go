@@ -97,6 +97,7 @@ type Node struct {
 	stoppingOnce      sync.Once
 	events            membershipLog // the last membership changes with their causes (events.go)
 	moveLog           moveLog       // the last VIP moves with their reasons (console.go)
+	failover          failoverTimer // detection-to-GARP times (failover.go)
 	linkLoad          atomic.Pointer[[]mgmt.LinkLoad]
 }
 
@@ -146,6 +147,7 @@ func New(cfg Config) (*Node, error) {
 	rc := ringConfig(f)
 	rc.Holder = ringstate.New(hc)
 	rc.Rand = cryptoRand
+	rc.Clock = func() int64 { return time.Now().UnixMicro() }
 	core, err := ring.NewNode(rc)
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
@@ -158,6 +160,7 @@ func New(cfg Config) (*Node, error) {
 	n.proposer = driver
 
 	rcfg := routerConfig(f, n.log.With("part", "router"))
+	rcfg.OnGARP = n.failover.announced
 	if f.FilterEnabled() {
 		if n.filter, err = forward.New(filterConfig(f)); err != nil {
 			n.ring.Close()
@@ -334,8 +337,12 @@ func (n *Node) apply(st *ring.State) {
 		n.log.Error("committed state has an unreadable VIP table; keeping the previous ownership", "err", err)
 		return
 	}
+	// The moves first: a VIP taken from a dropped node is timed from its
+	// first announcement, which SetOwned may send at once.
+	ms := n.moves(prev, st, time.Now())
+	n.timeTakeOvers(prev, st)
 	n.plane.SetOwned(owned)
-	if ms := n.moves(prev, st, time.Now()); len(ms) > 0 {
+	if len(ms) > 0 {
 		n.moveLog.add(ms)
 	}
 	if n.cfg.OnReady != nil {

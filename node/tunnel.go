@@ -67,6 +67,7 @@ func (n *Node) tunnelStatus(st forward.Stats) *mgmt.TunnelStatus {
 		Drops: map[string]uint64{}, Peers: map[string][2]uint64{}, Acks: ds.Acks,
 		Epoch: st.Sym.Epoch, EpochStale: ds.EpochStale, EpochFuture: ds.EpochFuture, HintsStale: st.Sym.HintsStale,
 		PeerBytes: map[string][2]uint64{}, MSSClamped: rs.MSSClamped, FragNeeded: rs.FragNeeded,
+		Coalesced: rs.Coalesced, SuperFrames: rs.SuperFrames,
 		Replication: n.replicationStatus(st)}
 	d := st.Sym.Defer
 	ts.Defer = mgmt.DeferStatus{Deferred: d.Deferred, ReleasedAck: d.ReleasedAck, ReleasedTimeout: d.ReleasedTimeout,

@@ -67,6 +67,11 @@ type Cause struct {
 	RTT   uint16
 	// Count (merged): how many members of the other ring were added.
 	Count uint16
+	// LastAck (dropped): By's wall clock, in Unix microseconds, when the
+	// last ack from Node arrived (0: unknown, or By has no Config.Clock).
+	// The new owners of Node's VIPs measure from it to their first
+	// gratuitous ARP; across nodes that is as good as their clocks agree.
+	LastAck int64
 }
 
 // String renders the cause as an operator reads it, with node numbers
@@ -131,7 +136,7 @@ const (
 const MaxCauses = 16
 
 // causeRecordLen is the encoded size of one cause.
-const causeRecordLen = 1 + 1 + 2 + 2 + 8 + 8 + 1 + 1 + 2 + 2
+const causeRecordLen = 1 + 1 + 2 + 2 + 8 + 8 + 1 + 1 + 2 + 2 + 8
 
 // causeRecord is a Cause on the token with the hops it still has to go.
 type causeRecord struct {
@@ -142,7 +147,8 @@ type causeRecord struct {
 // Causes is the payload of carriage KindCauses:
 //
 //	count u8 | count × (kind u8 | hops u8 | node u16 | by u16 | ring u64 |
-//	                     seq u64 | tries u8 | paths u8 | rtt u16 | count u16)
+//	                     seq u64 | tries u8 | paths u8 | rtt u16 | count u16 |
+//	                     last_ack i64)
 //
 // A record of an unknown kind is carried on unchanged (a newer peer's).
 type causes []causeRecord
@@ -164,6 +170,7 @@ func (cs causes) appendBinary(b []byte) ([]byte, error) {
 		b = append(b, r.Tries, r.Paths)
 		b = binary.BigEndian.AppendUint16(b, r.RTT)
 		b = binary.BigEndian.AppendUint16(b, r.Count)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.LastAck))
 	}
 	return b, nil
 }
@@ -197,6 +204,9 @@ func (cs *causes) UnmarshalBinary(b []byte) error {
 			Paths: r[23],
 			RTT:   binary.BigEndian.Uint16(r[24:]),
 			Count: binary.BigEndian.Uint16(r[26:]),
+			// LastAck is only ever compared and subtracted: any value
+			// from the wire is harmless (the node bounds the result).
+			LastAck: int64(binary.BigEndian.Uint64(r[28:])),
 		}, hops: r[1]}
 	}
 	*cs = out

@@ -124,7 +124,7 @@ func TestChangeWithoutCause(t *testing.T) {
 
 func TestCausesRoundTrip(t *testing.T) {
 	cs := causes{
-		{Cause: Cause{Kind: CauseDropped, Node: 3, By: 1, Seq: 1 << 40, Tries: 3, Paths: 3, RTT: NoRTT}, hops: 2},
+		{Cause: Cause{Kind: CauseDropped, Node: 3, By: 1, Seq: 1 << 40, Tries: 3, Paths: 3, RTT: NoRTT, LastAck: 1_764_900_000_123_456}, hops: 2},
 		{Cause: Cause{Kind: CauseMerged, Node: 4, By: 2, Ring: 0xabcdef, Seq: 9, Count: 7}, hops: 5},
 	}
 	b, err := cs.MarshalBinary()
@@ -151,8 +151,8 @@ func FuzzCauses(f *testing.F) {
 	// No causes.
 	f.Add([]byte{0})
 	// One: dropped (2) with 1 hop left, node 3 by node 1, ring 0, seq 7,
-	// 3 tries on paths 0 and 1, RTT 1 tick, count 0.
-	f.Add([]byte{1, 2, 1, 0, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 3, 3, 0, 1, 0, 0})
+	// 3 tries on paths 0 and 1, RTT 1 tick, count 0, last ack at 0x0102 µs.
+	f.Add([]byte{1, 2, 1, 0, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 3, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2})
 	// A count of 17 (over MaxCauses) with nothing behind it.
 	f.Add([]byte{17})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -203,6 +203,44 @@ func TestBadTurnKeepsCarriages(t *testing.T) {
 			if c.Kind >= KindCoreFirst {
 				t.Errorf("a Holder's carriage of the core's kind %#x reached the state", c.Kind)
 			}
+		}
+	}
+}
+
+// With a Clock, the drop's cause carries the dropper's time of the last
+// ack from the dropped node, and every member learns it with the cause.
+func TestDropCauseLastAck(t *testing.T) {
+	var now int64 // the clock: µs, advanced by the test
+	w := newNet(t, []NodeID{1, 2, 3}, func(c *Config) {
+		c.Clock = func() int64 { return now }
+	})
+	for i := 0; i < 300; i++ {
+		now += 2000
+		w.tick()
+	}
+	for i := 0; i < 100 && !w.nodes[1].Status().Holding; i++ {
+		now += 2000
+		w.tick()
+	}
+	// The last ack node 2 gets through is timed by node 1 at ackAt; from
+	// then on node 2 is silent.
+	ackAt := w.nodes[1].rl.ackAt[2]
+	if ackAt == 0 {
+		t.Fatal("node 1 recorded no ack time for node 2 while the ring ran")
+	}
+	w.drop = func(from NodeID, p Packet) bool { return p.To == 2 || from == 2 }
+	w.events = nil
+	for i := 0; i < 200; i++ {
+		now += 2000
+		w.tick(2)
+	}
+	for _, id := range []NodeID{1, 3} {
+		got := causesOf(w.events, id)
+		if len(got) != 1 || got[0].Kind != CauseDropped {
+			t.Fatalf("node %d reported %v, want one drop", id, got)
+		}
+		if got[0].LastAck != ackAt {
+			t.Errorf("node %d: drop cause LastAck %d, want node 1's last ack time %d", id, got[0].LastAck, ackAt)
 		}
 	}
 }

@@ -33,6 +33,11 @@ type Config struct {
 	Paths  int      // redundant paths (subnets) to every node, ≥ 1
 	Holder Holder   // reads and changes the carriages; pure
 	Rand   func() uint64
+	// Clock, when set, reads the wall clock in Unix microseconds. The
+	// core only stamps it on causes (Cause.LastAck: when the last ack of
+	// a node it dropped arrived), for the detection-to-GARP histogram;
+	// no decision depends on it. nil: causes carry no time.
+	Clock  func() int64
 	Quorum Quorum
 
 	HopInterval int // least ticks the holder keeps the token before passing it on

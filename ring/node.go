@@ -182,6 +182,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.rl.ackPath = make(map[NodeID]int)
 	n.rl.rtt = make(map[NodeID]uint16)
 	n.rl.est = make(map[NodeID]*rttEst)
+	n.rl.ackAt = make(map[NodeID]int64)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()

@@ -95,6 +95,9 @@ type reliable struct {
 	rtt map[NodeID]uint16
 	// est is, per peer, the smoothed round trip of first tries (adapt.go).
 	est map[NodeID]*rttEst
+	// ackAt is, per peer, Config.Clock when its last ack arrived
+	// (Cause.LastAck); empty without a Clock.
+	ackAt map[NodeID]int64
 }
 
 var errBadFrame = errors.New("ring: bad frame")
@@ -272,6 +275,9 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 				return fmt.Errorf("%w: ack for fragment %d of a %d-fragment message", errBadFrame, f.Index, len(o.frames))
 			}
 			n.rl.ackPath[from] = path
+			if n.cfg.Clock != nil {
+				n.rl.ackAt[from] = n.cfg.Clock()
+			}
 			if !o.acked[f.Index] {
 				o.acked[f.Index] = true
 				o.left--

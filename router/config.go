@@ -145,6 +145,12 @@ type Config struct {
 	// Default slog.Default().
 	Logger *slog.Logger
 
+	// OnGARP, if set, is called after each gratuitous ARP announcement
+	// of an owned VIP went out, with the wall-clock time it was sent (the
+	// node times fail-overs with it). It runs on the timer goroutine and
+	// must not block. Default nil.
+	OnGARP func(vip netip.Addr, at time.Time)
+
 	// Devices, when set, supplies the capture NICs' frame I/O and the TUN
 	// device instead of opening AF_PACKET sockets and creating the TUN
 	// device; New then touches no interface, socket or kernel setting

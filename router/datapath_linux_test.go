@@ -253,3 +253,45 @@ func TestDataPathOverFakes(t *testing.T) {
 		t.Errorf("counters: ext0 %+v, int0 resolves %d, TUN %+v", ext, st.Links[1].ARPResolves, st.TUN)
 	}
 }
+
+// OnGARP hears of each announcement after it went out: the VIP acquired
+// in startFakeNode is announced on ext0 and reported with a time no
+// earlier than the frame's write.
+func TestOnGARPReportsAnnouncements(t *testing.T) {
+	type garp struct {
+		vip netip.Addr
+		at  time.Time
+	}
+	heard := make(chan garp, 16)
+	start := time.Now()
+	n := startFakeNode(t, func(c *router.Config) {
+		c.OnGARP = func(v netip.Addr, at time.Time) {
+			select {
+			case heard <- garp{v, at}:
+			default:
+			}
+		}
+	})
+	var wrote time.Time
+	for wrote.IsZero() {
+		select {
+		case b := <-n.ext.Out:
+			if p := gopacket.NewPacket(b[router.VirtioNetHdrLen:], layers.LayerTypeEthernet, gopacket.Default); isGARP(p) {
+				wrote = time.Now()
+			}
+		case <-time.After(wait):
+			t.Fatal("no gratuitous ARP for the acquired VIP")
+		}
+	}
+	select {
+	case g := <-heard:
+		if g.vip != vip {
+			t.Errorf("OnGARP reported %v, want %v", g.vip, vip)
+		}
+		if g.at.Before(start) || g.at.After(time.Now()) {
+			t.Errorf("OnGARP time %v outside the test's [%v, now]", g.at, start)
+		}
+	case <-time.After(wait):
+		t.Fatalf("a gratuitous ARP went out at %v but OnGARP was not called", wrote)
+	}
+}

@@ -177,6 +177,25 @@ type TunnelDevice interface {
 	Close() error
 }
 
+// TunnelPaths is a TunnelDevice with several receive paths (sockets)
+// that the router reads each with a worker of its own, so that a packet
+// wakes one goroutine on its way in. Without it the router reads Read
+// with one worker.
+type TunnelPaths interface {
+	// Paths is how many paths there are to read, ≥ 1; it does not change.
+	Paths() int
+	// ReadPath is Read for path 0 ≤ path < Paths (Read is ReadPath 0).
+	ReadPath(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (n int, err error)
+}
+
+// tunnelPaths is how many tunnel workers read t.
+func tunnelPaths(t TunnelDevice) int {
+	if p, ok := t.(TunnelPaths); ok {
+		return max(1, p.Paths())
+	}
+	return 1
+}
+
 // Segments describes a TCP GSO super-packet handed through the tunnel
 // whole (TunnelDevice): the zero value is a plain packet.
 type Segments struct {
@@ -209,6 +228,8 @@ type tunnelCounters struct {
 	released        counter // held packets forwarded
 	mssClamped      counter // TCP SYNs whose MSS was lowered to fit the tunnel (mss.go)
 	fragNeeded      counter // DF packets too large for the tunnel, answered with ICMP fragmentation needed
+	coalesced       counter // segments from the tunnel sent as part of a super-frame (coalesce.go)
+	superFrames     counter // those super-frames
 	drops           [numDropReasons]counter
 }
 
@@ -227,6 +248,8 @@ type TunnelStats struct {
 	HeldNow             int    // packets held now
 	MSSClamped          uint64 // TCP SYNs whose MSS was lowered to fit the tunnel
 	FragNeeded          uint64 // DF packets too large for the tunnel, dropped (ICMP fragmentation needed sent, rate permitting)
+	Coalesced           uint64 // TCP segments from the tunnel that left in SuperFrames (coalesce.go)
+	SuperFrames         uint64 // GSO super-frames the handler built from them
 	Drops               map[DropReason]uint64
 }
 
@@ -248,6 +271,8 @@ func sumTunnel(shards []*shard) TunnelStats {
 		s.Released += c.released.load()
 		s.MSSClamped += c.mssClamped.load()
 		s.FragNeeded += c.fragNeeded.load()
+		s.Coalesced += c.coalesced.load()
+		s.SuperFrames += c.superFrames.load()
 		for d := range c.drops {
 			if v := c.drops[d].load(); v != 0 {
 				if s.Drops == nil {

@@ -45,7 +45,7 @@ type Router struct {
 	garp    *garpSched
 	kick    chan struct{}
 
-	shards []*shard // one per receive goroutine (link-major), then TUN reader, timer, tunnel worker, defer worker
+	shards []*shard // one per receive goroutine (link-major), then TUN reader, timer, defer worker, one per tunnel path
 
 	devOnce sync.Once // closes the devices: Run stopping, or Close
 	devErr  error
@@ -111,7 +111,13 @@ func New(cfg Config) (*Router, error) {
 	for range r.links {
 		r.attrib = append(r.attrib, newAttribTable(cfg.AttribMACs))
 	}
-	for i := 0; i < len(r.links)*cfg.RxQueues+4; i++ {
+	// A shard per receive queue, then the TUN, timer and defer workers',
+	// then one per tunnel path.
+	nt := 0
+	if cfg.Tunnel != nil {
+		nt = tunnelPaths(cfg.Tunnel)
+	}
+	for i := 0; i < len(r.links)*cfg.RxQueues+3+nt; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
 	}
 	for _, v := range cfg.VIPs {
@@ -406,7 +412,7 @@ func (r *Router) Run(ctx context.Context) error {
 	var workers []*worker
 	for i, l := range r.links {
 		for q, rd := range l.dev.Readers() {
-			if len(workers) == len(r.shards)-4 {
+			if len(workers) == len(r.links)*r.cfg.RxQueues {
 				return errors.New("router: a link device has more readers than Config.RxQueues")
 			}
 			w := r.newWorker(i, rd, r.shards[len(workers)])
@@ -440,10 +446,12 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
 	wg.Go(func() { r.watchMTU(ctx) })
 	if r.tunnel != nil {
-		xw := r.newWorker(-1, nil, r.shards[nrx+2])
-		xw.name = "tunnel"
-		wg.Go(func() { errc <- xw.runTunnel() })
-		dw := r.newWorker(-1, nil, r.shards[nrx+3])
+		for p := range tunnelPaths(r.tunnel) {
+			xw := r.newWorker(-1, nil, r.shards[nrx+3+p])
+			xw.name = fmt.Sprintf("tunnel path %d", p)
+			wg.Go(func() { errc <- xw.runTunnel(p) })
+		}
+		dw := r.newWorker(-1, nil, r.shards[nrx+2])
 		dw.name = "defer"
 		wg.Go(func() { dw.runDefer(ctx) })
 	}
@@ -633,6 +641,9 @@ func (r *Router) timerPass(now int64, sh *shard, ctl *ctlTx) (at int64, ok bool)
 		if !failed {
 			c.garps.add(1)
 			ov.c.garps.Add(1)
+			if r.cfg.OnGARP != nil {
+				r.cfg.OnGARP(v, time.Now())
+			}
 		}
 	}
 	for i, nt := range r.neigh {

@@ -159,13 +159,20 @@ func (w *worker) tunnelSendSegs(ip []byte, to uint16, hops uint8, seg Segments) 
 	c.sentBytes.add(uint64(len(ip)))
 }
 
-// runTunnel routes what the tunnel brings until it is closed.
-func (w *worker) runTunnel() error {
+// runTunnel routes what the tunnel brings on path (TunnelPaths; 0 for
+// a device without paths) until it is closed.
+func (w *worker) runTunnel(path int) error {
 	froms := make([]uint16, len(w.bufs))
 	hops := make([]uint8, len(w.bufs))
 	segs := make([]Segments, len(w.bufs))
+	read := w.r.tunnel.Read
+	if p, ok := w.r.tunnel.(TunnelPaths); ok {
+		read = func(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (int, error) {
+			return p.ReadPath(path, bufs, sizes, froms, hops, segs, offset)
+		}
+	}
 	for {
-		n, err := w.r.tunnel.Read(w.bufs, w.sizes, froms, hops, segs, tunnelOffset)
+		n, err := read(w.bufs, w.sizes, froms, hops, segs, tunnelOffset)
 		if err != nil {
 			if isStop(err) {
 				return nil
@@ -229,13 +236,60 @@ func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8, segs []Segment
 		decTTL(ip)
 		c.forwarded.add(1)
 		frame = frame[:tunnelOffset+d.hdr.totalLen]
+		if seg.Size == 0 && !d.frag && w.coalesce(frame, d, now) {
+			continue
+		}
+		w.endRun(now) // what follows of the run's flow leaves after it
 		if d.frag {
 			w.fragment(frame, d, now, false)
 			continue
 		}
 		w.send(d.out, d.nextHop, frame, now, false)
 	}
+	w.endRun(now)
 	w.flush()
+}
+
+// coalesce adds the forwarded packet in frame to the worker's run of TCP
+// segments (coalesce.go): it continues the run, or ends it and starts the
+// next. It reports false when the packet cannot be part of a run (the
+// caller then ends the run and sends the packet alone).
+func (w *worker) coalesce(frame []byte, d ipDecision, now int64) bool {
+	ip := frame[tunnelOffset:]
+	ihl, hl, payload, ok := tcpMerge(ip)
+	if !ok {
+		return false
+	}
+	if w.tcp.open() {
+		added, ended := w.tcp.add(ip, d.out, d.nextHop, hl, payload)
+		if added {
+			if ended {
+				w.endRun(now)
+			}
+			return true
+		}
+		w.endRun(now)
+	}
+	return w.tcp.start(frame, d.out, d.nextHop, ihl, hl, payload)
+}
+
+// endRun sends the worker's run of TCP segments, if one is open.
+func (w *worker) endRun(now int64) {
+	if !w.tcp.open() {
+		return
+	}
+	out, nextHop, n := w.tcp.out, w.tcp.nextHop, w.tcp.n
+	frame, ok := w.tcp.finish(w.r.plane.links[out].mtu.get())
+	c := &w.sh.tunnel
+	if !ok {
+		c.drops[DropBadIPHeader].add(uint64(n))
+		return
+	}
+	if n > 1 {
+		c.coalesced.add(uint64(n))
+		c.superFrames.add(1)
+	}
+	w.send(out, nextHop, frame, now, false)
 }
 
 // runDefer forwards the packets held for the filter (filterForward) when

@@ -43,7 +43,8 @@ type worker struct {
 	probeSpoof []byte // Ethernet frame the filter must drop, or nil
 	probeOut   []byte // TUN reader: IPv4 packet that must be routed, or nil
 
-	tq tunnelQueue // packets for the tunnel, sent at flush (tunnel_linux.go)
+	tq  tunnelQueue // packets for the tunnel, sent at flush (tunnel_linux.go)
+	tcp tcpRun      // the tunnel worker's run of TCP segments (coalesce.go)
 }
 
 func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {

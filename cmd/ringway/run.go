@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/internal/caps"
+	"github.com/ringway/ringway/internal/rtsched"
 	"github.com/ringway/ringway/internal/sdnotify"
 	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/node"
@@ -20,6 +22,27 @@ import (
 )
 
 const defaultConfigPath = "/etc/ringway/ringway.yaml"
+
+// startCPUProfile profiles the process into a new file at path until
+// the returned stop runs.
+func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func(log *slog.Logger) {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Error("CPU profile not written", "file", path, "err", err)
+			return
+		}
+		log.Info("CPU profile written", "file", path)
+	}, nil
+}
 
 func configFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: defaultConfigPath, Usage: "the node's config `FILE`"}
@@ -40,6 +63,7 @@ func runCommand() *cli.Command {
 			configFlag(),
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "keep-caps", Usage: "run as root: keep every capability instead of only CAP_NET_ADMIN and CAP_NET_RAW once set up"},
+			&cli.StringFlag{Name: "cpu-profile", Usage: "for developers: write a CPU profile (go tool pprof) of the whole run to `FILE`"},
 		},
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -47,6 +71,13 @@ func runCommand() *cli.Command {
 				return usagef("--log-level: %v", err)
 			}
 			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			if p := c.String("cpu-profile"); p != "" {
+				stop, err := startCPUProfile(p)
+				if err != nil {
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				defer stop(log)
+			}
 			cfg, err := config.Load(c.String("config"))
 			if err != nil {
 				var errs config.Errors
@@ -68,6 +99,7 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfg.File, err)
 			}
+			realtime(log, cfg.Ring.RealtimePriority) // needs CAP_SYS_NICE: before dropCaps
 			if os.Geteuid() == 0 && !c.Bool("keep-caps") {
 				dropCaps(log, cfg.Monitors.Application.User != "")
 			}
@@ -134,6 +166,34 @@ func notify(log *slog.Logger, state string) {
 		log.Warn("cannot notify systemd", "state", state, "err", err)
 	} else if sent {
 		log.Debug("notified systemd", "state", state)
+	}
+}
+
+// realtime puts the node under real-time scheduling at prio
+// (ring.realtime_priority; 0: normal scheduling), or says why it cannot.
+// Under systemd the unit has set it already (CPUSchedulingPolicy=rr).
+func realtime(log *slog.Logger, prio int) {
+	policy, cur, err := rtsched.Current()
+	switch {
+	case err != nil:
+		log.Warn("cannot read this process's scheduling policy", "err", err)
+		return
+	case prio > 0 && rtsched.Realtime(policy):
+		log.Info("real-time scheduling set before start (systemd CPUSchedulingPolicy)", "policy", policy, "priority", cur, "ring.realtime_priority", prio)
+		return
+	case prio == 0 && !rtsched.Realtime(policy):
+		return
+	}
+	n, err := rtsched.Set(prio)
+	switch {
+	case err != nil:
+		log.Warn("real-time scheduling not available: on a busy host the ring may remove this node by mistake; "+
+			"run as root or with CAP_SYS_NICE (the systemd unit sets CPUSchedulingPolicy=rr), or set ring.realtime_priority: 0",
+			"ring.realtime_priority", prio, "err", err)
+	case prio == 0:
+		log.Info("normal scheduling (ring.realtime_priority: 0)", "threads", n)
+	default:
+		log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", prio, "threads", n)
 	}
 }
 

@@ -111,10 +111,10 @@ type Driver struct {
 	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
 	// pt is the peers: replaced whole by AddPeers (a reload appends
 	// nodes), read lock-free on the packet path.
-	pt     atomic.Pointer[peerTable]
-	addMu  sync.Mutex // serialises AddPeers
-	sends  sync.Pool  // *sendBatch
-	rbatch *recvBatch // Read's, with Config.ReadsSocket
+	pt       atomic.Pointer[peerTable]
+	addMu    sync.Mutex   // serialises AddPeers
+	sends    sync.Pool    // *sendBatch
+	rbatches []*recvBatch // ReadPath's, one per socket, with Config.ReadsSocket
 	// segMax is the largest datagram the first path sends in a UDP GSO
 	// run (UDP_SEGMENT): its interface's MTU less the outer headers; 0
 	// when unknown or refused by the kernel (then one datagram per
@@ -124,8 +124,8 @@ type Driver struct {
 	small  sync.Pool // *[]byte of smallBuf bytes: queued packets of one MTU
 	in     chan packet
 	done   chan struct{}
-	// direct: Read reads the only socket itself (Config.ReadsSocket),
-	// with rbatch.
+	// direct: ReadPath reads socket i itself (Config.ReadsSocket), with
+	// rbatches[i].
 	direct bool
 
 	closeOnce sync.Once
@@ -227,16 +227,19 @@ func New(cfg Config) (*Driver, error) {
 	if len(d.conns) == 0 {
 		return nil, errors.New("tunnel: no local address")
 	}
-	d.direct = cfg.ReadsSocket && len(d.conns) == 1
+	d.direct = cfg.ReadsSocket
 	if d.direct {
-		d.rbatch = newRecvBatch()
-		// Runs of datagrams from one sender arrive as one message
-		// (Read splits them): one pass through the kernel's UDP receive
-		// path per run. Best effort: without it each arrives alone.
-		if rc, err := d.conns[0].SyscallConn(); err == nil {
-			_ = rc.Control(func(fd uintptr) {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
-			})
+		for _, c := range d.conns {
+			d.rbatches = append(d.rbatches, newRecvBatch())
+			// Runs of datagrams from one sender arrive as one message
+			// (ReadPath splits them): one pass through the kernel's UDP
+			// receive path per run. Best effort: without it each
+			// arrives alone.
+			if rc, err := c.SyscallConn(); err == nil {
+				_ = rc.Control(func(fd uintptr) {
+					_ = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+				})
+			}
 		}
 	}
 	return d, nil
@@ -672,14 +675,33 @@ func (d *Driver) handle(b []byte) (payload []byte, p packet, ok bool) {
 	return nil, p, false
 }
 
-// Read hands received packets to the router (router.TunnelDevice). With
-// one socket (one subnet) and Config.ReadsSocket, the router's tunnel
-// worker reads it here itself: a packet then reaches the router with one
-// wake-up, not two (socket reader, queue, worker). Otherwise a receiver
-// per socket queues the packets.
+// Read hands received packets to the router (router.TunnelDevice): it is
+// ReadPath(0, ...).
 func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+	return d.ReadPath(0, bufs, sizes, froms, hops, segs, offset)
+}
+
+// Paths is how many readers the router should run (router.TunnelPaths):
+// with Config.ReadsSocket, one per socket (subnet); otherwise one, which
+// reads what the sockets' receivers queue.
+func (d *Driver) Paths() int {
 	if d.direct {
-		return d.readDirect(bufs, sizes, froms, hops, segs, offset)
+		return len(d.conns)
+	}
+	return 1
+}
+
+// ReadPath is Read for reader path (0 ≤ path < Paths). With
+// Config.ReadsSocket the router's tunnel worker of path reads that socket
+// here itself: a packet then reaches the router with one wake-up, not two
+// (socket reader, queue, worker). Otherwise a receiver per socket queues
+// the packets for reader 0.
+func (d *Driver) ReadPath(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+	if path < 0 || path >= d.Paths() {
+		return 0, fmt.Errorf("tunnel: no reader %d (%d)", path, d.Paths())
+	}
+	if d.direct {
+		return d.readDirect(path, bufs, sizes, froms, hops, segs, offset)
 	}
 	return d.readQueued(bufs, sizes, froms, hops, segs, offset)
 }
@@ -728,8 +750,8 @@ func groSize(oob []byte) int {
 // for the first, takes what else is there, and returns up to len(bufs)
 // data packets (again if there were none); what does not fit waits for
 // the next Read.
-func (d *Driver) readDirect(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
-	rb := d.rbatch
+func (d *Driver) readDirect(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+	rb := d.rbatches[path]
 	n := 0
 	for {
 		for ; rb.i < rb.m && n < len(bufs); rb.i, rb.off = rb.i+1, 0 {
@@ -757,7 +779,7 @@ func (d *Driver) readDirect(bufs [][]byte, sizes []int, froms []uint16, hops []u
 		if n > 0 {
 			return n, nil
 		}
-		m, err := d.pconns[0].ReadBatch(rb.msgs, 0)
+		m, err := d.pconns[path].ReadBatch(rb.msgs, 0)
 		if err != nil {
 			select {
 			case <-d.done:

@@ -397,3 +397,64 @@ func startPeers(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore,
 	})
 	return d
 }
+
+// With ReadsSocket and two local addresses, the router gets a reader per
+// socket (Paths), and a packet that arrives on the second address is read
+// by ReadPath(1) straight from that socket.
+func TestTunnelReadsEachPath(t *testing.T) {
+	addr2b := netip.MustParseAddrPort("127.0.0.32:47947")
+	c1, c2 := newFakeCore(), newFakeCore()
+	d1, err := New(Config{Self: 1, Key: key, Boot: uint64(time.Now().UnixNano()), Local: []netip.AddrPort{addr1},
+		Peers: map[uint16][]netip.AddrPort{2: {addr2b}}, Core: c1,
+		Now: func() int64 { return 0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Skipf("cannot bind %v on loopback: %v", addr1, err)
+	}
+	d2, err := New(Config{Self: 2, Key: key, Boot: uint64(time.Now().UnixNano()), Local: []netip.AddrPort{addr2, addr2b},
+		Peers: map[uint16][]netip.AddrPort{1: {addr1}}, Core: c2, ReadsSocket: true,
+		Now: func() int64 { return 0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		d1.Close()
+		t.Skipf("cannot bind %v on loopback: %v", addr2b, err)
+	}
+	for _, d := range []*Driver{d1, d2} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	if got := d2.Paths(); got != 2 {
+		t.Fatalf("Paths() = %d with two local addresses, want 2", got)
+	}
+	bufs := [][]byte{make([]byte, 2000)}
+	sizes, froms, hops, segs := make([]int, 1), make([]uint16, 1), make([]uint8, 1), make([]router.Segments, 1)
+	if _, err := d2.ReadPath(2, bufs, sizes, froms, hops, segs, 0); err == nil {
+		t.Error("ReadPath(2) of two paths did not fail")
+	}
+	ip := bytes.Repeat([]byte{0x45, 9, 8, 7}, 50)
+	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		n, err := d2.ReadPath(1, bufs, sizes, froms, hops, segs, 0)
+		got <- result{n, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil || r.n != 1 || froms[0] != 1 || !bytes.Equal(bufs[0][:sizes[0]], ip) {
+			t.Errorf("ReadPath(1) = %d, %v, from n%d, %d bytes; want the packet from n1", r.n, r.err, froms[0], sizes[0])
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the packet sent to the second address did not reach ReadPath(1)")
+	}
+}

@@ -71,8 +71,12 @@ type report struct {
 	TargetP99us float64   `json:"target_added_p99_us"`
 	TargetTCP   float64   `json:"target_tcp_ratio"`
 	MSSClamped  uint64    `json:"mss_clamped"`
-	TunnelFrags uint64    `json:"frag_needed"`
-	TunnelDrops string    `json:"tunnel_drops,omitempty"`
+	// Coalesced and SuperFrames: n1's tunnelled TCP segments sent on in
+	// GSO super-frames it built, and those frames.
+	Coalesced   uint64 `json:"coalesced"`
+	SuperFrames uint64 `json:"super_frames"`
+	TunnelFrags uint64 `json:"frag_needed"`
+	TunnelDrops string `json:"tunnel_drops,omitempty"`
 	// TunnelSent and TunnelSentBytes are n2's data packets into the
 	// tunnel (the replies of every split round) and their bytes: their
 	// ratio shows whether super-packets crossed whole.
@@ -90,12 +94,16 @@ func main() {
 	n := flag.Int("rr", 3000, "request/response exchanges per round and mode")
 	secs := flag.Duration("tcp", 3*time.Second, "TCP transfer per round and mode")
 	out := flag.String("out", "bench/out/forward.json", "JSON report")
+	flag.StringVar(&profileDir, "profile", "", "write each node's CPU profile (ringway run --cpu-profile) to `DIR`/n1.pprof, n2.pprof")
 	flag.Parse()
 	if err := run(*bin, *rounds, *n, *secs, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "benchforward:", err)
 		os.Exit(1)
 	}
 }
+
+// profileDir is -profile: where the nodes write their CPU profiles.
+var profileDir string
 
 func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	bin, err := filepath.Abs(bin)
@@ -131,7 +139,18 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 		return err
 	}
 	for i := 1; i <= 2; i++ {
-		if err := l.StartNode(bin, i); err != nil {
+		var args []string
+		if profileDir != "" {
+			dir, err := filepath.Abs(profileDir)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			args = []string{"--cpu-profile", filepath.Join(dir, fmt.Sprintf("n%d.pprof", i))}
+		}
+		if err := l.StartNode(bin, i, args...); err != nil {
 			return err
 		}
 	}
@@ -187,6 +206,7 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	rep.AddedP50us, rep.AddedP99us, rep.TCPRatio = median(addedP50), median(addedP99), median(tcpRatio)
 	if st, err := status(l, 1); err == nil && st.Filter != nil && st.Filter.Tunnel != nil {
 		rep.MSSClamped = st.Filter.Tunnel.MSSClamped
+		rep.Coalesced, rep.SuperFrames = st.Filter.Tunnel.Coalesced, st.Filter.Tunnel.SuperFrames
 	}
 	if st, err := status(l, 2); err == nil && st.Filter != nil && st.Filter.Tunnel != nil {
 		rep.TunnelFrags = st.Filter.Tunnel.FragNeeded
@@ -210,6 +230,9 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 		fmt.Printf("%-22s %10d %9.2f%% %11.2f%% %6.3f\n", m.Change, m.RowsMoved, 100*m.Fraction, 100*m.Theoretical, m.Ratio)
 	}
 	fmt.Printf("(load average at start %s; MSS clamped %d, frag-needed %d, UDP receive buffer drops %v)\n", rep.LoadAvg, rep.MSSClamped, rep.TunnelFrags, rep.UDPRcvbufErrors)
+	if rep.SuperFrames > 0 {
+		fmt.Printf("(n1 sent %d tunnelled segments on in %d super-frames, %.1f each)\n", rep.Coalesced, rep.SuperFrames, float64(rep.Coalesced)/float64(rep.SuperFrames))
+	}
 	if rep.TunnelSent > 0 {
 		fmt.Printf("(n2 into the tunnel: %d packets, %.0f bytes each on average)\n", rep.TunnelSent, float64(rep.TunnelSentBytes)/float64(rep.TunnelSent))
 	}
