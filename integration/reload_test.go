@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/lab"
@@ -662,4 +663,54 @@ func TestReloadLocalService(t *testing.T) {
 			t.Errorf("n%d's TUN device still has .95 after it was removed: %v", i, addrs)
 		}
 	}
+}
+
+// TestReloadPingOnOff: a reload turns the ping monitor on in the running
+// daemons (its raw socket opened after they dropped their capabilities)
+// and changes the ARP cache; n1, whose route to the target then goes, is
+// unhealthy; a reload that turns the monitor off makes it healthy again.
+func TestReloadPingOnOff(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	all := []int{1, 2, 3}
+	c.waitConverged(all, 10*time.Second)
+	ping := func(f *config.Config) {
+		f.Monitors.Ping = config.PingMonitor{Enabled: true, Interval: 100 * time.Millisecond,
+			Timeout: 50 * time.Millisecond, Targets: []netip.Addr{lab.ServerAddr}}
+		f.Router.ARPCache = config.ARPCache{TTL: 10 * time.Second, Queue: 5}
+	}
+	for _, i := range all {
+		c.writeConfig(i, ping)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == 1 }, 3*time.Second, "epoch 1")
+	time.Sleep(500 * time.Millisecond) // a few ping rounds
+	if st, err := c.status(1); err != nil || len(st.Unhealthy) != 0 {
+		t.Fatalf("with the ping monitor on and the server reachable: unhealthy %v, %v", st.Unhealthy, err)
+	}
+	for _, i := range all {
+		l := c.log(i)
+		if !strings.Contains(l, `msg="monitors changed by the config epoch" on=[ping]`) || !strings.Contains(l, `msg="router.arp_cache applied" ttl=10s queue=5`) {
+			t.Errorf("n%d does not log the ping monitor started and the ARP cache applied", i)
+		}
+	}
+	h, err := c.lab.Netlink(c.lab.Node(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	route := &netlink.Route{Dst: &net.IPNet{IP: lab.ServerAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}, Type: unix.RTN_BLACKHOLE}
+	if err := h.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	defer h.RouteDel(route)
+	c.waitFor(func(st mgmt.Status) bool { return slices.Equal(st.Unhealthy, []string{"n1"}) }, 5*time.Second,
+		"n1 unhealthy by the ping monitor a reload turned on")
+	for _, i := range all {
+		c.writeConfig(i, nil)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Unhealthy) == 0 && st.Config != nil && st.Config.Epoch == 2
+	}, 5*time.Second, "n1 healthy once a reload turned the ping monitor off")
 }
