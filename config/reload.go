@@ -20,15 +20,16 @@ type Scope uint8
 const (
 	// Runtime keys change through a reload: the VIP pools
 	// (subnets[].vips), the VIP policies (vips), balancing, the
-	// gratuitous ARP schedule (router.garp), the ring's timers (not its
-	// tick or port), the filter's rules, default and local services, the
-	// settings of the monitors that run, and nodes appended to the end of
-	// the node map.
+	// gratuitous ARP schedule and the ARP cache (router.garp,
+	// router.arp_cache), the ring's timers (not its tick or port), the
+	// filter's rules, default and local services, the monitors (on, off
+	// and their settings, but for the check's user), and nodes appended
+	// to the end of the node map.
 	Runtime Scope = iota
 	// RestartNode keys belong to this node alone (its id, its own entry
-	// in the node map, its interfaces, its management listener, its
-	// monitors, ARP cache and the filter's switch, tables and timers):
-	// restart this node to apply them.
+	// in the node map, its interfaces, its management listener, the
+	// application check's user and the filter's switch, tables and
+	// timers): restart this node to apply them.
 	RestartNode
 	// RestartCluster keys must be the same on every node and cannot change
 	// while the ring runs (the cluster name and key, the node map but for
@@ -120,30 +121,20 @@ func Diff(old, next *Config) []Change {
 	ot.Tick, ot.Port, nt.Tick, nt.Port = 0, 0, 0, 0
 	ot.RealtimePriority, nt.RealtimePriority = 0, 0
 	same("ring", ot, nt, Runtime, "")
-	// A monitor that runs keeps running with new settings (the operator's
-	// check, its interval and user; the ping targets and times); turning
-	// one on or off, the NIC monitor and the built-in check's interval
-	// need a restart.
+	// Monitors are turned on and off, and change their settings, at run
+	// time; the application check's user does not (ringway keeps
+	// CAP_SETUID and CAP_SETGID only when it starts with one).
 	om, nm := old.Monitors, next.Monitors
-	same("monitors.nic", om.NIC, nm.NIC, RestartNode, restartNode)
-	switch {
-	case om.Application.Enabled != nm.Application.Enabled || (om.Application.Command == "") != (nm.Application.Command == "") ||
-		(om.Application.Command == "" && om.Application != nm.Application):
-		same("monitors.application", om.Application, nm.Application, RestartNode,
-			"turning the application monitor on or off, switching between a command and the built-in check, or the built-in check's interval "+restartNode)
-	case om.Application.User != nm.Application.User:
+	same("monitors.nic", om.NIC, nm.NIC, Runtime, "")
+	if om.Application.User != nm.Application.User {
 		add("monitors.application.user", RestartNode, "the check's user "+restartNode+" (ringway keeps CAP_SETUID and CAP_SETGID only when it starts with one)")
-	default:
+	} else {
 		same("monitors.application", om.Application, nm.Application, Runtime, "")
 	}
-	if om.Ping.Enabled != nm.Ping.Enabled {
-		add("monitors.ping", RestartNode, "turning the ping monitor on or off "+restartNode)
-	} else {
-		same("monitors.ping", om.Ping, nm.Ping, Runtime, "")
-	}
+	same("monitors.ping", om.Ping, nm.Ping, Runtime, "")
 	same("balancing", old.Balancing, next.Balancing, Runtime, "")
 	same("router.garp", old.Router.GARP, next.Router.GARP, Runtime, "")
-	same("router.arp_cache", old.Router.ARPCache, next.Router.ARPCache, RestartNode, restartNode)
+	same("router.arp_cache", old.Router.ARPCache, next.Router.ARPCache, Runtime, "")
 	// The rules, the default and the local services change at run time;
 	// the filter's switch, tables and timers do not.
 	same("filter.default", old.Filter.Default, next.Filter.Default, Runtime, "")
@@ -205,8 +196,8 @@ func (c *Config) Shared() ([]byte, error) {
 func Hash(shared []byte) [32]byte { return sha256.Sum256(shared) }
 
 // WithShared returns a copy of c whose runtime keys (subnets[].vips, vips,
-// balancing, router.garp, ring timers, filter rules, default and local
-// services, monitor settings, nodes appended to the map) are those of
+// balancing, router.garp and arp_cache, ring timers, filter rules, default
+// and local services, monitors, nodes appended to the map) are those of
 // shared, the cluster-wide part of another file
 // (Shared), validated as a whole. The other keys of shared must equal c's
 // (a node never applies half an epoch): when they differ, WithShared
@@ -230,11 +221,11 @@ func (c *Config) WithShared(shared []byte) (*Config, []Change, error) {
 	}
 	out.VIPs = slices.Clone(e.VIPs)
 	out.Balancing = e.Balancing
-	out.Router.GARP = e.Router.GARP
+	out.Router.GARP, out.Router.ARPCache = e.Router.GARP, e.Router.ARPCache
 	out.Nodes = slices.Clone(e.Nodes) // appended nodes (Diff refused any other change)
 	out.Ring = e.Ring                 // timers (Diff refused another tick or port)
 	out.Filter.Default, out.Filter.Rules, out.Filter.Local = e.Filter.Default, slices.Clone(e.Filter.Rules), slices.Clone(e.Filter.Local)
-	out.Monitors.Application, out.Monitors.Ping = e.Monitors.Application, e.Monitors.Ping
+	out.Monitors = e.Monitors
 	out.src = nil // lines of c's file no longer match
 	if err := out.Validate(); err != nil {
 		return nil, nil, err

@@ -45,10 +45,12 @@ func TestDiff(t *testing.T) {
 		{"filter rules", "quorum: availability", "quorum: availability\nfilter: {rules: [{name: r, from: [ext], to: [any], action: accept}]}", []Change{{Key: "filter.rules", Scope: Runtime}}},
 		{"filter switch", "quorum: availability", "quorum: availability\nfilter: {enabled: true}", []Change{{Key: "filter", Scope: RestartNode}}},
 		{"ping targets", "quorum: availability", "quorum: availability\nmonitors: {ping: {targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: Runtime}}},
-		{"ping on", "quorum: availability", "quorum: availability\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: RestartNode}}},
-		{"app on", "quorum: availability", "quorum: availability\nmonitors: {application: {enabled: true, command: 'true'}}", []Change{{Key: "monitors.application", Scope: RestartNode}}},
+		{"ping on", "quorum: availability", "quorum: availability\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}}", []Change{{Key: "monitors.ping", Scope: Runtime}}},
+		{"app on", "quorum: availability", "quorum: availability\nmonitors: {application: {enabled: true, command: 'true'}}", []Change{{Key: "monitors.application", Scope: Runtime}}},
+		{"app user", "quorum: availability", "quorum: availability\nmonitors: {application: {command: 'true', user: nobody}}", []Change{{Key: "monitors.application.user", Scope: RestartNode}}},
+		{"nic off", "quorum: availability", "quorum: availability\nmonitors: {nic: {enabled: false}}", []Change{{Key: "monitors.nic", Scope: Runtime}}},
 		{"garp", "quorum: availability", "quorum: availability\nrouter: {garp: {refresh: 45s}}", []Change{{Key: "router.garp", Scope: Runtime}}},
-		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: RestartNode}}},
+		{"arp cache", "quorum: availability", "quorum: availability\nrouter: {arp_cache: {ttl: 10s}}", []Change{{Key: "router.arp_cache", Scope: Runtime}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := mustParse(t, "new.yaml", strings.ReplaceAll(base, tc.from, tc.to))
@@ -93,8 +95,11 @@ func TestShared(t *testing.T) {
 // change is refused whole.
 func TestWithShared(t *testing.T) {
 	n2 := mustParse(t, "/etc/b/ringway.yaml", strings.Replace(base, "id: n1\nnodes", "id: n2\nnodes", 1))
-	other := mustParse(t, "/etc/a/ringway.yaml", strings.Replace(base, "preferred: n1", "preferred: n3", 2)+
-		"balancing: {threshold: 0.5}\n")
+	otherText := strings.Replace(base, "preferred: n1", "preferred: n3", 2) +
+		"balancing: {threshold: 0.5}\nrouter: {arp_cache: {ttl: 10s, queue: 5}, garp: {refresh: 45s}}\n" +
+		"ring: {hop_interval: 3ms}\nmonitors: {ping: {enabled: true, targets: [192.0.2.9]}, nic: {enabled: false}}\n" +
+		"filter: {rules: [{name: r, from: [ext], to: [any], action: accept}]}\n"
+	other := mustParse(t, "/etc/a/ringway.yaml", otherText)
 	other.Subnets[0].VIPs = append(other.Subnets[0].VIPs, mustAddr(t, "203.0.113.95"))
 	shared, err := other.Shared()
 	if err != nil {
@@ -110,8 +115,15 @@ func TestWithShared(t *testing.T) {
 	if got.VIPs[0].Preferred != "n3" || got.Balancing.Threshold != 0.5 || len(got.Subnets[0].VIPs) != 5 {
 		t.Errorf("runtime keys not taken: %+v %+v %v", got.VIPs[0], got.Balancing, got.Subnets[0].VIPs)
 	}
-	if Keys(cs) != "subnets[0].vips, vips, balancing" {
+	if Keys(cs) != "subnets[0].vips, vips, ring, monitors.nic, monitors.ping, balancing, router.garp, router.arp_cache, filter.rules" {
 		t.Errorf("changes %q", Keys(cs))
+	}
+	// Every key the epoch changed is taken: the result is the other file
+	// with n2's own keys.
+	want := mustParse(t, "/etc/b/ringway.yaml", strings.Replace(otherText, "id: n1\nnodes", "id: n2\nnodes", 1))
+	want.Subnets[0].VIPs = other.Subnets[0].VIPs
+	if d := Diff(want, got); len(d) != 0 {
+		t.Errorf("WithShared left keys as they were: %v", d)
 	}
 
 	ring := mustParse(t, "/etc/a/ringway.yaml", base+"ring: {port: 7950}\n")

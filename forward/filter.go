@@ -171,7 +171,6 @@ func New(cfg Config) (*Filter, error) {
 	if err := f.SetRules(cfg.Default, cfg.Rules, cfg.Local); err != nil {
 		return nil, err
 	}
-	f.spoof.ours = map[uint32]struct{}{}
 	for _, l := range cfg.Links {
 		p, err := compilePrefix(l.Prefix)
 		if err != nil {
@@ -184,14 +183,10 @@ func New(cfg Config) (*Filter, error) {
 		}
 		f.spoof.bcast = append(f.spoof.bcast, bc)
 		if l.Primary.Is4() {
-			f.spoof.ours[u32(l.Primary.As4())] = struct{}{}
+			f.spoof.primary = append(f.spoof.primary, u32(l.Primary.As4()))
 		}
 	}
-	for _, v := range cfg.VIPs {
-		if v.Is4() {
-			f.spoof.ours[u32(v.As4())] = struct{}{}
-		}
-	}
+	f.spoof.setVIPs(cfg.VIPs)
 	t := cfg.Timeouts
 	d := DefaultTimeouts()
 	for _, p := range []struct{ v, def *time.Duration }{

@@ -1,13 +1,19 @@
 package forward
 
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
 // spoofer checks a packet's source against what may arrive on each link
 // (DESIGN.md: a source of another connected subnet, a VIP, 0/8, 127/8,
 // 169.254/16, 224/4, or a subnet's broadcast address is a forgery, or a
 // misconfigured host: dropped and counted).
 type spoofer struct {
-	links []pfx               // each link's connected prefix
-	bcast []uint32            // each link's directed broadcast address
-	ours  map[uint32]struct{} // VIPs and this node's primary addresses
+	links   []pfx                               // each link's connected prefix
+	bcast   []uint32                            // each link's directed broadcast address
+	primary []uint32                            // this node's primary addresses
+	ours    atomic.Pointer[map[uint32]struct{}] // VIPs and primary; SetVIPs swaps it whole
 }
 
 func (s *spoofer) check(src [4]byte, in int) Reason {
@@ -24,8 +30,28 @@ func (s *spoofer) check(src [4]byte, in int) Reason {
 			return ReasonSpoofSubnet
 		}
 	}
-	if _, ok := s.ours[a]; ok {
+	if _, ok := (*s.ours.Load())[a]; ok {
 		return ReasonSpoofVIP
 	}
 	return ReasonNone
 }
+
+// setVIPs makes vips (with the primary addresses) the sources refused as
+// spoofed_vip.
+func (s *spoofer) setVIPs(vips []netip.Addr) {
+	m := make(map[uint32]struct{}, len(s.primary)+len(vips))
+	for _, a := range s.primary {
+		m[a] = struct{}{}
+	}
+	for _, v := range vips {
+		if v.Is4() {
+			m[u32(v.As4())] = struct{}{}
+		}
+	}
+	s.ours.Store(&m)
+}
+
+// SetVIPs replaces the VIPs whose address no packet may arrive from (a
+// reload that adds or removes VIPs). Safe for concurrent use with
+// decisions: each packet sees the old list or the new one.
+func (f *Filter) SetVIPs(vips []netip.Addr) { f.spoof.setVIPs(vips) }

@@ -4,6 +4,8 @@ package integration
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/lab"
@@ -412,4 +417,300 @@ func TestReloadMonitor(t *testing.T) {
 		return len(st.Unhealthy) == 3 && st.Config != nil && st.Config.Epoch == 1
 	}, 5*time.Second, "every node runs the new check, which fails")
 	t.Logf("unhealthy after the reload: %v", st.Unhealthy)
+}
+
+// TestReloadDropFlows: with the stateful filter on, the client reaches
+// the server through gateway VIP .95 (a host route). A reload that
+// removes .95 leaves the open TCP connection going (the client still
+// holds the old owner's MAC); .95 added back and removed again by
+// `ringway reload --drop-flows` cuts the connection opened through it:
+// every node drops the client's flows (it used .95 as gateway).
+func TestReloadDropFlows(t *testing.T) {
+	filter := func(f *config.Config) { filterToServer(f, 7001) }
+	both := func(f *config.Config) { filter(f); with95(f) }
+	c := newCluster(t, 3, func(i int, f *config.Config) { both(f) })
+	c.startAll()
+	all := []int{1, 2, 3}
+	c.waitConverged(all, 10*time.Second)
+	l := c.lab
+	go echoTCP(listenTCP(t, l, l.Server(), ":80"))
+	h, err := l.Netlink(l.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(lab.HostIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: lab.ServerAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}, Gw: ext95.AsSlice()}
+	if err := h.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	server := netip.AddrPortFrom(lab.ServerAddr, 80).String()
+	dial := func() net.Conn {
+		t.Helper()
+		var conn net.Conn
+		if err := l.Do(l.Client(), func() (err error) {
+			conn, err = net.DialTimeout("tcp4", server, 2*time.Second)
+			return err
+		}); err != nil {
+			t.Fatalf("connect to the server through .95: %v", err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	echo := func(conn net.Conn, wait time.Duration) error {
+		conn.SetDeadline(time.Now().Add(wait))
+		msg := []byte("through .95\n")
+		if _, err := conn.Write(msg); err != nil {
+			return err
+		}
+		b := make([]byte, len(msg))
+		_, err := io.ReadFull(conn, b)
+		return err
+	}
+	epoch := func(want uint64) {
+		t.Helper()
+		c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == want }, 3*time.Second, fmt.Sprintf("epoch %d", want))
+		time.Sleep(200 * time.Millisecond) // every node has committed it
+	}
+
+	a := dial()
+	if err := echo(a, 2*time.Second); err != nil {
+		t.Fatalf("through .95 before any reload: %v", err)
+	}
+	// Removed without --drop-flows: the connection goes on.
+	for _, i := range all {
+		c.writeConfig(i, filter)
+	}
+	if out, err := c.ringway(1, "reload", "-c", l.ConfigPath(1)); err != nil || strings.Contains(out, "dropped") {
+		t.Fatalf("ringway reload: %v\n%s", err, out)
+	}
+	epoch(1)
+	if err := echo(a, 2*time.Second); err != nil {
+		t.Errorf("the connection through .95 after a reload removed it (without --drop-flows): %v", err)
+	}
+
+	// Added back; a new connection; removed with --drop-flows: cut.
+	for _, i := range all {
+		c.writeConfig(i, both)
+	}
+	c.hup(all...)
+	epoch(2)
+	if err := pingFrom(l, l.Client(), ext95, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b := dial()
+	if err := echo(b, 2*time.Second); err != nil {
+		t.Fatalf("through .95 added back: %v", err)
+	}
+	for _, i := range all {
+		c.writeConfig(i, filter)
+	}
+	out, err := c.ringway(2, "reload", "--drop-flows", "-c", l.ConfigPath(2))
+	if err != nil || !strings.Contains(out, "flows through 198.51.100.95, 203.0.113.95 dropped on every node") {
+		t.Fatalf("ringway reload --drop-flows: %v\n%s", err, out)
+	}
+	t.Logf("%s", strings.TrimSpace(out))
+	epoch(3)
+	if err := echo(b, 1500*time.Millisecond); err == nil {
+		t.Error("the connection through .95 still works after a reload removed it with --drop-flows")
+	}
+	dropped := 0
+	for _, i := range all {
+		for _, line := range strings.Split(c.log(i), "\n") {
+			if strings.Contains(line, "flows through removed VIPs dropped") {
+				t.Logf("n%d: %s", i, line[strings.Index(line, "msg="):])
+				dropped++
+			}
+		}
+	}
+	if dropped != 3 {
+		t.Errorf("%d nodes log the drop, want 3", dropped)
+	}
+}
+
+// TestReloadAppendNodeFilter: with the stateful filter on (symmetric
+// routing over the inter-node tunnel), a fourth node appended by a reload
+// joins; the running nodes' tunnels learn it, so it takes its share of
+// the flow directory: connections through the gateway work, and n4
+// receives registers for the flows whose authoritative node it is.
+func TestReloadAppendNodeFilter(t *testing.T) {
+	c := newCluster(t, 4, func(i int, f *config.Config) {
+		filterToServer(f, 7001)
+		if i <= 3 {
+			f.Nodes = f.Nodes[:3]
+		}
+	})
+	for i := 1; i <= 3; i++ {
+		c.start(i)
+	}
+	c.waitConverged([]int{1, 2, 3}, 10*time.Second)
+	l := c.lab
+	go echoTCP(listenTCP(t, l, l.Server(), ":80"))
+	server := netip.AddrPortFrom(lab.ServerAddr, 80).String()
+	if err := tcpRoundTrip(l, l.Client(), server); err != nil {
+		t.Fatalf("before the reload: %v", err)
+	}
+	for i := 1; i <= 3; i++ {
+		c.writeConfig(i, func(f *config.Config) { filterToServer(f, 7001) })
+	}
+	c.hup(1, 2, 3)
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Nodes) == 4 && st.Config != nil && st.Config.Epoch == 1
+	}, 3*time.Second, "the node map has n4")
+	c.start(4)
+	c.waitConverged([]int{1, 2, 3, 4}, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // every node has the new directory
+	for k := range 30 {
+		if err := tcpRoundTrip(l, l.Client(), server); err != nil {
+			t.Errorf("connection %d after n4 joined: %v", k, err)
+		}
+	}
+	st, err := c.status(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Filter == nil || st.Filter.Tunnel == nil || st.Filter.Tunnel.Registers[1] == 0 {
+		t.Errorf("n4 received no register over the tunnel: %+v", st.Filter)
+	} else {
+		t.Logf("n4's tunnel: registers %v, replication %+v", st.Filter.Tunnel.Registers, st.Filter.Tunnel.Replication)
+	}
+	for i := 1; i <= 3; i++ {
+		if strings.Contains(c.log(i), "config epoch not applied here") {
+			t.Errorf("n%d did not apply the epoch", i)
+		}
+	}
+}
+
+// TestReloadLocalService: a VIP added by a reload is on every node's TUN
+// device, so a local service can listen on it and the client reaches it
+// through the VIP's owner; removed, it is no longer a local address.
+func TestReloadLocalService(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	all := []int{1, 2, 3}
+	c.waitConverged(all, 10*time.Second)
+	l := c.lab
+	svc := netip.AddrPortFrom(ext95, 8081).String()
+	listen := func(i int) (net.Listener, error) {
+		var ln net.Listener
+		err := l.Do(l.Node(i), func() (err error) {
+			ln, err = net.Listen("tcp4", svc)
+			return err
+		})
+		return ln, err
+	}
+	if ln, err := listen(1); err == nil {
+		ln.Close()
+		t.Fatal("listening on .95 before it is a VIP worked")
+	}
+	for _, i := range all {
+		c.writeConfig(i, with95)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == 1 }, 3*time.Second, "epoch 1")
+	time.Sleep(200 * time.Millisecond) // every node has committed it
+	for _, i := range all {
+		ln, err := listen(i)
+		if err != nil {
+			t.Fatalf("n%d: a local service on the VIP added by the reload: %v", i, err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(conn, "n%d\n", i)
+				conn.Close()
+			}
+		}()
+	}
+	var got []byte
+	if err := l.Do(l.Client(), func() error {
+		conn, err := net.DialTimeout("tcp4", svc, 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		got, err = io.ReadAll(conn)
+		return err
+	}); err != nil {
+		t.Fatalf("client → the service on .95: %v", err)
+	}
+	st, _ := c.status(1)
+	t.Logf("the service on .95 answered %q (owner %s)", strings.TrimSpace(string(got)), owner(st, ext95.String()))
+	if owner := owner(st, ext95.String()); strings.TrimSpace(string(got)) != owner {
+		t.Errorf("answered by %q, want the owner %s", got, owner)
+	}
+
+	for _, i := range all {
+		c.writeConfig(i, nil)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == 2 }, 3*time.Second, "epoch 2")
+	time.Sleep(200 * time.Millisecond)
+	for _, i := range all {
+		addrs, err := l.Addrs(l.Node(i), "ringway0")
+		if err != nil {
+			t.Fatalf("n%d: %v", i, err)
+		}
+		if slices.Contains(addrs, netip.PrefixFrom(ext95, 32)) {
+			t.Errorf("n%d's TUN device still has .95 after it was removed: %v", i, addrs)
+		}
+	}
+}
+
+// TestReloadPingOnOff: a reload turns the ping monitor on in the running
+// daemons (its raw socket opened after they dropped their capabilities)
+// and changes the ARP cache; n1, whose route to the target then goes, is
+// unhealthy; a reload that turns the monitor off makes it healthy again.
+func TestReloadPingOnOff(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	all := []int{1, 2, 3}
+	c.waitConverged(all, 10*time.Second)
+	ping := func(f *config.Config) {
+		f.Monitors.Ping = config.PingMonitor{Enabled: true, Interval: 100 * time.Millisecond,
+			Timeout: 50 * time.Millisecond, Targets: []netip.Addr{lab.ServerAddr}}
+		f.Router.ARPCache = config.ARPCache{TTL: 10 * time.Second, Queue: 5}
+	}
+	for _, i := range all {
+		c.writeConfig(i, ping)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool { return st.Config != nil && st.Config.Epoch == 1 }, 3*time.Second, "epoch 1")
+	time.Sleep(500 * time.Millisecond) // a few ping rounds
+	if st, err := c.status(1); err != nil || len(st.Unhealthy) != 0 {
+		t.Fatalf("with the ping monitor on and the server reachable: unhealthy %v, %v", st.Unhealthy, err)
+	}
+	for _, i := range all {
+		l := c.log(i)
+		if !strings.Contains(l, `msg="monitors changed by the config epoch" on=[ping]`) || !strings.Contains(l, `msg="router.arp_cache applied" ttl=10s queue=5`) {
+			t.Errorf("n%d does not log the ping monitor started and the ARP cache applied", i)
+		}
+	}
+	h, err := c.lab.Netlink(c.lab.Node(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	route := &netlink.Route{Dst: &net.IPNet{IP: lab.ServerAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}, Type: unix.RTN_BLACKHOLE}
+	if err := h.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	defer h.RouteDel(route)
+	c.waitFor(func(st mgmt.Status) bool { return slices.Equal(st.Unhealthy, []string{"n1"}) }, 5*time.Second,
+		"n1 unhealthy by the ping monitor a reload turned on")
+	for _, i := range all {
+		c.writeConfig(i, nil)
+	}
+	c.hup(all...)
+	c.waitFor(func(st mgmt.Status) bool {
+		return len(st.Unhealthy) == 0 && st.Config != nil && st.Config.Epoch == 2
+	}, 5*time.Second, "n1 healthy once a reload turned the ping monitor off")
 }

@@ -2,6 +2,9 @@ package mgmt
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"time"
 )
@@ -21,6 +24,21 @@ type ReloadResult struct {
 	Hash    string   `json:"hash"`              // the file's hash (its cluster-wide part)
 	Changes []string `json:"changes,omitempty"` // the keys that changed
 	Errors  []string `json:"errors,omitempty"`  // why it was refused, one problem per line
+	// DropFlows are the removed VIPs whose open flows every node drops
+	// (asked with drop_flows, applied).
+	DropFlows []string `json:"drop_flows,omitempty"`
+	// Notes say what the answer alone does not: --drop-flows with
+	// nothing to drop, for instance.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// ReloadOptions are what an operator asks of a reload, besides reading
+// the file: POST /api/v1/reload's optional JSON body.
+type ReloadOptions struct {
+	// DropFlows: the open flows through the VIPs this reload removes are
+	// dropped on every node (`ringway reload --drop-flows`); without it
+	// they go on until they end.
+	DropFlows bool `json:"drop_flows"`
 }
 
 // ConfigStatus is a node's configuration as the status reports it.
@@ -43,7 +61,7 @@ type ConfigStatus struct {
 type Reloader interface {
 	// Reload re-reads the node's config file and applies it as
 	// ReloadResult says; it waits for the ring's answer until ctx ends.
-	Reload(ctx context.Context) ReloadResult
+	Reload(ctx context.Context, o ReloadOptions) ReloadResult
 }
 
 // reloadWait bounds how long the API waits for the ring to apply a reload.
@@ -55,16 +73,27 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotImplemented, apiError{Error: "this node cannot reload its configuration"})
 		return
 	}
+	var o ReloadOptions
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, `reload takes no body or a JSON body {"drop_flows": true|false}: `+err.Error())
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), reloadWait)
 	defer cancel()
-	res := rl.Reload(ctx)
-	s.log.Info("reload requested through the API", "outcome", res.Outcome, "epoch", res.Epoch, "from", r.RemoteAddr)
+	res := rl.Reload(ctx, o)
+	s.log.Info("reload requested through the API", "outcome", res.Outcome, "epoch", res.Epoch, "drop_flows", o.DropFlows, "from", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, res)
 }
 
 // Reload asks the node to re-read its config file and apply it.
-func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+func (c *Client) Reload(ctx context.Context, o ReloadOptions) (ReloadResult, error) {
 	var res ReloadResult
-	err := c.do(ctx, http.MethodPost, "/api/v1/reload", nil, &res)
+	var in any
+	if o != (ReloadOptions{}) {
+		in = o
+	}
+	err := c.do(ctx, http.MethodPost, "/api/v1/reload", in, &res)
 	return res, err
 }

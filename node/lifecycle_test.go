@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ring/ringnet/ringnettest"
@@ -152,9 +153,19 @@ func (c *cluster) start(f *config.Config, extra func(id ring.NodeID) []part, edi
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f.FilterEnabled() {
+		// The stateful filter as New builds it, without the tunnel
+		// (symmetric routing needs sockets): tests call its Forward.
+		fc := filterConfig(f)
+		fc.Self = 0
+		if n.filter, err = forward.New(fc); err != nil {
+			t.Fatal(err)
+		}
+		n.clock = func() int64 { return time.Now().UnixNano() }
+	}
 	tn := &testNode{Node: n, plane: routertest.NewFake(), ring: ringDriver{d, core}, logs: logs, done: make(chan error, 1)}
 	n.ring, n.plane, n.proposer = tn.ring, tn.plane, d
-	n.beside = []part{{"local", runnerFunc(n.reportLocal)}}
+	n.beside = []part{{"local", runnerFunc(n.reportLocal)}, {"monitors", runnerFunc(n.runMonitors)}}
 	if extra != nil {
 		n.beside = append(n.beside, extra(n.self)...)
 	}

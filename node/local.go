@@ -28,23 +28,25 @@ const loadInterval = time.Second
 func (n *Node) reportLocal(ctx context.Context) error {
 	t := time.NewTicker(loadInterval)
 	defer t.Stop()
-	var nicC, pingC, appC <-chan struct{}
-	if n.nic != nil {
-		nicC = n.nic.Changed()
-	}
-	if n.ping != nil {
-		pingC = n.ping.Changed()
-	}
-	if n.app != nil {
-		appC = n.app.Changed()
-	}
 	prev := map[netip.Addr]uint64{}
 	var prevLinks map[string][2]uint64
 	last := time.Now()
 	var load []byte
 	var sent *ring.Local
 	for {
-		l := ring.Local{Unhealthy: !n.healthy(), Load: load}
+		// The monitors a reload may have replaced, and their verdicts.
+		mons := n.mons.Load()
+		var nicC, pingC, appC <-chan struct{}
+		if mons.nic != nil {
+			nicC = mons.nic.Changed()
+		}
+		if mons.ping != nil {
+			pingC = mons.ping.Changed()
+		}
+		if mons.app != nil {
+			appC = mons.app.Changed()
+		}
+		l := ring.Local{Unhealthy: !mons.healthy(), Load: load}
 		if sent == nil || sent.Unhealthy != l.Unhealthy || !bytes.Equal(sent.Load, l.Load) {
 			switch err := n.proposer.SetLocal(ctx, l); {
 			case err == nil:
@@ -62,6 +64,7 @@ func (n *Node) reportLocal(ctx context.Context) error {
 		case <-nicC:
 		case <-pingC:
 		case <-appC:
+		case <-mons.swapped:
 		case now := <-t.C:
 			n.reportFile(ctx)
 			dt := now.Sub(last).Seconds()

@@ -81,10 +81,8 @@ type Node struct {
 	tunnel   *tunnelnet.Driver             // nil unless symmetric routing is on (tunnel.go)
 	dirKey   [forward.DirectoryKeyLen]byte // the flow directory's secret
 
-	api  *mgmt.Server  // nil unless management.listen is set
-	nic  *monitor.NIC  // nil unless monitors.nic.enabled
-	ping *monitor.Ping // nil unless monitors.ping.enabled
-	app  appMonitor    // nil unless monitors.application.enabled
+	api  *mgmt.Server               // nil unless management.listen is set
+	mons atomic.Pointer[monitorSet] // the monitors that run (monitors.go); a reload replaces it
 
 	started time.Time
 	state   atomic.Pointer[ring.State]
@@ -131,26 +129,21 @@ func New(cfg Config) (*Node, error) {
 
 	hc := ringstate.Config{Initial: table, Balance: balanceConfig(f)}
 	n.holder = hc
-	if f.Monitors.NIC.Enabled {
-		names := make([]string, len(f.Subnets))
-		for i, s := range f.Subnets {
-			names[i] = s.Interface
-		}
-		n.nic = monitor.NewNIC(names, f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
-	}
+	var (
+		nic  *monitor.NIC
+		ping *monitor.Ping
+		app  appMonitor
+	)
 	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
-		cmd := monitor.NewCommand(a.Command, a.Interval, n.log.With("part", "monitor"))
-		if a.User != "" {
-			uid, gid, groups, err := lookupUser(a.User)
-			if err != nil {
-				return nil, fmt.Errorf("monitors.application.user: %w", err)
-			}
-			cmd.RunAs(uid, gid, groups)
+		cmd, err := newCommand(a, n.log.With("part", "monitor"))
+		if err != nil {
+			return nil, err
 		}
-		n.app = cmd
+		app = cmd
 	}
 	// Without a command, the built-in check (monitor.Probe) needs the
-	// router: it is built below.
+	// router: it is built below; the ping monitor's socket is opened
+	// last.
 	rc := ringConfig(f)
 	rc.Holder = ringstate.New(hc)
 	rc.Rand = cryptoRand
@@ -196,7 +189,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.plane = rt
 	if a := f.Monitors.Application; a.Enabled && a.Command == "" {
-		n.app = monitor.NewProbe(rt, a.Interval, n.log.With("part", "monitor"))
+		app = monitor.NewProbe(rt, a.Interval, n.log.With("part", "monitor"))
 	}
 	n.beside = append(n.beside, part{"local", runnerFunc(n.reportLocal)})
 	if n.filter != nil {
@@ -232,19 +225,17 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.beside = append(n.beside, part{"mgmt", n.api})
 	}
+	if f.Monitors.NIC.Enabled {
+		nic = monitor.NewNIC(interfaces(f), f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
+	}
 	if p := f.Monitors.Ping; p.Enabled {
-		if n.ping, err = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor")); err != nil {
+		if ping, err = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor")); err != nil {
 			n.Close()
 			return nil, err
 		}
-		n.beside = append(n.beside, part{"ping monitor", n.ping})
 	}
-	if n.nic != nil {
-		n.beside = append(n.beside, part{"nic monitor", n.nic})
-	}
-	if n.app != nil {
-		n.beside = append(n.beside, part{"application monitor", n.app})
-	}
+	n.mons.Store(newMonitorSet(nic, ping, app))
+	n.beside = append(n.beside, part{"monitors", runnerFunc(n.runMonitors)})
 	return n, nil
 }
 
@@ -271,6 +262,7 @@ func newNode(cfg Config) (*Node, error) {
 		names[i] = f.Nodes[i].ID
 	}
 	n.names.Store(&names)
+	n.mons.Store(newMonitorSet(nil, nil, nil))
 	if err := n.initConfig(f); err != nil {
 		return nil, err
 	}
@@ -330,7 +322,7 @@ func cryptoRand() uint64 {
 
 // healthy reports whether every monitor that runs passes.
 func (n *Node) healthy() bool {
-	return (n.nic == nil || n.nic.Healthy()) && (n.ping == nil || n.ping.Healthy()) && (n.app == nil || n.app.Healthy())
+	return n.mons.Load().healthy()
 }
 
 // apply makes a committed ring state this node's behaviour: the VIPs the
@@ -412,8 +404,8 @@ func (n *Node) Close() error {
 		if n.api != nil {
 			n.api.Close() // the listener, when Run never ran
 		}
-		if n.ping != nil {
-			n.ping.Close() // the raw socket, when Run never ran
+		if p := n.mons.Load().ping; p != nil {
+			p.Close() // the raw socket, when Run never ran
 		}
 	})
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sync"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/mgmt"
-	"github.com/ringway/ringway/monitor"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ringstate"
 )
@@ -34,6 +34,7 @@ type runConfig struct {
 	epoch  uint64
 	hash   [32]byte          // of cfg.Shared()
 	groups map[uint16]string // VIP group numbers to names (groupNames)
+	drop   []netip.Addr      // the VIPs whose flows the epoch dropped (--drop-flows)
 }
 
 // fileState is this node's file as it last read it.
@@ -127,10 +128,10 @@ func (n *Node) initConfig(f *config.Config) error {
 
 // Reload re-reads the node's config file and applies it cluster-wide
 // (mgmt.Reloader). It waits until ctx ends for the ring's answer.
-func (n *Node) Reload(ctx context.Context) mgmt.ReloadResult {
+func (n *Node) Reload(ctx context.Context, o mgmt.ReloadOptions) mgmt.ReloadResult {
 	n.reload.mu.Lock()
 	defer n.reload.mu.Unlock()
-	res := n.reloadFile(ctx)
+	res := n.reloadFile(ctx, o)
 	switch res.Outcome {
 	case "refused":
 		n.log.Error("reload refused; the node keeps running on its current configuration", "file", n.file.File, "problems", len(res.Errors))
@@ -140,12 +141,15 @@ func (n *Node) Reload(ctx context.Context) mgmt.ReloadResult {
 	case "pending":
 		n.log.Warn("reload proposed but not applied yet (is this node a member of a ring with quorum?)", "hash", res.Hash)
 	default:
-		n.log.Info("reload: "+res.Outcome, "epoch", res.Epoch, "hash", res.Hash, "changes", res.Changes)
+		n.log.Info("reload: "+res.Outcome, "epoch", res.Epoch, "hash", res.Hash, "changes", res.Changes, "drop_flows", res.DropFlows)
+	}
+	for _, note := range res.Notes {
+		n.log.Warn("reload: " + note)
 	}
 	return res
 }
 
-func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
+func (n *Node) reloadFile(ctx context.Context, o mgmt.ReloadOptions) mgmt.ReloadResult {
 	refuse := func(errs ...string) mgmt.ReloadResult { return mgmt.ReloadResult{Outcome: "refused", Errors: errs} }
 	f, err := config.Load(n.file.File)
 	if err != nil {
@@ -168,8 +172,8 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 		}
 		return refuse(out...)
 	}
-	if len(f.Nodes) > len(cur.cfg.Nodes) && symmetricOn(cur.cfg) {
-		return refuse(fmt.Sprintf("%s: nodes: appending nodes while the stateful filter runs (its inter-node tunnel knows its peers from the start) is not supported yet; add them to every node's file and restart every node", n.file.File))
+	if len(f.Nodes) > len(cur.cfg.Nodes) && !symmetricOn(cur.cfg) && symmetricOn(f) {
+		return refuse(fmt.Sprintf("%s: nodes: a second node with the stateful filter on needs the inter-node tunnel, which a node sets up at start only when its node map has more than one node; add the nodes to every node's file and restart this node", n.file.File))
 	}
 	shared, err := f.Shared()
 	if err != nil {
@@ -178,6 +182,17 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 	h := config.Hash(shared)
 	n.fileNow.Store(&fileState{cfg: f, hash: h})
 	res := mgmt.ReloadResult{Hash: short(h), Changes: changeKeys(changes)}
+	var drop []netip.Addr
+	if o.DropFlows {
+		drop = removedVIPs(cur.cfg, f)
+		if len(drop) == 0 {
+			res.Notes = append(res.Notes, "--drop-flows: this reload removes no VIP from the configuration the cluster runs, so no flow is dropped "+
+				"(give --drop-flows with the first reload of the file that removes the VIPs, before other nodes get SIGHUP)")
+		} else if n.filter == nil {
+			res.Notes = append(res.Notes, "--drop-flows: this node tracks no flows (filter.enabled is false): "+
+				"nothing to drop here; nodes with the stateful filter drop theirs")
+		}
+	}
 	if h == cur.hash {
 		n.noteFile()
 		res.Outcome, res.Epoch = "unchanged", cur.epoch
@@ -191,7 +206,8 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 	if err != nil {
 		return refuse(err.Error())
 	}
-	data, err := ringstate.ConfigChange{Base: cur.hash, Balance: balanceConfig(f), Content: shared, From: from, Desired: desired}.MarshalBinary()
+	data, err := ringstate.ConfigChange{Base: cur.hash, Balance: balanceConfig(f), Content: shared, From: from, Desired: desired,
+		DropVIPs: drop}.MarshalBinary()
 	if err != nil {
 		return refuse(err.Error())
 	}
@@ -202,13 +218,17 @@ func (n *Node) reloadFile(ctx context.Context) mgmt.ReloadResult {
 		return refuse("propose the change to the ring: " + err.Error())
 	}
 	n.ops.add(id, "reload "+short(h), time.Now())
-	// The answer: the epoch applied here (its hash is the file's), or the
-	// holder's refusal (logEvent records it).
+	// The answer: the epoch applied here (its hash is the file's, and it
+	// drops the flows asked for), or the holder's refusal (logEvent
+	// records it).
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if r := n.run.Load(); r.hash == h {
+		if r := n.run.Load(); r.hash == h && (len(drop) == 0 || slices.Equal(r.drop, drop)) {
 			res.Outcome, res.Epoch = "applied", r.epoch
+			for _, v := range r.drop {
+				res.DropFlows = append(res.DropFlows, v.String())
+			}
 			return res
 		}
 		if why, ok := n.reload.refusal(id); ok {
@@ -259,12 +279,22 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 		n.run.Store(&runConfig{cfg: cur.cfg, epoch: e.Epoch, hash: cur.hash, groups: cur.groups})
 		return
 	}
-	n.run.Store(&runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)})
+	// Stored first: the status shows the epoch with the table it came
+	// with (n.state), not after the parts below took their time.
+	run := &runConfig{cfg: next, epoch: e.Epoch, hash: e.Hash, groups: groupNames(next)}
+	n.run.Store(run)
 	n.reload.remember(runConfig{cfg: next, hash: e.Hash})
 	n.applyRouter(cur.cfg, next)
 	n.applyTimers(cur.cfg, next)
 	n.applyFilter(cur.cfg, next)
 	n.applyMonitors(cur.cfg, next)
+	if len(e.DropVIPs) > 0 && e.Epoch > cur.epoch {
+		n.dropFlows(e.DropVIPs)
+		// A reload with --drop-flows answers once the flows are gone.
+		done := *run
+		done.drop = e.DropVIPs
+		n.run.Store(&done)
+	}
 	if e.Epoch < cur.epoch {
 		n.log.Warn("the cluster's config epoch went back (the token was regenerated from an older copy); reload a node to apply the file again",
 			"from", cur.epoch, "to", e.Epoch, "hash", short(e.Hash))
@@ -282,10 +312,19 @@ func (n *Node) addNodes(old, next *config.Config) bool {
 	if len(next.Nodes) <= len(old.Nodes) {
 		return true
 	}
-	if symmetricOn(old) {
-		n.log.Error("config epoch not applied here: it appends nodes, and the stateful filter's tunnel knows its peers from the start; restart this node",
+	if !symmetricOn(old) && symmetricOn(next) {
+		n.log.Error("config epoch not applied here: it appends nodes to a one-node map with the stateful filter on, whose inter-node tunnel a node sets up at start; restart this node",
 			"nodes", len(next.Nodes))
 		return false
+	}
+	if n.tunnel != nil {
+		// The tunnel first: the new nodes' datagrams are believed, and
+		// they can be sent to, before the ring admits them.
+		peers := map[uint16][]netip.AddrPort{}
+		for i, as := range ringAddrs(next, uint16(next.Forward.Port)) {
+			peers[uint16(i+1)] = as
+		}
+		n.tunnel.AddPeers(peers)
 	}
 	all := ringAddrs(next, uint16(next.Ring.Port))
 	var ids []ring.NodeID
@@ -326,42 +365,25 @@ func (n *Node) applyTimers(old, next *config.Config) {
 
 // applyFilter gives the stateful filter the new rules, default and local
 // services, when they changed: flows it already accepted go on, new ones
-// meet the new rules.
+// meet the new rules; and the new VIPs, which no packet may come from
+// (anti-spoofing).
 func (n *Node) applyFilter(old, next *config.Config) {
-	o, x := old.Filter, next.Filter
-	if n.filter == nil || (o.Default == x.Default && reflect.DeepEqual(o.Rules, x.Rules) && reflect.DeepEqual(o.Local, x.Local)) {
+	if n.filter == nil {
 		return
 	}
 	fc := filterConfig(next)
+	if !slices.Equal(filterConfig(old).VIPs, fc.VIPs) {
+		n.filter.SetVIPs(fc.VIPs)
+	}
+	o, x := old.Filter, next.Filter
+	if o.Default == x.Default && reflect.DeepEqual(o.Rules, x.Rules) && reflect.DeepEqual(o.Local, x.Local) {
+		return
+	}
 	if err := n.filter.SetRules(fc.Default, fc.Rules, fc.Local); err != nil {
 		n.log.Error("the new filter rules were not applied; the node keeps the old ones", "err", err)
 		return
 	}
 	n.log.Info("filter rules applied", "rules", len(fc.Rules), "default", x.Default.String())
-}
-
-// applyMonitors gives the monitors that run their new settings: the
-// operator's check (command, interval, user) and the ping monitor's
-// targets and times. Each adopts them before its next check.
-func (n *Node) applyMonitors(old, next *config.Config) {
-	oa, na := old.Monitors.Application, next.Monitors.Application
-	if cmd, ok := n.app.(*monitor.Command); ok && oa != na && na.Command != "" {
-		var uid, gid uint32
-		var groups []uint32
-		var err error
-		if na.User != "" {
-			if uid, gid, groups, err = lookupUser(na.User); err != nil {
-				n.log.Error("the new application check was not applied; the old one runs", "err", fmt.Errorf("monitors.application.user: %w", err))
-				return
-			}
-		}
-		cmd.Reconfigure(na.Command, na.Interval, na.User != "", uid, gid, groups)
-	}
-	if op, np := old.Monitors.Ping, next.Monitors.Ping; n.ping != nil && !reflect.DeepEqual(op, np) {
-		if err := n.ping.Reconfigure(np.Targets, np.Interval, np.Timeout); err != nil {
-			n.log.Error("the new ping monitor settings were not applied; the old ones run", "err", err)
-		}
-	}
 }
 
 // garpSetter is a Plane whose GARP schedule changes at run time
@@ -370,21 +392,86 @@ type garpSetter interface {
 	SetGARP(count int, interval, refresh time.Duration, rate float64) error
 }
 
+// vipSetter is a Plane told the configured VIPs at run time
+// (*router.Router).
+type vipSetter interface{ SetVIPs(vips []netip.Addr) error }
+
 // applyRouter gives the data plane the new configuration's gratuitous ARP
-// schedule, when it changed. (The VIPs themselves need nothing here: the
-// plane answers whatever the committed table gives this node.)
+// schedule, when it changed, and its VIPs, for the attribution of hosts to
+// the VIP they use (the plane answers whatever the committed table gives
+// this node).
 func (n *Node) applyRouter(old, next *config.Config) {
-	if old.Router.GARP == next.Router.GARP {
-		return
-	}
-	g, ok := n.plane.(garpSetter)
-	if !ok {
-		return
+	if v, ok := n.plane.(vipSetter); ok {
+		var vips []netip.Addr
+		for _, a := range next.AllVIPs() {
+			vips = append(vips, a.Addr)
+		}
+		if err := v.SetVIPs(vips); err != nil {
+			n.log.Error("the VIPs on the local delivery (TUN) device do not match the configuration; local services may not reach new VIPs", "err", err)
+		}
 	}
 	rc := routerConfig(next, n.log)
-	if err := g.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
-		n.log.Error("the new router.garp settings were not applied", "err", err)
+	if g, ok := n.plane.(garpSetter); ok && old.Router.GARP != next.Router.GARP {
+		if err := g.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
+			n.log.Error("the new router.garp settings were not applied", "err", err)
+		}
 	}
+	if a, ok := n.plane.(arpCacheSetter); ok && old.Router.ARPCache != next.Router.ARPCache {
+		if err := a.SetARPCache(rc.NeighReachable, rc.NeighQueue); err != nil {
+			n.log.Error("the new router.arp_cache settings were not applied", "err", err)
+		} else {
+			n.log.Info("router.arp_cache applied", "ttl", rc.NeighReachable, "queue", rc.NeighQueue)
+		}
+	}
+}
+
+// arpCacheSetter is a Plane whose ARP cache settings change at run time
+// (*router.Router).
+type arpCacheSetter interface {
+	SetARPCache(reachable time.Duration, queue int) error
+}
+
+// removedVIPs returns the VIPs of old that next no longer has, sorted.
+func removedVIPs(old, next *config.Config) []netip.Addr {
+	keep := map[netip.Addr]bool{}
+	for _, v := range next.AllVIPs() {
+		keep[v.Addr] = true
+	}
+	var out []netip.Addr
+	for _, v := range old.AllVIPs() {
+		if !keep[v.Addr] && !slices.Contains(out, v.Addr) {
+			out = append(out, v.Addr)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// gatewayHosts is a Plane that knows which hosts use which VIP as their
+// gateway (*router.Router).
+type gatewayHosts interface {
+	GatewayHosts(vips []netip.Addr) []netip.Addr
+}
+
+// dropFlows drops the stateful filter's flows through vips, removed by an
+// epoch applied with --drop-flows: those with a removed VIP at either end,
+// and those of the hosts that used one as their gateway (as this node's
+// router learnt from their ARP requests). The handler's purge removes the
+// replicas at the flows' authoritative node and standby too; every node
+// purges what it knows.
+func (n *Node) dropFlows(vips []netip.Addr) {
+	if n.filter == nil {
+		n.log.Info("config epoch drops the flows through removed VIPs; this node tracks none (filter.enabled is false)", "vips", vips)
+		return
+	}
+	addrs := slices.Clone(vips)
+	var hosts []netip.Addr
+	if g, ok := n.plane.(gatewayHosts); ok {
+		hosts = g.GatewayHosts(vips)
+		addrs = append(addrs, hosts...)
+	}
+	dropped := n.filter.DropFlows(addrs, n.routerNow())
+	n.log.Info("flows through removed VIPs dropped (--drop-flows)", "vips", vips, "hosts", hosts, "flows", dropped)
 }
 
 // readFile reads this node's file again after the cluster's configuration

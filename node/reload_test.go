@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/forward"
+	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ringstate"
+	"github.com/ringway/ringway/vipstate"
 )
 
 // reloadYAML is lcConfig's cluster as a file; %ID%, %VIPS% and %EXTRA% are
@@ -64,7 +67,7 @@ func TestReload(t *testing.T) {
 			t.Helper()
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			r := tn.Reload(rctx)
+			r := tn.Reload(rctx, mgmt.ReloadOptions{})
 			res.Outcome, res.Epoch, res.Errors = r.Outcome, r.Epoch, r.Errors
 			return res
 		}
@@ -191,7 +194,7 @@ func TestReloadAppendNode(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if res := c.node(1).Reload(ctx); res.Outcome != "applied" || !slices.Contains(res.Changes, "nodes") {
+		if res := c.node(1).Reload(ctx, mgmt.ReloadOptions{}); res.Outcome != "applied" || !slices.Contains(res.Changes, "nodes") {
 			t.Fatalf("appending n3: %+v", res)
 		}
 		c.waitFor(time.Second, "both nodes know n3", func() bool {
@@ -213,6 +216,177 @@ func TestReloadAppendNode(t *testing.T) {
 		})
 		if s := n3.Status().Config; s.Epoch != 1 || s.Hash != s.FileHash {
 			t.Errorf("n3's config after joining: %+v", s)
+		}
+	})
+}
+
+// TestReloadDropFlows: a VIP removed by a plain reload leaves the flows
+// through it alone; one removed with --drop-flows takes them off every
+// node's flow table (the VIP's own flows and those of the hosts that used
+// it as gateway), and no other flow; the answer names the VIP. The filter
+// follows the VIPs for anti-spoofing.
+func TestReloadDropFlows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		filter := "filter: {enabled: true, default: accept}\n"
+		c := newClusterWith(t, fastRing, nil, func(id int, cfg *Config) {
+			cfg.File.File = filepath.Join(dir, cfg.File.Node.ID+".yaml")
+			cfg.File.Cluster.KeyFile = "/etc/ringway/cluster.key"
+			cfg.File.Filter.Enabled = true
+			cfg.File.Filter.Default = config.ActionAccept
+		})
+		write := func(vips string) {
+			t.Helper()
+			for _, id := range []string{"n1", "n2"} {
+				if err := os.WriteFile(filepath.Join(dir, id+".yaml"), []byte(reloadFile(id, vips, filter)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		reload := func(drop bool) mgmt.ReloadResult {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return c.node(1).Reload(ctx, mgmt.ReloadOptions{DropFlows: drop})
+		}
+		// The filter started with the file's VIPs; the same file read
+		// again is unchanged.
+		write("203.0.113.91-203.0.113.94")
+		if res := reload(false); res.Outcome != "unchanged" {
+			t.Fatalf("the starting file: %+v", res)
+		}
+		v93, v94 := netip.MustParseAddr("203.0.113.93"), netip.MustParseAddr("203.0.113.94")
+		h93, h94 := netip.MustParseAddr("203.0.113.13"), netip.MustParseAddr("203.0.113.14")
+		remote := netip.MustParseAddr("203.0.113.50")
+		for _, tn := range c.nodes {
+			tn.plane.SetGatewayHosts(v93, h93)
+			tn.plane.SetGatewayHosts(v94, h94)
+		}
+		open := func(src, dst netip.Addr) {
+			t.Helper()
+			for _, tn := range c.nodes {
+				if r := tn.filter.Forward(udpPacket(src, dst), 0, 0, tn.clock()); r != forward.ReasonNone {
+					t.Fatalf("a datagram from %v at %s: %v", src, tn.name(tn.self), r)
+				}
+			}
+		}
+		flowsOf := func(tn *testNode, a netip.Addr) int { return len(tn.filter.FlowsWith(tn.clock(), 0, a)) }
+		open(h93, remote)
+		open(h94, remote)
+		open(remote, v93) // a flow with the VIP at one end
+		if r := c.node(1).filter.Forward(udpPacket(v94, remote), 0, 0, c.node(1).clock()); r != forward.ReasonSpoofVIP {
+			t.Fatalf("a datagram from VIP .94: %v, want spoofed_vip", r)
+		}
+
+		// .94 removed, without --drop-flows: its hosts' flows stay; the
+		// filter no longer refuses .94 as a source.
+		write("203.0.113.91-203.0.113.93")
+		if res := reload(false); res.Outcome != "applied" || len(res.DropFlows) != 0 {
+			t.Fatalf("removing .94: %+v", res)
+		}
+		c.waitFor(time.Second, "both nodes run epoch 1", func() bool {
+			return c.node(1).run.Load().epoch == 1 && c.node(2).run.Load().epoch == 1
+		})
+		for _, tn := range c.nodes {
+			if flowsOf(tn, h94) != 1 {
+				t.Errorf("%s dropped .94's host's flow without --drop-flows", tn.name(tn.self))
+			}
+			if r := tn.filter.Forward(udpPacket(v94, remote), 0, 0, tn.clock()); r != forward.ReasonNone {
+				t.Errorf("%s: a datagram from the removed VIP .94: %v, want passed", tn.name(tn.self), r)
+			}
+		}
+
+		// .93 removed with --drop-flows: its host's flow and its own go on
+		// both nodes; the others stay.
+		write("203.0.113.91-203.0.113.92")
+		res := reload(true)
+		if res.Outcome != "applied" || !slices.Equal(res.DropFlows, []string{"203.0.113.93"}) {
+			t.Fatalf("removing .93 with --drop-flows: %+v", res)
+		}
+		c.waitFor(time.Second, "both nodes run epoch 2", func() bool {
+			return c.node(1).run.Load().epoch == 2 && c.node(2).run.Load().epoch == 2
+		})
+		for _, tn := range c.nodes {
+			if flowsOf(tn, h93) != 0 || flowsOf(tn, v93) != 0 {
+				t.Errorf("%s kept a flow through .93: %+v", tn.name(tn.self), tn.filter.Flows(tn.clock(), 0))
+			}
+			if flowsOf(tn, h94) != 1 {
+				t.Errorf("%s dropped a flow of .94's host, removed without --drop-flows", tn.name(tn.self))
+			}
+			if !tn.logs.has(slog.LevelInfo, "flows through removed VIPs dropped") {
+				t.Errorf("%s does not log the drop", tn.name(tn.self))
+			}
+		}
+
+		// --drop-flows with a reload that removes nothing: a note.
+		write("203.0.113.91-203.0.113.93")
+		if res := reload(true); res.Outcome != "applied" || len(res.DropFlows) != 0 || len(res.Notes) != 1 {
+			t.Errorf("--drop-flows adding a VIP: %+v", res)
+		}
+	})
+}
+
+// udpPacket is a minimal IPv4 UDP datagram from src to dst.
+func udpPacket(src, dst netip.Addr) []byte {
+	b := make([]byte, 28)
+	b[0], b[3], b[8], b[9] = 0x45, 28, 64, 17
+	s, d := src.As4(), dst.As4()
+	copy(b[12:], s[:])
+	copy(b[16:], d[:])
+	b[20], b[21], b[22], b[23], b[25] = 0x13, 0x88, 0x1b, 0x58, 8
+	return b
+}
+
+// TestReloadMonitorsOnOff: a reload turns the application monitor on (its
+// failing check makes both nodes unhealthy) and off again (healthy), and
+// the ring carries each verdict; the ping monitor's targets change on a
+// node without it, which needs nothing.
+func TestReloadMonitorsOnOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c := newClusterWith(t, fastRing, nil, func(id int, cfg *Config) {
+			cfg.File.File = filepath.Join(dir, cfg.File.Node.ID+".yaml")
+			cfg.File.Cluster.KeyFile = "/etc/ringway/cluster.key"
+		})
+		reload := func(extra string) mgmt.ReloadResult {
+			t.Helper()
+			for _, id := range []string{"n1", "n2"} {
+				if err := os.WriteFile(filepath.Join(dir, id+".yaml"), []byte(reloadFile(id, "203.0.113.91-203.0.113.94", extra)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return c.node(1).Reload(ctx, mgmt.ReloadOptions{})
+		}
+		unhealthy := func(tn *testNode) bool {
+			st := tn.state.Load()
+			return st != nil && slices.Contains(ringstate.Unhealthy(st.Carriages), vipstate.Node(tn.self))
+		}
+		if res := reload("monitors: {application: {enabled: true, interval: 100ms, command: 'exit 3'}}\n"); res.Outcome != "applied" {
+			t.Fatalf("turning the application check on: %+v", res)
+		}
+		c.waitFor(5*time.Second, "both nodes run the failing check and the token says so", func() bool {
+			return unhealthy(c.node(1)) && unhealthy(c.node(2))
+		})
+		for _, tn := range c.nodes {
+			if f := tn.mons.Load().app.Failure(); !strings.Contains(f, "3") {
+				t.Errorf("%s: failure %q, want the exit status", tn.name(tn.self), f)
+			}
+			if !tn.logs.has(slog.LevelInfo, "monitors changed by the config epoch") {
+				t.Errorf("%s does not log the monitor it started", tn.name(tn.self))
+			}
+		}
+		if res := reload("monitors: {ping: {targets: [192.0.2.9]}}\n"); res.Outcome != "applied" {
+			t.Fatalf("turning the application check off: %+v", res)
+		}
+		c.waitFor(5*time.Second, "both nodes healthy without the check", func() bool {
+			return !unhealthy(c.node(1)) && !unhealthy(c.node(2))
+		})
+		for _, tn := range c.nodes {
+			if m := tn.mons.Load(); m.app != nil || m.ping != nil {
+				t.Errorf("%s still runs %+v", tn.name(tn.self), m)
+			}
 		}
 	})
 }

@@ -22,14 +22,16 @@ func (n *Node) Status() mgmt.Status {
 		UptimeS: time.Since(n.started).Seconds(),
 		Nodes:   slices.Clone(*n.names.Load()),
 	}
-	if n.nic != nil {
-		s.LinksDown = n.nic.Down()
-	}
-	if n.ping != nil {
-		s.PingFailing = n.ping.Failing()
-	}
-	if n.app != nil {
-		s.AppFailure = n.app.Failure()
+	if m := n.mons.Load(); m != nil {
+		if m.nic != nil {
+			s.LinksDown = m.nic.Down()
+		}
+		if m.ping != nil {
+			s.PingFailing = m.ping.Failing()
+		}
+		if m.app != nil {
+			s.AppFailure = m.app.Failure()
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

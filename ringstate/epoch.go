@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 
 	"github.com/ringway/ringway/ring"
@@ -52,9 +53,15 @@ const MaxConfigContent = 1 << 20
 // Files are the file hashes the members report (ProposeFile), so that
 // every node's status shows every node's file.
 //
-//	version u8 (1) | epoch u64 |
+// DropVIPs are the VIPs a reload with --drop-flows removed: every node
+// drops the flows through them when it applies the epoch. They ride with
+// Content and go with it. Version 2 is version 1 with them; an epoch
+// without them is encoded as version 1, as before they existed.
+//
+//	version u8 (1 or 2) | epoch u64 |
 //	(epoch > 0 only:) hash [32]byte | proposer u16 |
 //	  balance: enabled u8 | threshold u32 | min_rate u64 | cooldown u32 |
+//	  (version 2 only:) drop count uvarint (≥ 1) | IPv4 [4]byte × count, increasing |
 //	seen length uvarint | seen (a NodeSet, empty when length 0) |
 //	files count uvarint | (node uvarint | hash [6]byte) × count, nodes increasing |
 //	content length uvarint | content
@@ -70,7 +77,13 @@ type Epoch struct {
 	Seen NodeSet
 	// Files are the members' file hashes, by node.
 	Files []FileHash
+	// DropVIPs: the VIPs whose flows every node drops as it applies this
+	// epoch (a reload with --drop-flows); nil once Content is stripped.
+	DropVIPs []netip.Addr
 }
+
+// MaxDropVIPs caps the VIPs one reload drops the flows of.
+const MaxDropVIPs = 4096
 
 const (
 	epochHead  = 1 + 8                              // version and epoch
@@ -84,13 +97,20 @@ func (e Epoch) MarshalBinary() ([]byte, error) {
 	if len(e.Content) > MaxConfigContent {
 		return nil, fmt.Errorf("ringstate: config epoch of %d bytes, more than %d", len(e.Content), MaxConfigContent)
 	}
+	if len(e.DropVIPs) > 0 && e.Epoch == 0 {
+		return nil, errors.New("ringstate: flows to drop in epoch 0")
+	}
 	b := make([]byte, 0, epochFixed+binary.MaxVarintLen64+len(e.Content))
-	b = append(b, 1)
+	b = append(b, dropVersion(e.DropVIPs))
 	b = binary.BigEndian.AppendUint64(b, e.Epoch)
 	if e.Epoch > 0 { // epoch 0 carries only file hashes: 51 bytes less on every hop
 		b = append(b, e.Hash[:]...)
 		b = binary.BigEndian.AppendUint16(b, uint16(e.Proposer))
 		b = appendBalance(b, e.Balance)
+		var err error
+		if b, err = appendDrop(b, e.DropVIPs); err != nil {
+			return nil, err
+		}
 	}
 	var seen []byte
 	if len(e.Seen) > 0 {
@@ -119,7 +139,8 @@ func (e *Epoch) UnmarshalBinary(b []byte) error {
 	if len(b) < epochHead+3 {
 		return io.ErrUnexpectedEOF
 	}
-	if b[0] != 1 {
+	version := b[0]
+	if version != 1 && version != 2 {
 		return fmt.Errorf("%w: version %d", errEpoch, b[0])
 	}
 	v := Epoch{Epoch: binary.BigEndian.Uint64(b[1:])}
@@ -134,7 +155,16 @@ func (e *Epoch) UnmarshalBinary(b []byte) error {
 		}
 		v.Balance = readBalance(b[43:])
 		b = b[epochFixed:]
+		if version == 2 {
+			var err error
+			if v.DropVIPs, b, err = readDrop(b); err != nil {
+				return fmt.Errorf("%w: %v", errEpoch, err)
+			}
+		}
 	} else {
+		if version != 1 {
+			return fmt.Errorf("%w: version %d in epoch 0", errEpoch, version)
+		}
 		b = b[epochHead:]
 	}
 	n, k := binary.Uvarint(b)
@@ -195,6 +225,54 @@ func readBalance(b []byte) vipstate.BalanceConfig {
 		MinRate: binary.BigEndian.Uint64(b[5:]), Cooldown: binary.BigEndian.Uint32(b[13:])}
 }
 
+// dropVersion is the encoding's version: 2 with VIPs to drop the flows of,
+// else 1.
+func dropVersion(drop []netip.Addr) byte {
+	if len(drop) > 0 {
+		return 2
+	}
+	return 1
+}
+
+// appendDrop appends a non-empty list of VIPs to drop the flows of (count
+// and addresses, which must be IPv4 and increasing); an empty one appends
+// nothing (version 1).
+func appendDrop(b []byte, drop []netip.Addr) ([]byte, error) {
+	if len(drop) == 0 {
+		return b, nil
+	}
+	if len(drop) > MaxDropVIPs {
+		return nil, fmt.Errorf("ringstate: flows of %d VIPs to drop, at most %d", len(drop), MaxDropVIPs)
+	}
+	b = binary.AppendUvarint(b, uint64(len(drop)))
+	for i, a := range drop {
+		if !a.Is4() || (i > 0 && a.Compare(drop[i-1]) <= 0) {
+			return nil, fmt.Errorf("ringstate: VIPs to drop the flows of: %v is not IPv4 or out of order", a)
+		}
+		a4 := a.As4()
+		b = append(b, a4[:]...)
+	}
+	return b, nil
+}
+
+// readDrop reads what appendDrop wrote (version 2: at least one VIP) and
+// returns the rest of b.
+func readDrop(b []byte) ([]netip.Addr, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || k != uvarintLen(n) || n == 0 || n > MaxDropVIPs || n*4 > uint64(len(b)-k) {
+		return nil, nil, errors.New("VIPs to drop the flows of")
+	}
+	b = b[k:]
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = netip.AddrFrom4([4]byte(b[4*i:]))
+		if i > 0 && out[i].Compare(out[i-1]) <= 0 {
+			return nil, nil, errors.New("VIPs to drop the flows of out of order")
+		}
+	}
+	return out, b[4*n:], nil
+}
+
 // readBytes reads a uvarint length and that many bytes, which must end b.
 func readBytes(b []byte, limit int) ([]byte, error) {
 	n, k := binary.Uvarint(b)
@@ -228,7 +306,8 @@ func CurrentEpoch(cs []ring.Carriage) (e Epoch, ok bool) {
 // configuration and the VIP tables it implies, proposed by the node that
 // re-read its file.
 //
-//	version u8 (1) | base [32]byte | balance (17 bytes, as in Epoch) |
+//	version u8 (1 or 2) | base [32]byte | balance (17 bytes, as in Epoch) |
+//	(version 2 only:) drop VIPs (as in Epoch) |
 //	content (uvarint length | bytes) | from (idem) | desired (idem)
 type ConfigChange struct {
 	// Base is the hash of the epoch the proposer ran when it read its
@@ -240,6 +319,9 @@ type ConfigChange struct {
 	Content []byte         // the new shared configuration
 	From    vipstate.Table // the table the proposer's running configuration builds
 	Desired vipstate.Table // the table the new configuration builds
+	// DropVIPs: --drop-flows, the VIPs the change removes (sorted); the
+	// epoch carries them to every node.
+	DropVIPs []netip.Addr
 }
 
 // MarshalBinary encodes c.
@@ -247,8 +329,12 @@ func (c ConfigChange) MarshalBinary() ([]byte, error) {
 	if len(c.Content) == 0 || len(c.Content) > MaxConfigContent {
 		return nil, fmt.Errorf("ringstate: config change of %d bytes, want 1 to %d", len(c.Content), MaxConfigContent)
 	}
-	b := append([]byte{1}, c.Base[:]...)
+	b := append([]byte{dropVersion(c.DropVIPs)}, c.Base[:]...)
 	b = appendBalance(b, c.Balance)
+	b, err := appendDrop(b, c.DropVIPs)
+	if err != nil {
+		return nil, err
+	}
 	b = binary.AppendUvarint(b, uint64(len(c.Content)))
 	b = append(b, c.Content...)
 	for _, t := range []vipstate.Table{c.From, c.Desired} {
@@ -267,7 +353,8 @@ func (c *ConfigChange) UnmarshalBinary(b []byte) error {
 	if len(b) < 1+32+17 {
 		return io.ErrUnexpectedEOF
 	}
-	if b[0] != 1 {
+	version := b[0]
+	if version != 1 && version != 2 {
 		return fmt.Errorf("%w: config change version %d", errProposal, b[0])
 	}
 	if b[33] > 1 {
@@ -276,6 +363,12 @@ func (c *ConfigChange) UnmarshalBinary(b []byte) error {
 	v := ConfigChange{Balance: readBalance(b[33:])}
 	copy(v.Base[:], b[1:33])
 	b = b[50:]
+	if version == 2 {
+		var err error
+		if v.DropVIPs, b, err = readDrop(b); err != nil {
+			return fmt.Errorf("%w: config change: %v", errProposal, err)
+		}
+	}
 	var parts [3][]byte
 	for i := range parts {
 		n, k := binary.Uvarint(b)
@@ -312,7 +405,14 @@ func applyConfig(p ring.Proposal, self ring.NodeID, cur Epoch, ok bool, t vipsta
 	h := sha256.Sum256(c.Content)
 	ok = ok && cur.Epoch > 0 // epoch 0: the files nodes started with, whatever they were
 	if ok && h == cur.Hash {
-		return cur, t, nil // every node that reloads the same file proposes it
+		if len(c.DropVIPs) == 0 || (len(cur.Content) > 0 && slices.Equal(c.DropVIPs, cur.DropVIPs)) {
+			return cur, t, nil // every node that reloads the same file proposes it
+		}
+		// The same file reloaded by another node won the race without
+		// --drop-flows: a new epoch of the same content carries the
+		// flows to drop (nodes apply the same configuration again).
+		return Epoch{Epoch: cur.Epoch + 1, Hash: h, Proposer: self, Balance: cur.Balance, Content: c.Content,
+			Files: cur.Files, DropVIPs: c.DropVIPs}, t, nil
 	}
 	if ok && c.Base != cur.Hash {
 		return cur, t, fmt.Errorf("%w (the cluster is at epoch %d, %x)", ErrStaleConfig, cur.Epoch, cur.Hash[:6])
@@ -321,7 +421,8 @@ func applyConfig(p ring.Proposal, self ring.NodeID, cur Epoch, ok bool, t vipsta
 	if err != nil {
 		return cur, t, fmt.Errorf("the new VIP table: %w", err)
 	}
-	return Epoch{Epoch: cur.Epoch + 1, Hash: h, Proposer: self, Balance: c.Balance, Content: c.Content, Files: cur.Files}, nt, nil
+	return Epoch{Epoch: cur.Epoch + 1, Hash: h, Proposer: self, Balance: c.Balance, Content: c.Content, Files: cur.Files,
+		DropVIPs: c.DropVIPs}, nt, nil
 }
 
 // withFile returns files with node's hash set, sorted, without touching
@@ -352,7 +453,7 @@ func (e Epoch) FileOf(node ring.NodeID) (h [FileHashLen]byte, ok bool) {
 // Seen starts with self.
 func (e Epoch) carried(members []ring.NodeID, self ring.NodeID, fresh bool) Epoch {
 	if len(e.Content) == 0 {
-		e.Seen = nil
+		e.Seen, e.DropVIPs = nil, nil
 		return e
 	}
 	if fresh {
@@ -366,7 +467,7 @@ func (e Epoch) carried(members []ring.NodeID, self ring.NodeID, fresh bool) Epoc
 			}
 		}
 		if all {
-			e.Content, e.Seen = nil, nil
+			e.Content, e.Seen, e.DropVIPs = nil, nil, nil
 			return e
 		}
 	}

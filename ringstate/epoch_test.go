@@ -3,6 +3,8 @@ package ringstate
 import (
 	"bytes"
 	"crypto/sha256"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -15,13 +17,19 @@ import (
 // by VIP 5 and VIP 1 goes.
 func configProp(t *testing.T, id uint64, base [32]byte, content string) ring.Proposal {
 	t.Helper()
+	return configPropDrop(t, id, base, content, nil)
+}
+
+// configPropDrop is configProp with --drop-flows for drop.
+func configPropDrop(t *testing.T, id uint64, base [32]byte, content string, drop []netip.Addr) ring.Proposal {
+	t.Helper()
 	desired, err := vipstate.New(3, []vipstate.Row{{VIP: vip(2)}, {VIP: vip(3)},
 		{VIP: vip(4), Preferred: 3, Persistence: vipstate.PersistPreferred}, {VIP: vip(5)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, err := ConfigChange{Base: base, Balance: vipstate.BalanceConfig{Threshold: 40}, Content: []byte(content),
-		From: initial(t), Desired: desired}.MarshalBinary()
+		From: initial(t), Desired: desired, DropVIPs: drop}.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +115,77 @@ func TestConfigEpoch(t *testing.T) {
 
 func slicesEqual(a, b NodeSet) bool { return cmp.Equal(a, b) }
 
+// TestConfigEpochDropFlows: a reload with --drop-flows puts the removed
+// VIPs on the epoch, where they ride with the content and go with it; the
+// same file reloaded without the flag first (another node's SIGHUP won
+// the race) leaves a later reload with the flag a new epoch of the same
+// content that carries them; without the flag, epochs encode as version 1.
+func TestConfigEpochDropFlows(t *testing.T) {
+	h := New(Config{Initial: initial(t), Balance: vipstate.DefaultBalanceConfig()})
+	members := []ring.NodeID{1, 2, 3}
+	cs := cars(h, ring.TokenView{Self: 1, Members: members})
+	drop := []netip.Addr{vip(1)}
+	turn := h.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: cs,
+		Proposals: []ring.Proposal{configPropDrop(t, 1, [32]byte{}, "new file", drop)}})
+	if turn.Results[0].Err != "" {
+		t.Fatal(turn.Results)
+	}
+	cs = turn.Carriages
+	if e := epochOf(t, cs); e.Epoch != 1 || !cmp.Equal(e.DropVIPs, drop, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })) {
+		t.Fatalf("epoch with --drop-flows: %+v", e)
+	}
+	if b, _ := carriage(cs, KindConfigEpoch); b[0] != 2 {
+		t.Errorf("an epoch with flows to drop encodes as version %d, want 2", b[0])
+	}
+	for _, self := range []ring.NodeID{3, 1, 2} {
+		cs = cars(h, ring.TokenView{Self: self, Members: members, Carriages: cs})
+	}
+	if e := epochOf(t, cs); len(e.Content) != 0 || len(e.DropVIPs) != 0 {
+		t.Fatalf("after a rotation the flows to drop are still on the token: %+v", e)
+	}
+	if b, _ := carriage(cs, KindConfigEpoch); b[0] != 1 {
+		t.Errorf("a stripped epoch encodes as version %d, want 1", b[0])
+	}
+
+	// Epoch 2 applied without the flag; the same file with it, from
+	// another node that read it before: epoch 3, same content, the VIPs.
+	turn = h.OnToken(ring.TokenView{Self: 3, Members: members, Carriages: cs,
+		Proposals: []ring.Proposal{configProp(t, 2, sha256.Sum256([]byte("new file")), "file 2")}})
+	cs = turn.Carriages
+	if e := epochOf(t, cs); e.Epoch != 2 || len(e.DropVIPs) != 0 {
+		t.Fatalf("epoch 2: %+v", e)
+	}
+	drop = []netip.Addr{vip(2), vip(3)}
+	turn = h.OnToken(ring.TokenView{Self: 1, Members: members, Carriages: cs,
+		Proposals: []ring.Proposal{configPropDrop(t, 3, sha256.Sum256([]byte("new file")), "file 2", drop)}})
+	e := epochOf(t, turn.Carriages)
+	if turn.Results[0].Err != "" || e.Epoch != 3 || e.Hash != sha256.Sum256([]byte("file 2")) || len(e.DropVIPs) != 2 || string(e.Content) != "file 2" {
+		t.Fatalf("the same file with --drop-flows: %+v, epoch %+v", turn.Results, e)
+	}
+	tb2, _, _ := Table(cs)
+	tb3, _, _ := Table(turn.Carriages)
+	if !reflect.DeepEqual(tb2.Rows(), tb3.Rows()) {
+		t.Errorf("the table changed with the same content:\n%v\n%v", tb2.Rows(), tb3.Rows())
+	}
+	// The same again while it still rides: nothing.
+	turn = h.OnToken(ring.TokenView{Self: 2, Members: members, Carriages: turn.Carriages,
+		Proposals: []ring.Proposal{configPropDrop(t, 4, sha256.Sum256([]byte("new file")), "file 2", drop)}})
+	if e := epochOf(t, turn.Carriages); e.Epoch != 3 {
+		t.Errorf("the same drop twice made epoch %d", e.Epoch)
+	}
+
+	// Encoding: out of order, not IPv4, or in epoch 0 is refused.
+	for _, bad := range []Epoch{
+		{Epoch: 1, DropVIPs: []netip.Addr{vip(2), vip(1)}},
+		{Epoch: 1, DropVIPs: []netip.Addr{netip.MustParseAddr("2001:db8::1")}},
+		{DropVIPs: []netip.Addr{vip(1)}},
+	} {
+		if _, err := bad.MarshalBinary(); err == nil {
+			t.Errorf("%+v encodes", bad)
+		}
+	}
+}
+
 func FuzzEpoch(f *testing.F) {
 	e, _ := Epoch{Epoch: 3, Hash: sha256.Sum256([]byte("x")), Proposer: 2, Content: []byte("x"), Seen: NodeSet{1, 2}}.MarshalBinary()
 	f.Add(e) // epoch 3 with its content, seen by nodes 1 and 2
@@ -116,6 +195,10 @@ func FuzzEpoch(f *testing.F) {
 	f.Add(append(e[:len(e)-1], 0xff, 1)) // content length past the end
 	c, _ := ConfigChange{Content: []byte("c")}.MarshalBinary()
 	f.Add(c) // a config change with two empty tables
+	e, _ = Epoch{Epoch: 2, Hash: sha256.Sum256([]byte("y")), Content: []byte("y"), DropVIPs: []netip.Addr{vip(1), vip(5)}}.MarshalBinary()
+	f.Add(e) // version 2: flows to drop
+	c, _ = ConfigChange{Content: []byte("c"), DropVIPs: []netip.Addr{vip(1)}}.MarshalBinary()
+	f.Add(c)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e Epoch
 		if e.UnmarshalBinary(b) == nil {

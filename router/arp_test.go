@@ -154,6 +154,38 @@ func TestNeighTable(t *testing.T) {
 	}
 }
 
+// TestNeighTunables: a reload's new reachable time and queue length apply
+// to the entries and queues already there.
+func TestNeighTunables(t *testing.T) {
+	nt := newNeighTable(neighConfig{reachable: 30 * time.Second, probeWindow: 2 * time.Second, retry: time.Second, tries: 3, queueLen: 1})
+	s := int64(time.Second)
+	nt.learn(serverIP, otherMAC, learnCreate, 0)
+	if _, ok, probe := nt.lookup(serverIP, 10*s); !ok || probe {
+		t.Fatalf("at 10 s with reachable 30 s: ok %v probe %v, want fresh", ok, probe)
+	}
+	if _, refused := nt.enqueue(clientIP, []byte("c1"), 10*s); refused != DropNone {
+		t.Fatal(refused)
+	}
+	if _, refused := nt.enqueue(clientIP, []byte("c2"), 10*s); refused != DropNeighQueueFull {
+		t.Fatalf("second packet with queue 1: %v", refused)
+	}
+	nt.setTunables(5*time.Second, 3)
+	if _, ok, probe := nt.lookup(serverIP, 10*s+1); ok || probe {
+		t.Errorf("at 10 s with reachable 5 s (+2 s probe window): ok %v probe %v, want forgotten", ok, probe)
+	}
+	for _, p := range []string{"c2", "c3"} {
+		if _, refused := nt.enqueue(clientIP, []byte(p), 10*s); refused != DropNone {
+			t.Errorf("%s with queue 3: %v", p, refused)
+		}
+	}
+	if _, refused := nt.enqueue(clientIP, []byte("c4"), 10*s); refused != DropNeighQueueFull {
+		t.Errorf("fourth packet with queue 3: %v", refused)
+	}
+	if at, ok := nt.nextAt(10 * s); !ok || at > 11*s {
+		t.Errorf("next work at %v (%v), want the pending retry within 1 s", time.Duration(at), ok)
+	}
+}
+
 func TestGARPSchedule(t *testing.T) {
 	g := newGARPSched(garpConfig{count: 3, interval: time.Second, refresh: 10 * time.Second, rate: 2, burst: 2})
 	a, b, c := netip.MustParseAddr("203.0.113.91"), netip.MustParseAddr("203.0.113.92"), netip.MustParseAddr("203.0.113.93")

@@ -138,30 +138,41 @@ func (t *boundedTable[K, V]) cap() int { return len(t.slots) }
 
 // attribTable maps the sender MACs seen on one link to the counters of the
 // VIP each uses as its gateway (the VIP it ARPed for), so forwarded packets
-// are counted on that VIP for load balancing. used is the sender's last ARP
-// request. Bounded (Config.AttribMACs): a flood of made-up MACs evicts
-// (boundedTable); attribution only feeds load statistics, so a flood costs
-// accuracy, never connectivity.
-type attribTable = boundedTable[MAC, *vipCounters]
+// are counted on that VIP for load balancing, and to the address the
+// sender gave in that request (GatewayHosts: a reload's --drop-flows). used
+// is the sender's last ARP request. Bounded (Config.AttribMACs): a flood of
+// made-up MACs evicts (boundedTable); attribution only feeds load
+// statistics and a best-effort flow purge, so a flood costs accuracy,
+// never connectivity.
+type attribTable = boundedTable[MAC, attrib]
 
-func newAttribTable(n int) *attribTable { return newBoundedTable[MAC, *vipCounters](n) }
+// attrib is one sender's gateway: the VIP's counters and the sender's
+// address in its request.
+type attrib struct {
+	c    *vipCounters
+	host [4]byte
+}
+
+func newAttribTable(n int) *attribTable { return newBoundedTable[MAC, attrib](n) }
 
 // lookupAttrib returns the counters of the VIP mac uses as its gateway, or
 // nil. Once per forwarded frame: no lock, no allocation.
 func lookupAttrib(t *attribTable, mac MAC) *vipCounters {
 	if e := t.get(mac); e != nil {
-		return e.val
+		return e.val.c
 	}
 	return nil
 }
 
-// setAttrib records that mac uses the VIP counted by c, at now (ns).
-func setAttrib(t *attribTable, mac MAC, c *vipCounters, now int64) {
-	if e := t.get(mac); e != nil && e.val == c {
+// setAttrib records that mac, with address host, uses the VIP counted by
+// c, at now (ns).
+func setAttrib(t *attribTable, mac MAC, c *vipCounters, host [4]byte, now int64) {
+	a := attrib{c: c, host: host}
+	if e := t.get(mac); e != nil && e.val == a {
 		e.used.Store(now) // the common case: a host re-confirming its gateway
 		return
 	}
-	e := &boundedEntry[MAC, *vipCounters]{key: mac, val: c}
+	e := &boundedEntry[MAC, attrib]{key: mac, val: a}
 	e.used.Store(now)
 	t.put(e)
 }

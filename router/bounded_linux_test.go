@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -158,6 +159,20 @@ func TestAttributionFromOthersRequests(t *testing.T) {
 	if got := lookupAttrib(r.attrib[0], host); got != vc {
 		t.Fatalf("after %v asked for %v (not owned here): attributed to %p, want %v's counters %p", hostIP, other, got, other, vc)
 	}
+	if got := r.GatewayHosts([]netip.Addr{other}); !slices.Equal(got, []netip.Addr{hostIP}) {
+		t.Errorf("GatewayHosts(%v) = %v, want [%v]", other, got, hostIP)
+	}
+	// The host asks for another VIP: it counts on that one now.
+	third := netip.MustParseAddr("203.0.113.93")
+	r.SetVIPs([]netip.Addr{third}) // a reload added it
+	handle(arpFrame(broadcastMAC, host, arpPacket{Op: arpRequest, SenderMAC: host, SenderIP: hostIP, TargetIP: third}))
+	if got := r.GatewayHosts([]netip.Addr{other}); len(got) != 0 {
+		t.Errorf("after the host asked for %v, GatewayHosts(%v) = %v, want none", third, other, got)
+	}
+	if got := r.GatewayHosts([]netip.Addr{third, other}); !slices.Equal(got, []netip.Addr{hostIP}) {
+		t.Errorf("GatewayHosts(%v, %v) = %v, want [%v]", third, other, got, hostIP)
+	}
+	delete(r.vipCtrs, third)
 	stranger := MAC{0x02, 0, 0, 0, 0x10, 0x12}
 	handle(arpFrame(broadcastMAC, stranger, arpPacket{Op: arpRequest, SenderMAC: stranger, SenderIP: netip.MustParseAddr("203.0.113.12"), TargetIP: netip.MustParseAddr("203.0.113.77")}))
 	if got := lookupAttrib(r.attrib[0], stranger); got != nil || len(r.vipCtrs) != 1 {

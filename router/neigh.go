@@ -40,8 +40,12 @@ const (
 // Time is an argument (nanoseconds on a monotonic clock of the caller's
 // choosing), so the table is deterministic under test.
 type neighTable struct {
-	cfg      neighConfig
+	cfg      neighConfig                        // reachable and queueLen: see reach and qlen
 	resolved *boundedTable[[4]byte, neighEntry] // used: the last confirmation, ns
+
+	// reach and qlen are cfg.reachable (ns) and cfg.queueLen as they are
+	// now: a reload changes them (setTunables) while workers read them.
+	reach, qlen atomic.Int64
 
 	mu      sync.Mutex
 	pending map[[4]byte]*neighPending
@@ -74,7 +78,20 @@ func newNeighTable(cfg neighConfig) *neighTable {
 	if cfg.entries <= 0 {
 		cfg.entries = defaultNeighEntries
 	}
-	return &neighTable{cfg: cfg, pending: map[[4]byte]*neighPending{}, resolved: newBoundedTable[[4]byte, neighEntry](cfg.entries)}
+	t := &neighTable{cfg: cfg, pending: map[[4]byte]*neighPending{}, resolved: newBoundedTable[[4]byte, neighEntry](cfg.entries)}
+	t.setTunables(cfg.reachable, cfg.queueLen)
+	return t
+}
+
+// setTunables changes how long a resolved entry is used without question
+// and how many packets wait per unresolved next hop (a reload). Entries
+// keep their last confirmation time: a shorter reachable makes some stale
+// (re-probed) at once; queues already longer than queueLen keep what they
+// hold and take no more.
+func (t *neighTable) setTunables(reachable time.Duration, queueLen int) {
+	t.reach.Store(int64(reachable))
+	t.qlen.Store(int64(queueLen))
+	t.notify()
 }
 
 // lookup returns the MAC of ip. probe is true when the entry is stale and
@@ -85,11 +102,11 @@ func (t *neighTable) lookup(ip netip.Addr, now int64) (mac MAC, ok, probe bool) 
 	if e == nil {
 		return MAC{}, false, false
 	}
-	age := now - e.used.Load()
-	if age < int64(t.cfg.reachable) {
+	age, reach := now-e.used.Load(), t.reach.Load()
+	if age < reach {
 		return e.val.mac, true, false
 	}
-	if age >= int64(t.cfg.reachable+t.cfg.probeWindow) {
+	if age >= reach+int64(t.cfg.probeWindow) {
 		return MAC{}, false, false
 	}
 	last := e.val.probed.Load()
@@ -122,7 +139,7 @@ func (t *neighTable) enqueue(ip netip.Addr, pkt []byte, now int64) (request bool
 		request = true
 		t.notify()
 	}
-	if len(p.queue) >= t.cfg.queueLen || t.queued+len(pkt) > t.cfg.queueBytes {
+	if int64(len(p.queue)) >= t.qlen.Load() || t.queued+len(pkt) > t.cfg.queueBytes {
 		return request, DropNeighQueueFull
 	}
 	p.queue = append(p.queue, append([]byte(nil), pkt...))
@@ -215,7 +232,7 @@ func (t *neighTable) tick(now int64) (requests []netip.Addr, failed [][]byte) {
 		requests = append(requests, netip.AddrFrom4(k))
 	}
 	for e := range t.resolved.all() {
-		if now-e.used.Load() >= int64(t.cfg.reachable+t.cfg.probeWindow) {
+		if now-e.used.Load() >= t.reach.Load()+int64(t.cfg.probeWindow) {
 			t.resolved.remove(e)
 		}
 	}
@@ -234,7 +251,7 @@ func (t *neighTable) nextAt(now int64) (at int64, ok bool) {
 		at, ok = min(at, p.lastReq+int64(t.cfg.retry)), true
 	}
 	t.mu.Unlock()
-	life := int64(t.cfg.reachable + t.cfg.probeWindow)
+	life := t.reach.Load() + int64(t.cfg.probeWindow)
 	for e := range t.resolved.all() {
 		at, ok = min(at, e.used.Load()+life), true
 	}

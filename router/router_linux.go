@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -314,10 +315,75 @@ func (r *Router) SetGARP(count int, interval, refresh time.Duration, rate float6
 	return nil
 }
 
-// setAttribution records that hosts sending from mac on link li use the VIP
-// counted by c as their gateway, so forwarded traffic is counted per VIP.
-func (r *Router) setAttribution(li int, mac MAC, c *vipCounters, now int64) {
-	setAttrib(r.attrib[li], mac, c, now)
+// SetARPCache changes the ARP cache of every link at run time (a reload):
+// reachable is how long a resolved host is used without re-probing it,
+// queue how many packets wait per unresolved next hop. Entries keep
+// their last confirmation: a shorter reachable makes older ones stale at
+// once (used while re-probed, as usual). Values outside Config's rules
+// are refused.
+func (r *Router) SetARPCache(reachable time.Duration, queue int) error {
+	if reachable <= 0 || queue < 1 {
+		return errors.New("router: arp cache: reachable > 0 and queue ≥ 1 are required")
+	}
+	for _, t := range r.neigh {
+		t.setTunables(reachable, queue)
+	}
+	return nil
+}
+
+// setAttribution records that hosts sending from mac (whose ARP request
+// gave address host) on link li use the VIP counted by c as their gateway,
+// so forwarded traffic is counted per VIP.
+func (r *Router) setAttribution(li int, mac MAC, host [4]byte, c *vipCounters, now int64) {
+	setAttrib(r.attrib[li], mac, c, host, now)
+}
+
+// GatewayHosts returns the addresses of the hosts whose last ARP request
+// (seen on any link, answered here or by another node) was for one of
+// vips: the hosts that use them as their gateway, as far as this node
+// knows (a reload's --drop-flows drops their flows). A host behind a
+// router that uses a VIP as its next hop is not among them (only the
+// router's address is); a host that asked for another VIP since counts on
+// that one. Sorted, without duplicates.
+func (r *Router) GatewayHosts(vips []netip.Addr) []netip.Addr {
+	want := map[*vipCounters]bool{}
+	r.vipMu.Lock()
+	for _, v := range vips {
+		if c := r.vipCtrs[v]; c != nil {
+			want[c] = true
+		}
+	}
+	r.vipMu.Unlock()
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, t := range r.attrib {
+		for e := range t.all() {
+			// A node's gratuitous ARP for a VIP (sender and target the
+			// VIP) is attributed too; the VIP is no host.
+			if h := netip.AddrFrom4(e.val.host); want[e.val.c] && !seen[h] && !h.IsUnspecified() && !slices.Contains(vips, h) {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// SetVIPs makes vips the VIPs of this node's configuration (a reload that
+// adds or removes VIPs): a host's ARP request for one of them is
+// attributed even while another node answers it, and the TUN device
+// carries each one's address and policy rule (local services can listen
+// on a new VIP; a removed one is no longer the OS's). Counters of VIPs no
+// longer configured stay (they are every VIP ever configured or owned).
+func (r *Router) SetVIPs(vips []netip.Addr) error {
+	for _, v := range vips {
+		r.vipCounter(v)
+	}
+	if r.tunDev != nil {
+		return r.tunDev.setVIPs(vips)
+	}
+	return nil
 }
 
 // Run runs the data plane until ctx is done or Close is called; it returns

@@ -3,9 +3,11 @@ package router
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,7 +33,8 @@ type tunDev struct {
 	dev   tun.Device
 	io    *tunFile
 	name  string
-	rules []*netlink.Rule
+	mu    sync.Mutex      // rules: setVIPs and close
+	rules []*netlink.Rule // one per VIP on the device
 	cfg   *Config
 }
 
@@ -120,9 +123,78 @@ func vipRule(cfg *Config, v netip.Addr) *netlink.Rule {
 	return r
 }
 
+// setVIPs makes vips the VIPs on the device (a reload): a new one gets its
+// address and policy rule, so local services can listen on it; a removed
+// one loses them.
+func (t *tunDev) setVIPs(vips []netip.Addr) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	want := map[netip.Addr]bool{}
+	for _, v := range vips {
+		if v.Is4() {
+			want[v] = true
+		}
+	}
+	have := map[netip.Addr]bool{}
+	for _, r := range t.rules {
+		if a, ok := netip.AddrFromSlice(r.Src.IP.To4()); ok {
+			have[a] = true
+		}
+	}
+	if maps.Equal(want, have) {
+		return nil
+	}
+	h, err := nlHandle(t.cfg.Netns)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(t.name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", t.name, err)
+	}
+	var errs []error
+	for _, v := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
+		if have[v] {
+			continue
+		}
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: v.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+		if err := h.AddrReplace(l, a); err != nil {
+			errs = append(errs, fmt.Errorf("add VIP %v to %s: %w", v, t.name, err))
+			continue
+		}
+		r := vipRule(t.cfg, v)
+		_ = h.RuleDel(r)
+		if err := h.RuleAdd(r); err != nil {
+			errs = append(errs, fmt.Errorf("rule from %v lookup %d: %w", v, t.cfg.TUNTable, err))
+			continue
+		}
+		t.rules = append(t.rules, r)
+	}
+	kept := t.rules[:0]
+	for _, r := range t.rules {
+		a, _ := netip.AddrFromSlice(r.Src.IP.To4())
+		if want[a] {
+			kept = append(kept, r)
+			continue
+		}
+		if err := h.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("delete rule from %v: %w", a, err))
+		}
+		ad := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+		if err := h.AddrDel(l, ad); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			errs = append(errs, fmt.Errorf("remove VIP %v from %s: %w", a, t.name, err))
+		}
+	}
+	t.rules = kept
+	return errors.Join(errs...)
+}
+
 // close removes the policy rules and the device (its addresses and routes
 // go with it).
 func (t *tunDev) close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var errs []error
 	if t.io != nil {
 		errs = append(errs, t.io.Close())

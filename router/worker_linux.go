@@ -256,7 +256,7 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 			// once (the host asks again only when its entry goes
 			// stale, 15-45 s on Linux).
 			if vc := r.configuredVIP(a.TargetIP); vc != nil {
-				r.setAttribution(w.in, a.SenderMAC, vc, now)
+				r.setAttribution(w.in, a.SenderMAC, a.SenderIP.As4(), vc, now)
 			}
 		}
 		if d.reason != DropNone {
@@ -276,7 +276,7 @@ func (w *worker) arp(buf []byte, now int64, owned *ownedSet) {
 	c.arpReplies.add(1)
 	d.vip.c.arpReplies.Add(1)
 	if isUnicastMAC(a.SenderMAC) {
-		r.setAttribution(w.in, a.SenderMAC, d.vip.c, now)
+		r.setAttribution(w.in, a.SenderMAC, a.SenderIP.As4(), d.vip.c, now)
 	}
 }
 

@@ -22,7 +22,7 @@ func testRouter(t testing.TB) (*Router, *ownedSet) {
 	r.owned.Store(owned)
 	r.neigh[1].learn(serverIP, otherMAC, learnCreate, r.now())
 	v, _ := owned.lookup(vipExt)
-	r.setAttribution(0, clientMAC, v.c, r.now())
+	r.setAttribution(0, clientMAC, clientIP.As4(), v.c, r.now())
 	return r, owned
 }
 

@@ -18,8 +18,13 @@ func reloadCommand() *cli.Command {
 			"(the node keeps running on its configuration). What may change at run time (VIPs,\n" +
 			"VIP policies, balancing) is applied by every node at the same point of the token's\n" +
 			"rotation as one config epoch; keys that cannot change at run time are refused with\n" +
-			"the restart they need. Same as SIGHUP (systemctl reload ringway), but answers here.",
-		Flags: apiFlags(),
+			"the restart they need. Same as SIGHUP (systemctl reload ringway), but answers here.\n\n" +
+			"Open flows through VIPs the file removes go on until they end (hosts that still\n" +
+			"hold the old owner's MAC keep using it); with --drop-flows every node drops them\n" +
+			"from its flow table as it applies the change (the stateful filter's flows whose\n" +
+			"either end is a removed VIP or a host that used one as its gateway).",
+		Flags: append(apiFlags(), &cli.BoolFlag{Name: "drop-flows",
+			Usage: "drop the open flows through the VIPs this reload removes, on every node (default: they finish)"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usagef("reload takes no arguments; got %d", c.NArg())
@@ -30,7 +35,7 @@ func reloadCommand() *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 			defer cancel()
-			res, err := cl.Reload(ctx)
+			res, err := cl.Reload(ctx, mgmt.ReloadOptions{DropFlows: c.Bool("drop-flows")})
 			if err != nil {
 				return err
 			}
@@ -44,6 +49,9 @@ func printReload(c *cli.Context, res mgmt.ReloadResult) error {
 	switch res.Outcome {
 	case "applied":
 		fmt.Fprintf(w, "applied: the cluster runs config epoch %d (hash %s); changed: %v\n", res.Epoch, res.Hash, res.Changes)
+		if len(res.DropFlows) > 0 {
+			fmt.Fprintf(w, "flows through %s dropped on every node\n", strings.Join(res.DropFlows, ", "))
+		}
 	case "unchanged":
 		fmt.Fprintf(w, "unchanged: the cluster already runs this file (epoch %d, hash %s)\n", res.Epoch, res.Hash)
 	case "pending":
@@ -55,6 +63,9 @@ func printReload(c *cli.Context, res mgmt.ReloadResult) error {
 			fmt.Fprintln(c.App.ErrWriter, e)
 		}
 		return reportedError{}
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintln(c.App.ErrWriter, "note: "+n)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ringway/ringway/internal/caps"
 	"github.com/ringway/ringway/internal/rtsched"
 	"github.com/ringway/ringway/internal/sdnotify"
+	"github.com/ringway/ringway/mgmt"
 	"github.com/ringway/ringway/node"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -125,7 +126,7 @@ func runCommand() *cli.Command {
 						go func() {
 							rctx, cancel := context.WithTimeout(ctx, reloadWait)
 							defer cancel()
-							n.Reload(rctx) // logs its outcome
+							n.Reload(rctx, mgmt.ReloadOptions{}) // logs its outcome
 						}()
 					case sig := <-sigs:
 						switch {

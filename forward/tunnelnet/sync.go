@@ -22,7 +22,7 @@ func (d *Driver) noteBoot(h forward.TunnelHeader) {
 	if !ok {
 		return
 	}
-	last := d.boots[h.Sender]
+	last := d.pt.Load().boots[h.Sender]
 	if last == nil || last.Load() == h.Boot {
 		return
 	}

@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -101,13 +103,16 @@ type packet struct {
 // Driver is the tunnel. New binds the sockets; Run runs the receivers and
 // the sender of registers and hints; Close closes everything.
 type Driver struct {
-	cfg      Config
-	log      *slog.Logger
-	sealer   *forward.Sealer
-	opener   *forward.Opener
-	conns    []*net.UDPConn
-	pconns   []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
-	addrs    map[uint16][]*net.UDPAddr
+	cfg    Config
+	log    *slog.Logger
+	sealer *forward.Sealer
+	opener *forward.Opener
+	conns  []*net.UDPConn
+	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
+	// pt is the peers: replaced whole by AddPeers (a reload appends
+	// nodes), read lock-free on the packet path.
+	pt       atomic.Pointer[peerTable]
+	addMu    sync.Mutex   // serialises AddPeers
 	sends    sync.Pool    // *sendBatch
 	rbatches []*recvBatch // ReadPath's, one per socket, with Config.ReadsSocket
 	// segMax is the largest datagram the first path sends in a UDP GSO
@@ -115,8 +120,6 @@ type Driver struct {
 	// when unknown or refused by the kernel (then one datagram per
 	// message).
 	segMax atomic.Int64
-	peers  map[uint16][]netip.AddrPort
-	ctrs   map[uint16]*peerCounters
 	pool   sync.Pool // *[]byte of forward.MaxDatagram bytes
 	small  sync.Pool // *[]byte of smallBuf bytes: queued packets of one MTU
 	in     chan packet
@@ -136,8 +139,45 @@ type Driver struct {
 	whole                            [2]atomic.Uint64
 	badGSO                           atomic.Uint64
 	epochStale, epochFuture          atomic.Uint64
-	sync                             syncCounters              // sync.go
-	boots                            map[uint16]*atomic.Uint64 // sync.go noteBoot: the boot last told of each peer
+	sync                             syncCounters // sync.go
+}
+
+// peerTable is what the driver knows of its peers, by node id.
+type peerTable struct {
+	addrs map[uint16][]netip.AddrPort // every path's address at forward.port
+	udp   map[uint16][]*net.UDPAddr   // addrs, for batched sends
+	ctrs  map[uint16]*peerCounters
+	boots map[uint16]*atomic.Uint64 // sync.go noteBoot: the boot last told of each peer
+}
+
+// with returns a copy of t with the peers of add that t lacks (not self).
+func (t *peerTable) with(add map[uint16][]netip.AddrPort, self uint16) *peerTable {
+	n := &peerTable{addrs: maps.Clone(t.addrs), udp: maps.Clone(t.udp), ctrs: maps.Clone(t.ctrs), boots: maps.Clone(t.boots)}
+	for id, as := range add {
+		if id == self || id == 0 || n.addrs[id] != nil {
+			continue
+		}
+		n.addrs[id] = slices.Clone(as)
+		n.ctrs[id] = &peerCounters{}
+		n.boots[id] = new(atomic.Uint64)
+		for _, a := range as {
+			n.udp[id] = append(n.udp[id], net.UDPAddrFromAddrPort(a))
+		}
+	}
+	return n
+}
+
+// AddPeers adds the nodes of peers the driver does not know yet (a reload
+// appended them to the node map): from now on it sends to them and
+// accepts their datagrams. Known peers keep their addresses, counters and
+// replay windows.
+func (d *Driver) AddPeers(peers map[uint16][]netip.AddrPort) {
+	d.addMu.Lock()
+	defer d.addMu.Unlock()
+	pt := d.pt.Load().with(peers, d.cfg.Self)
+	ids := slices.Sorted(maps.Keys(pt.addrs))
+	d.opener.SetPeers(ids)
+	d.pt.Store(pt)
 }
 
 // New checks cfg and binds one UDP socket per local address.
@@ -163,22 +203,12 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger, sealer: s, opener: o, peers: map[uint16][]netip.AddrPort{},
-		ctrs: map[uint16]*peerCounters{}, in: make(chan packet, cfg.Queue), done: make(chan struct{}),
-		boots: map[uint16]*atomic.Uint64{}}
+	d := &Driver{cfg: cfg, log: cfg.Logger, sealer: s, opener: o, in: make(chan packet, cfg.Queue), done: make(chan struct{})}
 	d.pool.New = func() any { b := make([]byte, forward.MaxDatagram); return &b }
 	d.small.New = func() any { b := make([]byte, smallBuf); return &b }
-	d.addrs = map[uint16][]*net.UDPAddr{}
-	for id, as := range cfg.Peers {
-		if id != cfg.Self && id != 0 {
-			d.peers[id] = as
-			d.ctrs[id] = &peerCounters{}
-			d.boots[id] = new(atomic.Uint64)
-			for _, a := range as {
-				d.addrs[id] = append(d.addrs[id], net.UDPAddrFromAddrPort(a))
-			}
-		}
-	}
+	empty := &peerTable{addrs: map[uint16][]netip.AddrPort{}, udp: map[uint16][]*net.UDPAddr{},
+		ctrs: map[uint16]*peerCounters{}, boots: map[uint16]*atomic.Uint64{}}
+	d.pt.Store(empty.with(cfg.Peers, cfg.Self))
 	d.sends.New = func() any { return &sendBatch{} }
 	for _, a := range cfg.Local {
 		c, err := listen(a)
@@ -351,7 +381,7 @@ func (d *Driver) Send(to uint16, hops uint8, seg router.Segments, ip []byte) err
 	}
 	d.sent.Add(1)
 	d.sentBytes.Add(uint64(len(ip)))
-	if c := d.ctrs[to]; c != nil {
+	if c := d.pt.Load().ctrs[to]; c != nil {
 		c.sent.Add(1)
 		c.sentBytes.Add(uint64(len(ip)))
 	}
@@ -476,8 +506,9 @@ func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
 			b.arena = make([]byte, 0, need)
 		}
 		b.arena, b.msgs, b.to, b.size = b.arena[:0], b.msgs[:0], b.to[:0], b.size[:0]
+		pt := d.pt.Load()
 		for _, p := range chunk {
-			as := d.addrs[p.To]
+			as := pt.udp[p.To]
 			n := len(b.arena)
 			sealed, err := d.sealer.Seal(b.arena, forward.TunnelHeader{Type: forward.TypeData, Hops: p.Hops, Receiver: p.To, Epoch: epoch}, p.IP)
 			if err != nil || len(as) == 0 {
@@ -498,7 +529,7 @@ func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
 func (d *Driver) countSent(to uint16, n int) {
 	d.sent.Add(1)
 	d.sentBytes.Add(uint64(n))
-	if c := d.ctrs[to]; c != nil {
+	if c := d.pt.Load().ctrs[to]; c != nil {
 		c.sent.Add(1)
 		c.sentBytes.Add(uint64(n))
 	}
@@ -542,7 +573,7 @@ func (d *Driver) write(to uint16, b []byte) bool { return d.writeFrom(0, to, b) 
 // writeFrom sends the sealed datagram b to node to on the first path from
 // path first on that takes it.
 func (d *Driver) writeFrom(first int, to uint16, b []byte) bool {
-	as := d.peers[to]
+	as := d.pt.Load().addrs[to]
 	if len(as) == 0 {
 		d.sendErrs.Add(1)
 		return false
@@ -769,7 +800,7 @@ func (d *Driver) deliver(p packet, i int, sizes []int, froms []uint16, hops []ui
 	sizes[i], froms[i], hops[i], segs[i] = p.n, p.from, p.hops, p.seg
 	d.rcvd.Add(1)
 	d.rcvdBytes.Add(uint64(p.n))
-	if c := d.ctrs[p.from]; c != nil {
+	if c := d.pt.Load().ctrs[p.from]; c != nil {
 		c.rcvd.Add(1)
 		c.rcvdBytes.Add(uint64(p.n))
 	}
@@ -839,7 +870,7 @@ func (d *Driver) Stats() Stats {
 		s.Registers[i], s.Hints[i], s.Acks[i] = d.regs[i].Load(), d.hints[i].Load(), d.acks[i].Load()
 		s.Whole[i] = d.whole[i].Load()
 	}
-	for id, c := range d.ctrs {
+	for id, c := range d.pt.Load().ctrs {
 		s.PerPeer[id] = PeerStats{Sent: c.sent.Load(), SentBytes: c.sentBytes.Load(), Received: c.rcvd.Load(), RcvdBytes: c.rcvdBytes.Load()}
 	}
 	return s

@@ -331,6 +331,73 @@ func TestTunnelSendRun(t *testing.T) {
 	}
 }
 
+// TestTunnelAddPeers: a node appended to the node map (a reload) is
+// neither sent to nor believed until AddPeers; then both ways work, and
+// the peers known before keep working.
+func TestTunnelAddPeers(t *testing.T) {
+	addr3 := netip.MustParseAddrPort("127.0.0.23:47947")
+	three := map[uint16][]netip.AddrPort{1: {addr1}, 2: {addr2}, 3: {addr3}}
+	c1, c2, c3 := newFakeCore(), newFakeCore(), newFakeCore()
+	d1 := start(t, 1, addr1, c1) // knows n1 and n2
+	d2 := start(t, 2, addr2, c2)
+	d3 := startPeers(t, 3, addr3, c3, three)
+	ip := bytes.Repeat([]byte{0x45, 9, 8, 7}, 50)
+	if err := d1.Send(3, 1, router.Segments{}, ip); err == nil {
+		t.Error("n1 sent to n3 before it knew it")
+	}
+	if err := d3.Send(1, 1, router.Segments{}, ip); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d1.Stats().Tunnel.Drops[forward.TunnelUnknownSender] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 did not refuse n3's datagram as from an unknown sender: %+v", d1.Stats().Tunnel)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d1.AddPeers(three)
+	if err := d1.Send(3, 1, router.Segments{}, ip); err != nil {
+		t.Fatalf("n1 to n3 after AddPeers: %v", err)
+	}
+	if got, from, _, _ := readOne(t, d3); !bytes.Equal(got, ip) || from != 1 {
+		t.Errorf("n3 got %d bytes from n%d", len(got), from)
+	}
+	if err := d3.Send(1, 1, router.Segments{}, ip); err != nil {
+		t.Fatal(err)
+	}
+	if got, from, _, _ := readOne(t, d1); !bytes.Equal(got, ip) || from != 3 {
+		t.Errorf("n1 got %d bytes from n%d", len(got), from)
+	}
+	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
+		t.Fatal(err)
+	}
+	if _, from, _, _ := readOne(t, d2); from != 1 {
+		t.Errorf("n2 got a packet from n%d", from)
+	}
+	if st := d1.Stats(); st.PerPeer[3].Sent != 1 || st.PerPeer[3].Received != 1 {
+		t.Errorf("n1's counters for n3: %+v", st.PerPeer[3])
+	}
+}
+
+func startPeers(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore, peers map[uint16][]netip.AddrPort) *Driver {
+	t.Helper()
+	d, err := New(Config{Self: self, Key: key, Boot: uint64(time.Now().UnixNano()), Local: []netip.AddrPort{local},
+		Peers: peers, Core: core, Now: func() int64 { return 0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Skipf("cannot bind %v on loopback: %v", local, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return d
+}
+
 // With ReadsSocket and two local addresses, the router gets a reader per
 // socket (Paths), and a packet that arrives on the second address is read
 // by ReadPath(1) straight from that socket.

@@ -33,6 +33,7 @@ type Fake struct {
 	owned     []netip.Addr
 	announced [][]netip.Addr
 	stats     router.Stats
+	gateways  map[netip.Addr][]netip.Addr // VIP → hosts using it (SetGatewayHosts)
 	closed    bool
 	done      chan struct{}
 	ranOnce   sync.Once
@@ -42,6 +43,30 @@ type Fake struct {
 // NewFake returns a Fake that owns nothing.
 func NewFake() *Fake {
 	return &Fake{Changes: make(chan Change, 1024), done: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// SetGatewayHosts makes hosts the hosts GatewayHosts says use vip as
+// their gateway (the router learns them from ARP requests).
+func (f *Fake) SetGatewayHosts(vip netip.Addr, hosts ...netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gateways == nil {
+		f.gateways = map[netip.Addr][]netip.Addr{}
+	}
+	f.gateways[vip] = slices.Clone(hosts)
+}
+
+// GatewayHosts returns the hosts SetGatewayHosts gave for vips, sorted,
+// like the router.
+func (f *Fake) GatewayHosts(vips []netip.Addr) []netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []netip.Addr
+	for _, v := range vips {
+		out = append(out, f.gateways[v]...)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // SetOwned records the new set and returns the difference, like the router.

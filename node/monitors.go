@@ -1,0 +1,218 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	"github.com/ringway/ringway/config"
+	"github.com/ringway/ringway/monitor"
+)
+
+// monitorSet is the monitors a node runs. A reload that turns one on or
+// off, or replaces one, stores a new set and closes the old one's swapped
+// channel: runMonitors then starts and stops monitors to match, and
+// reportLocal reads the new set's verdicts.
+type monitorSet struct {
+	nic     *monitor.NIC  // nil unless monitors.nic.enabled
+	ping    *monitor.Ping // nil unless monitors.ping.enabled
+	app     appMonitor    // nil unless monitors.application.enabled
+	swapped chan struct{} // closed when a reload replaces this set
+}
+
+func newMonitorSet(nic *monitor.NIC, ping *monitor.Ping, app appMonitor) *monitorSet {
+	return &monitorSet{nic: nic, ping: ping, app: app, swapped: make(chan struct{})}
+}
+
+// runners returns the monitors of s that run.
+func (s *monitorSet) runners() []Runner {
+	var out []Runner
+	if s.nic != nil {
+		out = append(out, s.nic)
+	}
+	if s.ping != nil {
+		out = append(out, s.ping)
+	}
+	if s.app != nil {
+		out = append(out, s.app)
+	}
+	return out
+}
+
+// healthy reports whether every monitor of s passes.
+func (s *monitorSet) healthy() bool {
+	return (s.nic == nil || s.nic.Healthy()) && (s.ping == nil || s.ping.Healthy()) && (s.app == nil || s.app.Healthy())
+}
+
+// runMonitors runs the node's monitors until ctx ends, each on its own
+// goroutine, and follows the set a reload stores: a monitor no longer in
+// it is stopped, a new one started. A monitor's error stops them all and
+// is returned (it stops the node, as any part's).
+func (n *Node) runMonitors(ctx context.Context) error {
+	ctx, cancelAll := context.WithCancel(ctx)
+	defer cancelAll()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	errc := make(chan error, 1)
+	running := map[Runner]context.CancelFunc{}
+	for set := n.mons.Load(); ; set = n.mons.Load() {
+		want := set.runners()
+		for r, stop := range running {
+			if !containsRunner(want, r) {
+				stop()
+				delete(running, r)
+			}
+		}
+		for _, r := range want {
+			if _, ok := running[r]; ok {
+				continue
+			}
+			rctx, stop := context.WithCancel(ctx)
+			running[r] = stop
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := r.Run(rctx); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case <-set.swapped:
+		}
+	}
+}
+
+func containsRunner(rs []Runner, r Runner) bool {
+	for _, x := range rs {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func interfaces(f *config.Config) []string {
+	names := make([]string, len(f.Subnets))
+	for i, s := range f.Subnets {
+		names[i] = s.Interface
+	}
+	return names
+}
+
+// newCommand builds the operator's application check, run as a's user.
+func newCommand(a config.ApplicationMonitor, log *slog.Logger) (*monitor.Command, error) {
+	cmd := monitor.NewCommand(a.Command, a.Interval, log)
+	if a.User != "" {
+		uid, gid, groups, err := lookupUser(a.User)
+		if err != nil {
+			return nil, fmt.Errorf("monitors.application.user: %w", err)
+		}
+		cmd.RunAs(uid, gid, groups)
+	}
+	return cmd, nil
+}
+
+// applyMonitors gives the node the monitors of next: one that runs and
+// stays on adopts its new settings before its next check (the operator's
+// check: command, interval; the ping monitor: targets and times); one
+// turned on starts (healthy until its first verdict), one turned off
+// stops and its verdict no longer counts; one that changes kind (the
+// operator's check and the built-in one) or the NIC monitor is replaced.
+// A monitor that cannot be built (the ping socket, the check's user) is
+// logged, and the node goes on without the change to that monitor.
+func (n *Node) applyMonitors(old, next *config.Config) {
+	om, nm := old.Monitors, next.Monitors
+	if reflect.DeepEqual(om, nm) {
+		return
+	}
+	cur := n.mons.Load()
+	set := *cur
+	log := n.log.With("part", "monitor")
+	var on, off []string
+	if om.NIC != nm.NIC {
+		set.nic = nil
+		if nm.NIC.Enabled {
+			set.nic = monitor.NewNIC(interfaces(next), nm.NIC.Interval, log)
+		}
+		if cur.nic == nil && set.nic != nil {
+			on = append(on, "nic")
+		} else if cur.nic != nil && set.nic == nil {
+			off = append(off, "nic")
+		}
+	}
+	if oa, na := om.Application, nm.Application; oa != na {
+		cmd, isCmd := cur.app.(*monitor.Command)
+		_, isProbe := cur.app.(*monitor.Probe)
+		switch {
+		case !na.Enabled:
+			set.app = nil
+		case na.Command != "" && isCmd:
+			var uid, gid uint32
+			var groups []uint32
+			var err error
+			if na.User != "" {
+				if uid, gid, groups, err = lookupUser(na.User); err != nil {
+					n.log.Error("the new application check was not applied; the old one runs", "err", fmt.Errorf("monitors.application.user: %w", err))
+					break
+				}
+			}
+			cmd.Reconfigure(na.Command, na.Interval, na.User != "", uid, gid, groups)
+		case na.Command != "":
+			c, err := newCommand(na, log)
+			if err != nil {
+				n.log.Error("the application check was not started", "err", err)
+				break
+			}
+			set.app = c
+		case isProbe && oa.Interval == na.Interval:
+		default:
+			p, ok := n.plane.(monitor.Prober)
+			if !ok {
+				n.log.Error("the built-in application check was not started: this data plane cannot be probed")
+				break
+			}
+			set.app = monitor.NewProbe(p, na.Interval, log)
+		}
+		if cur.app == nil && set.app != nil {
+			on = append(on, "application")
+		} else if cur.app != nil && set.app == nil {
+			off = append(off, "application")
+		}
+	}
+	if op, np := om.Ping, nm.Ping; !reflect.DeepEqual(op, np) {
+		switch {
+		case !np.Enabled:
+			set.ping = nil
+			off = append(off, "ping")
+		case cur.ping != nil:
+			if err := cur.ping.Reconfigure(np.Targets, np.Interval, np.Timeout); err != nil {
+				n.log.Error("the new ping monitor settings were not applied; the old ones run", "err", err)
+			}
+		default:
+			p, err := monitor.NewPing(np.Targets, np.Interval, np.Timeout, log)
+			if err != nil {
+				n.log.Error("the ping monitor was not started", "err", err)
+				break
+			}
+			set.ping = p
+			on = append(on, "ping")
+		}
+	}
+	if set == *cur {
+		return // settings adopted by the monitors that run
+	}
+	set.swapped = make(chan struct{})
+	n.mons.Store(&set)
+	close(cur.swapped)
+	n.log.Info("monitors changed by the config epoch", "on", on, "off", off, "healthy", set.healthy())
+}
