@@ -60,8 +60,13 @@ func (n *Node) membershipEvent(ev ring.Event, now time.Time) bool {
 	}
 	n.events.add(me)
 	n.moveLog.membership(me.Kind)
-	if c.Kind == ring.CauseDropped {
+	switch c.Kind {
+	case ring.CauseDropped:
 		n.failover.dropped(c.Node, c.LastAck)
+	case ring.CauseRegenerated:
+		for _, left := range ev.Nodes { // left out of the regenerated ring
+			n.failover.dropped(left, c.LastAck)
+		}
 	}
 	attrs := []any{"change", me.Kind, "cause", me.Cause, "members", me.Members, "ring", fmt.Sprintf("%04x", ev.RingID&0xffff)}
 	if me.Learnt {

@@ -67,10 +67,13 @@ type Cause struct {
 	RTT   uint16
 	// Count (merged): how many members of the other ring were added.
 	Count uint16
-	// LastAck (dropped): By's wall clock, in Unix microseconds, when the
-	// last ack from Node arrived (0: unknown, or By has no Config.Clock).
-	// The new owners of Node's VIPs measure from it to their first
-	// gratuitous ARP; across nodes that is as good as their clocks agree.
+	// LastAck is By's wall clock, in Unix microseconds (0: unknown, or By
+	// has no Config.Clock): dropped, when the last ack from Node arrived;
+	// regenerated, when By last saw the lost token (accepted it, or had
+	// its pass acknowledged), the last sign of life of the nodes left
+	// out. The new owners of those nodes' VIPs measure from it to their
+	// first gratuitous ARP; across nodes that is as good as their clocks
+	// agree.
 	LastAck int64
 }
 

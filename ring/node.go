@@ -110,6 +110,7 @@ type Node struct {
 	cfg      Config
 	tokLoss  int64
 	now      int64
+	seenAt   int64 // Config.Clock when lastSeen last moved for the token (Cause.LastAck of a regeneration); 0 without a Clock
 	rl       reliable
 	ready    Ready
 	scratch  []byte
@@ -575,4 +576,11 @@ func (n *Node) IdleTicks() int {
 		at(n.query.deadline)
 	}
 	return int(min(max(next-n.now-1, 0), maxIdleTicks))
+}
+
+// seenNow stamps seenAt with the wall clock, if the node has one.
+func (n *Node) seenNow() {
+	if n.cfg.Clock != nil {
+		n.seenAt = n.cfg.Clock()
+	}
 }

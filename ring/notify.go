@@ -62,7 +62,7 @@ func helloEvery(c *Config) int64 { return int64(max(c.JoinTimeout/3, 1)) }
 func (n *Node) form(answers []answer) {
 	regen := n.mode != ModeStarting
 	prev := n.tok.Members
-	lost := n.tok.RingID
+	lost, lostSeen := n.tok.RingID, n.seenAt
 	if !regen {
 		prev = nil
 		n.tok = Message{Kind: MsgToken}
@@ -93,7 +93,7 @@ func (n *Node) form(answers []answer) {
 		if asker == 0 {
 			asker = n.cfg.ID
 		}
-		n.made(EventRegenerated, 0, Cause{Kind: CauseRegenerated, Node: asker, Ring: lost}, dropped)
+		n.made(EventRegenerated, 0, Cause{Kind: CauseRegenerated, Node: asker, Ring: lost, LastAck: lostSeen}, dropped)
 	} else {
 		n.made(EventFormed, 0, Cause{Kind: CauseFormed}, nil)
 	}

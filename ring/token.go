@@ -72,6 +72,7 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	n.query = nil
 	n.startEnd = 0
 	n.lastSeen = n.now
+	n.seenNow()
 	n.accepts[0], n.accepts[1] = n.accepts[1], n.now
 	n.holding = true
 	n.holdEnd = n.now + n.hold()
@@ -261,6 +262,7 @@ func (n *Node) onSendDone(o *outMsg) {
 		if n.passing && o.id == n.passID {
 			n.passing = false
 			n.lastSeen = n.now
+			n.seenNow()
 			if n.leaving && !n.inToken() {
 				// The hop that handed our state over: we are out.
 				// (A Leave during an ordinary pass waits for the next hold.)
