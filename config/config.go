@@ -116,8 +116,9 @@ type Ring struct {
 	// RealtimePriority runs the node's threads with real-time scheduling
 	// (SCHED_RR at this priority, 1-99) so that a busy host cannot delay
 	// the ring's acknowledgements into a false removal, as corosync does;
-	// 0 turns it off. It needs CAP_SYS_NICE at start (or the unit's
-	// CPUSchedulingPolicy=rr); without it the node warns and runs normally.
+	// 0 (the default) is normal scheduling. It needs CAP_SYS_NICE at start
+	// (or the unit's CPUSchedulingPolicy=rr); without it the node warns and
+	// runs normally.
 	RealtimePriority int `yaml:"realtime_priority"`
 }
 
