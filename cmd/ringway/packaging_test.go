@@ -29,6 +29,9 @@ func TestUnitFile(t *testing.T) {
 	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("systemd-analyze is not installed: under CI the unit file must be verified (.ci/run installs systemd)")
+		}
 		t.Skip("systemd-analyze is not installed (apt-get install systemd); the unit file is not verified")
 	}
 	exe, err := os.Executable()
