@@ -80,16 +80,27 @@ func openTUN(cfg *Config, mtu int) (*tunDev, error) {
 	return t, nil
 }
 
-func (t *tunDev) configure() error {
+// link opens a netlink handle in the device's namespace and finds the
+// device; the caller closes the handle.
+func (t *tunDev) link() (*netlink.Handle, netlink.Link, error) {
 	h, err := nlHandle(t.cfg.Netns)
 	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+		return nil, nil, fmt.Errorf("netlink: %w", err)
 	}
-	defer h.Close()
 	l, err := h.LinkByName(t.name)
 	if err != nil {
-		return fmt.Errorf("find %s: %w", t.name, err)
+		h.Close()
+		return nil, nil, fmt.Errorf("find %s: %w", t.name, err)
 	}
+	return h, l, nil
+}
+
+func (t *tunDev) configure() error {
+	h, l, err := t.link()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
 	if err := h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("set %s up: %w", t.name, err)
 	}
@@ -144,15 +155,11 @@ func (t *tunDev) setVIPs(vips []netip.Addr) error {
 	if maps.Equal(want, have) {
 		return nil
 	}
-	h, err := nlHandle(t.cfg.Netns)
+	h, l, err := t.link()
 	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+		return err
 	}
 	defer h.Close()
-	l, err := h.LinkByName(t.name)
-	if err != nil {
-		return fmt.Errorf("find %s: %w", t.name, err)
-	}
 	var errs []error
 	for _, v := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
 		if have[v] {

@@ -75,6 +75,12 @@ func startReads(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore,
 	if err != nil {
 		t.Skipf("cannot bind %v on loopback: %v", local, err)
 	}
+	runDriver(t, d)
+	return d
+}
+
+// runDriver runs d until the test ends.
+func runDriver(t *testing.T, d *Driver) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -84,7 +90,6 @@ func startReads(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore,
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return d
 }
 
 // A packet sent to a peer arrives whole with its sender and hop count;
@@ -417,17 +422,8 @@ func TestTunnelReadsEachPath(t *testing.T) {
 		d1.Close()
 		t.Skipf("cannot bind %v on loopback: %v", addr2b, err)
 	}
-	for _, d := range []*Driver{d1, d2} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
+	runDriver(t, d1)
+	runDriver(t, d2)
 	if got := d2.Paths(); got != 2 {
 		t.Fatalf("Paths() = %d with two local addresses, want 2", got)
 	}
