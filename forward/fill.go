@@ -60,19 +60,19 @@ type FillStats struct {
 
 // fills is a node's own fill and the fills it serves.
 type fills struct {
-	filling atomic.Bool // Filling; written under mu
-	mu      sync.Mutex
-	timeout int64
-	id      uint64          // the running fill's id: in its requests, echoed by the dones
-	gen     uint32          // directory generation the requests were queued under
-	start   int64           // when it started (valid with started)
-	started bool            // false until this node is a member of a directory
-	asked   map[uint16]bool // members a request was queued to (under gen)
-	done    map[uint16]bool // members that answered done
-	waiting int
-	last    FillStats // Finished, Took, TimedOut of the last fill
-	serve   map[uint16]*serving
-	served  uint64
+	filling  atomic.Bool // Filling; written under mu
+	mu       sync.Mutex
+	timeout  int64
+	id       uint64          // the running fill's id: in its requests, echoed by the dones
+	gen      uint32          // directory generation the requests were queued under
+	start    int64           // when it started (valid with started)
+	started  bool            // false until this node is a member of a directory
+	asked    map[uint16]bool // members a request was queued to (under gen)
+	done     map[uint16]bool // members that answered done
+	waiting  int
+	last     FillStats // Finished, Took, TimedOut of the last fill
+	serve    map[uint16]*serving
+	served   uint64
 	fills    uint64
 	timeouts uint64
 }

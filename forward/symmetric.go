@@ -95,8 +95,8 @@ type symmetric struct {
 	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
 	bootMu                                                   sync.Mutex // guards boots and adoptedFrom
 	bulkSent                                                 atomic.Uint64
-	resyncDue                                                atomic.Bool // a peer restarted: Resync at the next SyncMessages (adopt.go PeerBoot)
-	fill                                                     fills       // fill.go
+	resyncDue                                                atomic.Bool    // a peer restarted: Resync at the next SyncMessages (adopt.go PeerBoot)
+	fill                                                     fills          // fill.go
 	adoptedFrom                                              map[Key]origin // adopted flows' former handlers, under bootMu (adopt.go giveBack)
 	givenBack                                                atomic.Uint64
 	boots                                                    map[uint16]uint64 // peers' newest boot ids seen (adopt.go PeerBoot)
