@@ -177,6 +177,8 @@ func FuzzSyncBatch(f *testing.F) {
 	f.Add(good[:syncBatchHead+5])   // cut in a record
 	f.Add([]byte{0, 1, 0, 0, 0, 0}) // an ack cut short
 	f.Add(make([]byte, 12+24*56+1)) // zeros, a byte too long
+	fill, _ := (&SyncBatch{Seq: 2, Records: []SyncRecord{{Fill: FillRequest, FillID: 5, Handler: 2}, {Fill: FillDone, FillID: 5, Handler: 2}}}).MarshalBinary()
+	f.Add(fill) // a fill's request and done
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var b SyncBatch
 		if b.UnmarshalBinary(p) == nil {
@@ -204,6 +206,8 @@ func FuzzStepSync(f *testing.F) {
 	f.Add(good, true)  // a batch from its handler
 	f.Add(ack, false)  // an ack of nothing sent
 	f.Add(good, false) // a batch read as an ack
+	fill, _ := (&SyncBatch{Seq: 4, Records: []SyncRecord{{Fill: FillRequest, FillID: 5, Handler: 2}, {Fill: FillDone, FillID: 5, Handler: 2}}}).MarshalBinary()
+	f.Add(fill, true) // a fill's request and done
 	flt := newFilter(f, func(c *Config) { c.Self = 1; c.MaxReplicas = 4 })
 	flt.SetDirectory(NewDirectory([DirectoryKeyLen]byte{}, []uint16{1, 2, 3}))
 	f.Fuzz(func(t *testing.T, p []byte, batch bool) {
