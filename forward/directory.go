@@ -281,3 +281,12 @@ func (f *Filter) Owners(k Key) (auth, standby uint16) {
 	}
 	return f.sym.dir.Load().Lookup(k)
 }
+
+// Directory returns the flow directory installed now (SetDirectory); nil
+// without symmetric routing or before one.
+func (f *Filter) Directory() *Directory {
+	if f.sym == nil {
+		return nil
+	}
+	return f.sym.dir.Load()
+}
