@@ -61,4 +61,7 @@ type FillStatus struct {
 type FillNode struct {
 	Filled   bool `json:"filled"`
 	AuthRows int  `json:"auth_rows"` // rows of the flow directory it is authoritative for (of 65,536)
+	// AuthSince is when this node installed the directory that made the
+	// member authoritative for rows, since it last had none (RFC 3339).
+	AuthSince string `json:"auth_since,omitempty"`
 }

@@ -58,6 +58,28 @@ func (n *Node) applyFill(st *ring.State, membersChanged bool) {
 	}
 }
 
+// noteAuth records, at now, the members that directory d makes
+// authoritative for rows and the previous one did not (apply's
+// goroutine; the status reads the map).
+func (n *Node) noteAuth(d *forward.Directory, now time.Time) {
+	next := map[uint16]time.Time{}
+	var prev map[uint16]time.Time
+	if p := n.authSince.Load(); p != nil {
+		prev = *p
+	}
+	for _, m := range d.Members() {
+		if d.AuthRows(m) == 0 {
+			continue
+		}
+		if t, ok := prev[m]; ok {
+			next[m] = t
+		} else {
+			next[m] = now
+		}
+	}
+	n.authSince.Store(&next)
+}
+
 // fillAlarm logs the fills that ended since the last call (the sweep's
 // second): at info when every member answered, as a warning when the
 // timeout ended it.
@@ -96,8 +118,16 @@ func (n *Node) fillStatus(r forward.ReplStats) *mgmt.FillStatus {
 	if st := n.state.Load(); st != nil {
 		d := n.filter.Directory()
 		_, un := fillInputs(st)
+		var since map[uint16]time.Time
+		if p := n.authSince.Load(); p != nil {
+			since = *p
+		}
 		for _, m := range st.Members {
-			fs.Nodes[n.name(m)] = mgmt.FillNode{Filled: !slices.Contains(un, uint16(m)), AuthRows: d.AuthRows(uint16(m))}
+			fn := mgmt.FillNode{Filled: !slices.Contains(un, uint16(m)), AuthRows: d.AuthRows(uint16(m))}
+			if t, ok := since[uint16(m)]; ok && fn.AuthRows > 0 {
+				fn.AuthSince = t.UTC().Format(time.RFC3339Nano)
+			}
+			fs.Nodes[n.name(m)] = fn
 		}
 	}
 	return fs

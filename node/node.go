@@ -96,6 +96,7 @@ type Node struct {
 	replSeen          [2]uint64 // replication refusals already logged (replicate.go)
 	fillSeen          uint64    // fills already logged (fill.go)
 	dirUnfilled       []uint16  // the unfilled members the flow directory was built with (fill.go; apply's goroutine only)
+	authSince         atomic.Pointer[map[uint16]time.Time] // when each member became authoritative for rows here (fill.go)
 	hurryOnce         sync.Once
 	readyOnce         sync.Once
 	stoppingOnce      sync.Once

@@ -49,7 +49,9 @@ func (n *Node) setDirectory(st *ring.State) {
 	}
 	ids, unfilled := fillInputs(st)
 	n.dirUnfilled = unfilled
-	n.filter.SetMembership(forward.NewFillingDirectory(n.dirKey, ids, unfilled), forward.MembershipEpoch(st.Seq, ids))
+	d := forward.NewFillingDirectory(n.dirKey, ids, unfilled)
+	n.filter.SetMembership(d, forward.MembershipEpoch(st.Seq, ids))
+	n.noteAuth(d, time.Now())
 	n.filter.Resync(n.routerNow()) // the new owners of the rows learn the flows handled here (replicate.go)
 }
 
