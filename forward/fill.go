@@ -79,9 +79,10 @@ type fills struct {
 
 // serving is the walk for one asker's fill.
 type serving struct {
-	id   uint64
-	pos  int // next shard: replica store 0..numShards-1, flow table numShards..2*numShards-1
-	done bool
+	id    uint64
+	pos   int // next shard: replica store 0..numShards-1, flow table numShards..2*numShards-1
+	done  bool
+	asked int64 // when the request came
 }
 
 // StartFill begins this node's fill, or begins it again (the node calls
@@ -154,8 +155,12 @@ func (f *Filter) fillStep(now int64) (deadline int64) {
 		}
 	}
 	for p, sv := range fl.serve {
-		if !sv.done && d.isMember(p) { // the directory must rank it to tell its rows
+		switch {
+		case sv.done:
+		case d.isMember(p): // the directory must rank it to tell its rows
 			walks = append(walks, walk{p, *sv})
+		case now-sv.asked > 2*fl.timeout:
+			delete(fl.serve, p) // it never became a member here: its fill has ended anyway
 		}
 	}
 	fl.mu.Unlock()
@@ -231,8 +236,8 @@ func (f *Filter) fillShard(peer uint16, pos int, d *Directory, now int64) int {
 	return len(recs)
 }
 
-// fillControl takes a fill request or done from node from.
-func (s *symmetric) fillControl(from uint16, rec *SyncRecord) {
+// fillControl takes a fill request or done from node from at now.
+func (s *symmetric) fillControl(from uint16, rec *SyncRecord, now int64) {
 	fl := &s.fill
 	fl.mu.Lock()
 	switch rec.Fill {
@@ -241,7 +246,7 @@ func (s *symmetric) fillControl(from uint16, rec *SyncRecord) {
 			if fl.serve == nil {
 				fl.serve = map[uint16]*serving{}
 			}
-			fl.serve[from] = &serving{id: rec.FillID}
+			fl.serve[from] = &serving{id: rec.FillID, asked: now}
 		}
 	case FillDone:
 		if fl.filling.Load() && rec.FillID == fl.id {

@@ -675,7 +675,7 @@ func (f *Filter) StepSync(h TunnelHeader, payload []byte, now int64) {
 				return
 			}
 			if rec.Fill != 0 {
-				s.fillControl(h.Sender, &rec)
+				s.fillControl(h.Sender, &rec, now)
 				continue
 			}
 			s.replicas.apply(&rec, h.Sender, h.Boot, seq, now)
