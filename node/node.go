@@ -93,9 +93,9 @@ type Node struct {
 	hurry     chan struct{} // closed by Hurry
 	// membershipChanges counts committed states with a new member list.
 	membershipChanges atomic.Uint64
-	replSeen          [2]uint64 // replication refusals already logged (replicate.go)
-	fillSeen          uint64    // fills already logged (fill.go)
-	dirUnfilled       []uint16  // the unfilled members the flow directory was built with (fill.go; apply's goroutine only)
+	replSeen          [2]uint64                            // replication refusals already logged (replicate.go)
+	fillSeen          uint64                               // fills already logged (fill.go)
+	dirUnfilled       []uint16                             // the unfilled members the flow directory was built with (fill.go; apply's goroutine only)
 	authSince         atomic.Pointer[map[uint16]time.Time] // when each member became authoritative for rows here (fill.go)
 	hurryOnce         sync.Once
 	readyOnce         sync.Once
