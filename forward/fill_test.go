@@ -173,8 +173,9 @@ func TestFillChangesDuringFill(t *testing.T) {
 	if c.f[3].Filling() {
 		t.Fatal("n3 still filling")
 	}
-	sp := c.portWithOwners(protoUDP, 7001, 1, 2) // now: n1, n2
-	k, _ := keyOf(protoUDP, client.As4(), server.As4(), sp, 7001)
+	// A flow whose row n3 will own, and not now.
+	var k Key
+	sp := uint16(20000)
 	for ; ; sp++ {
 		k, _ = keyOf(protoUDP, client.As4(), server.As4(), sp, 7001)
 		a, s := c.dir.Owners(c.dir.Row(k))
