@@ -73,7 +73,7 @@ type Directory struct {
 	// rows' owners once the unfilled members are filled. nil when it is
 	// rows (no member unfilled, or none filled).
 	target *[Rows][2]uint16
-	auths  map[uint16]int // rows each member is authoritative for
+	auths  []int // rows each member (by its index in members) is authoritative for
 }
 
 // NewDirectory builds the directory of the given members (node ids in any
@@ -96,7 +96,7 @@ func NewDirectory(key [DirectoryKeyLen]byte, members []uint16) *Directory {
 // is what a filling member fetches. Every node that builds it from the
 // same key, members and unfilled set gets the identical table.
 func NewFillingDirectory(key [DirectoryKeyLen]byte, members, unfilled []uint16) *Directory {
-	d := &Directory{rowKey: sipKeyOf(key[:16]), auths: map[uint16]int{}}
+	d := &Directory{rowKey: sipKeyOf(key[:16])}
 	ms := slices.Clone(members)
 	slices.Sort(ms)
 	ms = slices.Compact(ms)
@@ -107,6 +107,7 @@ func NewFillingDirectory(key [DirectoryKeyLen]byte, members, unfilled []uint16) 
 	if len(ms) == 0 {
 		return d
 	}
+	d.auths = make([]int, len(ms))
 	un := make([]bool, len(ms))
 	for i, m := range ms {
 		if slices.Contains(unfilled, m) {
@@ -128,32 +129,40 @@ func NewFillingDirectory(key [DirectoryKeyLen]byte, members, unfilled []uint16) 
 		// Highest weight first; equal weights (M[a] = M[b], probability
 		// 2^-64) go to the lower id, as members are sorted and only a
 		// strictly greater weight displaces. Three top-twos at once:
-		// all members (the target), filled ones, unfilled ones.
+		// all members (the target), filled ones, unfilled ones; of
+		// member indices + 1 (0: none).
 		var all, fl, uf top2
-		for i, m := range ms {
+		for i := range ms {
 			w := mix64(rw ^ mw[i])
-			all.add(w, m)
+			all.add(w, uint16(i+1))
 			if split {
 				if un[i] {
-					uf.add(w, m)
+					uf.add(w, uint16(i+1))
 				} else {
-					fl.add(w, m)
+					fl.add(w, uint16(i+1))
 				}
 			}
 		}
-		if !split {
-			d.rows[r] = all.n
-		} else {
-			d.target[r] = all.n
-			o := fl.n
+		o := all.n
+		if split {
+			d.target[r] = [2]uint16{d.id(o[0]), d.id(o[1])}
+			o = fl.n
 			if o[1] == 0 {
 				o[1] = uf.n[0] // a single filled member: the best unfilled one is its standby
 			}
-			d.rows[r] = o
 		}
-		d.auths[d.rows[r][0]]++
+		d.rows[r] = [2]uint16{d.id(o[0]), d.id(o[1])}
+		d.auths[o[0]-1]++
 	}
 	return d
+}
+
+// id returns the member of index i-1; 0 for i = 0.
+func (d *Directory) id(i uint16) uint16 {
+	if i == 0 {
+		return 0
+	}
+	return d.members[i-1]
 }
 
 // top2 keeps the two highest weights offered and their members.
@@ -186,7 +195,11 @@ func (d *Directory) AuthRows(m uint16) int {
 	if d == nil {
 		return 0
 	}
-	return d.auths[m]
+	i, ok := slices.BinarySearch(d.members, m)
+	if !ok {
+		return 0
+	}
+	return d.auths[i]
 }
 
 // TargetOwners returns the authoritative node of row and its standby
