@@ -57,7 +57,7 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 	// The handler is gone: left the membership, or restarted (a newer
 	// boot than the one the replica came from), or it is this node in an
 	// earlier life (a replica of its own flow can only come back as a
-	// bulk copy: bulkTo).
+	// bulk copy: fill.go).
 	if gone := r.handler == sym.self || !d.isMember(r.handler) ||
 		r.sender == r.handler && sym.restarted(r.handler, r.boot); !gone {
 		return nil

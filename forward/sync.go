@@ -69,7 +69,7 @@ type SyncRecord struct {
 	State   State  // a flow's state (not StateNone)
 	OrigIsA bool   // the initiator is Flow's A side
 	FinOrig bool   // the first FIN came from the initiator
-	Bulk    bool   // a replica copied on to a new owner of its row by a node that is not the handler (replicate.go bulkTo)
+	Bulk    bool   // a replica copied to a filling owner of its row by a node that is not the handler (fill.go)
 	Handler uint16 // the node that handles the flow (the sender)
 	Rule    uint16 // the rule that accepted it, 1-based; 0: the default
 	Expires uint32 // ms from the batch's sending until the flow expires unless more is seen
