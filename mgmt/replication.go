@@ -24,8 +24,9 @@ type ReplicationStatus struct {
 	// the flows' new authoritative nodes and standbys; ResyncTime is
 	// how long it took (or has taken so far), in seconds.
 	Resync string `json:"resync"`
-	// Bulk counts replicas copied to a new or restarted owner of their
-	// row: [sent by this node, received and stored here] (the fill).
+	// Bulk counts the fill's copies (docs/forward.md "The fill"):
+	// [records this node queued for other nodes' fills, replicas and
+	// flows it handles; replicas received here as bulk copies and stored].
 	Bulk       [2]uint64 `json:"bulk"`
 	ResyncTime float64   `json:"resync_s"`
 	// LagUs counts acknowledged batches by the time from their oldest
