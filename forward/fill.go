@@ -89,10 +89,11 @@ type serving struct {
 // it at start and when it finds itself out of the ring): Filling reports
 // true until every other member of the directory has sent it a copy of
 // the rows it will own, or FillTimeout has passed since it became a
-// member of a directory. Without Config.Self it does nothing.
+// member of a directory. Without Config.Self, or with NoReplication
+// (nobody holds replicas to copy), it does nothing.
 func (f *Filter) StartFill() {
 	s := f.sym
-	if s == nil {
+	if s == nil || s.noRepl {
 		return
 	}
 	fl := &s.fill
