@@ -41,20 +41,42 @@ func fillInputs(st *ring.State) (ids, unfilled []uint16) {
 	return ids, unfilled
 }
 
-// applyFill follows a committed state's fill: a node out of the ring
-// fills again when it is back (it missed the changes made meanwhile), and
-// a change of the filled members alone rebuilds the directory (apply
-// rebuilds it on a membership change).
+// refillAfter is how long a node may be out of the ring (between rings:
+// its committed state has no members) and still take its rows back
+// without a new fill when it returns. Survivors of a member's loss pass
+// through limbo for a moment while the ring re-forms; they missed
+// nothing worth a fill, and filling again would move every row twice.
+const refillAfter = 2 * time.Second
+
+// applyFill follows a committed state's fill: it notes when this node
+// left the ring (refillIfOut), and a change of the filled members alone
+// rebuilds the directory (apply rebuilds it on a membership change).
 func (n *Node) applyFill(st *ring.State, membersChanged bool) {
 	if n.tunnel == nil {
 		return
 	}
-	if !slices.Contains(st.Members, n.self) && !n.filter.Filling() {
-		n.filter.StartFill()
-		n.log.Info("out of the ring: this node fills its rows again before it is authoritative for any")
+	if !slices.Contains(st.Members, n.self) {
+		n.outSince.CompareAndSwap(0, time.Now().UnixNano())
+	} else {
+		n.outSince.Store(0)
 	}
 	if _, un := fillInputs(st); !membersChanged && !slices.Equal(un, n.dirUnfilled) {
 		n.setDirectory(st)
+	}
+}
+
+// refillIfOut starts a new fill when this node has been out of the ring
+// for longer than refillAfter at now (the sweep's second): it misses the
+// changes made meanwhile, and other members strike it from the filled
+// set while it is out, so it comes back unfilled and fills before it is
+// authoritative again.
+func (n *Node) refillIfOut(now time.Time) {
+	if n.tunnel == nil {
+		return
+	}
+	if t := n.outSince.Load(); t != 0 && now.Sub(time.Unix(0, t)) > refillAfter && !n.filter.Filling() {
+		n.filter.StartFill()
+		n.log.Info("out of the ring: this node fills its rows again before it is authoritative for any", "out_for", now.Sub(time.Unix(0, t)).Round(time.Millisecond))
 	}
 }
 

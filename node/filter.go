@@ -96,6 +96,7 @@ func (n *Node) sweepFlows(ctx context.Context) error {
 		case <-t.C:
 			n.filter.Sweep(n.routerNow())
 			n.replicationAlarm()
+			n.refillIfOut(time.Now())
 		}
 	}
 }

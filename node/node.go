@@ -97,6 +97,7 @@ type Node struct {
 	fillSeen          uint64                               // fills already logged (fill.go)
 	dirUnfilled       []uint16                             // the unfilled members the flow directory was built with (fill.go; apply's goroutine only)
 	authSince         atomic.Pointer[map[uint16]time.Time] // when each member became authoritative for rows here (fill.go)
+	outSince          atomic.Int64                         // when this node left the ring (unix ns), 0 while in it (fill.go)
 	hurryOnce         sync.Once
 	readyOnce         sync.Once
 	stoppingOnce      sync.Once
