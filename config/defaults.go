@@ -50,6 +50,9 @@ const (
 	// register's ack: an ack takes one tunnel round trip (under 1 ms on a
 	// LAN); pfsync's defer waits up to 20 ms.
 	DefaultDefer = 10 * time.Millisecond
+	// DefaultFillTimeout bounds a joining node's fill: copies of a few
+	// hundred thousand flows take well under a second on a LAN.
+	DefaultFillTimeout = 5 * time.Second
 
 	DefaultTCPSynSent     = 2 * time.Minute    // nf_conntrack_tcp_timeout_syn_sent 120
 	DefaultTCPSynRecv     = 60 * time.Second   // nf_conntrack_tcp_timeout_syn_recv 60
@@ -75,6 +78,14 @@ const MaxMaxFragments = 1 << 20
 // would cost more than the race it closes (TCP's first SYN retransmission
 // comes after 1 s, RFC 6298).
 const MaxDefer = time.Second
+
+// MinFillTimeout and MaxFillTimeout bound filter.fill_timeout: below
+// 100 ms a fill cannot finish even on an idle LAN; above 10 minutes a
+// node that cannot get its copies stays out of its rows too long.
+const (
+	MinFillTimeout = 100 * time.Millisecond
+	MaxFillTimeout = 10 * time.Minute
+)
 
 // MaxAckRetries bounds ring.ack_retries: the resend timeout doubles each
 // time, so 10 retries at the default 10 ms ack_timeout already take 20 s.
@@ -146,6 +157,7 @@ func DefaultConfig() Config {
 			MaxFragments: DefaultMaxFragments, // tracked first fragments
 			Defer:        DefaultDefer,        // longest wait of a new flow's first packet for its register's ack
 			Replication:  true,                // flows' state to their authoritative node and standby
+			FillTimeout:  DefaultFillTimeout,  // longest a joining node waits for its rows' copies
 			Timeouts: Timeouts{ // idle time per state
 				TCPSynSent:     DefaultTCPSynSent,
 				TCPSynRecv:     DefaultTCPSynRecv,

@@ -42,6 +42,11 @@ type Filter struct {
 	// and standby, so a node's loss breaks no connection (docs/forward.md).
 	// Turn it off only to measure what it costs.
 	Replication bool `yaml:"replication"`
+	// FillTimeout bounds a joining or restarted node's fill: the copies
+	// of the state of the rows it will own, which it waits for before it
+	// is authoritative for any (docs/forward.md "The fill"). When they
+	// have not all come by then, it takes its rows anyway, and logs it.
+	FillTimeout time.Duration `yaml:"fill_timeout"`
 	// Timeouts are the idle timeouts of tracked flows by state.
 	Timeouts Timeouts `yaml:"timeouts"`
 }

@@ -28,6 +28,9 @@ func (v *validator) filter() {
 	if f.Defer < 0 || f.Defer > MaxDefer {
 		v.errorf("filter.defer", "filter.defer is %v; write a duration from 0s (off) to %v (default %v)", f.Defer, MaxDefer, DefaultDefer)
 	}
+	if f.FillTimeout < MinFillTimeout || f.FillTimeout > MaxFillTimeout {
+		v.errorf("filter.fill_timeout", "filter.fill_timeout is %v; write a duration from %v to %v (default %v)", f.FillTimeout, MinFillTimeout, MaxFillTimeout, DefaultFillTimeout)
+	}
 	t, d := f.Timeouts, DefaultConfig().Filter.Timeouts
 	for _, x := range []struct {
 		key      string

@@ -57,7 +57,7 @@ func (f *Filter) adopt(s *shard, k Key, now int64) *entry {
 	// The handler is gone: left the membership, or restarted (a newer
 	// boot than the one the replica came from), or it is this node in an
 	// earlier life (a replica of its own flow can only come back as a
-	// bulk copy: bulkTo).
+	// bulk copy: fill.go).
 	if gone := r.handler == sym.self || !d.isMember(r.handler) ||
 		r.sender == r.handler && sym.restarted(r.handler, r.boot); !gone {
 		return nil
@@ -115,13 +115,6 @@ func (f *Filter) resyncSome(now int64, budget int) int {
 	sym := f.sym
 	sym.resyncMu.Lock()
 	defer sym.resyncMu.Unlock()
-	sym.bootMu.Lock()
-	peers := sym.bulkPeers
-	sym.bulkPeers = nil
-	sym.bootMu.Unlock()
-	for _, p := range peers {
-		f.bulkTo(p, now)
-	}
 	g := sym.gen.Load()
 	if g != sym.resyncGen.Load() {
 		// A new directory: a new pass over the whole table begins.
@@ -195,7 +188,11 @@ func (f *Filter) Resync(now int64) {
 //     than the flows' next packets: it comes back a member);
 //   - the flows handled here are registered and replicated again, every
 //     one (it may have been their authoritative node or standby), as after
-//     a new directory.
+//     a new directory: by the sync goroutine (SyncMessages), not by the
+//     caller, which is the tunnel's receive goroutine.
+//
+// The restarted node asks for the replicas of its rows itself (its fill,
+// fill.go).
 func (f *Filter) PeerBoot(peer uint16, boot uint64, now int64) {
 	s := f.sym
 	if s == nil || peer == s.self {
@@ -211,38 +208,9 @@ func (f *Filter) PeerBoot(peer uint16, boot uint64, now int64) {
 		return // the first boot heard of (this node's own start) or nothing new
 	}
 	s.view.Store(&dirView{cur: s.dir.Load(), gen: s.gen.Add(1)}) // no prev: every flow is sent again
-	s.bootMu.Lock()
-	s.bulkPeers = append(s.bulkPeers, peer)
-	s.bootMu.Unlock()
-	f.Resync(now)
-}
-
-// bulkTo queues for peer, a new member or one that restarted, a copy of
-// every replica this node holds of a row peer now ranks first or second
-// in (the joiner's fill: it becomes authoritative node or standby of rows
-// whose replicas it does not have; the handlers re-send their own flows
-// too, but a handler that left or restarted cannot). Bulk records never
-// replace a record the receiver has. The caller holds resyncMu.
-func (f *Filter) bulkTo(peer uint16, now int64) {
-	s := f.sym
-	d := s.dir.Load()
-	s.replicas.mu.Lock()
-	var recs []pendingRec
-	for k, r := range s.replicas.m {
-		if now >= r.expires {
-			continue
-		}
-		if a, st := d.Lookup(k); a != peer && st != peer {
-			continue
-		}
-		recs = append(recs, pendingRec{rec: SyncRecord{Flow: k, State: r.state, OrigIsA: r.flags&entryOrigIsA != 0,
-			FinOrig: r.flags&entryFinOrig != 0, Handler: r.handler, Rule: r.rule, Bulk: true}, expires: r.expires})
-	}
-	s.replicas.mu.Unlock()
-	for i := range recs {
-		s.repl.queue(peer, &recs[i].rec, recs[i].expires, now)
-	}
-	s.bulkSent.Add(uint64(len(recs)))
+	s.fillPeerRestarted(peer)
+	s.resyncDue.Store(true)
+	s.repl.signal()
 }
 
 // restarted reports whether node h has a newer boot than boot (the one

@@ -65,9 +65,15 @@ func DirectoryKey(clusterKey []byte) ([DirectoryKeyLen]byte, error) {
 // atomically (an atomic.Pointer); readers need no lock. The zero and nil
 // Directory have no members: every owner is 0.
 type Directory struct {
-	members []uint16 // sorted, unique, no 0
-	rowKey  sipKey
-	rows    [Rows][2]uint16 // authoritative, standby; 0 = none
+	members  []uint16 // sorted, unique, no 0
+	unfilled []uint16 // members not yet filled (fill.go), sorted; ranked after the filled ones
+	rowKey   sipKey
+	rows     [Rows][2]uint16 // authoritative, standby; 0 = none
+	// target is the ranking with every member counted as filled: the
+	// rows' owners once the unfilled members are filled. nil when it is
+	// rows (no member unfilled, or none filled).
+	target *[Rows][2]uint16
+	auths  []int // rows each member (by its index in members) is authoritative for
 }
 
 // NewDirectory builds the directory of the given members (node ids in any
@@ -75,6 +81,21 @@ type Directory struct {
 // (DirectoryKey). Every node that builds it from the same key and the same
 // set of members gets the identical table.
 func NewDirectory(key [DirectoryKeyLen]byte, members []uint16) *Directory {
+	return NewFillingDirectory(key, members, nil)
+}
+
+// NewFillingDirectory is NewDirectory where the members in unfilled
+// (others are ignored) have not finished their fill yet (fill.go): in
+// every row they rank after every filled member, so an unfilled member is
+// authoritative for no row while a filled member exists, and standby only
+// of rows that have a single filled member. Among themselves, filled and
+// unfilled members keep their rendezvous order. With every member
+// unfilled (a cluster starting, or every filled member gone) the ranking
+// is NewDirectory's: nobody holds more than anyone else. Target gives
+// the rows' owners as they will be once every member is filled, which
+// is what a filling member fetches. Every node that builds it from the
+// same key, members and unfilled set gets the identical table.
+func NewFillingDirectory(key [DirectoryKeyLen]byte, members, unfilled []uint16) *Directory {
 	d := &Directory{rowKey: sipKeyOf(key[:16])}
 	ms := slices.Clone(members)
 	slices.Sort(ms)
@@ -86,6 +107,18 @@ func NewDirectory(key [DirectoryKeyLen]byte, members []uint16) *Directory {
 	if len(ms) == 0 {
 		return d
 	}
+	d.auths = make([]int, len(ms))
+	un := make([]bool, len(ms))
+	for i, m := range ms {
+		if slices.Contains(unfilled, m) {
+			un[i] = true
+			d.unfilled = append(d.unfilled, m)
+		}
+	}
+	split := len(d.unfilled) > 0 && len(d.unfilled) < len(ms)
+	if split {
+		d.target = new([Rows][2]uint16)
+	}
 	rank := sipKeyOf(key[16:])
 	mw := make([]uint64, len(ms))
 	for i, m := range ms {
@@ -95,22 +128,92 @@ func NewDirectory(key [DirectoryKeyLen]byte, members []uint16) *Directory {
 		rw := rank.sum4(0, uint16(r)) // domain 0: rows
 		// Highest weight first; equal weights (M[a] = M[b], probability
 		// 2^-64) go to the lower id, as members are sorted and only a
-		// strictly greater weight displaces.
-		var w1, w2 uint64
-		var n1, n2 uint16
-		for i, m := range ms {
+		// strictly greater weight displaces. Three top-twos at once:
+		// all members (the target), filled ones, unfilled ones; of
+		// member indices + 1 (0: none).
+		var all, fl, uf top2
+		for i := range ms {
 			w := mix64(rw ^ mw[i])
-			switch {
-			case n1 == 0 || w > w1:
-				w2, n2 = w1, n1
-				w1, n1 = w, m
-			case n2 == 0 || w > w2:
-				w2, n2 = w, m
+			all.add(w, uint16(i+1))
+			if split {
+				if un[i] {
+					uf.add(w, uint16(i+1))
+				} else {
+					fl.add(w, uint16(i+1))
+				}
 			}
 		}
-		d.rows[r] = [2]uint16{n1, n2}
+		o := all.n
+		if split {
+			d.target[r] = [2]uint16{d.id(o[0]), d.id(o[1])}
+			o = fl.n
+			if o[1] == 0 {
+				o[1] = uf.n[0] // a single filled member: the best unfilled one is its standby
+			}
+		}
+		d.rows[r] = [2]uint16{d.id(o[0]), d.id(o[1])}
+		d.auths[o[0]-1]++
 	}
 	return d
+}
+
+// id returns the member of index i-1; 0 for i = 0.
+func (d *Directory) id(i uint16) uint16 {
+	if i == 0 {
+		return 0
+	}
+	return d.members[i-1]
+}
+
+// top2 keeps the two highest weights offered and their members.
+type top2 struct {
+	w [2]uint64
+	n [2]uint16
+}
+
+func (t *top2) add(w uint64, m uint16) {
+	switch {
+	case t.n[0] == 0 || w > t.w[0]:
+		t.w[1], t.n[1] = t.w[0], t.n[0]
+		t.w[0], t.n[0] = w, m
+	case t.n[1] == 0 || w > t.w[1]:
+		t.w[1], t.n[1] = w, m
+	}
+}
+
+// Unfilled returns the members that have not finished their fill,
+// sorted (NewFillingDirectory).
+func (d *Directory) Unfilled() []uint16 {
+	if d == nil {
+		return nil
+	}
+	return slices.Clone(d.unfilled)
+}
+
+// AuthRows returns how many rows member m is authoritative for.
+func (d *Directory) AuthRows(m uint16) int {
+	if d == nil {
+		return 0
+	}
+	i, ok := slices.BinarySearch(d.members, m)
+	if !ok {
+		return 0
+	}
+	return d.auths[i]
+}
+
+// TargetOwners returns the authoritative node of row and its standby
+// once every member is filled: Owners when no member is unfilled.
+func (d *Directory) TargetOwners(row uint16) (auth, standby uint16) {
+	if d == nil {
+		return 0, 0
+	}
+	if d.target == nil {
+		o := d.rows[row]
+		return o[0], o[1]
+	}
+	o := d.target[row]
+	return o[0], o[1]
 }
 
 // mix64 is the SplitMix64 finalizer (Steele, Lea and Flood, "Fast
@@ -190,4 +293,13 @@ func (f *Filter) Owners(k Key) (auth, standby uint16) {
 		return 0, 0
 	}
 	return f.sym.dir.Load().Lookup(k)
+}
+
+// Directory returns the flow directory installed now (SetDirectory); nil
+// without symmetric routing or before one.
+func (f *Filter) Directory() *Directory {
+	if f.sym == nil {
+		return nil
+	}
+	return f.sym.dir.Load()
 }

@@ -92,6 +92,10 @@ type Config struct {
 	// filter.replication: false), to measure its cost: a handler's loss
 	// then breaks its flows.
 	NoReplication bool
+	// FillTimeout bounds a node's fill (fill.go): when the other members'
+	// copies have not all come by then, the node counts as filled anyway.
+	// Default DefaultFillTimeout (5 s).
+	FillTimeout time.Duration
 }
 
 // Stats are the filter's counters (cumulative) and gauges.
@@ -151,6 +155,9 @@ func New(cfg Config) (*Filter, error) {
 	}
 	if cfg.SyncResend <= 0 {
 		cfg.SyncResend = DefaultSyncResend
+	}
+	if cfg.FillTimeout <= 0 {
+		cfg.FillTimeout = DefaultFillTimeout
 	}
 	if cfg.MaxReplicas == 0 {
 		cfg.MaxReplicas = cfg.MaxFlows

@@ -3,6 +3,7 @@ package forward
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,8 +84,9 @@ type ReplStats struct {
 	// long the last complete walk took (ns).
 	Resyncing  bool
 	ResyncTook int64
-	BulkSent   uint64 // replicas copied on to a new authoritative node or standby of their row (bulkTo)
+	BulkSent   uint64 // records queued by fills' walks for the nodes that asked (fill.go): replicas as bulk copies, and flows handled here
 	BulkRcvd   uint64 // replicas received as bulk copies and stored
+	Fill       FillStats
 	// Lag counts acknowledged batches by the time from the oldest change
 	// they carry being queued to their ack (the replica is stored before
 	// the ack leaves): bucket 0 under 1 µs, bucket i from 2^(i-1) to 2^i
@@ -107,6 +109,7 @@ type pendingRec struct {
 	rec     SyncRecord
 	expires int64
 	queued  int64 // when the oldest change it carries was queued
+	fill    bool  // queued by a fill's walk (fill.go): the fill is done when it is acknowledged
 }
 
 // flight is a batch sent and not yet acknowledged.
@@ -135,6 +138,12 @@ type syncPeer struct {
 	spare   []*flight
 	next    uint64
 	acks    []uint64 // sequence numbers received from it, to acknowledge
+	// The fill (fill.go): control records waiting (at most one of each
+	// kind), records of a fill's walk waiting, and the last batch that
+	// carried one.
+	ctl         []SyncRecord
+	fillPending int
+	fillLast    uint64
 }
 
 // replicator is the sending side of replication.
@@ -170,9 +179,23 @@ func (r *replicator) peer(id uint16) *syncPeer {
 
 // queue queues rec (expiring at expires) for node to.
 func (r *replicator) queue(to uint16, rec *SyncRecord, expires, now int64) {
+	r.queueRec(to, rec, expires, now, false)
+}
+
+// queueRec queues rec for node to; fill says a fill's walk queued it
+// (fill.go). A bulk copy never replaces a record waiting: that one is the
+// handler's own, or as good.
+func (r *replicator) queueRec(to uint16, rec *SyncRecord, expires, now int64, fill bool) {
 	r.mu.Lock()
 	p := r.peer(to)
 	if old, ok := p.pending[rec.Flow]; ok {
+		if rec.Bulk {
+			r.mu.Unlock()
+			return
+		}
+		if old.fill {
+			p.fillPending-- // the newer record goes instead, whenever
+		}
 		p.pending[rec.Flow] = pendingRec{rec: *rec, expires: expires, queued: old.queued}
 		r.mu.Unlock()
 		r.collapsed.Add(1)
@@ -183,10 +206,58 @@ func (r *replicator) queue(to uint16, rec *SyncRecord, expires, now int64) {
 		r.overflow.Add(1)
 		return
 	}
-	p.pending[rec.Flow] = pendingRec{rec: *rec, expires: expires, queued: now}
+	p.pending[rec.Flow] = pendingRec{rec: *rec, expires: expires, queued: now, fill: fill}
+	if fill {
+		p.fillPending++
+	}
 	r.queued++
 	r.mu.Unlock()
 	r.signal()
+}
+
+// queueCtl queues a fill's control record for node to, replacing one of
+// its kind still waiting.
+func (r *replicator) queueCtl(to uint16, rec SyncRecord) {
+	r.mu.Lock()
+	p := r.peer(to)
+	i := slices.IndexFunc(p.ctl, func(c SyncRecord) bool { return c.Fill == rec.Fill })
+	if i >= 0 {
+		p.ctl[i] = rec
+	} else {
+		p.ctl = append(p.ctl, rec)
+	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+// fillRoom reports whether a fill's walk may queue more records for node
+// to: fewer than a window's worth wait for it and the queue is less than
+// half full (a fill never crowds out the handlers' changes).
+func (r *replicator) fillRoom(to uint16) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.peers[to]
+	return r.queued < r.maxQueue/2 && (p == nil || len(p.pending) < r.window*MaxSyncRecords/2)
+}
+
+// fillAcked reports whether every record a fill's walk queued for node
+// to has been acknowledged.
+func (r *replicator) fillAcked(to uint16) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.peers[to]
+	if p == nil {
+		return true
+	}
+	if p.fillPending > 0 {
+		return false
+	}
+	for _, f := range p.flights {
+		if f.seq <= p.fillLast {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *replicator) signal() {
@@ -229,7 +300,9 @@ func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram
 		// gather for one round trip and leave together, collapsed (a
 		// handshake's three states become one record) and many to a
 		// datagram.
-		for len(p.pending) > 0 && len(p.flights) < r.window && (len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords) {
+		// A fill's control records go at once (window permitting).
+		for len(p.pending)+len(p.ctl) > 0 && len(p.flights) < r.window &&
+			(len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords || len(p.ctl) > 0) {
 			f := r.build(p, now)
 			p.flights = append(p.flights, f)
 			dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
@@ -257,12 +330,22 @@ func (r *replicator) build(p *syncPeer, now int64) *flight {
 	binary.BigEndian.PutUint64(b, f.seq)
 	b[10], b[11] = 0, 0
 	n := 0
+	for _, c := range p.ctl {
+		b = b[:len(b)+SyncRecordLen]
+		c.put(b[len(b)-SyncRecordLen:])
+		n++
+	}
+	p.ctl = p.ctl[:0]
 	for k, pr := range p.pending {
 		if n == MaxSyncRecords {
 			break
 		}
 		delete(p.pending, k)
 		r.queued--
+		if pr.fill {
+			p.fillPending--
+			p.fillLast = f.seq
+		}
 		rec := pr.rec
 		if !rec.Gone {
 			rec.Expires = uint32(min(max(0, pr.expires-now)/int64(time.Millisecond), 1<<32-1))
@@ -302,8 +385,8 @@ func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
 			break
 		}
 	}
-	if len(p.pending) > 0 {
-		r.signal() // what waited for the window (or for Nagle's rule) may go now
+	if len(p.pending) > 0 || len(seqs) > 0 && slices.Min(seqs) <= p.fillLast {
+		r.signal() // what waited for the window (or for Nagle's rule), or a fill's done, may go now
 	}
 }
 
@@ -354,31 +437,56 @@ type replica struct {
 }
 
 // replicaStore is the flows' state this node holds as their authoritative
-// node or standby: bounded, expiring.
+// node or standby: bounded, expiring. It is split in numShards maps by
+// the flow key's hash, each behind its own mutex, so that the fill's walk
+// (fill.go) holds one shard's lock at a time, never the whole store's.
 type replicaStore struct {
-	mu                            sync.Mutex
-	m                             map[Key]replica
+	shards                        [numShards]replicaShard
+	n                             atomic.Int64 // replicas held, all shards
 	max                           int
 	applied, stale, refused, bulk atomic.Uint64
 }
 
+type replicaShard struct {
+	mu   sync.Mutex
+	m    map[Key]replica
+	next int // sweep: the shard to look at first next time (shard 0's only)
+}
+
+func newReplicaStore(max int) *replicaStore {
+	s := &replicaStore{max: max}
+	for i := range s.shards {
+		s.shards[i].m = map[Key]replica{}
+	}
+	return s
+}
+
+func (s *replicaStore) shard(k Key) *replicaShard { return &s.shards[k.hash()&(numShards-1)] }
+
 // apply stores rec, received from sender (boot) in batch seq at now.
 func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, now int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, ok := s.m[rec.Flow]
+	sh := s.shard(rec.Flow)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	old, ok := sh.m[rec.Flow]
 	if ok && old.sender == sender && (boot < old.boot || boot == old.boot && seq < old.seq) || ok && rec.Bulk {
 		s.stale.Add(1) // older, or a bulk copy of a flow known already
 		return
 	}
 	if rec.Gone {
-		delete(s.m, rec.Flow)
+		if ok {
+			delete(sh.m, rec.Flow)
+			s.n.Add(-1)
+		}
 		s.applied.Add(1)
 		return
 	}
-	if !ok && len(s.m) >= s.max {
-		s.refused.Add(1)
-		return
+	if !ok {
+		if s.n.Add(1) > int64(s.max) {
+			s.n.Add(-1)
+			s.refused.Add(1)
+			return
+		}
 	}
 	var fl uint8
 	if rec.OrigIsA {
@@ -398,45 +506,60 @@ func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, n
 		rp.sender, rp.boot, rp.seq = 0, 0, 0 // any record from the handler replaces it
 		s.bulk.Add(1)
 	}
-	s.m[rec.Flow] = rp
+	sh.m[rec.Flow] = rp
 	s.applied.Add(1)
 }
 
 func (s *replicaStore) get(k Key, now int64) (replica, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.m[k]
+	sh := s.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.m[k]
 	if ok && now >= r.expires {
-		delete(s.m, k)
+		delete(sh.m, k)
+		s.n.Add(-1)
 		return replica{}, false
 	}
 	return r, ok
 }
 
 func (s *replicaStore) del(k Key) {
-	s.mu.Lock()
-	delete(s.m, k)
-	s.mu.Unlock()
+	sh := s.shard(k)
+	sh.mu.Lock()
+	if _, ok := sh.m[k]; ok {
+		delete(sh.m, k)
+		s.n.Add(-1)
+	}
+	sh.mu.Unlock()
 }
 
+// sweep removes expired replicas, looking at up to budget of them in
+// all, a shard at a time, starting where the last call stopped.
 func (s *replicaStore) sweep(now int64, budget int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, r := range s.m {
-		if budget--; budget < 0 {
-			break
+	first := &s.shards[0]
+	first.mu.Lock()
+	start := first.next
+	first.next = (start + 1) % numShards
+	first.mu.Unlock()
+	per := max(1, budget/numShards)
+	for j := range numShards {
+		sh := &s.shards[(start+j)%numShards]
+		sh.mu.Lock()
+		n := per
+		for k, r := range sh.m {
+			if n--; n < 0 {
+				break
+			}
+			if now >= r.expires {
+				delete(sh.m, k)
+				s.n.Add(-1)
+			}
 		}
-		if now >= r.expires {
-			delete(s.m, k)
-		}
+		sh.mu.Unlock()
 	}
 }
 
-func (s *replicaStore) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
+func (s *replicaStore) len() int { return int(s.n.Load()) }
 
 // recordOf returns e's state as a sync record from this node.
 func (s *symmetric) recordOf(e *entry) SyncRecord {
@@ -450,13 +573,30 @@ func (s *symmetric) replicate(e *entry, now int64) {
 	if e.state == StateNone || s.noRepl {
 		return
 	}
-	auth, standby := s.dir.Load().Lookup(e.key)
 	rec := s.recordOf(e)
-	for _, to := range [2]uint16{auth, standby} {
-		if to != 0 && to != s.self {
+	for _, to := range s.replicasOf(e.key) {
+		if to != 0 {
 			s.repl.queue(to, &rec, e.expires, now)
 		}
 	}
+}
+
+// replicasOf returns the nodes that keep k's replicas: its row's
+// authoritative node and standby, and while members fill (fill.go) the
+// row's owners once they are filled too, so that a filling node misses no
+// change made after its fill's walk passed; not this node, each once.
+func (s *symmetric) replicasOf(k Key) [4]uint16 {
+	d := s.dir.Load()
+	row := d.Row(k)
+	a, st := d.Owners(row)
+	ta, ts := d.TargetOwners(row)
+	out := [4]uint16{a, st, ta, ts}
+	for i, n := range out {
+		if n == s.self || slices.Contains(out[:i], n) {
+			out[i] = 0
+		}
+	}
+	return out
 }
 
 // gone queues the end of e's flow for the replicas at now. The caller
@@ -470,10 +610,9 @@ func (s *symmetric) gone(e *entry, now int64) {
 	if e.state == StateNone || s.noRepl || e.flags&entryQuiet != 0 {
 		return
 	}
-	auth, standby := s.dir.Load().Lookup(e.key)
 	rec := SyncRecord{Flow: e.key, Gone: true, Handler: s.self}
-	for _, to := range [2]uint16{auth, standby} {
-		if to != 0 && to != s.self {
+	for _, to := range s.replicasOf(e.key) {
+		if to != 0 {
 			s.repl.queue(to, &rec, 0, now)
 		}
 	}
@@ -488,7 +627,15 @@ func (f *Filter) SyncMessages(now int64, dst []SyncDatagram) (out []SyncDatagram
 	if f.sym == nil {
 		return dst, 0
 	}
-	return f.sym.repl.messages(now, dst)
+	deadline := f.fillStep(now)
+	if f.sym.resyncDue.Swap(false) {
+		f.Resync(now) // a peer restarted (PeerBoot)
+	}
+	out, next = f.sym.repl.messages(now, dst)
+	if deadline != 0 && (next == 0 || deadline < next) {
+		next = deadline
+	}
+	return out, next
 }
 
 // SyncReady receives a value when a change was queued or an ack is owed.
@@ -523,9 +670,13 @@ func (f *Filter) StepSync(h TunnelHeader, payload []byte, now int64) {
 				s.repl.malformed.Add(1)
 				return // the records before it are applied: each stands alone
 			}
-			if rec.Handler != h.Sender && !rec.Bulk {
+			if rec.Handler != h.Sender && (!rec.Bulk || rec.Fill != 0) {
 				s.repl.malformed.Add(1) // a node replicates only the flows it handles
 				return
+			}
+			if rec.Fill != 0 {
+				s.fillControl(h.Sender, &rec, now)
+				continue
 			}
 			s.replicas.apply(&rec, h.Sender, h.Boot, seq, now)
 			if rec.Gone {
@@ -558,6 +709,7 @@ func (s *symmetric) replStats() ReplStats {
 	st.ResyncTook = max(took, 0)
 	st.BulkSent, st.BulkRcvd = s.bulkSent.Load(), s.replicas.bulk.Load()
 	st.GivenBack = s.givenBack.Load()
+	st.Fill = s.fillStats()
 	for i := range st.Lag {
 		st.Lag[i] = r.lag[i].Load()
 	}

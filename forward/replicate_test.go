@@ -177,6 +177,8 @@ func FuzzSyncBatch(f *testing.F) {
 	f.Add(good[:syncBatchHead+5])   // cut in a record
 	f.Add([]byte{0, 1, 0, 0, 0, 0}) // an ack cut short
 	f.Add(make([]byte, 12+24*56+1)) // zeros, a byte too long
+	fill, _ := (&SyncBatch{Seq: 2, Records: []SyncRecord{{Fill: FillRequest, FillID: 5, Handler: 2}, {Fill: FillDone, FillID: 5, Handler: 2}}}).MarshalBinary()
+	f.Add(fill) // a fill's request and done
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var b SyncBatch
 		if b.UnmarshalBinary(p) == nil {
@@ -204,6 +206,8 @@ func FuzzStepSync(f *testing.F) {
 	f.Add(good, true)  // a batch from its handler
 	f.Add(ack, false)  // an ack of nothing sent
 	f.Add(good, false) // a batch read as an ack
+	fill, _ := (&SyncBatch{Seq: 4, Records: []SyncRecord{{Fill: FillRequest, FillID: 5, Handler: 2}, {Fill: FillDone, FillID: 5, Handler: 2}}}).MarshalBinary()
+	f.Add(fill, true) // a fill's request and done
 	flt := newFilter(f, func(c *Config) { c.Self = 1; c.MaxReplicas = 4 })
 	flt.SetDirectory(NewDirectory([DirectoryKeyLen]byte{}, []uint16{1, 2, 3}))
 	f.Fuzz(func(t *testing.T, p []byte, batch bool) {
@@ -531,9 +535,10 @@ func TestAdoptionAfterRestart(t *testing.T) {
 
 // TestBulkFillAfterRestart: a node that handled flows as their
 // authoritative node restarts faster than the ring notices (the rolling
-// restart): the rows' standby hears its new boot and copies it the
-// replicas of its rows (bulk), and the restarted node, authoritative
-// again, adopts its former flows from them when their packets come.
+// restart): it asks the others for its rows (its fill), the rows'
+// standby copies it the replicas (bulk), and the restarted node,
+// authoritative again, adopts its former flows from them when their
+// packets come.
 func TestBulkFillAfterRestart(t *testing.T) {
 	c := newSymCluster(t, nil)
 	sp := c.portWithOwners(protoTCP, 80, 2, 3)
@@ -544,10 +549,11 @@ func TestBulkFillAfterRestart(t *testing.T) {
 	c.f[3].PeerBoot(2, 0, c.now)
 	c.f[2] = newFilter(t, func(cfg *Config) { cfg.Self = 2 }) // restarted: empty
 	c.f[2].SetDirectory(c.dir)
+	c.f[2].StartFill()
 	c.f[3].PeerBoot(2, 1, c.now) // its first datagram after the restart
 	c.pumpSync(nil)
-	if s := c.f[2].Stats().Sym.Repl; s.BulkRcvd != 1 || s.Replicas != 1 {
-		t.Fatalf("n2 after the bulk copy: %+v, want 1 replica received in bulk", s)
+	if s := c.f[2].Stats().Sym.Repl; s.BulkRcvd != 1 || s.Replicas != 1 || s.Fill.Filling || s.Fill.Fills != 1 || s.Fill.TimedOut {
+		t.Fatalf("n2 after the fill: %+v, want 1 replica received in bulk, filled without timeout", s)
 	}
 	if got := c.send(1, tcp(server, client, 80, sp, tcpACK), int_, ext); !cmp.Equal(got, []hop{{1, false, 2}, {2, true, 0}}) {
 		t.Errorf("a packet of the flow after the restart: %v, want n1 → n2, passed (adopted)", got)

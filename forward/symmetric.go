@@ -81,7 +81,7 @@ type symmetric struct {
 	defers     *deferrals
 	repl       *replicator    // replicate.go
 	noRepl     bool           // Config.NoReplication
-	replicas   replicaStore   // replicate.go
+	replicas   *replicaStore  // replicate.go
 	resyncAt   [numShards]int // adopt.go: resyncSome's place in each shard
 	// resyncSome's pass over the table after a directory change, under
 	// resyncMu (Sweep and Resync may run at once), but for the two
@@ -93,9 +93,10 @@ type symmetric struct {
 	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
 	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
-	bootMu                                                   sync.Mutex // guards boots and bulkPeers
-	bulkPeers                                                []uint16   // peers to send a bulk copy to at the next resync (adopt.go bulkTo)
+	bootMu                                                   sync.Mutex // guards boots and adoptedFrom
 	bulkSent                                                 atomic.Uint64
+	resyncDue                                                atomic.Bool    // a peer restarted: Resync at the next SyncMessages (adopt.go PeerBoot)
+	fill                                                     fills          // fill.go
 	adoptedFrom                                              map[Key]origin // adopted flows' former handlers, under bootMu (adopt.go giveBack)
 	givenBack                                                atomic.Uint64
 	boots                                                    map[uint16]uint64 // peers' newest boot ids seen (adopt.go PeerBoot)
@@ -113,7 +114,8 @@ func newSymmetric(c Config) *symmetric {
 		out:        outbox{ready: make(chan struct{}, 1)},
 		defers:     newDeferrals(c.Defer),
 		repl:       newReplicator(c), noRepl: c.NoReplication,
-		replicas: replicaStore{m: map[Key]replica{}, max: c.MaxReplicas}, boots: map[uint16]uint64{}, adoptedFrom: map[Key]origin{}}
+		replicas: newReplicaStore(c.MaxReplicas), boots: map[uint16]uint64{}, adoptedFrom: map[Key]origin{}}
+	s.fill.timeout = int64(c.FillTimeout)
 	return s
 }
 
@@ -364,20 +366,7 @@ func (f *Filter) SetDirectory(d *Directory) {
 	}
 	old := s.dir.Swap(d)
 	s.view.Store(&dirView{prev: old, cur: d, gen: s.gen.Add(1)})
-	if old != nil {
-		// Members new to this directory and never heard of get a bulk
-		// copy of the replicas of their rows (adopt.go bulkTo).
-		// A member that was only dropped for a moment (its boot is
-		// known) still has its replicas; one that restarted gets its copy
-		// when its new boot is heard (PeerBoot).
-		s.bootMu.Lock()
-		for _, m := range d.members {
-			if _, known := s.boots[m]; m != s.self && !old.isMember(m) && !known {
-				s.bulkPeers = append(s.bulkPeers, m)
-			}
-		}
-		s.bootMu.Unlock()
-	}
+	s.repl.signal() // a fill may have peers to ask or to wait for no longer (fill.go)
 	members := map[uint16]bool{}
 	for _, m := range d.Members() {
 		members[m] = true

@@ -19,8 +19,11 @@ import (
 //	bytes 8-9    record count n, 1..MaxSyncRecords
 //	bytes 10-11  reserved, 0
 //	then n records of SyncRecordLen bytes:
-//	  0-12   flow key (A, B, PA, PB, protocol), canonical
-//	  13     kind: 1 update, 2 gone
+//	  0-12   flow key (A, B, PA, PB, protocol), canonical; fill
+//	         request and fill done: the fill id (8 bytes, not 0), then 0
+//	  13     kind: 1 update, 2 gone, 3 fill request, 4 fill done
+//	         (fill.go; bytes 14-15 and 18-23 are 0, the handler is the
+//	         sender)
 //	  14     state (State; 0 when gone)
 //	  15     flags: bit 0 the initiator is the key's A side, bit 1 the
 //	         first FIN came from the initiator, bit 2 bulk copy (a
@@ -49,8 +52,10 @@ const (
 	// MaxSyncAcks is the most sequence numbers in one sync ack.
 	MaxSyncAcks = 128
 
-	syncKindUpdate = 1
-	syncKindGone   = 2
+	syncKindUpdate      = 1
+	syncKindGone        = 2
+	syncKindFillRequest = 3
+	syncKindFillDone    = 4
 
 	syncFlagOrigIsA = 1 << 0
 	syncFlagFinOrig = 1 << 1
@@ -64,11 +69,25 @@ type SyncRecord struct {
 	State   State  // a flow's state (not StateNone)
 	OrigIsA bool   // the initiator is Flow's A side
 	FinOrig bool   // the first FIN came from the initiator
-	Bulk    bool   // a replica copied on to a new owner of its row by a node that is not the handler (replicate.go bulkTo)
+	Bulk    bool   // a replica copied to a filling owner of its row by a node that is not the handler (fill.go)
 	Handler uint16 // the node that handles the flow (the sender)
 	Rule    uint16 // the rule that accepted it, 1-based; 0: the default
 	Expires uint32 // ms from the batch's sending until the flow expires unless more is seen
+	// Fill is FillRequest or FillDone for the fill's control records
+	// (fill.go), which carry only FillID and Handler (the sender): no
+	// flow.
+	Fill   FillKind
+	FillID uint64
 }
+
+// FillKind tells a fill's control record from a flow's record.
+type FillKind uint8
+
+// Fill control records (fill.go).
+const (
+	FillRequest FillKind = 1 // "copy me the state of my rows", from a filling node
+	FillDone    FillKind = 2 // "you have all I hold of your rows", the answer
+)
 
 var (
 	errSyncMalformed = errors.New("sync: malformed")
@@ -77,7 +96,14 @@ var (
 
 // check returns nil when r can be sent and received as is.
 func (r *SyncRecord) check() error {
-	if r.Handler == 0 || !less(r.Flow.A, r.Flow.PA, r.Flow.B, r.Flow.PB) {
+	if r.Fill != 0 {
+		if r.Handler == 0 || r.FillID == 0 || r.Fill > FillDone || r.Flow != (Key{}) || r.Gone || r.State != StateNone ||
+			r.OrigIsA || r.FinOrig || r.Bulk || r.Rule != 0 || r.Expires != 0 {
+			return errSyncMalformed
+		}
+		return nil
+	}
+	if r.FillID != 0 || r.Handler == 0 || !less(r.Flow.A, r.Flow.PA, r.Flow.B, r.Flow.PB) {
 		return errSyncMalformed
 	}
 	if r.Gone {
@@ -95,6 +121,13 @@ func (r *SyncRecord) check() error {
 // put writes r into b[:SyncRecordLen].
 func (r *SyncRecord) put(b []byte) {
 	_ = b[SyncRecordLen-1]
+	if r.Fill != 0 {
+		clear(b[:SyncRecordLen])
+		binary.BigEndian.PutUint64(b, r.FillID)
+		b[13] = syncKindFillRequest + uint8(r.Fill) - 1
+		binary.BigEndian.PutUint16(b[16:], r.Handler)
+		return
+	}
 	r.Flow.put(b[0:13])
 	b[13] = syncKindUpdate
 	if r.Gone {
@@ -121,14 +154,22 @@ func (r *SyncRecord) put(b []byte) {
 func (r *SyncRecord) get(b []byte) error {
 	_ = b[SyncRecordLen-1]
 	*r = SyncRecord{}
-	r.Flow.get(b[0:13])
 	switch b[13] {
 	case syncKindUpdate:
 	case syncKindGone:
 		r.Gone = true
+	case syncKindFillRequest, syncKindFillDone:
+		r.Fill = FillKind(b[13]-syncKindFillRequest) + 1
+		r.FillID = binary.BigEndian.Uint64(b)
+		r.Handler = binary.BigEndian.Uint16(b[16:])
+		if b[8]|b[9]|b[10]|b[11]|b[12]|b[14]|b[15]|b[18]|b[19]|b[20]|b[21]|b[22]|b[23] != 0 {
+			return errSyncMalformed
+		}
+		return r.check()
 	default:
 		return errSyncMalformed
 	}
+	r.Flow.get(b[0:13])
 	r.State = State(b[14])
 	fl := b[15]
 	if fl&^(syncFlagOrigIsA|syncFlagFinOrig|syncFlagBulk) != 0 {

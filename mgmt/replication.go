@@ -24,12 +24,45 @@ type ReplicationStatus struct {
 	// the flows' new authoritative nodes and standbys; ResyncTime is
 	// how long it took (or has taken so far), in seconds.
 	Resync string `json:"resync"`
-	// Bulk counts replicas copied to a new or restarted owner of their
-	// row: [sent by this node, received and stored here] (the fill).
+	// Bulk counts the fill's copies (docs/forward.md "The fill"):
+	// [records this node queued for other nodes' fills, replicas and
+	// flows it handles; replicas received here as bulk copies and stored].
 	Bulk       [2]uint64 `json:"bulk"`
 	ResyncTime float64   `json:"resync_s"`
 	// LagUs counts acknowledged batches by the time from their oldest
 	// change to their ack: entry 0 under 1 µs, entry i from 2^(i-1) to
 	// 2^i µs; the last also counts everything longer.
 	LagUs []uint64 `json:"lag_us,omitempty"`
+	// Fill is the fill: this node's and every member's.
+	Fill *FillStatus `json:"fill,omitempty"`
+}
+
+// FillStatus is the fill (docs/forward.md "The fill"): this node's own,
+// and every member's as the committed state says, with the rows each is
+// authoritative for in this node's flow directory.
+type FillStatus struct {
+	// State is this node's: "filling" (it is authoritative for no row
+	// while a filled member exists) or "filled".
+	State    string  `json:"state"`
+	Waiting  int     `json:"waiting,omitempty"`   // members whose copy has not come yet (filling)
+	Started  string  `json:"started,omitempty"`   // when the running or last fill started (RFC 3339)
+	FilledAt string  `json:"filled_at,omitempty"` // when the last fill ended (RFC 3339)
+	Took     float64 `json:"took_s"`              // how long the last fill took (s)
+	TimedOut bool    `json:"timed_out"`           // the last fill ended at the timeout, members unanswered
+	Fills    uint64  `json:"fills"`               // fills ended
+	Timeouts uint64  `json:"timeouts"`            // fills ended at the timeout (alarm)
+	Serving  int     `json:"serving"`             // other nodes' fills this node is copying to now
+	Served   uint64  `json:"served"`              // other nodes' fills it answered
+	// Nodes are the members by name: filled or not on the committed
+	// token (carriage kind 7), and their rows.
+	Nodes map[string]FillNode `json:"nodes,omitempty"`
+}
+
+// FillNode is one member's fill as the committed state says.
+type FillNode struct {
+	Filled   bool `json:"filled"`
+	AuthRows int  `json:"auth_rows"` // rows of the flow directory it is authoritative for (of 65,536)
+	// AuthSince is when this node installed the directory that made the
+	// member authoritative for rows, since it last had none (RFC 3339).
+	AuthSince string `json:"auth_since,omitempty"`
 }

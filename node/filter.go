@@ -23,6 +23,7 @@ func filterConfig(f *config.Config) forward.Config {
 		Timeouts:      forward.Timeouts(f.Filter.Timeouts),
 		Defer:         f.Filter.Defer,
 		NoReplication: !f.Filter.Replication,
+		FillTimeout:   f.Filter.FillTimeout,
 	}
 	if symmetricOn(f) {
 		fc.Self = uint16(f.LocalIndex())
@@ -95,6 +96,7 @@ func (n *Node) sweepFlows(ctx context.Context) error {
 		case <-t.C:
 			n.filter.Sweep(n.routerNow())
 			n.replicationAlarm()
+			n.refillIfOut(time.Now())
 		}
 	}
 }

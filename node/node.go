@@ -91,7 +91,11 @@ type Node struct {
 	hurry     chan struct{} // closed by Hurry
 	// membershipChanges counts committed states with a new member list.
 	membershipChanges atomic.Uint64
-	replSeen          [2]uint64 // replication refusals already logged (replicate.go)
+	replSeen          [2]uint64                            // replication refusals already logged (replicate.go)
+	fillSeen          uint64                               // fills already logged (fill.go)
+	dirUnfilled       []uint16                             // the unfilled members the flow directory was built with (fill.go; apply's goroutine only)
+	authSince         atomic.Pointer[map[uint16]time.Time] // when each member became authoritative for rows here (fill.go)
+	outSince          atomic.Int64                         // when this node left the ring (unix ns), 0 while in it (fill.go)
 	hurryOnce         sync.Once
 	readyOnce         sync.Once
 	stoppingOnce      sync.Once
@@ -128,6 +132,11 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	hc := ringstate.Config{Initial: table, Balance: balanceConfig(f)}
+	if symmetricOn(f) {
+		// This node's word on the filled set (carriage kind 7), read at
+		// its turns; the filter is built below, before the ring runs.
+		hc.Filling = func() bool { return n.filter != nil && n.filter.Filling() }
+	}
 	n.holder = hc
 	var (
 		nic  *monitor.NIC
@@ -178,6 +187,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		rcfg.Tunnel = n.tunnel
 		rcfg.TunnelOverhead = forward.TunnelOverhead
+		n.filter.StartFill() // a node that starts holds no replicas: it fills before it is authoritative
 	}
 	rt, err := router.New(rcfg)
 	if err != nil {
@@ -348,9 +358,10 @@ func (n *Node) apply(st *ring.State) {
 	if n.cfg.OnReady != nil {
 		n.readyOnce.Do(n.cfg.OnReady)
 	}
-	if prev == nil || !slices.Equal(prev.Members, st.Members) {
+	changed := prev == nil || !slices.Equal(prev.Members, st.Members)
+	if changed {
 		n.membershipChanges.Add(1)
-		n.setDirectory(st.Members, st.Seq)
+		n.setDirectory(st)
 		// Membership changed: announce again what this node owns, even
 		// what it owned before. After a partition heals, hosts may still
 		// hold the MAC of the node that took a VIP over while this one was
@@ -361,6 +372,7 @@ func (n *Node) apply(st *ring.State) {
 		// ring's event (membershipEvent).
 		n.log.Debug("membership committed", "members", n.nameList(st.Members), "ring", st.RingID, "alone", st.Alone, "no_quorum", st.NoQuorum, "owned", len(owned))
 	}
+	n.applyFill(st, changed)
 }
 
 func (n *Node) logEvent(ev ring.Event) {

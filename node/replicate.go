@@ -43,6 +43,7 @@ func (n *Node) replicationStatus(st forward.Stats) *mgmt.ReplicationStatus {
 	if r.Acked > 0 {
 		rs.LagUs = r.Lag[:]
 	}
+	rs.Fill = n.fillStatus(r)
 	return rs
 }
 
@@ -87,6 +88,7 @@ func (n *Node) collectReplication(ch chan<- prometheus.Metric, st forward.Stats)
 	gauge(mReplReplicas, float64(r.Replicas))
 	count(mReplAdopted, r.Adoptions)
 	gauge(mReplResync, b2f(r.Resyncing))
+	n.collectFill(ch, r)
 }
 
 // replicationAlarm logs, at most once per call (the sweep's second), the
@@ -107,4 +109,5 @@ func (n *Node) replicationAlarm() {
 			"refused", d, "replicas", r.Replicas, "total", r.Refused)
 	}
 	n.replSeen = [2]uint64{r.Overflow, r.Refused}
+	n.fillAlarm(r)
 }

@@ -38,19 +38,20 @@ func (n *Node) newTunnel(f *config.Config, key []byte) (*tunnelnet.Driver, error
 	})
 }
 
-// setDirectory installs the flow directory of members, committed at the
-// ring's token seq, and its membership epoch (apply calls it on every
-// membership change, off the packet path: the build takes a few ms at
+// setDirectory installs the flow directory of committed state st's
+// members, the unfilled ones ranked last (fill.go), and its membership
+// epoch (apply calls it on every membership change and every change of
+// the filled members, off the packet path: the build takes a few ms at
 // most, docs/forward.md).
-func (n *Node) setDirectory(members []ring.NodeID, seq uint64) {
+func (n *Node) setDirectory(st *ring.State) {
 	if n.tunnel == nil {
 		return
 	}
-	ids := make([]uint16, len(members))
-	for i, m := range members {
-		ids[i] = uint16(m)
-	}
-	n.filter.SetMembership(forward.NewDirectory(n.dirKey, ids), forward.MembershipEpoch(seq, ids))
+	ids, unfilled := fillInputs(st)
+	n.dirUnfilled = unfilled
+	d := forward.NewFillingDirectory(n.dirKey, ids, unfilled)
+	n.filter.SetMembership(d, forward.MembershipEpoch(st.Seq, ids))
+	n.noteAuth(d, time.Now())
 	n.filter.Resync(n.routerNow()) // the new owners of the rows learn the flows handled here (replicate.go)
 }
 

@@ -34,6 +34,11 @@ type Config struct {
 	Initial vipstate.Table
 	// Balance configures load balancing (vipstate.DefaultBalanceConfig).
 	Balance vipstate.BalanceConfig
+	// Filling, when set, reports whether this node's fill runs
+	// (forward.Filter.Filling); the holder then writes the filled set,
+	// carriage kind 7 (filling.go), at every turn. It is read like the
+	// view's Local: what this node says of itself now.
+	Filling func() bool
 }
 
 // Holder implements ring.Holder with vipstate. It keeps nothing between
@@ -98,7 +103,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			// Kinds of a newer version ride on unchanged, up to a few:
 			// more would crowd the token, and only a forger sends
 			// hundreds (ring.MaxHolderCarriages bounds the whole turn).
-			if len(rest) < MaxForeignCarriages {
+			if len(rest) < MaxForeignCarriages || c.Kind == KindFilledNodes {
 				rest = append(rest, c)
 			}
 		}
@@ -255,7 +260,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		b, _ := sw.MarshalBinary()
 		cs = append(cs, ring.Carriage{Kind: KindSwitches, Data: b})
 	}
-	return ring.Turn{Carriages: append(cs, rest...), Urgent: urgent, Results: results}
+	return ring.Turn{Carriages: h.cfg.withFilled(t, append(cs, rest...)), Urgent: urgent, Results: results}
 }
 
 // comingBack returns the nodes that came back to the ring in a join: the

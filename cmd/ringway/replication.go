@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/ringway/ringway/mgmt"
 )
@@ -15,6 +17,45 @@ func replicationLine(r mgmt.ReplicationStatus) string {
 	}
 	if r.Overflow+r.Refused > 0 {
 		s += fmt.Sprintf("; REFUSED: %d changes at the queue's cap, %d replicas at the store's cap", r.Overflow, r.Refused)
+	}
+	return s
+}
+
+// fillLine is the fill: this node's, then every member's as the
+// committed token says, with the rows each is authoritative for.
+func fillLine(f mgmt.FillStatus) string {
+	s := f.State
+	switch {
+	case f.State == "filling":
+		s += fmt.Sprintf(" (waiting for %d members since %s)", f.Waiting, f.Started)
+	case f.Fills > 0:
+		s += fmt.Sprintf(" at %s in %.3f s", f.FilledAt, f.Took)
+		if f.TimedOut {
+			s += " (TIMED OUT)"
+		}
+	}
+	if f.Timeouts > 0 {
+		s += fmt.Sprintf(", %d timeouts", f.Timeouts)
+	}
+	if f.Serving > 0 {
+		s += fmt.Sprintf(", copying to %d", f.Serving)
+	}
+	names := make([]string, 0, len(f.Nodes))
+	for name := range f.Nodes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var ns []string
+	for _, name := range names {
+		m := f.Nodes[name]
+		st := "filled"
+		if !m.Filled {
+			st = "FILLING"
+		}
+		ns = append(ns, fmt.Sprintf("%s %s %d rows", name, st, m.AuthRows))
+	}
+	if len(ns) > 0 {
+		s += "; " + strings.Join(ns, ", ")
 	}
 	return s
 }

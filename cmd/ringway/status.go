@@ -119,6 +119,9 @@ func printStatus(w io.Writer, st mgmt.Status) {
 			fmt.Fprintf(w, "tunnel:  %s\n", tunnelLine(*t))
 			if r := t.Replication; r != nil {
 				fmt.Fprintf(w, "repl:    %s\n", replicationLine(*r))
+				if r.Fill != nil {
+					fmt.Fprintf(w, "fill:    %s\n", fillLine(*r.Fill))
+				}
 			}
 		}
 	}
