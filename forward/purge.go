@@ -40,14 +40,18 @@ func (f *Filter) DropFlows(addrs []netip.Addr, now int64) int {
 		s.mu.Unlock()
 	}
 	if f.sym != nil {
-		r := &f.sym.replicas
-		r.mu.Lock()
-		for k := range r.m {
-			if hit(k) {
-				delete(r.m, k)
+		r := f.sym.replicas
+		for i := range r.shards {
+			sh := &r.shards[i]
+			sh.mu.Lock()
+			for k := range sh.m {
+				if hit(k) {
+					delete(sh.m, k)
+					r.n.Add(-1)
+				}
 			}
+			sh.mu.Unlock()
 		}
-		r.mu.Unlock()
 	}
 	return removed
 }
