@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"syscall"
@@ -44,24 +43,7 @@ func TestStatefulJoin(t *testing.T) {
 		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == "n2" && allFilled(st, 2)
 	}, 15*time.Second, "the gateways on their preferred nodes, n1 and n2 filled")
 	l := c.lab
-
-	srv, err := workload.ListenTCPEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 80))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	go echoTCP(listenTCP(t, l, l.Client(), ":9000"))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	conns, err := workload.StartConns(ctx, l, l.Client(), workload.ConnsConfig{Server: netip.AddrPortFrom(lab.ServerAddr, 80), N: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conns.Stop() })
-	time.Sleep(time.Second) // every connection established and replicated
-	if s := workload.Summarize(conns.Snapshot(), time.Second); s.Alive != n {
-		t.Fatalf("before the join: %d of %d connections alive", s.Alive, n)
-	}
+	conns, srv := startEchoConns(t, c, n, "before the join")
 
 	for _, step := range []string{"join", "restart"} {
 		conns.ResetStalls()
@@ -101,7 +83,7 @@ func TestStatefulJoin(t *testing.T) {
 		}
 	}
 	if !t.Failed() {
-		err = tcpRoundTrip(l, l.Server(), netip.AddrPortFrom(lab.ClientAddr, 9000).String())
+		err := tcpRoundTrip(l, l.Server(), netip.AddrPortFrom(lab.ClientAddr, 9000).String())
 		if !isTimeout(err) {
 			t.Errorf("a connection from the server to the client after the joins: %v, want refused (timeout)", err)
 		}

@@ -99,24 +99,7 @@ func runStatefulFault(t *testing.T, n int, split bool, victim int, fault string)
 		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == intOwner
 	}, 10*time.Second, "the gateways on their preferred nodes")
 	l := c.lab
-
-	srv, err := workload.ListenTCPEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 80))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	go echoTCP(listenTCP(t, l, l.Client(), ":9000"))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	conns, err := workload.StartConns(ctx, l, l.Client(), workload.ConnsConfig{Server: netip.AddrPortFrom(lab.ServerAddr, 80), N: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conns.Stop() })
-	time.Sleep(time.Second) // every connection established and replicated
-	if s := workload.Summarize(conns.Snapshot(), time.Second); s.Alive != n {
-		t.Fatalf("before the fault: %d of %d connections alive", s.Alive, n)
-	}
+	conns, srv := startEchoConns(t, c, n, "before the fault")
 	conns.ResetStalls()
 
 	switch fault {
@@ -153,7 +136,35 @@ func runStatefulFault(t *testing.T, n int, split bool, victim int, fault string)
 			t.Logf("n%d replication %+v", i, *tu.Replication)
 		}
 	}
-	err = tcpRoundTrip(l, l.Server(), netip.AddrPortFrom(lab.ClientAddr, 9000).String())
+	err := tcpRoundTrip(l, l.Server(), netip.AddrPortFrom(lab.ClientAddr, 9000).String())
 	res.blocked = isTimeout(err)
 	return res
+}
+
+// startEchoConns starts n long-lived TCP echo connections from the client
+// to the server's port 80 through the cluster (and the client's listener
+// on :9000 that the filter must keep blocked), and fails the test unless
+// all n are alive a second later ("when": for the message). It returns
+// the connections and the server.
+func startEchoConns(t *testing.T, c *cluster, n int, when string) (*workload.Conns, *workload.TCPEchoServer) {
+	t.Helper()
+	l := c.lab
+	srv, err := workload.ListenTCPEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	go echoTCP(listenTCP(t, l, l.Client(), ":9000"))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	conns, err := workload.StartConns(ctx, l, l.Client(), workload.ConnsConfig{Server: netip.AddrPortFrom(lab.ServerAddr, 80), N: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conns.Stop() })
+	time.Sleep(time.Second) // every connection established and replicated
+	if s := workload.Summarize(conns.Snapshot(), time.Second); s.Alive != n {
+		t.Fatalf("%s: %d of %d connections alive", when, s.Alive, n)
+	}
+	return conns, srv
 }
