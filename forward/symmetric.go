@@ -61,6 +61,7 @@ type SymStats struct {
 	Generation      uint32 // directories installed (SetDirectory)
 	Epoch           uint64 // this node's membership epoch (SetMembership), 0 before one
 	HintsStale      uint64 // hints refused: from an older epoch, or naming a node not a member here
+	ViaPrevious     uint64 // packets of flows unknown here, as authoritative node, sent to the node authoritative before the last directory change
 	Acked           uint64 // acks queued (registers taken, as authoritative node)
 	Defer           DeferStats
 	Repl            ReplStats // state replication and adoption (replicate.go, adopt.go)
@@ -93,7 +94,8 @@ type symmetric struct {
 	resyncTook  atomic.Int64 // ns the last pass took; -1 while it runs
 
 	redirects, registered, hinted, acked, adoptions, resyncs atomic.Uint64
-	bootMu                                                   sync.Mutex // guards boots and adoptedFrom
+	viaPrev                                                  atomic.Uint64 // unknown flows sent to the previous directory's authoritative node (redirect)
+	bootMu                                                   sync.Mutex    // guards boots and adoptedFrom
 	bulkSent                                                 atomic.Uint64
 	resyncDue                                                atomic.Bool    // a peer restarted: Resync at the next SyncMessages (adopt.go PeerBoot)
 	fill                                                     fills          // fill.go
@@ -147,6 +149,17 @@ func (s *symmetric) redirect(k Key, auth uint16, v via, now int64, hint bool) ui
 	if v.from == 0 {
 		if auth != 0 && auth != s.self {
 			return auth
+		}
+		// This node is the flow's authoritative node and does not know
+		// it. Right after a directory change that is the rule, not an
+		// attack: the handler registered the flow with the node that
+		// was authoritative before (its own view changed later, or it
+		// has not re-registered yet: it does on the flow's next packet
+		// through it), so the reply goes there, which knows the handler.
+		// One hop; that node sends it on at hops 2 or drops it.
+		if a := s.prevAuth(k); a != 0 && a != s.self {
+			s.viaPrev.Add(1)
+			return a
 		}
 		return 0
 	}
@@ -215,6 +228,19 @@ func (s *symmetric) refresh(e *entry, k Key, now, timeout int64) bool {
 	s.register(e, k, now)
 	s.replicate(e, now)
 	return true
+}
+
+// prevAuth is k's authoritative node in the directory before the current
+// one, if it is still a member (0: none).
+func (s *symmetric) prevAuth(k Key) uint16 {
+	v := s.view.Load()
+	if v == nil || v.prev == nil || v.cur == nil {
+		return 0
+	}
+	if a, _ := v.prev.Lookup(k); v.cur.isMember(a) {
+		return a
+	}
+	return 0
 }
 
 // dirView is the directory installed by SetDirectory generation gen and
@@ -480,7 +506,7 @@ func (f *Filter) symStats() SymStats {
 	if s == nil {
 		return SymStats{}
 	}
-	return SymStats{Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
+	return SymStats{ViaPrevious: s.viaPrev.Load(), Redirects: s.redirects.Load(), Registered: s.registered.Load(), Hinted: s.hinted.Load(),
 		Registry: s.reg.len(), RegistryRefused: s.reg.refused.Load(), Hints: s.hints.len(),
 		HintsRefused: s.hints.refused.Load(), OutboxDropped: s.out.dropped.Load(), Generation: s.gen.Load(),
 		Acked: s.acked.Load(), Defer: s.defers.stats(), Epoch: s.epoch.Load(), HintsStale: s.staleHints.Load(),

@@ -397,3 +397,53 @@ func TestEntrySize(t *testing.T) {
 		t.Errorf("entry is %d bytes, want 64", n)
 	}
 }
+
+// TestSymmetricReplyAfterDirectoryChange: n2 has installed a directory
+// that makes it the flow's authoritative node (here: n1 and n3 not yet
+// filled, as at a cold start) before the handler (n1) re-registered
+// there: the server's reply, unknown at n2, goes to the node
+// authoritative before (n3), still a member, which knows the handler and
+// sends it on. Before this, n2 dropped it (no_state) and the client's
+// connect waited for its SYN's retransmission. A node that is no longer
+// a member is never sent to (TestAdoption).
+func TestSymmetricReplyAfterDirectoryChange(t *testing.T) {
+	c := newSymCluster(t, nil)
+	var ck [32]byte
+	ck[0] = 7
+	key, err := DirectoryKey(ck[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := NewFillingDirectory(key, []uint16{1, 2, 3}, []uint16{1, 3})
+	sp := uint16(0)
+	for p := uint16(20000); p < 30000 && sp == 0; p++ {
+		k, _ := keyOf(protoTCP, client.As4(), server.As4(), p, 80)
+		if a, _ := c.dir.Lookup(k); a == 3 {
+			if b, _ := next.Lookup(k); b == 2 {
+				sp = p
+			}
+		}
+	}
+	if sp == 0 {
+		t.Fatal("no port authoritative on n3 before and on n2 after")
+	}
+	c.now += sec
+	if p := c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_); !p[len(p)-1].Pass {
+		t.Fatalf("the client's SYN at n1: %v", p)
+	}
+	c.f[2].SetDirectory(next) // n2 alone has seen the change
+	c.now += sec
+	p := c.send(2, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	want := []hop{{2, false, 3}, {3, false, 1}, {1, true, 0}}
+	if diff := cmp.Diff(want, p); diff != "" {
+		t.Errorf("the server's SYN-ACK (-want +got):\n%s", diff)
+	}
+	if got := c.f[2].Stats().Sym.ViaPrevious; got != 1 {
+		t.Errorf("n2 counted %d packets sent to the previous authoritative node, want 1", got)
+	}
+	// A packet nobody knows still ends at the previous node: one hop.
+	p = c.send(2, tcp(server, client, 80, sp+1, tcpACK), int_, ext)
+	if last := p[len(p)-1]; last.Pass || len(p) > 2 {
+		t.Errorf("an unknown packet: %v, want dropped after at most one hop", p)
+	}
+}

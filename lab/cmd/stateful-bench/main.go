@@ -490,7 +490,10 @@ func flowRate(bin string, replicate bool) (float64, error) {
 	dst := netip.AddrPortFrom(lab.ServerAddr, 80).String()
 	var done, failed atomic.Uint64
 	var wg sync.WaitGroup
-	end := time.Now().Add(3 * time.Second)
+	start := time.Now()
+	end := start.Add(3 * time.Second)
+	var firstMu sync.Mutex
+	var first []string // the first failures, when and why
 	for range 16 {
 		wg.Go(func() {
 			msg, got := make([]byte, 16), make([]byte, 16)
@@ -510,6 +513,11 @@ func flowRate(bin string, replicate bool) (float64, error) {
 				})
 				if err != nil {
 					failed.Add(1)
+					firstMu.Lock()
+					if len(first) < 3 {
+						first = append(first, fmt.Sprintf("+%v: %v", time.Since(start).Round(time.Millisecond), err))
+					}
+					firstMu.Unlock()
 					continue
 				}
 				done.Add(1)
@@ -518,6 +526,6 @@ func flowRate(bin string, replicate bool) (float64, error) {
 	}
 	wg.Wait()
 	v := float64(done.Load()) / 3
-	fmt.Fprintf(os.Stderr, "new flows/s, replication %v: %.0f (%d failed)\n", replicate, v, failed.Load())
+	fmt.Fprintf(os.Stderr, "new flows/s, replication %v: %.0f (%d failed%s)\n", replicate, v, failed.Load(), strings.Join(append([]string{""}, first...), "; "))
 	return v, nil
 }
