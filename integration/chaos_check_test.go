@@ -26,7 +26,10 @@ import (
 type expectation int
 
 const (
-	// expectServe: every open VIP answered, by exactly one MAC.
+	// expectServe: every open VIP answered, by one MAC at a time: a slot
+	// may hold one clean handover (A's claims, then only B's: a VIP moved
+	// between two live members, e.g. back to its preferred node), but
+	// not claims that interleave (A, B, A: two nodes answering at once).
 	expectServe expectation = iota
 	// expectSilent: no VIP answered (quorum majority, and the hosts' side
 	// of a partition has no majority of the node map: it releases its VIPs).
@@ -59,6 +62,9 @@ type phase struct {
 
 // window exempts [from, to) from the check.
 func (tl *timeline) window(from, to time.Time) {
+	if !to.After(from) {
+		return
+	}
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	tl.windows = append(tl.windows, [2]time.Time{from, to})
@@ -88,6 +94,18 @@ func (tl *timeline) at(from, to time.Time) (phase, bool) {
 		cur, found = p, true
 	}
 	return cur, found
+}
+
+// inWindow reports whether t lies in a fail-over window.
+func (tl *timeline) inWindow(t time.Time) bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for _, w := range tl.windows {
+		if !t.Before(w[0]) && t.Before(w[1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // free returns the parts of [from, to) outside every fail-over window,
@@ -144,6 +162,7 @@ type violation struct {
 	from  time.Time
 	vip   netip.Addr
 	macs  []string // the answerers, by node name where known
+	seq   string   // the claims in order, run-length ("n1×4 n3×2 n1×1")
 	phase phase
 }
 
@@ -152,8 +171,8 @@ func (v violation) String() string {
 	if what == "" {
 		what = "no fault"
 	}
-	return fmt.Sprintf("%s %s: %s answered by %d %v, want %s (%s)",
-		v.from.Format("15:04:05.000"), v.side, v.vip, len(v.macs), v.macs, v.phase.expect, what)
+	return fmt.Sprintf("%s %s: %s answered by %d %v (claims %s), want %s (%s)",
+		v.from.Format("15:04:05.000"), v.side, v.vip, len(v.macs), v.macs, v.seq, v.phase.expect, what)
 }
 
 // checkARP checks the claims seen on one side in [from, to) slot by slot:
@@ -181,17 +200,62 @@ func checkSlot(side string, events []workload.ARPEvent, vips []netip.Addr, tl *t
 		bad := false
 		switch ph.expect {
 		case expectServe:
-			bad = len(got) != 1
+			bad = len(got) == 0 || switches(events, vip, s, e) > 1
 		case expectSilent:
 			bad = len(got) != 0
 		case expectSome:
 			bad = len(got) == 0
 		}
 		if bad {
-			out = append(out, violation{side: side, from: s, vip: vip, macs: macNames(got, names), phase: ph})
+			out = append(out, violation{side: side, from: s, vip: vip, macs: macNames(got, names), seq: claimSeq(events, vip, s, e, names), phase: ph})
 		}
 	}
 	return out
+}
+
+// switches counts how often the claimant of ip changes from one claim to
+// the next in [from, to) (events are in arrival order).
+func switches(events []workload.ARPEvent, ip netip.Addr, from, to time.Time) int {
+	var last net.HardwareAddr
+	n := 0
+	for _, e := range events {
+		if e.IP != ip || e.Time.Before(from) || !e.Time.Before(to) {
+			continue
+		}
+		if last != nil && !slices.Equal(last, e.MAC) {
+			n++
+		}
+		last = e.MAC
+	}
+	return n
+}
+
+// claimSeq writes the claims of ip in [from, to) run-length encoded.
+func claimSeq(events []workload.ARPEvent, ip netip.Addr, from, to time.Time, names map[string]string) string {
+	var parts []string
+	var last net.HardwareAddr
+	k := 0
+	flush := func() {
+		if k > 0 {
+			parts = append(parts, fmt.Sprintf("%s×%d", macNames([]net.HardwareAddr{last}, names)[0], k))
+		}
+	}
+	for _, e := range events {
+		if e.IP != ip || e.Time.Before(from) || !e.Time.Before(to) {
+			continue
+		}
+		if last != nil && !slices.Equal(last, e.MAC) {
+			flush()
+			k = 0
+		}
+		last = e.MAC
+		k++
+	}
+	flush()
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
 }
 
 func macNames(macs []net.HardwareAddr, names map[string]string) []string {
@@ -246,6 +310,19 @@ func TestChaosChecker(t *testing.T) {
 				return []net.HardwareAddr{a, b}
 			}
 			return []net.HardwareAddr{a}
+		}, nil, []string{"2000"}},
+		{"a clean handover", func(k int) []net.HardwareAddr {
+			if k < 23 {
+				return []net.HardwareAddr{a}
+			}
+			return []net.HardwareAddr{b}
+		}, nil, nil},
+		{"a stale claim after a handover", func(k int) []net.HardwareAddr {
+			switch {
+			case k < 23 || k == 24:
+				return []net.HardwareAddr{a}
+			}
+			return []net.HardwareAddr{b}
 		}, nil, []string{"2000"}},
 		{"two answerers just after a window", func(k int) []net.HardwareAddr {
 			if k == 12 {
