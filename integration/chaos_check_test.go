@@ -373,3 +373,15 @@ func violationLines(vs []violation) []string {
 	}
 	return out
 }
+
+// TestMembershipLine: the suite finds membership changes in node logs.
+func TestMembershipLine(t *testing.T) {
+	line := `time=2026-12-05T05:23:45.587Z level=INFO msg=membership change=dropped cause="n3 dropped n4: hop \"x\" unacknowledged" members="[n1 n2 n3]" ring=fa77 learnt=true`
+	m := membershipLine.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatal("no match")
+	}
+	if m[1] != "2026-12-05T05:23:45.587Z" || m[2] != "dropped" || m[3] != `n3 dropped n4: hop \"x\" unacknowledged` {
+		t.Errorf("got %q", m[1:])
+	}
+}

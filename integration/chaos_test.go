@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -424,7 +425,6 @@ func (n *nemesis) changesSince(t0 time.Time) (int, []string) {
 		}
 		var cs []string
 		for _, e := range st.Events {
-			n.events[fmt.Sprintf("n%d %s %s %s", i, e.Time.Format(time.RFC3339Nano), e.Kind, e.Cause)] = e
 			if e.Time.After(t0) {
 				cs = append(cs, fmt.Sprintf("%s %s: %s", e.Time.Format("15:04:05.000"), e.Kind, e.Cause))
 			}
@@ -596,7 +596,7 @@ func runChaos(t *testing.T, q config.Quorum, nodes int, dur time.Duration, seed 
 	// serves its VIPs until it notices, while their new owners answer.
 	// They get a fail-over window and are reported, not failed on (issue
 	// 13's adaptive timeouts are to remove them).
-	n.changesSince(start)
+	n.logEvents()
 	unprovoked := n.unprovoked()
 	for _, e := range unprovoked {
 		n.tl.window(e.Time.Add(-100*time.Millisecond), e.Time.Add(chaosWindow))
@@ -633,6 +633,37 @@ func vipOwners(st mgmt.Status) string {
 		fmt.Fprintf(&b, "%s=%s ", v.VIP, v.Owner)
 	}
 	return b.String()
+}
+
+// membershipLine matches a node's info log line of a membership change.
+var membershipLine = regexp.MustCompile(`^time=(\S+) level=INFO msg=membership change=(\S+) cause="((?:[^"\\]|\\.)*)"`)
+
+// logEvents adds the membership changes in the nodes' logs to n.events:
+// the logs outlive restarts, the statuses' last 32 events do not.
+func (n *nemesis) logEvents() {
+	for i := 1; i <= n.nodes; i++ {
+		b, err := os.ReadFile(n.c.lab.LogPath(n.c.lab.Node(i), "ringway"))
+		if err != nil {
+			n.t.Errorf("n%d log: %v", i, err)
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			m := membershipLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil {
+				continue
+			}
+			cause, err := strconv.Unquote(`"` + m[3] + `"`)
+			if err != nil {
+				cause = m[3]
+			}
+			e := mgmt.MembershipEvent{Time: at, Kind: m[2], Cause: cause, Learnt: strings.Contains(line, " learnt=true")}
+			n.events[fmt.Sprintf("n%d %s %s %s", i, at.Format(time.RFC3339Nano), e.Kind, e.Cause)] = e
+		}
+	}
 }
 
 // unprovoked returns the membership changes, as made (not learnt), that
@@ -708,4 +739,3 @@ func copyChaosLogs(t *testing.T, c *cluster, dir string) {
 		}
 	}
 }
-
