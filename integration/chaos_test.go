@@ -31,7 +31,7 @@ import (
 //
 // Environment:
 //
-//	RINGWAY_CHAOS_DURATION  total fault time over both quorum modes (default 50s; make soak: 10m)
+//	RINGWAY_CHAOS_DURATION  total fault time over both quorum modes (default 60s; make soak: 10m)
 //	RINGWAY_CHAOS_SEED      the seed (default: the clock; always logged)
 //	RINGWAY_CHAOS_ORDER     random (default: a shuffled deck of every fault, reshuffled when used up) or round-robin
 //	RINGWAY_CHAOS_QUORUM    availability, majority, or both (default)
@@ -93,6 +93,7 @@ type nemesis struct {
 	tl     *timeline
 	down   map[int]bool // killed and not restarted
 	seed   uint64
+	start  time.Time // the observed run begins (the ring formed before)
 	// events are the membership changes the nodes reported, by node,
 	// time, kind and cause (collected after every fault and at the end).
 	events map[string]mgmt.MembershipEvent
@@ -440,7 +441,7 @@ func (n *nemesis) changesSince(t0 time.Time) (int, []string) {
 }
 
 func chaosEnv(t *testing.T) (total time.Duration, seed uint64, order string, modes []config.Quorum, nodes int) {
-	total = 50 * time.Second
+	total = 60 * time.Second
 	if v := os.Getenv("RINGWAY_CHAOS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -559,6 +560,7 @@ func runChaos(t *testing.T, q config.Quorum, nodes int, dur time.Duration, seed 
 		events: map[string]mgmt.MembershipEvent{}}
 	faults := chaosFaults(nodes)
 	start := time.Now()
+	n.start = start
 	n.tl.phase(start, expectServe, "")
 	n.tl.window(start, start.Add(chaosSettle)) // the observers' first probes
 
@@ -671,7 +673,7 @@ func (n *nemesis) logEvents() {
 func (n *nemesis) unprovoked() []mgmt.MembershipEvent {
 	var out []mgmt.MembershipEvent
 	for _, e := range n.events {
-		if !e.Learnt && !n.tl.inWindow(e.Time) {
+		if !e.Learnt && e.Time.After(n.start) && !n.tl.inWindow(e.Time) {
 			out = append(out, e)
 		}
 	}
