@@ -108,6 +108,20 @@ func (tl *timeline) inWindow(t time.Time) bool {
 	return false
 }
 
+// fault returns the fault in force at t ("" between faults).
+func (tl *timeline) fault(t time.Time) string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	what := ""
+	for _, p := range tl.phases {
+		if p.from.After(t) {
+			break
+		}
+		what = p.what
+	}
+	return what
+}
+
 // free returns the parts of [from, to) outside every fail-over window,
 // cut where a phase begins, in time order.
 func (tl *timeline) free(from, to time.Time) [][2]time.Time {
