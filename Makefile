@@ -19,6 +19,8 @@ build:
 # test: unit tests with the race detector, the ring simulator's random seeds, then
 # the end-to-end tests of ./integration on their own, so that real clusters with
 # millisecond timers do not share the two cores with the race-detector runs.
+# The integration run includes a short chaos suite (TestChaos, 60 s of faults;
+# `make soak` runs it for 10 minutes).
 # Tests that need root (network namespaces, raw sockets) skip with a message when
 # not root; CI runs as root.
 test: build
@@ -132,6 +134,15 @@ bench-flows:
 .PHONY: bench-stateful
 bench-stateful:
 	$(GO) run ./lab/cmd/stateful-bench -conns $(or $(CONNS),1000) -out bench/out/stateful.json
+
+# soak: the chaos suite (docs/chaos.md) for SOAK (default 10m) of faults,
+# half with quorum availability, half with majority. Needs root. CHAOS_SEED
+# replays a run; node logs are kept in bench/out/chaos-logs/.
+SOAK ?= 10m
+.PHONY: soak
+soak: build
+	RINGWAY_CHAOS_DURATION=$(SOAK) $(if $(CHAOS_SEED),RINGWAY_CHAOS_SEED=$(CHAOS_SEED)) RINGWAY_CHAOS_LOGS=$(CURDIR)/bench/out/chaos-logs \
+	  $(GO) test -count=1 -timeout 30m -run 'TestChaos$$' -v ./integration
 
 .PHONY: test-balance
 # test-balance: integration TestBalancing with 5 minutes of steady traffic

@@ -28,6 +28,8 @@ type Lab struct {
 	closed bool
 	procs  []*proc
 	cut    map[int]bool
+	group  map[int]int       // Partition: node -> group (absent: on the lab's bridges)
+	relays map[string]*relay // Impair: switch port -> its relay
 }
 
 // state is lab.json in the state directory: what Open and Cleanup need.
@@ -49,7 +51,7 @@ func Build(ctx context.Context, spec Spec) (*Lab, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("lab: building network namespaces needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); run as root")
 	}
-	l := &Lab{spec: spec, dir: filepath.Join(spec.StateDir, spec.Prefix), cut: map[int]bool{}}
+	l := &Lab{spec: spec, dir: filepath.Join(spec.StateDir, spec.Prefix), cut: map[int]bool{}, group: map[int]int{}, relays: map[string]*relay{}}
 	for _, ns := range l.Namespaces() {
 		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err == nil {
 			return nil, fmt.Errorf("lab prefix %q is in use (netns %s exists): choose another prefix or run `ringway lab down --prefix %s`", spec.Prefix, ns, spec.Prefix)
@@ -89,7 +91,7 @@ func Open(prefix, stateDir string) (*Lab, error) {
 	if err := spec.setDefaults(); err != nil {
 		return nil, fmt.Errorf("open lab %q: %w", prefix, err)
 	}
-	l := &Lab{spec: spec, dir: dir, cut: map[int]bool{}}
+	l := &Lab{spec: spec, dir: dir, cut: map[int]bool{}, group: map[int]int{}, relays: map[string]*relay{}}
 	for i := 1; i <= spec.Nodes; i++ {
 		c, err := l.portsDetached(i)
 		if err != nil {
@@ -405,7 +407,12 @@ func (l *Lab) Close() error {
 	l.closed = true
 	procs := l.procs
 	l.procs = nil
+	relays := l.relays
+	l.relays = map[string]*relay{}
 	l.mu.Unlock()
+	for _, r := range relays {
+		r.close()
+	}
 	stopProcs(procs, l.spec.StopGrace)
 	return teardown(l.spec.Prefix, l.dir)
 }
