@@ -120,7 +120,16 @@ func pickPorts(d *forward.Directory, proto uint8, dport, first uint16, n int) (p
 // exchanging, n5 leaves gracefully and comes back: every flow keeps
 // working through both changes.
 func TestSymmetricFiveNodes(t *testing.T) {
-	c := newCluster(t, 5, splitOwners)
+	c := newCluster(t, 5, func(i int, cf *config.Config) {
+		splitOwners(i, cf)
+		// 200 flows start at once on five nodes sharing two cores: in
+		// a loaded CI run the register's round trip to the flow's
+		// authoritative node outlasted the default 10 ms deferral for
+		// 84 of 146 held first packets, and a reply that overtakes its
+		// register is dropped by design (4 of 4,000 exchanges lost).
+		// The test is about where packets go, not about that bound.
+		cf.Filter.Defer = 200 * time.Millisecond
+	})
 	c.startAll()
 	all := []int{1, 2, 3, 4, 5}
 	c.waitConverged(all, 20*time.Second)
