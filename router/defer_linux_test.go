@@ -34,7 +34,9 @@ func (d *fakeTunnel) Send(uint16, uint8, router.Segments, []byte) error { return
 
 func (d *fakeTunnel) SendBatch([]router.TunnelPacket) int { return 0 }
 
-func (d *fakeTunnel) Read([][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
+func (d *fakeTunnel) Paths() int { return 1 }
+
+func (d *fakeTunnel) Read(int, [][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
 	<-d.done
 	return 0, net.ErrClosed
 }

@@ -36,7 +36,9 @@ func (d *sendTunnel) SendBatch(pkts []router.TunnelPacket) int {
 	return 0
 }
 
-func (d *sendTunnel) Read([][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
+func (d *sendTunnel) Paths() int { return 1 }
+
+func (d *sendTunnel) Read(int, [][]byte, []int, []uint16, []uint8, []router.Segments, int) (int, error) {
 	<-d.done
 	return 0, net.ErrClosed
 }

@@ -163,11 +163,16 @@ type TunnelDevice interface {
 	// system calls as it can, and returns how many it could not send
 	// (counted by it and lost). It does not keep the packets.
 	SendBatch(pkts []TunnelPacket) (failed int)
-	// Read waits for at least one packet from the tunnel and reads up to
-	// len(bufs): packet i is written to bufs[i][offset:offset+sizes[i]],
-	// came from node froms[i] after hops[i] hops, and is a super-packet
-	// when segs[i].Size != 0. It returns net.ErrClosed after Close.
-	Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (n int, err error)
+	// Paths is how many receive paths (sockets) the tunnel has, ≥ 1; it
+	// does not change. The router reads each with a worker of its own,
+	// so that a packet wakes one goroutine on its way in.
+	Paths() int
+	// Read waits for at least one packet from the tunnel on path
+	// (0 ≤ path < Paths) and reads up to len(bufs): packet i is written to
+	// bufs[i][offset:offset+sizes[i]], came from node froms[i] after
+	// hops[i] hops, and is a super-packet when segs[i].Size != 0. It
+	// returns net.ErrClosed after Close.
+	Read(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (n int, err error)
 	// Flush sends the registers and hints the filter has queued, if any,
 	// at once: a worker calls it before it forwards a packet the filter
 	// passed, so a new flow's register leaves before its first packet.
@@ -175,25 +180,6 @@ type TunnelDevice interface {
 	Flush()
 	// Close makes Read return net.ErrClosed. Safe to call more than once.
 	Close() error
-}
-
-// TunnelPaths is a TunnelDevice with several receive paths (sockets)
-// that the router reads each with a worker of its own, so that a packet
-// wakes one goroutine on its way in. Without it the router reads Read
-// with one worker.
-type TunnelPaths interface {
-	// Paths is how many paths there are to read, ≥ 1; it does not change.
-	Paths() int
-	// ReadPath is Read for path 0 ≤ path < Paths (Read is ReadPath 0).
-	ReadPath(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (n int, err error)
-}
-
-// tunnelPaths is how many tunnel workers read t.
-func tunnelPaths(t TunnelDevice) int {
-	if p, ok := t.(TunnelPaths); ok {
-		return max(1, p.Paths())
-	}
-	return 1
 }
 
 // Segments describes a TCP GSO super-packet handed through the tunnel

@@ -115,7 +115,7 @@ func New(cfg Config) (*Router, error) {
 	// then one per tunnel path.
 	nt := 0
 	if cfg.Tunnel != nil {
-		nt = tunnelPaths(cfg.Tunnel)
+		nt = max(1, cfg.Tunnel.Paths())
 	}
 	for i := 0; i < len(r.links)*cfg.RxQueues+3+nt; i++ {
 		r.shards = append(r.shards, newShard(len(r.links)))
@@ -446,7 +446,7 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Go(func() { r.runTimer(ctx, r.shards[nrx+1]) })
 	wg.Go(func() { r.watchMTU(ctx) })
 	if r.tunnel != nil {
-		for p := range tunnelPaths(r.tunnel) {
+		for p := range max(1, r.tunnel.Paths()) {
 			xw := r.newWorker(-1, nil, r.shards[nrx+3+p])
 			xw.name = fmt.Sprintf("tunnel path %d", p)
 			wg.Go(func() { errc <- xw.runTunnel(p) })

@@ -159,20 +159,13 @@ func (w *worker) tunnelSendSegs(ip []byte, to uint16, hops uint8, seg Segments) 
 	c.sentBytes.add(uint64(len(ip)))
 }
 
-// runTunnel routes what the tunnel brings on path (TunnelPaths; 0 for
-// a device without paths) until it is closed.
+// runTunnel routes what the tunnel brings on path until it is closed.
 func (w *worker) runTunnel(path int) error {
 	froms := make([]uint16, len(w.bufs))
 	hops := make([]uint8, len(w.bufs))
 	segs := make([]Segments, len(w.bufs))
-	read := w.r.tunnel.Read
-	if p, ok := w.r.tunnel.(TunnelPaths); ok {
-		read = func(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []Segments, offset int) (int, error) {
-			return p.ReadPath(path, bufs, sizes, froms, hops, segs, offset)
-		}
-	}
 	for {
-		n, err := read(w.bufs, w.sizes, froms, hops, segs, tunnelOffset)
+		n, err := w.r.tunnel.Read(path, w.bufs, w.sizes, froms, hops, segs, tunnelOffset)
 		if err != nil {
 			if isStop(err) {
 				return nil

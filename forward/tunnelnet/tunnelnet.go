@@ -114,7 +114,7 @@ type Driver struct {
 	pt       atomic.Pointer[peerTable]
 	addMu    sync.Mutex   // serialises AddPeers
 	sends    sync.Pool    // *sendBatch
-	rbatches []*recvBatch // ReadPath's, one per socket, with Config.ReadsSocket
+	rbatches []*recvBatch // Read's, one per socket, with Config.ReadsSocket
 	// segMax is the largest datagram the first path sends in a UDP GSO
 	// run (UDP_SEGMENT): its interface's MTU less the outer headers; 0
 	// when unknown or refused by the kernel (then one datagram per
@@ -124,7 +124,7 @@ type Driver struct {
 	small  sync.Pool // *[]byte of smallBuf bytes: queued packets of one MTU
 	in     chan packet
 	done   chan struct{}
-	// direct: ReadPath reads socket i itself (Config.ReadsSocket), with
+	// direct: Read reads socket i itself (Config.ReadsSocket), with
 	// rbatches[i].
 	direct bool
 
@@ -232,7 +232,7 @@ func New(cfg Config) (*Driver, error) {
 		for _, c := range d.conns {
 			d.rbatches = append(d.rbatches, newRecvBatch())
 			// Runs of datagrams from one sender arrive as one message
-			// (ReadPath splits them): one pass through the kernel's UDP
+			// (Read splits them): one pass through the kernel's UDP
 			// receive path per run. Best effort: without it each
 			// arrives alone.
 			if rc, err := c.SyscallConn(); err == nil {
@@ -675,15 +675,9 @@ func (d *Driver) handle(b []byte) (payload []byte, p packet, ok bool) {
 	return nil, p, false
 }
 
-// Read hands received packets to the router (router.TunnelDevice): it is
-// ReadPath(0, ...).
-func (d *Driver) Read(bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
-	return d.ReadPath(0, bufs, sizes, froms, hops, segs, offset)
-}
-
-// Paths is how many readers the router should run (router.TunnelPaths):
-// with Config.ReadsSocket, one per socket (subnet); otherwise one, which
-// reads what the sockets' receivers queue.
+// Paths is how many receive paths the router reads
+// (router.TunnelDevice): with Config.ReadsSocket, one per socket
+// (subnet); otherwise one, which reads what the sockets' receivers queue.
 func (d *Driver) Paths() int {
 	if d.direct {
 		return len(d.conns)
@@ -691,12 +685,12 @@ func (d *Driver) Paths() int {
 	return 1
 }
 
-// ReadPath is Read for reader path (0 ≤ path < Paths). With
+// Read hands received packets to the router (router.TunnelDevice). With
 // Config.ReadsSocket the router's tunnel worker of path reads that socket
 // here itself: a packet then reaches the router with one wake-up, not two
 // (socket reader, queue, worker). Otherwise a receiver per socket queues
-// the packets for reader 0.
-func (d *Driver) ReadPath(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
+// the packets for path 0.
+func (d *Driver) Read(path int, bufs [][]byte, sizes []int, froms []uint16, hops []uint8, segs []router.Segments, offset int) (int, error) {
 	if path < 0 || path >= d.Paths() {
 		return 0, fmt.Errorf("tunnel: no reader %d (%d)", path, d.Paths())
 	}

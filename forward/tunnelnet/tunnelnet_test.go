@@ -165,7 +165,7 @@ func readOne(t *testing.T, d *Driver) ([]byte, uint16, uint8, router.Segments) {
 	sizes, froms, hops, segs := make([]int, 1), make([]uint16, 1), make([]uint8, 1), make([]router.Segments, 1)
 	done := make(chan error, 1)
 	go func() {
-		n, err := d.Read(bufs, sizes, froms, hops, segs, 0)
+		n, err := d.Read(0, bufs, sizes, froms, hops, segs, 0)
 		if err == nil && n != 1 {
 			err = net.UnknownNetworkError("no packet")
 		}
@@ -257,7 +257,7 @@ func TestTunnelReadsSocket(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // both in the socket's buffer
 	bufs := [][]byte{make([]byte, 70000), make([]byte, 70000), make([]byte, 70000)}
 	sizes, froms, hops, segs := make([]int, 3), make([]uint16, 3), make([]uint8, 3), make([]router.Segments, 3)
-	n, err := d2.Read(bufs, sizes, froms, hops, segs, 20)
+	n, err := d2.Read(0, bufs, sizes, froms, hops, segs, 20)
 	if err != nil || n != 2 {
 		t.Fatalf("Read = %d, %v; want both packets", n, err)
 	}
@@ -267,7 +267,7 @@ func TestTunnelReadsSocket(t *testing.T) {
 
 	readDone := make(chan error, 1)
 	go func() {
-		_, err := d2.Read(bufs, sizes, froms, hops, segs, 0)
+		_, err := d2.Read(0, bufs, sizes, froms, hops, segs, 0)
 		readDone <- err
 	}()
 	k := forward.Key{A: [4]byte{198, 51, 100, 10}, B: [4]byte{203, 0, 113, 10}, PA: 7000, PB: 5000, Proto: 17}
@@ -405,7 +405,7 @@ func startPeers(t *testing.T, self uint16, local netip.AddrPort, core *fakeCore,
 
 // With ReadsSocket and two local addresses, the router gets a reader per
 // socket (Paths), and a packet that arrives on the second address is read
-// by ReadPath(1) straight from that socket.
+// by Read(1) straight from that socket.
 func TestTunnelReadsEachPath(t *testing.T) {
 	addr2b := netip.MustParseAddrPort("127.0.0.32:47947")
 	c1, c2 := newFakeCore(), newFakeCore()
@@ -429,8 +429,8 @@ func TestTunnelReadsEachPath(t *testing.T) {
 	}
 	bufs := [][]byte{make([]byte, 2000)}
 	sizes, froms, hops, segs := make([]int, 1), make([]uint16, 1), make([]uint8, 1), make([]router.Segments, 1)
-	if _, err := d2.ReadPath(2, bufs, sizes, froms, hops, segs, 0); err == nil {
-		t.Error("ReadPath(2) of two paths did not fail")
+	if _, err := d2.Read(2, bufs, sizes, froms, hops, segs, 0); err == nil {
+		t.Error("Read(2) of two paths did not fail")
 	}
 	ip := bytes.Repeat([]byte{0x45, 9, 8, 7}, 50)
 	if err := d1.Send(2, 1, router.Segments{}, ip); err != nil {
@@ -442,15 +442,15 @@ func TestTunnelReadsEachPath(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		n, err := d2.ReadPath(1, bufs, sizes, froms, hops, segs, 0)
+		n, err := d2.Read(1, bufs, sizes, froms, hops, segs, 0)
 		got <- result{n, err}
 	}()
 	select {
 	case r := <-got:
 		if r.err != nil || r.n != 1 || froms[0] != 1 || !bytes.Equal(bufs[0][:sizes[0]], ip) {
-			t.Errorf("ReadPath(1) = %d, %v, from n%d, %d bytes; want the packet from n1", r.n, r.err, froms[0], sizes[0])
+			t.Errorf("Read(1) = %d, %v, from n%d, %d bytes; want the packet from n1", r.n, r.err, froms[0], sizes[0])
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the packet sent to the second address did not reach ReadPath(1)")
+		t.Fatal("the packet sent to the second address did not reach Read(1)")
 	}
 }
