@@ -62,10 +62,10 @@ func (n *Node) membershipEvent(ev ring.Event, now time.Time) bool {
 	n.moveLog.membership(me.Kind)
 	switch c.Kind {
 	case ring.CauseDropped:
-		n.failover.dropped(c.Node, c.LastAck)
+		n.failover.dropped(n.name(c.Node), c.LastAck)
 	case ring.CauseRegenerated:
 		for _, left := range ev.Nodes { // left out of the regenerated ring
-			n.failover.dropped(left, c.LastAck)
+			n.failover.dropped(n.name(left), c.LastAck)
 		}
 	}
 	attrs := []any{"change", me.Kind, "cause", me.Cause, "members", me.Members, "ring", fmt.Sprintf("%04x", ev.RingID&0xffff)}

@@ -2,14 +2,10 @@ package node
 
 import (
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/ringway/ringway/ring"
-	"github.com/ringway/ringway/vipstate"
 )
 
 // Detection to gratuitous ARP: how long a fail-over takes, from the last
@@ -20,7 +16,7 @@ import (
 //     the last ack from the dropped node arrived; it rides the token, so
 //     every member learns it (ring events, membershipEvent);
 //   - the committed state that gave this node a VIP of the dropped node
-//     (apply, before the router is told);
+//     (apply, from the moves it infers anyway, before the router is told);
 //   - the router's first announcement of that VIP (router.Config.OnGARP).
 //
 // The state and the events reach the node on different channels, so each
@@ -48,7 +44,7 @@ var mFailoverUnmeasured = desc("failover_unmeasured_total",
 // value is ready.
 type failoverTimer struct {
 	mu         sync.Mutex
-	drops      map[ring.NodeID]failoverDrop     // the latest drop of each node
+	drops      map[string]failoverDrop          // the latest drop of each node, by name
 	waiting    map[netip.Addr]failoverWaiter    // VIPs taken over, not yet measured
 	counts     [len(failoverBuckets) + 1]uint64 // observations per bucket; the last is +Inf
 	sum        float64                          // seconds observed
@@ -65,15 +61,15 @@ type failoverDrop struct {
 }
 
 type failoverWaiter struct {
-	from  ring.NodeID // the dropped node the VIP was taken from
-	since time.Time   // when this node took it over
-	garp  time.Time   // its first announcement since; zero until then
+	from  string    // the dropped node the VIP was taken from
+	since time.Time // when this node took it over
+	garp  time.Time // its first announcement since; zero until then
 }
 
 // init readies the zero value. f.mu is held.
 func (f *failoverTimer) init() {
 	if f.drops == nil {
-		f.drops = map[ring.NodeID]failoverDrop{}
+		f.drops = map[string]failoverDrop{}
 		f.waiting = map[netip.Addr]failoverWaiter{}
 	}
 	if f.now == nil {
@@ -84,7 +80,7 @@ func (f *failoverTimer) init() {
 // dropped records that node was dropped, its last ack at lastAck (Unix µs
 // on the dropper's clock, 0 unknown), and measures the VIPs taken from it
 // that were already announced.
-func (f *failoverTimer) dropped(node ring.NodeID, lastAck int64) {
+func (f *failoverTimer) dropped(node string, lastAck int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.init()
@@ -100,7 +96,7 @@ func (f *failoverTimer) dropped(node ring.NodeID, lastAck int64) {
 // tookOver records that this node now owns vip, which the dropped node
 // from owned. Call it before the router learns the new ownership, so
 // that the first announcement cannot come first.
-func (f *failoverTimer) tookOver(vip netip.Addr, from ring.NodeID) {
+func (f *failoverTimer) tookOver(vip netip.Addr, from string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.init()
@@ -183,24 +179,4 @@ func (f *failoverTimer) collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstHistogram(mFailoverDetect, cum+f.counts[len(failoverBuckets)], f.sum, buckets)
 	ch <- prometheus.MustNewConstMetric(mFailoverUnmeasured, prometheus.CounterValue, float64(f.unmeasured))
-}
-
-// timeTakeOvers tells the fail-over timer of the VIPs st gives this node
-// that prev gave a node st no longer has as a member.
-func (n *Node) timeTakeOvers(prev, st *ring.State) {
-	old, ok1, _ := ringstateTable(prev)
-	cur, ok2, _ := ringstateTable(st)
-	if !ok1 || !ok2 {
-		return
-	}
-	for i := range cur.Len() {
-		r := cur.Row(i)
-		if ring.NodeID(r.Current) != n.self {
-			continue
-		}
-		o, found := old.Lookup(r.VIP)
-		if found && o.Current != vipstate.None && o.Current != r.Current && !slices.Contains(st.Members, ring.NodeID(o.Current)) {
-			n.failover.tookOver(r.VIP, ring.NodeID(o.Current))
-		}
-	}
 }

@@ -49,9 +49,9 @@ func TestFailoverTimerOrders(t *testing.T) {
 			for _, s := range steps {
 				switch s {
 				case "drop":
-					f.dropped(2, lastAck)
+					f.dropped("n2", lastAck)
 				case "take":
-					f.tookOver(vip, 2)
+					f.tookOver(vip, "n2")
 				case "garp":
 					f.announced(vip, garp)
 				}
@@ -81,20 +81,20 @@ func TestFailoverTimerUnmeasured(t *testing.T) {
 
 	f.announced(d, base) // not taken over: ignored
 
-	f.tookOver(a, 2) // node 2's drop has no ack time
-	f.dropped(2, 0)
+	f.tookOver(a, "n2") // node 2's drop has no ack time
+	f.dropped("n2", 0)
 	f.announced(a, base)
 
-	f.tookOver(b, 3) // the announcement "before" the last ack: clocks disagree
-	f.dropped(3, base.Add(time.Second).UnixMicro())
+	f.tookOver(b, "n3") // the announcement "before" the last ack: clocks disagree
+	f.dropped("n3", base.Add(time.Second).UnixMicro())
 	f.announced(b, base)
 
-	f.dropped(4, base.UnixMicro()) // an earlier life's drop of node 4...
+	f.dropped("n4", base.UnixMicro()) // an earlier life's drop of node 4...
 	now = base.Add(10 * time.Second)
-	f.tookOver(c, 4) // ...does not time this take-over, whose drop never arrives
+	f.tookOver(c, "n4") // ...does not time this take-over, whose drop never arrives
 	f.announced(c, now)
 	now = now.Add(failoverWait + time.Second)
-	f.dropped(5, base.UnixMicro()) // any later call expires c
+	f.dropped("n5", base.UnixMicro()) // any later call expires c
 
 	count, _, un := failoverFigures(t, f)
 	if count != 0 || un != 3 {

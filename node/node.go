@@ -350,7 +350,11 @@ func (n *Node) apply(st *ring.State) {
 	// The moves first: a VIP taken from a dropped node is timed from its
 	// first announcement, which SetOwned may send at once.
 	ms := n.moves(prev, st, time.Now())
-	n.timeTakeOvers(prev, st)
+	for _, m := range ms {
+		if m.Reason == "failover" && m.To == n.name(n.self) {
+			n.failover.tookOver(m.VIP, m.From)
+		}
+	}
 	n.plane.SetOwned(owned)
 	if len(ms) > 0 {
 		n.moveLog.add(ms)
