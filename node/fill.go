@@ -60,7 +60,7 @@ func (n *Node) applyFill(st *ring.State, membersChanged bool) {
 	} else {
 		n.outSince.Store(0)
 	}
-	if _, un := fillInputs(st); !membersChanged && !slices.Equal(un, n.dirUnfilled) {
+	if _, un := fillInputs(st); !membersChanged && !slices.Equal(un, n.filter.Directory().Unfilled()) {
 		n.setDirectory(st)
 	}
 }

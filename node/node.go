@@ -93,7 +93,6 @@ type Node struct {
 	membershipChanges atomic.Uint64
 	replSeen          [2]uint64                            // replication refusals already logged (replicate.go)
 	fillSeen          uint64                               // fills already logged (fill.go)
-	dirUnfilled       []uint16                             // the unfilled members the flow directory was built with (fill.go; apply's goroutine only)
 	authSince         atomic.Pointer[map[uint16]time.Time] // when each member became authoritative for rows here (fill.go)
 	outSince          atomic.Int64                         // when this node left the ring (unix ns), 0 while in it (fill.go)
 	hurryOnce         sync.Once

@@ -48,7 +48,6 @@ func (n *Node) setDirectory(st *ring.State) {
 		return
 	}
 	ids, unfilled := fillInputs(st)
-	n.dirUnfilled = unfilled
 	d := forward.NewFillingDirectory(n.dirKey, ids, unfilled)
 	n.filter.SetMembership(d, forward.MembershipEpoch(st.Seq, ids))
 	n.noteAuth(d, time.Now())
