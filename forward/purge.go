@@ -40,18 +40,7 @@ func (f *Filter) DropFlows(addrs []netip.Addr, now int64) int {
 		s.mu.Unlock()
 	}
 	if f.sym != nil {
-		r := f.sym.replicas
-		for i := range r.shards {
-			sh := &r.shards[i]
-			sh.mu.Lock()
-			for k := range sh.m {
-				if hit(k) {
-					delete(sh.m, k)
-					r.n.Add(-1)
-				}
-			}
-			sh.mu.Unlock()
-		}
+		f.sym.replicas.dropIf(hit)
 	}
 	return removed
 }

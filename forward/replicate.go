@@ -475,8 +475,7 @@ func (s *replicaStore) apply(rec *SyncRecord, sender uint16, boot, seq uint64, n
 	}
 	if rec.Gone {
 		if ok {
-			delete(sh.m, rec.Flow)
-			s.n.Add(-1)
+			s.drop(sh, rec.Flow)
 		}
 		s.applied.Add(1)
 		return
@@ -516,8 +515,7 @@ func (s *replicaStore) get(k Key, now int64) (replica, bool) {
 	defer sh.mu.Unlock()
 	r, ok := sh.m[k]
 	if ok && now >= r.expires {
-		delete(sh.m, k)
-		s.n.Add(-1)
+		s.drop(sh, k)
 		return replica{}, false
 	}
 	return r, ok
@@ -527,10 +525,30 @@ func (s *replicaStore) del(k Key) {
 	sh := s.shard(k)
 	sh.mu.Lock()
 	if _, ok := sh.m[k]; ok {
-		delete(sh.m, k)
-		s.n.Add(-1)
+		s.drop(sh, k)
 	}
 	sh.mu.Unlock()
+}
+
+// drop removes k, held in shard sh, whose lock the caller holds, and
+// counts it out.
+func (s *replicaStore) drop(sh *replicaShard, k Key) {
+	delete(sh.m, k)
+	s.n.Add(-1)
+}
+
+// dropIf removes every replica whose key hit reports, a shard at a time.
+func (s *replicaStore) dropIf(hit func(Key) bool) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k := range sh.m {
+			if hit(k) {
+				s.drop(sh, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // sweep removes expired replicas, looking at up to budget of them in
@@ -551,8 +569,7 @@ func (s *replicaStore) sweep(now int64, budget int) {
 				break
 			}
 			if now >= r.expires {
-				delete(sh.m, k)
-				s.n.Add(-1)
+				s.drop(sh, k)
 			}
 		}
 		sh.mu.Unlock()
