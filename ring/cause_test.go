@@ -224,7 +224,7 @@ func TestDropCauseLastAck(t *testing.T) {
 	}
 	// The last ack node 2 gets through is timed by node 1 at ackAt; from
 	// then on node 2 is silent.
-	ackAt := w.nodes[1].rl.ackAt[2]
+	ackAt := w.nodes[1].rl.lastAck[2].at
 	if ackAt == 0 {
 		t.Fatal("node 1 recorded no ack time for node 2 while the ring ran")
 	}

@@ -180,10 +180,9 @@ func NewNode(cfg Config) (*Node, error) {
 	cfg.Nodes = slices.Clone(cfg.Nodes)
 	n := &Node{cfg: cfg, mode: ModeStarting, tokLoss: int64(cfg.TokenLossTicks())}
 	n.rl.recent = make(map[NodeID]*recentIDs)
-	n.rl.ackPath = make(map[NodeID]int)
+	n.rl.lastAck = make(map[NodeID]ackSeen)
 	n.rl.rtt = make(map[NodeID]uint16)
 	n.rl.est = make(map[NodeID]*rttEst)
-	n.rl.ackAt = make(map[NodeID]int64)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()

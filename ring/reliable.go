@@ -87,17 +87,15 @@ type reliable struct {
 	inBytes int // payload bytes buffered in in
 	recent  map[NodeID]*recentIDs
 	nextID  uint64
-	// ackPath is, per peer, the path the last ack from it arrived on: the
-	// path of the next first try to it.
-	ackPath map[NodeID]int
+	// lastAck is, per peer, its last ack: the path it arrived on (the
+	// path of the next first try to it) and Config.Clock then
+	// (Cause.LastAck; 0 without a Clock).
+	lastAck map[NodeID]ackSeen
 	// rtt is, per peer, the ticks from the last send of its latest
 	// acknowledged message to the ack of its last frame (Cause.RTT).
 	rtt map[NodeID]uint16
 	// est is, per peer, the smoothed round trip of first tries (adapt.go).
 	est map[NodeID]*rttEst
-	// ackAt is, per peer, Config.Clock when its last ack arrived
-	// (Cause.LastAck); empty without a Clock.
-	ackAt map[NodeID]int64
 }
 
 var errBadFrame = errors.New("ring: bad frame")
@@ -198,6 +196,12 @@ func (n *Node) hedge(o *outMsg) {
 	}
 }
 
+// ackSeen is what a node keeps of a peer's last ack.
+type ackSeen struct {
+	path int
+	at   int64 // Config.Clock, Unix µs; 0 without a Clock
+}
+
 // pathBit is path p's bit in a Cause.Paths mask (MaxPaths is 8).
 func pathBit(p int) uint8 { return 1 << (p & 7) }
 
@@ -205,8 +209,8 @@ func pathBit(p int) uint8 { return 1 << (p & 7) }
 // from its destination came back on, so a dead or lossy path is left after
 // its first loss; before any ack from it, paths take turns by message id.
 func (n *Node) firstPath(o *outMsg) int {
-	if p, ok := n.rl.ackPath[o.to]; ok {
-		return p
+	if a, ok := n.rl.lastAck[o.to]; ok {
+		return a.path
 	}
 	return int(o.id % uint64(n.cfg.Paths))
 }
@@ -274,10 +278,11 @@ func (n *Node) stepFrame(from NodeID, path int, data []byte) error {
 			if int(f.Index) >= len(o.frames) {
 				return fmt.Errorf("%w: ack for fragment %d of a %d-fragment message", errBadFrame, f.Index, len(o.frames))
 			}
-			n.rl.ackPath[from] = path
+			a := ackSeen{path: path}
 			if n.cfg.Clock != nil {
-				n.rl.ackAt[from] = n.cfg.Clock()
+				a.at = n.cfg.Clock()
 			}
+			n.rl.lastAck[from] = a
 			if !o.acked[f.Index] {
 				o.acked[f.Index] = true
 				o.left--

@@ -295,7 +295,7 @@ func (n *Node) onSendFailed(o *outMsg) {
 		if !ok {
 			rtt = NoRTT
 		}
-		n.made(EventDropped, o.to, Cause{Kind: CauseDropped, Node: o.to, Tries: uint8(min(o.tries, 255)), Paths: o.paths, RTT: rtt, LastAck: n.rl.ackAt[o.to]}, nil)
+		n.made(EventDropped, o.to, Cause{Kind: CauseDropped, Node: o.to, Tries: uint8(min(o.tries, 255)), Paths: o.paths, RTT: rtt, LastAck: n.rl.lastAck[o.to].at}, nil)
 		if n.leaving && !n.inToken() {
 			// The hop that handed our state over failed: hand it to
 			// the members that remain.
