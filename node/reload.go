@@ -386,49 +386,41 @@ func (n *Node) applyFilter(old, next *config.Config) {
 	n.log.Info("filter rules applied", "rules", len(fc.Rules), "default", x.Default.String())
 }
 
-// garpSetter is a Plane whose GARP schedule changes at run time
-// (*router.Router).
-type garpSetter interface {
+// planeSettings is a Plane whose settings change at run time
+// (*router.Router): the VIPs (the TUN device's addresses and the hosts'
+// attribution), the gratuitous ARP schedule and the ARP cache.
+type planeSettings interface {
+	SetVIPs(vips []netip.Addr) error
 	SetGARP(count int, interval, refresh time.Duration, rate float64) error
+	SetARPCache(reachable time.Duration, queue int) error
 }
 
-// vipSetter is a Plane told the configured VIPs at run time
-// (*router.Router).
-type vipSetter interface{ SetVIPs(vips []netip.Addr) error }
-
-// applyRouter gives the data plane the new configuration's gratuitous ARP
-// schedule, when it changed, and its VIPs, for the attribution of hosts to
-// the VIP they use (the plane answers whatever the committed table gives
-// this node).
+// applyRouter gives the data plane what of its settings the new
+// configuration changed (the plane answers whatever the committed table
+// gives this node).
 func (n *Node) applyRouter(old, next *config.Config) {
-	if v, ok := n.plane.(vipSetter); ok {
-		var vips []netip.Addr
-		for _, a := range next.AllVIPs() {
-			vips = append(vips, a.Addr)
-		}
-		if err := v.SetVIPs(vips); err != nil {
+	p, ok := n.plane.(planeSettings)
+	if !ok {
+		return
+	}
+	oc, rc := routerConfig(old, n.log), routerConfig(next, n.log)
+	if !slices.Equal(oc.VIPs, rc.VIPs) {
+		if err := p.SetVIPs(rc.VIPs); err != nil {
 			n.log.Error("the VIPs on the local delivery (TUN) device do not match the configuration; local services may not reach new VIPs", "err", err)
 		}
 	}
-	rc := routerConfig(next, n.log)
-	if g, ok := n.plane.(garpSetter); ok && old.Router.GARP != next.Router.GARP {
-		if err := g.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
+	if old.Router.GARP != next.Router.GARP {
+		if err := p.SetGARP(rc.GARPCount, rc.GARPInterval, rc.GARPRefresh, rc.GARPRate); err != nil {
 			n.log.Error("the new router.garp settings were not applied", "err", err)
 		}
 	}
-	if a, ok := n.plane.(arpCacheSetter); ok && old.Router.ARPCache != next.Router.ARPCache {
-		if err := a.SetARPCache(rc.NeighReachable, rc.NeighQueue); err != nil {
+	if old.Router.ARPCache != next.Router.ARPCache {
+		if err := p.SetARPCache(rc.NeighReachable, rc.NeighQueue); err != nil {
 			n.log.Error("the new router.arp_cache settings were not applied", "err", err)
 		} else {
 			n.log.Info("router.arp_cache applied", "ttl", rc.NeighReachable, "queue", rc.NeighQueue)
 		}
 	}
-}
-
-// arpCacheSetter is a Plane whose ARP cache settings change at run time
-// (*router.Router).
-type arpCacheSetter interface {
-	SetARPCache(reachable time.Duration, queue int) error
 }
 
 // removedVIPs returns the VIPs of old that next no longer has, sorted.

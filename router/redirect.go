@@ -214,7 +214,7 @@ type tunnelCounters struct {
 	released        counter // held packets forwarded
 	mssClamped      counter // TCP SYNs whose MSS was lowered to fit the tunnel (mss.go)
 	fragNeeded      counter // DF packets too large for the tunnel, answered with ICMP fragmentation needed
-	coalesced       counter // segments from the tunnel sent as part of a super-frame (coalesce.go)
+	coalesced       counter // segments from the tunnel sent as part of a super-frame (coalesce_linux.go)
 	superFrames     counter // those super-frames
 	drops           [numDropReasons]counter
 }
@@ -234,7 +234,7 @@ type TunnelStats struct {
 	HeldNow             int    // packets held now
 	MSSClamped          uint64 // TCP SYNs whose MSS was lowered to fit the tunnel
 	FragNeeded          uint64 // DF packets too large for the tunnel, dropped (ICMP fragmentation needed sent, rate permitting)
-	Coalesced           uint64 // TCP segments from the tunnel that left in SuperFrames (coalesce.go)
+	Coalesced           uint64 // TCP segments from the tunnel that left in SuperFrames (coalesce_linux.go)
 	SuperFrames         uint64 // GSO super-frames the handler built from them
 	Drops               map[DropReason]uint64
 }

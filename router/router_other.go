@@ -27,6 +27,12 @@ func (*Router) Announce([]netip.Addr) {}
 // SetGARP does nothing on this platform.
 func (*Router) SetGARP(int, time.Duration, time.Duration, float64) error { return errNotLinux }
 
+// SetVIPs does nothing on this platform.
+func (*Router) SetVIPs([]netip.Addr) error { return errNotLinux }
+
+// SetARPCache does nothing on this platform.
+func (*Router) SetARPCache(time.Duration, int) error { return errNotLinux }
+
 // Owned returns nothing on this platform.
 func (*Router) Owned() []netip.Addr { return nil }
 

@@ -244,7 +244,7 @@ func (w *worker) tunnelBatch(n int, froms []uint16, hops []uint8, segs []Segment
 }
 
 // coalesce adds the forwarded packet in frame to the worker's run of TCP
-// segments (coalesce.go): it continues the run, or ends it and starts the
+// segments (coalesce_linux.go): it continues the run, or ends it and starts the
 // next. It reports false when the packet cannot be part of a run (the
 // caller then ends the run and sends the packet alone).
 func (w *worker) coalesce(frame []byte, d ipDecision, now int64) bool {

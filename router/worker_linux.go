@@ -44,7 +44,7 @@ type worker struct {
 	probeOut   []byte // TUN reader: IPv4 packet that must be routed, or nil
 
 	tq  tunnelQueue // packets for the tunnel, sent at flush (tunnel_linux.go)
-	tcp tcpRun      // the tunnel worker's run of TCP segments (coalesce.go)
+	tcp tcpRun      // the tunnel worker's run of TCP segments (coalesce_linux.go)
 }
 
 func (r *Router) newWorker(in int, rd FrameReader, sh *shard) *worker {
