@@ -34,9 +34,6 @@ const failoverWait = 30 * time.Second
 // an older drop of the same node is an earlier life's.
 const failoverPair = 2 * time.Second
 
-var mFailoverDetect = desc("failover_detect_to_garp_seconds",
-	"Time from the last ack of a dropped node (the dropper's clock) to this node's first gratuitous ARP for a VIP it took over from it.")
-
 var mFailoverUnmeasured = desc("failover_unmeasured_total",
 	"Taken-over VIPs whose detection-to-GARP time could not be measured: no ack time on the drop's cause, or the clocks disagree (a time below zero or above 30 s).")
 
@@ -44,16 +41,12 @@ var mFailoverUnmeasured = desc("failover_unmeasured_total",
 // value is ready.
 type failoverTimer struct {
 	mu         sync.Mutex
-	drops      map[string]failoverDrop          // the latest drop of each node, by name
-	waiting    map[netip.Addr]failoverWaiter    // VIPs taken over, not yet measured
-	counts     [len(failoverBuckets) + 1]uint64 // observations per bucket; the last is +Inf
-	sum        float64                          // seconds observed
-	unmeasured uint64                           // see mFailoverUnmeasured
-	now        func() time.Time                 // time.Now; tests replace it
+	drops      map[string]failoverDrop       // the latest drop of each node, by name
+	waiting    map[netip.Addr]failoverWaiter // VIPs taken over, not yet measured
+	hist       prometheus.Histogram          // observed seconds (init)
+	unmeasured uint64                        // see mFailoverUnmeasured
+	now        func() time.Time              // time.Now; tests replace it
 }
-
-// failoverBuckets are the histogram's upper bounds, in seconds.
-var failoverBuckets = [...]float64{.01, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5}
 
 type failoverDrop struct {
 	lastAck int64     // Unix µs, the dropper's clock; 0 unknown
@@ -74,6 +67,13 @@ func (f *failoverTimer) init() {
 	}
 	if f.now == nil {
 		f.now = time.Now
+	}
+	if f.hist == nil {
+		f.hist = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ringway_failover_detect_to_garp_seconds",
+			Help:    "Time from the last ack of a dropped node (the dropper's clock) to this node's first gratuitous ARP for a VIP it took over from it.",
+			Buckets: []float64{.01, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5},
+		})
 	}
 }
 
@@ -142,13 +142,7 @@ func (f *failoverTimer) measure(vip netip.Addr, w failoverWaiter) {
 		f.unmeasured++
 		return
 	}
-	sec := took.Seconds()
-	i := 0
-	for i < len(failoverBuckets) && sec > failoverBuckets[i] {
-		i++
-	}
-	f.counts[i]++
-	f.sum += sec
+	f.hist.Observe(took.Seconds())
 }
 
 // expire forgets parts older than failoverWait. f.mu is held.
@@ -171,12 +165,7 @@ func (f *failoverTimer) expire() {
 func (f *failoverTimer) collect(ch chan<- prometheus.Metric) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	buckets := make(map[float64]uint64, len(failoverBuckets))
-	var cum uint64
-	for i, le := range failoverBuckets {
-		cum += f.counts[i]
-		buckets[le] = cum
-	}
-	ch <- prometheus.MustNewConstHistogram(mFailoverDetect, cum+f.counts[len(failoverBuckets)], f.sum, buckets)
+	f.init()
+	f.hist.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(mFailoverUnmeasured, prometheus.CounterValue, float64(f.unmeasured))
 }
