@@ -104,24 +104,31 @@ func (t *tunDev) configure() error {
 	if err := h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("set %s up: %w", t.name, err)
 	}
-	for _, v := range t.cfg.VIPs {
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: v.AsSlice(), Mask: net.CIDRMask(32, 32)}}
-		if err := h.AddrReplace(l, a); err != nil {
-			return fmt.Errorf("add VIP %v to %s: %w", v, t.name, err)
-		}
-	}
 	rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, Table: t.cfg.TUNTable, Scope: netlink.SCOPE_LINK}
 	if err := h.RouteReplace(rt); err != nil {
 		return fmt.Errorf("route table %d default dev %s: %w", t.cfg.TUNTable, t.name, err)
 	}
 	for _, v := range t.cfg.VIPs {
-		r := vipRule(t.cfg, v)
-		_ = h.RuleDel(r) // left over from a crash
-		if err := h.RuleAdd(r); err != nil {
-			return fmt.Errorf("rule from %v lookup %d: %w", v, t.cfg.TUNTable, err)
+		if err := t.addVIP(h, l, v); err != nil {
+			return err
 		}
-		t.rules = append(t.rules, r)
 	}
+	return nil
+}
+
+// addVIP puts VIP v on the device with its policy rule (a rule left over
+// from a crash is replaced) and keeps the rule for removal.
+func (t *tunDev) addVIP(h *netlink.Handle, l netlink.Link, v netip.Addr) error {
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: v.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err := h.AddrReplace(l, a); err != nil {
+		return fmt.Errorf("add VIP %v to %s: %w", v, t.name, err)
+	}
+	r := vipRule(t.cfg, v)
+	_ = h.RuleDel(r)
+	if err := h.RuleAdd(r); err != nil {
+		return fmt.Errorf("rule from %v lookup %d: %w", v, t.cfg.TUNTable, err)
+	}
+	t.rules = append(t.rules, r)
 	return nil
 }
 
@@ -165,18 +172,9 @@ func (t *tunDev) setVIPs(vips []netip.Addr) error {
 		if have[v] {
 			continue
 		}
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: v.AsSlice(), Mask: net.CIDRMask(32, 32)}}
-		if err := h.AddrReplace(l, a); err != nil {
-			errs = append(errs, fmt.Errorf("add VIP %v to %s: %w", v, t.name, err))
-			continue
+		if err := t.addVIP(h, l, v); err != nil {
+			errs = append(errs, err)
 		}
-		r := vipRule(t.cfg, v)
-		_ = h.RuleDel(r)
-		if err := h.RuleAdd(r); err != nil {
-			errs = append(errs, fmt.Errorf("rule from %v lookup %d: %w", v, t.cfg.TUNTable, err))
-			continue
-		}
-		t.rules = append(t.rules, r)
 	}
 	kept := t.rules[:0]
 	for _, r := range t.rules {
