@@ -193,7 +193,9 @@ func (n *Node) applyMonitors(old, next *config.Config) {
 		switch {
 		case !np.Enabled:
 			set.ping = nil
-			off = append(off, "ping")
+			if cur.ping != nil {
+				off = append(off, "ping")
+			}
 		case cur.ping != nil:
 			if err := cur.ping.Reconfigure(np.Targets, np.Interval, np.Timeout); err != nil {
 				n.log.Error("the new ping monitor settings were not applied; the old ones run", "err", err)
