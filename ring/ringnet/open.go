@@ -42,7 +42,6 @@ type peerTable struct {
 type peerState struct {
 	mu   sync.Mutex
 	boot uint64
-	salt uint64
 	aead cipher.AEAD    // nil until a first authentic datagram
 	win  *replay.Window // over the current boot's counters (WindowSize)
 	last time.Time      // when the last authentic datagram arrived
@@ -52,8 +51,10 @@ type peerState struct {
 	// answered is when this node last answered a datagram of this sender
 	// that was not fresh with an announce (opener.answerEvery).
 	answered time.Time
-	// echo is salt, read without the lock by the senders (Header.Echo of
-	// every datagram to this peer); 0 until a first authentic datagram.
+	// echo is the current boot's salt (Header.Salt), read under mu here
+	// and without it by the senders (Header.Echo of every datagram to this
+	// peer); 0 until a first authentic datagram. Only open stores it,
+	// under mu.
 	echo atomic.Uint64
 	// nonce lives here, not on the stack, where it would escape through the
 	// AEAD interface call and allocate per datagram.
@@ -131,7 +132,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	aead := p.aead
 	newBoot := false
 	switch {
-	case aead != nil && h.Boot == p.boot && h.Salt == p.salt:
+	case aead != nil && h.Boot == p.boot && h.Salt == p.echo.Load():
 		if !p.win.Check(h.Counter) {
 			return h, nil, bootSame, DropReplay
 		}
@@ -173,7 +174,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		default:
 			ev = bootRollback
 		}
-		p.boot, p.salt, p.aead = h.Boot, h.Salt, aead
+		p.boot, p.aead = h.Boot, aead
 		p.echo.Store(h.Salt)
 		p.win.Reset()
 	}
@@ -233,9 +234,10 @@ func (o *opener) newest(from NodeID) uint64 {
 }
 
 // newer reports whether h is from a later boot than p's: a later boot
-// time, or the same millisecond and 16 bits and a larger salt.
+// time, or the same millisecond and 16 bits and a larger salt. The caller
+// holds p.mu.
 func newer(h Header, p *peerState) bool {
-	return h.Boot > p.boot || (h.Boot == p.boot && h.Salt > p.salt)
+	return h.Boot > p.boot || (h.Boot == p.boot && h.Salt > p.echo.Load())
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort {
