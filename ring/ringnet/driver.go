@@ -520,9 +520,12 @@ func (d *Driver) queue(p Packet) {
 		}
 		return
 	}
+	// The echo is read once: the datagram carries what remember keeps, so
+	// learnt resends exactly the packets that went out with an older one.
+	echo := d.opener.echo(p.To)
 	d.counter++
-	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, data: p.Data})
-	d.remember(p)
+	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, echo: echo, data: p.Data})
+	d.remember(p, echo)
 }
 
 // debugOn reports whether debug logging is on. Callers on per-datagram

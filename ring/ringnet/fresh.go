@@ -34,13 +34,16 @@ type recentRing struct {
 	next int
 }
 
-// remember records core packet p, just queued. The caller holds d.coreMu.
-func (d *Driver) remember(p Packet) {
-	if d.clk == nil || int(p.To) > len(d.recent) {
+// remember records core packet p, just queued with echo. The caller holds
+// d.coreMu and has checked p.To (queue): d.recent grows with the node map,
+// under the same lock. The tick clock is nil only before Run (a test that
+// queues without running the driver).
+func (d *Driver) remember(p Packet, echo uint64) {
+	if d.clk == nil {
 		return
 	}
 	r := &d.recent[p.To-1]
-	r.p[r.next] = recentPacket{path: p.Path, at: d.clk.next, echo: d.opener.echo(p.To), data: p.Data}
+	r.p[r.next] = recentPacket{path: p.Path, at: d.clk.next, echo: echo, data: p.Data}
 	r.next = (r.next + 1) % recentPackets
 }
 
@@ -69,7 +72,7 @@ func (d *Driver) learnt(from NodeID) {
 		}
 		rp.echo = echo
 		d.counter++
-		d.paths[rp.path].put(outPacket{to: from, counter: d.counter, data: rp.data})
+		d.paths[rp.path].put(outPacket{to: from, counter: d.counter, echo: echo, data: rp.data})
 		d.stats.resent.Add(1)
 		paths |= 1 << min(rp.path, 63)
 	}
@@ -85,7 +88,7 @@ func (d *Driver) learnt(from NodeID) {
 // caller holds d.coreMu (which orders the counters) and pushes the path.
 func (d *Driver) queueAnnounce(to NodeID, path int) {
 	d.counter++
-	d.paths[path].put(outPacket{to: to, counter: d.counter, announce: true})
+	d.paths[path].put(outPacket{to: to, counter: d.counter, echo: d.opener.echo(to), announce: true})
 	d.stats.announcesSent.Add(1)
 }
 
