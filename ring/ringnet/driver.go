@@ -556,7 +556,7 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 			}
 			continue
 		}
-		h, pt, ev, r := d.opener.open(b.buf[:n], path, src)
+		h, pt, ev, answer, r := d.opener.open(b.buf[:n], path, src)
 		if r == DropNone || r == DropNotFresh {
 			d.bootEvent(h, ev)
 			if ev != bootSame {
@@ -572,7 +572,7 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 				d.stats.drops[r].Add(1)
 				d.notFresh(h, path)
 			}
-			if d.opener.answerDue(h.From) {
+			if answer {
 				d.answer(h.From, path)
 			}
 			continue

@@ -99,31 +99,33 @@ const (
 // plaintext (a subslice of b) and what it said about the sender's boot.
 // An authentic datagram that does not echo this boot is DropNotFresh: it
 // still teaches the sender's boot (so that this node echoes it from now
-// on) and ev says so, but it must reach nothing else.
-func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload []byte, ev bootEvent, r DropReason) {
+// on) and ev says so, but it must reach nothing else; answer then says
+// whether to answer it with an announce now (opener.answerEvery: at most
+// one answer per sender per tick), and records that it is answered.
+func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload []byte, ev bootEvent, answer bool, r DropReason) {
 	// Size checks first: nothing is decrypted or parsed past the buffer.
 	if len(b) < Overhead {
-		return h, nil, bootSame, DropShort
+		return h, nil, bootSame, false, DropShort
 	}
 	if len(b) > MaxDatagram {
-		return h, nil, bootSame, DropOversize
+		return h, nil, bootSame, false, DropOversize
 	}
 	if r = parseHeader(b, &h); r != DropNone {
-		return h, nil, bootSame, r
+		return h, nil, bootSame, false, r
 	}
 	if h.Kind == KindAnnounce && len(b) != Overhead {
-		return h, nil, bootSame, DropMalformed
+		return h, nil, bootSame, false, DropMalformed
 	}
 	if int(h.Path) != path {
-		return h, nil, bootSame, DropWrongPath
+		return h, nil, bootSame, false, DropWrongPath
 	}
 	if h.To != o.self {
-		return h, nil, bootSame, DropNotForUs
+		return h, nil, bootSame, false, DropNotForUs
 	}
 	t := o.tab.Load()
 	if h.From == 0 || int(h.From) > len(t.addrs) || h.From == o.self ||
 		path >= len(t.addrs[h.From-1]) || unmap(src) != t.addrs[h.From-1][path] {
-		return h, nil, bootSame, DropUnknownSender
+		return h, nil, bootSame, false, DropUnknownSender
 	}
 	p := t.peers[h.From-1]
 	p.mu.Lock()
@@ -134,7 +136,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	switch {
 	case aead != nil && h.Boot == p.boot && h.Salt == p.echo.Load():
 		if !p.win.Check(h.Counter) {
-			return h, nil, bootSame, DropReplay
+			return h, nil, bootSame, false, DropReplay
 		}
 	case aead == nil || newer(h, p) || now.Sub(p.last) > o.staleBoot:
 		// A forged datagram that claims a new boot costs an HKDF and a
@@ -144,7 +146,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		// gets through.
 		if aead != nil {
 			if now.Sub(p.derived) < deriveEvery {
-				return h, nil, bootSame, DropBootLimited
+				return h, nil, bootSame, false, DropBootLimited
 			}
 			p.derived = now
 		}
@@ -154,16 +156,16 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		// that are caught by the core's sequence numbers.
 		var err error
 		if aead, err = deriveAEAD(o.key, h.From, h.Boot, h.Salt); err != nil {
-			return h, nil, bootSame, DropAuth
+			return h, nil, bootSame, false, DropAuth
 		}
 		newBoot = true
 	default:
-		return h, nil, bootSame, DropStaleBoot
+		return h, nil, bootSame, false, DropStaleBoot
 	}
 	nonceFor(&p.nonce, h.Counter)
 	pt, err := aead.Open(b[HeaderLen:HeaderLen], p.nonce[:], b[HeaderLen:], b[:HeaderLen])
 	if err != nil {
-		return h, nil, bootSame, DropAuth
+		return h, nil, bootSame, false, DropAuth
 	}
 	if newBoot {
 		switch {
@@ -186,28 +188,13 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		// the datagram's own age tells them apart. A restarted node must
 		// not take a token or a ring state from its past (the core, having
 		// forgotten everything, would accept an old ring's token).
-		return h, nil, ev, DropNotFresh
+		answer = p.answered.IsZero() || now.Sub(p.answered) >= o.answerEvery
+		if answer {
+			p.answered = now
+		}
+		return h, nil, ev, answer, DropNotFresh
 	}
-	return h, pt, ev, DropNone
-}
-
-// answerDue reports whether a datagram of node from that was not fresh
-// should be answered with an announce now (opener.answerEvery), and if so
-// records that it is.
-func (o *opener) answerDue(from NodeID) bool {
-	t := o.tab.Load()
-	if from == 0 || int(from) > len(t.peers) {
-		return false
-	}
-	p := t.peers[from-1]
-	now := o.now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.answered.IsZero() && now.Sub(p.answered) < o.answerEvery {
-		return false
-	}
-	p.answered = now
-	return true
+	return h, pt, ev, false, DropNone
 }
 
 // echo returns what datagrams to node to echo: its current boot's salt as
