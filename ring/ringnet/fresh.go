@@ -63,7 +63,7 @@ func (d *Driver) learnt(from NodeID) {
 	// Now, not the tick clock: it lags while the driver sleeps through
 	// ticks the core promised idle.
 	oldest := d.cfg.Now().Add(-resendTicks * d.clk.tick)
-	var paths uint64 // bit per path to push (paths beyond 63 are pushed anyway)
+	n := 0
 	r := &d.recent[from-1]
 	for i := range recentPackets {
 		rp := &r.p[(r.next+i)%recentPackets] // oldest first
@@ -74,13 +74,13 @@ func (d *Driver) learnt(from NodeID) {
 		d.counter++
 		d.paths[rp.path].put(outPacket{to: from, counter: d.counter, echo: echo, data: rp.data})
 		d.stats.resent.Add(1)
-		paths |= 1 << min(rp.path, 63)
+		n++
 	}
 	d.coreMu.Unlock()
-	for p, sp := range d.paths {
-		if paths&(1<<min(p, 63)) != 0 {
-			sp.push()
-		}
+	if n > 0 {
+		// Every path: pushing one with nothing queued costs a lock and a
+		// length check.
+		d.push()
 	}
 }
 
