@@ -102,6 +102,11 @@ type Driver struct {
 	// sent again when the peer's boot is learnt (fresh.go).
 	recent []recentRing
 
+	// nextLog is when the next not_fresh info line is due, as time since
+	// logBase (cfg.Now at New) in nanoseconds; 0 before the first line. A
+	// stale datagram takes logMu only once it is due.
+	logBase     time.Time
+	nextLog     atomic.Int64
 	logMu       sync.Mutex // the two below
 	loggedAt    time.Time  // the last not_fresh info line (notFreshLogEvery)
 	loggedDrops uint64     // Stats.Drops[DropNotFresh] at that line
@@ -156,6 +161,7 @@ func New(cfg Config, core Core) (*Driver, error) {
 		coreMu:  newLock(),
 		stopped: make(chan struct{}),
 		recent:  make([]recentRing, len(cfg.Nodes)),
+		logBase: cfg.Now(),
 	}
 	nodes := slices.Clone(cfg.Nodes)
 	d.nodes.Store(&nodes)

@@ -122,13 +122,17 @@ func (d *Driver) notFresh(h Header, path int) {
 	if d.debugOn() {
 		d.cfg.Logger.Debug("ring: drop datagram", "path", path, "from", d.cfg.name(h.From), "reason", DropNotFresh, "echo", echo)
 	}
-	total := d.stats.drops[DropNotFresh].Load()
 	now := d.cfg.Now()
+	if next := d.nextLog.Load(); next != 0 && int64(now.Sub(d.logBase)) < next {
+		return // no line due: no lock
+	}
 	d.logMu.Lock()
 	due := d.loggedAt.IsZero() || now.Sub(d.loggedAt) >= notFreshLogEvery
+	total := d.stats.drops[DropNotFresh].Load()
 	since := total - d.loggedDrops
 	if due {
 		d.loggedAt, d.loggedDrops = now, total
+		d.nextLog.Store(int64(now.Add(notFreshLogEvery).Sub(d.logBase)))
 	}
 	d.logMu.Unlock()
 	if due {
