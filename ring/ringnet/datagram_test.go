@@ -222,7 +222,7 @@ func TestOpen(t *testing.T) {
 			o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, clk.now)
 			s := mustSealer(t, testKey, 1, 77<<16)
 			b, path, src := tt.mk(s)
-			_, pt, _, got := o.open(b, path, src)
+			_, pt, _, _, got := o.open(b, path, src)
 			if got != tt.want {
 				t.Fatalf("verdict = %v, want %v", got, tt.want)
 			}
@@ -261,12 +261,12 @@ func TestOpenSequence(t *testing.T) {
 	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	open := func(b []byte) DropReason {
 		t.Helper()
-		_, _, _, r := o.open(append([]byte(nil), b...), 0, src)
+		_, _, _, _, r := o.open(append([]byte(nil), b...), 0, src)
 		return r
 	}
 	openEv := func(b []byte) bootEvent {
 		t.Helper()
-		_, _, ev, r := o.open(append([]byte(nil), b...), 0, src)
+		_, _, ev, _, r := o.open(append([]byte(nil), b...), 0, src)
 		if r != DropNone {
 			t.Fatalf("open: %v", r)
 		}
@@ -333,27 +333,40 @@ func TestOpenFreshness(t *testing.T) {
 	}
 	s := mustSealerSalt(t, testKey, 1, 1000<<16, 0xabc)
 	stale := mustSealEcho(t, s, 2, 0, []byte("to the earlier boot"), rxSalt^1)
-	if _, pt, _, r := o.open(bytes.Clone(stale), 0, src); r != DropNotFresh || pt != nil {
+	_, pt, _, answer, r := o.open(bytes.Clone(stale), 0, src)
+	if r != DropNotFresh || pt != nil {
 		t.Fatalf("echo of an earlier boot: %v, plaintext %q; want not_fresh and nothing", r, pt)
 	}
 	if e := o.echo(1); e != 0xabc {
 		t.Errorf("echo after a datagram that was not fresh = %#x, want the sender's salt 0xabc", e)
 	}
-	if _, _, _, r := o.open(bytes.Clone(stale), 0, src); r != DropReplay {
+	if _, _, _, _, r := o.open(bytes.Clone(stale), 0, src); r != DropReplay {
 		t.Errorf("the same datagram again: %v, want replay", r)
 	}
-	if _, pt, _, r := o.open(mustSeal(t, s, 2, 0, []byte("fresh")), 0, src); r != DropNone || string(pt) != "fresh" {
+	if _, pt, _, _, r := o.open(mustSeal(t, s, 2, 0, []byte("fresh")), 0, src); r != DropNone || string(pt) != "fresh" {
 		t.Errorf("fresh datagram: %v %q", r, pt)
 	}
-	if !o.answerDue(1) || o.answerDue(1) {
+	// Answers (open's answer result, for datagrams that were not fresh).
+	staleAgain := func() bool {
+		t.Helper()
+		_, _, _, answer, r := o.open(mustSealEcho(t, s, 2, 0, []byte("stale"), rxSalt^1), 0, src)
+		if r != DropNotFresh {
+			t.Fatalf("another echo of an earlier boot: %v, want not_fresh", r)
+		}
+		return answer
+	}
+	if !answer || staleAgain() {
 		t.Error("want one answer, then none within a tick")
 	}
 	clk.t = clk.t.Add(o.answerEvery)
-	if !o.answerDue(1) {
+	if !staleAgain() {
 		t.Error("no answer after a tick")
 	}
-	if o.answerDue(0) || o.answerDue(9) {
-		t.Error("answer due to a node not in the map")
+	for _, from := range []NodeID{0, 9} {
+		other := mustSealEcho(t, mustSealerSalt(t, testKey, from, 1000<<16, 0xabc), 2, 0, []byte("x"), rxSalt^1)
+		if _, _, _, answer, _ := o.open(other, 0, src); answer {
+			t.Error("answer due to a node not in the map")
+		}
 	}
 }
 
@@ -375,7 +388,7 @@ func FuzzOpen(f *testing.F) {
 		o := newOpener(testKey, 2, rxSalt, nodes, time.Second, 2*time.Millisecond, func() time.Time { return time.Unix(0, 0) })
 		src := nodes[0][min(p, 1)]
 		orig := append([]byte(nil), b...)
-		h, pt, _, r := o.open(b, p, src)
+		h, pt, _, _, r := o.open(b, p, src)
 		if r >= NumDropReasons {
 			t.Fatalf("reason %d out of range", r)
 		}
@@ -443,7 +456,7 @@ func BenchmarkSealOpen(b *testing.B) {
 	b.SetBytes(int64(len(payload)))
 	for b.Loop() {
 		d, _ := s.seal(buf, 2, 0, payload, rxSalt)
-		if _, _, _, r := o.open(d, 0, nodes[0][0]); r != DropNone {
+		if _, _, _, _, r := o.open(d, 0, nodes[0][0]); r != DropNone {
 			b.Fatal(r)
 		}
 	}
@@ -459,7 +472,7 @@ func TestSealOpenAllocs(t *testing.T) {
 	o.open(d, 0, nodes[0][0]) // first datagram derives the key
 	n := testing.AllocsPerRun(100, func() {
 		d, _ := s.seal(buf, 2, 0, payload, rxSalt)
-		if _, _, _, r := o.open(d, 0, nodes[0][0]); r != DropNone {
+		if _, _, _, _, r := o.open(d, 0, nodes[0][0]); r != DropNone {
 			t.Fatal(r)
 		}
 	})
@@ -479,19 +492,19 @@ func TestBootSalt(t *testing.T) {
 	a := mustSealerSalt(t, testKey, 1, boot, 1)
 	b := mustSealerSalt(t, testKey, 1, boot, 2)
 	da, db := mustSeal(t, a, 2, 0, []byte("a")), mustSeal(t, b, 2, 0, []byte("b"))
-	if h, _, _, r := o.open(bytes.Clone(da), 0, nodes[0][0]); r != DropNone || h.Salt != 1 {
+	if h, _, _, _, r := o.open(bytes.Clone(da), 0, nodes[0][0]); r != DropNone || h.Salt != 1 {
 		t.Fatalf("first boot: %v, salt %d", r, h.Salt)
 	}
-	if _, _, ev, r := o.open(bytes.Clone(db), 0, nodes[0][0]); r != DropNone || ev != bootNewer {
+	if _, _, ev, _, r := o.open(bytes.Clone(db), 0, nodes[0][0]); r != DropNone || ev != bootNewer {
 		t.Errorf("same boot time, larger salt: %v, boot event %d; want a restart", r, ev)
 	}
-	if _, _, _, r := o.open(bytes.Clone(da), 0, nodes[0][0]); r != DropStaleBoot {
+	if _, _, _, _, r := o.open(bytes.Clone(da), 0, nodes[0][0]); r != DropStaleBoot {
 		t.Errorf("the earlier salt after the later: %v, want stale_boot", r)
 	}
 	edited := bytes.Clone(mustSeal(t, b, 2, 0, []byte("c")))
 	edited[23] ^= 1 // the salt's last byte
 	clk.t = clk.t.Add(deriveEvery)
-	if _, _, _, r := o.open(edited, 0, nodes[0][0]); r != DropAuth {
+	if _, _, _, _, r := o.open(edited, 0, nodes[0][0]); r != DropAuth {
 		t.Errorf("salt edited: %v, want auth", r)
 	}
 	// Drivers draw the salt from Config.Rand: 64 bits on the wire.
@@ -507,7 +520,7 @@ func TestNewBootDerivationsLimited(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	o := newOpener(testKey, 2, rxSalt, nodes, 5*time.Second, 2*time.Millisecond, clk.now)
 	real := mustSealer(t, testKey, 1, 1000<<16)
-	if _, _, _, r := o.open(mustSeal(t, real, 2, 0, []byte("x")), 0, nodes[0][0]); r != DropNone {
+	if _, _, _, _, r := o.open(mustSeal(t, real, 2, 0, []byte("x")), 0, nodes[0][0]); r != DropNone {
 		t.Fatal(r)
 	}
 	forger := bytes.Repeat([]byte{9}, KeyLen)
@@ -515,7 +528,7 @@ func TestNewBootDerivationsLimited(t *testing.T) {
 	for i := range 100 {
 		clk.t = clk.t.Add(time.Millisecond)
 		f := mustSeal(t, mustSealer(t, forger, 1, uint64(2000+i)<<16), 2, 0, []byte("f"))
-		_, _, _, r := o.open(f, 0, nodes[0][0])
+		_, _, _, _, r := o.open(f, 0, nodes[0][0])
 		got[r]++
 	}
 	// 100 ms of forgeries: derivations at 0 and 50 ms fail the tag, the
@@ -525,7 +538,7 @@ func TestNewBootDerivationsLimited(t *testing.T) {
 	}
 	clk.t = clk.t.Add(deriveEvery)
 	restarted := mustSealer(t, testKey, 1, 3000<<16)
-	if _, _, ev, r := o.open(mustSeal(t, restarted, 2, 0, []byte("y")), 0, nodes[0][0]); r != DropNone || ev != bootNewer {
+	if _, _, ev, _, r := o.open(mustSeal(t, restarted, 2, 0, []byte("y")), 0, nodes[0][0]); r != DropNone || ev != bootNewer {
 		t.Errorf("a real restart after the forgeries: %v, boot event %d; want accepted as a restart", r, ev)
 	}
 }

@@ -102,6 +102,11 @@ type Driver struct {
 	// sent again when the peer's boot is learnt (fresh.go).
 	recent []recentRing
 
+	// nextLog is when the next not_fresh info line is due, as time since
+	// logBase (cfg.Now at New) in nanoseconds; 0 before the first line. A
+	// stale datagram takes logMu only once it is due.
+	logBase     time.Time
+	nextLog     atomic.Int64
 	logMu       sync.Mutex // the two below
 	loggedAt    time.Time  // the last not_fresh info line (notFreshLogEvery)
 	loggedDrops uint64     // Stats.Drops[DropNotFresh] at that line
@@ -156,6 +161,7 @@ func New(cfg Config, core Core) (*Driver, error) {
 		coreMu:  newLock(),
 		stopped: make(chan struct{}),
 		recent:  make([]recentRing, len(cfg.Nodes)),
+		logBase: cfg.Now(),
 	}
 	nodes := slices.Clone(cfg.Nodes)
 	d.nodes.Store(&nodes)
@@ -520,9 +526,12 @@ func (d *Driver) queue(p Packet) {
 		}
 		return
 	}
+	// The echo is read once: the datagram carries what remember keeps, so
+	// learnt resends exactly the packets that went out with an older one.
+	echo := d.opener.echo(p.To)
 	d.counter++
-	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, data: p.Data})
-	d.remember(p)
+	d.paths[p.Path].put(outPacket{to: p.To, counter: d.counter, echo: echo, data: p.Data})
+	d.remember(p, echo)
 }
 
 // debugOn reports whether debug logging is on. Callers on per-datagram
@@ -553,7 +562,7 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 			}
 			continue
 		}
-		h, pt, ev, r := d.opener.open(b.buf[:n], path, src)
+		h, pt, ev, answer, r := d.opener.open(b.buf[:n], path, src)
 		if r == DropNone || r == DropNotFresh {
 			d.bootEvent(h, ev)
 			if ev != bootSame {
@@ -569,7 +578,7 @@ func (d *Driver) receive(ctx context.Context, cancel context.CancelFunc, path in
 				d.stats.drops[r].Add(1)
 				d.notFresh(h, path)
 			}
-			if d.opener.answerDue(h.From) {
+			if answer {
 				d.answer(h.From, path)
 			}
 			continue

@@ -34,13 +34,16 @@ type recentRing struct {
 	next int
 }
 
-// remember records core packet p, just queued. The caller holds d.coreMu.
-func (d *Driver) remember(p Packet) {
-	if d.clk == nil || int(p.To) > len(d.recent) {
+// remember records core packet p, just queued with echo. The caller holds
+// d.coreMu and has checked p.To (queue): d.recent grows with the node map,
+// under the same lock. The tick clock is nil only before Run (a test that
+// queues without running the driver).
+func (d *Driver) remember(p Packet, echo uint64) {
+	if d.clk == nil {
 		return
 	}
 	r := &d.recent[p.To-1]
-	r.p[r.next] = recentPacket{path: p.Path, at: d.clk.next, echo: d.opener.echo(p.To), data: p.Data}
+	r.p[r.next] = recentPacket{path: p.Path, at: d.clk.next, echo: echo, data: p.Data}
 	r.next = (r.next + 1) % recentPackets
 }
 
@@ -60,7 +63,7 @@ func (d *Driver) learnt(from NodeID) {
 	// Now, not the tick clock: it lags while the driver sleeps through
 	// ticks the core promised idle.
 	oldest := d.cfg.Now().Add(-resendTicks * d.clk.tick)
-	var paths uint64 // bit per path to push (paths beyond 63 are pushed anyway)
+	n := 0
 	r := &d.recent[from-1]
 	for i := range recentPackets {
 		rp := &r.p[(r.next+i)%recentPackets] // oldest first
@@ -69,15 +72,15 @@ func (d *Driver) learnt(from NodeID) {
 		}
 		rp.echo = echo
 		d.counter++
-		d.paths[rp.path].put(outPacket{to: from, counter: d.counter, data: rp.data})
+		d.paths[rp.path].put(outPacket{to: from, counter: d.counter, echo: echo, data: rp.data})
 		d.stats.resent.Add(1)
-		paths |= 1 << min(rp.path, 63)
+		n++
 	}
 	d.coreMu.Unlock()
-	for p, sp := range d.paths {
-		if paths&(1<<min(p, 63)) != 0 {
-			sp.push()
-		}
+	if n > 0 {
+		// Every path: pushing one with nothing queued costs a lock and a
+		// length check.
+		d.push()
 	}
 }
 
@@ -85,7 +88,7 @@ func (d *Driver) learnt(from NodeID) {
 // caller holds d.coreMu (which orders the counters) and pushes the path.
 func (d *Driver) queueAnnounce(to NodeID, path int) {
 	d.counter++
-	d.paths[path].put(outPacket{to: to, counter: d.counter, announce: true})
+	d.paths[path].put(outPacket{to: to, counter: d.counter, echo: d.opener.echo(to), announce: true})
 	d.stats.announcesSent.Add(1)
 }
 
@@ -119,13 +122,17 @@ func (d *Driver) notFresh(h Header, path int) {
 	if d.debugOn() {
 		d.cfg.Logger.Debug("ring: drop datagram", "path", path, "from", d.cfg.name(h.From), "reason", DropNotFresh, "echo", echo)
 	}
-	total := d.stats.drops[DropNotFresh].Load()
 	now := d.cfg.Now()
+	if next := d.nextLog.Load(); next != 0 && int64(now.Sub(d.logBase)) < next {
+		return // no line due: no lock
+	}
 	d.logMu.Lock()
 	due := d.loggedAt.IsZero() || now.Sub(d.loggedAt) >= notFreshLogEvery
+	total := d.stats.drops[DropNotFresh].Load()
 	since := total - d.loggedDrops
 	if due {
 		d.loggedAt, d.loggedDrops = now, total
+		d.nextLog.Store(int64(now.Add(notFreshLogEvery).Sub(d.logBase)))
 	}
 	d.logMu.Unlock()
 	if due {

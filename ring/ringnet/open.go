@@ -42,7 +42,6 @@ type peerTable struct {
 type peerState struct {
 	mu   sync.Mutex
 	boot uint64
-	salt uint64
 	aead cipher.AEAD    // nil until a first authentic datagram
 	win  *replay.Window // over the current boot's counters (WindowSize)
 	last time.Time      // when the last authentic datagram arrived
@@ -52,8 +51,10 @@ type peerState struct {
 	// answered is when this node last answered a datagram of this sender
 	// that was not fresh with an announce (opener.answerEvery).
 	answered time.Time
-	// echo is salt, read without the lock by the senders (Header.Echo of
-	// every datagram to this peer); 0 until a first authentic datagram.
+	// echo is the current boot's salt (Header.Salt), read under mu here
+	// and without it by the senders (Header.Echo of every datagram to this
+	// peer); 0 until a first authentic datagram. Only open stores it,
+	// under mu.
 	echo atomic.Uint64
 	// nonce lives here, not on the stack, where it would escape through the
 	// AEAD interface call and allocate per datagram.
@@ -98,31 +99,33 @@ const (
 // plaintext (a subslice of b) and what it said about the sender's boot.
 // An authentic datagram that does not echo this boot is DropNotFresh: it
 // still teaches the sender's boot (so that this node echoes it from now
-// on) and ev says so, but it must reach nothing else.
-func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload []byte, ev bootEvent, r DropReason) {
+// on) and ev says so, but it must reach nothing else; answer then says
+// whether to answer it with an announce now (opener.answerEvery: at most
+// one answer per sender per tick), and records that it is answered.
+func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload []byte, ev bootEvent, answer bool, r DropReason) {
 	// Size checks first: nothing is decrypted or parsed past the buffer.
 	if len(b) < Overhead {
-		return h, nil, bootSame, DropShort
+		return h, nil, bootSame, false, DropShort
 	}
 	if len(b) > MaxDatagram {
-		return h, nil, bootSame, DropOversize
+		return h, nil, bootSame, false, DropOversize
 	}
 	if r = parseHeader(b, &h); r != DropNone {
-		return h, nil, bootSame, r
+		return h, nil, bootSame, false, r
 	}
 	if h.Kind == KindAnnounce && len(b) != Overhead {
-		return h, nil, bootSame, DropMalformed
+		return h, nil, bootSame, false, DropMalformed
 	}
 	if int(h.Path) != path {
-		return h, nil, bootSame, DropWrongPath
+		return h, nil, bootSame, false, DropWrongPath
 	}
 	if h.To != o.self {
-		return h, nil, bootSame, DropNotForUs
+		return h, nil, bootSame, false, DropNotForUs
 	}
 	t := o.tab.Load()
 	if h.From == 0 || int(h.From) > len(t.addrs) || h.From == o.self ||
 		path >= len(t.addrs[h.From-1]) || unmap(src) != t.addrs[h.From-1][path] {
-		return h, nil, bootSame, DropUnknownSender
+		return h, nil, bootSame, false, DropUnknownSender
 	}
 	p := t.peers[h.From-1]
 	p.mu.Lock()
@@ -131,9 +134,9 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 	aead := p.aead
 	newBoot := false
 	switch {
-	case aead != nil && h.Boot == p.boot && h.Salt == p.salt:
+	case aead != nil && h.Boot == p.boot && h.Salt == p.echo.Load():
 		if !p.win.Check(h.Counter) {
-			return h, nil, bootSame, DropReplay
+			return h, nil, bootSame, false, DropReplay
 		}
 	case aead == nil || newer(h, p) || now.Sub(p.last) > o.staleBoot:
 		// A forged datagram that claims a new boot costs an HKDF and a
@@ -143,7 +146,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		// gets through.
 		if aead != nil {
 			if now.Sub(p.derived) < deriveEvery {
-				return h, nil, bootSame, DropBootLimited
+				return h, nil, bootSame, false, DropBootLimited
 			}
 			p.derived = now
 		}
@@ -153,16 +156,16 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		// that are caught by the core's sequence numbers.
 		var err error
 		if aead, err = deriveAEAD(o.key, h.From, h.Boot, h.Salt); err != nil {
-			return h, nil, bootSame, DropAuth
+			return h, nil, bootSame, false, DropAuth
 		}
 		newBoot = true
 	default:
-		return h, nil, bootSame, DropStaleBoot
+		return h, nil, bootSame, false, DropStaleBoot
 	}
 	nonceFor(&p.nonce, h.Counter)
 	pt, err := aead.Open(b[HeaderLen:HeaderLen], p.nonce[:], b[HeaderLen:], b[:HeaderLen])
 	if err != nil {
-		return h, nil, bootSame, DropAuth
+		return h, nil, bootSame, false, DropAuth
 	}
 	if newBoot {
 		switch {
@@ -173,7 +176,7 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		default:
 			ev = bootRollback
 		}
-		p.boot, p.salt, p.aead = h.Boot, h.Salt, aead
+		p.boot, p.aead = h.Boot, aead
 		p.echo.Store(h.Salt)
 		p.win.Reset()
 	}
@@ -185,28 +188,13 @@ func (o *opener) open(b []byte, path int, src netip.AddrPort) (h Header, payload
 		// the datagram's own age tells them apart. A restarted node must
 		// not take a token or a ring state from its past (the core, having
 		// forgotten everything, would accept an old ring's token).
-		return h, nil, ev, DropNotFresh
+		answer = p.answered.IsZero() || now.Sub(p.answered) >= o.answerEvery
+		if answer {
+			p.answered = now
+		}
+		return h, nil, ev, answer, DropNotFresh
 	}
-	return h, pt, ev, DropNone
-}
-
-// answerDue reports whether a datagram of node from that was not fresh
-// should be answered with an announce now (opener.answerEvery), and if so
-// records that it is.
-func (o *opener) answerDue(from NodeID) bool {
-	t := o.tab.Load()
-	if from == 0 || int(from) > len(t.peers) {
-		return false
-	}
-	p := t.peers[from-1]
-	now := o.now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.answered.IsZero() && now.Sub(p.answered) < o.answerEvery {
-		return false
-	}
-	p.answered = now
-	return true
+	return h, pt, ev, false, DropNone
 }
 
 // echo returns what datagrams to node to echo: its current boot's salt as
@@ -233,9 +221,10 @@ func (o *opener) newest(from NodeID) uint64 {
 }
 
 // newer reports whether h is from a later boot than p's: a later boot
-// time, or the same millisecond and 16 bits and a larger salt.
+// time, or the same millisecond and 16 bits and a larger salt. The caller
+// holds p.mu.
 func newer(h Header, p *peerState) bool {
-	return h.Boot > p.boot || (h.Boot == p.boot && h.Salt > p.salt)
+	return h.Boot > p.boot || (h.Boot == p.boot && h.Salt > p.echo.Load())
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort {

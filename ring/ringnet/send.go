@@ -44,6 +44,7 @@ type sendPath struct {
 type outPacket struct {
 	to       NodeID
 	counter  uint64
+	echo     uint64 // Header.Echo: the peer's boot salt when queued (opener.echo)
 	data     []byte // the core's; the driver owns it after Ready
 	announce bool   // a KindAnnounce (data is nil)
 }
@@ -110,7 +111,7 @@ func (sp *sendPath) drain(wait bool) bool {
 		b := sp.sealed
 		if b == nil {
 			var err error
-			h := Header{To: o.to, Path: uint8(sp.index), Kind: KindCore, Counter: o.counter, Echo: sp.d.opener.echo(o.to)}
+			h := Header{To: o.to, Path: uint8(sp.index), Kind: KindCore, Counter: o.counter, Echo: o.echo}
 			if o.announce {
 				h.Kind = KindAnnounce
 			}
