@@ -108,10 +108,11 @@ func NewFillingDirectory(key [DirectoryKeyLen]byte, members, unfilled []uint16) 
 		return d
 	}
 	d.auths = make([]int, len(ms))
-	un := make([]bool, len(ms))
+	tiers := make([]uint8, len(ms))
 	for i, m := range ms {
+		tiers[i] = tierFilled
 		if slices.Contains(unfilled, m) {
-			un[i] = true
+			tiers[i] = tierUnfilled
 			d.unfilled = append(d.unfilled, m)
 		}
 	}
@@ -126,33 +127,26 @@ func NewFillingDirectory(key [DirectoryKeyLen]byte, members, unfilled []uint16) 
 	}
 	for r := range d.rows {
 		rw := rank.sum4(0, uint16(r)) // domain 0: rows
-		// Highest weight first; equal weights (M[a] = M[b], probability
-		// 2^-64) go to the lower id, as members are sorted and only a
-		// strictly greater weight displaces. Three top-twos at once:
-		// all members (the target), filled ones, unfilled ones; of
-		// member indices + 1 (0: none).
-		var all, fl, uf top2
+		// Filled members first (so a single filled member's standby is
+		// the best unfilled one), then highest weight first; equal
+		// weights (M[a] = M[b], probability 2^-64) go to the lower id,
+		// as members are sorted and only a strictly better rank
+		// displaces. Two top-twos at once: by (filled, weight), the
+		// rows, and by weight alone, the target. With every member
+		// alike (none or all unfilled) the two are the same.
+		var tiered, all top2
 		for i := range ms {
 			w := mix64(rw ^ mw[i])
-			all.add(w, uint16(i+1))
+			tiered.add(ranked{w, uint16(i + 1), tiers[i]})
 			if split {
-				if un[i] {
-					uf.add(w, uint16(i+1))
-				} else {
-					fl.add(w, uint16(i+1))
-				}
+				all.add(ranked{w, uint16(i + 1), tierFilled})
 			}
 		}
-		o := all.n
 		if split {
-			d.target[r] = [2]uint16{d.id(o[0]), d.id(o[1])}
-			o = fl.n
-			if o[1] == 0 {
-				o[1] = uf.n[0] // a single filled member: the best unfilled one is its standby
-			}
+			d.target[r] = [2]uint16{d.id(all[0].n), d.id(all[1].n)}
 		}
-		d.rows[r] = [2]uint16{d.id(o[0]), d.id(o[1])}
-		d.auths[o[0]-1]++
+		d.rows[r] = [2]uint16{d.id(tiered[0].n), d.id(tiered[1].n)}
+		d.auths[tiered[0].n-1]++
 	}
 	return d
 }
@@ -165,20 +159,38 @@ func (d *Directory) id(i uint16) uint16 {
 	return d.members[i-1]
 }
 
-// top2 keeps the two highest weights offered and their members.
-type top2 struct {
-	w [2]uint64
-	n [2]uint16
+// top2 keeps the two best members offered: a higher tier ranks first
+// (filled before unfilled), then a higher weight; on a tie the member
+// offered first stays.
+type top2 [2]ranked
+
+// ranked is a member (index + 1; 0: none) with its tier (0: none) and
+// weight.
+type ranked struct {
+	w    uint64
+	n    uint16
+	tier uint8
 }
 
-func (t *top2) add(w uint64, m uint16) {
+// Tiers of ranked.
+const (
+	tierUnfilled uint8 = 1
+	tierFilled   uint8 = 2
+)
+
+func (t *top2) add(r ranked) {
 	switch {
-	case t.n[0] == 0 || w > t.w[0]:
-		t.w[1], t.n[1] = t.w[0], t.n[0]
-		t.w[0], t.n[0] = w, m
-	case t.n[1] == 0 || w > t.w[1]:
-		t.w[1], t.n[1] = w, m
+	case !r.before(t[1]): // most members of most rows
+	case !r.before(t[0]):
+		t[1] = r
+	default:
+		t[1], t[0] = t[0], r
 	}
+}
+
+// before reports whether r ranks strictly before o.
+func (r ranked) before(o ranked) bool {
+	return r.tier > o.tier || r.tier == o.tier && r.w > o.w
 }
 
 // Unfilled returns the members that have not finished their fill,

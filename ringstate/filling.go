@@ -1,11 +1,6 @@
 package ringstate
 
-import (
-	"slices"
-
-	"github.com/ringway/ringway/ring"
-	"github.com/ringway/ringway/vipstate"
-)
+import "github.com/ringway/ringway/ring"
 
 // KindFilledNodes is carriage kind 7: the members whose fill is done
 // (forward/fill.go; docs/forward.md "The fill"), a NodeSet. Each node
@@ -25,38 +20,3 @@ const KindFilledNodes uint16 = 7
 
 // Filled returns the nodes carriages cs mark as filled.
 func Filled(cs []ring.Carriage) NodeSet { return nodeSet(cs, KindFilledNodes) }
-
-// withFilled returns the turn's carriages cs with the filled set brought
-// up to date for t: this node in it when a member and not filling
-// (cfg.Filling), non-members out. Without cfg.Filling it returns cs.
-func (cfg Config) withFilled(t ring.TokenView, cs []ring.Carriage) []ring.Carriage {
-	if cfg.Filling == nil {
-		return cs
-	}
-	var set NodeSet
-	i := slices.IndexFunc(cs, func(c ring.Carriage) bool { return c.Kind == KindFilledNodes })
-	if i >= 0 {
-		_ = set.UnmarshalBinary(cs[i].Data) // unreadable: nobody filled, which is safe
-		// One set: more (a forger's) are dropped.
-		cs = append(slices.Clone(cs[:i+1]), slices.DeleteFunc(slices.Clone(cs[i+1:]), func(c ring.Carriage) bool { return c.Kind == KindFilledNodes })...)
-	}
-	for _, n := range set {
-		if !slices.Contains(t.Members, ring.NodeID(n)) {
-			set = set.with(n, false)
-		}
-	}
-	self := vipstate.Node(t.Self)
-	set = set.with(self, slices.Contains(t.Members, t.Self) && !cfg.Filling())
-	b, err := set.MarshalBinary()
-	switch {
-	case err != nil || len(set) == 0:
-		if i >= 0 {
-			cs = slices.Delete(cs, i, i+1)
-		}
-	case i >= 0:
-		cs[i] = ring.Carriage{Kind: KindFilledNodes, Data: b}
-	default:
-		cs = append(cs, ring.Carriage{Kind: KindFilledNodes, Data: b})
-	}
-	return cs
-}

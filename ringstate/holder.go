@@ -67,6 +67,10 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	table := h.cfg.Initial
 	var loads Load
 	var closed, unhealthy NodeSet
+	// The filled set (carriage kind 7, filling.go): written only with
+	// Config.Filling; without it the carriage rides on in rest.
+	var filled NodeSet
+	writeFilled := h.cfg.Filling != nil
 	// The switches an operator set (carriage kind 6); until then the
 	// defaults (defaultSwitches), which follow the configured balancing.
 	var sw Switches
@@ -96,6 +100,13 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			_ = closed.UnmarshalBinary(c.Data)
 		case KindUnhealthyNodes:
 			_ = unhealthy.UnmarshalBinary(c.Data)
+		case KindFilledNodes:
+			if writeFilled {
+				// Unreadable: nobody filled, which is safe.
+				_ = filled.UnmarshalBinary(c.Data)
+			} else if len(rest) < MaxForeignCarriages {
+				rest = append(rest, c) // not ours to write: on untouched
+			}
 		case KindSwitches:
 			// Unreadable: the defaults, as if never set.
 			swSet = sw.UnmarshalBinary(c.Data) == nil
@@ -103,7 +114,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			// Kinds of a newer version ride on unchanged, up to a few:
 			// more would crowd the token, and only a forger sends
 			// hundreds (ring.MaxHolderCarriages bounds the whole turn).
-			if len(rest) < MaxForeignCarriages || c.Kind == KindFilledNodes {
+			if len(rest) < MaxForeignCarriages {
 				rest = append(rest, c)
 			}
 		}
@@ -168,6 +179,9 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			closed = closed.with(self, true)
 		}
 		unhealthy = unhealthy.with(self, t.Local.Unhealthy)
+		if writeFilled {
+			filled = filled.with(self, !h.cfg.Filling())
+		}
 	}
 	// AUTO off: nodes that come back to a running ring (restarted,
 	// recovered from a cut, dropped as slow) are closed until an operator
@@ -179,11 +193,8 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	}
 	// A mark is its node's own word; a node that left the ring marks itself
 	// again at its first turn after it rejoins.
-	for _, n := range unhealthy {
-		if !slices.Contains(t.Members, ring.NodeID(n)) {
-			unhealthy = unhealthy.with(n, false)
-		}
-	}
+	gone := func(n vipstate.Node) bool { return !slices.Contains(t.Members, ring.NodeID(n)) }
+	unhealthy, filled = slices.DeleteFunc(unhealthy, gone), slices.DeleteFunc(filled, gone)
 	// Closed and unhealthy nodes alike receive no VIPs.
 	out := slices.Clone(closed)
 	for _, n := range unhealthy {
@@ -230,7 +241,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	if err != nil {
 		return ring.Turn{Carriages: t.Carriages, Results: refuseAll(t.Proposals, "the VIP table does not encode: "+err.Error())}
 	}
-	cs := make([]ring.Carriage, 0, 5+len(rest))
+	cs := make([]ring.Carriage, 0, 7+len(rest))
 	cs = append(cs, ring.Carriage{Kind: KindVIPTable, Data: tb})
 	switch {
 	case epochRaw != nil:
@@ -249,7 +260,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	for _, set := range []struct {
 		kind uint16
 		ns   NodeSet
-	}{{KindClosedNodes, closed}, {KindUnhealthyNodes, unhealthy}} {
+	}{{KindClosedNodes, closed}, {KindUnhealthyNodes, unhealthy}, {KindFilledNodes, filled}} {
 		if len(set.ns) > 0 {
 			if b, err := set.ns.MarshalBinary(); err == nil {
 				cs = append(cs, ring.Carriage{Kind: set.kind, Data: b})
@@ -260,7 +271,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 		b, _ := sw.MarshalBinary()
 		cs = append(cs, ring.Carriage{Kind: KindSwitches, Data: b})
 	}
-	return ring.Turn{Carriages: h.cfg.withFilled(t, append(cs, rest...)), Urgent: urgent, Results: results}
+	return ring.Turn{Carriages: append(cs, rest...), Urgent: urgent, Results: results}
 }
 
 // comingBack returns the nodes that came back to the ring in a join: the
