@@ -83,9 +83,6 @@ func (l *Lab) Impair(i int, side string, toNode, fromNode *Impairment, seed uint
 	port := SwitchPort(i, side)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cut[i] {
-		return fmt.Errorf("impair node %d: it is cut off (Heal it first)", i)
-	}
 	if l.relays[port] != nil {
 		return fmt.Errorf("impair node %d: %s is impaired already (Unimpair it first)", i, port)
 	}
@@ -94,60 +91,57 @@ func (l *Lab) Impair(i int, side string, toNode, fromNode *Impairment, seed uint
 		return err
 	}
 	defer h.Close()
-	p, err := h.LinkByName(port)
-	if err != nil {
-		return fmt.Errorf("impair node %d: switch port %s: %w", i, port, err)
-	}
-	master, err := h.LinkByIndex(p.Attrs().MasterIndex)
-	if err != nil {
-		return fmt.Errorf("impair node %d: the bridge of %s: %w", i, port, err)
-	}
-	rName, bName := port+"-r", port+"-b"
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: rName}, PeerName: bName}
+	r := &relay{port: port, veth: port + "-r", stop: make(chan struct{})}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: r.veth}, PeerName: r.bridgeVeth()}
 	if err := h.LinkAdd(veth); err != nil {
-		return fmt.Errorf("impair node %d: create veth %s: %w", i, rName, err)
+		return fmt.Errorf("impair node %d: create veth %s: %w", i, r.veth, err)
 	}
-	undo := func() { h.LinkDel(veth); attach(h, port, master.Attrs().Name) }
-	for _, name := range []string{rName, bName} {
+	// undo leaves the port as it was; its own errors would hide the first.
+	undo := func() {
+		delete(l.relays, port)
+		h.LinkDel(veth)
+		l.place(h, i)
+	}
+	for _, name := range []string{r.veth, r.bridgeVeth()} {
 		if err := l.linkUp(l.Switch(), name); err != nil {
 			undo()
 			return fmt.Errorf("impair node %d: %w", i, err)
 		}
 	}
-	if err := attach(h, bName, master.Attrs().Name); err != nil {
+	l.relays[port] = r
+	if err := l.place(h, i); err != nil {
 		undo()
 		return fmt.Errorf("impair node %d: %w", i, err)
 	}
-	if err := h.LinkSetNoMaster(p); err != nil {
-		undo()
-		return fmt.Errorf("impair node %d: detach %s: %w", i, port, err)
-	}
-	var pc, rc *packet.Conn
+	// The sockets open once the port is off the bridge, so the relay never
+	// copies the bridge's own frames back onto it.
 	err = l.Do(l.Switch(), func() error {
-		var err error
-		if pc, err = relaySocket(port); err != nil {
+		pc, err := relaySocket(port)
+		if err != nil {
 			return err
 		}
-		if rc, err = relaySocket(rName); err != nil {
+		rc, err := relaySocket(r.veth)
+		if err != nil {
 			pc.Close()
+			return err
 		}
-		return err
+		r.conns = [2]*packet.Conn{pc, rc}
+		return nil
 	})
 	if err != nil {
 		undo()
 		return fmt.Errorf("impair node %d: %w", i, err)
 	}
-	r := &relay{port: port, bridge: master.Attrs().Name, veth: rName, conns: [2]*packet.Conn{pc, rc}, stop: make(chan struct{})}
+	pc, rc := r.conns[0], r.conns[1]
 	rng := rand.New(rand.NewPCG(seed, uint64(i)<<8|uint64(len(side))))
 	r.start(rc, pc, toNode, rand.New(rand.NewPCG(rng.Uint64(), 1)))
 	r.start(pc, rc, fromNode, rand.New(rand.NewPCG(rng.Uint64(), 2)))
-	l.relays[port] = r
 	return nil
 }
 
 // Unimpair removes the relay Impair put on node i's side and puts the
-// switch port back on its bridge. Unimpairing a path without a relay is a
-// no-op.
+// switch port back where the relay's veth was (its group's bridge, or none
+// while the node is cut). Unimpairing a path without a relay is a no-op.
 func (l *Lab) Unimpair(i int, side string) error {
 	if err := l.checkNode(i); err != nil {
 		return err
@@ -171,7 +165,7 @@ func (l *Lab) Unimpair(i int, side string) error {
 			return fmt.Errorf("unimpair node %d: delete %s: %w", i, r.veth, err)
 		}
 	}
-	if err := attach(h, port, r.bridge); err != nil {
+	if err := l.place(h, i); err != nil {
 		return fmt.Errorf("unimpair node %d: %w", i, err)
 	}
 	return nil
@@ -208,12 +202,16 @@ func relaySocket(dev string) (*packet.Conn, error) {
 // relay copies frames both ways between a switch port and a veth on its
 // bridge, impairing them.
 type relay struct {
-	port, bridge, veth string
+	port, veth string // the switch port and the relay's end of its veth pair
 	conns              [2]*packet.Conn
 	wg                 sync.WaitGroup
 	once               sync.Once
 	stop               chan struct{}
 }
+
+// bridgeVeth is the other end of the relay's veth pair, on the bridge where
+// the port was.
+func (r *relay) bridgeVeth() string { return r.port + "-b" }
 
 func (r *relay) close() {
 	r.once.Do(func() {

@@ -109,6 +109,77 @@ func TestPartition(t *testing.T) {
 	}
 }
 
+// TestPlacementComposes: Cut, Heal, Partition and Impair move the same
+// switch ports, and each leaves the others' effect in place: a cut
+// partitioned node heals into its own group, cutting an impaired node cuts
+// its relay's side too, and a node partitioned while impaired keeps its
+// relay.
+func TestPlacementComposes(t *testing.T) {
+	l := testLab(t, Spec{Nodes: 3})
+	if err := l.Partition([]int{1}, []int{2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Cut(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := udpExchange(l, l.Node(3), NodeInt(2)); err == nil {
+		t.Error("n3 reached the cut n2")
+	}
+	if err := l.Heal(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := udpExchange(l, l.Node(3), NodeInt(2)); err != nil {
+		t.Errorf("n3 -> n2 after Heal (same group): %v", err)
+	}
+	if err := udpExchange(l, l.Client(), NodeExt(2)); err == nil {
+		t.Error("Heal put the partitioned n2 back with the client")
+	}
+	if err := l.Unpartition(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A relay that passes everything, then Cut: nothing crosses; Heal:
+	// frames cross the relay again.
+	if err := l.Impair(1, "ext", nil, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Cut(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := udpExchange(l, l.Client(), NodeExt(1)); err == nil {
+		t.Error("the client reached the cut, impaired n1 (through its relay)")
+	}
+	if err := l.Heal(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := udpExchange(l, l.Client(), NodeExt(1)); err != nil {
+		t.Errorf("client -> n1 after Heal, through its relay: %v", err)
+	}
+
+	// Partitioned while impaired: the relay moves with the node.
+	if err := l.Unimpair(1, "ext"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Impair(1, "ext", &Impairment{Loss: 1}, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Partition([]int{2}, []int{1, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := udpExchange(l, l.Node(3), NodeExt(1)); err == nil {
+		t.Error("n3 reached n1's deaf ext side after the partition")
+	}
+	if err := l.Unimpair(1, "ext"); err != nil {
+		t.Fatal(err)
+	}
+	if err := udpExchange(l, l.Node(3), NodeExt(1)); err != nil {
+		t.Errorf("n3 -> n1 (same group) after Unimpair: %v", err)
+	}
+	if err := udpExchange(l, l.Client(), NodeExt(1)); err == nil {
+		t.Error("Unimpair put the partitioned n1 back with the client")
+	}
+}
+
 func TestFixChecksum(t *testing.T) {
 	// An Ethernet + IPv4 + UDP frame 10.0.0.1:1000 -> 10.0.0.2:2000,
 	// payload "hi", with a garbage (partial) checksum.

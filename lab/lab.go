@@ -264,8 +264,19 @@ func (l *Lab) HardwareAddr(ns, dev string) (net.HardwareAddr, error) {
 // Cut detaches node i's two switch ports from their bridges: the node's
 // frames go nowhere and nothing reaches it. The veth stays up on both sides,
 // so the node sees no carrier change and does not notice (a crash as seen
-// from the network). Cutting a cut node is a no-op.
+// from the network). Cutting a cut node is a no-op; a cut node keeps its
+// partition group and its relays (Heal puts it back where it was).
 func (l *Lab) Cut(i int) error {
+	return l.setCut(i, true)
+}
+
+// Heal reattaches node i's switch ports (undoes Cut): to its partition
+// group's bridges, through its relays if it is impaired.
+func (l *Lab) Heal(i int) error {
+	return l.setCut(i, false)
+}
+
+func (l *Lab) setCut(i int, cut bool) error {
 	if err := l.checkNode(i); err != nil {
 		return err
 	}
@@ -276,37 +287,40 @@ func (l *Lab) Cut(i int) error {
 		return err
 	}
 	defer h.Close()
-	for _, side := range []string{"ext", "int"} {
-		port, err := h.LinkByName(SwitchPort(i, side))
-		if err != nil {
-			return fmt.Errorf("cut node %d: switch port %s: %w", i, SwitchPort(i, side), err)
-		}
-		if err := h.LinkSetNoMaster(port); err != nil {
-			return fmt.Errorf("cut node %d: detach %s: %w", i, SwitchPort(i, side), err)
-		}
+	l.cut[i] = cut
+	if err := l.place(h, i); err != nil {
+		return fmt.Errorf("%s node %d: %w", map[bool]string{true: "cut", false: "heal"}[cut], i, err)
 	}
-	l.cut[i] = true
 	return nil
 }
 
-// Heal reattaches node i's switch ports to their bridges (undoes Cut).
-func (l *Lab) Heal(i int) error {
-	if err := l.checkNode(i); err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	h, err := l.Netlink(l.Switch())
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+// place puts node i's two switch ports where the lab's state says: on the
+// bridges of its partition group (Partition), through a relay where a side
+// is impaired (Impair: the port leaves the bridge, the relay's -b veth takes
+// its place), and on no bridge while it is cut (Cut). Every operation that
+// moves a port changes that state and calls place, so they compose: a cut
+// partitioned node heals into its group, cutting an impaired node cuts its
+// relay's side too. l.mu must be held.
+func (l *Lab) place(h *netlink.Handle, i int) error {
 	for _, side := range []string{"ext", "int"} {
-		if err := attach(h, SwitchPort(i, side), "br-"+side); err != nil {
-			return fmt.Errorf("heal node %d: %w", i, err)
+		port := SwitchPort(i, side)
+		onBridge := port
+		if r := l.relays[port]; r != nil {
+			onBridge = r.bridgeVeth()
+			if err := detach(h, port); err != nil {
+				return err
+			}
+		}
+		var err error
+		if l.cut[i] {
+			err = detach(h, onBridge)
+		} else {
+			err = attach(h, onBridge, partitionBridge(side, l.group[i]))
+		}
+		if err != nil {
+			return err
 		}
 	}
-	l.cut[i] = false
 	return nil
 }
 
@@ -383,6 +397,20 @@ func attach(h *netlink.Handle, port, bridge string) error {
 	}
 	if err := h.LinkSetMaster(p, br); err != nil {
 		return fmt.Errorf("attach %s to %s: %w", port, bridge, err)
+	}
+	return nil
+}
+
+func detach(h *netlink.Handle, port string) error {
+	p, err := h.LinkByName(port)
+	if err != nil {
+		return fmt.Errorf("switch port %s: %w", port, err)
+	}
+	if p.Attrs().MasterIndex == 0 {
+		return nil
+	}
+	if err := h.LinkSetNoMaster(p); err != nil {
+		return fmt.Errorf("detach %s: %w", port, err)
 	}
 	return nil
 }

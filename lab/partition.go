@@ -20,8 +20,8 @@ func partitionBridge(side string, k int) string {
 // nodes of groups[0] stay on br-ext and br-int with the client and the server,
 // the nodes of groups[k] (k ≥ 1) move to bridges br-ext<k> and br-int<k> of
 // their own. Nodes in no group stay where they are. A node's NICs keep their
-// carrier, as with Cut. Unpartition undoes it. A cut or impaired node cannot
-// be partitioned (heal it first).
+// carrier, as with Cut; a cut node stays cut (in its new group) and an
+// impaired node keeps its relays. Unpartition undoes it.
 func (l *Lab) Partition(groups ...[]int) error {
 	seen := map[int]bool{}
 	for _, g := range groups {
@@ -37,37 +37,24 @@ func (l *Lab) Partition(groups ...[]int) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i := range seen {
-		if l.cut[i] {
-			return fmt.Errorf("partition: node %d is cut off (Heal it first)", i)
-		}
-		for _, side := range []string{"ext", "int"} {
-			if l.relays[SwitchPort(i, side)] != nil {
-				return fmt.Errorf("partition: node %d's %s port is impaired (Unimpair it first)", i, side)
-			}
-		}
-	}
 	h, err := l.Netlink(l.Switch())
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	for k, g := range groups {
-		for _, side := range []string{"ext", "int"} {
-			br := partitionBridge(side, k)
-			if k > 0 {
-				if err := ensureBridge(h, br); err != nil {
-					return fmt.Errorf("partition: %w", err)
-				}
-			}
-			for _, i := range g {
-				if err := attach(h, SwitchPort(i, side), br); err != nil {
+		if k > 0 {
+			for _, side := range []string{"ext", "int"} {
+				if err := ensureBridge(h, partitionBridge(side, k)); err != nil {
 					return fmt.Errorf("partition: %w", err)
 				}
 			}
 		}
 		for _, i := range g {
 			l.group[i] = k
+			if err := l.place(h, i); err != nil {
+				return fmt.Errorf("partition: node %d: %w", i, err)
+			}
 		}
 	}
 	return nil
@@ -86,12 +73,10 @@ func (l *Lab) Unpartition() error {
 		if k == 0 {
 			continue
 		}
-		for _, side := range []string{"ext", "int"} {
-			if err := attach(h, SwitchPort(i, side), partitionBridge(side, 0)); err != nil {
-				return fmt.Errorf("unpartition: %w", err)
-			}
-		}
 		delete(l.group, i)
+		if err := l.place(h, i); err != nil {
+			return fmt.Errorf("unpartition: node %d: %w", i, err)
+		}
 	}
 	return nil
 }
