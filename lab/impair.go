@@ -203,10 +203,10 @@ func relaySocket(dev string) (*packet.Conn, error) {
 // bridge, impairing them.
 type relay struct {
 	port, veth string // the switch port and the relay's end of its veth pair
-	conns              [2]*packet.Conn
-	wg                 sync.WaitGroup
-	once               sync.Once
-	stop               chan struct{}
+	conns      [2]*packet.Conn
+	wg         sync.WaitGroup
+	once       sync.Once
+	stop       chan struct{}
 }
 
 // bridgeVeth is the other end of the relay's veth pair, on the bridge where
