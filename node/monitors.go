@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -22,8 +23,9 @@ type monitorSet struct {
 	swapped chan struct{} // closed when a reload replaces this set
 }
 
-func newMonitorSet(nic *monitor.NIC, ping *monitor.Ping, app appMonitor) *monitorSet {
-	return &monitorSet{nic: nic, ping: ping, app: app, swapped: make(chan struct{})}
+// newMonitorSet returns an empty set: no monitor runs.
+func newMonitorSet() *monitorSet {
+	return &monitorSet{swapped: make(chan struct{})}
 }
 
 // runners returns the monitors of s that run.
@@ -122,23 +124,40 @@ func newCommand(a config.ApplicationMonitor, log *slog.Logger) (*monitor.Command
 	return cmd, nil
 }
 
-// applyMonitors gives the node the monitors of next: one that runs and
-// stays on adopts its new settings before its next check (the operator's
-// check: command, interval; the ping monitor: targets and times); one
-// turned on starts (healthy until its first verdict), one turned off
-// stops and its verdict no longer counts; one that changes kind (the
-// operator's check and the built-in one) or the NIC monitor is replaced.
-// A monitor that cannot be built (the ping socket, the check's user) is
+// applyMonitors gives the node the monitors of next (see nextMonitors). A
+// monitor that cannot be built (the ping socket, the check's user) is
 // logged, and the node goes on without the change to that monitor.
 func (n *Node) applyMonitors(old, next *config.Config) {
-	om, nm := old.Monitors, next.Monitors
-	if reflect.DeepEqual(om, nm) {
+	if reflect.DeepEqual(old.Monitors, next.Monitors) {
 		return
 	}
 	cur := n.mons.Load()
-	set := *cur
+	set, on, off, errs := n.nextMonitors(cur, old.Monitors, next)
+	for _, err := range errs {
+		n.log.Error("a monitor change was not applied", "err", err)
+	}
+	if set == *cur {
+		return // settings adopted by the monitors that run
+	}
+	set.swapped = make(chan struct{})
+	n.mons.Store(&set)
+	close(cur.swapped)
+	n.log.Info("monitors changed by the config epoch", "on", on, "off", off, "healthy", set.healthy())
+}
+
+// nextMonitors returns the monitors for next's settings, given the set cur
+// that runs with the settings om (New passes an empty set and no
+// settings). One that runs and stays on adopts its new settings before its
+// next check (the operator's check: command, interval; the ping monitor:
+// targets and times); one turned on is built (healthy until its first
+// verdict), one turned off is left out; one that changes kind (the
+// operator's check and the built-in one) or the NIC monitor is replaced.
+// On and off name the monitors turned on and off. A monitor that cannot be
+// built or reconfigured keeps its place in cur and its error is in errs.
+func (n *Node) nextMonitors(cur *monitorSet, om config.Monitors, next *config.Config) (set monitorSet, on, off []string, errs []error) {
+	nm := next.Monitors
+	set = *cur
 	log := n.log.With("part", "monitor")
-	var on, off []string
 	if om.NIC != nm.NIC {
 		set.nic = nil
 		if nm.NIC.Enabled {
@@ -162,7 +181,7 @@ func (n *Node) applyMonitors(old, next *config.Config) {
 			var err error
 			if na.User != "" {
 				if uid, gid, groups, err = lookupUser(na.User); err != nil {
-					n.log.Error("the new application check was not applied; the old one runs", "err", fmt.Errorf("monitors.application.user: %w", err))
+					errs = append(errs, fmt.Errorf("monitors.application.user: %w (the old application check runs)", err))
 					break
 				}
 			}
@@ -170,7 +189,7 @@ func (n *Node) applyMonitors(old, next *config.Config) {
 		case na.Command != "":
 			c, err := newCommand(na, log)
 			if err != nil {
-				n.log.Error("the application check was not started", "err", err)
+				errs = append(errs, err)
 				break
 			}
 			set.app = c
@@ -178,7 +197,7 @@ func (n *Node) applyMonitors(old, next *config.Config) {
 		default:
 			p, ok := n.plane.(monitor.Prober)
 			if !ok {
-				n.log.Error("the built-in application check was not started: this data plane cannot be probed")
+				errs = append(errs, errors.New("monitors.application: the built-in application check needs a data plane that can be probed"))
 				break
 			}
 			set.app = monitor.NewProbe(p, na.Interval, log)
@@ -198,23 +217,17 @@ func (n *Node) applyMonitors(old, next *config.Config) {
 			}
 		case cur.ping != nil:
 			if err := cur.ping.Reconfigure(np.Targets, np.Interval, np.Timeout); err != nil {
-				n.log.Error("the new ping monitor settings were not applied; the old ones run", "err", err)
+				errs = append(errs, fmt.Errorf("%w (the old ping settings run)", err))
 			}
 		default:
 			p, err := monitor.NewPing(np.Targets, np.Interval, np.Timeout, log)
 			if err != nil {
-				n.log.Error("the ping monitor was not started", "err", err)
+				errs = append(errs, err)
 				break
 			}
 			set.ping = p
 			on = append(on, "ping")
 		}
 	}
-	if set == *cur {
-		return // settings adopted by the monitors that run
-	}
-	set.swapped = make(chan struct{})
-	n.mons.Store(&set)
-	close(cur.swapped)
-	n.log.Info("monitors changed by the config epoch", "on", on, "off", off, "healthy", set.healthy())
+	return set, on, off, errs
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/forward/tunnelnet"
 	"github.com/ringway/ringway/mgmt"
-	"github.com/ringway/ringway/monitor"
 	"github.com/ringway/ringway/ring"
 	"github.com/ringway/ringway/ring/ringnet"
 	"github.com/ringway/ringway/ringstate"
@@ -137,21 +136,6 @@ func New(cfg Config) (*Node, error) {
 		hc.Filling = func() bool { return n.filter != nil && n.filter.Filling() }
 	}
 	n.holder = hc
-	var (
-		nic  *monitor.NIC
-		ping *monitor.Ping
-		app  appMonitor
-	)
-	if a := f.Monitors.Application; a.Enabled && a.Command != "" {
-		cmd, err := newCommand(a, n.log.With("part", "monitor"))
-		if err != nil {
-			return nil, err
-		}
-		app = cmd
-	}
-	// Without a command, the built-in check (monitor.Probe) needs the
-	// router: it is built below; the ping monitor's socket is opened
-	// last.
 	rc := ringConfig(f)
 	rc.Holder = ringstate.New(hc)
 	rc.Rand = cryptoRand
@@ -197,9 +181,6 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	n.plane = rt
-	if a := f.Monitors.Application; a.Enabled && a.Command == "" {
-		app = monitor.NewProbe(rt, a.Interval, n.log.With("part", "monitor"))
-	}
 	n.beside = append(n.beside, part{"local", runnerFunc(n.reportLocal)})
 	if n.filter != nil {
 		n.clock = rt.Now
@@ -234,16 +215,14 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.beside = append(n.beside, part{"mgmt", n.api})
 	}
-	if f.Monitors.NIC.Enabled {
-		nic = monitor.NewNIC(interfaces(f), f.Monitors.NIC.Interval, n.log.With("part", "monitor"))
+	// The monitors are built as a reload would turn them on, last: the
+	// built-in check probes the router.
+	mons, _, _, errs := n.nextMonitors(newMonitorSet(), config.Monitors{}, f)
+	if len(errs) > 0 {
+		n.Close()
+		return nil, errors.Join(errs...)
 	}
-	if p := f.Monitors.Ping; p.Enabled {
-		if ping, err = monitor.NewPing(p.Targets, p.Interval, p.Timeout, n.log.With("part", "monitor")); err != nil {
-			n.Close()
-			return nil, err
-		}
-	}
-	n.mons.Store(newMonitorSet(nic, ping, app))
+	n.mons.Store(&mons)
 	n.beside = append(n.beside, part{"monitors", runnerFunc(n.runMonitors)})
 	return n, nil
 }
@@ -271,7 +250,7 @@ func newNode(cfg Config) (*Node, error) {
 		names[i] = f.Nodes[i].ID
 	}
 	n.names.Store(&names)
-	n.mons.Store(newMonitorSet(nil, nil, nil))
+	n.mons.Store(newMonitorSet())
 	if err := n.initConfig(f); err != nil {
 		return nil, err
 	}
