@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -23,7 +24,7 @@ import (
 func apiFlags() []cli.Flag {
 	return []cli.Flag{
 		configFlag(),
-		&cli.StringFlag{Name: "node", Usage: "management `ADDR` (host:port or URL) of the node to ask; default: management.listen from the config"},
+		&cli.StringFlag{Name: "node", Usage: "the node to ask: its management `ADDR` (host:port or URL), or its id from the config's nodes when management.listen is a wildcard (0.0.0.0:PORT); default: management.listen from the config"},
 		&cli.StringFlag{Name: "token-file", Usage: "admin token `FILE`; default: management.token_file from the config"},
 		&cli.BoolFlag{Name: "insecure", Usage: "do not verify the node's TLS certificate (self-signed lab certificates)"},
 	}
@@ -32,14 +33,19 @@ func apiFlags() []cli.Flag {
 // apiClient builds a management client from the flags.
 func apiClient(c *cli.Context) (*mgmt.Client, error) {
 	addr, tokenFile := c.String("node"), c.String("token-file")
-	if addr == "" || tokenFile == "" {
+	byID := addr != "" && !strings.ContainsAny(addr, ":/") // a node id, not host:port or a URL
+	if addr == "" || byID || tokenFile == "" {
 		cfg, err := config.Load(c.String("config"))
 		if err != nil {
 			return nil, fmt.Errorf("need the node's address and token: give --node and --token-file, or a readable config (-c): %w", err)
 		}
-		if addr == "" {
-			addr = cfg.Management.Listen
-			if cfg.Management.TLSCert != "" {
+		if addr == "" || byID {
+			if addr == "" {
+				addr = cfg.Management.Listen
+			} else if addr, err = nodeAPIAddr(cfg, addr); err != nil {
+				return nil, err
+			}
+			if addr != "" && cfg.Management.TLSCert != "" {
 				addr = "https://" + addr
 			}
 		}
@@ -55,6 +61,32 @@ func apiClient(c *cli.Context) (*mgmt.Client, error) {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
 	return mgmt.NewClient(addr, strings.TrimSpace(string(b)), c.Bool("insecure")), nil
+}
+
+// nodeAPIAddr returns where node id's management API listens, known from
+// cfg only when every node listens on a wildcard address (management.listen
+// 0.0.0.0:PORT, the same file on every node): the node's first primary
+// address and that port.
+func nodeAPIAddr(cfg *config.Config, id string) (string, error) {
+	i := slices.IndexFunc(cfg.Nodes, func(n config.NodeEntry) bool { return n.ID == id })
+	if i < 0 {
+		ids := make([]string, len(cfg.Nodes))
+		for j, n := range cfg.Nodes {
+			ids[j] = n.ID
+		}
+		return "", usagef("--node %q: not a management address (host:port) nor a node id of the config (%s)", id, strings.Join(ids, ", "))
+	}
+	if cfg.Management.Listen == "" {
+		return "", nil // the API is off
+	}
+	host, port, err := net.SplitHostPort(cfg.Management.Listen)
+	if err != nil {
+		return "", fmt.Errorf("--node %s: management.listen %q: %w", id, cfg.Management.Listen, err)
+	}
+	if a, err := netip.ParseAddr(host); host != "" && (err != nil || !a.IsUnspecified()) {
+		return "", usagef("--node %s: management.listen is %s, not a wildcard (0.0.0.0:%s), so node %s's management address is not known from the config; give it as --node HOST:PORT", id, cfg.Management.Listen, port, id)
+	}
+	return net.JoinHostPort(cfg.Nodes[i].Addresses[0].String(), port), nil
 }
 
 func statusCommand() *cli.Command {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ringway/ringway/config"
 	"github.com/ringway/ringway/mgmt"
 )
 
@@ -115,5 +116,36 @@ n3    not in ring  -       0 VIPs  2 VIPs
 	st.Members = nil // the answering node is between rings
 	if rows := nodeRows(st); rows[0].State != "unknown" {
 		t.Errorf("between rings: %+v, want state unknown", rows[0])
+	}
+}
+
+// TestNodeAPIAddr: --node takes a node id when every node's API listens on
+// a wildcard address; otherwise the error says what to give instead.
+func TestNodeAPIAddr(t *testing.T) {
+	cfg := &config.Config{Nodes: []config.NodeEntry{
+		{ID: "n1", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.1")}},
+		{ID: "n2", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("203.0.113.2")}},
+	}}
+	for _, tc := range []struct {
+		listen, id, want, err string
+	}{
+		{"0.0.0.0:7080", "n2", "198.51.100.2:7080", ""},
+		{":7080", "n1", "198.51.100.1:7080", ""},
+		{"[::]:7080", "n1", "198.51.100.1:7080", ""},
+		{"", "n1", "", ""},
+		{"127.0.0.1:7080", "n2", "", "give it as --node HOST:PORT"},
+		{"0.0.0.0:7080", "n9", "", "nor a node id of the config (n1, n2)"},
+	} {
+		cfg.Management.Listen = tc.listen
+		got, err := nodeAPIAddr(cfg, tc.id)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("listen %q, --node %s: error %v, want one saying %q", tc.listen, tc.id, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("listen %q, --node %s = %q, %v; want %q", tc.listen, tc.id, got, err, tc.want)
+		}
 	}
 }
