@@ -112,7 +112,7 @@ func (r *rxRing) read(fd uintptr, bufs [][]byte, sizes []int, offset int) (int, 
 		}
 		sizes[n] = size
 		n++
-		storeRelease(&h.Status, unix.TP_STATUS_KERNEL)
+		atomic.StoreUint32(&h.Status, unix.TP_STATUS_KERNEL)
 		if r.next++; r.next == r.frames {
 			r.next = 0
 		}

@@ -114,7 +114,7 @@ func (r *txRing) put(b []byte) bool {
 	// what __packet_snd_vnet_parse would make it for a partial checksum.
 	binary.LittleEndian.PutUint16(r.mem[at+vnetOffHdrLen:], uint16(len(b)-vnetHdrLen))
 	h.Len = uint32(len(b))
-	storeRelease(&h.Status, tpStatusSendRequest)
+	atomic.StoreUint32(&h.Status, tpStatusSendRequest)
 	if r.next++; r.next == r.frames {
 		r.next = 0
 	}
