@@ -16,16 +16,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// vethLink opens the router's link on rx0 of a veth pair in a scratch
-// network namespace (MTU 9000) with cfg, and a raw socket on its peer tx0
-// that receives what the link sends (nil when rcv is false). The frames it
-// returns are addressed to tx0's MAC.
+// vethLab is the router's link on rx0 of a veth pair in a scratch network
+// namespace (MTU 9000, no IPv6), and a raw socket on its peer tx0.
 type vethLab struct {
 	l      *link
 	peer   int // AF_PACKET socket on tx0, ETH_P_ALL, or -1
 	peerHW net.HardwareAddr
 }
 
+// newVethLab opens the link with cfg and, when rcv is set, the peer's
+// socket that receives what the link sends.
 func newVethLab(t testing.TB, cfg Config, rcv bool) *vethLab {
 	t.Helper()
 	if os.Geteuid() != 0 {
