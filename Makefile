@@ -111,12 +111,13 @@ bench-node-cpu: build
 # kernel forwarding, stateless and stateful (ringway's filter vs an nftables
 # conntrack rule set of the same meaning), interleaved in one run on the
 # reference lab (root; installs iperf3 if missing). MODES picks some of
-# ringway,kernel,ringway-stateful,kernel-nft (default all four). Prints a
+# ringway,kernel,ringway-stateful,kernel-nft (default all four); TXRING=0
+# sends with sendmmsg only (the router's transmit ring off). Prints a
 # table, writes bench/out/router.json.
 .PHONY: bench-router
 bench-router:
 	@command -v iperf3 >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3; }
-	$(GO) run ./router/cmd/benchrouter -rounds $(or $(ROUNDS),3) -duration $(or $(DURATION),3s) $(if $(MODES),-modes $(MODES)) -out bench/out/router.json
+	$(GO) run ./router/cmd/benchrouter -rounds $(or $(ROUNDS),3) -duration $(or $(DURATION),3s) $(if $(MODES),-modes $(MODES)) $(if $(TXRING),-txring $(TXRING)) -out bench/out/router.json
 
 # bench-flows: the stateful filter's connection table on one core (memory
 # per flow at the default cap of 1 M flows, new flows/s, random lookups/s).

@@ -35,6 +35,10 @@ type link struct {
 	// destructor calls sk_write_space, which wakes epoll waiters on the
 	// socket (perf: sock_def_write_space, ~4 % of all CPU in a TCP run).
 	txfd int
+	// txRing, when Config.TxRing is set, is a third socket with a
+	// TPACKET_V2 transmit ring (txring_linux.go) for the frames that fit
+	// its slots; large ones still leave through txfd.
+	txRing *txRing
 	// txMu is read-held by every Write for its sendmmsg calls and taken by
 	// Close, so txfd is never closed (and its number reused) under a
 	// concurrent Write; Writes do not exclude each other.
@@ -128,6 +132,12 @@ func openLink(name string, cfg *Config, primaries []netip.Addr) (*link, error) {
 		return nil, fmt.Errorf("open %s: transmit socket: %w", name, err)
 	}
 	l.txfd = txfd
+	if cfg.TxRing > 0 {
+		if l.txRing, err = newTxRing(ifi.Index, cfg, cfg.TxRing); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("open %s: transmit ring (set TxRing to 0 to send with sendmmsg only): %w", name, err)
+		}
+	}
 	return l, nil
 }
 
@@ -378,6 +388,11 @@ func (l *link) close() error {
 		}
 		l.txfd = -1
 	}
+	if l.txRing != nil {
+		if e := l.txRing.close(); err == nil {
+			err = e
+		}
+	}
 	return err
 }
 
@@ -396,15 +411,64 @@ func newTxMsgs(n int) *txMsgs {
 	return t
 }
 
-// Write is LinkDevice.Write: blocking sendmmsg on the transmit socket, in
-// chunks of Config.Batch frames. The vectors come from a pool, since every
-// receive goroutine and the timer write concurrently.
+// Write is LinkDevice.Write. With a transmit ring (Config.TxRing), the
+// Write that gets it sends through it (writeRing); a Write that finds it in
+// use, and every Write without one, sends with sendmmsg (writeMsgs).
 func (l *link) Write(bufs [][]byte, offset int) (int, error) {
 	l.txMu.RLock()
 	defer l.txMu.RUnlock()
 	if l.closed.Load() {
 		return 0, net.ErrClosed
 	}
+	if r := l.txRing; r != nil && r.mu.TryLock() {
+		defer r.mu.Unlock()
+		return l.writeRing(r, bufs, offset)
+	}
+	return l.writeMsgs(bufs, offset)
+}
+
+// writeRing sends bufs in order: each run of frames that go through the
+// ring with one kick, each run of the others (GSO super-frames, frames
+// larger than a slot) with sendmmsg. When the ring's next slot is still in
+// flight, the rest of bufs goes with sendmmsg.
+func (l *link) writeRing(r *txRing, bufs [][]byte, offset int) (int, error) {
+	sent := 0
+	for sent < len(bufs) {
+		first, n := r.next, 0
+		for sent+n < len(bufs) && txRingFits(bufs[sent+n][offset:]) && r.put(bufs[sent+n][offset:]) {
+			n++
+		}
+		if n > 0 {
+			k, err := r.kick(first, n)
+			sent += k
+			if err != nil {
+				if l.closed.Load() {
+					return sent, net.ErrClosed
+				}
+				return sent, fmt.Errorf("send on %s (transmit ring): %w", l.name, err)
+			}
+			continue
+		}
+		m := len(bufs) - sent // the ring is full
+		if !txRingFits(bufs[sent][offset:]) {
+			m = 1
+			for sent+m < len(bufs) && !txRingFits(bufs[sent+m][offset:]) {
+				m++
+			}
+		}
+		k, err := l.writeMsgs(bufs[sent:sent+m], offset)
+		sent += k
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// writeMsgs sends bufs with blocking sendmmsg on the transmit socket, in
+// chunks of Config.Batch frames. The vectors come from a pool, since every
+// receive goroutine and the timer write concurrently.
+func (l *link) writeMsgs(bufs [][]byte, offset int) (int, error) {
 	t := l.txPool.Get().(*txMsgs)
 	defer l.txPool.Put(t)
 	sent := 0

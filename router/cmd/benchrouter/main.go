@@ -132,6 +132,7 @@ func main() {
 	flag.IntVar(&rxQueues, "rxqueues", router.DefaultConfig().RxQueues, "router receive goroutines per NIC")
 	flag.IntVar(&batchSize, "batch", router.DefaultConfig().Batch, "router frames per recvmmsg/sendmmsg")
 	flag.IntVar(&rxRing, "rxring", router.DefaultConfig().RxRing, "router receive ring bytes per socket (TPACKET_V2); 0 reads with recvmmsg")
+	flag.IntVar(&txRing, "txring", router.DefaultConfig().TxRing, "router transmit ring bytes per NIC (TPACKET_V2) for frames up to 2 KiB; 0 sends everything with sendmmsg")
 	flag.Parse()
 	modes, err := parseModes(*modeList)
 	if err != nil {
@@ -297,6 +298,7 @@ var (
 	batchSize = 32
 	rxQueues  = 1
 	rxRing    = 0
+	txRing    = 0
 )
 
 func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator, mode string, dur time.Duration, round int, prof *os.File) (res run, err error) {
@@ -313,6 +315,7 @@ func measure(ctx context.Context, l *lab.Lab, nsh netns.NsHandle, gen *generator
 		cfg.Batch = batchSize
 		cfg.RxQueues = rxQueues
 		cfg.RxRing = rxRing
+		cfg.TxRing = txRing
 		cfg.Links = []router.Link{
 			{Name: "ext0", Primary: netip.PrefixFrom(lab.NodeExt(1), 24)},
 			{Name: "int0", Primary: netip.PrefixFrom(lab.NodeInt(1), 24)},
