@@ -19,23 +19,6 @@ import "encoding/binary"
 //     the tunnel MTU (RFC 1191), which is how a path MTU is learnt. Without
 //     DF the outer datagram is fragmented by the kernel, as before.
 
-// tunnelMTU returns the largest IPv4 packet the tunnel carries without
-// fragmenting its datagram: the smallest link MTU less the overhead; 0
-// without a tunnel overhead configured.
-func (r *Router) tunnelMTU() int {
-	o := r.cfg.TunnelOverhead
-	if o <= 0 {
-		return 0
-	}
-	m := 0
-	for i := range r.plane.links {
-		if v := r.plane.links[i].mtu.get(); m == 0 || v < m {
-			m = v
-		}
-	}
-	return max(m-o, ipv4MinMTU)
-}
-
 // ipv4MinMTU is the smallest MTU every IPv4 link must carry (RFC 791).
 const ipv4MinMTU = 68
 
