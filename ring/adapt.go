@@ -161,6 +161,7 @@ func (n *Node) adaptTokenLoss() {
 	if n.cfg.TokenLoss == 0 && n.gapMax > 0 && n.adaptive() {
 		t = max(t, n.gapMax+int64(n.maxBudget())+2)
 	}
+	n.tokLossBase = t
 	n.tokLoss = t * int64(1+n.health())
 }
 

@@ -80,6 +80,7 @@ func (n *Node) form(answers []answer) {
 	n.tok.Seq = hi + seqJump
 	n.maxSeq, n.rank = n.tok.Seq, n.tok.Seq
 	n.lastSeen = n.now
+	n.renewLease()
 	n.accepts = [2]int64{n.now, n.now}
 	n.holding, n.passing = true, false
 	n.holdEnd = n.now + n.hold()
@@ -150,12 +151,15 @@ func (n *Node) maybeProbe() {
 func (n *Node) stepHello(from NodeID, m *Message) {
 	n.send(from, n.info(MsgAnswer, m.Purpose, m.QueryID), sendTag{kind: MsgAnswer})
 	n.observe(from, m)
+	if m.Purpose == PurposeRenew {
+		n.stepRenew(from, m)
+	}
 	// A 911 from a node whose copy is older than ours, while our own
 	// token is lost too: we are the one to regenerate, so start our 911
 	// now instead of waiting for our own timeout.
 	// A nudge: a 911 we outranked was denied because of us, so we hold
 	// the newest copy the asker knows of; if our token is lost too, ask now.
-	if m.Purpose == PurposeNudge && n.query == nil && !n.holding && !n.passing &&
+	if m.Purpose == PurposeNudge && n.query == nil && !n.holding && !n.passing && n.now >= n.regenFrom &&
 		(n.mode == ModeMember || n.mode == ModeLimbo) && m.RingID == n.tok.RingID {
 		n.startQuery()
 		n.asker = from // its 911 came first: the cause names it
@@ -169,6 +173,10 @@ func (n *Node) outranks(peer NodeID, rank uint64) bool {
 
 func (n *Node) stepAnswer(from NodeID, m *Message) {
 	n.observe(from, m)
+	if m.Purpose == PurposeRenew {
+		n.stepRenewAnswer(from, m)
+		return
+	}
 	q := n.query
 	if q == nil || m.Purpose != PurposeQuery || m.QueryID != q.id || !slices.Contains(q.waiting, from) {
 		return
@@ -349,6 +357,9 @@ func (n *Node) decide() {
 			return
 		}
 		members = append(members, a)
+	}
+	if n.waitRegen(members) {
+		return
 	}
 	n.form(members)
 }
