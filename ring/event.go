@@ -183,6 +183,9 @@ func (n *Node) learn(from NodeID, recs causes, prevMax uint64, changed bool, dro
 			}
 			n.eventCause(EventLearnt, r.Node, r.Cause, nodes)
 			told = true
+			if r.Kind == CauseDropped {
+				n.holdDown(r.Node)
+			}
 		}
 		if r.hops > 1 {
 			r.hops--

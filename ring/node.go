@@ -165,6 +165,11 @@ type Node struct {
 	leaseAt   int64
 	suspended bool
 	dropWait  *dropWait
+	// unheard: nodes dropped for a hop they did not acknowledge, by this
+	// node or (learnt on the token) by another, with the tick this node
+	// last sent each a proving hello; their join or merge requests count
+	// only in an answer to a hello of ours (holddown.go).
+	unheard map[NodeID]int64
 	// regenFrom..regenOK: ticks in which a 911 may regenerate without
 	// members of the lost ring (lease.go).
 	regenFrom, regenOK int64
@@ -197,6 +202,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.rl.lastAck = make(map[NodeID]ackSeen)
 	n.rl.rtt = make(map[NodeID]uint16)
 	n.rl.est = make(map[NodeID]*rttEst)
+	n.unheard = make(map[NodeID]int64)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()

@@ -225,6 +225,9 @@ func denial(n *Node, from NodeID, m *Message) denyReason {
 // observe records join requests and merges from what a hello or answer says.
 func (n *Node) observe(from NodeID, m *Message) {
 	remoteLive := m.Flags&FlagLive != 0
+	if n.heldDown(from, m) {
+		return
+	}
 	switch {
 	case n.mode == ModeStarting:
 		if remoteLive && m.Kind == MsgAnswer {

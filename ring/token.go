@@ -317,6 +317,7 @@ func (n *Node) drop(to NodeID, tries int, paths uint8) {
 	if !ok {
 		rtt = NoRTT
 	}
+	n.holdDown(to)
 	n.made(EventDropped, to, Cause{Kind: CauseDropped, Node: to, Tries: uint8(min(tries, 255)), Paths: paths, RTT: rtt, LastAck: n.rl.lastAck[to].at}, nil)
 	if n.leaving && !n.inToken() {
 		// The hop that handed our state over failed: hand it to
