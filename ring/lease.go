@@ -65,6 +65,13 @@ type dropWait struct {
 	// holder that is heard. The drop needs it.
 	confirmed bool
 	final     bool // the current renewal is the last before the drop
+	// superseded: another holder of this ring, with a newer copy, asked
+	// this one for a renewal: this copy is not the live line.
+	superseded bool
+	// excl are further nodes not asked: a regeneration's wait (regen)
+	// asks only the members that answered its 911.
+	excl  []NodeID
+	regen bool
 }
 
 // majority reports whether this node counts quorum by majority.
@@ -104,7 +111,7 @@ func (n *Node) waitDrop(o *outMsg) {
 	n.holding = true
 	n.dropWait = &dropWait{to: o.to, tries: o.tries, paths: o.paths, at: n.now + n.lease() + 1}
 	n.event(EventDropWait, o.to)
-	n.sendRenewals()
+	n.sendRenewals(n.dropWait)
 }
 
 // sendRenewals asks every other member but the one to be dropped whether
@@ -112,8 +119,7 @@ func (n *Node) waitDrop(o *outMsg) {
 // every half lease, and once more a 911 window before the drop: the drop
 // needs a majority's answers to that last one, so that answers from
 // members that have since gone over to another line do not count.
-func (n *Node) sendRenewals() {
-	w := n.dropWait
+func (n *Node) sendRenewals(w *dropWait) {
 	w.id, w.heard, w.confirmed = n.cfg.Rand(), nil, false
 	last := w.at - int64(2*n.cfg.AckTimeout+1)
 	w.renewAt = n.now + max(n.lease()/2, 1)
@@ -125,25 +131,27 @@ func (n *Node) sendRenewals() {
 	}
 	var to []NodeID
 	for _, id := range n.tok.Members {
-		if id != w.to && id != n.cfg.ID {
+		if id != w.to && id != n.cfg.ID && !slices.Contains(w.excl, id) {
 			to = append(to, id)
 		}
 	}
 	n.helloAll(PurposeRenew, w.id, to)
-	n.heardBy(0)
+	n.heardBy(w, 0)
 }
 
 // heardBy counts a member that answered the current renewal; a majority
 // of the node map renews this holder's own lease.
-func (n *Node) heardBy(id NodeID) {
-	w := n.dropWait
+func (n *Node) heardBy(w *dropWait, id NodeID) {
 	if id != 0 && !slices.Contains(w.heard, id) {
 		w.heard = append(w.heard, id)
 	}
-	// Its own lease is not renewed: members that answered may still go
-	// over to another line (a ring that absorbs them), which would count
-	// them too. The drop's new line serves from its next token.
-	w.confirmed = 2*(1+len(w.heard)) > len(n.cfg.Nodes)
+	// A majority renewed for this holder alone: its own lease is renewed
+	// too. Those members are live while their leases run, so no other
+	// ring may add them meanwhile.
+	w.confirmed = !w.superseded && 2*(1+len(w.heard)) > len(n.cfg.Nodes)
+	if w.confirmed {
+		n.renewLease()
+	}
 }
 
 // tickDropWait runs the wait: renewals, then the drop (or limbo).
@@ -151,7 +159,7 @@ func (n *Node) tickDropWait() {
 	w := n.dropWait
 	if n.now < w.at {
 		if n.now >= w.renewAt {
-			n.sendRenewals()
+			n.sendRenewals(w)
 		}
 		return
 	}
@@ -176,22 +184,55 @@ func (n *Node) tickDropWait() {
 	n.drop(w.to, w.tries, w.paths)
 }
 
-// stepRenew is a member's side of a renewal hello from the holder from.
-func (n *Node) stepRenew(from NodeID, m *Message) {
-	if n.mode == ModeMember && m.RingID == n.tok.RingID && m.Flags&FlagHolding != 0 &&
-		m.Seq >= n.maxSeq && slices.Contains(n.tok.Members, from) && !n.holding {
-		n.renewLease()
+// stepRenew is a member's side of a renewal hello from the holder from;
+// it reports whether it renewed (only then does its answer count).
+//
+// Two holders of one ring id may wait to drop at once: a node that got
+// the token although its acks were lost passed it on, and that hop failed
+// too. Neither may then renew leases or drop: a member asked by both takes
+// neither's renewal for a lease, so neither gets a majority, and each goes
+// to limbo and asks (911); a waiting holder asked by another of its ring
+// with a newer copy gives its drop up the same way.
+func (n *Node) stepRenew(from NodeID, m *Message) bool {
+	if n.mode != ModeMember || m.RingID != n.tok.RingID || !slices.Contains(n.tok.Members, from) {
+		return false
 	}
+	if n.holding {
+		if w := n.dropWait; w != nil && m.Seq > n.rank {
+			w.superseded = true
+			w.confirmed = false
+		}
+		return false
+	}
+	// The asker must have sent the newest copy this node knows of: the
+	// holder after this node, or a 911's winner (it outranks every
+	// member that answered it).
+	if m.Seq < n.maxSeq || n.now < n.renewConflict {
+		return false
+	}
+	if n.regenWait != nil {
+		// This node renews others itself: two renewers of one ring.
+		n.renewConflict = n.now + n.lease()
+		return false
+	}
+	if n.renewBy != 0 && n.renewBy != from && n.renewRing == m.RingID && n.now-n.renewLast <= n.lease() {
+		n.renewConflict = n.now + n.lease()
+		return false
+	}
+	n.renewBy, n.renewRing, n.renewLast = from, m.RingID, n.now
+	n.renewLease()
+	return true
 }
 
 // stepRenewAnswer is the holder's side: an answer to its renewal.
 func (n *Node) stepRenewAnswer(from NodeID, m *Message) {
-	w := n.dropWait
-	if w == nil || m.QueryID != w.id || m.RingID != n.tok.RingID || m.MaxSeq > n.maxSeq ||
-		!slices.Contains(n.tok.Members, from) || from == w.to {
-		return
+	for _, w := range []*dropWait{n.dropWait, n.regenWait} {
+		if w == nil || m.QueryID != w.id || m.RingID != n.tok.RingID || m.MaxSeq > n.maxSeq ||
+			!slices.Contains(n.tok.Members, from) || from == w.to {
+			continue
+		}
+		n.heardBy(w, from)
 	}
-	n.heardBy(from)
 }
 
 // waitRegen: in majority mode a 911 that would regenerate the token
@@ -222,5 +263,17 @@ func (n *Node) waitRegen(answers []answer) bool {
 	n.regenFrom = n.now + n.lease()
 	n.regenOK = n.regenFrom + 2 + n.queryWait() + 2
 	n.event(EventRegenWait, 0)
+	if n.mode == ModeMember {
+		// Meanwhile the members that answered keep serving, renewed by
+		// this node (the newest copy among them), as a waiting holder's.
+		var missing []NodeID
+		for _, id := range n.tok.Members {
+			if !slices.ContainsFunc(answers, func(a answer) bool { return a.from == id }) {
+				missing = append(missing, id)
+			}
+		}
+		n.regenWait = &dropWait{at: n.regenFrom, excl: missing, regen: true}
+		n.sendRenewals(n.regenWait)
+	}
 	return true
 }

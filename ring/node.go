@@ -165,6 +165,13 @@ type Node struct {
 	leaseAt   int64
 	suspended bool
 	dropWait  *dropWait
+	regenWait *dropWait // a 911's wait (waitRegen) renewing the members that answered
+	// The holder whose renewal this node last took (lease.go), its ring,
+	// when; and until when it takes none (two holders of one ring asked).
+	renewBy       NodeID
+	renewRing     uint64
+	renewLast     int64
+	renewConflict int64
 	// unheard: nodes dropped for a hop they did not acknowledge, by this
 	// node or (learnt on the token) by another, with the tick this node
 	// last sent each a proving hello; their join or merge requests count
@@ -292,6 +299,9 @@ func (n *Node) Tick() {
 		n.tickStart()
 	case ModeMember:
 		n.checkLease()
+		if w := n.regenWait; w != nil && n.now >= w.renewAt && n.now < w.at {
+			n.sendRenewals(w)
+		}
 		if n.dropWait != nil {
 			n.tickDropWait()
 		} else if n.holding && n.now >= n.holdEnd {
@@ -513,7 +523,7 @@ func (n *Node) finishLeave() {
 	}
 	n.proposals = nil
 	n.mode = ModeLeft
-	n.holding, n.passing, n.query, n.dropWait = false, false, nil, nil
+	n.holding, n.passing, n.query, n.dropWait, n.regenWait = false, false, nil, nil, nil
 	n.rl.out = nil
 	n.commit()
 	n.ready.Left = true
@@ -595,6 +605,9 @@ func (n *Node) IdleTicks() int {
 	case ModeMember:
 		if n.majority() && !n.suspended {
 			at(n.leaseAt + n.lease() + 1)
+		}
+		if w := n.regenWait; w != nil && w.renewAt < w.at {
+			at(w.renewAt)
 		}
 		if w := n.dropWait; w != nil {
 			at(min(w.at, w.renewAt))

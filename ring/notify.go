@@ -81,6 +81,7 @@ func (n *Node) form(answers []answer) {
 	n.maxSeq, n.rank = n.tok.Seq, n.tok.Seq
 	n.lastSeen = n.now
 	n.renewLease()
+	n.regenWait = nil
 	n.accepts = [2]int64{n.now, n.now}
 	n.holding, n.passing = true, false
 	n.holdEnd = n.now + n.hold()
@@ -149,11 +150,12 @@ func (n *Node) maybeProbe() {
 }
 
 func (n *Node) stepHello(from NodeID, m *Message) {
-	n.send(from, n.info(MsgAnswer, m.Purpose, m.QueryID), sendTag{kind: MsgAnswer})
-	n.observe(from, m)
-	if m.Purpose == PurposeRenew {
-		n.stepRenew(from, m)
+	p := m.Purpose
+	if p == PurposeRenew && !n.stepRenew(from, m) {
+		p = PurposeProbe // not renewed: the holder must not count this answer
 	}
+	n.send(from, n.info(MsgAnswer, p, m.QueryID), sendTag{kind: MsgAnswer})
+	n.observe(from, m)
 	// A 911 from a node whose copy is older than ours, while our own
 	// token is lost too: we are the one to regenerate, so start our 911
 	// now instead of waiting for our own timeout.
@@ -315,6 +317,7 @@ func (n *Node) startQuery() {
 		}
 	}
 	n.query = q
+	n.regenWait = nil
 	n.lastQry = n.now
 	n.counters.Queries++
 	n.event(EventQuery, 0)

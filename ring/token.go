@@ -55,7 +55,7 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	// A token newer than the one whose hop failed: its destination got
 	// it after all (only its acks were lost), or another line took this
 	// node in. Nobody is dropped (lease.go).
-	n.dropWait = nil
+	n.dropWait, n.regenWait = nil, nil
 	prev := n.tok.Members
 	if n.mode != ModeMember {
 		prev = nil
@@ -357,6 +357,7 @@ func (n *Node) stepStale(from NodeID, m *Message) {
 // ring until one adds us.
 func (n *Node) enterLimbo(from NodeID) {
 	n.mode = ModeLimbo
+	n.regenWait = nil
 	n.holding = false
 	n.causes = n.causes[:0]
 	n.eventCause(EventLimbo, from, Cause{Kind: CauseStale, Node: from, By: n.cfg.ID, Ring: n.tok.RingID}, nil)
