@@ -37,6 +37,7 @@ import (
 //	RINGWAY_CHAOS_QUORUM    availability, majority, or both (default)
 //	RINGWAY_CHAOS_NODES     nodes in the lab (default 4: halves of 2, a majority of 3)
 //	RINGWAY_CHAOS_LOGS      a directory that receives every node's log
+//	RINGWAY_CHAOS_FAULTS    only these faults, comma-separated names (default: every fault)
 
 const (
 	// chaosWindow is the fail-over window: after every action of the
@@ -559,6 +560,13 @@ func runChaos(t *testing.T, q config.Quorum, nodes int, dur time.Duration, seed 
 		tl: &timeline{}, down: map[int]bool{}, seed: seed, stats: map[string]*faultStats{},
 		events: map[string]mgmt.MembershipEvent{}}
 	faults := chaosFaults(nodes)
+	if v := os.Getenv("RINGWAY_CHAOS_FAULTS"); v != "" {
+		want := strings.Split(v, ",")
+		faults = slices.DeleteFunc(faults, func(f fault) bool { return !slices.Contains(want, f.name) })
+		if len(faults) == 0 {
+			t.Fatalf("RINGWAY_CHAOS_FAULTS=%q names no fault (%s)", v, strings.Join(faultNames(chaosFaults(nodes)), ", "))
+		}
+	}
 	start := time.Now()
 	n.start = start
 	n.tl.phase(start, expectServe, "")
@@ -741,4 +749,12 @@ func copyChaosLogs(t *testing.T, c *cluster, dir string) {
 			t.Logf("chaos logs: %v", err)
 		}
 	}
+}
+
+func faultNames(fs []fault) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.name)
+	}
+	return out
 }

@@ -161,6 +161,7 @@ func (n *Node) adaptTokenLoss() {
 	if n.cfg.TokenLoss == 0 && n.gapMax > 0 && n.adaptive() {
 		t = max(t, n.gapMax+int64(n.maxBudget())+2)
 	}
+	n.tokLossBase = t
 	n.tokLoss = t * int64(1+n.health())
 }
 
@@ -199,7 +200,14 @@ func (n *Node) stallTicks() int { return max(n.cfg.AckBudget()/2, 2) }
 // of stallTicks or more also postpones the token-loss timer the same way
 // and counts against local health. Call it before the Tick that follows
 // the stall.
+//
+// In quorum mode majority the lost ticks also count against the serving
+// lease (lease.go), whatever the node map's size: the lease is real time,
+// and a node stopped past it must not wake up serving.
 func (n *Node) Lag(ticks int) {
+	if n.majority() && ticks > 0 {
+		n.leaseAt -= int64(ticks)
+	}
 	if ticks < 2 || n.mode == ModeLeft || !n.adaptive() {
 		return
 	}

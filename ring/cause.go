@@ -30,11 +30,13 @@ const (
 	CauseLeft                             // Node left gracefully
 	CauseUnknown                          // the member list changed on a token that says nothing about why (a peer of an older version)
 	CauseStale                            // Node answered that By's ring Ring moved on without By: By is in no ring (limbo)
+	CauseUnheard                          // quorum majority: By waited to drop Node but no majority answered it (it may be the one cut off): By is in no ring (limbo)
 )
 
 var causeNames = [...]string{
 	CauseFormed: "formed", CauseDropped: "dropped", CauseJoined: "joined", CauseMerged: "merged",
 	CauseRegenerated: "regenerated", CauseLeft: "left", CauseUnknown: "changed", CauseStale: "stale",
+	CauseUnheard: "unheard",
 }
 
 func (k CauseKind) String() string {
@@ -100,6 +102,8 @@ func (c Cause) String() string {
 		return fmt.Sprintf("n%d formed the ring", c.By)
 	case CauseStale:
 		return fmt.Sprintf("n%d out of ring %04x: n%d has seen a newer token", c.By, c.Ring&0xffff, c.Node)
+	case CauseUnheard:
+		return fmt.Sprintf("n%d out of ring %04x: no majority answered while it waited to drop n%d", c.By, c.Ring&0xffff, c.Node)
 	case CauseUnknown:
 		return fmt.Sprintf("members changed on a token from n%d that gives no cause", c.By)
 	}

@@ -148,6 +148,12 @@ func (c Config) TokenLossTicks() int {
 	return c.MinTokenLossTicks() + 2
 }
 
+// MaxLeaseTicks bounds the serving lease of quorum mode majority (ring
+// lease.go): the static token-loss timeout plus the longest hold plus 2
+// ticks. Adaptive timeouts (AdaptiveFrom) may lengthen it by the measured
+// gap between the token's visits.
+func (c Config) MaxLeaseTicks() int { return c.TokenLossTicks() + c.Hold(1) + 2 }
+
 func (c *Config) validate() error {
 	if c.ID == 0 {
 		return errors.New("ring: Config.ID is 0; set it to this node's 1-based position in the node map")

@@ -28,6 +28,9 @@ const (
 	EventMerged                           // absorbed another ring: Event.Nodes joined, Event.Cause names the ring
 	EventLearnt                           // accepted a token carrying a membership change made elsewhere: Event.Cause
 	EventBadTurn                          // the Holder's carriages would not fit on the token (Event.Err); the old ones went on
+	EventSuspended                        // quorum majority: no token (nor the holder's word) within the lease; serving nothing until the next
+	EventDropWait                         // quorum majority: the hop to Peer failed; its drop waits out Peer's lease (lease.go)
+	EventRegenWait                        // quorum majority: a 911 would regenerate without members that did not answer; it waits out their leases
 )
 
 var eventNames = [...]string{
@@ -35,7 +38,7 @@ var eventNames = [...]string{
 	EventQuery: "911", EventDenied: "911-denied", EventRegenerated: "regenerated", EventStale: "stale",
 	EventLimbo: "limbo", EventLeaving: "leaving", EventLeft: "left", EventMergeSeen: "merge-seen",
 	EventApplied: "applied", EventRefused: "refused", EventMerged: "merged", EventLearnt: "learnt",
-	EventBadTurn: "bad-turn",
+	EventBadTurn: "bad-turn", EventSuspended: "suspended", EventDropWait: "drop-wait", EventRegenWait: "regen-wait",
 }
 
 // Membership reports whether events of kind k change this node's view of
@@ -180,6 +183,9 @@ func (n *Node) learn(from NodeID, recs causes, prevMax uint64, changed bool, dro
 			}
 			n.eventCause(EventLearnt, r.Node, r.Cause, nodes)
 			told = true
+			if r.Kind == CauseDropped {
+				n.holdDown(r.Node)
+			}
 		}
 		if r.hops > 1 {
 			r.hops--

@@ -76,6 +76,9 @@ type Status struct {
 	Passing bool   // sent the token, waiting for the hop's ack
 	PassTo  NodeID // destination of the token in flight
 	PassSeq uint64
+	// DropWait is, in quorum mode majority, the destination of a failed
+	// hop whose drop waits out its lease (then Passing, to it); 0 if none.
+	DropWait NodeID
 	// SinceToken is the ticks since this node last accepted, sent or
 	// regenerated the token; Rotation the ticks between its last two accepts.
 	SinceToken, Rotation int64
@@ -154,6 +157,29 @@ type Node struct {
 	lhm    int
 	lhmAt  int64
 	gapMax int64
+	// tokLossBase is tokLoss before local health (lease).
+	tokLossBase int64
+
+	// Serving leases, quorum majority (lease.go): the last renewal, whether
+	// the lease ran out, and a failed hop whose drop waits.
+	leaseAt   int64
+	suspended bool
+	dropWait  *dropWait
+	regenWait *dropWait // a 911's wait (waitRegen) renewing the members that answered
+	// The holder whose renewal this node last took (lease.go), its ring,
+	// when; and until when it takes none (two holders of one ring asked).
+	renewBy       NodeID
+	renewRing     uint64
+	renewLast     int64
+	renewConflict int64
+	// unheard: nodes dropped for a hop they did not acknowledge, by this
+	// node or (learnt on the token) by another, with the tick this node
+	// last sent each a proving hello; their join or merge requests count
+	// only in an answer to a hello of ours (holddown.go).
+	unheard map[NodeID]int64
+	// regenFrom..regenOK: ticks in which a 911 may regenerate without
+	// members of the lost ring (lease.go).
+	regenFrom, regenOK int64
 
 	proposals    []Proposal // waiting for this node's turn (Propose)
 	lastProposal uint64     // ID of the last proposal
@@ -178,11 +204,12 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.Nodes = slices.Clone(cfg.Nodes)
-	n := &Node{cfg: cfg, mode: ModeStarting, tokLoss: int64(cfg.TokenLossTicks())}
+	n := &Node{cfg: cfg, mode: ModeStarting, tokLoss: int64(cfg.TokenLossTicks()), tokLossBase: int64(cfg.TokenLossTicks())}
 	n.rl.recent = make(map[NodeID]*recentIDs)
 	n.rl.lastAck = make(map[NodeID]ackSeen)
 	n.rl.rtt = make(map[NodeID]uint16)
 	n.rl.est = make(map[NodeID]*rttEst)
+	n.unheard = make(map[NodeID]int64)
 	// Message ids start at a random point so that a restarted node's ids
 	// do not collide with its previous life's in the peers' windows.
 	n.rl.nextID = cfg.Rand()
@@ -271,7 +298,13 @@ func (n *Node) Tick() {
 	case ModeStarting:
 		n.tickStart()
 	case ModeMember:
-		if n.holding && n.now >= n.holdEnd {
+		n.checkLease()
+		if w := n.regenWait; w != nil && n.now >= w.renewAt && n.now < w.at {
+			n.sendRenewals(w)
+		}
+		if n.dropWait != nil {
+			n.tickDropWait()
+		} else if n.holding && n.now >= n.holdEnd {
 			n.pass()
 		} else if !n.holding && !n.passing && n.query == nil && n.now-max(n.lastSeen, n.waitFrom) > n.tokLoss {
 			n.startQuery()
@@ -337,7 +370,7 @@ func (n *Node) Leave() {
 		n.finishLeave()
 		return
 	}
-	if n.holding {
+	if n.holding && n.dropWait == nil {
 		n.pass()
 	}
 }
@@ -352,6 +385,12 @@ func (n *Node) Status() Status {
 	if n.passing {
 		s.PassTo, s.PassSeq = n.passTo, n.passSeq
 	}
+	if w := n.dropWait; w != nil {
+		// The hop failed, but the destination may have the token (only
+		// its acks lost) until the drop: as far as the ring goes the
+		// token is still in flight to it.
+		s.Holding, s.Passing, s.PassTo, s.PassSeq, s.DropWait = false, true, w.to, n.passSeq, w.to
+	}
 	switch {
 	case n.holding:
 		s.Holder = n.cfg.ID
@@ -365,9 +404,12 @@ func (n *Node) Status() Status {
 }
 
 // live reports whether this node is in a ring whose token it has seen
-// within the token-loss timeout.
+// within the token-loss timeout, or, in quorum mode majority, whose lease
+// still runs: its ring may still count it, so no other ring may add it
+// as a joiner (lease.go).
 func (n *Node) live() bool {
-	return n.mode == ModeMember && (n.holding || n.passing || n.now-n.lastSeen <= n.tokLoss)
+	return n.mode == ModeMember && (n.holding || n.passing || n.now-n.lastSeen <= n.tokLoss ||
+		(n.majority() && !n.suspended))
 }
 
 func (n *Node) flags() uint8 {
@@ -470,7 +512,7 @@ func (n *Node) commit() {
 		s.Members = slices.Clone(n.tok.Members)
 		s.Holder = n.cfg.ID
 		s.Alone = len(s.Members) == 1 && s.Members[0] == n.cfg.ID
-		s.NoQuorum = n.noQuorum(s.Members)
+		s.NoQuorum = n.noQuorum(s.Members) || n.suspended
 	}
 	n.ready.State = s
 }
@@ -481,7 +523,7 @@ func (n *Node) finishLeave() {
 	}
 	n.proposals = nil
 	n.mode = ModeLeft
-	n.holding, n.passing, n.query = false, false, nil
+	n.holding, n.passing, n.query, n.dropWait, n.regenWait = false, false, nil, nil, nil
 	n.rl.out = nil
 	n.commit()
 	n.ready.Left = true
@@ -561,7 +603,15 @@ func (n *Node) IdleTicks() int {
 		at(n.lastHello + helloEvery(&n.cfg))
 		at(n.startEnd)
 	case ModeMember:
-		if n.holding {
+		if n.majority() && !n.suspended {
+			at(n.leaseAt + n.lease() + 1)
+		}
+		if w := n.regenWait; w != nil && w.renewAt < w.at {
+			at(w.renewAt)
+		}
+		if w := n.dropWait; w != nil {
+			at(min(w.at, w.renewAt))
+		} else if n.holding {
 			at(n.holdEnd)
 		} else if !n.passing && n.query == nil {
 			at(max(n.lastSeen, n.waitFrom) + n.tokLoss + 1)

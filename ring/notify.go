@@ -80,6 +80,8 @@ func (n *Node) form(answers []answer) {
 	n.tok.Seq = hi + seqJump
 	n.maxSeq, n.rank = n.tok.Seq, n.tok.Seq
 	n.lastSeen = n.now
+	n.renewLease()
+	n.regenWait = nil
 	n.accepts = [2]int64{n.now, n.now}
 	n.holding, n.passing = true, false
 	n.holdEnd = n.now + n.hold()
@@ -148,14 +150,18 @@ func (n *Node) maybeProbe() {
 }
 
 func (n *Node) stepHello(from NodeID, m *Message) {
-	n.send(from, n.info(MsgAnswer, m.Purpose, m.QueryID), sendTag{kind: MsgAnswer})
+	p := m.Purpose
+	if p == PurposeRenew && !n.stepRenew(from, m) {
+		p = PurposeProbe // not renewed: the holder must not count this answer
+	}
+	n.send(from, n.info(MsgAnswer, p, m.QueryID), sendTag{kind: MsgAnswer})
 	n.observe(from, m)
 	// A 911 from a node whose copy is older than ours, while our own
 	// token is lost too: we are the one to regenerate, so start our 911
 	// now instead of waiting for our own timeout.
 	// A nudge: a 911 we outranked was denied because of us, so we hold
 	// the newest copy the asker knows of; if our token is lost too, ask now.
-	if m.Purpose == PurposeNudge && n.query == nil && !n.holding && !n.passing &&
+	if m.Purpose == PurposeNudge && n.query == nil && !n.holding && !n.passing && n.now >= n.regenFrom &&
 		(n.mode == ModeMember || n.mode == ModeLimbo) && m.RingID == n.tok.RingID {
 		n.startQuery()
 		n.asker = from // its 911 came first: the cause names it
@@ -169,6 +175,10 @@ func (n *Node) outranks(peer NodeID, rank uint64) bool {
 
 func (n *Node) stepAnswer(from NodeID, m *Message) {
 	n.observe(from, m)
+	if m.Purpose == PurposeRenew {
+		n.stepRenewAnswer(from, m)
+		return
+	}
 	q := n.query
 	if q == nil || m.Purpose != PurposeQuery || m.QueryID != q.id || !slices.Contains(q.waiting, from) {
 		return
@@ -217,6 +227,9 @@ func denial(n *Node, from NodeID, m *Message) denyReason {
 // observe records join requests and merges from what a hello or answer says.
 func (n *Node) observe(from NodeID, m *Message) {
 	remoteLive := m.Flags&FlagLive != 0
+	if n.heldDown(from, m) {
+		return
+	}
 	switch {
 	case n.mode == ModeStarting:
 		if remoteLive && m.Kind == MsgAnswer {
@@ -304,6 +317,7 @@ func (n *Node) startQuery() {
 		}
 	}
 	n.query = q
+	n.regenWait = nil
 	n.lastQry = n.now
 	n.counters.Queries++
 	n.event(EventQuery, 0)
@@ -349,6 +363,9 @@ func (n *Node) decide() {
 			return
 		}
 		members = append(members, a)
+	}
+	if n.waitRegen(members) {
+		return
 	}
 	n.form(members)
 }

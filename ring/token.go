@@ -52,6 +52,10 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 		n.cancel(n.passID)
 		n.passing = false
 	}
+	// A token newer than the one whose hop failed: its destination got
+	// it after all (only its acks were lost), or another line took this
+	// node in. Nobody is dropped (lease.go).
+	n.dropWait, n.regenWait = nil, nil
 	prev := n.tok.Members
 	if n.mode != ModeMember {
 		prev = nil
@@ -73,6 +77,7 @@ func (n *Node) stepToken(from NodeID, m *Message) error {
 	n.startEnd = 0
 	n.lastSeen = n.now
 	n.seenNow()
+	n.renewLease()
 	n.accepts[0], n.accepts[1] = n.accepts[1], n.now
 	n.holding = true
 	n.holdEnd = n.now + n.hold()
@@ -213,6 +218,7 @@ func (n *Node) pass() {
 		n.tok.Sender, n.tok.Dest = n.cfg.ID, n.cfg.ID
 		n.causes = n.causes[:0] // nobody else to tell
 		n.lastSeen = n.now
+		n.renewLease()
 		n.holdEnd = n.now + n.hold()
 		n.runHolder(n.tok.Members, nil, nil)
 		return
@@ -280,37 +286,49 @@ func (n *Node) onSendFailed(o *outMsg) {
 		if !n.passing || o.id != n.passID {
 			return
 		}
-		// Figure 9: the destination is presumed down. Remove it, let our
-		// Holder fail its state over, and send to the next member. The
-		// destination may in fact have the token (its acks were lost), so
-		// our line takes a new ring id and jumps the sequence: its copy is
-		// stale wherever ours has been.
+		if n.majority() && n.dropWait == nil {
+			// Quorum majority: not before the destination's lease has
+			// run out (lease.go).
+			n.waitDrop(o)
+			return
+		}
 		n.passing = false
-		n.holding = true
-		n.tok.Members = minus(n.tok.Members, []NodeID{o.to})
-		n.tok.RingID = n.newRingID()
-		n.bumpTo = n.maxSeq
-		n.counters.Drops++
-		rtt, ok := n.rl.rtt[o.to]
-		if !ok {
-			rtt = NoRTT
-		}
-		n.made(EventDropped, o.to, Cause{Kind: CauseDropped, Node: o.to, Tries: uint8(min(o.tries, 255)), Paths: o.paths, RTT: rtt, LastAck: n.rl.lastAck[o.to].at}, nil)
-		if n.leaving && !n.inToken() {
-			// The hop that handed our state over failed: hand it to
-			// the members that remain.
-			if !n.handOver([]NodeID{o.to}) {
-				return
-			}
-		} else {
-			n.runHolder(n.tok.Members, []NodeID{o.to}, nil)
-		}
-		n.pass()
+		n.drop(o.to, o.tries, o.paths)
 	case MsgHello:
 		if q := n.query; q != nil && o.tag.queryID == q.id {
 			n.queryDone(o.to)
 		}
 	}
+}
+
+// drop is Figure 9: the destination of a failed hop (after tries sends on
+// the paths in the bitmask paths) is presumed down. Remove it, let our
+// Holder fail its state over, and send to the next member. The
+// destination may in fact have the token (its acks were lost), so our
+// line takes a new ring id and jumps the sequence: its copy is stale
+// wherever ours has been.
+func (n *Node) drop(to NodeID, tries int, paths uint8) {
+	n.holding = true
+	n.tok.Members = minus(n.tok.Members, []NodeID{to})
+	n.tok.RingID = n.newRingID()
+	n.bumpTo = n.maxSeq
+	n.counters.Drops++
+	rtt, ok := n.rl.rtt[to]
+	if !ok {
+		rtt = NoRTT
+	}
+	n.holdDown(to)
+	n.made(EventDropped, to, Cause{Kind: CauseDropped, Node: to, Tries: uint8(min(tries, 255)), Paths: paths, RTT: rtt, LastAck: n.rl.lastAck[to].at}, nil)
+	if n.leaving && !n.inToken() {
+		// The hop that handed our state over failed: hand it to
+		// the members that remain.
+		if !n.handOver([]NodeID{to}) {
+			return
+		}
+	} else {
+		n.runHolder(n.tok.Members, []NodeID{to}, nil)
+	}
+	n.pass()
 }
 
 func (n *Node) newRingID() uint64 {
@@ -339,6 +357,7 @@ func (n *Node) stepStale(from NodeID, m *Message) {
 // ring until one adds us.
 func (n *Node) enterLimbo(from NodeID) {
 	n.mode = ModeLimbo
+	n.regenWait = nil
 	n.holding = false
 	n.causes = n.causes[:0]
 	n.eventCause(EventLimbo, from, Cause{Kind: CauseStale, Node: from, By: n.cfg.ID, Ring: n.tok.RingID}, nil)

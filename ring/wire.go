@@ -157,6 +157,9 @@ const (
 	PurposeProbe Purpose = 2 // a ring's holder looks for other rings to merge with
 	PurposeQuery Purpose = 3 // a 911: "who has a newer token?" (Figure 9, box 901)
 	PurposeNudge Purpose = 4 // "your copy outranks mine and the token is lost: ask now"
+	// PurposeRenew: quorum majority, the holder waits to drop a node
+	// (lease.go): "I hold our ring's token and count you; say if you hear me".
+	PurposeRenew Purpose = 5
 )
 
 // Hello and answer flags: the sender's situation.

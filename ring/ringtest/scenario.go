@@ -13,8 +13,15 @@ import (
 // loss timeout (the holder crashed), the 911 (at most two ack budgets),
 // then a rotation plus a resent hop for the regenerated token to reach
 // every survivor, plus a rotation of slack.
+//
+// In quorum mode majority add two leases (ring.Config.MaxLeaseTicks): a
+// failed hop drops its destination a lease later, and a 911 that would
+// leave out members that did not answer waits a lease and asks again.
 func DetectBound(c ring.Config) int64 {
 	ticks := c.TokenLossTicks() + 3*c.AckBudget() + 2*c.Rotation() + 10
+	if c.Quorum == ring.Majority {
+		ticks += 2 * (c.MaxLeaseTicks() + 2*c.AckTimeout + 3)
+	}
 	return int64(ticks) * TickUS
 }
 
@@ -25,6 +32,9 @@ func DetectBound(c ring.Config) int64 {
 // gone, with slack.
 func MergeBound(c ring.Config) int64 {
 	ticks := 2*c.TokenLossTicks() + c.ProbeInterval + 3*c.Rotation() + 4*c.AckBudget() + c.JoinTimeout + 20
+	if c.Quorum == ring.Majority {
+		ticks += 2 * (c.MaxLeaseTicks() + 2*c.AckTimeout + 3)
+	}
 	return int64(ticks) * TickUS
 }
 

@@ -51,15 +51,25 @@ func main() {
 		udp     = flag.String("udp", "", "real-UDP rows from ringnetbench to merge (optional)")
 		out     = flag.String("out", "bench/out/ring.json", "JSON rows file (\"\" to skip)")
 		timerFl = flag.String("timers", "", "override timers in ticks: hop,minRotation,ackTimeout,ackRetries,tokenLoss,joinTimeout (tuning)")
+		quorum  = flag.String("quorum", "availability", "quorum mode of every node: availability or majority")
 	)
 	flag.Parse()
-	tune := func(c *ring.Config) {}
+	q := ring.Availability
+	switch *quorum {
+	case "availability":
+	case "majority":
+		q = ring.Majority
+	default:
+		fatalf("-quorum is availability or majority, not %q", *quorum)
+	}
+	tune := func(c *ring.Config) { c.Quorum = q }
 	if *timerFl != "" {
 		v := ints(*timerFl)
 		if len(v) != 6 {
 			fatalf("-timers wants 6 numbers: hop,minRotation,ackTimeout,ackRetries,tokenLoss,joinTimeout")
 		}
 		tune = func(c *ring.Config) {
+			c.Quorum = q
 			c.HopInterval, c.MinRotation, c.AckTimeout, c.AckRetries, c.TokenLoss, c.JoinTimeout = v[0], v[1], v[2], v[3], v[4], v[5]
 		}
 	}
