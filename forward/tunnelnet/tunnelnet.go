@@ -14,6 +14,7 @@ package tunnelnet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,9 +113,13 @@ type Driver struct {
 	// pt is the peers: replaced whole by AddPeers (a reload appends
 	// nodes), read lock-free on the packet path.
 	pt       atomic.Pointer[peerTable]
-	addMu    sync.Mutex   // serialises AddPeers
-	sends    sync.Pool    // *sendBatch
-	rbatches []*recvBatch // Read's, one per socket, with Config.ReadsSocket
+	addMu    sync.Mutex        // serialises AddPeers
+	sends    sync.Pool         // *sendBatch
+	rbatches []*recvBatch      // Read's, one per socket, with Config.ReadsSocket
+	rcs      []syscall.RawConn // conns' raw connections, with Config.ReadsSocket
+	// efd is an eventfd Close signals to wake the readers waiting in ppoll
+	// (recvBatch); -1 without Config.ReadsSocket.
+	efd int
 	// segMax is the largest datagram the first path sends in a UDP GSO
 	// run (UDP_SEGMENT): its interface's MTU less the outer headers; 0
 	// when unknown or refused by the kernel (then one datagram per
@@ -227,10 +232,23 @@ func New(cfg Config) (*Driver, error) {
 	if len(d.conns) == 0 {
 		return nil, errors.New("tunnel: no local address")
 	}
-	d.direct = cfg.ReadsSocket
+	d.direct, d.efd = cfg.ReadsSocket, -1
 	if d.direct {
+		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			d.closeConns()
+			return nil, fmt.Errorf("tunnel: eventfd: %w", err)
+		}
+		d.efd = efd
 		for _, c := range d.conns {
-			d.rbatches = append(d.rbatches, newRecvBatch())
+			rc, err := c.SyscallConn()
+			if err != nil {
+				d.closeConns()
+				unix.Close(efd)
+				return nil, fmt.Errorf("tunnel: %w", err)
+			}
+			d.rcs = append(d.rcs, rc)
+			d.rbatches = append(d.rbatches, newRecvBatch(efd))
 			// Runs of datagrams from one sender arrive as one message
 			// (Read splits them): one pass through the kernel's UDP
 			// receive path per run. Best effort: without it each
@@ -704,21 +722,82 @@ func (d *Driver) Read(path int, bufs [][]byte, sizes []int, froms []uint16, hops
 // message may hold many datagrams of one sender.
 const recvBatchMax = 16
 
-// recvBatch is Read's scratch for recvmmsg: a buffer of a whole datagram
-// (or of a coalesced run of them, UDP_GRO) per message, and where the
-// last Read stopped when the router's buffers were full.
+// recvBatch is Read's scratch for recvmmsg on one socket: a buffer of a
+// whole datagram (or of a coalesced run of them, UDP_GRO) per message,
+// and where the last Read stopped when the router's buffers were full.
+//
+// Read waits for the socket itself, in a blocking ppoll on the socket and
+// the driver's wake-up eventfd, not in the Go netpoller: a datagram then
+// wakes the very thread that reads it, where the netpoller's wake-up went
+// through the thread waiting in epoll, the scheduler and a second
+// recvmmsg (docs/forward.md "Where the tunnel hop's time goes"). The
+// thread is blocked in ppoll as in any system call: the runtime hands its
+// P to other goroutines meanwhile.
 type recvBatch struct {
-	msgs []ipv4.Message
+	mm   []unix.Mmsghdr
+	iovs []unix.Iovec
+	bufs [][]byte
+	oobs [][]byte
 	m    int // messages read by the last recvmmsg
 	i    int // next message to take datagrams from
 	off  int // next datagram's offset in message i
+	// full: the last recvmmsg filled every message, so more may be
+	// queued: the next read tries the socket before waiting.
+	full bool
+	efd  int
+	err  error
+	fn   func(fd uintptr) // built once: a closure per call would allocate
 }
 
-func newRecvBatch() *recvBatch {
-	b := &recvBatch{msgs: make([]ipv4.Message, recvBatchMax)}
-	for i := range b.msgs {
-		b.msgs[i].Buffers = [][]byte{make([]byte, forward.MaxDatagram)}
-		b.msgs[i].OOB = make([]byte, 64)
+func newRecvBatch(efd int) *recvBatch {
+	b := &recvBatch{mm: make([]unix.Mmsghdr, recvBatchMax), iovs: make([]unix.Iovec, recvBatchMax),
+		bufs: make([][]byte, recvBatchMax), oobs: make([][]byte, recvBatchMax), efd: efd}
+	for i := range b.mm {
+		b.bufs[i] = make([]byte, forward.MaxDatagram)
+		b.oobs[i] = make([]byte, 64)
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(len(b.bufs[i]))
+		b.mm[i].Hdr.Iov = &b.iovs[i]
+		b.mm[i].Hdr.SetIovlen(1)
+		b.mm[i].Hdr.Control = &b.oobs[i][0]
+	}
+	fds := []unix.PollFd{{Events: unix.POLLIN}, {Fd: int32(efd), Events: unix.POLLIN}}
+	b.fn = func(fd uintptr) {
+		fds[0].Fd = int32(fd)
+		for {
+			if b.full {
+				b.full = false
+			} else {
+				// RawSyscall would keep the P from other goroutines
+				// for as long as the socket is quiet.
+				_, err := unix.Ppoll(fds, nil, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					b.err = err
+					return
+				}
+				if fds[1].Revents != 0 {
+					b.err = net.ErrClosed
+					return
+				}
+			}
+			for i := range b.mm {
+				b.mm[i].Hdr.SetControllen(len(b.oobs[i]))
+			}
+			// RawSyscall: MSG_DONTWAIT never blocks.
+			r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
+			switch {
+			case e == 0 && r > 0:
+				b.m, b.i, b.off, b.full = int(r), 0, 0, int(r) == len(b.mm)
+				return
+			case e == 0, e == unix.EAGAIN, e == unix.EINTR:
+			default:
+				b.err = e
+				return
+			}
+		}
 	}
 	return b
 }
@@ -740,7 +819,7 @@ func groSize(oob []byte) int {
 	return 0
 }
 
-// readDirect reads datagrams from the only socket with recvmmsg: it waits
+// readDirect reads datagrams from socket path with recvmmsg: it waits
 // for the first, takes what else is there, and returns up to len(bufs)
 // data packets (again if there were none); what does not fit waits for
 // the next Read.
@@ -749,10 +828,10 @@ func (d *Driver) readDirect(path int, bufs [][]byte, sizes []int, froms []uint16
 	n := 0
 	for {
 		for ; rb.i < rb.m && n < len(bufs); rb.i, rb.off = rb.i+1, 0 {
-			msg := &rb.msgs[rb.i]
-			all := msg.Buffers[0][:msg.N]
+			mh := &rb.mm[rb.i]
+			all := rb.bufs[rb.i][:mh.Len]
 			size := len(all)
-			if g := groSize(msg.OOB[:msg.NN]); g > 0 {
+			if g := groSize(rb.oobs[rb.i][:min(int(mh.Hdr.Controllen), len(rb.oobs[rb.i]))]); g > 0 {
 				size = g
 			}
 			for rb.off < len(all) && n < len(bufs) {
@@ -773,19 +852,22 @@ func (d *Driver) readDirect(path int, bufs [][]byte, sizes []int, froms []uint16
 		if n > 0 {
 			return n, nil
 		}
-		m, err := d.pconns[path].ReadBatch(rb.msgs, 0)
-		if err != nil {
+		rb.m, rb.err = 0, nil
+		if err := d.rcs[path].Control(rb.fn); err != nil {
+			return 0, net.ErrClosed // closed
+		}
+		if rb.err != nil {
 			select {
 			case <-d.done:
 				return 0, net.ErrClosed
 			default:
 			}
-			if errors.Is(err, net.ErrClosed) {
+			if rb.err == net.ErrClosed {
 				return 0, net.ErrClosed
 			}
-			continue
+			// Other errors (ICMP errors queued on the socket, say)
+			// concern one datagram: read on.
 		}
-		rb.m, rb.i, rb.off = m, 0, 0
 	}
 }
 
@@ -845,7 +927,15 @@ func (d *Driver) put(b *[]byte) {
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.done)
-		d.closeConns()
+		if d.efd >= 0 {
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			unix.Write(d.efd, one[:])
+		}
+		d.closeConns() // waits for the readers to leave ppoll
+		if d.efd >= 0 {
+			unix.Close(d.efd)
+		}
 	})
 	return nil
 }

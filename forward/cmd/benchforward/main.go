@@ -63,23 +63,23 @@ type moved struct {
 }
 
 type report struct {
-	Date        time.Time `json:"date"`
-	LoadAvg     string    `json:"loadavg_at_start"`
-	Rounds      []round   `json:"rounds"`
-	AddedP50us  float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
-	AddedP99us  float64   `json:"added_latency_p99_us"`
-	TCPRatio    float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
+	Date       time.Time `json:"date"`
+	LoadAvg    string    `json:"loadavg_at_start"`
+	Rounds     []round   `json:"rounds"`
+	AddedP50us float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
+	AddedP99us float64   `json:"added_latency_p99_us"`
+	TCPRatio   float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
 	// CPU the nodes used, medians over rounds by mode: per
 	// request/response exchange, and per GB of the TCP transfer.
 	RRCPUus      map[string]float64 `json:"rr_node_cpu_us_per_exchange"`
 	TCPCPUsPerGB map[string]float64 `json:"tcp_node_cpu_s_per_gb"`
-	Moved       []moved   `json:"rows_moved"`
-	Exchanges   int       `json:"rr_exchanges_per_round"`
-	TCPSeconds  float64   `json:"tcp_seconds_per_round"`
-	TargetP50us float64   `json:"target_added_p50_us"`
-	TargetP99us float64   `json:"target_added_p99_us"`
-	TargetTCP   float64   `json:"target_tcp_ratio"`
-	MSSClamped  uint64    `json:"mss_clamped"`
+	Moved        []moved            `json:"rows_moved"`
+	Exchanges    int                `json:"rr_exchanges_per_round"`
+	TCPSeconds   float64            `json:"tcp_seconds_per_round"`
+	TargetP50us  float64            `json:"target_added_p50_us"`
+	TargetP99us  float64            `json:"target_added_p99_us"`
+	TargetTCP    float64            `json:"target_tcp_ratio"`
+	MSSClamped   uint64             `json:"mss_clamped"`
 	// Coalesced and SuperFrames: n1's tunnelled TCP segments sent on in
 	// GSO super-frames it built, and those frames.
 	Coalesced   uint64 `json:"coalesced"`
