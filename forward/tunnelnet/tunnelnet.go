@@ -109,17 +109,13 @@ type Driver struct {
 	sealer *forward.Sealer
 	opener *forward.Opener
 	conns  []*net.UDPConn
-	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
+	rcs    []syscall.RawConn // conns', for batched I/O (sendmmsg, recvmmsg)
 	// pt is the peers: replaced whole by AddPeers (a reload appends
 	// nodes), read lock-free on the packet path.
 	pt       atomic.Pointer[peerTable]
-	addMu    sync.Mutex        // serialises AddPeers
-	sends    sync.Pool         // *sendBatch
-	rbatches []*recvBatch      // Read's, one per socket, with Config.ReadsSocket
-	rcs      []syscall.RawConn // conns' raw connections, with Config.ReadsSocket
-	// efd is an eventfd Close signals to wake the readers waiting in ppoll
-	// (recvBatch); -1 without Config.ReadsSocket.
-	efd int
+	addMu    sync.Mutex   // serialises AddPeers
+	sends    sync.Pool    // *sendBatch
+	rbatches []*recvBatch // Read's, one per socket, with Config.ReadsSocket
 	// segMax is the largest datagram the first path sends in a UDP GSO
 	// run (UDP_SEGMENT): its interface's MTU less the outer headers; 0
 	// when unknown or refused by the kernel (then one datagram per
@@ -222,7 +218,12 @@ func New(cfg Config) (*Driver, error) {
 			return nil, err
 		}
 		d.conns = append(d.conns, c)
-		d.pconns = append(d.pconns, ipv4.NewPacketConn(c))
+		rc, err := c.SyscallConn()
+		if err != nil {
+			d.closeConns()
+			return nil, fmt.Errorf("tunnel: %w", err)
+		}
+		d.rcs = append(d.rcs, rc)
 	}
 	if len(cfg.Local) > 0 {
 		if mtu := ifaceMTU(cfg.Local[0].Addr()); mtu > 28 {
@@ -232,23 +233,10 @@ func New(cfg Config) (*Driver, error) {
 	if len(d.conns) == 0 {
 		return nil, errors.New("tunnel: no local address")
 	}
-	d.direct, d.efd = cfg.ReadsSocket, -1
+	d.direct = cfg.ReadsSocket
 	if d.direct {
-		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-		if err != nil {
-			d.closeConns()
-			return nil, fmt.Errorf("tunnel: eventfd: %w", err)
-		}
-		d.efd = efd
 		for _, c := range d.conns {
-			rc, err := c.SyscallConn()
-			if err != nil {
-				d.closeConns()
-				unix.Close(efd)
-				return nil, fmt.Errorf("tunnel: %w", err)
-			}
-			d.rcs = append(d.rcs, rc)
-			d.rbatches = append(d.rbatches, newRecvBatch(efd))
+			d.rbatches = append(d.rbatches, newRecvBatch())
 			// Runs of datagrams from one sender arrive as one message
 			// (Read splits them): one pass through the kernel's UDP
 			// receive path per run. Best effort: without it each
@@ -422,6 +410,86 @@ type sendBatch struct {
 	out   []ipv4.Message
 	first []int // out[k] is msgs[first[k]:first[k+1]]
 	oob   [][]byte
+
+	// writeBatch's: the system call's vectors, and its result.
+	mm    []unix.Mmsghdr
+	iovs  []unix.Iovec
+	sas   []unix.RawSockaddrInet4
+	sent  int
+	err   error
+	write func(fd uintptr) bool
+}
+
+// writeBatch sends msgs (IPv4 addresses) on socket path with one
+// sendmmsg and returns how many it sent. The system call is raw, as
+// Read's recvmmsg (recvBatch): MSG_DONTWAIT never blocks, and it waits
+// in the netpoller while the socket's buffer is full.
+func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, error) {
+	niov := 0
+	for _, m := range msgs {
+		niov += len(m.Buffers)
+	}
+	// Sized up front: the headers point into these slices.
+	if cap(b.iovs) < niov {
+		b.iovs = make([]unix.Iovec, 0, niov)
+	}
+	if cap(b.mm) < len(msgs) {
+		b.mm = make([]unix.Mmsghdr, 0, len(msgs))
+		b.sas = make([]unix.RawSockaddrInet4, 0, len(msgs))
+	}
+	b.mm, b.iovs, b.sas = b.mm[:0], b.iovs[:0], b.sas[:0]
+	for _, m := range msgs {
+		a, ok := m.Addr.(*net.UDPAddr)
+		var ip4 net.IP
+		if ok && a != nil {
+			ip4 = a.IP.To4()
+		}
+		if ip4 == nil {
+			return 0, unix.EAFNOSUPPORT
+		}
+		first := len(b.iovs)
+		for _, buf := range m.Buffers {
+			var v unix.Iovec
+			v.Base = unsafe.SliceData(buf)
+			v.SetLen(len(buf))
+			b.iovs = append(b.iovs, v)
+		}
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], uint16(a.Port))
+		copy(sa.Addr[:], ip4)
+		b.sas = append(b.sas, sa)
+		var h unix.Mmsghdr
+		h.Hdr.Iov = &b.iovs[first]
+		h.Hdr.SetIovlen(len(m.Buffers))
+		h.Hdr.Name = (*byte)(unsafe.Pointer(&b.sas[len(b.sas)-1]))
+		h.Hdr.Namelen = unix.SizeofSockaddrInet4
+		if len(m.OOB) > 0 {
+			h.Hdr.Control = &m.OOB[0]
+			h.Hdr.SetControllen(len(m.OOB))
+		}
+		b.mm = append(b.mm, h)
+	}
+	if b.write == nil {
+		b.write = func(fd uintptr) bool {
+			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
+			switch {
+			case e == unix.EAGAIN:
+				return false // wait for room in the netpoller
+			case e != 0:
+				b.err = e
+			default:
+				b.sent = int(r)
+			}
+			return true
+		}
+	}
+	b.sent, b.err = 0, nil
+	err := d.rcs[path].Write(b.write)
+	clear(b.iovs) // no pointers into the datagrams kept
+	if err == nil {
+		err = b.err
+	}
+	return b.sent, err
 }
 
 // maxSegments is the most datagrams of one UDP GSO message
@@ -475,7 +543,7 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 	}
 	b.first = append(b.first, len(b.msgs))
 	for k := 0; k < len(b.out); {
-		n, err := d.pconns[0].WriteBatch(b.out[k:], 0)
+		n, err := d.writeBatch(b, 0, b.out[k:])
 		if err == nil && n > 0 {
 			for x := b.first[k]; x < b.first[k+n]; x++ {
 				d.countSent(b.to[x], b.size[x])
@@ -726,13 +794,12 @@ const recvBatchMax = 16
 // whole datagram (or of a coalesced run of them, UDP_GRO) per message,
 // and where the last Read stopped when the router's buffers were full.
 //
-// Read waits for the socket itself, in a blocking ppoll on the socket and
-// the driver's wake-up eventfd, not in the Go netpoller: a datagram then
-// wakes the very thread that reads it, where the netpoller's wake-up went
-// through the thread waiting in epoll, the scheduler and a second
-// recvmmsg (docs/forward.md "Where the tunnel hop's time goes"). The
-// thread is blocked in ppoll as in any system call: the runtime hands its
-// P to other goroutines meanwhile.
+// recvmmsg is a raw system call (MSG_DONTWAIT never blocks), waiting in
+// the netpoller when the socket is empty: a counted one (syscall.Syscall,
+// as x/net's ReadBatch makes) wakes the runtime's sysmon thread from its
+// idle sleep whenever the node was idle, i.e. for every packet at low
+// rates, and that thread then takes the other CPU for a while
+// (docs/forward.md "Where the tunnel hop's time goes").
 type recvBatch struct {
 	mm   []unix.Mmsghdr
 	iovs []unix.Iovec
@@ -741,17 +808,13 @@ type recvBatch struct {
 	m    int // messages read by the last recvmmsg
 	i    int // next message to take datagrams from
 	off  int // next datagram's offset in message i
-	// full: the last recvmmsg filled every message, so more may be
-	// queued: the next read tries the socket before waiting.
-	full bool
-	efd  int
 	err  error
-	fn   func(fd uintptr) // built once: a closure per call would allocate
+	fn   func(fd uintptr) bool // built once: a closure per call would allocate
 }
 
-func newRecvBatch(efd int) *recvBatch {
+func newRecvBatch() *recvBatch {
 	b := &recvBatch{mm: make([]unix.Mmsghdr, recvBatchMax), iovs: make([]unix.Iovec, recvBatchMax),
-		bufs: make([][]byte, recvBatchMax), oobs: make([][]byte, recvBatchMax), efd: efd}
+		bufs: make([][]byte, recvBatchMax), oobs: make([][]byte, recvBatchMax)}
 	for i := range b.mm {
 		b.bufs[i] = make([]byte, forward.MaxDatagram)
 		b.oobs[i] = make([]byte, 64)
@@ -761,43 +824,20 @@ func newRecvBatch(efd int) *recvBatch {
 		b.mm[i].Hdr.SetIovlen(1)
 		b.mm[i].Hdr.Control = &b.oobs[i][0]
 	}
-	fds := []unix.PollFd{{Events: unix.POLLIN}, {Fd: int32(efd), Events: unix.POLLIN}}
-	b.fn = func(fd uintptr) {
-		fds[0].Fd = int32(fd)
-		for {
-			if b.full {
-				b.full = false
-			} else {
-				// RawSyscall would keep the P from other goroutines
-				// for as long as the socket is quiet.
-				_, err := unix.Ppoll(fds, nil, nil)
-				if err == unix.EINTR {
-					continue
-				}
-				if err != nil {
-					b.err = err
-					return
-				}
-				if fds[1].Revents != 0 {
-					b.err = net.ErrClosed
-					return
-				}
-			}
-			for i := range b.mm {
-				b.mm[i].Hdr.SetControllen(len(b.oobs[i]))
-			}
-			// RawSyscall: MSG_DONTWAIT never blocks.
-			r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
-			switch {
-			case e == 0 && r > 0:
-				b.m, b.i, b.off, b.full = int(r), 0, 0, int(r) == len(b.mm)
-				return
-			case e == 0, e == unix.EAGAIN, e == unix.EINTR:
-			default:
-				b.err = e
-				return
-			}
+	b.fn = func(fd uintptr) bool {
+		for i := range b.mm {
+			b.mm[i].Hdr.SetControllen(len(b.oobs[i]))
 		}
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == 0:
+			b.m, b.i, b.off = int(r), 0, 0
+		case e == unix.EAGAIN || e == unix.EINTR:
+			return false // wait for readability in the netpoller
+		default:
+			b.err = e
+		}
+		return true
 	}
 	return b
 }
@@ -853,21 +893,20 @@ func (d *Driver) readDirect(path int, bufs [][]byte, sizes []int, froms []uint16
 			return n, nil
 		}
 		rb.m, rb.err = 0, nil
-		if err := d.rcs[path].Control(rb.fn); err != nil {
-			return 0, net.ErrClosed // closed
+		err := d.rcs[path].Read(rb.fn)
+		if err == nil && rb.err == nil {
+			continue
 		}
-		if rb.err != nil {
-			select {
-			case <-d.done:
-				return 0, net.ErrClosed
-			default:
-			}
-			if rb.err == net.ErrClosed {
-				return 0, net.ErrClosed
-			}
-			// Other errors (ICMP errors queued on the socket, say)
-			// concern one datagram: read on.
+		select {
+		case <-d.done:
+			return 0, net.ErrClosed
+		default:
 		}
+		if errors.Is(err, net.ErrClosed) {
+			return 0, net.ErrClosed
+		}
+		// Other errors (an ICMP error queued on the socket, say)
+		// concern one datagram: read on.
 	}
 }
 
@@ -927,15 +966,7 @@ func (d *Driver) put(b *[]byte) {
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.done)
-		if d.efd >= 0 {
-			var one [8]byte
-			binary.NativeEndian.PutUint64(one[:], 1)
-			unix.Write(d.efd, one[:])
-		}
-		d.closeConns() // waits for the readers to leave ppoll
-		if d.efd >= 0 {
-			unix.Close(d.efd)
-		}
+		d.closeConns()
 	})
 	return nil
 }
