@@ -417,13 +417,15 @@ type sendBatch struct {
 	sas   []unix.RawSockaddrInet4
 	sent  int
 	err   error
+	small bool // one datagram: a raw system call
 	write func(fd uintptr) bool
 }
 
 // writeBatch sends msgs (IPv4 addresses) on socket path with one
-// sendmmsg and returns how many it sent. The system call is raw, as
-// Read's recvmmsg (recvBatch): MSG_DONTWAIT never blocks, and it waits
-// in the netpoller while the socket's buffer is full.
+// sendmmsg and returns how many it sent, waiting in the netpoller while
+// the socket's buffer is full. The system call of one datagram is raw, as
+// Read's recvmmsg (recvBatch): MSG_DONTWAIT never blocks, and a counted
+// call would wake sysmon for every packet at low rates.
 func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, error) {
 	niov := 0
 	for _, m := range msgs {
@@ -471,7 +473,11 @@ func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, e
 	}
 	if b.write == nil {
 		b.write = func(fd uintptr) bool {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
+			call := unix.Syscall6
+			if b.small {
+				call = unix.RawSyscall6
+			}
+			r, _, e := call(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
 			switch {
 			case e == unix.EAGAIN:
 				return false // wait for room in the netpoller
@@ -483,6 +489,10 @@ func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, e
 			return true
 		}
 	}
+	// A large batch keeps the kernel busy for long (it delivers to the
+	// peer's socket as it sends): a counted call then lets the runtime
+	// hand this P to other goroutines meanwhile, as x/net's WriteBatch did.
+	b.small = len(msgs) == 1 && niov == 1
 	b.sent, b.err = 0, nil
 	err := d.rcs[path].Write(b.write)
 	clear(b.iovs) // no pointers into the datagrams kept
