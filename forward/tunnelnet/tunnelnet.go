@@ -14,6 +14,7 @@ package tunnelnet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,7 +109,7 @@ type Driver struct {
 	sealer *forward.Sealer
 	opener *forward.Opener
 	conns  []*net.UDPConn
-	pconns []*ipv4.PacketConn // conns, for batched I/O (sendmmsg, recvmmsg)
+	rcs    []syscall.RawConn // conns', for batched I/O (sendmmsg, recvmmsg)
 	// pt is the peers: replaced whole by AddPeers (a reload appends
 	// nodes), read lock-free on the packet path.
 	pt       atomic.Pointer[peerTable]
@@ -217,7 +218,12 @@ func New(cfg Config) (*Driver, error) {
 			return nil, err
 		}
 		d.conns = append(d.conns, c)
-		d.pconns = append(d.pconns, ipv4.NewPacketConn(c))
+		rc, err := c.SyscallConn()
+		if err != nil {
+			d.closeConns()
+			return nil, fmt.Errorf("tunnel: %w", err)
+		}
+		d.rcs = append(d.rcs, rc)
 	}
 	if len(cfg.Local) > 0 {
 		if mtu := ifaceMTU(cfg.Local[0].Addr()); mtu > 28 {
@@ -404,6 +410,96 @@ type sendBatch struct {
 	out   []ipv4.Message
 	first []int // out[k] is msgs[first[k]:first[k+1]]
 	oob   [][]byte
+
+	// writeBatch's: the system call's vectors, and its result.
+	mm    []unix.Mmsghdr
+	iovs  []unix.Iovec
+	sas   []unix.RawSockaddrInet4
+	sent  int
+	err   error
+	small bool // one datagram: a raw system call
+	write func(fd uintptr) bool
+}
+
+// writeBatch sends msgs (IPv4 addresses) on socket path with one
+// sendmmsg and returns how many it sent, waiting in the netpoller while
+// the socket's buffer is full. The system call of one datagram is raw, as
+// Read's recvmmsg (recvBatch): MSG_DONTWAIT never blocks, and a counted
+// call would wake sysmon for every packet at low rates.
+func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, error) {
+	niov := 0
+	for _, m := range msgs {
+		niov += len(m.Buffers)
+	}
+	// Sized up front: the headers point into these slices.
+	if cap(b.iovs) < niov {
+		b.iovs = make([]unix.Iovec, 0, niov)
+	}
+	if cap(b.mm) < len(msgs) {
+		b.mm = make([]unix.Mmsghdr, 0, len(msgs))
+		b.sas = make([]unix.RawSockaddrInet4, 0, len(msgs))
+	}
+	b.mm, b.iovs, b.sas = b.mm[:0], b.iovs[:0], b.sas[:0]
+	for _, m := range msgs {
+		a, ok := m.Addr.(*net.UDPAddr)
+		var ip4 net.IP
+		if ok && a != nil {
+			ip4 = a.IP.To4()
+		}
+		if ip4 == nil {
+			return 0, unix.EAFNOSUPPORT
+		}
+		first := len(b.iovs)
+		for _, buf := range m.Buffers {
+			var v unix.Iovec
+			v.Base = unsafe.SliceData(buf)
+			v.SetLen(len(buf))
+			b.iovs = append(b.iovs, v)
+		}
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], uint16(a.Port))
+		copy(sa.Addr[:], ip4)
+		b.sas = append(b.sas, sa)
+		var h unix.Mmsghdr
+		h.Hdr.Iov = &b.iovs[first]
+		h.Hdr.SetIovlen(len(m.Buffers))
+		h.Hdr.Name = (*byte)(unsafe.Pointer(&b.sas[len(b.sas)-1]))
+		h.Hdr.Namelen = unix.SizeofSockaddrInet4
+		if len(m.OOB) > 0 {
+			h.Hdr.Control = &m.OOB[0]
+			h.Hdr.SetControllen(len(m.OOB))
+		}
+		b.mm = append(b.mm, h)
+	}
+	if b.write == nil {
+		b.write = func(fd uintptr) bool {
+			call := unix.Syscall6
+			if b.small {
+				call = unix.RawSyscall6
+			}
+			r, _, e := call(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
+			switch {
+			case e == unix.EAGAIN:
+				return false // wait for room in the netpoller
+			case e != 0:
+				b.err = e
+			default:
+				b.sent = int(r)
+			}
+			return true
+		}
+	}
+	// A large batch keeps the kernel busy for long (it delivers to the
+	// peer's socket as it sends): a counted call then lets the runtime
+	// hand this P to other goroutines meanwhile, as x/net's WriteBatch did.
+	b.small = len(msgs) == 1 && niov == 1
+	b.sent, b.err = 0, nil
+	err := d.rcs[path].Write(b.write)
+	clear(b.iovs) // no pointers into the datagrams kept
+	if err == nil {
+		err = b.err
+	}
+	return b.sent, err
 }
 
 // maxSegments is the most datagrams of one UDP GSO message
@@ -457,7 +553,7 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 	}
 	b.first = append(b.first, len(b.msgs))
 	for k := 0; k < len(b.out); {
-		n, err := d.pconns[0].WriteBatch(b.out[k:], 0)
+		n, err := d.writeBatch(b, 0, b.out[k:])
 		if err == nil && n > 0 {
 			for x := b.first[k]; x < b.first[k+n]; x++ {
 				d.countSent(b.to[x], b.size[x])
@@ -704,21 +800,54 @@ func (d *Driver) Read(path int, bufs [][]byte, sizes []int, froms []uint16, hops
 // message may hold many datagrams of one sender.
 const recvBatchMax = 16
 
-// recvBatch is Read's scratch for recvmmsg: a buffer of a whole datagram
-// (or of a coalesced run of them, UDP_GRO) per message, and where the
-// last Read stopped when the router's buffers were full.
+// recvBatch is Read's scratch for recvmmsg on one socket: a buffer of a
+// whole datagram (or of a coalesced run of them, UDP_GRO) per message,
+// and where the last Read stopped when the router's buffers were full.
+//
+// recvmmsg is a raw system call (MSG_DONTWAIT never blocks), waiting in
+// the netpoller when the socket is empty: a counted one (syscall.Syscall,
+// as x/net's ReadBatch makes) wakes the runtime's sysmon thread from its
+// idle sleep whenever the node was idle, i.e. for every packet at low
+// rates, and that thread then takes the other CPU for a while
+// (docs/forward.md "Where the tunnel hop's time goes").
 type recvBatch struct {
-	msgs []ipv4.Message
+	mm   []unix.Mmsghdr
+	iovs []unix.Iovec
+	bufs [][]byte
+	oobs [][]byte
 	m    int // messages read by the last recvmmsg
 	i    int // next message to take datagrams from
 	off  int // next datagram's offset in message i
+	err  error
+	fn   func(fd uintptr) bool // built once: a closure per call would allocate
 }
 
 func newRecvBatch() *recvBatch {
-	b := &recvBatch{msgs: make([]ipv4.Message, recvBatchMax)}
-	for i := range b.msgs {
-		b.msgs[i].Buffers = [][]byte{make([]byte, forward.MaxDatagram)}
-		b.msgs[i].OOB = make([]byte, 64)
+	b := &recvBatch{mm: make([]unix.Mmsghdr, recvBatchMax), iovs: make([]unix.Iovec, recvBatchMax),
+		bufs: make([][]byte, recvBatchMax), oobs: make([][]byte, recvBatchMax)}
+	for i := range b.mm {
+		b.bufs[i] = make([]byte, forward.MaxDatagram)
+		b.oobs[i] = make([]byte, 64)
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(len(b.bufs[i]))
+		b.mm[i].Hdr.Iov = &b.iovs[i]
+		b.mm[i].Hdr.SetIovlen(1)
+		b.mm[i].Hdr.Control = &b.oobs[i][0]
+	}
+	b.fn = func(fd uintptr) bool {
+		for i := range b.mm {
+			b.mm[i].Hdr.SetControllen(len(b.oobs[i]))
+		}
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == 0:
+			b.m, b.i, b.off = int(r), 0, 0
+		case e == unix.EAGAIN || e == unix.EINTR:
+			return false // wait for readability in the netpoller
+		default:
+			b.err = e
+		}
+		return true
 	}
 	return b
 }
@@ -740,7 +869,7 @@ func groSize(oob []byte) int {
 	return 0
 }
 
-// readDirect reads datagrams from the only socket with recvmmsg: it waits
+// readDirect reads datagrams from socket path with recvmmsg: it waits
 // for the first, takes what else is there, and returns up to len(bufs)
 // data packets (again if there were none); what does not fit waits for
 // the next Read.
@@ -749,10 +878,10 @@ func (d *Driver) readDirect(path int, bufs [][]byte, sizes []int, froms []uint16
 	n := 0
 	for {
 		for ; rb.i < rb.m && n < len(bufs); rb.i, rb.off = rb.i+1, 0 {
-			msg := &rb.msgs[rb.i]
-			all := msg.Buffers[0][:msg.N]
+			mh := &rb.mm[rb.i]
+			all := rb.bufs[rb.i][:mh.Len]
 			size := len(all)
-			if g := groSize(msg.OOB[:msg.NN]); g > 0 {
+			if g := groSize(rb.oobs[rb.i][:min(int(mh.Hdr.Controllen), len(rb.oobs[rb.i]))]); g > 0 {
 				size = g
 			}
 			for rb.off < len(all) && n < len(bufs) {
@@ -773,19 +902,21 @@ func (d *Driver) readDirect(path int, bufs [][]byte, sizes []int, froms []uint16
 		if n > 0 {
 			return n, nil
 		}
-		m, err := d.pconns[path].ReadBatch(rb.msgs, 0)
-		if err != nil {
-			select {
-			case <-d.done:
-				return 0, net.ErrClosed
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return 0, net.ErrClosed
-			}
+		rb.m, rb.err = 0, nil
+		err := d.rcs[path].Read(rb.fn)
+		if err == nil && rb.err == nil {
 			continue
 		}
-		rb.m, rb.i, rb.off = m, 0, 0
+		select {
+		case <-d.done:
+			return 0, net.ErrClosed
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return 0, net.ErrClosed
+		}
+		// Other errors (an ICMP error queued on the socket, say)
+		// concern one datagram: read on.
 	}
 }
 

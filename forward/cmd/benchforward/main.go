@@ -47,6 +47,11 @@ type round struct {
 	Lost     int     `json:"rr_lost"`
 	TCPGbps  float64 `json:"tcp_gbps"` // iperf3 -R receiver throughput
 	Retrans  int     `json:"tcp_retransmits"`
+	// RRCPUus is the CPU time both nodes used (user + system, from
+	// /proc) per request/response exchange; TCPCPUsPerGB their CPU
+	// seconds per GB the TCP transfer moved.
+	RRCPUus      float64 `json:"rr_node_cpu_us_per_exchange"`
+	TCPCPUsPerGB float64 `json:"tcp_node_cpu_s_per_gb,omitempty"`
 }
 
 type moved struct {
@@ -58,19 +63,23 @@ type moved struct {
 }
 
 type report struct {
-	Date        time.Time `json:"date"`
-	LoadAvg     string    `json:"loadavg_at_start"`
-	Rounds      []round   `json:"rounds"`
-	AddedP50us  float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
-	AddedP99us  float64   `json:"added_latency_p99_us"`
-	TCPRatio    float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
-	Moved       []moved   `json:"rows_moved"`
-	Exchanges   int       `json:"rr_exchanges_per_round"`
-	TCPSeconds  float64   `json:"tcp_seconds_per_round"`
-	TargetP50us float64   `json:"target_added_p50_us"`
-	TargetP99us float64   `json:"target_added_p99_us"`
-	TargetTCP   float64   `json:"target_tcp_ratio"`
-	MSSClamped  uint64    `json:"mss_clamped"`
+	Date       time.Time `json:"date"`
+	LoadAvg    string    `json:"loadavg_at_start"`
+	Rounds     []round   `json:"rounds"`
+	AddedP50us float64   `json:"added_latency_p50_us"` // median over rounds of split - same (paired)
+	AddedP99us float64   `json:"added_latency_p99_us"`
+	TCPRatio   float64   `json:"tcp_ratio"` // median over rounds of split / same (paired)
+	// CPU the nodes used, medians over rounds by mode: per
+	// request/response exchange, and per GB of the TCP transfer.
+	RRCPUus      map[string]float64 `json:"rr_node_cpu_us_per_exchange"`
+	TCPCPUsPerGB map[string]float64 `json:"tcp_node_cpu_s_per_gb"`
+	Moved        []moved            `json:"rows_moved"`
+	Exchanges    int                `json:"rr_exchanges_per_round"`
+	TCPSeconds   float64            `json:"tcp_seconds_per_round"`
+	TargetP50us  float64            `json:"target_added_p50_us"`
+	TargetP99us  float64            `json:"target_added_p99_us"`
+	TargetTCP    float64            `json:"target_tcp_ratio"`
+	MSSClamped   uint64             `json:"mss_clamped"`
 	// Coalesced and SuperFrames: n1's tunnelled TCP segments sent on in
 	// GSO super-frames it built, and those frames.
 	Coalesced   uint64 `json:"coalesced"`
@@ -92,7 +101,7 @@ func main() {
 	bin := flag.String("bin", "bin/ringway", "the ringway binary (`make build`)")
 	rounds := flag.Int("rounds", 3, "rounds; each measures both modes")
 	n := flag.Int("rr", 3000, "request/response exchanges per round and mode")
-	secs := flag.Duration("tcp", 3*time.Second, "TCP transfer per round and mode")
+	secs := flag.Duration("tcp", 3*time.Second, "TCP transfer per round and mode (0: none, latency only)")
 	out := flag.String("out", "bench/out/forward.json", "JSON report")
 	flag.StringVar(&profileDir, "profile", "", "write each node's CPU profile (ringway run --cpu-profile) to `DIR`/n1.pprof, n2.pprof")
 	flag.Parse()
@@ -171,6 +180,7 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	rep := report{Date: time.Now().UTC(), LoadAvg: strings.TrimSpace(string(load)), Exchanges: n, TCPSeconds: secs.Seconds(),
 		TargetP50us: 50, TargetP99us: 200, TargetTCP: 0.7, RingwayBuild: bin}
 	var addedP50, addedP99, tcpRatio []float64
+	rrCPU, tcpCPU := map[string][]float64{}, map[string][]float64{}
 	for r := 1; r <= rounds; r++ {
 		// Alternate the order within a round as well.
 		modes := []string{"same", "split"}
@@ -184,17 +194,27 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 				return err
 			}
 			rd := round{Round: r, Mode: mode}
+			cpu0 := nodesCPU(l)
 			rtts, lost, err := rr(l, n)
 			if err != nil {
 				return fmt.Errorf("round %d %s: %w", r, mode, err)
 			}
+			cpu1 := nodesCPU(l)
 			rd.RTTP50us, rd.RTTP99us, rd.Lost = pct(rtts, 0.50), pct(rtts, 0.99), lost
-			if rd.TCPGbps, rd.Retrans, err = iperf(l, secs); err != nil {
-				return fmt.Errorf("round %d %s: %w", r, mode, err)
+			rd.RRCPUus = (cpu1 - cpu0).Seconds() * 1e6 / float64(n+50)
+			if secs > 0 {
+				if rd.TCPGbps, rd.Retrans, err = iperf(l, secs); err != nil {
+					return fmt.Errorf("round %d %s: %w", r, mode, err)
+				}
+				if gb := rd.TCPGbps * secs.Seconds() / 8; gb > 0 {
+					rd.TCPCPUsPerGB = (nodesCPU(l) - cpu1).Seconds() / gb
+				}
 			}
-			fmt.Printf("round %d %-5s  rtt p50 %7.1f µs  p99 %7.1f µs  lost %d  tcp %6.3f Gbit/s  retransmits %d\n",
-				r, mode, rd.RTTP50us, rd.RTTP99us, rd.Lost, rd.TCPGbps, rd.Retrans)
+			fmt.Printf("round %d %-5s  rtt p50 %7.1f µs  p99 %7.1f µs  lost %d  node cpu %5.1f µs/exchange  tcp %6.3f Gbit/s (node cpu %.2f s/GB)  retransmits %d\n",
+				r, mode, rd.RTTP50us, rd.RTTP99us, rd.Lost, rd.RRCPUus, rd.TCPGbps, rd.TCPCPUsPerGB, rd.Retrans)
 			got[mode] = rd
+			rrCPU[mode] = append(rrCPU[mode], rd.RRCPUus)
+			tcpCPU[mode] = append(tcpCPU[mode], rd.TCPCPUsPerGB)
 			rep.Rounds = append(rep.Rounds, rd)
 		}
 		addedP50 = append(addedP50, got["split"].RTTP50us-got["same"].RTTP50us)
@@ -204,6 +224,10 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 		}
 	}
 	rep.AddedP50us, rep.AddedP99us, rep.TCPRatio = median(addedP50), median(addedP99), median(tcpRatio)
+	rep.RRCPUus, rep.TCPCPUsPerGB = map[string]float64{}, map[string]float64{}
+	for _, mode := range []string{"same", "split"} {
+		rep.RRCPUus[mode], rep.TCPCPUsPerGB[mode] = median(rrCPU[mode]), median(tcpCPU[mode])
+	}
 	if st, err := status(l, 1); err == nil && st.Filter != nil && st.Filter.Tunnel != nil {
 		rep.MSSClamped = st.Filter.Tunnel.MSSClamped
 		rep.Coalesced, rep.SuperFrames = st.Filter.Tunnel.Coalesced, st.Filter.Tunnel.SuperFrames
@@ -225,6 +249,8 @@ func run(bin string, rounds, n int, secs time.Duration, out string) error {
 	fmt.Printf("%-34s %8.1f µs %7.0f µs\n", "added latency of the tunnel, p50", rep.AddedP50us, rep.TargetP50us)
 	fmt.Printf("%-34s %8.1f µs %7.0f µs\n", "added latency of the tunnel, p99", rep.AddedP99us, rep.TargetP99us)
 	fmt.Printf("%-34s %10.2f %10.2f\n", "TCP throughput, tunnelled/direct", rep.TCPRatio, rep.TargetTCP)
+	fmt.Printf("%-34s %7.1f µs / %.1f µs\n", "node CPU per exchange, same/split", rep.RRCPUus["same"], rep.RRCPUus["split"])
+	fmt.Printf("%-34s %7.2f s / %.2f s\n", "node CPU per TCP GB, same/split", rep.TCPCPUsPerGB["same"], rep.TCPCPUsPerGB["split"])
 	fmt.Printf("\n%-22s %10s %10s %12s %6s\n", "membership change", "rows moved", "fraction", "theoretical", "ratio")
 	for _, m := range rep.Moved {
 		fmt.Printf("%-22s %10d %9.2f%% %11.2f%% %6.3f\n", m.Change, m.RowsMoved, 100*m.Fraction, 100*m.Theoretical, m.Ratio)
@@ -396,6 +422,32 @@ func rowsMoved() []moved {
 		}
 	}
 	return out
+}
+
+// nodesCPU returns the CPU time (user + system) the processes of both
+// node namespaces have used so far; 0 for what cannot be read.
+func nodesCPU(l *lab.Lab) time.Duration {
+	var ticks uint64
+	for i := 1; i <= 2; i++ {
+		pids, _ := l.Pids(l.Node(i))
+		for _, pid := range pids {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// Fields after the command (which may hold spaces): state is
+			// the 3rd field, utime and stime the 14th and 15th.
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(f) < 13 {
+				continue
+			}
+			var u, s uint64
+			fmt.Sscan(f[11], &u)
+			fmt.Sscan(f[12], &s)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 func pct(v []float64, p float64) float64 {
