@@ -128,7 +128,18 @@ func (r *txRing) put(b []byte) bool {
 func (r *txRing) kick(first, n int) (int, error) {
 	flags := uintptr(unix.MSG_DONTWAIT)
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(r.fd), 0, 0, flags, 0, 0)
+		var e unix.Errno
+		if n == 1 && flags != 0 {
+			// One frame, not waiting: a raw system call. A counted one
+			// wakes the runtime's sysmon thread when the node was idle,
+			// a second wake-up on the latency path of every lone packet
+			// (docs/forward.md "Where the tunnel hop's time goes"). A
+			// batch stays counted: the kernel may deliver it for long,
+			// and the scheduler must be free to hand our P off.
+			_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(r.fd), 0, 0, flags, 0, 0)
+		} else {
+			_, _, e = unix.Syscall6(unix.SYS_SENDTO, uintptr(r.fd), 0, 0, flags, 0, 0)
+		}
 		if e == unix.EINTR {
 			continue
 		}
