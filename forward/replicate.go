@@ -2,7 +2,6 @@ package forward
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -55,8 +54,25 @@ const (
 	// a millisecond.
 	DefaultSyncResend = 20 * time.Millisecond
 	// lagBuckets is the number of replication lag histogram buckets.
-	lagBuckets = 16
+	lagBuckets = len(LagBoundsUs) + 1
 )
+
+// LagBoundsUs are the upper bounds (µs, exclusive) of the replication lag
+// histogram's buckets (ReplStats.Lag) but the last, which counts
+// everything longer: 50 µs steps up to 1 ms, where the target lies (a
+// power-of-two histogram could only say "between 1 and 2 ms"), then
+// coarser.
+var LagBoundsUs = [...]uint32{50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 900, 1000,
+	1250, 1500, 1750, 2000, 3000, 4000, 8000, 16000, 32000, 64000}
+
+// lagBucket is the bucket of a lag of us µs.
+func lagBucket(us int64) int {
+	i, _ := slices.BinarySearch(LagBoundsUs[:], uint32(min(us, 1<<32-1)))
+	if i < len(LagBoundsUs) && LagBoundsUs[i] == uint32(us) {
+		i++ // bounds are exclusive
+	}
+	return i
+}
 
 // ReplStats are replication's counters and gauges.
 type ReplStats struct {
@@ -89,9 +105,11 @@ type ReplStats struct {
 	Fill       FillStats
 	// Lag counts acknowledged batches by the time from the oldest change
 	// they carry being queued to their ack (the replica is stored before
-	// the ack leaves): bucket 0 under 1 µs, bucket i from 2^(i-1) to 2^i
-	// µs, the last also everything longer.
-	Lag [lagBuckets]uint64
+	// the ack leaves): bucket i below LagBoundsUs[i] µs (and not below
+	// the bound before), the last everything longer. LagSumUs is the sum
+	// of those times, µs.
+	Lag      [lagBuckets]uint64
+	LagSumUs uint64
 }
 
 // SyncDatagram is one sync batch or ack to send: the payload of a tunnel
@@ -161,6 +179,7 @@ type replicator struct {
 	records, batches, bytes, resends, collapsed, overflow, acked, dropped atomic.Uint64
 	malformed, bytesRcvd                                                  atomic.Uint64
 	lag                                                                   [lagBuckets]atomic.Uint64
+	lagSum                                                                atomic.Uint64 // µs
 }
 
 func newReplicator(c Config) *replicator {
@@ -377,7 +396,8 @@ func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
 				continue
 			}
 			us := max(0, now-f.queued) / 1000
-			r.lag[min(bits.Len64(uint64(us)), lagBuckets-1)].Add(1)
+			r.lag[lagBucket(us)].Add(1)
+			r.lagSum.Add(uint64(us))
 			r.acked.Add(1)
 			copy(p.flights[i:], p.flights[i+1:])
 			p.flights = p.flights[:len(p.flights)-1]
@@ -730,5 +750,6 @@ func (s *symmetric) replStats() ReplStats {
 	for i := range st.Lag {
 		st.Lag[i] = r.lag[i].Load()
 	}
+	st.LagSumUs = r.lagSum.Load()
 	return st
 }

@@ -627,3 +627,23 @@ func TestGiveBackAfterFlap(t *testing.T) {
 		t.Errorf("n2: given back %d, tracks %d flows; want 1 and 0", s.Sym.Repl.GivenBack, s.Flows)
 	}
 }
+
+// TestLagBucket: a lag lands in the bucket whose bound is the first above
+// it (bounds exclusive); past the last bound, the last bucket; the status
+// reads the quantile back as that bucket's bound.
+func TestLagBucket(t *testing.T) {
+	for _, c := range []struct {
+		us   int64
+		want int
+	}{{0, 0}, {49, 0}, {50, 1}, {99, 1}, {999, 14}, {1000, 15}, {1001, 15}, {63999, len(LagBoundsUs) - 1},
+		{64000, len(LagBoundsUs)}, {1 << 40, len(LagBoundsUs)}} {
+		if got := lagBucket(c.us); got != c.want {
+			t.Errorf("lagBucket(%d) = %d, want %d", c.us, got, c.want)
+		}
+	}
+	for i := 1; i < len(LagBoundsUs); i++ {
+		if LagBoundsUs[i] <= LagBoundsUs[i-1] {
+			t.Fatalf("bounds not increasing at %d: %v", i, LagBoundsUs)
+		}
+	}
+}

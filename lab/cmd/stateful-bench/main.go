@@ -131,7 +131,8 @@ type row struct {
 	ReplBytes, FwdBytes        uint64  `json:",omitempty"`
 	ReplShare                  float64 `json:",omitempty"` // replication bytes / forwarded bytes, the whole run
 	SteadyShare                float64 `json:",omitempty"` // the same before the fault (setup and 2 s of exchanges)
-	LagP99us                   int     `json:",omitempty"` // upper bound of the bucket
+	LagP99us                   int     `json:",omitempty"` // upper bound of the bucket (forward.LagBoundsUs)
+	LagOver                    bool    `json:",omitempty"` // the p99 is beyond the last bound, LagP99us
 	Error                      string  `json:",omitempty"`
 }
 
@@ -154,6 +155,9 @@ func (r report) print(w io.Writer) {
 		if x.Mode == "stateful" {
 			share = fmt.Sprintf("%.2f %% (%.2f %%)", 100*x.ReplShare, 100*x.SteadyShare)
 			lag = fmt.Sprintf("< %d µs", x.LagP99us)
+			if x.LagOver {
+				lag = fmt.Sprintf("≥ %d µs", x.LagP99us)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%.0f ms\t%.0f ms\t%.0f ms\t%d\t%s\t%s\n", x.Mode, x.Fault, x.Alive, x.Conns,
 			x.ClientResets, x.ServerResets, x.StallP50ms, x.StallP99ms, x.StallMaxms, x.Adoptions, share, lag)
@@ -311,6 +315,7 @@ func (c *cluster) waitMembers(nodes []int, within time.Duration, gateways bool) 
 type snapshot struct {
 	repl, fwd uint64
 	lag       []uint64
+	bounds    []uint32
 	adoptions uint64
 }
 
@@ -320,7 +325,7 @@ func (c *cluster) snapshot(i int) snapshot {
 	defer cancel()
 	if st, err := c.l.NodeStatus(ctx, i); err == nil && st.Filter != nil && st.Filter.Tunnel != nil && st.Filter.Tunnel.Replication != nil {
 		r := st.Filter.Tunnel.Replication
-		s.lag, s.adoptions = r.LagUs, r.Adoptions
+		s.lag, s.bounds, s.adoptions = r.LagUs, r.LagBoundsUs, r.Adoptions
 	}
 	c.l.NodeAPI(i, func(cl *mgmt.Client) error {
 		m, err := cl.Metrics(ctx)
@@ -351,6 +356,9 @@ func (s *snapshot) add(o snapshot) {
 	s.repl += o.repl
 	s.fwd += o.fwd
 	s.adoptions += o.adoptions
+	if len(o.bounds) > 0 {
+		s.bounds = o.bounds
+	}
 	for i, v := range o.lag {
 		if i >= len(s.lag) {
 			s.lag = append(s.lag, 0)
@@ -489,7 +497,7 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 	if total.fwd > 0 {
 		r.ReplShare = float64(total.repl) / float64(total.fwd)
 	}
-	r.LagP99us = mgmt.BucketQuantile(total.lag, 0.99)
+	r.LagP99us, r.LagOver = (&mgmt.ReplicationStatus{LagUs: total.lag, LagBoundsUs: total.bounds}).LagQuantile(0.99)
 	return r, nil
 }
 
@@ -691,10 +699,14 @@ func (c *cluster) printDiff(a, b [3]*mgmt.FilterStatus) {
 					lag[j] -= r0.LagUs[j]
 				}
 			}
-			fmt.Fprintf(os.Stderr, "; repl records %d, batches %d/%d, bytes %d/%d, collapsed %d, resyncs %d, resends %d, bulk %d, lag p99 < %d µs",
+			q := func(x float64) int {
+				v, _ := (&mgmt.ReplicationStatus{LagUs: lag, LagBoundsUs: r1.LagBoundsUs}).LagQuantile(x)
+				return v
+			}
+			fmt.Fprintf(os.Stderr, "; repl records %d, batches %d/%d, bytes %d/%d, collapsed %d, resyncs %d, resends %d, bulk %d, lag p50 < %d µs p99 < %d µs",
 				r1.Records-r0.Records, r1.Batches[0]-r0.Batches[0], r1.Batches[1]-r0.Batches[1],
 				r1.Bytes[0]-r0.Bytes[0], r1.Bytes[1]-r0.Bytes[1], r1.Collapsed-r0.Collapsed,
-				r1.Resyncs-r0.Resyncs, r1.Resends-r0.Resends, r1.Bulk[0]-r0.Bulk[0], mgmt.BucketQuantile(lag, 0.99))
+				r1.Resyncs-r0.Resyncs, r1.Resends-r0.Resends, r1.Bulk[0]-r0.Bulk[0], q(0.5), q(0.99))
 		}
 		fmt.Fprintln(os.Stderr)
 	}
