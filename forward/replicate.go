@@ -175,6 +175,9 @@ type replicator struct {
 	peers    map[uint16]*syncPeer
 	queued   int
 	ackBuf   []byte
+	// inlineAcks: the driver takes acks right after each batch it hands
+	// over (TakeSyncAck), so owing one need not wake the sync goroutine.
+	inlineAcks atomic.Bool
 
 	records, batches, bytes, resends, collapsed, overflow, acked, dropped atomic.Uint64
 	malformed, bytesRcvd                                                  atomic.Uint64
@@ -410,7 +413,9 @@ func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
 	}
 }
 
-// owe notes that batch seq from peer from must be acknowledged.
+// owe notes that batch seq from peer from must be acknowledged. It wakes
+// the sync goroutine unless the driver takes the acks on its receiving
+// goroutine (takeAck).
 func (r *replicator) owe(from uint16, seq uint64) {
 	r.mu.Lock()
 	p := r.peer(from)
@@ -418,7 +423,28 @@ func (r *replicator) owe(from uint16, seq uint64) {
 		p.acks = append(p.acks, seq)
 	}
 	r.mu.Unlock()
-	r.signal()
+	if !r.inlineAcks.Load() {
+		r.signal()
+	}
+}
+
+// takeAck appends to b the wire form of an ack of up to MaxSyncAcks of
+// the batches owed to peer, taking them off what messages would send.
+func (r *replicator) takeAck(peer uint16, b []byte) []byte {
+	r.inlineAcks.Store(true)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.peers[peer]
+	if p == nil || len(p.acks) == 0 {
+		return b
+	}
+	n := min(len(p.acks), MaxSyncAcks)
+	a := SyncAck{Seqs: p.acks[:n]}
+	start := len(b)
+	b, _ = a.AppendBinary(b) // cannot fail: 1..MaxSyncAcks numbers ≥ 1
+	p.acks = p.acks[:copy(p.acks, p.acks[n:])]
+	r.bytes.Add(uint64(len(b) - start))
+	return b
 }
 
 // retain forgets the peers that are not members (keep).
@@ -673,6 +699,21 @@ func (f *Filter) SyncMessages(now int64, dst []SyncDatagram) (out []SyncDatagram
 		next = deadline
 	}
 	return out, next
+}
+
+// TakeSyncAck appends to b the payload of a sync ack (TypeSyncAck) of
+// the batches from peer that StepSync took and that are not yet
+// acknowledged, up to MaxSyncAcks of them, and returns it (b unchanged:
+// none owed). The tunnel driver calls it right after StepSync and sends
+// the ack on its receiving goroutine: the sender's replication lag is
+// then one round trip without a wake-up of this node's sync goroutine in
+// it. Once it has been called, owing an ack no longer signals SyncReady;
+// acks left over still go with SyncMessages.
+func (f *Filter) TakeSyncAck(peer uint16, b []byte) []byte {
+	if f.sym == nil {
+		return b
+	}
+	return f.sym.repl.takeAck(peer, b)
 }
 
 // SyncReady receives a value when a change was queued or an ack is owed.

@@ -647,3 +647,54 @@ func TestLagBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeSyncAck: the receiver of a batch acknowledges it at once
+// through TakeSyncAck (the driver's receiving goroutine), which takes the
+// ack off what SyncMessages sends, and stops waking the sync goroutine
+// for acks; the sender's batch is then acknowledged.
+func TestTakeSyncAck(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	ds, _ := c.f[1].SyncMessages(c.now, nil)
+	var toN2 *SyncDatagram
+	for i := range ds {
+		if ds[i].To == 2 && ds[i].Type == TypeSync {
+			toN2 = &ds[i]
+		}
+	}
+	if toN2 == nil {
+		t.Fatalf("n1 sent %+v, want a batch for n2", ds)
+	}
+	if b := c.f[2].TakeSyncAck(1, nil); len(b) != 0 {
+		t.Fatalf("ack % x before any batch", b)
+	}
+	select {
+	case <-c.f[2].SyncReady():
+	default:
+	}
+	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2}, bytes.Clone(toN2.Payload), c.now)
+	ack := c.f[2].TakeSyncAck(1, nil)
+	var a SyncAck
+	if err := a.UnmarshalBinary(ack); err != nil || len(a.Seqs) != 1 {
+		t.Fatalf("ack % x: %v %v, want one sequence number", ack, a.Seqs, err)
+	}
+	// A second batch: owing its ack no longer signals SyncReady.
+	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2}, bytes.Clone(toN2.Payload), c.now)
+	select {
+	case <-c.f[2].SyncReady():
+		t.Error("owing an ack woke the sync goroutine although the driver takes acks")
+	default:
+	}
+	if b := c.f[2].TakeSyncAck(1, nil); len(b) == 0 {
+		t.Error("the second batch's ack was not taken")
+	}
+	if ds, _ := c.f[2].SyncMessages(c.now, nil); len(ds) != 0 {
+		t.Errorf("n2 still sends %+v after its acks were taken", ds)
+	}
+	before := c.f[1].Stats().Sym.Repl.Acked
+	c.f[1].StepSync(TunnelHeader{Type: TypeSyncAck, Sender: 2, Receiver: 1}, ack, c.now)
+	if got := c.f[1].Stats().Sym.Repl.Acked; got != before+1 {
+		t.Errorf("n1 acked %d batches, want %d", got, before+1)
+	}
+}
