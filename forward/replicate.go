@@ -233,8 +233,15 @@ func (r *replicator) queueRec(to uint16, rec *SyncRecord, expires, now int64, fi
 		p.fillPending++
 	}
 	r.queued++
+	// Wake the sync goroutine only when messages would send a batch to
+	// p now (Nagle's rule there): while a batch is in flight the record
+	// waits for its ack, which wakes it (ackedBy). Under load that is
+	// most changes, each a wake-up for nothing before.
+	due := len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords && len(p.flights) < r.window
 	r.mu.Unlock()
-	r.signal()
+	if due {
+		r.signal()
+	}
 }
 
 // queueCtl queues a fill's control record for node to, replacing one of

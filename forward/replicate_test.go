@@ -698,3 +698,49 @@ func TestTakeSyncAck(t *testing.T) {
 		t.Errorf("n1 acked %d batches, want %d", got, before+1)
 	}
 }
+
+// TestQueueWakesOnlyWhenDue: a change queued while a batch is in flight to
+// its peer does not wake the sync goroutine (it could send nothing: the
+// batch is not full); the ack does, and the change goes then.
+func TestQueueWakesOnlyWhenDue(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	drain := func() bool {
+		select {
+		case <-c.f[1].SyncReady():
+			return true
+		default:
+			return false
+		}
+	}
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	if !drain() {
+		t.Fatal("the first change did not wake the sync goroutine")
+	}
+	ds, _ := c.f[1].SyncMessages(c.now, nil)
+	if len(ds) != 2 {
+		t.Fatalf("n1 sent %d datagrams, want a batch to n2 and to n3", len(ds))
+	}
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	if drain() {
+		t.Error("a change queued behind a batch in flight woke the sync goroutine")
+	}
+	if ds, _ := c.f[1].SyncMessages(c.now, nil); len(ds) != 0 {
+		t.Fatalf("n1 sent %+v with batches in flight (Nagle's rule)", ds)
+	}
+	for _, d := range ds {
+		c.f[d.To].StepSync(TunnelHeader{Type: d.Type, Sender: 1, Receiver: d.To}, bytes.Clone(d.Payload), c.now)
+	}
+	for id := uint16(2); id <= 3; id++ {
+		ack := c.f[id].TakeSyncAck(1, nil)
+		c.f[1].StepSync(TunnelHeader{Type: TypeSyncAck, Sender: id, Receiver: 1}, ack, c.now)
+	}
+	if !drain() {
+		t.Error("the ack did not wake the sync goroutine for the change waiting")
+	}
+	ds, _ = c.f[1].SyncMessages(c.now, nil)
+	if len(ds) != 2 {
+		t.Errorf("after the acks n1 sent %d datagrams, want the waiting change to n2 and n3", len(ds))
+	}
+}
