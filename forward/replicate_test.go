@@ -260,9 +260,10 @@ func TestReplicateToAuthAndStandby(t *testing.T) {
 			}
 		}
 		s := c.f[1].Stats().Sym.Repl
-		// Three changes (syn_sent, syn_recv, established) queued before
-		// any was sent: collapsed into one record per target.
-		if s.Records != uint64(targets) || s.Collapsed != uint64(2*targets) || s.Acked != s.Batches || s.InFlight != 0 || s.Queued != 0 {
+		// Two changes (syn_sent, established; syn_recv is not sent by
+		// itself) queued before any was sent: collapsed into one record
+		// per target.
+		if s.Records != uint64(targets) || s.Collapsed != uint64(targets) || s.Acked != s.Batches || s.InFlight != 0 || s.Queued != 0 {
 			t.Errorf("owners %v: n1 replication %+v, want %d records, acked", owners, s, targets)
 		}
 		if s.Lag == ([lagBuckets]uint64{}) {
@@ -742,5 +743,31 @@ func TestQueueWakesOnlyWhenDue(t *testing.T) {
 	ds, _ = c.f[1].SyncMessages(c.now, nil)
 	if len(ds) != 2 {
 		t.Errorf("after the acks n1 sent %d datagrams, want the waiting change to n2 and n3", len(ds))
+	}
+}
+
+// TestSynRecvNotSentAlone: the responder's SYN-ACK (syn_recv) does not
+// send a record by itself; the initiator's ACK (established) does.
+func TestSynRecvNotSentAlone(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	k, _ := keyOf(protoTCP, client.As4(), server.As4(), sp, 80)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	c.pumpSync(nil)
+	records := c.f[1].Stats().Sym.Repl.Records
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.pumpSync(nil)
+	if got := c.f[1].Stats().Sym.Repl.Records; got != records {
+		t.Errorf("syn_recv sent %d records", got-records)
+	}
+	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateSynSent {
+		t.Errorf("replica at n2 %v after the SYN-ACK, want syn_sent", r.state)
+	}
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	for id := uint16(2); id <= 3; id++ {
+		if r, _ := c.f[id].sym.replicas.get(k, c.now); r.state != StateEstablished {
+			t.Errorf("replica at n%d %v after the ACK, want established", id, r.state)
+		}
 	}
 }
