@@ -540,7 +540,7 @@ func flowRate(bin string, replicate bool) (float64, error) {
 			return 0, err
 		}
 	}
-	before, cpu0 := c.filterStatus(), c.cpu()
+	before, cpu0, sw0 := c.filterStatus(), c.cpu(), c.switches()
 	l := c.l
 	srv, err := workload.ListenTCPEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 80))
 	if err != nil {
@@ -587,13 +587,16 @@ func flowRate(bin string, replicate bool) (float64, error) {
 	wg.Wait()
 	v := float64(done.Load()) / rateFor.Seconds()
 	fmt.Fprintf(os.Stderr, "new flows/s, replication %v: %.0f (%d failed%s)\n", replicate, v, failed.Load(), strings.Join(append([]string{""}, first...), "; "))
-	cpu1 := c.cpu()
+	cpu1, sw1 := c.cpu(), c.switches()
 	var all time.Duration
 	for i := range cpu1 {
 		all += cpu1[i] - cpu0[i]
 	}
 	fmt.Fprintf(os.Stderr, "  CPU of the nodes: n1 %v, n2 %v, n3 %v: %.0f µs per new flow (load %s)\n",
 		cpu1[0]-cpu0[0], cpu1[1]-cpu0[1], cpu1[2]-cpu0[2], float64(all.Microseconds())/max(1, float64(done.Load())), loadavg())
+	fmt.Fprintf(os.Stderr, "  context switches of the nodes' threads per new flow: n1 %.1f, n2 %.1f, n3 %.1f\n",
+		float64(sw1[0]-sw0[0])/max(1, float64(done.Load())), float64(sw1[1]-sw0[1])/max(1, float64(done.Load())),
+		float64(sw1[2]-sw0[2])/max(1, float64(done.Load())))
 	c.printDiff(before, c.filterStatus())
 	return v, nil
 }
@@ -618,6 +621,32 @@ func (c *cluster) cpu() [3]time.Duration {
 			u, _ := strconv.ParseUint(f[11], 10, 64)
 			st, _ := strconv.ParseUint(f[12], 10, 64)
 			out[i-1] += time.Duration(u+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+		}
+	}
+	return out
+}
+
+// switches returns the context switches (voluntary and not) of every
+// thread of each node's processes so far: a wake-up count that, unlike
+// CPU time, does not grow with the machine's load.
+func (c *cluster) switches() [3]uint64 {
+	var out [3]uint64
+	for i := 1; i <= 3; i++ {
+		pids, _ := c.l.Pids(c.l.Node(i))
+		for _, pid := range pids {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+			for _, t := range tasks {
+				b, err := os.ReadFile(t)
+				if err != nil {
+					continue
+				}
+				for _, line := range strings.Split(string(b), "\n") {
+					if f := strings.Fields(line); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
+						v, _ := strconv.ParseUint(f[1], 10, 64)
+						out[i-1] += v
+					}
+				}
+			}
 		}
 	}
 	return out
