@@ -247,7 +247,7 @@ func (c *cluster) close() {
 		}
 	}
 	c.l.Close()
-	os.RemoveAll(c.l.Dir())
+	os.RemoveAll(filepath.Dir(c.l.Dir())) // the lab's <StateDir>/<Prefix> and the temporary StateDir around it
 }
 
 func (c *cluster) start(i int) error { return c.l.StartNode(c.bin, i) }
