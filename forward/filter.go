@@ -432,7 +432,12 @@ func (f *Filter) decide(p *packet, in, out int, v *via, now int64) (Reason, uint
 	e.bytes[dir] += uint64(p.size)
 	e.expires = now + f.timeout[e.state]
 	if f.sym != nil {
-		if created || e.state != was {
+		// syn_recv lasts one round trip, until the initiator's ACK makes
+		// the flow established: it is not sent by itself (a replica
+		// left at syn_sent adopts the flow as well; the tracker is
+		// liberal). Under load it collapsed with established anyway; at
+		// a low rate it was a third of a handshake's records.
+		if created || e.state != was && e.state != StateSynRecv {
 			f.sym.replicate(e, now) // created, established, closing: replicate.go
 		} else {
 			f.sym.refresh(e, k, now, f.timeout[e.state])

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -55,8 +54,25 @@ const (
 	// a millisecond.
 	DefaultSyncResend = 20 * time.Millisecond
 	// lagBuckets is the number of replication lag histogram buckets.
-	lagBuckets = 16
+	lagBuckets = len(LagBoundsUs) + 1
 )
+
+// LagBoundsUs are the upper bounds (µs, exclusive) of the replication lag
+// histogram's buckets (ReplStats.Lag) but the last, which counts
+// everything longer: 50 µs steps up to 1 ms, where the target lies (a
+// power-of-two histogram could only say "between 1 and 2 ms"), then
+// coarser.
+var LagBoundsUs = [...]uint32{50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 900, 1000,
+	1250, 1500, 1750, 2000, 3000, 4000, 8000, 16000, 32000, 64000}
+
+// lagBucket is the bucket of a lag of us µs.
+func lagBucket(us int64) int {
+	i, _ := slices.BinarySearch(LagBoundsUs[:], uint32(min(us, 1<<32-1)))
+	if i < len(LagBoundsUs) && LagBoundsUs[i] == uint32(us) {
+		i++ // bounds are exclusive
+	}
+	return i
+}
 
 // ReplStats are replication's counters and gauges.
 type ReplStats struct {
@@ -89,9 +105,11 @@ type ReplStats struct {
 	Fill       FillStats
 	// Lag counts acknowledged batches by the time from the oldest change
 	// they carry being queued to their ack (the replica is stored before
-	// the ack leaves): bucket 0 under 1 µs, bucket i from 2^(i-1) to 2^i
-	// µs, the last also everything longer.
-	Lag [lagBuckets]uint64
+	// the ack leaves): bucket i below LagBoundsUs[i] µs (and not below
+	// the bound before), the last everything longer. LagSumUs is the sum
+	// of those times, µs.
+	Lag      [lagBuckets]uint64
+	LagSumUs uint64
 }
 
 // SyncDatagram is one sync batch or ack to send: the payload of a tunnel
@@ -157,10 +175,14 @@ type replicator struct {
 	peers    map[uint16]*syncPeer
 	queued   int
 	ackBuf   []byte
+	// inlineAcks: the driver takes acks right after each batch it hands
+	// over (TakeSyncAck), so owing one need not wake the sync goroutine.
+	inlineAcks atomic.Bool
 
 	records, batches, bytes, resends, collapsed, overflow, acked, dropped atomic.Uint64
 	malformed, bytesRcvd                                                  atomic.Uint64
 	lag                                                                   [lagBuckets]atomic.Uint64
+	lagSum                                                                atomic.Uint64 // µs
 }
 
 func newReplicator(c Config) *replicator {
@@ -211,8 +233,15 @@ func (r *replicator) queueRec(to uint16, rec *SyncRecord, expires, now int64, fi
 		p.fillPending++
 	}
 	r.queued++
+	// Wake the sync goroutine only when messages would send a batch to
+	// p now (Nagle's rule there): while a batch is in flight the record
+	// waits for its ack, which wakes it (ackedBy). Under load that is
+	// most changes, each a wake-up for nothing before.
+	due := len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords && len(p.flights) < r.window
 	r.mu.Unlock()
-	r.signal()
+	if due {
+		r.signal()
+	}
 }
 
 // queueCtl queues a fill's control record for node to, replacing one of
@@ -377,7 +406,8 @@ func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
 				continue
 			}
 			us := max(0, now-f.queued) / 1000
-			r.lag[min(bits.Len64(uint64(us)), lagBuckets-1)].Add(1)
+			r.lag[lagBucket(us)].Add(1)
+			r.lagSum.Add(uint64(us))
 			r.acked.Add(1)
 			copy(p.flights[i:], p.flights[i+1:])
 			p.flights = p.flights[:len(p.flights)-1]
@@ -390,7 +420,9 @@ func (r *replicator) ackedBy(from uint16, seqs []uint64, now int64) {
 	}
 }
 
-// owe notes that batch seq from peer from must be acknowledged.
+// owe notes that batch seq from peer from must be acknowledged. It wakes
+// the sync goroutine unless the driver takes the acks on its receiving
+// goroutine (takeAck).
 func (r *replicator) owe(from uint16, seq uint64) {
 	r.mu.Lock()
 	p := r.peer(from)
@@ -398,7 +430,28 @@ func (r *replicator) owe(from uint16, seq uint64) {
 		p.acks = append(p.acks, seq)
 	}
 	r.mu.Unlock()
-	r.signal()
+	if !r.inlineAcks.Load() {
+		r.signal()
+	}
+}
+
+// takeAck appends to b the wire form of an ack of up to MaxSyncAcks of
+// the batches owed to peer, taking them off what messages would send.
+func (r *replicator) takeAck(peer uint16, b []byte) []byte {
+	r.inlineAcks.Store(true)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.peers[peer]
+	if p == nil || len(p.acks) == 0 {
+		return b
+	}
+	n := min(len(p.acks), MaxSyncAcks)
+	a := SyncAck{Seqs: p.acks[:n]}
+	start := len(b)
+	b, _ = a.AppendBinary(b) // cannot fail: 1..MaxSyncAcks numbers ≥ 1
+	p.acks = p.acks[:copy(p.acks, p.acks[n:])]
+	r.bytes.Add(uint64(len(b) - start))
+	return b
 }
 
 // retain forgets the peers that are not members (keep).
@@ -655,6 +708,21 @@ func (f *Filter) SyncMessages(now int64, dst []SyncDatagram) (out []SyncDatagram
 	return out, next
 }
 
+// TakeSyncAck appends to b the payload of a sync ack (TypeSyncAck) of
+// the batches from peer that StepSync took and that are not yet
+// acknowledged, up to MaxSyncAcks of them, and returns it (b unchanged:
+// none owed). The tunnel driver calls it right after StepSync and sends
+// the ack on its receiving goroutine: the sender's replication lag is
+// then one round trip without a wake-up of this node's sync goroutine in
+// it. Once it has been called, owing an ack no longer signals SyncReady;
+// acks left over still go with SyncMessages.
+func (f *Filter) TakeSyncAck(peer uint16, b []byte) []byte {
+	if f.sym == nil {
+		return b
+	}
+	return f.sym.repl.takeAck(peer, b)
+}
+
 // SyncReady receives a value when a change was queued or an ack is owed.
 // nil (never ready) without Config.Self.
 func (f *Filter) SyncReady() <-chan struct{} {
@@ -730,5 +798,6 @@ func (s *symmetric) replStats() ReplStats {
 	for i := range st.Lag {
 		st.Lag[i] = r.lag[i].Load()
 	}
+	st.LagSumUs = r.lagSum.Load()
 	return st
 }

@@ -260,9 +260,10 @@ func TestReplicateToAuthAndStandby(t *testing.T) {
 			}
 		}
 		s := c.f[1].Stats().Sym.Repl
-		// Three changes (syn_sent, syn_recv, established) queued before
-		// any was sent: collapsed into one record per target.
-		if s.Records != uint64(targets) || s.Collapsed != uint64(2*targets) || s.Acked != s.Batches || s.InFlight != 0 || s.Queued != 0 {
+		// Two changes (syn_sent, established; syn_recv is not sent by
+		// itself) queued before any was sent: collapsed into one record
+		// per target.
+		if s.Records != uint64(targets) || s.Collapsed != uint64(targets) || s.Acked != s.Batches || s.InFlight != 0 || s.Queued != 0 {
 			t.Errorf("owners %v: n1 replication %+v, want %d records, acked", owners, s, targets)
 		}
 		if s.Lag == ([lagBuckets]uint64{}) {
@@ -625,5 +626,148 @@ func TestGiveBackAfterFlap(t *testing.T) {
 	s := c.f[2].Stats()
 	if s.Sym.Repl.GivenBack != 1 || s.Flows != 0 {
 		t.Errorf("n2: given back %d, tracks %d flows; want 1 and 0", s.Sym.Repl.GivenBack, s.Flows)
+	}
+}
+
+// TestLagBucket: a lag lands in the bucket whose bound is the first above
+// it (bounds exclusive); past the last bound, the last bucket; the status
+// reads the quantile back as that bucket's bound.
+func TestLagBucket(t *testing.T) {
+	for _, c := range []struct {
+		us   int64
+		want int
+	}{{0, 0}, {49, 0}, {50, 1}, {99, 1}, {999, 14}, {1000, 15}, {1001, 15}, {63999, len(LagBoundsUs) - 1},
+		{64000, len(LagBoundsUs)}, {1 << 40, len(LagBoundsUs)}} {
+		if got := lagBucket(c.us); got != c.want {
+			t.Errorf("lagBucket(%d) = %d, want %d", c.us, got, c.want)
+		}
+	}
+	for i := 1; i < len(LagBoundsUs); i++ {
+		if LagBoundsUs[i] <= LagBoundsUs[i-1] {
+			t.Fatalf("bounds not increasing at %d: %v", i, LagBoundsUs)
+		}
+	}
+}
+
+// TestTakeSyncAck: the receiver of a batch acknowledges it at once
+// through TakeSyncAck (the driver's receiving goroutine), which takes the
+// ack off what SyncMessages sends, and stops waking the sync goroutine
+// for acks; the sender's batch is then acknowledged.
+func TestTakeSyncAck(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	ds, _ := c.f[1].SyncMessages(c.now, nil)
+	var toN2 *SyncDatagram
+	for i := range ds {
+		if ds[i].To == 2 && ds[i].Type == TypeSync {
+			toN2 = &ds[i]
+		}
+	}
+	if toN2 == nil {
+		t.Fatalf("n1 sent %+v, want a batch for n2", ds)
+	}
+	if b := c.f[2].TakeSyncAck(1, nil); len(b) != 0 {
+		t.Fatalf("ack % x before any batch", b)
+	}
+	select {
+	case <-c.f[2].SyncReady():
+	default:
+	}
+	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2}, bytes.Clone(toN2.Payload), c.now)
+	ack := c.f[2].TakeSyncAck(1, nil)
+	var a SyncAck
+	if err := a.UnmarshalBinary(ack); err != nil || len(a.Seqs) != 1 {
+		t.Fatalf("ack % x: %v %v, want one sequence number", ack, a.Seqs, err)
+	}
+	// A second batch: owing its ack no longer signals SyncReady.
+	c.f[2].StepSync(TunnelHeader{Type: TypeSync, Sender: 1, Receiver: 2}, bytes.Clone(toN2.Payload), c.now)
+	select {
+	case <-c.f[2].SyncReady():
+		t.Error("owing an ack woke the sync goroutine although the driver takes acks")
+	default:
+	}
+	if b := c.f[2].TakeSyncAck(1, nil); len(b) == 0 {
+		t.Error("the second batch's ack was not taken")
+	}
+	if ds, _ := c.f[2].SyncMessages(c.now, nil); len(ds) != 0 {
+		t.Errorf("n2 still sends %+v after its acks were taken", ds)
+	}
+	before := c.f[1].Stats().Sym.Repl.Acked
+	c.f[1].StepSync(TunnelHeader{Type: TypeSyncAck, Sender: 2, Receiver: 1}, ack, c.now)
+	if got := c.f[1].Stats().Sym.Repl.Acked; got != before+1 {
+		t.Errorf("n1 acked %d batches, want %d", got, before+1)
+	}
+}
+
+// TestQueueWakesOnlyWhenDue: a change queued while a batch is in flight to
+// its peer does not wake the sync goroutine (it could send nothing: the
+// batch is not full); the ack does, and the change goes then.
+func TestQueueWakesOnlyWhenDue(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	drain := func() bool {
+		select {
+		case <-c.f[1].SyncReady():
+			return true
+		default:
+			return false
+		}
+	}
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	if !drain() {
+		t.Fatal("the first change did not wake the sync goroutine")
+	}
+	ds, _ := c.f[1].SyncMessages(c.now, nil)
+	if len(ds) != 2 {
+		t.Fatalf("n1 sent %d datagrams, want a batch to n2 and to n3", len(ds))
+	}
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	if drain() {
+		t.Error("a change queued behind a batch in flight woke the sync goroutine")
+	}
+	if ds, _ := c.f[1].SyncMessages(c.now, nil); len(ds) != 0 {
+		t.Fatalf("n1 sent %+v with batches in flight (Nagle's rule)", ds)
+	}
+	for _, d := range ds {
+		c.f[d.To].StepSync(TunnelHeader{Type: d.Type, Sender: 1, Receiver: d.To}, bytes.Clone(d.Payload), c.now)
+	}
+	for id := uint16(2); id <= 3; id++ {
+		ack := c.f[id].TakeSyncAck(1, nil)
+		c.f[1].StepSync(TunnelHeader{Type: TypeSyncAck, Sender: id, Receiver: 1}, ack, c.now)
+	}
+	if !drain() {
+		t.Error("the ack did not wake the sync goroutine for the change waiting")
+	}
+	ds, _ = c.f[1].SyncMessages(c.now, nil)
+	if len(ds) != 2 {
+		t.Errorf("after the acks n1 sent %d datagrams, want the waiting change to n2 and n3", len(ds))
+	}
+}
+
+// TestSynRecvNotSentAlone: the responder's SYN-ACK (syn_recv) does not
+// send a record by itself; the initiator's ACK (established) does.
+func TestSynRecvNotSentAlone(t *testing.T) {
+	c := newSymCluster(t, nil)
+	sp := c.portWithOwners(protoTCP, 80, 2, 3)
+	k, _ := keyOf(protoTCP, client.As4(), server.As4(), sp, 80)
+	c.send(1, tcp(client, server, sp, 80, tcpSYN), ext, int_)
+	c.pumpSync(nil)
+	records := c.f[1].Stats().Sym.Repl.Records
+	c.send(1, tcp(server, client, 80, sp, tcpSYN|tcpACK), int_, ext)
+	c.pumpSync(nil)
+	if got := c.f[1].Stats().Sym.Repl.Records; got != records {
+		t.Errorf("syn_recv sent %d records", got-records)
+	}
+	if r, _ := c.f[2].sym.replicas.get(k, c.now); r.state != StateSynSent {
+		t.Errorf("replica at n2 %v after the SYN-ACK, want syn_sent", r.state)
+	}
+	c.send(1, tcp(client, server, sp, 80, tcpACK), ext, int_)
+	c.pumpSync(nil)
+	for id := uint16(2); id <= 3; id++ {
+		if r, _ := c.f[id].sym.replicas.get(k, c.now); r.state != StateEstablished {
+			t.Errorf("replica at n%d %v after the ACK, want established", id, r.state)
+		}
 	}
 }

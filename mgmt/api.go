@@ -315,8 +315,8 @@ type apiError struct {
 
 // BucketQuantile returns the upper bound, µs, of the bucket that holds the
 // q-quantile of a power-of-two histogram as the status carries them
-// (DeferStatus.AckLatencyUs, ReplicationStatus.LagUs: entry i counts up
-// to 2^i µs); 0 when it is empty.
+// (DeferStatus.AckLatencyUs: entry i counts up to 2^i µs); 0 when it is
+// empty. ReplicationStatus.LagUs has its own bounds (LagQuantile).
 func BucketQuantile(h []uint64, q float64) int {
 	var n, sum uint64
 	for _, v := range h {

@@ -30,9 +30,10 @@ type ReplicationStatus struct {
 	Bulk       [2]uint64 `json:"bulk"`
 	ResyncTime float64   `json:"resync_s"`
 	// LagUs counts acknowledged batches by the time from their oldest
-	// change to their ack: entry 0 under 1 µs, entry i from 2^(i-1) to
-	// 2^i µs; the last also counts everything longer.
-	LagUs []uint64 `json:"lag_us,omitempty"`
+	// change to their ack: entry i below LagBoundsUs[i] µs (and not
+	// below the bound before it), the last entry everything longer.
+	LagUs       []uint64 `json:"lag_us,omitempty"`
+	LagBoundsUs []uint32 `json:"lag_bounds_us,omitempty"`
 	// Fill is the fill: this node's and every member's.
 	Fill *FillStatus `json:"fill,omitempty"`
 }
@@ -65,4 +66,26 @@ type FillNode struct {
 	// AuthSince is when this node installed the directory that made the
 	// member authoritative for rows, since it last had none (RFC 3339).
 	AuthSince string `json:"auth_since,omitempty"`
+}
+
+// LagQuantile returns the upper bound, µs, of the lag bucket that holds
+// the q-quantile; over when it is the last bucket (longer than the last
+// bound, which it returns); 0 when there is no lag yet.
+func (r *ReplicationStatus) LagQuantile(q float64) (us int, over bool) {
+	var n, sum uint64
+	for _, v := range r.LagUs {
+		n += v
+	}
+	for i, v := range r.LagUs {
+		if sum += v; n > 0 && float64(sum) >= q*float64(n) {
+			if i < len(r.LagBoundsUs) {
+				return int(r.LagBoundsUs[i]), false
+			}
+			if len(r.LagBoundsUs) == 0 {
+				return 0, true
+			}
+			return int(r.LagBoundsUs[len(r.LagBoundsUs)-1]), true
+		}
+	}
+	return 0, false
 }

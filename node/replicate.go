@@ -41,7 +41,7 @@ func (n *Node) replicationStatus(st forward.Stats) *mgmt.ReplicationStatus {
 		rs.Resync = "running"
 	}
 	if r.Acked > 0 {
-		rs.LagUs = r.Lag[:]
+		rs.LagUs, rs.LagBoundsUs = r.Lag[:], forward.LagBoundsUs[:]
 	}
 	rs.Fill = n.fillStatus(r)
 	return rs
@@ -60,19 +60,18 @@ func (n *Node) collectReplication(ch chan<- prometheus.Metric, st forward.Stats)
 	count := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	// The lag histogram: bucket i's upper bound is 2^i µs; the last is +Inf.
+	// The lag histogram: bucket i's upper bound is forward.LagBoundsUs[i]
+	// µs; the last is +Inf.
 	buckets := map[float64]uint64{}
 	var total, cum uint64
-	var sum float64
 	for i, v := range r.Lag {
 		total += v
-		if i < len(r.Lag)-1 {
+		if i < len(forward.LagBoundsUs) {
 			cum += v
-			buckets[float64(uint64(1)<<i)/1e6] = cum
+			buckets[float64(forward.LagBoundsUs[i])/1e6] = cum
 		}
-		sum += float64(v) * float64(uint64(1)<<max(0, i-1)) / 1e6 // each at its bucket's lower bound: an estimate
 	}
-	ch <- prometheus.MustNewConstHistogram(mReplLag, total, sum, buckets)
+	ch <- prometheus.MustNewConstHistogram(mReplLag, total, float64(r.LagSumUs)/1e6, buckets)
 	gauge(mReplQueued, float64(r.Queued))
 	gauge(mReplInFlight, float64(r.InFlight))
 	count(mReplRecords, r.Records)

@@ -12,7 +12,9 @@ import (
 func replicationLine(r mgmt.ReplicationStatus) string {
 	s := fmt.Sprintf("queued %d/%d, in flight %d, records sent %d, resends %d, replicas held %d, adopted %d, resync %s (%.1f s), bulk sent %d received %d",
 		r.Queued, r.QueueMax, r.InFlight, r.Records, r.Resends, r.Replicas, r.Adoptions, r.Resync, r.ResyncTime, r.Bulk[0], r.Bulk[1])
-	if p := mgmt.BucketQuantile(r.LagUs, 0.99); p > 0 {
+	if p, over := r.LagQuantile(0.99); over {
+		s += fmt.Sprintf(", lag p99 ≥ %d µs", p)
+	} else if p > 0 {
 		s += fmt.Sprintf(", lag p99 < %d µs", p)
 	}
 	if r.Overflow+r.Refused > 0 {

@@ -43,6 +43,14 @@ type Syncer interface {
 	StepSync(h forward.TunnelHeader, payload []byte, now int64)
 }
 
+// AckTaker is a Syncer that lets the driver acknowledge a sync batch on
+// the goroutine that received it (forward.Filter.TakeSyncAck), without
+// waking the sync goroutine: the sender's replication lag is one round
+// trip, not one round trip and a wake-up.
+type AckTaker interface {
+	TakeSyncAck(peer uint16, b []byte) []byte
+}
+
 // SyncStats are the driver's replication datagrams, [0] sent, [1]
 // received, and their bytes on the wire (tunnel header and tag included,
 // not the outer IPv4 and UDP headers).
@@ -118,4 +126,11 @@ func (d *Driver) stepSync(h forward.TunnelHeader, payload []byte) {
 	i.Add(1)
 	d.sync.bytes[1].Add(uint64(forward.DataOverhead + len(payload)))
 	sy.StepSync(h, payload, d.cfg.Now())
+	if at, ok := sy.(AckTaker); ok && h.Type == forward.TypeSync {
+		var buf [4 + 8*forward.MaxSyncAcks]byte
+		if b := at.TakeSyncAck(h.Sender, buf[:0]); len(b) > 0 && d.send(forward.TunnelHeader{Type: forward.TypeSyncAck, Receiver: h.Sender}, b) {
+			d.sync.acks[0].Add(1)
+			d.sync.bytes[0].Add(uint64(forward.DataOverhead + len(b)))
+		}
+	}
 }

@@ -48,8 +48,12 @@ import (
 func main() {
 	conns := flag.Int("conns", 1000, "long-lived connections per fault")
 	out := flag.String("out", "bench/out/stateful.json", "JSON file (\"\" to skip)")
-	faults := flag.String("faults", "kill,cut,stop,kill-auth,rolling,join", "faults to run")
-	rounds := flag.Int("rate-rounds", 2, "rounds of the new-flows/s measurement (replication on, off, interleaved)")
+	faults := flag.String("faults", "kill,cut,stop,kill-auth,rolling,join", "faults to run (\"none\": only the new-flows/s rounds)")
+	rounds := flag.Int("rate-rounds", 2, "rounds of the new-flows/s measurement (replication on, off, interleaved; 0: none)")
+	flag.DurationVar(&rateFor, "rate-for", 3*time.Second, "how long each new-flows/s round opens connections")
+	flag.IntVar(&rateClients, "rate-clients", 16, "client goroutines of the new-flows/s rounds")
+	flag.BoolVar(&waitFill, "wait-fill", false, "start the fault runs' connections only once every node is filled")
+	flag.StringVar(&profileDir, "profile", "", "write CPU profiles of the nodes of the new-flows/s rounds to this directory (\"\" none)")
 	bin := flag.String("ringway", "", "ringway binary (default: go build ./cmd/ringway)")
 	flag.StringVar(&logDir, "logs", "bench/out/stateful-logs", "copy the nodes' logs of each run here (\"\" to skip)")
 	flag.Parse()
@@ -71,6 +75,9 @@ func main() {
 	}
 	rep := report{Date: time.Now().UTC().Format(time.RFC3339), Conns: *conns}
 	for _, f := range strings.Split(*faults, ",") {
+		if f == "none" || f == "" {
+			continue
+		}
 		for _, mode := range []string{"stateful", "stateless"} {
 			if mode == "stateless" && (f == "join" || f == "kill-auth") {
 				continue // nothing to compare: the stateless cluster has no authoritative node, and a join is not a fault
@@ -124,7 +131,8 @@ type row struct {
 	ReplBytes, FwdBytes        uint64  `json:",omitempty"`
 	ReplShare                  float64 `json:",omitempty"` // replication bytes / forwarded bytes, the whole run
 	SteadyShare                float64 `json:",omitempty"` // the same before the fault (setup and 2 s of exchanges)
-	LagP99us                   int     `json:",omitempty"` // upper bound of the bucket
+	LagP99us                   int     `json:",omitempty"` // upper bound of the bucket (forward.LagBoundsUs)
+	LagOver                    bool    `json:",omitempty"` // the p99 is beyond the last bound, LagP99us
 	Error                      string  `json:",omitempty"`
 }
 
@@ -147,6 +155,9 @@ func (r report) print(w io.Writer) {
 		if x.Mode == "stateful" {
 			share = fmt.Sprintf("%.2f %% (%.2f %%)", 100*x.ReplShare, 100*x.SteadyShare)
 			lag = fmt.Sprintf("< %d µs", x.LagP99us)
+			if x.LagOver {
+				lag = fmt.Sprintf("≥ %d µs", x.LagP99us)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%.0f ms\t%.0f ms\t%.0f ms\t%d\t%s\t%s\n", x.Mode, x.Fault, x.Alive, x.Conns,
 			x.ClientResets, x.ServerResets, x.StallP50ms, x.StallP99ms, x.StallMaxms, x.Adoptions, share, lag)
@@ -214,6 +225,18 @@ func newCluster(bin string, stateful, replicate bool) (*cluster, error) {
 // logDir receives the nodes' logs of every run ("" none).
 var logDir string
 
+// The new-flows/s rounds: how long, how many clients, and where the
+// nodes' CPU profiles go ("" none).
+var (
+	rateFor     time.Duration
+	rateClients int
+	profileDir  string
+	rateRound   int
+	// waitFill makes the fault runs start their connections only once
+	// every running node is filled (a cold start's fills move rows).
+	waitFill bool
+)
+
 func (c *cluster) close() {
 	if logDir != "" && c.name != "" {
 		os.MkdirAll(logDir, 0o755)
@@ -224,7 +247,7 @@ func (c *cluster) close() {
 		}
 	}
 	c.l.Close()
-	os.RemoveAll(c.l.Dir())
+	os.RemoveAll(filepath.Dir(c.l.Dir())) // the lab's <StateDir>/<Prefix> and the temporary StateDir around it
 }
 
 func (c *cluster) start(i int) error { return c.l.StartNode(c.bin, i) }
@@ -292,6 +315,7 @@ func (c *cluster) waitMembers(nodes []int, within time.Duration, gateways bool) 
 type snapshot struct {
 	repl, fwd uint64
 	lag       []uint64
+	bounds    []uint32
 	adoptions uint64
 }
 
@@ -301,7 +325,7 @@ func (c *cluster) snapshot(i int) snapshot {
 	defer cancel()
 	if st, err := c.l.NodeStatus(ctx, i); err == nil && st.Filter != nil && st.Filter.Tunnel != nil && st.Filter.Tunnel.Replication != nil {
 		r := st.Filter.Tunnel.Replication
-		s.lag, s.adoptions = r.LagUs, r.Adoptions
+		s.lag, s.bounds, s.adoptions = r.LagUs, r.LagBoundsUs, r.Adoptions
 	}
 	c.l.NodeAPI(i, func(cl *mgmt.Client) error {
 		m, err := cl.Metrics(ctx)
@@ -332,6 +356,9 @@ func (s *snapshot) add(o snapshot) {
 	s.repl += o.repl
 	s.fwd += o.fwd
 	s.adoptions += o.adoptions
+	if len(o.bounds) > 0 {
+		s.bounds = o.bounds
+	}
 	for i, v := range o.lag {
 		if i >= len(s.lag) {
 			s.lag = append(s.lag, 0)
@@ -371,6 +398,12 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 		return r, err
 	}
 	defer srv.Close()
+	if mode == "stateful" && waitFill {
+		if err := c.waitFilled(first, 10*time.Second); err != nil {
+			return r, err
+		}
+	}
+	setup := c.filterStatus()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	conns, err := workload.StartConns(ctx, l, l.Client(), workload.ConnsConfig{Server: netip.AddrPortFrom(lab.ServerAddr, 80), N: n})
@@ -389,6 +422,10 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 	}
 	if steady.fwd > 0 {
 		r.SteadyShare = float64(steady.repl) / float64(steady.fwd)
+	}
+	if mode == "stateful" {
+		fmt.Fprintf(os.Stderr, "%s %s: before the fault, replication %d of %d forwarded bytes\n", mode, fault, steady.repl, steady.fwd)
+		c.printDiff(setup, c.filterStatus())
 	}
 	var total snapshot
 	survivors := all
@@ -460,7 +497,7 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 	if total.fwd > 0 {
 		r.ReplShare = float64(total.repl) / float64(total.fwd)
 	}
-	r.LagP99us = mgmt.BucketQuantile(total.lag, 0.99)
+	r.LagP99us, r.LagOver = (&mgmt.ReplicationStatus{LagUs: total.lag, LagBoundsUs: total.bounds}).LagQuantile(0.99)
 	return r, nil
 }
 
@@ -473,14 +510,37 @@ func flowRate(bin string, replicate bool) (float64, error) {
 		return 0, err
 	}
 	defer c.close()
+	rateRound++
+	c.name = fmt.Sprintf("rate-%d-repl-%v", rateRound, replicate)
 	for _, i := range []int{1, 2, 3} {
-		if err := c.start(i); err != nil {
+		var args []string
+		if profileDir != "" {
+			os.MkdirAll(profileDir, 0o755)
+			p, _ := filepath.Abs(filepath.Join(profileDir, fmt.Sprintf("%s-n%d.pprof", c.name, i)))
+			args = []string{"--cpu-profile", p}
+		}
+		if err := c.l.StartNode(c.bin, i, args...); err != nil {
 			return 0, err
 		}
+	}
+	if profileDir != "" {
+		defer func() {
+			for _, i := range []int{1, 2, 3} {
+				c.l.StopNode(i, syscall.SIGTERM, 10*time.Second) // the profile is written as the node stops
+			}
+		}()
 	}
 	if err := c.waitMembers([]int{1, 2, 3}, 20*time.Second, true); err != nil {
 		return 0, err
 	}
+	// Measure a settled cluster: every node filled (a cold start's fills
+	// move rows for a rotation or two; docs/forward.md "The fill").
+	if replicate {
+		if err := c.waitFilled([]int{1, 2, 3}, 10*time.Second); err != nil {
+			return 0, err
+		}
+	}
+	before, cpu0, sw0 := c.filterStatus(), c.cpu(), c.switches()
 	l := c.l
 	srv, err := workload.ListenTCPEcho(l, l.Server(), netip.AddrPortFrom(lab.ServerAddr, 80))
 	if err != nil {
@@ -491,10 +551,10 @@ func flowRate(bin string, replicate bool) (float64, error) {
 	var done, failed atomic.Uint64
 	var wg sync.WaitGroup
 	start := time.Now()
-	end := start.Add(3 * time.Second)
+	end := start.Add(rateFor)
 	var firstMu sync.Mutex
 	var first []string // the first failures, when and why
-	for range 16 {
+	for range rateClients {
 		wg.Go(func() {
 			msg, got := make([]byte, 16), make([]byte, 16)
 			for time.Now().Before(end) {
@@ -525,7 +585,158 @@ func flowRate(bin string, replicate bool) (float64, error) {
 		})
 	}
 	wg.Wait()
-	v := float64(done.Load()) / 3
+	v := float64(done.Load()) / rateFor.Seconds()
 	fmt.Fprintf(os.Stderr, "new flows/s, replication %v: %.0f (%d failed%s)\n", replicate, v, failed.Load(), strings.Join(append([]string{""}, first...), "; "))
+	cpu1, sw1 := c.cpu(), c.switches()
+	var all time.Duration
+	for i := range cpu1 {
+		all += cpu1[i] - cpu0[i]
+	}
+	fmt.Fprintf(os.Stderr, "  CPU of the nodes: n1 %v, n2 %v, n3 %v: %.0f µs per new flow (load %s)\n",
+		cpu1[0]-cpu0[0], cpu1[1]-cpu0[1], cpu1[2]-cpu0[2], float64(all.Microseconds())/max(1, float64(done.Load())), loadavg())
+	fmt.Fprintf(os.Stderr, "  context switches of the nodes' threads per new flow: n1 %.1f, n2 %.1f, n3 %.1f\n",
+		float64(sw1[0]-sw0[0])/max(1, float64(done.Load())), float64(sw1[1]-sw0[1])/max(1, float64(done.Load())),
+		float64(sw1[2]-sw0[2])/max(1, float64(done.Load())))
+	c.printDiff(before, c.filterStatus())
 	return v, nil
+}
+
+// cpu returns the CPU time (user and system) the processes of each node's
+// namespace have used so far.
+func (c *cluster) cpu() [3]time.Duration {
+	var out [3]time.Duration
+	for i := 1; i <= 3; i++ {
+		pids, _ := c.l.Pids(c.l.Node(i))
+		for _, pid := range pids {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// Fields after the command's closing parenthesis: state is
+			// the 3rd field of stat, utime and stime the 14th and 15th.
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(f) < 13 {
+				continue
+			}
+			u, _ := strconv.ParseUint(f[11], 10, 64)
+			st, _ := strconv.ParseUint(f[12], 10, 64)
+			out[i-1] += time.Duration(u+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+		}
+	}
+	return out
+}
+
+// switches returns the context switches (voluntary and not) of every
+// thread of each node's processes so far: a wake-up count that, unlike
+// CPU time, does not grow with the machine's load.
+func (c *cluster) switches() [3]uint64 {
+	var out [3]uint64
+	for i := 1; i <= 3; i++ {
+		pids, _ := c.l.Pids(c.l.Node(i))
+		for _, pid := range pids {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+			for _, t := range tasks {
+				b, err := os.ReadFile(t)
+				if err != nil {
+					continue
+				}
+				for _, line := range strings.Split(string(b), "\n") {
+					if f := strings.Fields(line); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
+						v, _ := strconv.ParseUint(f[1], 10, 64)
+						out[i-1] += v
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// waitFilled waits until the fill of every node of nodes says filled.
+func (c *cluster) waitFilled(nodes []int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		ok := true
+		for _, i := range nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := c.l.NodeStatus(ctx, i)
+			cancel()
+			if err != nil || st.Filter == nil || st.Filter.Tunnel == nil || st.Filter.Tunnel.Replication == nil ||
+				st.Filter.Tunnel.Replication.Fill == nil || st.Filter.Tunnel.Replication.Fill.State != "filled" {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nodes not filled within %v", within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// filterStatus returns every node's filter status (nil where none came).
+func (c *cluster) filterStatus() [3]*mgmt.FilterStatus {
+	var out [3]*mgmt.FilterStatus
+	for i := 1; i <= 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := c.l.NodeStatus(ctx, i)
+		cancel()
+		if err == nil {
+			out[i-1] = st.Filter
+		}
+	}
+	return out
+}
+
+// printDiff prints, per node, what the tunnel and replication did
+// between two filterStatus: where a new flow's cost goes.
+func (c *cluster) printDiff(a, b [3]*mgmt.FilterStatus) {
+	for i := range 3 {
+		x, y := a[i], b[i]
+		if x == nil || y == nil || x.Tunnel == nil || y.Tunnel == nil {
+			continue
+		}
+		t0, t1 := x.Tunnel, y.Tunnel
+		lat := make([]uint64, len(t1.Defer.AckLatencyUs))
+		for j := range lat {
+			lat[j] = t1.Defer.AckLatencyUs[j]
+			if j < len(t0.Defer.AckLatencyUs) {
+				lat[j] -= t0.Defer.AckLatencyUs[j]
+			}
+		}
+		fmt.Fprintf(os.Stderr, "  n%d: new flows %d, redirects %d, registers sent %d, deferred %d (ack %d, timeout %d; ack p50 < %d µs, p99 < %d µs)",
+			i+1, y.NewFlows-x.NewFlows, t1.Redirects-t0.Redirects, t1.Registers[0]-t0.Registers[0],
+			t1.Defer.Deferred-t0.Defer.Deferred, t1.Defer.ReleasedAck-t0.Defer.ReleasedAck,
+			t1.Defer.ReleasedTimeout-t0.Defer.ReleasedTimeout, mgmt.BucketQuantile(lat, 0.5), mgmt.BucketQuantile(lat, 0.99))
+		if r0, r1 := t0.Replication, t1.Replication; r0 != nil && r1 != nil {
+			lag := make([]uint64, len(r1.LagUs))
+			for j := range lag {
+				lag[j] = r1.LagUs[j]
+				if j < len(r0.LagUs) {
+					lag[j] -= r0.LagUs[j]
+				}
+			}
+			q := func(x float64) int {
+				v, _ := (&mgmt.ReplicationStatus{LagUs: lag, LagBoundsUs: r1.LagBoundsUs}).LagQuantile(x)
+				return v
+			}
+			fmt.Fprintf(os.Stderr, "; repl records %d, batches %d/%d, bytes %d/%d, collapsed %d, resyncs %d, resends %d, bulk %d, lag p50 < %d µs p99 < %d µs",
+				r1.Records-r0.Records, r1.Batches[0]-r0.Batches[0], r1.Batches[1]-r0.Batches[1],
+				r1.Bytes[0]-r0.Bytes[0], r1.Bytes[1]-r0.Bytes[1], r1.Collapsed-r0.Collapsed,
+				r1.Resyncs-r0.Resyncs, r1.Resends-r0.Resends, r1.Bulk[0]-r0.Bulk[0], q(0.5), q(0.99))
+		}
+		fmt.Fprintln(os.Stderr)
+	}
 }
