@@ -65,11 +65,11 @@ func apiClient(c *cli.Context) (*mgmt.Client, error) {
 
 // nodeAPIAddr returns where node id's management API listens, known from
 // cfg only when every node listens on a wildcard address (management.listen
-// 0.0.0.0:PORT, the same file on every node): the node's first primary
-// address and that port.
+// 0.0.0.0:PORT, the same file on every node): the node's primary address in
+// the first subnet and that port.
 func nodeAPIAddr(cfg *config.Config, id string) (string, error) {
-	i := slices.IndexFunc(cfg.Nodes, func(n config.NodeEntry) bool { return n.ID == id })
-	if i < 0 {
+	idx := cfg.IndexOf(id)
+	if idx == 0 {
 		ids := make([]string, len(cfg.Nodes))
 		for j, n := range cfg.Nodes {
 			ids[j] = n.ID
@@ -86,7 +86,7 @@ func nodeAPIAddr(cfg *config.Config, id string) (string, error) {
 	if a, err := netip.ParseAddr(host); host != "" && (err != nil || !a.IsUnspecified()) {
 		return "", usagef("--node %s: management.listen is %s, not a wildcard (0.0.0.0:%s), so node %s's management address is not known from the config; give it as --node HOST:PORT", id, cfg.Management.Listen, port, id)
 	}
-	return net.JoinHostPort(cfg.Nodes[i].Addresses[0].String(), port), nil
+	return net.JoinHostPort(cfg.PrimaryAddress(idx, 0).String(), port), nil
 }
 
 func statusCommand() *cli.Command {

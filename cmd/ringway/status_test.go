@@ -122,10 +122,14 @@ n3    not in ring  -       0 VIPs  2 VIPs
 // TestNodeAPIAddr: --node takes a node id when every node's API listens on
 // a wildcard address; otherwise the error says what to give instead.
 func TestNodeAPIAddr(t *testing.T) {
-	cfg := &config.Config{Nodes: []config.NodeEntry{
-		{ID: "n1", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.1")}},
-		{ID: "n2", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("203.0.113.2")}},
-	}}
+	cfg := &config.Config{
+		// Addresses in any order: the first subnet's is the one used.
+		Subnets: []config.Subnet{{Prefix: netip.MustParsePrefix("198.51.100.0/24")}, {Prefix: netip.MustParsePrefix("203.0.113.0/24")}},
+		Nodes: []config.NodeEntry{
+			{ID: "n1", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.1")}},
+			{ID: "n2", Addresses: []netip.Addr{netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("198.51.100.2")}},
+		},
+	}
 	for _, tc := range []struct {
 		listen, id, want, err string
 	}{
