@@ -21,6 +21,10 @@ type monitorSet struct {
 	ping    *monitor.Ping // nil unless monitors.ping.enabled
 	app     appMonitor    // nil unless monitors.application.enabled
 	swapped chan struct{} // closed when a reload replaces this set
+	// cfg is the settings the monitors run with: a change that could not
+	// be applied is not in it, so a later epoch with the same file tries
+	// it again.
+	cfg config.Monitors
 }
 
 // newMonitorSet returns an empty set: no monitor runs.
@@ -126,18 +130,22 @@ func newCommand(a config.ApplicationMonitor, log *slog.Logger) (*monitor.Command
 
 // applyMonitors gives the node the monitors of next (see nextMonitors). A
 // monitor that cannot be built (the ping socket, the check's user) is
-// logged, and the node goes on without the change to that monitor.
-func (n *Node) applyMonitors(old, next *config.Config) {
-	if reflect.DeepEqual(old.Monitors, next.Monitors) {
+// logged, and the node goes on without the change to that monitor; the
+// next config epoch tries it again.
+func (n *Node) applyMonitors(next *config.Config) {
+	cur := n.mons.Load()
+	if reflect.DeepEqual(cur.cfg, next.Monitors) {
 		return
 	}
-	cur := n.mons.Load()
-	set, on, off, errs := n.nextMonitors(cur, old.Monitors, next)
+	set, on, off, errs := n.nextMonitors(cur, next)
 	for _, err := range errs {
-		n.log.Error("a monitor change was not applied", "err", err)
+		n.log.Error("a monitor change was not applied; the next config epoch tries it again", "err", err)
 	}
-	if set == *cur {
-		return // settings adopted by the monitors that run
+	if set.nic == cur.nic && set.ping == cur.ping && set.app == cur.app {
+		// The monitors that run adopted their settings: the same set,
+		// with the settings recorded.
+		n.mons.Store(&set)
+		return
 	}
 	set.swapped = make(chan struct{})
 	n.mons.Store(&set)
@@ -146,17 +154,18 @@ func (n *Node) applyMonitors(old, next *config.Config) {
 }
 
 // nextMonitors returns the monitors for next's settings, given the set cur
-// that runs with the settings om (New passes an empty set and no
-// settings). One that runs and stays on adopts its new settings before its
+// that runs (New passes an empty set). One that runs and stays on adopts its new settings before its
 // next check (the operator's check: command, interval; the ping monitor:
 // targets and times); one turned on is built (healthy until its first
 // verdict), one turned off is left out; one that changes kind (the
 // operator's check and the built-in one) or the NIC monitor is replaced.
 // On and off name the monitors turned on and off. A monitor that cannot be
-// built or reconfigured keeps its place in cur and its error is in errs.
-func (n *Node) nextMonitors(cur *monitorSet, om config.Monitors, next *config.Config) (set monitorSet, on, off []string, errs []error) {
-	nm := next.Monitors
+// built or reconfigured keeps its place and its settings in cur, and its
+// error is in errs.
+func (n *Node) nextMonitors(cur *monitorSet, next *config.Config) (set monitorSet, on, off []string, errs []error) {
+	om, nm := cur.cfg, next.Monitors
 	set = *cur
+	set.cfg = nm
 	log := n.log.With("part", "monitor")
 	if om.NIC != nm.NIC {
 		set.nic = nil
@@ -182,6 +191,7 @@ func (n *Node) nextMonitors(cur *monitorSet, om config.Monitors, next *config.Co
 			if na.User != "" {
 				if uid, gid, groups, err = lookupUser(na.User); err != nil {
 					errs = append(errs, fmt.Errorf("monitors.application.user: %w (the old application check runs)", err))
+					set.cfg.Application = oa
 					break
 				}
 			}
@@ -190,6 +200,7 @@ func (n *Node) nextMonitors(cur *monitorSet, om config.Monitors, next *config.Co
 			c, err := newCommand(na, log)
 			if err != nil {
 				errs = append(errs, err)
+				set.cfg.Application = oa
 				break
 			}
 			set.app = c
@@ -198,6 +209,7 @@ func (n *Node) nextMonitors(cur *monitorSet, om config.Monitors, next *config.Co
 			p, ok := n.plane.(monitor.Prober)
 			if !ok {
 				errs = append(errs, errors.New("monitors.application: the built-in application check needs a data plane that can be probed"))
+				set.cfg.Application = oa
 				break
 			}
 			set.app = monitor.NewProbe(p, na.Interval, log)
@@ -218,11 +230,13 @@ func (n *Node) nextMonitors(cur *monitorSet, om config.Monitors, next *config.Co
 		case cur.ping != nil:
 			if err := cur.ping.Reconfigure(np.Targets, np.Interval, np.Timeout); err != nil {
 				errs = append(errs, fmt.Errorf("%w (the old ping settings run)", err))
+				set.cfg.Ping = op
 			}
 		default:
 			p, err := monitor.NewPing(np.Targets, np.Interval, np.Timeout, log)
 			if err != nil {
 				errs = append(errs, err)
+				set.cfg.Ping = op
 				break
 			}
 			set.ping = p

@@ -217,12 +217,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	// The monitors are built as a reload would turn them on, last: the
 	// built-in check probes the router.
-	mons, _, _, errs := n.nextMonitors(newMonitorSet(), config.Monitors{}, f)
+	mons, _, _, errs := n.nextMonitors(newMonitorSet(), f)
+	n.mons.Store(&mons) // before Close can run: it closes the ping socket
 	if len(errs) > 0 {
 		n.Close()
 		return nil, errors.Join(errs...)
 	}
-	n.mons.Store(&mons)
 	n.beside = append(n.beside, part{"monitors", runnerFunc(n.runMonitors)})
 	return n, nil
 }
@@ -250,7 +250,12 @@ func newNode(cfg Config) (*Node, error) {
 		names[i] = f.Nodes[i].ID
 	}
 	n.names.Store(&names)
-	n.mons.Store(newMonitorSet())
+	// No monitors, recorded as the file's settings: tests run a node with
+	// fakes and no monitors, and a reload changes only what the file
+	// changes. New builds the file's monitors in a set of its own.
+	mons := newMonitorSet()
+	mons.cfg = f.Monitors
+	n.mons.Store(mons)
 	if err := n.initConfig(f); err != nil {
 		return nil, err
 	}

@@ -195,6 +195,9 @@ func (n *Node) reloadFile(ctx context.Context, o mgmt.ReloadOptions) mgmt.Reload
 	}
 	if h == cur.hash {
 		n.noteFile()
+		// A monitor change this node could not apply (a check's user
+		// missing then) is tried again: the operator fixed the cause.
+		n.applyMonitors(cur.cfg)
 		res.Outcome, res.Epoch = "unchanged", cur.epoch
 		return res
 	}
@@ -287,7 +290,7 @@ func (n *Node) applyEpoch(e ringstate.Epoch) {
 	n.applyRouter(cur.cfg, next)
 	n.applyTimers(cur.cfg, next)
 	n.applyFilter(cur.cfg, next)
-	n.applyMonitors(cur.cfg, next)
+	n.applyMonitors(next)
 	if len(e.DropVIPs) > 0 && e.Epoch > cur.epoch {
 		n.dropFlows(e.DropVIPs)
 		// A reload with --drop-flows answers once the flows are gone.

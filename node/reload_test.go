@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -387,6 +388,36 @@ func TestReloadMonitorsOnOff(t *testing.T) {
 			if m := tn.mons.Load(); m.app != nil || m.ping != nil {
 				t.Errorf("%s still runs %+v", tn.name(tn.self), m)
 			}
+		}
+	})
+}
+
+// TestMonitorChangeRetried: a monitor change that cannot be applied (the
+// check's user does not exist yet) is not recorded as running, so the next
+// config epoch, or a reload of the same file ("unchanged"), applies it once
+// the cause is gone.
+func TestMonitorChangeRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, fastRing, nil, nil)
+		tn := c.node(1)
+		next := *tn.run.Load().cfg
+		next.Monitors.Application = config.ApplicationMonitor{Enabled: true, Interval: 100 * time.Millisecond, Command: "exit 0", User: "ringway-no-such-user"}
+		defer func(l func(string) (uint32, uint32, []uint32, error)) { lookupUser = l }(lookupUser)
+		lookupUser = func(name string) (uint32, uint32, []uint32, error) {
+			return 0, 0, nil, fmt.Errorf("user: unknown user %s", name)
+		}
+		tn.applyMonitors(&next)
+		if m := tn.mons.Load(); m.app != nil || m.cfg.Application.Enabled {
+			t.Fatalf("a check whose user does not exist runs or is recorded as running: app %v, settings %+v", m.app, m.cfg.Application)
+		}
+		if !tn.logs.has(slog.LevelError, "a monitor change was not applied") {
+			t.Error("the failed change is not logged")
+		}
+		// The operator creates the account; the same settings again.
+		lookupUser = func(string) (uint32, uint32, []uint32, error) { return 65534, 65534, nil, nil }
+		tn.applyMonitors(&next)
+		if m := tn.mons.Load(); m.app == nil || !m.cfg.Application.Enabled {
+			t.Errorf("the same settings again, now applicable: app %v, settings %+v", m.app, m.cfg.Application)
 		}
 	})
 }

@@ -11,7 +11,8 @@ import (
 // in the passwd and group databases. Switching to it needs root: a node
 // that runs unprivileged (the packaged unit's User=ringway) can only run
 // the check as itself.
-func lookupUser(name string) (uid, gid uint32, groups []uint32, err error) {
+// It is a variable so tests can stand in for the system's databases.
+var lookupUser = func(name string) (uid, gid uint32, groups []uint32, err error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("%w (create the account, or name an existing unprivileged one such as nobody)", err)
