@@ -153,19 +153,22 @@ func (l *Lab) Unimpair(i int, side string) error {
 	if r == nil {
 		return nil
 	}
-	delete(l.relays, port)
-	r.close()
 	h, err := l.Netlink(l.Switch())
 	if err != nil {
-		return err
+		return fmt.Errorf("unimpair node %d: %w", i, err)
 	}
 	defer h.Close()
+	delete(l.relays, port)
+	r.close()
+	// The port goes back even if the veth cannot be deleted: a side left
+	// off its bridge would be a cut nobody asked for.
+	var delErr error
 	if v, err := h.LinkByName(r.veth); err == nil {
 		if err := h.LinkDel(v); err != nil {
-			return fmt.Errorf("unimpair node %d: delete %s: %w", i, r.veth, err)
+			delErr = fmt.Errorf("delete %s: %w", r.veth, err)
 		}
 	}
-	if err := l.place(h, i); err != nil {
+	if err := errors.Join(delErr, l.place(h, i)); err != nil {
 		return fmt.Errorf("unimpair node %d: %w", i, err)
 	}
 	return nil

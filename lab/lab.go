@@ -287,8 +287,11 @@ func (l *Lab) setCut(i int, cut bool) error {
 		return err
 	}
 	defer h.Close()
+	was := l.cut[i]
 	l.cut[i] = cut
 	if err := l.place(h, i); err != nil {
+		l.cut[i] = was
+		l.place(h, i) // back where it was, as far as it goes; the first error says why
 		return fmt.Errorf("%s node %d: %w", map[bool]string{true: "cut", false: "heal"}[cut], i, err)
 	}
 	return nil
