@@ -127,6 +127,7 @@ func (r *txRing) put(b []byte) bool {
 // frames are not sent) and the next frame goes where the kernel stopped.
 func (r *txRing) kick(first, n int) (int, error) {
 	flags := uintptr(unix.MSG_DONTWAIT)
+	done := 0 // slots taken when the waiting send last returned
 	for {
 		var e unix.Errno
 		if n == 1 && flags != 0 {
@@ -146,6 +147,12 @@ func (r *txRing) kick(first, n int) (int, error) {
 		taken := r.taken(first, n)
 		if taken == n {
 			return n, nil
+		}
+		if e == 0 && flags == 0 && taken > done {
+			// The waiting send returned after some frames (a signal
+			// ended its wait for room): it made progress, go on.
+			done = taken
+			continue
 		}
 		if (e == 0 || e == unix.EAGAIN || e == unix.ENOBUFS) && flags != 0 {
 			// The socket's send buffer was full (tpacket_snd stops
