@@ -77,8 +77,10 @@ type dropWait struct {
 	superseded bool
 	// excl are further nodes not asked: a regeneration's wait (regen)
 	// asks only the members that answered its 911.
-	excl  []NodeID
-	regen bool
+	excl      []NodeID
+	regen     bool
+	sentAt    int64
+	committed bool
 }
 
 // majority reports whether this node counts quorum by majority.
@@ -92,8 +94,10 @@ func (n *Node) majority() bool { return n.cfg.Quorum == Majority }
 func (n *Node) lease() int64 { return n.tokLossBase + n.hold() + 2 }
 
 // renewLease records a renewal; a suspended node serves again.
-func (n *Node) renewLease() {
-	n.leaseAt = n.now
+func (n *Node) renewLease() { n.renewLeaseAt(n.now) }
+
+func (n *Node) renewLeaseAt(at int64) {
+	n.leaseAt = max(n.leaseAt, at)
 	if n.suspended {
 		n.suspended = false
 		if n.mode == ModeMember {
@@ -127,7 +131,7 @@ func (n *Node) waitDrop(o *outMsg) {
 // needs a majority's answers to that last one, so that answers from
 // members that have since gone over to another line do not count.
 func (n *Node) sendRenewals(w *dropWait) {
-	w.id, w.heard, w.confirmed = n.cfg.Rand(), nil, false
+	w.id, w.heard, w.confirmed, w.sentAt, w.committed = n.cfg.Rand(), nil, false, n.now, false
 	last := w.at - int64(2*n.cfg.AckTimeout+1)
 	w.renewAt = n.now + max(n.lease()/2, 1)
 	if w.renewAt >= last {
@@ -156,8 +160,12 @@ func (n *Node) heardBy(w *dropWait, id NodeID) {
 	// too. Those members are live while their leases run, so no other
 	// ring may add them meanwhile.
 	w.confirmed = !w.superseded && 2*(1+len(w.heard)) > len(n.cfg.Nodes)
-	if w.confirmed {
-		n.renewLease()
+	if w.confirmed && !w.committed {
+		w.committed = true
+		n.renewLeaseAt(w.sentAt)
+		n.helloAll(PurposeRenewed, w.id, w.heard)
+	} else if w.confirmed && id != 0 {
+		n.send(id, n.info(MsgHello, PurposeRenewed, w.id), sendTag{kind: MsgHello})
 	}
 }
 
@@ -192,7 +200,9 @@ func (n *Node) tickDropWait() {
 }
 
 // stepRenew is a member's side of a renewal hello from the holder from;
-// it reports whether it renewed (only then does its answer count).
+// it reports whether it took the renewal (only then does its answer
+// count). Taking it renews nothing yet: the lease is renewed when the
+// holder says a majority took it (stepRenewed).
 //
 // Two holders of one ring id may wait to drop at once: a node that got
 // the token although its acks were lost passed it on, and that hop failed
@@ -227,7 +237,7 @@ func (n *Node) stepRenew(from NodeID, m *Message) bool {
 		return false
 	}
 	n.renewBy, n.renewRing, n.renewLast = from, m.RingID, n.now
-	n.renewLease()
+	n.renewID, n.renewAskAt = m.QueryID, n.now
 	return true
 }
 
@@ -283,4 +293,15 @@ func (n *Node) waitRegen(answers []answer) bool {
 		n.sendRenewals(n.regenWait)
 	}
 	return true
+}
+
+// stepRenewed is a member's side of a "renewed" hello: the renewer it took
+// renewal QueryID from had a majority take that renewal, so the member
+// renews its lease from when it took it. Taking a renewal alone renews
+// nothing (stepRenew): a renewer cut off with a minority must not keep
+// that minority serving.
+func (n *Node) stepRenewed(from NodeID, m *Message) {
+	if n.mode == ModeMember && from == n.renewBy && m.QueryID == n.renewID && m.RingID == n.tok.RingID && n.now >= n.renewConflict {
+		n.renewLeaseAt(n.renewAskAt)
+	}
 }

@@ -172,6 +172,8 @@ type Node struct {
 	renewRing     uint64
 	renewLast     int64
 	renewConflict int64
+	renewID       uint64
+	renewAskAt    int64
 	// unheard: nodes dropped for a hop they did not acknowledge, by this
 	// node or (learnt on the token) by another, with the tick this node
 	// last sent each a proving hello; their join or merge requests count

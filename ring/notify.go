@@ -154,6 +154,9 @@ func (n *Node) stepHello(from NodeID, m *Message) {
 	if p == PurposeRenew && !n.stepRenew(from, m) {
 		p = PurposeProbe // not renewed: the holder must not count this answer
 	}
+	if p == PurposeRenewed {
+		n.stepRenewed(from, m)
+	}
 	n.send(from, n.info(MsgAnswer, p, m.QueryID), sendTag{kind: MsgAnswer})
 	n.observe(from, m)
 	// A 911 from a node whose copy is older than ours, while our own

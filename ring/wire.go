@@ -159,7 +159,8 @@ const (
 	PurposeNudge Purpose = 4 // "your copy outranks mine and the token is lost: ask now"
 	// PurposeRenew: quorum majority, the holder waits to drop a node
 	// (lease.go): "I hold our ring's token and count you; say if you hear me".
-	PurposeRenew Purpose = 5
+	PurposeRenew   Purpose = 5
+	PurposeRenewed Purpose = 6 // "a majority heard my renewal QueryID: renew your lease from when you took it"
 )
 
 // Hello and answer flags: the sender's situation.
