@@ -1,5 +1,7 @@
 package ring
 
+import "slices"
+
 // Hold-down of nodes dropped for a hop they did not acknowledge.
 //
 // A node that hears nothing but can still send (one-way deaf: a broken
@@ -22,8 +24,10 @@ package ring
 // are told apart by their kind.
 
 // holdDown starts holding node id down (a drop of it, made or learnt).
+// Only nodes of the node map are held (a cause record names the node, and
+// the token comes from the wire), so the table stays within its size.
 func (n *Node) holdDown(id NodeID) {
-	if id != n.cfg.ID {
+	if id != n.cfg.ID && slices.Contains(n.cfg.Nodes, id) {
 		if _, ok := n.unheard[id]; !ok {
 			n.unheard[id] = n.now - int64(n.cfg.ProbeInterval)
 		}
@@ -38,7 +42,9 @@ func (n *Node) heldDown(from NodeID, m *Message) bool {
 	if !ok {
 		return false
 	}
-	if m.Kind == MsgAnswer {
+	if m.Kind == MsgAnswer || slices.Contains(n.tok.Members, from) {
+		// It hears us, or a ring of ours took it back in (a merge, or
+		// another member's proof): nothing left to hold.
 		delete(n.unheard, from)
 		return false
 	}
