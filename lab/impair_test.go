@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -128,7 +129,7 @@ func TestPlacementComposes(t *testing.T) {
 	if err := l.Heal(2); err != nil {
 		t.Fatal(err)
 	}
-	if err := udpExchange(l, l.Node(3), NodeInt(2)); err != nil {
+	if err := healedExchange(l, l.Node(3), NodeInt(2)); err != nil {
 		t.Errorf("n3 -> n2 after Heal (same group): %v", err)
 	}
 	if err := udpExchange(l, l.Client(), NodeExt(2)); err == nil {
@@ -152,7 +153,7 @@ func TestPlacementComposes(t *testing.T) {
 	if err := l.Heal(1); err != nil {
 		t.Fatal(err)
 	}
-	if err := udpExchange(l, l.Client(), NodeExt(1)); err != nil {
+	if err := healedExchange(l, l.Client(), NodeExt(1)); err != nil {
 		t.Errorf("client -> n1 after Heal, through its relay: %v", err)
 	}
 
@@ -172,12 +173,25 @@ func TestPlacementComposes(t *testing.T) {
 	if err := l.Unimpair(1, "ext"); err != nil {
 		t.Fatal(err)
 	}
-	if err := udpExchange(l, l.Node(3), NodeExt(1)); err != nil {
+	if err := healedExchange(l, l.Node(3), NodeExt(1)); err != nil {
 		t.Errorf("n3 -> n1 (same group) after Unimpair: %v", err)
 	}
 	if err := udpExchange(l, l.Client(), NodeExt(1)); err == nil {
 		t.Error("Unimpair put the partitioned n1 back with the client")
 	}
+}
+
+// healedExchange is udpExchange retried for a few seconds: after a heal,
+// the sender's ARP entry for the node may still be in its failed
+// resolution from the cut (the kernel's next probe comes up to 1 s later).
+func healedExchange(l *Lab, from string, to netip.Addr) error {
+	var err error
+	for range 4 {
+		if err = udpExchange(l, from, to); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 func TestFixChecksum(t *testing.T) {
