@@ -257,6 +257,34 @@ func (l *Lab) Pids(ns string) ([]int, error) {
 	return pidsIn(map[uint64]bool{ino: true}), nil
 }
 
+// CPU returns the CPU time (user and system) the processes now inside
+// namespace ns have used so far, from /proc/PID/stat; a process that ends
+// while it is read is left out.
+func (l *Lab) CPU(ns string) (time.Duration, error) {
+	pids, err := l.Pids(ns)
+	if err != nil {
+		return 0, err
+	}
+	var ticks uint64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis (the command
+		// may hold spaces): state is the 3rd field of stat, utime and
+		// stime the 14th and 15th.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseUint(f[11], 10, 64)
+		st, _ := strconv.ParseUint(f[12], 10, 64)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
+
 // Signal sends sig to every process inside namespace ns and returns how many
 // it signalled: SIGKILL simulates a crash of a node's software, SIGSTOP a
 // hang (SIGCONT resumes it).

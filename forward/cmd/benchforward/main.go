@@ -427,27 +427,12 @@ func rowsMoved() []moved {
 // nodesCPU returns the CPU time (user + system) the processes of both
 // node namespaces have used so far; 0 for what cannot be read.
 func nodesCPU(l *lab.Lab) time.Duration {
-	var ticks uint64
+	var sum time.Duration
 	for i := 1; i <= 2; i++ {
-		pids, _ := l.Pids(l.Node(i))
-		for _, pid := range pids {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			// Fields after the command (which may hold spaces): state is
-			// the 3rd field, utime and stime the 14th and 15th.
-			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-			if len(f) < 13 {
-				continue
-			}
-			var u, s uint64
-			fmt.Sscan(f[11], &u)
-			fmt.Sscan(f[12], &s)
-			ticks += u + s
-		}
+		d, _ := l.CPU(l.Node(i))
+		sum += d
 	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+	return sum
 }
 
 func pct(v []float64, p float64) float64 {

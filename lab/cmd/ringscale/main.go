@@ -127,7 +127,7 @@ func measure(ctx context.Context, n int, idle, form time.Duration, ring, bin, le
 			offsets[i] = fi.Size()
 		}
 	}
-	cpu0 := cpuTicks(l)
+	cpu0 := nodesCPU(l)
 	t0 := time.Now()
 	select {
 	case <-time.After(idle):
@@ -135,9 +135,9 @@ func measure(ctx context.Context, n int, idle, form time.Duration, ring, bin, le
 		return row, ctx.Err()
 	}
 	el := time.Since(t0)
-	cpu1 := cpuTicks(l)
+	cpu1 := nodesCPU(l)
 	row.IdleS = el.Seconds()
-	row.CPU = float64(cpu1-cpu0) / 100 / el.Seconds() / float64(n) * 100 // USER_HZ 100
+	row.CPU = (cpu1 - cpu0).Seconds() / el.Seconds() / float64(n) * 100
 	for i := 1; i <= n; i++ {
 		c, learnt := countChanges(l.LogPath(l.Node(i), "ringway"), offsets[i])
 		row.Changes += c
@@ -224,23 +224,12 @@ func oneRing(ctx context.Context, l *lab.Lab) bool {
 	return true
 }
 
-// cpuTicks sums utime+stime of every ringway process of the lab's nodes.
-func cpuTicks(l *lab.Lab) int64 {
-	var sum int64
+// nodesCPU sums the CPU time of every process of the lab's nodes.
+func nodesCPU(l *lab.Lab) time.Duration {
+	var sum time.Duration
 	for i := 1; i <= l.Nodes(); i++ {
-		pids, _ := l.Pids(l.Node(i))
-		for _, pid := range pids {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-			if len(f) > 12 {
-				u, _ := strconv.ParseInt(f[11], 10, 64)
-				s, _ := strconv.ParseInt(f[12], 10, 64)
-				sum += u + s
-			}
-		}
+		d, _ := l.CPU(l.Node(i))
+		sum += d
 	}
 	return sum
 }

@@ -606,22 +606,7 @@ func flowRate(bin string, replicate bool) (float64, error) {
 func (c *cluster) cpu() [3]time.Duration {
 	var out [3]time.Duration
 	for i := 1; i <= 3; i++ {
-		pids, _ := c.l.Pids(c.l.Node(i))
-		for _, pid := range pids {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			// Fields after the command's closing parenthesis: state is
-			// the 3rd field of stat, utime and stime the 14th and 15th.
-			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-			if len(f) < 13 {
-				continue
-			}
-			u, _ := strconv.ParseUint(f[11], 10, 64)
-			st, _ := strconv.ParseUint(f[12], 10, 64)
-			out[i-1] += time.Duration(u+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
-		}
+		out[i-1], _ = c.l.CPU(c.l.Node(i))
 	}
 	return out
 }
