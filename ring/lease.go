@@ -184,16 +184,7 @@ func (n *Node) tickDropWait() {
 		// node cut off. Starting a line that takes others' VIPs is not
 		// its call; it asks instead. (A line without quorum takes
 		// nothing: that drop goes ahead.)
-		n.mode = ModeLimbo
-		n.holding = false
-		n.causes = n.causes[:0]
-		n.eventCause(EventLimbo, w.to, Cause{Kind: CauseUnheard, Node: w.to, By: n.cfg.ID, Ring: n.tok.RingID}, nil)
-		n.commit()
-		if n.leaving {
-			n.finishLeave()
-			return
-		}
-		n.startQuery()
+		n.enterLimbo(w.to, CauseUnheard)
 		return
 	}
 	n.drop(w.to, w.tries, w.paths)
