@@ -158,8 +158,9 @@ func (n *Node) heardBy(w *dropWait, id NodeID) {
 	}
 	// A majority renewed for this holder alone: its own lease is renewed
 	// too. Those members are live while their leases run, so no other
-	// ring may add them meanwhile.
-	w.confirmed = !w.superseded && 2*(1+len(w.heard)) > len(n.cfg.Nodes)
+	// ring may add them meanwhile. (Waits run in quorum mode majority
+	// only, where noQuorumOf counts.)
+	w.confirmed = !w.superseded && !n.noQuorumOf(1+len(w.heard))
 	if w.confirmed && !w.committed {
 		w.committed = true
 		n.renewLeaseAt(w.sentAt)
