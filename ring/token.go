@@ -286,7 +286,7 @@ func (n *Node) onSendFailed(o *outMsg) {
 		if !n.passing || o.id != n.passID {
 			return
 		}
-		if n.majority() && n.dropWait == nil {
+		if n.majority() {
 			// Quorum majority: not before the destination's lease has
 			// run out (lease.go).
 			n.waitDrop(o)
