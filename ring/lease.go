@@ -93,9 +93,16 @@ func (n *Node) majority() bool { return n.cfg.Quorum == Majority }
 // lease: the dropper's wait must cover the dropped node's lease.
 func (n *Node) lease() int64 { return n.tokLossBase + n.hold() + 2 }
 
-// renewLease records a renewal; a suspended node serves again.
-func (n *Node) renewLease() { n.renewLeaseAt(n.now) }
+// renewLease records the renewal of a turn with the token (accepted,
+// formed or regenerated, or kept alone); a suspended node serves again by
+// the state that turn commits (runHolder, which every caller runs next).
+func (n *Node) renewLease() {
+	n.leaseAt = max(n.leaseAt, n.now)
+	n.suspended = false
+}
 
+// renewLeaseAt records a renewal from tick at outside a turn (a majority
+// took a renewal); a suspended member serves again from now: it commits.
 func (n *Node) renewLeaseAt(at int64) {
 	n.leaseAt = max(n.leaseAt, at)
 	if n.suspended {
