@@ -93,9 +93,16 @@ func (n *Node) majority() bool { return n.cfg.Quorum == Majority }
 // lease: the dropper's wait must cover the dropped node's lease.
 func (n *Node) lease() int64 { return n.tokLossBase + n.hold() + 2 }
 
-// renewLease records a renewal; a suspended node serves again.
-func (n *Node) renewLease() { n.renewLeaseAt(n.now) }
+// renewLease records the renewal of a turn with the token (accepted,
+// formed or regenerated, or kept alone); a suspended node serves again by
+// the state that turn commits (runHolder, which every caller runs next).
+func (n *Node) renewLease() {
+	n.leaseAt = max(n.leaseAt, n.now)
+	n.suspended = false
+}
 
+// renewLeaseAt records a renewal from tick at outside a turn (a majority
+// took a renewal); a suspended member serves again from now: it commits.
 func (n *Node) renewLeaseAt(at int64) {
 	n.leaseAt = max(n.leaseAt, at)
 	if n.suspended {
@@ -158,8 +165,9 @@ func (n *Node) heardBy(w *dropWait, id NodeID) {
 	}
 	// A majority renewed for this holder alone: its own lease is renewed
 	// too. Those members are live while their leases run, so no other
-	// ring may add them meanwhile.
-	w.confirmed = !w.superseded && 2*(1+len(w.heard)) > len(n.cfg.Nodes)
+	// ring may add them meanwhile. (Waits run in quorum mode majority
+	// only, where noQuorumOf counts.)
+	w.confirmed = !w.superseded && !n.noQuorumOf(1+len(w.heard))
 	if w.confirmed && !w.committed {
 		w.committed = true
 		n.renewLeaseAt(w.sentAt)
@@ -184,16 +192,7 @@ func (n *Node) tickDropWait() {
 		// node cut off. Starting a line that takes others' VIPs is not
 		// its call; it asks instead. (A line without quorum takes
 		// nothing: that drop goes ahead.)
-		n.mode = ModeLimbo
-		n.holding = false
-		n.causes = n.causes[:0]
-		n.eventCause(EventLimbo, w.to, Cause{Kind: CauseUnheard, Node: w.to, By: n.cfg.ID, Ring: n.tok.RingID}, nil)
-		n.commit()
-		if n.leaving {
-			n.finishLeave()
-			return
-		}
-		n.startQuery()
+		n.enterLimbo(w.to, CauseUnheard)
 		return
 	}
 	n.drop(w.to, w.tries, w.paths)

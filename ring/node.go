@@ -428,8 +428,13 @@ func (n *Node) flags() uint8 {
 	return f
 }
 
-func (n *Node) noQuorum(members []NodeID) bool {
-	return n.cfg.Quorum == Majority && 2*len(members) <= len(n.cfg.Nodes)
+// noQuorum reports whether a ring of members lacks quorum: in quorum mode
+// majority, they are no majority of the node map.
+func (n *Node) noQuorum(members []NodeID) bool { return n.noQuorumOf(len(members)) }
+
+// noQuorumOf is noQuorum for a ring of k members.
+func (n *Node) noQuorumOf(k int) bool {
+	return n.cfg.Quorum == Majority && 2*k <= len(n.cfg.Nodes)
 }
 
 // runHolder calls the Holder on the token copy and commits the result. It

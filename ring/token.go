@@ -286,7 +286,7 @@ func (n *Node) onSendFailed(o *outMsg) {
 		if !n.passing || o.id != n.passID {
 			return
 		}
-		if n.majority() && n.dropWait == nil {
+		if n.majority() {
 			// Quorum majority: not before the destination's lease has
 			// run out (lease.go).
 			n.waitDrop(o)
@@ -350,17 +350,19 @@ func (n *Node) stepStale(from NodeID, m *Message) {
 		n.cancel(n.passID)
 		n.passing = false
 	}
-	n.enterLimbo(from)
+	n.enterLimbo(from, CauseStale)
 }
 
-// enterLimbo: told by node from that our line is stale, we are in no
-// ring until one adds us.
-func (n *Node) enterLimbo(from NodeID) {
+// enterLimbo steps out of this node's line, for cause (about node peer):
+// told by peer that the line is stale (CauseStale), or not heard by a
+// majority while waiting to drop peer (CauseUnheard). The node is in no
+// ring until one adds it; it asks (911) at once.
+func (n *Node) enterLimbo(peer NodeID, cause CauseKind) {
 	n.mode = ModeLimbo
 	n.regenWait = nil
 	n.holding = false
 	n.causes = n.causes[:0]
-	n.eventCause(EventLimbo, from, Cause{Kind: CauseStale, Node: from, By: n.cfg.ID, Ring: n.tok.RingID}, nil)
+	n.eventCause(EventLimbo, peer, Cause{Kind: cause, Node: peer, By: n.cfg.ID, Ring: n.tok.RingID}, nil)
 	n.commit()
 	if n.leaving {
 		n.finishLeave()

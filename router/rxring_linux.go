@@ -45,6 +45,42 @@ type rxRing struct {
 	next   int // the slot the next frame will be in
 }
 
+// mapRing switches the packet socket fd to TPACKET_V2, gives it a ring
+// (opt: PACKET_RX_RING or PACKET_TX_RING) of about size bytes in slots of
+// frameSize bytes, and maps it. It returns the mapped ring and its number
+// of slots; fd is left open.
+func mapRing(fd, opt, frameSize, size int) (mem []byte, frames int, err error) {
+	name, what := "PACKET_RX_RING", "receive"
+	if opt == unix.PACKET_TX_RING {
+		name, what = "PACKET_TX_RING", "transmit"
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return nil, 0, fmt.Errorf("set PACKET_VERSION: %w", err)
+	}
+	blocks := max(1, size/rxRingBlockSize)
+	frames = blocks * (rxRingBlockSize / frameSize)
+	req := unix.TpacketReq{Block_size: rxRingBlockSize, Block_nr: uint32(blocks), Frame_size: uint32(frameSize), Frame_nr: uint32(frames)}
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, opt, &req); err != nil {
+		return nil, 0, fmt.Errorf("set %s: %w", name, err)
+	}
+	mem, err = unix.Mmap(fd, 0, blocks*rxRingBlockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, 0, fmt.Errorf("mmap %s ring: %w", what, err)
+	}
+	return mem, frames, nil
+}
+
+// unmapRing unmaps *mem (mapRing's) unless it is nil already, and sets it
+// to nil.
+func unmapRing(mem *[]byte) error {
+	if *mem == nil {
+		return nil
+	}
+	err := unix.Munmap(*mem)
+	*mem = nil
+	return err
+}
+
 // newRxRing switches the socket fd (PACKET_VNET_HDR already set) to
 // TPACKET_V2, sets up a ring of about size bytes and maps it. Frames that
 // were queued on the socket before the ring existed are discarded, and only
@@ -53,18 +89,9 @@ type rxRing struct {
 // large frame arriving in between is cut to its slot and dropped as
 // truncated.)
 func newRxRing(fd int, size int) (*rxRing, error) {
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
-		return nil, fmt.Errorf("set PACKET_VERSION: %w", err)
-	}
-	blocks := max(1, size/rxRingBlockSize)
-	per := rxRingBlockSize / rxRingFrameSize
-	req := unix.TpacketReq{Block_size: rxRingBlockSize, Block_nr: uint32(blocks), Frame_size: rxRingFrameSize, Frame_nr: uint32(blocks * per)}
-	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, fmt.Errorf("set PACKET_RX_RING: %w", err)
-	}
-	mem, err := unix.Mmap(fd, 0, blocks*rxRingBlockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, frames, err := mapRing(fd, unix.PACKET_RX_RING, rxRingFrameSize, size)
 	if err != nil {
-		return nil, fmt.Errorf("mmap receive ring: %w", err)
+		return nil, err
 	}
 	var b [1]byte
 	for {
@@ -76,7 +103,7 @@ func newRxRing(fd int, size int) (*rxRing, error) {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("set PACKET_COPY_THRESH: %w", err)
 	}
-	return &rxRing{mem: mem, frames: blocks * per}, nil
+	return &rxRing{mem: mem, frames: frames}, nil
 }
 
 // read moves up to len(bufs) frames from the ring into bufs[i][offset:] as
@@ -124,10 +151,5 @@ func (r *rxRing) read(fd uintptr, bufs [][]byte, sizes []int, offset int) (int, 
 func (r *rxRing) unmap() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.mem == nil {
-		return nil
-	}
-	err := unix.Munmap(r.mem)
-	r.mem = nil
-	return err
+	return unmapRing(&r.mem)
 }

@@ -2,7 +2,6 @@ package router
 
 import (
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -45,14 +44,6 @@ const (
 	txRingFrameMax = txRingFrameSize - txRingData - vnetHdrLen
 )
 
-// Slot states (linux/if_packet.h).
-const (
-	tpStatusAvailable   = 0 // TP_STATUS_AVAILABLE: the router's
-	tpStatusSendRequest = 1 // TP_STATUS_SEND_REQUEST: to be sent at the next kick
-	tpStatusSending     = 2 // TP_STATUS_SENDING: in an skb in flight
-	tpStatusWrongFormat = 4 // TP_STATUS_WRONG_FORMAT: refused; the kernel stopped here
-)
-
 // txRing is the mapped transmit ring of one link's ring socket. mu is held
 // by the Write that uses it (TryLock: a concurrent Write sends with
 // sendmmsg instead); the link's txMu keeps close away from every Write.
@@ -71,23 +62,12 @@ func newTxRing(ifindex int, cfg *Config, size int) (*txRing, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("set PACKET_VERSION: %w", err)
-	}
-	blocks := max(1, size/rxRingBlockSize)
-	per := rxRingBlockSize / txRingFrameSize
-	req := unix.TpacketReq{Block_size: rxRingBlockSize, Block_nr: uint32(blocks), Frame_size: txRingFrameSize, Frame_nr: uint32(blocks * per)}
-	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &req); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("set PACKET_TX_RING: %w", err)
-	}
-	mem, err := unix.Mmap(fd, 0, blocks*rxRingBlockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, frames, err := mapRing(fd, unix.PACKET_TX_RING, txRingFrameSize, size)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("mmap transmit ring: %w", err)
+		return nil, err
 	}
-	return &txRing{fd: fd, mem: mem, frames: blocks * per}, nil
+	return &txRing{fd: fd, mem: mem, frames: frames}, nil
 }
 
 func (r *txRing) hdr(i int) *unix.Tpacket2Hdr {
@@ -105,7 +85,7 @@ func txRingFits(b []byte) bool {
 // the kernel's.
 func (r *txRing) put(b []byte) bool {
 	h := r.hdr(r.next)
-	if atomic.LoadUint32(&h.Status)&(tpStatusSendRequest|tpStatusSending|tpStatusWrongFormat) != 0 {
+	if atomic.LoadUint32(&h.Status)&(unix.TP_STATUS_SEND_REQUEST|unix.TP_STATUS_SENDING|unix.TP_STATUS_WRONG_FORMAT) != 0 {
 		return false
 	}
 	at := r.next*txRingFrameSize + txRingData
@@ -114,7 +94,7 @@ func (r *txRing) put(b []byte) bool {
 	// what __packet_snd_vnet_parse would make it for a partial checksum.
 	binary.LittleEndian.PutUint16(r.mem[at+vnetOffHdrLen:], uint16(len(b)-vnetHdrLen))
 	h.Len = uint32(len(b))
-	atomic.StoreUint32(&h.Status, tpStatusSendRequest)
+	atomic.StoreUint32(&h.Status, unix.TP_STATUS_SEND_REQUEST)
 	if r.next++; r.next == r.frames {
 		r.next = 0
 	}
@@ -162,7 +142,7 @@ func (r *txRing) kick(first, n int) (int, error) {
 			continue
 		}
 		for i := taken; i < n; i++ {
-			atomic.StoreUint32(&r.hdr((first+i)%r.frames).Status, tpStatusAvailable)
+			atomic.StoreUint32(&r.hdr((first+i)%r.frames).Status, unix.TP_STATUS_AVAILABLE)
 		}
 		r.next = (first + taken) % r.frames
 		if e == 0 {
@@ -178,7 +158,7 @@ func (r *txRing) kick(first, n int) (int, error) {
 func (r *txRing) taken(first, n int) int {
 	for i := range n {
 		st := atomic.LoadUint32(&r.hdr((first + i) % r.frames).Status)
-		if st&(tpStatusSendRequest|tpStatusWrongFormat) != 0 {
+		if st&(unix.TP_STATUS_SEND_REQUEST|unix.TP_STATUS_WRONG_FORMAT) != 0 {
 			return i
 		}
 	}
@@ -190,8 +170,7 @@ func (r *txRing) close() error {
 	if r.mem == nil {
 		return nil
 	}
-	err := unix.Munmap(r.mem)
-	r.mem = nil
+	err := unmapRing(&r.mem)
 	if e := unix.Close(r.fd); err == nil {
 		err = e
 	}

@@ -170,12 +170,12 @@ func TestTxRingSendsInOrder(t *testing.T) {
 	// the ring is used again once the slot is back.
 	at := r.next
 	h := r.hdr(at)
-	atomic.StoreUint32(&h.Status, tpStatusSending)
+	atomic.StoreUint32(&h.Status, unix.TP_STATUS_SENDING)
 	check("ring full", []int{60, 61, big, 62})
 	if r.next != at {
 		t.Errorf("the ring moved on (slot %d → %d) while its next slot was in flight", at, r.next)
 	}
-	atomic.StoreUint32(&h.Status, tpStatusAvailable)
+	atomic.StoreUint32(&h.Status, unix.TP_STATUS_AVAILABLE)
 	check("ring free again", []int{60, 61})
 	if r.next != (at+2)%r.frames {
 		t.Errorf("next slot %d after two frames, want %d", r.next, (at+2)%r.frames)

@@ -14,7 +14,6 @@ package tunnelnet
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +26,6 @@ import (
 	"syscall"
 	"unsafe"
 
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringway/ringway/forward"
@@ -146,14 +144,17 @@ type Driver struct {
 // peerTable is what the driver knows of its peers, by node id.
 type peerTable struct {
 	addrs map[uint16][]netip.AddrPort // every path's address at forward.port
-	udp   map[uint16][]*net.UDPAddr   // addrs, for batched sends
+	// sas are addrs as the kernel takes them, for batched sends: a
+	// message's header points at its entry (a table is replaced whole,
+	// never changed, so the entries stay put).
+	sas   map[uint16][]unix.RawSockaddrInet4
 	ctrs  map[uint16]*peerCounters
 	boots map[uint16]*atomic.Uint64 // sync.go noteBoot: the boot last told of each peer
 }
 
 // with returns a copy of t with the peers of add that t lacks (not self).
 func (t *peerTable) with(add map[uint16][]netip.AddrPort, self uint16) *peerTable {
-	n := &peerTable{addrs: maps.Clone(t.addrs), udp: maps.Clone(t.udp), ctrs: maps.Clone(t.ctrs), boots: maps.Clone(t.boots)}
+	n := &peerTable{addrs: maps.Clone(t.addrs), sas: maps.Clone(t.sas), ctrs: maps.Clone(t.ctrs), boots: maps.Clone(t.boots)}
 	for id, as := range add {
 		if id == self || id == 0 || n.addrs[id] != nil {
 			continue
@@ -162,10 +163,24 @@ func (t *peerTable) with(add map[uint16][]netip.AddrPort, self uint16) *peerTabl
 		n.ctrs[id] = &peerCounters{}
 		n.boots[id] = new(atomic.Uint64)
 		for _, a := range as {
-			n.udp[id] = append(n.udp[id], net.UDPAddrFromAddrPort(a))
+			n.sas[id] = append(n.sas[id], sockaddr4(a))
 		}
 	}
 	return n
+}
+
+// sockaddr4 returns a (an IPv4 address, or IPv4 mapped into IPv6) as a
+// sockaddr_in; any other address gives one of family AF_UNSPEC, which
+// writeBatch refuses.
+func sockaddr4(a netip.AddrPort) unix.RawSockaddrInet4 {
+	ip := a.Addr().Unmap()
+	if !ip.Is4() {
+		return unix.RawSockaddrInet4{}
+	}
+	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
+	pb := (*[2]byte)(unsafe.Pointer(&sa.Port)) // network byte order
+	pb[0], pb[1] = byte(a.Port()>>8), byte(a.Port())
+	return sa
 }
 
 // AddPeers adds the nodes of peers the driver does not know yet (a reload
@@ -207,7 +222,7 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{cfg: cfg, log: cfg.Logger, sealer: s, opener: o, in: make(chan packet, cfg.Queue), done: make(chan struct{})}
 	d.pool.New = func() any { b := make([]byte, forward.MaxDatagram); return &b }
 	d.small.New = func() any { b := make([]byte, smallBuf); return &b }
-	empty := &peerTable{addrs: map[uint16][]netip.AddrPort{}, udp: map[uint16][]*net.UDPAddr{},
+	empty := &peerTable{addrs: map[uint16][]netip.AddrPort{}, sas: map[uint16][]unix.RawSockaddrInet4{},
 		ctrs: map[uint16]*peerCounters{}, boots: map[uint16]*atomic.Uint64{}}
 	d.pt.Store(empty.with(cfg.Peers, cfg.Self))
 	d.sends.New = func() any { return &sendBatch{} }
@@ -399,22 +414,29 @@ var errSend = errors.New("tunnel: not sent")
 // sendBatchMax is the most datagrams one sendmmsg carries.
 const sendBatchMax = 64
 
+// message is one sendmmsg message: x/net's ipv4.Message with the
+// destination as the kernel takes it, pointing into the peer table.
+type message struct {
+	Buffers [][]byte
+	OOB     []byte
+	Addr    *unix.RawSockaddrInet4
+}
+
 // sendBatch is one SendBatch call's scratch: the sealed datagrams in one
 // arena, one message each (msgs, to, size), and the messages sent: a run
 // of datagrams of one size to one peer goes as one UDP GSO message.
 type sendBatch struct {
 	arena []byte
-	msgs  []ipv4.Message
+	msgs  []message
 	to    []uint16
 	size  []int
-	out   []ipv4.Message
+	out   []message
 	first []int // out[k] is msgs[first[k]:first[k+1]]
 	oob   [][]byte
 
 	// writeBatch's: the system call's vectors, and its result.
 	mm    []unix.Mmsghdr
 	iovs  []unix.Iovec
-	sas   []unix.RawSockaddrInet4
 	sent  int
 	err   error
 	small bool // one datagram: a raw system call
@@ -426,7 +448,7 @@ type sendBatch struct {
 // the socket's buffer is full. The system call of one datagram is raw, as
 // Read's recvmmsg (recvBatch): MSG_DONTWAIT never blocks, and a counted
 // call would wake sysmon for every packet at low rates.
-func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, error) {
+func (d *Driver) writeBatch(b *sendBatch, path int, msgs []message) (int, error) {
 	niov := 0
 	for _, m := range msgs {
 		niov += len(m.Buffers)
@@ -437,17 +459,11 @@ func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, e
 	}
 	if cap(b.mm) < len(msgs) {
 		b.mm = make([]unix.Mmsghdr, 0, len(msgs))
-		b.sas = make([]unix.RawSockaddrInet4, 0, len(msgs))
 	}
-	b.mm, b.iovs, b.sas = b.mm[:0], b.iovs[:0], b.sas[:0]
+	b.mm, b.iovs = b.mm[:0], b.iovs[:0]
 	for _, m := range msgs {
-		a, ok := m.Addr.(*net.UDPAddr)
-		var ip4 net.IP
-		if ok && a != nil {
-			ip4 = a.IP.To4()
-		}
-		if ip4 == nil {
-			return 0, unix.EAFNOSUPPORT
+		if m.Addr.Family != unix.AF_INET {
+			return 0, unix.EAFNOSUPPORT // sockaddr4: not IPv4
 		}
 		first := len(b.iovs)
 		for _, buf := range m.Buffers {
@@ -456,14 +472,10 @@ func (d *Driver) writeBatch(b *sendBatch, path int, msgs []ipv4.Message) (int, e
 			v.SetLen(len(buf))
 			b.iovs = append(b.iovs, v)
 		}
-		sa := unix.RawSockaddrInet4{Family: unix.AF_INET}
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], uint16(a.Port))
-		copy(sa.Addr[:], ip4)
-		b.sas = append(b.sas, sa)
 		var h unix.Mmsghdr
 		h.Hdr.Iov = &b.iovs[first]
 		h.Hdr.SetIovlen(len(m.Buffers))
-		h.Hdr.Name = (*byte)(unsafe.Pointer(&b.sas[len(b.sas)-1]))
+		h.Hdr.Name = (*byte)(unsafe.Pointer(m.Addr))
 		h.Hdr.Namelen = unix.SizeofSockaddrInet4
 		if len(m.OOB) > 0 {
 			h.Hdr.Control = &m.OOB[0]
@@ -533,7 +545,7 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 		if k == len(b.oob) {
 			b.oob = append(b.oob, make([]byte, unix.CmsgSpace(2)))
 		}
-		m := ipv4.Message{Addr: b.msgs[i].Addr}
+		m := message{Addr: b.msgs[i].Addr}
 		if j-i == 1 {
 			m.Buffers = b.msgs[i].Buffers
 		} else {
@@ -580,7 +592,7 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 		k++
 	}
 	for k := range b.out {
-		b.out[k] = ipv4.Message{}
+		b.out[k] = message{}
 	}
 }
 
@@ -604,7 +616,7 @@ func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
 		b.arena, b.msgs, b.to, b.size = b.arena[:0], b.msgs[:0], b.to[:0], b.size[:0]
 		pt := d.pt.Load()
 		for _, p := range chunk {
-			as := pt.udp[p.To]
+			as := pt.sas[p.To]
 			n := len(b.arena)
 			sealed, err := d.sealer.Seal(b.arena, forward.TunnelHeader{Type: forward.TypeData, Hops: p.Hops, Receiver: p.To, Epoch: epoch}, p.IP)
 			if err != nil || len(as) == 0 {
@@ -614,7 +626,7 @@ func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
 			}
 			b.arena = sealed
 			dg := b.arena[n:len(b.arena):len(b.arena)]
-			b.msgs = append(b.msgs, ipv4.Message{Buffers: [][]byte{dg}, Addr: as[0]})
+			b.msgs = append(b.msgs, message{Buffers: [][]byte{dg}, Addr: &as[0]})
 			b.to, b.size = append(b.to, p.To), append(b.size, len(p.IP))
 		}
 		d.sendMsgs(b, &failed)

@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ringway/ringway/forward"
 	"github.com/ringway/ringway/router"
@@ -452,5 +455,27 @@ func TestTunnelReadsEachPath(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the packet sent to the second address did not reach Read(1)")
+	}
+}
+
+// TestSockaddr4 pins the destination sendmmsg gets: the port in network
+// byte order, an IPv4-mapped address as IPv4, and anything else refused
+// (family AF_UNSPEC, which writeBatch does not send).
+func TestSockaddr4(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		family uint16
+		port   [2]byte
+		addr   [4]byte
+	}{
+		{"192.0.2.7:7400", unix.AF_INET, [2]byte{0x1c, 0xe8}, [4]byte{192, 0, 2, 7}},
+		{"[::ffff:198.51.100.1]:1", unix.AF_INET, [2]byte{0, 1}, [4]byte{198, 51, 100, 1}},
+		{"[2001:db8::1]:7400", 0, [2]byte{}, [4]byte{}},
+	} {
+		sa := sockaddr4(netip.MustParseAddrPort(tc.in))
+		port := *(*[2]byte)(unsafe.Pointer(&sa.Port))
+		if sa.Family != tc.family || port != tc.port || sa.Addr != tc.addr {
+			t.Errorf("sockaddr4(%s) = family %d port % x addr %v, want %d, % x, %v", tc.in, sa.Family, port, sa.Addr, tc.family, tc.port, tc.addr)
+		}
 	}
 }
