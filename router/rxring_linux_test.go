@@ -2,14 +2,9 @@ package router
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,50 +14,10 @@ import (
 // queue (TP_STATUS_COPY) in its place in the order, and Read waits in the
 // netpoller when the ring is empty and wakes for the next frame.
 func TestRxRingReadsFrames(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and a veth pair")
-	}
-	name := fmt.Sprintf("rwring%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	for _, c := range [][]string{
-		{"link", "add", "rx0", "mtu", "9000", "type", "veth", "peer", "name", "tx0", "mtu", "9000"},
-		{"link", "set", "rx0", "up"}, {"link", "set", "tx0", "up"},
-	} {
-		if out, err := exec.Command("ip", append([]string{"-n", name}, c...)...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", c, err, out)
-		}
-	}
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
 	cfg := TestConfig()
 	cfg.RxRing = rxRingMin
-	var l *link
-	var tx int
-	err = inNetns(ns, func() error {
-		var err error
-		if l, err = openLink("rx0", &cfg, []netip.Addr{netip.MustParseAddr("192.0.2.1")}); err != nil {
-			return err
-		}
-		ifi, err := net.InterfaceByName("tx0")
-		if err != nil {
-			return err
-		}
-		if tx, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
-			return err
-		}
-		return unix.Bind(tx, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	defer unix.Close(tx)
+	v := newVethLab(t, cfg, true) // its peer socket sends the frames
+	l, tx := v.l, v.peer
 	if l.rx[0].ring == nil {
 		t.Fatal("no receive ring with RxRing set")
 	}
