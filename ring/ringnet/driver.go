@@ -103,13 +103,11 @@ type Driver struct {
 	recent []recentRing
 
 	// nextLog is when the next not_fresh info line is due, as time since
-	// logBase (cfg.Now at New) in nanoseconds; 0 before the first line. A
-	// stale datagram takes logMu only once it is due.
+	// logBase (cfg.Now at New) in nanoseconds; 0 before the first line.
+	// The goroutine that moves it on writes the line, without a lock.
 	logBase     time.Time
 	nextLog     atomic.Int64
-	logMu       sync.Mutex // the two below
-	loggedAt    time.Time  // the last not_fresh info line (notFreshLogEvery)
-	loggedDrops uint64     // Stats.Drops[DropNotFresh] at that line
+	loggedDrops atomic.Uint64 // Stats.Drops[DropNotFresh] at the last line
 }
 
 // lock is a mutex made of a channel of capacity 1 (newLock).

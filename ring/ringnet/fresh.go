@@ -122,21 +122,13 @@ func (d *Driver) notFresh(h Header, path int) {
 	if d.debugOn() {
 		d.cfg.Logger.Debug("ring: drop datagram", "path", path, "from", d.cfg.name(h.From), "reason", DropNotFresh, "echo", echo)
 	}
-	now := d.cfg.Now()
-	if next := d.nextLog.Load(); next != 0 && int64(now.Sub(d.logBase)) < next {
-		return // no line due: no lock
+	now := int64(d.cfg.Now().Sub(d.logBase))
+	next := d.nextLog.Load()
+	if (next != 0 && now < next) || !d.nextLog.CompareAndSwap(next, now+int64(notFreshLogEvery)) {
+		return // no line due, or another datagram's goroutine writes it
 	}
-	d.logMu.Lock()
-	due := d.loggedAt.IsZero() || now.Sub(d.loggedAt) >= notFreshLogEvery
 	total := d.stats.drops[DropNotFresh].Load()
-	since := total - d.loggedDrops
-	if due {
-		d.loggedAt, d.loggedDrops = now, total
-		d.nextLog.Store(int64(now.Add(notFreshLogEvery).Sub(d.logBase)))
-	}
-	d.logMu.Unlock()
-	if due {
-		d.cfg.Logger.Info("ring: dropped datagrams that were not sent to this boot of the node (sent before a restart and delivered after it, or replayed); the sender is told this boot",
-			"reason", DropNotFresh, "peer", d.cfg.name(h.From), "path", path, "echo", echo, "dropped", since, "total", total)
-	}
+	since := total - d.loggedDrops.Swap(total)
+	d.cfg.Logger.Info("ring: dropped datagrams that were not sent to this boot of the node (sent before a restart and delivered after it, or replayed); the sender is told this boot",
+		"reason", DropNotFresh, "peer", d.cfg.name(h.From), "path", path, "echo", echo, "dropped", since, "total", total)
 }
