@@ -147,13 +147,7 @@ func (n *Node) sendRenewals(w *dropWait) {
 	if n.now >= last {
 		w.final, w.renewAt = true, w.at
 	}
-	var to []NodeID
-	for _, id := range n.tok.Members {
-		if id != w.to && id != n.cfg.ID && !slices.Contains(w.excl, id) {
-			to = append(to, id)
-		}
-	}
-	n.helloAll(PurposeRenew, w.id, to)
+	n.helloAll(PurposeRenew, w.id, minus(n.tok.Members, append([]NodeID{w.to}, w.excl...)))
 	n.heardBy(w, 0)
 }
 
@@ -177,17 +171,26 @@ func (n *Node) heardBy(w *dropWait, id NodeID) {
 	}
 }
 
-// tickDropWait runs the wait: renewals, then the drop (or limbo).
+// tickRenewals sends a wait's next renewals when they are due (a drop
+// wait's or a 911's wait's; nil: none).
+func (n *Node) tickRenewals(w *dropWait) {
+	if w != nil && n.now >= w.renewAt && n.now < w.at {
+		n.sendRenewals(w)
+	}
+}
+
+// tickDropWait ends the drop wait at its time: the drop (or limbo).
 func (n *Node) tickDropWait() {
 	w := n.dropWait
 	if n.now < w.at {
-		if n.now >= w.renewAt {
-			n.sendRenewals(w)
-		}
 		return
 	}
 	n.dropWait = nil
-	if (!w.final || !w.confirmed) && !n.noQuorum(minus(n.tok.Members, []NodeID{w.to})) {
+	line := len(n.tok.Members) // the line without w.to
+	if slices.Contains(n.tok.Members, w.to) {
+		line--
+	}
+	if (!w.final || !w.confirmed) && !n.noQuorumOf(line) {
 		// No majority heard this holder within its lease: it may be the
 		// node cut off. Starting a line that takes others' VIPs is not
 		// its call; it asks instead. (A line without quorum takes
@@ -259,13 +262,12 @@ func (n *Node) waitRegen(answers []answer) bool {
 	if !n.majority() || n.mode == ModeStarting || (n.now >= n.regenFrom && n.now <= n.regenOK) {
 		return false
 	}
-	missing := false
-	for _, id := range n.tok.Members {
-		if id != n.cfg.ID && !slices.ContainsFunc(answers, func(a answer) bool { return a.from == id }) {
-			missing = true
-		}
+	answered := []NodeID{n.cfg.ID}
+	for _, a := range answers {
+		answered = append(answered, a.from)
 	}
-	if !missing {
+	missing := minus(n.tok.Members, answered)
+	if len(missing) == 0 {
 		return false
 	}
 	if n.now < n.regenFrom {
@@ -282,12 +284,6 @@ func (n *Node) waitRegen(answers []answer) bool {
 	if n.mode == ModeMember {
 		// Meanwhile the members that answered keep serving, renewed by
 		// this node (the newest copy among them), as a waiting holder's.
-		var missing []NodeID
-		for _, id := range n.tok.Members {
-			if !slices.ContainsFunc(answers, func(a answer) bool { return a.from == id }) {
-				missing = append(missing, id)
-			}
-		}
 		n.regenWait = &dropWait{at: n.regenFrom, excl: missing, regen: true}
 		n.sendRenewals(n.regenWait)
 	}

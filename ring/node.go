@@ -301,9 +301,8 @@ func (n *Node) Tick() {
 		n.tickStart()
 	case ModeMember:
 		n.checkLease()
-		if w := n.regenWait; w != nil && n.now >= w.renewAt && n.now < w.at {
-			n.sendRenewals(w)
-		}
+		n.tickRenewals(n.regenWait)
+		n.tickRenewals(n.dropWait)
 		if n.dropWait != nil {
 			n.tickDropWait()
 		} else if n.holding && n.now >= n.holdEnd {
@@ -613,11 +612,13 @@ func (n *Node) IdleTicks() int {
 		if n.majority() && !n.suspended {
 			at(n.leaseAt + n.lease() + 1)
 		}
-		if w := n.regenWait; w != nil && w.renewAt < w.at {
-			at(w.renewAt)
+		for _, w := range [...]*dropWait{n.regenWait, n.dropWait} {
+			if w != nil && w.renewAt < w.at {
+				at(w.renewAt) // tickRenewals
+			}
 		}
 		if w := n.dropWait; w != nil {
-			at(min(w.at, w.renewAt))
+			at(w.at)
 		} else if n.holding {
 			at(n.holdEnd)
 		} else if !n.passing && n.query == nil {
