@@ -56,6 +56,17 @@ func TestFilledNodes(t *testing.T) {
 	if got := Filled(out); before < 0 || !cmp.Equal(got, NodeSet{1, 2}) {
 		t.Errorf("a plain holder changed the filled set: %v", got)
 	}
+	// ... even behind a full load of foreign carriages (the cap is for
+	// those), and only once.
+	var crowded []ring.Carriage
+	for k := range MaxForeignCarriages + 2 {
+		crowded = append(crowded, ring.Carriage{Kind: 200 + uint16(k), Data: []byte{1}})
+	}
+	crowded = append(crowded, cs[before], cs[before])
+	out = cars(plain, ring.TokenView{Self: 2, Members: []ring.NodeID{2}, Carriages: crowded})
+	if n := len(slices.DeleteFunc(slices.Clone(out), func(c ring.Carriage) bool { return c.Kind != KindFilledNodes })); n != 1 {
+		t.Errorf("behind %d foreign carriages, a plain holder passed %d filled sets on, want 1", MaxForeignCarriages+2, n)
+	}
 	// Nobody filled: no carriage.
 	filling[1], filling[2] = true, true
 	round(members)

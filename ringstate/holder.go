@@ -70,7 +70,7 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 	// The filled set (carriage kind 7, filling.go): written only with
 	// Config.Filling; without it the carriage rides on in rest.
 	var filled NodeSet
-	writeFilled := h.cfg.Filling != nil
+	writeFilled, keptFilled := h.cfg.Filling != nil, false
 	// The switches an operator set (carriage kind 6); until then the
 	// defaults (defaultSwitches), which follow the configured balancing.
 	var sw Switches
@@ -104,8 +104,11 @@ func (h *Holder) OnToken(t ring.TokenView) ring.Turn {
 			if writeFilled {
 				// Unreadable: nobody filled, which is safe.
 				_ = filled.UnmarshalBinary(c.Data)
-			} else if len(rest) < MaxForeignCarriages {
-				rest = append(rest, c) // not ours to write: on untouched
+			} else if !keptFilled {
+				// Not ours to write: the first one rides on untouched,
+				// whatever came before it (the ring's one filled set
+				// is not a foreign kind the cap is for).
+				rest, keptFilled = append(rest, c), true
 			}
 		case KindSwitches:
 			// Unreadable: the defaults, as if never set.
