@@ -67,8 +67,8 @@ var LagBoundsUs = [...]uint32{50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 6
 
 // lagBucket is the bucket of a lag of us µs.
 func lagBucket(us int64) int {
-	i, _ := slices.BinarySearch(LagBoundsUs[:], uint32(min(us, 1<<32-1)))
-	if i < len(LagBoundsUs) && LagBoundsUs[i] == uint32(us) {
+	i, found := slices.BinarySearch(LagBoundsUs[:], uint32(min(us, 1<<32-1)))
+	if found {
 		i++ // bounds are exclusive
 	}
 	return i
@@ -237,7 +237,7 @@ func (r *replicator) queueRec(to uint16, rec *SyncRecord, expires, now int64, fi
 	// p now (Nagle's rule there): while a batch is in flight the record
 	// waits for its ack, which wakes it (ackedBy). Under load that is
 	// most changes, each a wake-up for nothing before.
-	due := len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords && len(p.flights) < r.window
+	due := r.sendable(p)
 	r.mu.Unlock()
 	if due {
 		r.signal()
@@ -305,15 +305,10 @@ func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram
 	r.ackBuf = r.ackBuf[:0]
 	for id, p := range r.peers {
 		for len(p.acks) > 0 {
-			n := min(len(p.acks), MaxSyncAcks)
 			start := len(r.ackBuf)
-			a := SyncAck{Seqs: p.acks[:n]}
-			r.ackBuf, _ = a.AppendBinary(r.ackBuf) // cannot fail: 1..MaxSyncAcks numbers ≥ 1
-			p.acks = p.acks[n:]
+			r.ackBuf = r.appendAck(p, r.ackBuf)
 			dst = append(dst, SyncDatagram{To: id, Type: TypeSyncAck, Payload: r.ackBuf[start:len(r.ackBuf):len(r.ackBuf)]})
-			r.bytes.Add(uint64(len(r.ackBuf) - start))
 		}
-		p.acks = p.acks[:0]
 		for _, f := range p.flights {
 			if now-f.sent >= r.rto(f) {
 				f.sent = now
@@ -330,8 +325,7 @@ func (r *replicator) messages(now int64, dst []SyncDatagram) (out []SyncDatagram
 		// handshake's three states become one record) and many to a
 		// datagram.
 		// A fill's control records go at once (window permitting).
-		for len(p.pending)+len(p.ctl) > 0 && len(p.flights) < r.window &&
-			(len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords || len(p.ctl) > 0) {
+		for r.sendable(p) {
 			f := r.build(p, now)
 			p.flights = append(p.flights, f)
 			dst = append(dst, SyncDatagram{To: id, Type: TypeSync, Payload: f.buf})
@@ -445,6 +439,12 @@ func (r *replicator) takeAck(peer uint16, b []byte) []byte {
 	if p == nil || len(p.acks) == 0 {
 		return b
 	}
+	return r.appendAck(p, b)
+}
+
+// appendAck appends to b the wire form of an ack of up to MaxSyncAcks of
+// the batches owed to p (at least one), taking them off p.acks. r.mu held.
+func (r *replicator) appendAck(p *syncPeer, b []byte) []byte {
 	n := min(len(p.acks), MaxSyncAcks)
 	a := SyncAck{Seqs: p.acks[:n]}
 	start := len(b)
@@ -452,6 +452,15 @@ func (r *replicator) takeAck(peer uint16, b []byte) []byte {
 	p.acks = p.acks[:copy(p.acks, p.acks[n:])]
 	r.bytes.Add(uint64(len(b) - start))
 	return b
+}
+
+// sendable reports whether messages would send p a new batch now:
+// Nagle's rule (RFC 896) for batches, a fill's control records at once,
+// and room in the window. queueRec wakes the sync goroutine only then.
+// r.mu held.
+func (r *replicator) sendable(p *syncPeer) bool {
+	return len(p.pending)+len(p.ctl) > 0 && len(p.flights) < r.window &&
+		(len(p.flights) == 0 || len(p.pending) >= MaxSyncRecords || len(p.ctl) > 0)
 }
 
 // retain forgets the peers that are not members (keep).
