@@ -94,15 +94,7 @@ func (d *Driver) runSync(ctx context.Context) {
 		var next int64
 		msgs, next = sy.SyncMessages(now, msgs[:0])
 		for _, m := range msgs {
-			if !d.send(forward.TunnelHeader{Type: m.Type, Receiver: m.To}, m.Payload) {
-				continue
-			}
-			i := &d.sync.acks[0]
-			if m.Type == forward.TypeSync {
-				i = &d.sync.batches[0]
-			}
-			i.Add(1)
-			d.sync.bytes[0].Add(uint64(forward.DataOverhead + len(m.Payload)))
+			d.sendSync(m.Type, m.To, m.Payload)
 		}
 		clear(msgs) // the payloads belong to the filter
 		wait := time.Hour
@@ -128,9 +120,21 @@ func (d *Driver) stepSync(h forward.TunnelHeader, payload []byte) {
 	sy.StepSync(h, payload, d.cfg.Now())
 	if at, ok := sy.(AckTaker); ok && h.Type == forward.TypeSync {
 		var buf [4 + 8*forward.MaxSyncAcks]byte
-		if b := at.TakeSyncAck(h.Sender, buf[:0]); len(b) > 0 && d.send(forward.TunnelHeader{Type: forward.TypeSyncAck, Receiver: h.Sender}, b) {
-			d.sync.acks[0].Add(1)
-			d.sync.bytes[0].Add(uint64(forward.DataOverhead + len(b)))
+		if b := at.TakeSyncAck(h.Sender, buf[:0]); len(b) > 0 {
+			d.sendSync(forward.TypeSyncAck, h.Sender, b)
 		}
 	}
+}
+
+// sendSync sends a sync batch or ack (t) to node to and counts it.
+func (d *Driver) sendSync(t forward.TunnelType, to uint16, payload []byte) {
+	if !d.send(forward.TunnelHeader{Type: t, Receiver: to}, payload) {
+		return
+	}
+	i := &d.sync.acks[0]
+	if t == forward.TypeSync {
+		i = &d.sync.batches[0]
+	}
+	i.Add(1)
+	d.sync.bytes[0].Add(uint64(forward.DataOverhead + len(payload)))
 }
