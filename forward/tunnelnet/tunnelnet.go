@@ -423,15 +423,17 @@ type message struct {
 }
 
 // sendBatch is one SendBatch call's scratch: the sealed datagrams in one
-// arena, one message each (msgs, to, size), and the messages sent: a run
-// of datagrams of one size to one peer goes as one UDP GSO message.
+// arena (dgs, each with its peer's address, node and plain size), and the
+// messages sent: a run of datagrams of one size to one peer goes as one
+// UDP GSO message, its buffers a slice of dgs.
 type sendBatch struct {
 	arena []byte
-	msgs  []message
+	dgs   [][]byte
+	addrs []*unix.RawSockaddrInet4
 	to    []uint16
 	size  []int
 	out   []message
-	first []int // out[k] is msgs[first[k]:first[k+1]]
+	first []int // out[k] is dgs[first[k]:first[k+1]]
 	oob   [][]byte
 
 	// writeBatch's: the system call's vectors, and its result.
@@ -524,13 +526,13 @@ const maxSegments = 64
 func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 	segMax := int(d.segMax.Load())
 	b.out, b.first = b.out[:0], b.first[:0]
-	for i := 0; i < len(b.msgs); {
-		dg := b.msgs[i].Buffers[0]
+	for i := 0; i < len(b.dgs); {
+		dg := b.dgs[i]
 		j := i + 1
 		if len(dg) <= segMax {
 			total := len(dg)
-			for j < len(b.msgs) && j-i < maxSegments && b.to[j] == b.to[i] {
-				l := len(b.msgs[j].Buffers[0])
+			for j < len(b.dgs) && j-i < maxSegments && b.to[j] == b.to[i] {
+				l := len(b.dgs[j])
 				if l > len(dg) || total+l > 65507 {
 					break
 				}
@@ -545,13 +547,8 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 		if k == len(b.oob) {
 			b.oob = append(b.oob, make([]byte, unix.CmsgSpace(2)))
 		}
-		m := message{Addr: b.msgs[i].Addr}
-		if j-i == 1 {
-			m.Buffers = b.msgs[i].Buffers
-		} else {
-			for x := i; x < j; x++ {
-				m.Buffers = append(m.Buffers, b.msgs[x].Buffers[0])
-			}
+		m := message{Addr: b.addrs[i], Buffers: b.dgs[i:j:j]}
+		if j-i > 1 {
 			oob := b.oob[k]
 			h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 			h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
@@ -563,7 +560,7 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 		b.first = append(b.first, i)
 		i = j
 	}
-	b.first = append(b.first, len(b.msgs))
+	b.first = append(b.first, len(b.dgs))
 	for k := 0; k < len(b.out); {
 		n, err := d.writeBatch(b, 0, b.out[k:])
 		if err == nil && n > 0 {
@@ -583,7 +580,7 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 			from = 0
 		}
 		for x := b.first[k]; x < b.first[k+1]; x++ {
-			if d.writeFrom(from, b.to[x], b.msgs[x].Buffers[0]) {
+			if d.writeFrom(from, b.to[x], b.dgs[x]) {
 				d.countSent(b.to[x], b.size[x])
 			} else {
 				*failed++
@@ -613,7 +610,7 @@ func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
 		if cap(b.arena) < need {
 			b.arena = make([]byte, 0, need)
 		}
-		b.arena, b.msgs, b.to, b.size = b.arena[:0], b.msgs[:0], b.to[:0], b.size[:0]
+		b.arena, b.dgs, b.addrs, b.to, b.size = b.arena[:0], b.dgs[:0], b.addrs[:0], b.to[:0], b.size[:0]
 		pt := d.pt.Load()
 		for _, p := range chunk {
 			as := pt.sas[p.To]
@@ -626,7 +623,7 @@ func (d *Driver) SendBatch(pkts []router.TunnelPacket) (failed int) {
 			}
 			b.arena = sealed
 			dg := b.arena[n:len(b.arena):len(b.arena)]
-			b.msgs = append(b.msgs, message{Buffers: [][]byte{dg}, Addr: &as[0]})
+			b.dgs, b.addrs = append(b.dgs, dg), append(b.addrs, &as[0])
 			b.to, b.size = append(b.to, p.To), append(b.size, len(p.IP))
 		}
 		d.sendMsgs(b, &failed)
