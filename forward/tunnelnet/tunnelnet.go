@@ -156,8 +156,8 @@ type peerTable struct {
 func (t *peerTable) with(add map[uint16][]netip.AddrPort, self uint16) *peerTable {
 	n := &peerTable{addrs: maps.Clone(t.addrs), sas: maps.Clone(t.sas), ctrs: maps.Clone(t.ctrs), boots: maps.Clone(t.boots)}
 	for id, as := range add {
-		if id == self || id == 0 || n.addrs[id] != nil {
-			continue
+		if id == self || id == 0 || n.addrs[id] != nil || slices.ContainsFunc(as, notIPv4) {
+			continue // not IPv4: New refuses it, and the config has only IPv4
 		}
 		n.addrs[id] = slices.Clone(as)
 		n.ctrs[id] = &peerCounters{}
@@ -169,9 +169,13 @@ func (t *peerTable) with(add map[uint16][]netip.AddrPort, self uint16) *peerTabl
 	return n
 }
 
+// notIPv4 reports whether a is not an IPv4 address (nor IPv4 mapped into
+// IPv6): the tunnel's sockets are udp4.
+func notIPv4(a netip.AddrPort) bool { return !a.Addr().Unmap().Is4() }
+
 // sockaddr4 returns a (an IPv4 address, or IPv4 mapped into IPv6) as a
-// sockaddr_in; any other address gives one of family AF_UNSPEC, which
-// writeBatch refuses.
+// sockaddr_in; any other address gives one of family AF_UNSPEC (peerTable
+// holds none).
 func sockaddr4(a netip.AddrPort) unix.RawSockaddrInet4 {
 	ip := a.Addr().Unmap()
 	if !ip.Is4() {
@@ -212,7 +216,10 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	var ids []uint16
-	for id := range cfg.Peers {
+	for id, as := range cfg.Peers {
+		if i := slices.IndexFunc(as, notIPv4); i >= 0 {
+			return nil, fmt.Errorf("tunnel: peer %d: address %v is not IPv4", id, as[i])
+		}
 		ids = append(ids, id)
 	}
 	o, err := forward.NewOpener(cfg.Key, cfg.Self, ids)
@@ -225,7 +232,11 @@ func New(cfg Config) (*Driver, error) {
 	empty := &peerTable{addrs: map[uint16][]netip.AddrPort{}, sas: map[uint16][]unix.RawSockaddrInet4{},
 		ctrs: map[uint16]*peerCounters{}, boots: map[uint16]*atomic.Uint64{}}
 	d.pt.Store(empty.with(cfg.Peers, cfg.Self))
-	d.sends.New = func() any { return &sendBatch{} }
+	d.sends.New = func() any {
+		b := &sendBatch{}
+		b.write = b.sendmmsg // bound once: a method value per call would allocate
+		return b
+	}
 	for _, a := range cfg.Local {
 		c, err := listen(a)
 		if err != nil {
@@ -441,8 +452,8 @@ type sendBatch struct {
 	iovs  []unix.Iovec
 	sent  int
 	err   error
-	small bool // one datagram: a raw system call
-	write func(fd uintptr) bool
+	small bool                  // one datagram: a raw system call
+	write func(fd uintptr) bool // b.sendmmsg
 }
 
 // writeBatch sends msgs (IPv4 addresses) on socket path with one
@@ -464,9 +475,6 @@ func (d *Driver) writeBatch(b *sendBatch, path int, msgs []message) (int, error)
 	}
 	b.mm, b.iovs = b.mm[:0], b.iovs[:0]
 	for _, m := range msgs {
-		if m.Addr.Family != unix.AF_INET {
-			return 0, unix.EAFNOSUPPORT // sockaddr4: not IPv4
-		}
 		first := len(b.iovs)
 		for _, buf := range m.Buffers {
 			var v unix.Iovec
@@ -485,35 +493,35 @@ func (d *Driver) writeBatch(b *sendBatch, path int, msgs []message) (int, error)
 		}
 		b.mm = append(b.mm, h)
 	}
-	if b.write == nil {
-		b.write = func(fd uintptr) bool {
-			call := unix.Syscall6
-			if b.small {
-				call = unix.RawSyscall6
-			}
-			r, _, e := call(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
-			switch {
-			case e == unix.EAGAIN:
-				return false // wait for room in the netpoller
-			case e != 0:
-				b.err = e
-			default:
-				b.sent = int(r)
-			}
-			return true
-		}
-	}
 	// A large batch keeps the kernel busy for long (it delivers to the
 	// peer's socket as it sends): a counted call then lets the runtime
 	// hand this P to other goroutines meanwhile, as x/net's WriteBatch did.
 	b.small = len(msgs) == 1 && niov == 1
 	b.sent, b.err = 0, nil
 	err := d.rcs[path].Write(b.write)
-	clear(b.iovs) // no pointers into the datagrams kept
 	if err == nil {
 		err = b.err
 	}
 	return b.sent, err
+}
+
+// sendmmsg is sendBatch.write's system call on the headers writeBatch
+// built (b.mm): a counted call, or a raw one for a single datagram.
+func (b *sendBatch) sendmmsg(fd uintptr) bool {
+	call := unix.Syscall6
+	if b.small {
+		call = unix.RawSyscall6
+	}
+	r, _, e := call(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.mm[0])), uintptr(len(b.mm)), unix.MSG_DONTWAIT, 0, 0)
+	switch {
+	case e == unix.EAGAIN:
+		return false // wait for room in the netpoller
+	case e != 0:
+		b.err = e
+	default:
+		b.sent = int(r)
+	}
+	return true
 }
 
 // maxSegments is the most datagrams of one UDP GSO message
@@ -587,9 +595,6 @@ func (d *Driver) sendMsgs(b *sendBatch, failed *int) {
 			}
 		}
 		k++
-	}
-	for k := range b.out {
-		b.out[k] = message{}
 	}
 }
 
