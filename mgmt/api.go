@@ -316,16 +316,43 @@ type apiError struct {
 // BucketQuantile returns the upper bound, µs, of the bucket that holds the
 // q-quantile of a power-of-two histogram as the status carries them
 // (DeferStatus.AckLatencyUs: entry i counts up to 2^i µs); 0 when it is
-// empty. ReplicationStatus.LagUs has its own bounds (LagQuantile).
+// empty. BoundedQuantile is for histograms with bounds of their own.
 func BucketQuantile(h []uint64, q float64) int {
+	if i := bucketOf(h, q); i >= 0 {
+		return 1 << i
+	}
+	return 0
+}
+
+// BoundedQuantile returns the upper bound, µs, of the bucket that holds
+// the q-quantile of h, whose entry i counts up to bounds[i] and whose last
+// entry, past the bounds, counts the rest: then over, with the last bound.
+// 0 when h is empty. Without bounds (a status from a node older than
+// them) h is a power-of-two histogram, as BucketQuantile reads it.
+func BoundedQuantile(h []uint64, bounds []uint32, q float64) (us int, over bool) {
+	i := bucketOf(h, q)
+	switch {
+	case i < 0:
+		return 0, false
+	case len(bounds) == 0:
+		return 1 << i, false
+	case i < len(bounds):
+		return int(bounds[i]), false
+	}
+	return int(bounds[len(bounds)-1]), true
+}
+
+// bucketOf returns the index of the bucket of h that holds its
+// q-quantile; -1 when h is empty.
+func bucketOf(h []uint64, q float64) int {
 	var n, sum uint64
 	for _, v := range h {
 		n += v
 	}
 	for i, v := range h {
 		if sum += v; n > 0 && float64(sum) >= q*float64(n) {
-			return 1 << i
+			return i
 		}
 	}
-	return 0
+	return -1
 }

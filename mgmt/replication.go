@@ -70,22 +70,7 @@ type FillNode struct {
 
 // LagQuantile returns the upper bound, µs, of the lag bucket that holds
 // the q-quantile; over when it is the last bucket (longer than the last
-// bound, which it returns); 0 when there is no lag yet.
+// bound, which it returns); 0 when there is no lag yet (BoundedQuantile).
 func (r *ReplicationStatus) LagQuantile(q float64) (us int, over bool) {
-	var n, sum uint64
-	for _, v := range r.LagUs {
-		n += v
-	}
-	for i, v := range r.LagUs {
-		if sum += v; n > 0 && float64(sum) >= q*float64(n) {
-			if i < len(r.LagBoundsUs) {
-				return int(r.LagBoundsUs[i]), false
-			}
-			if len(r.LagBoundsUs) == 0 {
-				return 0, true
-			}
-			return int(r.LagBoundsUs[len(r.LagBoundsUs)-1]), true
-		}
-	}
-	return 0, false
+	return BoundedQuantile(r.LagUs, r.LagBoundsUs, q)
 }

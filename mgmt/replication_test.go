@@ -22,3 +22,13 @@ func TestLagQuantile(t *testing.T) {
 		}
 	}
 }
+
+// A status from a node older than the lag bounds: powers of two, as
+// before, not "≥ 0 µs".
+func TestLagQuantileWithoutBounds(t *testing.T) {
+	r := ReplicationStatus{LagUs: []uint64{0, 0, 98, 2}}
+	if us, over := r.LagQuantile(0.5); us != 4 || over {
+		t.Errorf("p50 of a power-of-two histogram without bounds: %d %v, want 4 false", us, over)
+	}
+}
+

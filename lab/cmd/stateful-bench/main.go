@@ -497,7 +497,7 @@ func runFault(bin, mode, fault string, n int) (row, error) {
 	if total.fwd > 0 {
 		r.ReplShare = float64(total.repl) / float64(total.fwd)
 	}
-	r.LagP99us, r.LagOver = (&mgmt.ReplicationStatus{LagUs: total.lag, LagBoundsUs: total.bounds}).LagQuantile(0.99)
+	r.LagP99us, r.LagOver = mgmt.BoundedQuantile(total.lag, total.bounds, 0.99)
 	return r, nil
 }
 
@@ -714,7 +714,7 @@ func (c *cluster) printDiff(a, b [3]*mgmt.FilterStatus) {
 				}
 			}
 			q := func(x float64) int {
-				v, _ := (&mgmt.ReplicationStatus{LagUs: lag, LagBoundsUs: r1.LagBoundsUs}).LagQuantile(x)
+				v, _ := mgmt.BoundedQuantile(lag, r1.LagBoundsUs, x)
 				return v
 			}
 			fmt.Fprintf(os.Stderr, "; repl records %d, batches %d/%d, bytes %d/%d, collapsed %d, resyncs %d, resends %d, bulk %d, lag p50 < %d µs p99 < %d µs",
