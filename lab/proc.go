@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -96,18 +97,21 @@ func stopProcs(procs []*proc, grace time.Duration) {
 
 // alive reports whether pid runs (a zombie counts as dead).
 func alive(pid int) bool {
+	f, ok := statFields(pid)
+	return ok && f[0] != "Z" && f[0] != "X"
+}
+
+// statFields returns the fields of /proc/PID/stat after the command (which
+// may hold spaces): f[0] is the state, f[11] and f[12] utime and stime.
+// False when pid is gone or the line is short.
+func statFields(pid int) ([]string, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
+	i := bytes.LastIndexByte(b, ')')
+	if err != nil || i < 0 {
+		return nil, false
 	}
-	// pid (comm) S ...: the state follows the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	st := s[i+2]
-	return st != 'Z' && st != 'X'
+	f := strings.Fields(string(b[i+1:]))
+	return f, len(f) >= 13
 }
 
 // nsInode returns the inode identifying a network namespace file.
@@ -267,22 +271,52 @@ func (l *Lab) CPU(ns string) (time.Duration, error) {
 	}
 	var ticks uint64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
+		if f, ok := statFields(pid); ok {
+			u, _ := strconv.ParseUint(f[11], 10, 64)
+			st, _ := strconv.ParseUint(f[12], 10, 64)
+			ticks += u + st
 		}
-		// Fields after the command's closing parenthesis (the command
-		// may hold spaces): state is the 3rd field of stat, utime and
-		// stime the 14th and 15th.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseUint(f[11], 10, 64)
-		st, _ := strconv.ParseUint(f[12], 10, 64)
-		ticks += u + st
 	}
 	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
+
+// Stopped reports whether namespace ns has processes and every one of them
+// is stopped (state T: SIGSTOP).
+func (l *Lab) Stopped(ns string) bool {
+	pids, _ := l.Pids(ns)
+	for _, pid := range pids {
+		if f, ok := statFields(pid); !ok || f[0] != "T" {
+			return false
+		}
+	}
+	return len(pids) > 0
+}
+
+// Switches returns the context switches (voluntary and not) of every
+// thread of the processes now inside namespace ns: a wake-up count that,
+// unlike CPU time, does not grow with the machine's load.
+func (l *Lab) Switches(ns string) (uint64, error) {
+	pids, err := l.Pids(ns)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, pid := range pids {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
+					v, _ := strconv.ParseUint(f[1], 10, 64)
+					n += v
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // Signal sends sig to every process inside namespace ns and returns how many

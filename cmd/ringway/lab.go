@@ -248,7 +248,7 @@ func labStatus(ctx context.Context, l *lab.Lab, w io.Writer) error {
 		state := "running"
 		if pids, _ := l.Pids(l.Node(i)); len(pids) == 0 {
 			state = "not running"
-		} else if stopped(pids) {
+		} else if l.Stopped(l.Node(i)) {
 			state = "stopped (SIGSTOP)"
 		}
 		if l.IsCut(i) {
@@ -278,21 +278,6 @@ func labStatus(ctx context.Context, l *lab.Lab, w io.Writer) error {
 	return nil
 }
 
-// stopped reports whether every process in pids is stopped (state T).
-func stopped(pids []int) bool {
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return false
-		}
-		// The state follows the ")" that ends the command name.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) == 0 || f[0] != "T" {
-			return false
-		}
-	}
-	return len(pids) > 0
-}
 
 // labHeal undoes whatever failed node i: a cut is reconnected, a stopped
 // process resumed, a dead one restarted.
@@ -315,7 +300,7 @@ func labHeal(l *lab.Lab, i int) (string, error) {
 			return "", err
 		}
 		did = append(did, "restarted")
-	case stopped(pids):
+	case l.Stopped(l.Node(i)):
 		if _, err := l.Signal(l.Node(i), syscall.SIGCONT); err != nil {
 			return "", err
 		}

@@ -617,22 +617,7 @@ func (c *cluster) cpu() [3]time.Duration {
 func (c *cluster) switches() [3]uint64 {
 	var out [3]uint64
 	for i := 1; i <= 3; i++ {
-		pids, _ := c.l.Pids(c.l.Node(i))
-		for _, pid := range pids {
-			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-			for _, t := range tasks {
-				b, err := os.ReadFile(t)
-				if err != nil {
-					continue
-				}
-				for _, line := range strings.Split(string(b), "\n") {
-					if f := strings.Fields(line); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
-						v, _ := strconv.ParseUint(f[1], 10, 64)
-						out[i-1] += v
-					}
-				}
-			}
-		}
+		out[i-1], _ = c.l.Switches(c.l.Node(i))
 	}
 	return out
 }
