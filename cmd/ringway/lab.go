@@ -278,7 +278,6 @@ func labStatus(ctx context.Context, l *lab.Lab, w io.Writer) error {
 	return nil
 }
 
-
 // labHeal undoes whatever failed node i: a cut is reconnected, a stopped
 // process resumed, a dead one restarted.
 func labHeal(l *lab.Lab, i int) (string, error) {
