@@ -292,7 +292,11 @@ func (l *Lab) setCut(i int, cut bool) error {
 	if err := l.place(h, i); err != nil {
 		l.cut[i] = was
 		l.place(h, i) // back where it was, as far as it goes; the first error says why
-		return fmt.Errorf("%s node %d: %w", map[bool]string{true: "cut", false: "heal"}[cut], i, err)
+		op := "heal"
+		if cut {
+			op = "cut"
+		}
+		return fmt.Errorf("%s node %d: %w", op, i, err)
 	}
 	return nil
 }
@@ -397,6 +401,9 @@ func attach(h *netlink.Handle, port, bridge string) error {
 	br, err := h.LinkByName(bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", bridge, err)
+	}
+	if p.Attrs().MasterIndex == br.Attrs().Index {
+		return nil // there already (place puts every port of a node)
 	}
 	if err := h.LinkSetMaster(p, br); err != nil {
 		return fmt.Errorf("attach %s to %s: %w", port, bridge, err)
