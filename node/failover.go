@@ -70,9 +70,10 @@ func (f *failoverTimer) init() {
 	}
 	if f.hist == nil {
 		f.hist = prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ringway_failover_detect_to_garp_seconds",
-			Help:    "Time from the last ack of a dropped node (the dropper's clock) to this node's first gratuitous ARP for a VIP it took over from it.",
-			Buckets: []float64{.01, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5},
+			Namespace: "ringway", // as desc's metrics
+			Name:      "failover_detect_to_garp_seconds",
+			Help:      "Time from the last ack of a dropped node (the dropper's clock) to this node's first gratuitous ARP for a VIP it took over from it.",
+			Buckets:   []float64{.01, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5},
 		})
 	}
 }
