@@ -286,29 +286,45 @@ func (c *cluster) waitMembers(nodes []int, within time.Duration, gateways bool) 
 	for k, i := range nodes {
 		want[k] = fmt.Sprintf("n%d", i)
 	}
+	return c.waitAll(nodes, within, fmt.Sprintf("members %v", want), func(st mgmt.Status) string {
+		if !slices.Equal(st.Members, want) {
+			return fmt.Sprintf("members %v", st.Members)
+		}
+		if gateways && (st.Owner(lab.ExtGateway) != "n1" || st.Owner(lab.IntGateway) != "n2") {
+			return fmt.Sprintf("gateways on %s and %s", st.Owner(lab.ExtGateway), st.Owner(lab.IntGateway))
+		}
+		return ""
+	})
+}
+
+// waitAll polls the status of nodes every 50 ms until bad finds nothing
+// wrong with any of them (it says what is wrong), for at most within.
+func (c *cluster) waitAll(nodes []int, within time.Duration, what string, bad func(mgmt.Status) string) error {
 	deadline := time.Now().Add(within)
 	last := ""
-	for time.Now().Before(deadline) {
+	for {
 		ok := true
 		for _, i := range nodes {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			st, err := c.l.NodeStatus(ctx, i)
 			cancel()
-			if err != nil || !slices.Equal(st.Members, want) {
-				ok, last = false, fmt.Sprintf("n%d: %v %v", i, st.Members, err)
+			if err != nil {
+				ok, last = false, fmt.Sprintf("n%d: %v", i, err)
 				break
 			}
-			if gateways && (st.Owner(lab.ExtGateway) != "n1" || st.Owner(lab.IntGateway) != "n2") {
-				ok, last = false, fmt.Sprintf("gateways on %s and %s", st.Owner(lab.ExtGateway), st.Owner(lab.IntGateway))
+			if why := bad(st); why != "" {
+				ok, last = false, fmt.Sprintf("n%d: %s", i, why)
 				break
 			}
 		}
 		if ok {
 			return nil
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not reached within %v: %s", what, within, last)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("members %v not reached within %v: %s", want, within, last)
 }
 
 // snapshot is what the nodes' metrics and status said.
@@ -633,27 +649,13 @@ func loadavg() string {
 
 // waitFilled waits until the fill of every node of nodes says filled.
 func (c *cluster) waitFilled(nodes []int, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		ok := true
-		for _, i := range nodes {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := c.l.NodeStatus(ctx, i)
-			cancel()
-			if err != nil || st.Filter == nil || st.Filter.Tunnel == nil || st.Filter.Tunnel.Replication == nil ||
-				st.Filter.Tunnel.Replication.Fill == nil || st.Filter.Tunnel.Replication.Fill.State != "filled" {
-				ok = false
-				break
-			}
+	return c.waitAll(nodes, within, "every node filled", func(st mgmt.Status) string {
+		if st.Filter == nil || st.Filter.Tunnel == nil || st.Filter.Tunnel.Replication == nil ||
+			st.Filter.Tunnel.Replication.Fill == nil || st.Filter.Tunnel.Replication.Fill.State != "filled" {
+			return "not filled"
 		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nodes not filled within %v", within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // filterStatus returns every node's filter status (nil where none came).
@@ -672,6 +674,15 @@ func (c *cluster) filterStatus() [3]*mgmt.FilterStatus {
 
 // printDiff prints, per node, what the tunnel and replication did
 // between two filterStatus: where a new flow's cost goes.
+// histDiff returns histogram b less an earlier snapshot a of it.
+func histDiff(a, b []uint64) []uint64 {
+	d := slices.Clone(b)
+	for j := range min(len(a), len(d)) {
+		d[j] -= a[j]
+	}
+	return d
+}
+
 func (c *cluster) printDiff(a, b [3]*mgmt.FilterStatus) {
 	for i := range 3 {
 		x, y := a[i], b[i]
@@ -679,25 +690,13 @@ func (c *cluster) printDiff(a, b [3]*mgmt.FilterStatus) {
 			continue
 		}
 		t0, t1 := x.Tunnel, y.Tunnel
-		lat := make([]uint64, len(t1.Defer.AckLatencyUs))
-		for j := range lat {
-			lat[j] = t1.Defer.AckLatencyUs[j]
-			if j < len(t0.Defer.AckLatencyUs) {
-				lat[j] -= t0.Defer.AckLatencyUs[j]
-			}
-		}
+		lat := histDiff(t0.Defer.AckLatencyUs, t1.Defer.AckLatencyUs)
 		fmt.Fprintf(os.Stderr, "  n%d: new flows %d, redirects %d, registers sent %d, deferred %d (ack %d, timeout %d; ack p50 < %d µs, p99 < %d µs)",
 			i+1, y.NewFlows-x.NewFlows, t1.Redirects-t0.Redirects, t1.Registers[0]-t0.Registers[0],
 			t1.Defer.Deferred-t0.Defer.Deferred, t1.Defer.ReleasedAck-t0.Defer.ReleasedAck,
 			t1.Defer.ReleasedTimeout-t0.Defer.ReleasedTimeout, mgmt.BucketQuantile(lat, 0.5), mgmt.BucketQuantile(lat, 0.99))
 		if r0, r1 := t0.Replication, t1.Replication; r0 != nil && r1 != nil {
-			lag := make([]uint64, len(r1.LagUs))
-			for j := range lag {
-				lag[j] = r1.LagUs[j]
-				if j < len(r0.LagUs) {
-					lag[j] -= r0.LagUs[j]
-				}
-			}
+			lag := histDiff(r0.LagUs, r1.LagUs)
 			q := func(x float64) int {
 				v, _ := mgmt.BoundedQuantile(lag, r1.LagBoundsUs, x)
 				return v
