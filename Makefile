@@ -16,7 +16,8 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringway
 
-# test: unit tests with the race detector, the ring simulator's random seeds, then
+# test: unit tests with the race detector (and the allocation tests that
+# sync.Pool's behaviour under it defeats, without), the ring simulator's random seeds, then
 # the end-to-end tests of ./integration on their own, so that real clusters with
 # millisecond timers do not share the two cores with the race-detector runs.
 # The integration run includes a short chaos suite (TestChaos, 60 s of faults;
@@ -25,6 +26,7 @@ build:
 # not root; CI runs as root.
 test: build
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -count=1 -run DoesNotAllocate ./forward/tunnelnet
 	$(MAKE) sim
 	$(GO) test -count=1 -timeout 10m ./integration
 

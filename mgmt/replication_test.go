@@ -31,4 +31,3 @@ func TestLagQuantileWithoutBounds(t *testing.T) {
 		t.Errorf("p50 of a power-of-two histogram without bounds: %d %v, want 4 false", us, over)
 	}
 }
-
