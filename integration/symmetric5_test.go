@@ -429,13 +429,9 @@ func TestTunnelInjection(t *testing.T) {
 	c.start(1)
 	c.start(2)
 	c.waitConverged([]int{1, 2}, 15*time.Second)
-	// Every node filled too: the flows are picked by the directory of
-	// five filled members, and an unfilled node is ranked last (its rows
-	// elsewhere until its fill ends: a CI run once saw n3 take 36 of its
-	// 40 flows' redirects for that reason).
 	c.waitFor(func(st mgmt.Status) bool {
-		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == "n2" && allFilled(st, 5)
-	}, 10*time.Second, "the client's gateway on n1, the server's on n2, every node filled")
+		return owner(st, lab.ExtGateway.String()) == "n1" && owner(st, lab.IntGateway.String()) == "n2"
+	}, 10*time.Second, "the client's gateway on n1 and the server's on n2")
 	l := c.lab
 	go echoUDP(listenUDP(t, l, l.Server(), ":7000"))
 
