@@ -102,8 +102,10 @@ func TestSymmetricSplitOwners(t *testing.T) {
 	// flow's register (n1 → n2) and be dropped at n2, but n1 holds the
 	// flow's first packet until n2 acknowledges the register
 	// (filter.defer, pfsync's defer).
+	// Source ports of their own, below the ephemeral range: 20 dials
+	// from random ports met twice once in a CI run (one flow, not two).
 	for i := range 20 {
-		if err := udpRoundTrip(l, l.Client(), "", srv(7000)); err != nil {
+		if err := udpRoundTrip(l, l.Client(), fmt.Sprintf(":%d", 21000+i), srv(7000)); err != nil {
 			t.Errorf("UDP flow %d: first reply lost: %v", i, err)
 		}
 	}
