@@ -251,11 +251,11 @@ func (c *Config) validate() error {
 	if c.Batch < 1 || c.Batch > 1024 {
 		errs = append(errs, fmt.Errorf("batch %d: must be 1..1024", c.Batch))
 	}
-	if c.TxRing != 0 && c.TxRing < rxRingMin {
-		errs = append(errs, fmt.Errorf("tx ring %d bytes: must be 0 (send with sendmmsg) or at least %d", c.TxRing, rxRingMin))
+	if c.TxRing != 0 && c.TxRing < ringBlockSize {
+		errs = append(errs, fmt.Errorf("tx ring %d bytes: must be 0 (send with sendmmsg) or at least %d", c.TxRing, ringBlockSize))
 	}
-	if c.RxRing != 0 && c.RxRing < rxRingMin {
-		errs = append(errs, fmt.Errorf("rx ring %d bytes: must be 0 (read with recvmmsg) or at least %d", c.RxRing, rxRingMin))
+	if c.RxRing != 0 && c.RxRing < ringBlockSize {
+		errs = append(errs, fmt.Errorf("rx ring %d bytes: must be 0 (read with recvmmsg) or at least %d", c.RxRing, ringBlockSize))
 	}
 	if c.GARPCount < 1 || c.GARPInterval <= 0 || c.GARPRefresh < 0 || c.GARPRate <= 0 || c.GARPBurst < 1 {
 		errs = append(errs, errors.New("garp: count ≥ 1, interval > 0, refresh ≥ 0, rate > 0 and burst ≥ 1 are required"))
@@ -293,6 +293,7 @@ func (c Config) garpConfig() garpConfig {
 	return garpConfig{count: c.GARPCount, interval: c.GARPInterval, refresh: c.GARPRefresh, rate: c.GARPRate, burst: c.GARPBurst}
 }
 
-// rxRingMin is the smallest Config.RxRing: one block of the ring
-// (rxring_linux.go allocates it in 64 KiB blocks).
-const rxRingMin = 64 << 10
+// ringBlockSize is the unit the kernel allocates a packet ring in (a
+// multiple of the page size and of both rings' slot sizes), and so the
+// smallest Config.RxRing and Config.TxRing.
+const ringBlockSize = 64 << 10

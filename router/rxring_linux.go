@@ -31,9 +31,6 @@ import (
 // and a frame of up to rxRingFrameMax bytes.
 const rxRingFrameSize = 2048
 
-// rxRingBlockSize is the unit the kernel allocates the ring in (a multiple
-// of the page size and of rxRingFrameSize).
-const rxRingBlockSize = rxRingMin
 
 // rxRing is the mapped receive ring of one socket, read by one goroutine.
 type rxRing struct {
@@ -57,13 +54,13 @@ func mapRing(fd, opt, frameSize, size int) (mem []byte, frames int, err error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
 		return nil, 0, fmt.Errorf("set PACKET_VERSION: %w", err)
 	}
-	blocks := max(1, size/rxRingBlockSize)
-	frames = blocks * (rxRingBlockSize / frameSize)
-	req := unix.TpacketReq{Block_size: rxRingBlockSize, Block_nr: uint32(blocks), Frame_size: uint32(frameSize), Frame_nr: uint32(frames)}
+	blocks := max(1, size/ringBlockSize)
+	frames = blocks * (ringBlockSize / frameSize)
+	req := unix.TpacketReq{Block_size: ringBlockSize, Block_nr: uint32(blocks), Frame_size: uint32(frameSize), Frame_nr: uint32(frames)}
 	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, opt, &req); err != nil {
 		return nil, 0, fmt.Errorf("set %s: %w", name, err)
 	}
-	mem, err = unix.Mmap(fd, 0, blocks*rxRingBlockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err = unix.Mmap(fd, 0, blocks*ringBlockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, 0, fmt.Errorf("mmap %s ring: %w", what, err)
 	}

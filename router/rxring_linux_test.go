@@ -15,7 +15,7 @@ import (
 // netpoller when the ring is empty and wakes for the next frame.
 func TestRxRingReadsFrames(t *testing.T) {
 	cfg := TestConfig()
-	cfg.RxRing = rxRingMin
+	cfg.RxRing = ringBlockSize
 	v := newVethLab(t, cfg, true) // its peer socket sends the frames
 	l, tx := v.l, v.peer
 	if l.rx[0].ring == nil {

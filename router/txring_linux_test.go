@@ -127,14 +127,14 @@ func (v *vethLab) recv(t *testing.T, n int) (sizes []int, last []int) {
 // keeps working); and that a Write through the ring allocates nothing.
 func TestTxRingSendsInOrder(t *testing.T) {
 	cfg := TestConfig()
-	cfg.TxRing = rxRingMin
+	cfg.TxRing = ringBlockSize
 	v := newVethLab(t, cfg, true)
 	r := v.l.txRing
 	if r == nil {
 		t.Fatal("no transmit ring with TxRing set")
 	}
-	if r.frames != rxRingMin/txRingFrameSize {
-		t.Fatalf("%d slots, want %d", r.frames, rxRingMin/txRingFrameSize)
+	if r.frames != ringBlockSize/txRingFrameSize {
+		t.Fatalf("%d slots, want %d", r.frames, ringBlockSize/txRingFrameSize)
 	}
 	check := func(what string, sizes []int) {
 		t.Helper()
