@@ -31,6 +31,12 @@ type Phases struct {
 	Owner    string        `json:"owner"`    // the node that took the gateway VIP over
 	Cause    string        `json:"cause"`    // the detector's logged cause
 
+	// RotationMs is the token's rotation time the nodes reported (median)
+	// just before the cut: a hop failure is found when the token next
+	// reaches the cut node's predecessor (0 to 1 rotation) plus that
+	// hop's ack budget.
+	RotationMs float64 `json:"rotation_ms"`
+
 	BeforeMs float64 `json:"before_ms"`
 	DetectMs float64 `json:"detect_ms"`
 	PassMs   float64 `json:"pass_ms"`
@@ -54,7 +60,9 @@ func (r *Ringway) Phases(l *lab.Lab, tr Trial) (Phases, error) {
 		defer f.Close()
 		logs[i-1] = f
 	}
-	return ringwayPhases(logs, tr)
+	p, err := ringwayPhases(logs, tr)
+	p.RotationMs = round(r.rotation)
+	return p, err
 }
 
 // ringwayPhases reads node logs (logs[i-1] is node n<i>'s) for trial tr:

@@ -175,6 +175,7 @@ func PrintPhases(w io.Writer, rows []Row) {
 			name string
 			get  func(Phases) float64
 		}{
+			{"token rotation before the cut (status)", func(p Phases) float64 { return p.RotationMs }},
 			{"last reply -> cut", func(p Phases) float64 { return p.BeforeMs }},
 			{"cut -> membership without it (detect)", func(p Phases) float64 { return p.DetectMs }},
 			{"-> new owner acquires the VIP (pass)", func(p Phases) float64 { return p.PassMs }},

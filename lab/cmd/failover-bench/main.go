@@ -40,7 +40,7 @@ func main() {
 	trials := flag.Int("trials", 20, "cut-offs per configuration")
 	systems := flag.String("systems", "ringway,keepalived-default,keepalived-v3", "comma-separated: ringway, keepalived-default, keepalived-v3")
 	ringway := flag.String("ringway", "", "ringway binary (default: go build ./cmd/ringway into a temporary directory)")
-	logs := flag.String("logs", "bench/out/failover-logs", "copy the ringway nodes' logs into this directory (\"\" to skip)")
+	logs := flag.String("logs", "bench/out/failover-logs", "copy the ringway nodes' logs into this directory, under n<N>/ for labs of other than 3 nodes (\"\" to skip)")
 	out := flag.String("out", "bench/out/failover.json", "JSON file to merge the rows into (\"\" to skip)")
 	nodes := flag.String("nodes", "3", "nodes in the lab; a comma-separated list measures each size on a lab of its own")
 	converge := flag.Duration("converge", 0, "how long ringway may take to form and to take the VIPs back after a heal (default 30 s, 60 s from 33 nodes)")
@@ -160,7 +160,9 @@ func run(c runConfig, log *slog.Logger) error {
 					// 64 daemons on a small host take 20 s and more to form.
 					r.Converge = 60 * time.Second
 				}
-				if c.logs != "" && len(c.nodes) > 1 {
+				r.LogDir = c.logs
+				if c.logs != "" && (len(c.nodes) > 1 || n != 3) {
+					// The 3-node logs stay where bench-failover has always put them.
 					r.LogDir = filepath.Join(c.logs, fmt.Sprintf("n%d", n))
 				}
 			}
