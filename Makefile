@@ -87,6 +87,18 @@ bench-failover-keepalived:
 bench-failover:
 	$(GO) run ./lab/cmd/failover-bench -systems ringway,keepalived-default,keepalived-v3 -trials $(TRIALS) -out bench/out/failover.json -logs bench/out/failover-logs
 
+# bench-failover-scale: issue 13's fail-over rows at scale: TRIALS cut-offs of
+# the gateway VIP's owner, ringway default config, on a lab of each size in
+# FAILOVER_NODES (every node a full daemon on this host; 64 daemons load two
+# cores heavily, see docs/ring.md "Fail-over at 32 and 64 nodes"). Prints
+# where each outage went (detection, the membership's pass to the new owner,
+# ARP and path) from the node logs. Needs root. Rows, keyed by lab size,
+# merge into bench/out/failover.json; logs in bench/out/failover-logs/n<N>/.
+FAILOVER_NODES ?= 32,64
+.PHONY: bench-failover-scale
+bench-failover-scale: build
+	$(GO) run ./lab/cmd/failover-bench -systems ringway -ringway $(BIN) -nodes $(FAILOVER_NODES) -trials $(TRIALS) -out bench/out/failover.json -logs bench/out/failover-logs
+
 # sim: SEEDS random seeds of mixed faults (crash, restart, pause, partition,
 # one-way cut, loss, duplication, reordering, leave) through the deterministic
 # ring simulator, every invariant checked after every event. No race detector:

@@ -76,6 +76,11 @@ type Trial struct {
 	Outage time.Duration // longest gap of the stream that ended after the cut
 	Lost   uint64        // datagrams lost in the trial's stream
 	Sent   uint64
+	CutAt  time.Time    // when the cut started
+	Gap    workload.Gap // the outage: last reply before it, first reply after
+	// Phases, for a system that is an Explainer, says where the outage
+	// went (nil if its logs did not say).
+	Phases *Phases
 }
 
 // Measure builds a lab for sys, starts it, and runs opt.Trials cut-offs of
@@ -113,10 +118,16 @@ func Measure(ctx context.Context, sys System, opt Options) (Row, error) {
 			keep = opt.Keep
 			return Row{}, fmt.Errorf("%s (%s) trial %d: %w", sys.Name(), sys.Config(), k, err)
 		}
-		opt.Log.Info("trial", "system", sys.Name(), "config", sys.Config(), "n", k, "node", tr.Node, "outage", tr.Outage.Round(time.Millisecond), "lost", tr.Lost)
+		args := []any{"system", sys.Name(), "config", sys.Config(), "n", k, "node", tr.Node, "outage", tr.Outage.Round(time.Millisecond), "lost", tr.Lost}
+		if p := tr.Phases; p != nil {
+			args = append(args, "before", p.Before, "detect", p.Detect, "detector", p.Detector, "pass", p.Pass, "owner", p.Owner, "resume", p.Resume, "cause", p.Cause)
+		}
+		opt.Log.Info("trial", args...)
 		trials = append(trials, tr)
 	}
-	return NewRow(sys.Name(), sys.Config(), trials), nil
+	row := NewRow(sys.Name(), sys.Config(), trials)
+	row.Nodes = opt.Nodes
+	return row, nil
 }
 
 func runTrial(ctx context.Context, l *lab.Lab, sys System, opt Options) (Trial, error) {
@@ -167,20 +178,29 @@ func runTrial(ctx context.Context, l *lab.Lab, sys System, opt Options) (Trial, 
 	if err := sys.Recover(ctx, l, node); err != nil {
 		return Trial{}, fmt.Errorf("recover node %d: %w", node, err)
 	}
-	return Trial{Node: node, Outage: outage(r, cutAt), Lost: r.Lost, Sent: r.Sent}, nil
+	gap := outage(r, cutAt)
+	tr := Trial{Node: node, Outage: gap.Len, Lost: r.Lost, Sent: r.Sent, CutAt: cutAt, Gap: gap}
+	if e, ok := sys.(Explainer); ok {
+		if p, err := e.Phases(l, tr); err != nil {
+			opt.Log.Warn("trial's phases not found in the logs", "node", node, "err", err)
+		} else {
+			tr.Phases = &p
+		}
+	}
+	return tr, nil
 }
 
 // outage is the longest gap of r that ended after the cut: a scheduling
 // hiccup before the cut is not the fail-over's fault.
-func outage(r workload.StreamReport, cutAt time.Time) time.Duration {
-	var d time.Duration
+func outage(r workload.StreamReport, cutAt time.Time) workload.Gap {
+	var d workload.Gap
 	for _, g := range r.Gaps {
-		if g.To.After(cutAt) && g.Len > d {
-			d = g.Len
+		if g.To.After(cutAt) && g.Len > d.Len {
+			d = g
 		}
 	}
-	if d == 0 {
-		d = r.LongestGap // shorter than the gap threshold: report what we have
+	if d.Len == 0 {
+		d = r.Longest // shorter than the gap threshold: report what we have
 	}
 	return d
 }

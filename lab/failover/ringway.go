@@ -51,6 +51,8 @@ type Ringway struct {
 	// Log, if set, records when each owner is about to be cut (to line up
 	// with the node logs) and what a slow recovery waited for.
 	Log *slog.Logger
+
+	rotation float64 // median token rotation (ms) the nodes reported when the owner was last found
 }
 
 // RingwayDefaults is ringway with its default config, built from bin.
@@ -129,8 +131,14 @@ func (r *Ringway) Owner(ctx context.Context, l *lab.Lab) (int, error) {
 	if problem := resolvesTo(l, i); problem != "" {
 		return 0, errors.New(problem)
 	}
+	rot := make([]float64, len(sts))
+	for k, st := range sts {
+		rot[k] = st.Rotation
+	}
+	slices.Sort(rot)
+	r.rotation = rot[len(rot)/2]
 	if r.Log != nil {
-		r.Log.Info("ringway: owner found, cut follows", "owner", owner, "ring", sts[0].RingID)
+		r.Log.Info("ringway: owner found, cut follows", "owner", owner, "ring", sts[0].RingID, "rotation_ms", r.rotation)
 	}
 	return i, nil
 }
@@ -235,13 +243,17 @@ func home(ctx context.Context, l *lab.Lab) string {
 }
 
 // agree says what is wrong with sts, "" if nothing: all members of one ring
-// with exactly the members want, the same VIP owners everywhere, and every
-// open VIP owned by a member.
+// with exactly the members want (in any order), the same VIP owners
+// everywhere, and every open VIP owned by a member.
 func agree(sts []mgmt.Status, want []string) string {
+	// Both sides sorted alike: want comes as n1..nN, which is not string
+	// order from n10 on (a 32-node lab never converged for this check).
+	sorted := slices.Clone(want)
+	slices.Sort(sorted)
 	for _, st := range sts {
 		m := slices.Clone(st.Members)
 		slices.Sort(m)
-		if !slices.Equal(m, want) {
+		if !slices.Equal(m, sorted) {
 			return fmt.Sprintf("%s sees members %v (mode %s)", st.Node, st.Members, st.Mode)
 		}
 		if st.Mode != "member" {

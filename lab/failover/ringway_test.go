@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -83,6 +84,20 @@ func TestRingwayAgree(t *testing.T) {
 		if (p == "") != tt.ok {
 			t.Errorf("%s: agree = %q, want ok=%v", tt.name, p, tt.ok)
 		}
+	}
+	// From ten nodes on, node order (n1, n2, ..., n10) is not string order
+	// (n1, n10, n2, ...): the members of a 12-node ring in either order agree.
+	var twelve []string
+	for i := 1; i <= 12; i++ {
+		twelve = append(twelve, fmt.Sprintf("n%d", i))
+	}
+	lexical := slices.Clone(twelve)
+	slices.Sort(lexical)
+	if p := agree([]mgmt.Status{st("n1", 7, twelve, "n1", "n2"), st("n2", 7, lexical, "n1", "n2")}, twelve); p != "" {
+		t.Errorf("12 nodes, one ring: agree = %q", p)
+	}
+	if p := agree([]mgmt.Status{st("n1", 7, twelve[:11], "n1", "n2")}, twelve); p == "" {
+		t.Error("11 of 12 members counted as converged")
 	}
 	leaving := st("n1", 7, all, "n1", "n2")
 	leaving.Mode = "leaving"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,16 +21,20 @@ import (
 // Row is one (system, config) result: the line of the table and an element
 // of "rows" in bench/out/failover.json (docs/lab.md).
 type Row struct {
-	System   string    `json:"system"`    // "ringway", "keepalived"
-	Config   string    `json:"config"`    // human-readable timer settings
-	Trials   int       `json:"trials"`    // cut-offs measured
-	P50Ms    float64   `json:"p50_ms"`    // median outage, ms
-	P99Ms    float64   `json:"p99_ms"`    // 99th percentile (nearest rank), ms
-	MaxMs    float64   `json:"max_ms"`    // longest outage, ms
-	MeanMs   float64   `json:"mean_ms"`   // mean outage, ms
-	OutageMs []float64 `json:"outage_ms"` // every trial's outage, in trial order, ms
-	Lost     []uint64  `json:"lost"`      // datagrams lost per trial (1 kHz: ≈ ms)
-	Measured time.Time `json:"measured"`  // when the row was written (UTC)
+	System   string    `json:"system"`          // "ringway", "keepalived"
+	Config   string    `json:"config"`          // human-readable timer settings
+	Trials   int       `json:"trials"`          // cut-offs measured
+	P50Ms    float64   `json:"p50_ms"`          // median outage, ms
+	P99Ms    float64   `json:"p99_ms"`          // 99th percentile (nearest rank), ms
+	MaxMs    float64   `json:"max_ms"`          // longest outage, ms
+	MeanMs   float64   `json:"mean_ms"`         // mean outage, ms
+	OutageMs []float64 `json:"outage_ms"`       // every trial's outage, in trial order, ms
+	Lost     []uint64  `json:"lost"`            // datagrams lost per trial (1 kHz: ≈ ms)
+	Nodes    int       `json:"nodes,omitempty"` // lab size (absent in rows of 3-node runs before it was recorded)
+	// Phases, per trial where the system's logs said, splits the outage
+	// (see Phases); absent for systems that are not Explainers.
+	Phases   []Phases  `json:"phases,omitempty"`
+	Measured time.Time `json:"measured"` // when the row was written (UTC)
 	Host     Host      `json:"host"`
 }
 
@@ -61,6 +66,9 @@ func NewRow(system, config string, trials []Trial) Row {
 		ms := float64(t.Outage) / float64(time.Millisecond)
 		r.OutageMs = append(r.OutageMs, round(ms))
 		r.Lost = append(r.Lost, t.Lost)
+		if t.Phases != nil {
+			r.Phases = append(r.Phases, *t.Phases)
+		}
 		sum += ms
 	}
 	if len(trials) > 0 {
@@ -95,8 +103,9 @@ func host() Host {
 }
 
 // Merge writes rows into the JSON file at path, replacing rows with the same
-// (system, config) and keeping the others, so separate runs (ringway,
-// keepalived) build one table.
+// (system, config, nodes) and keeping the others, so separate runs (ringway,
+// keepalived, lab sizes) build one table. A row without nodes is a 3-node
+// row (written before the size was recorded).
 func Merge(path string, rows []Row) error {
 	f := File{Benchmark: "failover", Method: Method}
 	b, err := os.ReadFile(path)
@@ -110,7 +119,9 @@ func Merge(path string, rows []Row) error {
 		return err
 	}
 	for _, r := range rows {
-		i := slices.IndexFunc(f.Rows, func(o Row) bool { return o.System == r.System && o.Config == r.Config })
+		i := slices.IndexFunc(f.Rows, func(o Row) bool {
+			return o.System == r.System && o.Config == r.Config && o.nodes() == r.nodes()
+		})
 		if i >= 0 {
 			f.Rows[i] = r
 		} else {
@@ -135,12 +146,60 @@ func Merge(path string, rows []Row) error {
 	return os.Rename(tmp, path)
 }
 
+func (r Row) nodes() int {
+	if r.Nodes == 0 {
+		return 3
+	}
+	return r.Nodes
+}
+
 // PrintTable writes rows as an aligned table.
 func PrintTable(w io.Writer, rows []Row) {
-	fmt.Fprintf(w, "%-12s %-34s %6s %9s %9s %9s\n", "system", "config", "trials", "p50", "p99", "max")
-	fmt.Fprintln(w, strings.Repeat("-", 84))
+	fmt.Fprintf(w, "%-12s %-34s %5s %6s %9s %9s %9s\n", "system", "config", "nodes", "trials", "p50", "p99", "max")
+	fmt.Fprintln(w, strings.Repeat("-", 90))
 	for _, r := range rows {
-		fmt.Fprintf(w, "%-12s %-34s %6d %9s %9s %9s\n", r.System, r.Config, r.Trials, fmtMs(r.P50Ms), fmtMs(r.P99Ms), fmtMs(r.MaxMs))
+		fmt.Fprintf(w, "%-12s %-34s %5d %6d %9s %9s %9s\n", r.System, r.Config, r.nodes(), r.Trials, fmtMs(r.P50Ms), fmtMs(r.P99Ms), fmtMs(r.MaxMs))
+	}
+}
+
+// PrintPhases writes, for each row with phases, the p50 / p99 / max of each
+// phase of the outage (see Phases).
+func PrintPhases(w io.Writer, rows []Row) {
+	for _, r := range rows {
+		if len(r.Phases) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s %s: where the outage went, %d of %d trials (node logs, ms timestamps)\n", r.System, r.Config, len(r.Phases), r.Trials)
+		fmt.Fprintf(w, "%-44s %9s %9s %9s\n", "phase", "p50", "p99", "max")
+		for _, ph := range []struct {
+			name string
+			get  func(Phases) float64
+		}{
+			{"token rotation before the cut (status)", func(p Phases) float64 { return p.RotationMs }},
+			{"last reply -> cut", func(p Phases) float64 { return p.BeforeMs }},
+			{"cut -> membership without it (detect)", func(p Phases) float64 { return p.DetectMs }},
+			{"-> new owner acquires the VIP (pass)", func(p Phases) float64 { return p.PassMs }},
+			{"-> first reply (GARP, client ARP, path)", func(p Phases) float64 { return p.ResumeMs }},
+		} {
+			v := make([]float64, len(r.Phases))
+			for k, p := range r.Phases {
+				v[k] = ph.get(p)
+			}
+			slices.Sort(v)
+			fmt.Fprintf(w, "%-44s %9.1f %9.1f %9.1f\n", ph.name, percentile(v, 0.5), percentile(v, 0.99), v[len(v)-1])
+		}
+		causes := map[string]int{}
+		for _, p := range r.Phases {
+			c := p.Cause
+			if i := strings.Index(c, ":"); i >= 0 {
+				c = c[i+1:]
+			}
+			causes[strings.TrimSpace(c)]++
+		}
+		keys := slices.Sorted(maps.Keys(causes))
+		for _, c := range keys {
+			fmt.Fprintf(w, "  detected by %q: %d\n", c, causes[c])
+		}
 	}
 }
 

@@ -9,6 +9,11 @@
 //
 //	go run ./lab/cmd/failover-bench -trials 20
 //	go run ./lab/cmd/failover-bench -systems keepalived-default,keepalived-v3
+//	go run ./lab/cmd/failover-bench -systems ringway -nodes 32,64 -trials 20
+//
+// For ringway it also prints where each outage went (detection, the
+// membership's pass to the new owner, ARP and path), read from the node
+// logs; the rows carry it per trial ("phases").
 package main
 
 import (
@@ -22,8 +27,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ringway/ringway/lab"
 	"github.com/ringway/ringway/lab/failover"
@@ -33,9 +40,10 @@ func main() {
 	trials := flag.Int("trials", 20, "cut-offs per configuration")
 	systems := flag.String("systems", "ringway,keepalived-default,keepalived-v3", "comma-separated: ringway, keepalived-default, keepalived-v3")
 	ringway := flag.String("ringway", "", "ringway binary (default: go build ./cmd/ringway into a temporary directory)")
-	logs := flag.String("logs", "bench/out/failover-logs", "copy the ringway nodes' logs into this directory (\"\" to skip)")
+	logs := flag.String("logs", "bench/out/failover-logs", "copy the ringway nodes' logs into this directory, under n<N>/ for labs of other than 3 nodes (\"\" to skip)")
 	out := flag.String("out", "bench/out/failover.json", "JSON file to merge the rows into (\"\" to skip)")
-	nodes := flag.Int("nodes", 3, "nodes in the lab")
+	nodes := flag.String("nodes", "3", "nodes in the lab; a comma-separated list measures each size on a lab of its own")
+	converge := flag.Duration("converge", 0, "how long ringway may take to form and to take the VIPs back after a heal (default 30 s, 60 s from 33 nodes)")
 	prefix := flag.String("prefix", "", "lab namespace prefix (default random)")
 	keep := flag.Bool("keep", false, "leave the lab up when a trial fails, for inspection")
 	install := flag.Bool("install", true, "apt-get install keepalived if it is missing")
@@ -49,8 +57,13 @@ func main() {
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg := runConfig{trials: *trials, systems: *systems, out: *out, nodes: *nodes, prefix: *prefix,
-		install: *install, keep: *keep, ringway: *ringway, logs: *logs}
+	sizes, err := parseSizes(*nodes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "failover-bench: -nodes:", err)
+		os.Exit(2)
+	}
+	cfg := runConfig{trials: *trials, systems: *systems, out: *out, nodes: sizes, prefix: *prefix,
+		install: *install, keep: *keep, ringway: *ringway, logs: *logs, converge: *converge}
 	if err := run(cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, "failover-bench:", err)
 		os.Exit(1)
@@ -60,10 +73,25 @@ func main() {
 type runConfig struct {
 	trials        int
 	systems, out  string
-	nodes         int
+	nodes         []int
 	prefix        string
 	install, keep bool
 	ringway, logs string
+	converge      time.Duration
+}
+
+// parseSizes reads -nodes: "3" or "32,64"; each size 2..64 (the lab's
+// addressing, DESIGN.md "The reference lab").
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 || n > 64 {
+			return nil, fmt.Errorf("%q: want lab sizes 2..64, comma-separated", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func run(c runConfig, log *slog.Logger) error {
@@ -108,6 +136,7 @@ func run(c runConfig, log *slog.Logger) error {
 			r := failover.RingwayDefaults(bin)
 			r.LogDir = c.logs
 			r.Log = log
+			r.Converge = c.converge
 			syss = append(syss, r)
 		case "keepalived-default":
 			syss = append(syss, failover.KeepalivedDefaults())
@@ -123,20 +152,38 @@ func run(c runConfig, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var rows []failover.Row
-	for _, sys := range syss {
-		log.Info("measuring", "system", sys.Name(), "config", sys.Config(), "trials", c.trials)
-		row, err := failover.Measure(ctx, sys, failover.Options{Trials: c.trials, Nodes: c.nodes, Prefix: c.prefix, Log: log, Keep: c.keep})
-		if err != nil {
-			return err
+	for _, n := range c.nodes {
+		for _, sys := range syss {
+			if r, ok := sys.(*failover.Ringway); ok {
+				r.Converge = c.converge
+				if c.converge == 0 && n > 32 {
+					// 64 daemons on a small host take 20 s and more to form.
+					r.Converge = 60 * time.Second
+				}
+				r.LogDir = c.logs
+				if c.logs != "" && (len(c.nodes) > 1 || n != 3) {
+					// The 3-node logs stay where bench-failover has always put them.
+					r.LogDir = filepath.Join(c.logs, fmt.Sprintf("n%d", n))
+				}
+			}
+			log.Info("measuring", "system", sys.Name(), "config", sys.Config(), "nodes", n, "trials", c.trials)
+			row, err := failover.Measure(ctx, sys, failover.Options{Trials: c.trials, Nodes: n, Prefix: c.prefix, Log: log, Keep: c.keep})
+			if err != nil {
+				return err
+			}
+			rows = append(rows, row)
+			if c.out != "" {
+				// Each row as it comes: a later size that fails keeps the earlier ones.
+				if err := failover.Merge(c.out, []failover.Row{row}); err != nil {
+					return fmt.Errorf("write %s: %w", c.out, err)
+				}
+			}
 		}
-		rows = append(rows, row)
 	}
 	fmt.Println()
 	printTable(os.Stdout, rows)
+	failover.PrintPhases(os.Stdout, rows)
 	if c.out != "" {
-		if err := failover.Merge(c.out, rows); err != nil {
-			return fmt.Errorf("write %s: %w", c.out, err)
-		}
 		fmt.Printf("\nrows merged into %s\n", c.out)
 	}
 	if c.logs != "" && slices.Contains(names, "ringway") {
@@ -146,10 +193,12 @@ func run(c runConfig, log *slog.Logger) error {
 }
 
 // printTable is failover.PrintTable with, when a ringway row was measured,
-// each row's p50 and p99 as multiples of ringway's.
+// each row's p50 and p99 as multiples of ringway's on a lab of its size.
 func printTable(w io.Writer, rows []failover.Row) {
-	base := slices.IndexFunc(rows, func(r failover.Row) bool { return r.System == "ringway" })
-	if base < 0 {
+	baseOf := func(r failover.Row) int {
+		return slices.IndexFunc(rows, func(b failover.Row) bool { return b.System == "ringway" && b.Nodes == r.Nodes })
+	}
+	if !slices.ContainsFunc(rows, func(r failover.Row) bool { return r.System == "ringway" }) {
 		failover.PrintTable(w, rows)
 		return
 	}
@@ -164,7 +213,11 @@ func printTable(w io.Writer, rows []failover.Row) {
 			line += strings.Repeat("-", 26)
 		default:
 			r := rows[k-2]
-			line += fmt.Sprintf(" %12s %12s", ratio(r.P50Ms, rows[base].P50Ms), ratio(r.P99Ms, rows[base].P99Ms))
+			if base := baseOf(r); base >= 0 {
+				line += fmt.Sprintf(" %12s %12s", ratio(r.P50Ms, rows[base].P50Ms), ratio(r.P99Ms, rows[base].P99Ms))
+			} else {
+				line += fmt.Sprintf(" %12s %12s", "-", "-")
+			}
 		}
 		fmt.Fprintln(w, line)
 	}
