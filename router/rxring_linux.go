@@ -31,7 +31,6 @@ import (
 // and a frame of up to rxRingFrameMax bytes.
 const rxRingFrameSize = 2048
 
-
 // rxRing is the mapped receive ring of one socket, read by one goroutine.
 type rxRing struct {
 	// mu is read-held while the ring is read; unmap takes it, so the
